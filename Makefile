@@ -1,0 +1,26 @@
+# The two commands a new user needs: `make test` and `make demo`. Both set up what is missing first.
+SHELL := /bin/bash
+CARGO ?= cargo
+SHARED ?= $(or $(FERROVIS_SHARED),../shared)
+
+.PHONY: setup test demo validate bench fmt clippy
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+demo: setup
+	$(CARGO) run --bin classify -- info
+
+# Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
+validate: setup
+	@if [ ! -d "$(SHARED)" ]; then \
+	  echo "validate: shared data folder '$(SHARED)' not found; set FERROVIS_SHARED=<dir>"; exit 1; fi
+	FERROVIS_SHARED="$(abspath $(SHARED))" $(CARGO) test -p ferrovis-tests -- --ignored --test-threads 1 validate_
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,37 @@
+//! The `classify` task: Transfer learning for image classification (ResNet, VGG, EfficientNet, MobileNetV2).
+//!
+//! `main.rs` only parses arguments; the commands live here so other programs can call them.
+
+use clap::{Parser, Subcommand};
+
+/// Command line of the `classify` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "classify",
+    version,
+    about = "Transfer learning for image classification (ResNet, VGG, EfficientNet, MobileNetV2)"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `classify` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the library versions this binary was built against.
+    Info,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info => println!(
+            "{} {} (libtorch via tch, OpenCV via opencv)",
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+    Ok(())
+}

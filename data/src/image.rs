@@ -1,0 +1,41 @@
+//! An 8-bit RGB image in row-major HWC order: what every decoder returns and every transform takes.
+
+/// An 8-bit RGB image, rows top to bottom, pixels as `[r, g, b]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height * width * 3` bytes.
+    pub data: Vec<u8>,
+}
+
+impl RgbImage {
+    /// An image filled with one colour.
+    pub fn filled(width: usize, height: usize, rgb: [u8; 3]) -> Self {
+        let data = rgb
+            .iter()
+            .copied()
+            .cycle()
+            .take(width * height * 3)
+            .collect();
+        Self {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// The pixel at column `x`, row `y`.
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Sets the pixel at column `x`, row `y`.
+    pub fn set_pixel(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+        let i = (y * self.width + x) * 3;
+        self.data[i..i + 3].copy_from_slice(&rgb);
+    }
+}

@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    ferrovis_segment::run(ferrovis_segment::Cli::parse())
+}

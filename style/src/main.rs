@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    ferrovis_style::run(ferrovis_style::Cli::parse())
+}

@@ -13,8 +13,9 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
+# Until the classification demo lands (issue 8), the demo is the checkpoint tour.
 demo: setup
-	$(CARGO) run --bin classify -- info
+	$(CARGO) run -p ferrovis-core --example checkpoint_tour
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

@@ -1,5 +1,5 @@
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    ferrovis_classify::run(ferrovis_classify::Cli::parse())
+fn main() -> std::process::ExitCode {
+    ferrovis_core::cli::exit_code(ferrovis_classify::run(ferrovis_classify::Cli::parse()))
 }

@@ -1,5 +1,5 @@
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    ferrovis_detect::run(ferrovis_detect::Cli::parse())
+fn main() -> std::process::ExitCode {
+    ferrovis_core::cli::exit_code(ferrovis_detect::run(ferrovis_detect::Cli::parse()))
 }

@@ -3,6 +3,7 @@
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
 use clap::{Parser, Subcommand};
+use ferrovis_core::cli::{run_weights, WeightsCommand};
 
 /// Command line of the `segment` binary.
 #[derive(Debug, Parser)]
@@ -20,18 +21,15 @@ pub struct Cli {
 /// The `segment` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the library versions this binary was built against.
-    Info,
+    /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
+    #[command(subcommand)]
+    Weights(WeightsCommand),
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Info => println!(
-            "{} {} (libtorch via tch, OpenCV via opencv)",
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION")
-        ),
+        Command::Weights(cmd) => run_weights(&cmd)?,
     }
     Ok(())
 }

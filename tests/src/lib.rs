@@ -1,1 +1,72 @@
-//! Helpers for the cross-crate tests (PyTorch reference scripts arrive with the checkpoint tests).
+//! Helpers for the cross-crate tests: running the PyTorch reference scripts in
+//! `tests/reference/` with the Python environment that `make setup` created, and comparing tensors
+//! bit for bit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use tch::Tensor;
+
+/// The Python interpreter with torch and torchvision, as written by `scripts/setup.sh` into
+/// `.cargo/config.toml`. Tests that need reference outputs fail (never skip) without it.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("FERROVIS_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("FERROVIS_PYTHON").map(PathBuf::from))
+        .expect("FERROVIS_PYTHON is not set: run `make setup` (it writes .cargo/config.toml)");
+    assert!(
+        p.exists(),
+        "FERROVIS_PYTHON={} does not exist: run `make setup`",
+        p.display()
+    );
+    p
+}
+
+/// Path of a reference script in `tests/reference/`.
+pub fn reference_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("reference")
+        .join(name)
+}
+
+/// Runs a reference script with arguments; panics with its output if it fails. Returns stdout.
+pub fn run_reference(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(python())
+        .arg(reference_script(script))
+        .args(args)
+        .output()
+        .expect("could not start the reference Python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// SHA-256 of a tensor's contiguous little-endian bytes (same as the reference scripts compute).
+pub fn tensor_sha256(t: &Tensor) -> String {
+    let t = t.contiguous();
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+    if numel > 0 {
+        t.copy_data_u8(&mut bytes, numel);
+    }
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The shared data folder for `make validate`: `$FERROVIS_SHARED`, which the Makefile sets.
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("FERROVIS_SHARED")
+        .map(PathBuf::from)
+        .expect("FERROVIS_SHARED is not set: run validation through `make validate`");
+    assert!(
+        dir.is_dir(),
+        "FERROVIS_SHARED={} is not a folder",
+        dir.display()
+    );
+    dir
+}

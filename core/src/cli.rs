@@ -1,0 +1,127 @@
+//! Command-line pieces every task binary shares, so `classify weights inspect` and
+//! `detect weights inspect` are the same command.
+
+use std::path::PathBuf;
+
+use crate::checkpoint::{self, inspect::Summary, LoadOptions, ReadOptions, StateDict};
+use crate::error::{Error, Result};
+
+/// `weights inspect|convert`: look into and convert checkpoint files.
+#[derive(Debug, clap::Subcommand)]
+pub enum WeightsCommand {
+    /// List a checkpoint's tensors (name, dtype, shape) and its parameter count.
+    Inspect {
+        /// Checkpoint: .pth/.pt/.bin/.ckpt (zip or legacy), .safetensors or tch .ot.
+        path: PathBuf,
+        /// Dotted key of the state dict inside a nested checkpoint (default: search
+        /// state_dict, ema, model, model_state, net, …).
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert any readable checkpoint to .safetensors with PyTorch names.
+    Convert {
+        /// Input checkpoint.
+        input: PathBuf,
+        /// Output .safetensors file (written atomically).
+        output: PathBuf,
+        /// Dotted key of the state dict inside a nested checkpoint.
+        #[arg(long)]
+        key: Option<String>,
+        /// Drop tensors whose name matches this regex (repeatable), e.g. '^fc\.'.
+        #[arg(long, value_name = "REGEX")]
+        skip: Vec<String>,
+        /// Rename a name prefix, FROM=TO (repeatable), e.g. 'backbone.='.
+        #[arg(long, value_name = "FROM=TO")]
+        rename_prefix: Vec<String>,
+        /// Store floating-point tensors as float32 (e.g. Ultralytics' float16 weights).
+        #[arg(long)]
+        float32: bool,
+    },
+}
+
+/// Runs a `weights` subcommand, printing to stdout.
+pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
+    match cmd {
+        WeightsCommand::Inspect { path, key, json } => {
+            let ckpt = checkpoint::open(path, &read_options(key))?;
+            let summary = Summary::of(&ckpt);
+            if *json {
+                let text = serde_json::to_string_pretty(&summary)
+                    .map_err(|e| Error::checkpoint(path, e.to_string()))?;
+                println!("{text}");
+            } else {
+                println!("{summary}");
+                if let Some(p) = &ckpt.stripped_prefix {
+                    println!("(prefix {p:?} removed from every name)");
+                }
+            }
+        }
+        WeightsCommand::Convert {
+            input,
+            output,
+            key,
+            skip,
+            rename_prefix,
+            float32,
+        } => {
+            let mut opts = LoadOptions::default();
+            for s in skip {
+                opts = opts.skip(s)?;
+            }
+            for r in rename_prefix {
+                let (from, to) = r.split_once('=').ok_or_else(|| {
+                    Error::Load(format!("--rename-prefix {r:?}: expected FROM=TO"))
+                })?;
+                opts = opts.rename_prefix(from, to);
+            }
+            let ckpt = checkpoint::open(input, &read_options(key))?;
+            let n_in = ckpt.state_dict.len();
+            let mut out = StateDict::new();
+            for (name, t) in ckpt.state_dict.iter() {
+                let mapped = opts.map_name(name);
+                if opts.is_skipped(&mapped) {
+                    continue;
+                }
+                let t = if *float32 && t.is_floating_point() {
+                    t.f_to_kind(tch::Kind::Float)?
+                } else {
+                    t.shallow_clone()
+                };
+                out.insert(mapped, t);
+            }
+            checkpoint::save_safetensors(output, out.iter())?;
+            println!(
+                "{} ({}, {n_in} tensors) -> {} ({} tensors)",
+                input.display(),
+                ckpt.format,
+                output.display(),
+                out.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_options(key: &Option<String>) -> ReadOptions {
+    ReadOptions {
+        key: key.clone(),
+        ..ReadOptions::default()
+    }
+}
+
+/// Ends a binary: prints the error with its causes (`error: outer: inner`) and returns failure.
+/// Used by every task's `main` so errors read the same everywhere, without a backtrace dump.
+pub fn exit_code<E: std::fmt::Display>(
+    result: std::result::Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

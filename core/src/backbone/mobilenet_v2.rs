@@ -1,0 +1,213 @@
+//! MobileNetV2 (Sandler et al., "Inverted Residuals and Linear Bottlenecks", 2018), width 1.0,
+//! with torchvision's names: `features.0` stem, `features.1..17` inverted residuals
+//! (`features.N.conv.*`), `features.18` the 1×1 head convolution, `classifier.1` the linear layer.
+
+use tch::nn::{self, Module, Path};
+use tch::Tensor;
+
+use super::{global_pool, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage};
+use crate::nn::{conv2d, Activation, BatchNorm2d, Conv2dSpec, ConvNormAct};
+
+/// The paper's table 2: expansion t, output channels c, repeats n, first stride s.
+const SETTINGS: [(i64, i64, usize, i64); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// `features.N` indices whose outputs are the pyramid levels (strides 2, 4, 8, 16, 32).
+const LEVELS: [usize; 5] = [1, 3, 6, 13, 17];
+
+/// An inverted residual block: [1×1 expand] → 3×3 depthwise → 1×1 linear projection.
+#[derive(Debug)]
+struct InvertedResidual {
+    expand: Option<ConvNormAct>,
+    depthwise: ConvNormAct,
+    project: nn::Conv2D,
+    project_bn: BatchNorm2d,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64, expand_ratio: i64) -> Self {
+        let c = p / "conv";
+        let hidden = c_in * expand_ratio;
+        let mut i = 0;
+        let mut next = || {
+            i += 1;
+            (&c / (i - 1).to_string()).clone()
+        };
+        let expand = (expand_ratio != 1).then(|| {
+            ConvNormAct::new(
+                &next(),
+                c_in,
+                hidden,
+                Conv2dSpec::new(1),
+                Activation::ReLU6,
+                1e-5,
+                0.1,
+            )
+        });
+        let depthwise = ConvNormAct::new(
+            &next(),
+            hidden,
+            hidden,
+            Conv2dSpec::new(3).stride(stride).groups(hidden),
+            Activation::ReLU6,
+            1e-5,
+            0.1,
+        );
+        let project = conv2d(&next(), hidden, c_out, Conv2dSpec::new(1));
+        let project_bn = BatchNorm2d::new(&next(), c_out);
+        InvertedResidual {
+            expand,
+            depthwise,
+            project,
+            project_bn,
+            residual: stride == 1 && c_in == c_out,
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = match &self.expand {
+            Some(e) => e.forward_t(x, train),
+            None => x.shallow_clone(),
+        };
+        y = self.depthwise.forward_t(&y, train);
+        y = self.project_bn.forward_t(&self.project.forward(&y), train);
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
+    }
+}
+
+/// MobileNetV2 with torchvision's names.
+#[derive(Debug)]
+pub struct MobileNetV2 {
+    stem: ConvNormAct,
+    blocks: Vec<InvertedResidual>,
+    head_conv: ConvNormAct,
+    classifier: nn::Linear,
+    dropout: f64,
+    info: Vec<FeatureInfo>,
+}
+
+impl MobileNetV2 {
+    /// Builds the network under `p`.
+    pub fn new(p: &Path, opts: &BackboneOptions) -> Self {
+        let f = p / "features";
+        let stem = ConvNormAct::new(
+            &(&f / "0"),
+            3,
+            32,
+            Conv2dSpec::new(3).stride(2),
+            Activation::ReLU6,
+            1e-5,
+            0.1,
+        );
+        let (mut c_in, mut idx, mut stride_total) = (32, 1usize, 2);
+        let mut blocks = Vec::new();
+        let mut info = Vec::new();
+        for (t, c, n, s) in SETTINGS {
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                stride_total *= stride;
+                blocks.push(InvertedResidual::new(
+                    &(&f / idx.to_string()),
+                    c_in,
+                    c,
+                    stride,
+                    t,
+                ));
+                if LEVELS.contains(&idx) {
+                    info.push(FeatureInfo {
+                        module: format!("features.{idx}"),
+                        channels: c,
+                        stride: stride_total,
+                    });
+                }
+                c_in = c;
+                idx += 1;
+            }
+        }
+        let head_conv = ConvNormAct::new(
+            &(&f / "18"),
+            320,
+            1280,
+            Conv2dSpec::new(1),
+            Activation::ReLU6,
+            1e-5,
+            0.1,
+        );
+        // torchvision initialises the classifier with N(0, 0.01).
+        let linear_cfg = nn::LinearConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
+            ..Default::default()
+        };
+        let classifier = nn::linear(p / "classifier" / "1", 1280, opts.num_classes, linear_cfg);
+        MobileNetV2 {
+            stem,
+            blocks,
+            head_conv,
+            classifier,
+            dropout: opts.dropout.unwrap_or(0.2),
+            info,
+        }
+    }
+}
+
+impl Backbone for MobileNetV2 {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.pooled_features(x, train).dropout(self.dropout, train);
+        self.classifier.forward(&y)
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut y = self.stem.forward_t(x, train);
+        let mut out = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.forward_t(&y, train);
+            if LEVELS.contains(&(i + 1)) {
+                out.push(y.shallow_clone());
+            }
+        }
+        out
+    }
+
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self.features(x, train).pop().expect("five levels");
+        global_pool(&self.head_conv.forward_t(&last, train))
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        self.info.clone()
+    }
+
+    fn pretrained_cfg(&self) -> PretrainedCfg {
+        PretrainedCfg::imagenet()
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        let group = |name: &str, range: std::ops::RangeInclusive<usize>| Stage {
+            name: name.into(),
+            prefixes: range.map(|i| format!("features.{i}")).collect(),
+        };
+        vec![
+            group("stem", 0..=1),
+            group("stage2", 2..=3),
+            group("stage3", 4..=6),
+            group("stage4", 7..=13),
+            group("stage5", 14..=18),
+            Stage::new("head", &["classifier"]),
+        ]
+    }
+}

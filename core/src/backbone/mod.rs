@@ -1,0 +1,306 @@
+//! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
+//!
+//! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
+//! VGG, EfficientNet and MobileNetV2; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//!
+//! ```no_run
+//! use ferrovis_core::backbone::{self, BackboneOptions};
+//! use ferrovis_core::checkpoint::{self, LoadOptions};
+//! # fn main() -> ferrovis_core::Result<()> {
+//! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+//! // A 2-class head on an ImageNet MobileNetV2: the 1000-class head is dropped.
+//! let model = backbone::create("mobilenet_v2", &vs.root(), &BackboneOptions::classes(2))?;
+//! let sd = checkpoint::read("mobilenet_v2-b0353104.pth")?;
+//! let opts = LoadOptions::default().skip(&model.head_pattern())?;
+//! println!("{}", checkpoint::load_into(&vs, &sd, &opts)?);
+//! # Ok(()) }
+//! ```
+
+mod efficientnet;
+mod efficientnet_lite;
+mod mobilenet_v2;
+mod resnet;
+mod vgg;
+
+pub use efficientnet::{EfficientNet, EfficientNetConfig};
+pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use mobilenet_v2::MobileNetV2;
+pub use resnet::{ResNet, ResNetConfig};
+pub use vgg::{Vgg, VggConfig};
+
+use tch::nn::Path;
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+
+/// One level of a backbone's feature pyramid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureInfo {
+    /// The module whose output this level is (a state_dict prefix such as `layer2`).
+    pub module: String,
+    /// Number of channels.
+    pub channels: i64,
+    /// Reduction from the input resolution.
+    pub stride: i64,
+}
+
+/// How the weights expect images to be prepared (what torchvision's `weights.transforms()` does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PretrainedCfg {
+    /// Square training/evaluation input size (the centre crop).
+    pub input_size: i64,
+    /// The shorter side is resized to this before the centre crop.
+    pub resize_size: i64,
+    /// Interpolation of the resize.
+    pub interpolation: Interpolation,
+    /// Per-channel mean subtracted from RGB in [0, 1].
+    pub mean: [f64; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f64; 3],
+}
+
+/// Resize interpolation named by a pretrained configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// Bilinear (antialiased when shrinking).
+    Bilinear,
+    /// Bicubic (antialiased when shrinking).
+    Bicubic,
+}
+
+/// ImageNet mean, as torchvision normalises.
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet standard deviation, as torchvision normalises.
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+impl PretrainedCfg {
+    /// torchvision's classic ImageNet preprocessing: resize 256, crop 224, bilinear, ImageNet stats.
+    pub fn imagenet() -> Self {
+        PretrainedCfg {
+            input_size: 224,
+            resize_size: 256,
+            interpolation: Interpolation::Bilinear,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+/// A named group of parameters, from stem to head, that can be frozen or given its own learning
+/// rate as a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// A short name (`stem`, `layer3`, `head`).
+    pub name: String,
+    /// State-dict prefixes (without the trailing dot) of the modules in this stage.
+    pub prefixes: Vec<String>,
+}
+
+impl Stage {
+    fn new(name: impl Into<String>, prefixes: &[&str]) -> Self {
+        Stage {
+            name: name.into(),
+            prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+}
+
+/// What every image backbone offers the task crates.
+pub trait Backbone: Send + std::fmt::Debug {
+    /// Class logits `(N, num_classes)`; `train` selects batch statistics, dropout and stochastic
+    /// depth.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor;
+
+    /// The feature pyramid, one tensor per [`Backbone::feature_info`] level, finest first.
+    fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor>;
+
+    /// The input of the final linear classifier, before its dropout (`N, C`): globally pooled
+    /// features for most families, the 4096-d `classifier.3` output for VGG. A new head for
+    /// feature extraction is trained on these.
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor;
+
+    /// Channels and stride of each pyramid level.
+    fn feature_info(&self) -> Vec<FeatureInfo>;
+
+    /// Preprocessing the pretrained weights expect.
+    fn pretrained_cfg(&self) -> PretrainedCfg;
+
+    /// Parameter groups from stem to head; the last one is the classifier.
+    fn stages(&self) -> Vec<Stage>;
+
+    /// A regex matching the classifier's state_dict names, to skip them when the class count
+    /// changes (`^fc\.` for ResNet).
+    fn head_pattern(&self) -> String {
+        let head = self.stages().pop().map(|s| s.prefixes).unwrap_or_default();
+        let alts: Vec<String> = head
+            .iter()
+            .map(|p| regex::escape(&format!("{p}.")))
+            .collect();
+        format!("^({})", alts.join("|"))
+    }
+}
+
+/// Options common to every backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneOptions {
+    /// Size of the classifier (1000 for ImageNet weights).
+    pub num_classes: i64,
+    /// Output stride 32 (default), 16 or 8: ResNet replaces strides with dilation
+    /// (torchvision's `replace_stride_with_dilation`) for dense prediction.
+    pub output_stride: i64,
+    /// Classifier dropout; `None` keeps the architecture's default.
+    pub dropout: Option<f64>,
+    /// Stochastic-depth (drop-path) probability of the last block; `None` keeps the default.
+    pub stochastic_depth: Option<f64>,
+}
+
+impl Default for BackboneOptions {
+    fn default() -> Self {
+        BackboneOptions {
+            num_classes: 1000,
+            output_stride: 32,
+            dropout: None,
+            stochastic_depth: None,
+        }
+    }
+}
+
+impl BackboneOptions {
+    /// Defaults with `n` classes.
+    pub fn classes(n: i64) -> Self {
+        BackboneOptions {
+            num_classes: n,
+            ..Default::default()
+        }
+    }
+}
+
+/// Every name [`create`] accepts.
+pub const NAMES: &[&str] = &[
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite3",
+    "efficientnet_lite4",
+    "mobilenet_v2",
+];
+
+/// Builds a backbone by its torchvision name under path `p`.
+pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Backbone>> {
+    if opts.num_classes < 1 {
+        return Err(Error::Load(format!(
+            "{name}: num_classes must be at least 1, got {}",
+            opts.num_classes
+        )));
+    }
+    if ![8, 16, 32].contains(&opts.output_stride) {
+        return Err(Error::Load(format!(
+            "{name}: output_stride must be 8, 16 or 32, got {}",
+            opts.output_stride
+        )));
+    }
+    if opts.output_stride != 32 && !name.starts_with("resnet") {
+        return Err(Error::Load(format!(
+            "{name}: output_stride {} needs dilation, which only the ResNet family supports here",
+            opts.output_stride
+        )));
+    }
+    let unknown = || {
+        Error::Load(format!(
+            "unknown backbone {name:?}; available: {}",
+            NAMES.join(", ")
+        ))
+    };
+    if let Some(cfg) = ResNetConfig::by_name(name) {
+        return Ok(Box::new(ResNet::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = VggConfig::by_name(name) {
+        return Ok(Box::new(Vgg::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = EfficientNetConfig::by_name(name) {
+        return Ok(Box::new(EfficientNet::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = EfficientNetLiteConfig::by_name(name) {
+        return Ok(Box::new(EfficientNetLite::new(p, &cfg, opts)));
+    }
+    if name == "mobilenet_v2" {
+        return Ok(Box::new(MobileNetV2::new(p, opts)));
+    }
+    Err(unknown())
+}
+
+/// torchvision's `_make_divisible`: round `v` to the nearest multiple of `divisor`, never going
+/// below 90 % of `v`. Used for width multipliers.
+pub(crate) fn make_divisible(v: f64, divisor: i64) -> i64 {
+    let d = divisor as f64;
+    let mut new_v = divisor.max(((v + d / 2.0) as i64) / divisor * divisor);
+    if (new_v as f64) < 0.9 * v {
+        new_v += divisor;
+    }
+    new_v
+}
+
+/// Global average pool to `(N, C)`.
+pub(crate) fn global_pool(x: &Tensor) -> Tensor {
+    x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_list_the_available_ones() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let err = create("resnet19", &vs.root(), &BackboneOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown backbone \"resnet19\"") && err.contains("resnet18, resnet34"),
+            "{err}"
+        );
+        let opts = BackboneOptions {
+            output_stride: 8,
+            ..Default::default()
+        };
+        let err = create("resnet18", &vs.root(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dilation"), "{err}");
+        let err = create("mobilenet_v2", &vs.root(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only the ResNet family"), "{err}");
+    }
+
+    #[test]
+    fn make_divisible_matches_torchvision() {
+        // Values torchvision's _make_divisible gives for these inputs.
+        assert_eq!(make_divisible(32.0 * 1.1, 8), 32);
+        assert_eq!(make_divisible(16.0 * 1.4, 8), 24);
+        assert_eq!(make_divisible(40.0 * 1.8, 8), 72);
+        assert_eq!(make_divisible(3.0, 8), 8);
+    }
+}

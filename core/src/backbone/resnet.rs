@@ -1,0 +1,286 @@
+//! ResNet (He et al., "Deep Residual Learning for Image Recognition", 2015) as torchvision builds
+//! it: the stride of a bottleneck sits on its 3×3 convolution ("ResNet v1.5"), and
+//! `replace_stride_with_dilation` turns the strides of `layer3`/`layer4` into dilation for
+//! output stride 16 or 8 (DeepLab).
+
+use tch::nn::{self, Module, Path};
+use tch::Tensor;
+
+use super::{global_pool, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage};
+use crate::error::{Error, Result};
+use crate::nn::{conv2d, BatchNorm2d, Conv2dSpec};
+
+/// Which residual block a ResNet stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet-18/34), expansion 1.
+    Basic,
+    /// 1×1 → 3×3 → 1×1 (ResNet-50/101/152), expansion 4.
+    Bottleneck,
+}
+
+impl BlockKind {
+    fn expansion(self) -> i64 {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// A ResNet variant: block type and number of blocks per stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// Residual block type.
+    pub block: BlockKind,
+    /// Blocks in `layer1` … `layer4`.
+    pub layers: [usize; 4],
+}
+
+impl ResNetConfig {
+    /// The torchvision variants `resnet18` … `resnet152`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        let (block, layers) = match name {
+            "resnet18" => (BlockKind::Basic, [2, 2, 2, 2]),
+            "resnet34" => (BlockKind::Basic, [3, 4, 6, 3]),
+            "resnet50" => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+            "resnet101" => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+            "resnet152" => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+            _ => return None,
+        };
+        Some(ResNetConfig { block, layers })
+    }
+}
+
+/// The 1×1 projection (`downsample.0` conv, `downsample.1` BatchNorm) on a shortcut whose shape
+/// changes.
+#[derive(Debug)]
+struct Downsample {
+    conv: nn::Conv2D,
+    bn: BatchNorm2d,
+}
+
+impl Downsample {
+    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64) -> Self {
+        Downsample {
+            conv: conv2d(&(p / "0"), c_in, c_out, Conv2dSpec::new(1).stride(stride)),
+            bn: BatchNorm2d::new(&(p / "1"), c_out),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.conv.forward(x), train)
+    }
+}
+
+/// One residual block (`layerN.i`): Basic or Bottleneck.
+#[derive(Debug)]
+struct Block {
+    convs: Vec<(nn::Conv2D, BatchNorm2d)>,
+    downsample: Option<Downsample>,
+}
+
+impl Block {
+    fn new(
+        p: &Path,
+        kind: BlockKind,
+        c_in: i64,
+        planes: i64,
+        stride: i64,
+        dilation: i64,
+        downsample: bool,
+    ) -> Self {
+        let c_out = planes * kind.expansion();
+        let unit = |i: usize, c_in: i64, c_out: i64, spec: Conv2dSpec| {
+            (
+                conv2d(&(p / format!("conv{i}")), c_in, c_out, spec),
+                BatchNorm2d::new(&(p / format!("bn{i}")), c_out),
+            )
+        };
+        let convs = match kind {
+            BlockKind::Basic => vec![
+                unit(
+                    1,
+                    c_in,
+                    planes,
+                    Conv2dSpec::new(3).stride(stride).dilation(dilation),
+                ),
+                unit(2, planes, planes, Conv2dSpec::new(3).dilation(dilation)),
+            ],
+            BlockKind::Bottleneck => vec![
+                unit(1, c_in, planes, Conv2dSpec::new(1)),
+                unit(
+                    2,
+                    planes,
+                    planes,
+                    Conv2dSpec::new(3).stride(stride).dilation(dilation),
+                ),
+                unit(3, planes, c_out, Conv2dSpec::new(1)),
+            ],
+        };
+        let downsample =
+            downsample.then(|| Downsample::new(&(p / "downsample"), c_in, c_out, stride));
+        Block { convs, downsample }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self.convs.len() - 1;
+        let mut y = x.shallow_clone();
+        for (i, (conv, bn)) in self.convs.iter().enumerate() {
+            y = bn.forward_t(&conv.forward(&y), train);
+            if i < last {
+                y = y.relu();
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some(d) => d.forward_t(x, train),
+            None => x.shallow_clone(),
+        };
+        (y + shortcut).relu()
+    }
+}
+
+/// A ResNet with torchvision's state_dict names (`conv1`, `bn1`, `layer1.0.conv1`, …, `fc`).
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: BatchNorm2d,
+    layers: Vec<Vec<Block>>,
+    fc: nn::Linear,
+    info: Vec<FeatureInfo>,
+}
+
+impl ResNet {
+    /// Builds the network under `p`. Output stride 16 dilates `layer4`, 8 dilates `layer3` and
+    /// `layer4`; Basic blocks do not support dilation (as in torchvision).
+    pub fn new(p: &Path, cfg: &ResNetConfig, opts: &BackboneOptions) -> Result<Self> {
+        let dilate = match opts.output_stride {
+            32 => [false, false, false],
+            16 => [false, false, true],
+            8 => [false, true, true],
+            os => {
+                return Err(Error::Load(format!(
+                    "ResNet output_stride {os} is not 8, 16 or 32"
+                )))
+            }
+        };
+        if cfg.block == BlockKind::Basic && dilate.contains(&true) {
+            return Err(Error::Load(
+                "dilation (output_stride < 32) is not supported by ResNet-18/34 basic blocks"
+                    .into(),
+            ));
+        }
+        let conv1 = conv2d(
+            &(p / "conv1"),
+            3,
+            64,
+            Conv2dSpec::new(7).stride(2).padding(3),
+        );
+        let bn1 = BatchNorm2d::new(&(p / "bn1"), 64);
+        let mut info = vec![FeatureInfo {
+            module: "bn1".into(),
+            channels: 64,
+            stride: 2,
+        }];
+        let (mut c_in, mut dilation, mut reduction) = (64, 1, 4);
+        let mut layers = Vec::new();
+        for (i, &n) in cfg.layers.iter().enumerate() {
+            let planes = 64 << i;
+            let mut stride = if i == 0 { 1 } else { 2 };
+            // The first block of a dilated stage still uses the previous dilation for its 3×3.
+            let previous_dilation = dilation;
+            if i > 0 && dilate[i - 1] {
+                dilation *= stride;
+                stride = 1;
+            }
+            reduction *= stride;
+            let lp = p / format!("layer{}", i + 1);
+            let c_out = planes * cfg.block.expansion();
+            let needs_downsample = stride != 1 || c_in != c_out;
+            let mut blocks = vec![Block::new(
+                &(&lp / "0"),
+                cfg.block,
+                c_in,
+                planes,
+                stride,
+                previous_dilation,
+                needs_downsample,
+            )];
+            for b in 1..n {
+                blocks.push(Block::new(
+                    &(&lp / b.to_string()),
+                    cfg.block,
+                    c_out,
+                    planes,
+                    1,
+                    dilation,
+                    false,
+                ));
+            }
+            c_in = c_out;
+            layers.push(blocks);
+            info.push(FeatureInfo {
+                module: format!("layer{}", i + 1),
+                channels: c_out,
+                stride: reduction,
+            });
+        }
+        let fc = nn::linear(p / "fc", c_in, opts.num_classes, Default::default());
+        Ok(ResNet {
+            conv1,
+            bn1,
+            layers,
+            fc,
+            info,
+        })
+    }
+
+    fn stem(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn1.forward_t(&self.conv1.forward(x), train).relu()
+    }
+}
+
+impl Backbone for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.fc.forward(&self.pooled_features(x, train))
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut out = vec![self.stem(x, train)];
+        let mut y = out[0].max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for layer in &self.layers {
+            for block in layer {
+                y = block.forward_t(&y, train);
+            }
+            out.push(y.shallow_clone());
+        }
+        out
+    }
+
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self
+            .features(x, train)
+            .pop()
+            .expect("ResNet has four stages");
+        global_pool(&last)
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        self.info.clone()
+    }
+
+    fn pretrained_cfg(&self) -> PretrainedCfg {
+        PretrainedCfg::imagenet()
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        vec![
+            Stage::new("stem", &["conv1", "bn1"]),
+            Stage::new("layer1", &["layer1"]),
+            Stage::new("layer2", &["layer2"]),
+            Stage::new("layer3", &["layer3"]),
+            Stage::new("layer4", &["layer4"]),
+            Stage::new("head", &["fc"]),
+        ]
+    }
+}

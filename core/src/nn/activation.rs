@@ -1,0 +1,28 @@
+//! The activations the backbones use, as a value so blocks can be configured with one.
+
+use tch::Tensor;
+
+/// An element-wise activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Identity (e.g. the linear bottleneck of inverted residuals).
+    None,
+    /// `max(x, 0)`.
+    ReLU,
+    /// `min(max(x, 0), 6)`: MobileNetV2 and EfficientNet-Lite.
+    ReLU6,
+    /// `x · sigmoid(x)` (swish): EfficientNet.
+    SiLU,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn forward(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::None => x.shallow_clone(),
+            Activation::ReLU => x.relu(),
+            Activation::ReLU6 => x.clamp(0.0, 6.0),
+            Activation::SiLU => x.silu(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! torchvision's `Conv2dNormActivation`: a Sequential of conv (`0`), BatchNorm (`1`) and an
+//! activation (parameter-free, so it owns no name).
+
+use tch::nn::{Module, Path};
+use tch::Tensor;
+
+use super::{conv2d, Activation, BatchNorm2d, Conv2dSpec};
+
+/// Convolution without bias, then BatchNorm, then an activation.
+#[derive(Debug)]
+pub struct ConvNormAct {
+    /// The convolution (`<path>.0`).
+    pub conv: tch::nn::Conv2D,
+    /// The normalisation (`<path>.1`).
+    pub bn: BatchNorm2d,
+    /// The activation.
+    pub act: Activation,
+}
+
+impl ConvNormAct {
+    /// Builds `<path>.0` (conv) and `<path>.1` (BatchNorm with `eps`, `momentum`).
+    pub fn new(
+        p: &Path,
+        c_in: i64,
+        c_out: i64,
+        spec: Conv2dSpec,
+        act: Activation,
+        eps: f64,
+        momentum: f64,
+    ) -> Self {
+        ConvNormAct {
+            conv: conv2d(&(p / "0"), c_in, c_out, spec.bias(false)),
+            bn: BatchNorm2d::with(&(p / "1"), c_out, eps, momentum),
+            act,
+        }
+    }
+
+    /// conv → BatchNorm → activation.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.act
+            .forward(&self.bn.forward_t(&self.conv.forward(x), train))
+    }
+}

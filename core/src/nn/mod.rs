@@ -1,0 +1,18 @@
+//! Building blocks that several architectures share, each a struct with a constructor taking the
+//! `VarStore` path (so variable names equal PyTorch's state_dict keys) and a forward.
+
+mod activation;
+mod batch_norm;
+mod conv;
+mod conv_norm_act;
+mod same_padding;
+mod squeeze_excite;
+mod stochastic_depth;
+
+pub use activation::Activation;
+pub use batch_norm::BatchNorm2d;
+pub use conv::{conv2d, Conv2dSpec};
+pub use conv_norm_act::ConvNormAct;
+pub use same_padding::pad_same;
+pub use squeeze_excite::SqueezeExcitation;
+pub use stochastic_depth::stochastic_depth;

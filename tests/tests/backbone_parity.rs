@@ -1,0 +1,244 @@
+//! Backbones built by ferrovis load torchvision's real `state_dict()` by name (strict) and give
+//! torchvision's outputs: logits and every feature level in eval mode, feature levels, first-conv
+//! gradients and BatchNorm running statistics in training mode. Parameter counts equal
+//! torchvision's for every variant.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
+use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
+use ferrovis_tests::run_reference;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+fn references() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("backbone-references");
+        let _ = std::fs::remove_dir_all(&dir);
+        run_reference("backbones.py", &["all".as_ref(), dir.as_os_str()]);
+        dir
+    })
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+/// Max abs difference ≤ `tol` (the issue's criterion), printed for the record.
+fn check_close(what: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
+    let d = max_abs_diff(ours, theirs);
+    println!("{what}: max abs difference {d:.3e}");
+    assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
+}
+
+fn build(name: &str, output_stride: i64) -> (VarStore, Box<dyn Backbone>) {
+    let vs = VarStore::new(Device::Cpu);
+    let opts = BackboneOptions {
+        output_stride,
+        stochastic_depth: Some(0.0),
+        ..Default::default()
+    };
+    let model = backbone::create(name, &vs.root(), &opts).unwrap();
+    (vs, model)
+}
+
+fn parity(case: &str, name: &str, output_stride: i64) {
+    // The reference ran single-threaded; the same thread count picks the same kernels and
+    // summation order, so float32 differences stay at rounding level.
+    tch::set_num_threads(1);
+    let dir = references().join(case);
+    let sd = checkpoint::read(dir.join("weights.pth")).unwrap();
+    let expected: StateDict = checkpoint::read(dir.join("expected.safetensors")).unwrap();
+    let (vs, model) = build(name, output_stride);
+    let report = checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
+    assert_eq!(report.loaded.len(), sd.len(), "{case}: {report}");
+
+    let x = expected.get("input").unwrap();
+    // Float64: the same weights and input in double precision agree to rounding error, which
+    // shows the architecture is identical, not merely close.
+    let (mut vs64, model64) = build(name, output_stride);
+    checkpoint::load_into(&vs64, &sd, &LoadOptions::default().strict(true)).unwrap();
+    vs64.double();
+    tch::no_grad(|| {
+        let x64 = x.to_kind(Kind::Double);
+        check_close(
+            &format!("{case} logits (float64)"),
+            &model64.forward_t(&x64, false),
+            expected.get("logits64").unwrap(),
+            1e-10,
+        );
+        for (i, f) in model64.features(&x64, false).iter().enumerate() {
+            check_close(
+                &format!("{case} feat{i} (float64)"),
+                f,
+                expected.get(&format!("feat64_{i}")).unwrap(),
+                1e-10,
+            );
+        }
+    });
+
+    tch::no_grad(|| {
+        check_close(
+            &format!("{case} logits"),
+            &model.forward_t(x, false),
+            expected.get("logits").unwrap(),
+            1e-4,
+        );
+        let feats = model.features(x, false);
+        let info = model.feature_info();
+        assert_eq!(feats.len(), 5, "{case}: levels");
+        for (i, (f, fi)) in feats.iter().zip(&info).enumerate() {
+            check_close(
+                &format!("{case} feat{i}"),
+                f,
+                expected.get(&format!("feat{i}")).unwrap(),
+                1e-4,
+            );
+            assert_eq!(f.size()[1], fi.channels, "{case} feat{i} channels");
+            assert_eq!(96 / f.size()[2], fi.stride, "{case} feat{i} stride");
+        }
+    });
+
+    // Training mode: batch statistics, running-stat update, and the first conv's gradient.
+    let feats = model.features(x, true);
+    for (i, f) in feats.iter().enumerate() {
+        check_close(
+            &format!("{case} train_feat{i}"),
+            f,
+            expected.get(&format!("train_feat{i}")).unwrap(),
+            1e-4,
+        );
+    }
+    let loss = feats
+        .iter()
+        .map(|f| f.square().mean(Kind::Float))
+        .fold(Tensor::from(0.0f32), |a, b| a + b);
+    loss.backward();
+    let vars = vs.variables();
+    for (key, want) in expected.iter() {
+        if let Some(param) = key.strip_prefix("grad:") {
+            let grad = vars[param].grad();
+            let rel = max_abs_diff(&grad, want) / want.abs().max().double_value(&[]);
+            assert!(
+                rel <= 1e-4,
+                "{case}: gradient of {param} differs by {rel:e} (relative)"
+            );
+        } else if let Some(buffer) = key.strip_prefix("after:") {
+            check_close(
+                &format!("{case} {buffer} after one training step"),
+                &vars[buffer],
+                want,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn resnet18_matches_torchvision() {
+    parity("resnet18", "resnet18", 32);
+}
+
+#[test]
+fn resnet50_matches_torchvision() {
+    parity("resnet50", "resnet50", 32);
+}
+
+#[test]
+fn resnet50_dilated_output_stride_8_matches_torchvision() {
+    parity("resnet50_os8", "resnet50", 8);
+}
+
+#[test]
+fn vgg16_bn_matches_torchvision() {
+    parity("vgg16_bn", "vgg16_bn", 32);
+}
+
+#[test]
+fn efficientnet_b0_matches_torchvision() {
+    parity("efficientnet_b0", "efficientnet_b0", 32);
+}
+
+#[test]
+fn mobilenet_v2_matches_torchvision() {
+    parity("mobilenet_v2", "mobilenet_v2", 32);
+}
+
+fn trainable_parameters(vs: &VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+#[test]
+fn parameter_counts_equal_torchvision_for_every_variant() {
+    let counts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(references().join("counts.json")).unwrap())
+            .unwrap();
+    let counts = counts.as_object().unwrap();
+    for name in backbone::NAMES
+        .iter()
+        .filter(|n| !n.starts_with("efficientnet_lite"))
+    {
+        let want = counts[*name]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no reference count for {name}"));
+        let (vs, _model) = build(name, 32);
+        assert_eq!(trainable_parameters(&vs), want, "{name}");
+    }
+    assert_eq!(
+        counts.len(),
+        backbone::NAMES.len() - 5,
+        "every torchvision variant is checked"
+    );
+}
+
+#[test]
+fn efficientnet_lite0_has_the_reference_layout() {
+    let (vs, model) = build("efficientnet_lite0", 32);
+    // From the published efficientnet-lite0-57934424.pth: 296 tensors, 4,652,008 parameters.
+    assert_eq!(trainable_parameters(&vs), 4_652_008);
+    assert_eq!(vs.variables().len(), 296);
+    let vars = vs.variables();
+    assert_eq!(vars["_conv_stem.weight"].size(), [32, 3, 3, 3]);
+    assert_eq!(
+        vars["_blocks.15._project_conv.weight"].size(),
+        [320, 1152, 1, 1]
+    );
+    assert_eq!(vars["_fc.weight"].size(), [1000, 1280]);
+    let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
+    let feats = tch::no_grad(|| model.features(&x, false));
+    let shapes: Vec<Vec<i64>> = feats.iter().map(Tensor::size).collect();
+    assert_eq!(
+        shapes,
+        [
+            [1, 16, 112, 112],
+            [1, 24, 56, 56],
+            [1, 40, 28, 28],
+            [1, 112, 14, 14],
+            [1, 320, 7, 7]
+        ]
+    );
+    assert_eq!(
+        tch::no_grad(|| model.forward_t(&x, false)).size(),
+        [1, 1000]
+    );
+}
+
+#[test]
+fn head_pattern_drops_exactly_the_classifier() {
+    let dir = references().join("resnet18");
+    let sd = checkpoint::read(dir.join("weights.pth")).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = backbone::create("resnet18", &vs.root(), &BackboneOptions::classes(2)).unwrap();
+    assert_eq!(model.head_pattern(), r"^(fc\.)");
+    let opts = LoadOptions::default().skip(&model.head_pattern()).unwrap();
+    let report = checkpoint::load_into(&vs, &sd, &opts).unwrap();
+    assert_eq!(report.skipped, ["fc.weight", "fc.bias"]);
+    assert_eq!(report.missing, ["fc.bias", "fc.weight"]);
+    assert!(report.unexpected.is_empty() && report.mismatched.is_empty());
+}

@@ -3,16 +3,21 @@
 
 use std::path::PathBuf;
 
+use crate::backbone;
 use crate::checkpoint::{self, inspect::Summary, LoadOptions, ReadOptions, StateDict};
 use crate::error::{Error, Result};
 
 /// `weights inspect|convert`: look into and convert checkpoint files.
 #[derive(Debug, clap::Subcommand)]
 pub enum WeightsCommand {
-    /// List a checkpoint's tensors (name, dtype, shape) and its parameter count.
+    /// List a checkpoint's (or a model's) tensors (name, dtype, shape) and its parameter count.
     Inspect {
         /// Checkpoint: .pth/.pt/.bin/.ckpt (zip or legacy), .safetensors or tch .ot.
-        path: PathBuf,
+        #[arg(required_unless_present = "arch")]
+        path: Option<PathBuf>,
+        /// Instead of a file, list the variables of a backbone built by name (e.g. resnet50).
+        #[arg(long, conflicts_with = "path")]
+        arch: Option<String>,
         /// Dotted key of the state dict inside a nested checkpoint (default: search
         /// state_dict, ema, model, model_state, net, …).
         #[arg(long)]
@@ -45,16 +50,29 @@ pub enum WeightsCommand {
 /// Runs a `weights` subcommand, printing to stdout.
 pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
     match cmd {
-        WeightsCommand::Inspect { path, key, json } => {
-            let ckpt = checkpoint::open(path, &read_options(key))?;
-            let summary = Summary::of(&ckpt);
+        WeightsCommand::Inspect {
+            path,
+            arch,
+            key,
+            json,
+        } => {
+            let (summary, stripped) = match (path, arch) {
+                (Some(path), _) => {
+                    let ckpt = checkpoint::open(path, &read_options(key))?;
+                    (Summary::of(&ckpt), ckpt.stripped_prefix)
+                }
+                (None, Some(arch)) => (model_summary(arch)?, None),
+                (None, None) => {
+                    return Err(Error::Load("give a checkpoint path or --arch NAME".into()))
+                }
+            };
             if *json {
                 let text = serde_json::to_string_pretty(&summary)
-                    .map_err(|e| Error::checkpoint(path, e.to_string()))?;
+                    .map_err(|e| Error::Load(format!("JSON: {e}")))?;
                 println!("{text}");
             } else {
                 println!("{summary}");
-                if let Some(p) = &ckpt.stripped_prefix {
+                if let Some(p) = &stripped {
                     println!("(prefix {p:?} removed from every name)");
                 }
             }
@@ -103,6 +121,19 @@ pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The variables of a backbone built by name with 1000 classes, in name order.
+fn model_summary(arch: &str) -> Result<Summary> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    backbone::create(arch, &vs.root(), &backbone::BackboneOptions::default())?;
+    let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Summary::of_tensors(
+        arch,
+        "ferrovis model",
+        vars.iter().map(|(n, t)| (n.as_str(), t)),
+    ))
 }
 
 fn read_options(key: &Option<String>) -> ReadOptions {

@@ -15,7 +15,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => {
             if cuda_count() == 0 {
-                return Err(Error::Load(
+                return Err(Error::Invalid(
                     "device 'cuda' requested but libtorch sees no CUDA device".into(),
                 ));
             }
@@ -26,12 +26,12 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse::<usize>().ok())
                 .ok_or_else(|| {
-                    Error::Load(format!(
+                    Error::Invalid(format!(
                         "unknown device {other:?}: use auto, cpu, cuda or cuda:N"
                     ))
                 })?;
             if idx >= cuda_count() {
-                return Err(Error::Load(format!(
+                return Err(Error::Invalid(format!(
                     "device cuda:{idx} requested but libtorch sees {} CUDA device(s)",
                     cuda_count()
                 )));

@@ -25,6 +25,9 @@ pub enum Error {
     /// Weights do not fit the model they are loaded into (strict mode), or a load option is invalid.
     #[error("loading weights: {0}")]
     Load(String),
+    /// An invalid name, option or setting (unknown backbone, device, output stride…).
+    #[error("{0}")]
+    Invalid(String),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

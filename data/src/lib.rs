@@ -1,11 +1,14 @@
 //! # ferrovis-data
 //!
-//! Files on disk to tensors: OpenCV decoding (RGB, whatever the source), and, as the data issues
-//! land, transforms, dataset formats and parallel batch loading.
+//! Files on disk to tensors: OpenCV decoding (RGB, whatever the source), classification resizing
+//! and cropping, image-to-tensor normalisation; dataset formats and parallel batch loading as the
+//! data issue lands.
 
 pub mod decode;
 pub mod error;
 pub mod image;
+pub mod tensor;
+pub mod transform;
 
 pub use error::{Error, Result};
 pub use image::RgbImage;

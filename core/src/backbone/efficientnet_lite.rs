@@ -141,7 +141,7 @@ impl LiteBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let relu6 = |t: Tensor| t.clamp(0.0, 6.0);
+        let relu6 = |t: Tensor| t.relu6();
         let mut y = match &self.expand {
             Some((conv, bn)) => relu6(bn.forward_t(&conv.forward(x), train)),
             None => x.shallow_clone(),
@@ -257,7 +257,7 @@ impl Backbone for EfficientNetLite {
         let mut y = self
             .bn0
             .forward_t(&self.conv_stem.forward(x), train)
-            .clamp(0.0, 6.0);
+            .relu6();
         let mut out = Vec::new();
         for (i, b) in self.blocks.iter().enumerate() {
             y = b.forward_t(&y, train);
@@ -274,7 +274,7 @@ impl Backbone for EfficientNetLite {
             &self
                 .bn1
                 .forward_t(&self.conv_head.forward(&last), train)
-                .clamp(0.0, 6.0),
+                .relu6(),
         )
     }
 

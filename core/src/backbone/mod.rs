@@ -210,25 +210,25 @@ pub const NAMES: &[&str] = &[
 /// Builds a backbone by its torchvision name under path `p`.
 pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Backbone>> {
     if opts.num_classes < 1 {
-        return Err(Error::Load(format!(
+        return Err(Error::Invalid(format!(
             "{name}: num_classes must be at least 1, got {}",
             opts.num_classes
         )));
     }
     if ![8, 16, 32].contains(&opts.output_stride) {
-        return Err(Error::Load(format!(
+        return Err(Error::Invalid(format!(
             "{name}: output_stride must be 8, 16 or 32, got {}",
             opts.output_stride
         )));
     }
     if opts.output_stride != 32 && !name.starts_with("resnet") {
-        return Err(Error::Load(format!(
+        return Err(Error::Invalid(format!(
             "{name}: output_stride {} needs dilation, which only the ResNet family supports here",
             opts.output_stride
         )));
     }
     let unknown = || {
-        Error::Load(format!(
+        Error::Invalid(format!(
             "unknown backbone {name:?}; available: {}",
             NAMES.join(", ")
         ))

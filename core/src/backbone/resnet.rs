@@ -124,19 +124,21 @@ impl Block {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        // In-place ReLU and residual add, as torchvision does: fewer allocations, same autograd.
         let last = self.convs.len() - 1;
         let mut y = x.shallow_clone();
         for (i, (conv, bn)) in self.convs.iter().enumerate() {
             y = bn.forward_t(&conv.forward(&y), train);
             if i < last {
-                y = y.relu();
+                let _ = y.relu_();
             }
         }
-        let shortcut = match &self.downsample {
-            Some(d) => d.forward_t(x, train),
-            None => x.shallow_clone(),
-        };
-        (y + shortcut).relu()
+        match &self.downsample {
+            Some(d) => y += d.forward_t(x, train),
+            None => y += x,
+        }
+        let _ = y.relu_();
+        y
     }
 }
 
@@ -159,13 +161,13 @@ impl ResNet {
             16 => [false, false, true],
             8 => [false, true, true],
             os => {
-                return Err(Error::Load(format!(
+                return Err(Error::Invalid(format!(
                     "ResNet output_stride {os} is not 8, 16 or 32"
                 )))
             }
         };
         if cfg.block == BlockKind::Basic && dilate.contains(&true) {
-            return Err(Error::Load(
+            return Err(Error::Invalid(
                 "dilation (output_stride < 32) is not supported by ResNet-18/34 basic blocks"
                     .into(),
             ));
@@ -236,7 +238,9 @@ impl ResNet {
     }
 
     fn stem(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn1.forward_t(&self.conv1.forward(x), train).relu()
+        let mut y = self.bn1.forward_t(&self.conv1.forward(x), train);
+        let _ = y.relu_();
+        y
     }
 }
 

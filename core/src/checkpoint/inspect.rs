@@ -63,9 +63,21 @@ pub fn is_buffer_name(name: &str) -> bool {
 impl Summary {
     /// Summarises a checkpoint read with [`super::open`].
     pub fn of(ckpt: &Checkpoint) -> Self {
-        let tensors: Vec<TensorInfo> = ckpt
-            .state_dict
-            .iter()
+        Self::of_tensors(
+            &ckpt.path.display().to_string(),
+            &ckpt.format.to_string(),
+            ckpt.state_dict.iter(),
+        )
+    }
+
+    /// Summarises any named tensors (a model's variables, say), labelled `path` and `format`.
+    pub fn of_tensors<'a>(
+        path: &str,
+        format: &str,
+        tensors: impl IntoIterator<Item = (&'a str, &'a tch::Tensor)>,
+    ) -> Self {
+        let tensors: Vec<TensorInfo> = tensors
+            .into_iter()
             .map(|(name, t)| TensorInfo {
                 name: name.to_string(),
                 dtype: dtype_name(t.kind()),
@@ -80,8 +92,8 @@ impl Summary {
             .map(|t| t.numel)
             .sum();
         Summary {
-            path: ckpt.path.display().to_string(),
-            format: ckpt.format.to_string(),
+            path: path.to_string(),
+            format: format.to_string(),
             total_elements: tensors.iter().map(|t| t.numel).sum(),
             tensors,
             parameters,

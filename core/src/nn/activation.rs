@@ -21,7 +21,7 @@ impl Activation {
         match self {
             Activation::None => x.shallow_clone(),
             Activation::ReLU => x.relu(),
-            Activation::ReLU6 => x.clamp(0.0, 6.0),
+            Activation::ReLU6 => x.relu6(),
             Activation::SiLU => x.silu(),
         }
     }

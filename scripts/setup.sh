@@ -15,6 +15,9 @@ set -euo pipefail
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
 APT_PACKAGES=(libopencv-dev clang libclang-dev)
+# What the tests' reference scripts import. The stamp records this list, so adding a package
+# re-runs pip once on existing environments.
+PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${FERROVIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrovis}
@@ -42,17 +45,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- 2. Python environment with torch (reference outputs; libtorch unless $LIBTORCH is set) ----
-if [ ! -f "$stamp" ]; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PACKAGES" ]; then
   python=${PYTHON:-python3}
   command -v "$python" >/dev/null || { say "python3 is required (for the test references)"; exit 1; }
-  say "creating Python environment $venv (torch==$TORCH_VERSION, ~5 GB, a few minutes the first time)"
+  say "preparing Python environment $venv ($PY_PACKAGES; ~5 GB, a few minutes the first time)"
   mkdir -p "$cache"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
-    numpy safetensors scikit-learn
-  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
-  touch "$stamp"
+  # shellcheck disable=SC2086 # the list is meant to split into arguments
+  "$venv/bin/python" -m pip install -q $PY_PACKAGES
+  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
+  printf '%s' "$PY_PACKAGES" >"$stamp"
 fi
 site=$(ls -d "$venv"/lib/python3*/site-packages | head -n 1)
 

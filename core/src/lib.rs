@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod device;
 pub mod error;
+pub mod metrics;
 pub mod nn;
 
 pub use error::{Error, Result};

@@ -1,0 +1,13 @@
+//! Evaluation metrics with the definitions of the reference implementations users compare
+//! against: scikit-learn for classification, Ultralytics and pycocotools for detection, the
+//! standard confusion-matrix definitions for segmentation. [`render`] prints them as tables and
+//! draws the pictures.
+
+pub mod classification;
+pub mod detection;
+pub mod render;
+pub mod segmentation;
+
+pub use classification::{ClassificationReport, ConfusionMatrix};
+pub use detection::{DetectionAccumulator, DetectionReport};
+pub use segmentation::{SegmentationConfusion, SegmentationReport};

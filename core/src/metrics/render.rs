@@ -1,0 +1,282 @@
+//! Metrics as people read them: terminal tables, and PNGs where people look rather than read
+//! (confusion-matrix heat maps, precision–recall curves). JSON comes from `serde_json` on the
+//! report structs themselves.
+//!
+//! Text in the PNGs uses DejaVu Sans, embedded (its licence is in `core/assets/`), so drawing needs
+//! no system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use super::classification::ClassificationReport;
+use super::detection::DetectionReport;
+use super::segmentation::SegmentationReport;
+use crate::error::{Error, Result};
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+fn ensure_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The embedded font is valid; a failure here would only mean plotters rejects it, and
+        // drawing then reports its own error.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn name<'a>(names: &'a [String], k: usize) -> std::borrow::Cow<'a, str> {
+    names
+        .get(k)
+        .map_or_else(|| k.to_string().into(), |s| s.as_str().into())
+}
+
+/// The classification table: one row per class, then the averages (like scikit-learn's
+/// `classification_report`), then accuracy and balanced accuracy.
+pub fn classification_table(r: &ClassificationReport, names: &[String]) -> String {
+    let width = (0..r.per_class.len())
+        .map(|k| name(names, k).len())
+        .max()
+        .unwrap_or(5)
+        .max(12);
+    let mut s = format!(
+        "{:>width$} {:>9} {:>9} {:>9} {:>9}\n",
+        "", "precision", "recall", "f1-score", "support"
+    );
+    for (k, p) in r.per_class.iter().enumerate() {
+        s += &format!(
+            "{:>width$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n",
+            name(names, k),
+            p.precision,
+            p.recall,
+            p.f1,
+            p.support
+        );
+    }
+    s += "\n";
+    for (label, p) in [
+        ("micro avg", &r.micro_avg),
+        ("macro avg", &r.macro_avg),
+        ("weighted avg", &r.weighted_avg),
+    ] {
+        s += &format!(
+            "{label:>width$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n",
+            p.precision, p.recall, p.f1, p.support
+        );
+    }
+    s += &format!(
+        "\n{:>width$} {:>9.4}\n{:>width$} {:>9.4}",
+        "accuracy", r.accuracy, "balanced acc", r.balanced_accuracy
+    );
+    s
+}
+
+/// The detection table with Ultralytics' columns.
+pub fn detection_table(r: &DetectionReport, names: &[String]) -> String {
+    let width = r
+        .per_class
+        .iter()
+        .map(|c| name(names, c.class).len())
+        .max()
+        .unwrap_or(3)
+        .max(10);
+    let mut s = format!(
+        "{:>width$} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9}\n",
+        "Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95"
+    );
+    s += &format!(
+        "{:>width$} {:>8} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>9.3}",
+        "all", r.images, r.instances, r.precision, r.recall, r.map50, r.map50_95
+    );
+    for c in &r.per_class {
+        s += &format!(
+            "\n{:>width$} {:>8} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>9.3}",
+            name(names, c.class),
+            c.images,
+            c.instances,
+            c.precision,
+            c.recall,
+            c.ap50,
+            c.ap50_95
+        );
+    }
+    s
+}
+
+/// The segmentation table: IoU, Dice, accuracy and pixels per class (`-` where undefined), then
+/// the means.
+pub fn segmentation_table(r: &SegmentationReport, names: &[String]) -> String {
+    let width = (0..r.per_class.len())
+        .map(|k| name(names, k).len())
+        .max()
+        .unwrap_or(5)
+        .max(10);
+    let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    let mut s = format!(
+        "{:>width$} {:>8} {:>8} {:>8} {:>12}\n",
+        "class", "IoU", "Dice", "Acc", "pixels"
+    );
+    for (k, c) in r.per_class.iter().enumerate() {
+        s += &format!(
+            "{:>width$} {:>8} {:>8} {:>8} {:>12}\n",
+            name(names, k),
+            opt(c.iou),
+            opt(c.dice),
+            opt(c.accuracy),
+            c.pixels
+        );
+    }
+    s += &format!(
+        "\nmIoU {:.4}  mean Dice {:.4}  pixel accuracy {:.4}  mean class accuracy {:.4}",
+        r.mean_iou, r.mean_dice, r.pixel_accuracy, r.mean_class_accuracy
+    );
+    s
+}
+
+fn draw_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: drawing failed: {e}", path.display()))
+}
+
+/// Draws a square matrix as a heat map PNG with row and column labels and the value in each cell
+/// (`values` row-major, `size × size`; colours scaled to the largest value). `rows`/`cols` name
+/// the axes (e.g. "true" and "predicted").
+pub fn heatmap_png(
+    path: &Path,
+    title: &str,
+    values: &[f64],
+    labels: &[String],
+    axes: (&str, &str),
+    integer: bool,
+) -> Result<()> {
+    ensure_font();
+    let n = labels.len();
+    if values.len() != n * n || n == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: heat map needs {n}×{n} values",
+            path.display()
+        )));
+    }
+    let cell = (560 / n as u32).clamp(16, 80);
+    let side = cell * n as u32 + 160;
+    let root = BitMapBackend::new(path, (side, side)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+    let max = values
+        .iter()
+        .cloned()
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    // Discrete axes; row 0 is drawn at the top, so the y position of row r is n − 1 − r.
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
+        .map_err(|e| draw_err(path, e))?;
+    let x_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(k) => labels.get(*k).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let y_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(k) if *k < n => labels.get(n - 1 - k).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(axes.1)
+        .y_desc(axes.0)
+        .x_labels(n)
+        .y_labels(n)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| draw_err(path, e))?;
+    let cells = || (0..n).flat_map(|r| (0..n).map(move |c| (r, c)));
+    // Plotters' integer ranges include their end, so n cells span 0..=n−1; the far edge is `Last`.
+    let edge = |v: usize| {
+        if v == n {
+            SegmentValue::Last
+        } else {
+            SegmentValue::Exact(v)
+        }
+    };
+    chart
+        .draw_series(cells().map(|(r, c)| {
+            let v = values[r * n + c] / max;
+            let shade = (255.0 * (1.0 - 0.85 * v)) as u8;
+            let y = n - 1 - r;
+            Rectangle::new(
+                [(edge(c), edge(y)), (edge(c + 1), edge(y + 1))],
+                RGBColor(shade, shade, 255).filled(),
+            )
+        }))
+        .map_err(|e| draw_err(path, e))?;
+    if cell >= 28 {
+        chart
+            .draw_series(cells().map(|(r, c)| {
+                let v = values[r * n + c];
+                let text = if integer {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                };
+                let pos = (SegmentValue::CenterOf(c), SegmentValue::CenterOf(n - 1 - r));
+                Text::new(text, pos, ("sans-serif", 12).into_font().color(&BLACK))
+            }))
+            .map_err(|e| draw_err(path, e))?;
+    }
+    root.present().map_err(|e| draw_err(path, e))
+}
+
+/// Draws each class's precision–recall curve (the precision envelope at IoU 0.5 sampled on a
+/// recall grid) with AP50 in the legend, as Ultralytics' `PR_curve.png`.
+pub fn pr_curves_png(path: &Path, r: &DetectionReport, names: &[String]) -> Result<()> {
+    ensure_font();
+    let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Precision-recall (mAP50 {:.3})", r.map50),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.05)
+        .map_err(|e| draw_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("Recall")
+        .y_desc("Precision")
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| draw_err(path, e))?;
+    for (i, (curve, cls)) in r.pr_curves.iter().zip(&r.per_class).enumerate() {
+        let colour = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = curve
+            .recall
+            .iter()
+            .copied()
+            .zip(curve.precision.iter().copied())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(1)))
+            .map_err(|e| draw_err(path, e))?
+            .label(format!("{} {:.3}", name(names, cls.class), cls.ap50))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], colour));
+    }
+    if r.pr_curves.len() <= 20 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 11))
+            .draw()
+            .map_err(|e| draw_err(path, e))?;
+    }
+    root.present().map_err(|e| draw_err(path, e))
+}

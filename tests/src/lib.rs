@@ -58,6 +58,30 @@ pub fn tensor_sha256(t: &Tensor) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Asserts that `t` equals a reference description `{name, dtype, shape, sha256}` written by
+/// `tests/reference/checkpoints.py`: same shape, same dtype, same bytes.
+pub fn assert_tensor_matches(label: &str, t: &Tensor, reference: &serde_json::Value) {
+    let name = reference["name"].as_str().unwrap_or("?");
+    let shape: Vec<i64> = reference["shape"]
+        .as_array()
+        .expect("reference shape")
+        .iter()
+        .map(|v| v.as_i64().expect("integer dimension"))
+        .collect();
+    assert_eq!(t.size(), shape, "{label}: {name} shape");
+    let dtype = ferrovis_core::checkpoint::inspect::dtype_name(t.kind());
+    assert_eq!(
+        dtype,
+        reference["dtype"].as_str().unwrap_or("?"),
+        "{label}: {name} dtype"
+    );
+    assert_eq!(
+        tensor_sha256(t),
+        reference["sha256"].as_str().unwrap_or("?"),
+        "{label}: {name} bytes"
+    );
+}
+
 /// The shared data folder for `make validate`: `$FERROVIS_SHARED`, which the Makefile sets.
 pub fn shared_dir() -> PathBuf {
     let dir = std::env::var_os("FERROVIS_SHARED")

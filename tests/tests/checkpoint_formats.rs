@@ -5,10 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ferrovis_core::checkpoint::{
-    self, inspect::dtype_name, Format, LoadOptions, ReadOptions, StateDict,
-};
-use ferrovis_tests::{run_reference, tensor_sha256};
+use ferrovis_core::checkpoint::{self, Format, LoadOptions, ReadOptions, StateDict};
+use ferrovis_tests::{assert_tensor_matches, run_reference, tensor_sha256};
 use serde_json::Value;
 use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -44,24 +42,7 @@ fn assert_matches_reference(file: &str, sd: &StateDict) {
     assert_eq!(names, want, "{file}: tensor names or order");
     for e in expected {
         let name = e["name"].as_str().unwrap();
-        let t = sd.get(name).unwrap();
-        let shape: Vec<i64> = e["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        assert_eq!(t.size(), shape, "{file}: {name} shape");
-        assert_eq!(
-            dtype_name(t.kind()),
-            e["dtype"].as_str().unwrap(),
-            "{file}: {name} dtype"
-        );
-        assert_eq!(
-            tensor_sha256(t),
-            e["sha256"].as_str().unwrap(),
-            "{file}: {name} bytes"
-        );
+        assert_tensor_matches(file, sd.get(name).unwrap(), e);
     }
 }
 

@@ -1,8 +1,8 @@
 //! `make validate`: the real pretrained files in `../shared/weights` load in their original
 //! on-disk formats, and every tensor equals what `torch.load` gives, bit for bit.
 
-use ferrovis_core::checkpoint::{self, inspect::dtype_name, Format, ReadOptions};
-use ferrovis_tests::{run_reference, shared_dir, tensor_sha256};
+use ferrovis_core::checkpoint::{self, Format, ReadOptions};
+use ferrovis_tests::{assert_tensor_matches, run_reference, shared_dir};
 
 #[test]
 #[ignore = "needs ../shared: run `make validate`"]
@@ -33,23 +33,7 @@ fn validate_shared_weights_match_torch_load() {
         assert_eq!(expected.len(), count, "{file}: torch.load tensor count");
         for (e, (name, t)) in expected.iter().zip(ckpt.state_dict.iter()) {
             assert_eq!(name, e["name"].as_str().unwrap(), "{file}: order");
-            let shape: Vec<i64> = e["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap())
-                .collect();
-            assert_eq!(t.size(), shape, "{file}: {name}");
-            assert_eq!(
-                dtype_name(t.kind()),
-                e["dtype"].as_str().unwrap(),
-                "{file}: {name}"
-            );
-            assert_eq!(
-                tensor_sha256(t),
-                e["sha256"].as_str().unwrap(),
-                "{file}: {name} values"
-            );
+            assert_tensor_matches(file, t, e);
         }
         println!(
             "{file}: {count} tensors, {} elements, bit-identical to torch.load",

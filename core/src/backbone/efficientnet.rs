@@ -266,9 +266,9 @@ impl EfficientNet {
 }
 
 impl Backbone for EfficientNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.pooled_features(x, train).dropout(self.dropout, train);
-        self.classifier.forward(&y)
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        self.classifier
+            .forward(&pooled.dropout(self.dropout, train))
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

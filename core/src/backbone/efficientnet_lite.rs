@@ -248,9 +248,8 @@ impl EfficientNetLite {
 }
 
 impl Backbone for EfficientNetLite {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.pooled_features(x, train).dropout(self.dropout, train);
-        self.fc.forward(&y)
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        self.fc.forward(&pooled.dropout(self.dropout, train))
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -166,9 +166,9 @@ impl MobileNetV2 {
 }
 
 impl Backbone for MobileNetV2 {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.pooled_features(x, train).dropout(self.dropout, train);
-        self.classifier.forward(&y)
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        self.classifier
+            .forward(&pooled.dropout(self.dropout, train))
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

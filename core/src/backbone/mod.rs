@@ -110,7 +110,13 @@ impl Stage {
 pub trait Backbone: Send + std::fmt::Debug {
     /// Class logits `(N, num_classes)`; `train` selects batch statistics, dropout and stochastic
     /// depth.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor;
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward_head(&self.pooled_features(x, train), train)
+    }
+
+    /// The classifier alone, from [`Backbone::pooled_features`] to logits (with its dropout when
+    /// `train`): feature extraction trains only this, on features computed once.
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor;
 
     /// The feature pyramid, one tensor per [`Backbone::feature_info`] level, finest first.
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor>;

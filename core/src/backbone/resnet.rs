@@ -245,8 +245,8 @@ impl ResNet {
 }
 
 impl Backbone for ResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.fc.forward(&self.pooled_features(x, train))
+    fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
+        self.fc.forward(pooled)
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -183,9 +183,8 @@ impl Vgg {
 }
 
 impl Backbone for Vgg {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.pooled_features(x, train).dropout(self.dropout, train);
-        self.classifier[2].forward(&y)
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        self.classifier[2].forward(&pooled.dropout(self.dropout, train))
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -19,7 +19,9 @@ pub mod checkpoint;
 pub mod cli;
 pub mod device;
 pub mod error;
+pub mod freeze;
 pub mod metrics;
 pub mod nn;
+pub mod optim;
 
 pub use error::{Error, Result};

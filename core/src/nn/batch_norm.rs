@@ -45,8 +45,10 @@ impl BatchNorm2d {
     }
 
     /// Normalises with batch statistics (updating the running ones) when `train`, else with the
-    /// running statistics.
+    /// running statistics. A frozen BatchNorm (weight not requiring grad, see [`crate::freeze`])
+    /// behaves as in evaluation even when `train`, so its statistics do not move.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let train = train && self.weight.requires_grad();
         if train {
             tch::no_grad(|| {
                 let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);

@@ -1,0 +1,165 @@
+//! What trains: freezing and unfreezing variables by name pattern, by backbone stage, or by
+//! Ultralytics-style layer index.
+//!
+//! Freezing clears `requires_grad`. [`crate::nn::BatchNorm2d`] reads that flag: a BatchNorm whose
+//! weight is frozen normalises with its running statistics even in training mode and does not
+//! update them, so a frozen backbone's statistics stay bit-identical while the head trains (the
+//! usual transfer-learning behaviour). To let frozen BatchNorm statistics adapt, keep the norm
+//! layers trainable with [`FreezeOptions::keep_norm_trainable`].
+
+use tch::nn::VarStore;
+
+use crate::backbone::Stage;
+use crate::error::{Error, Result};
+
+/// Options shared by the freezing functions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FreezeOptions {
+    /// Leave BatchNorm weights and biases trainable (their statistics then keep adapting).
+    pub keep_norm_trainable: bool,
+}
+
+/// Matches `name` against a glob where `*` matches any run of characters (dots included), e.g.
+/// `backbone.layer1.*` or `*.bn1.*`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first)
+        || !name[first.len()..].ends_with(last)
+        || name.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// True for parameters of a normalisation layer: their module also owns a `running_mean`.
+fn is_norm_param(vars: &std::collections::HashMap<String, tch::Tensor>, name: &str) -> bool {
+    let Some(module) = name.rsplit_once('.').map(|(m, _)| m) else {
+        return false;
+    };
+    vars.contains_key(&format!("{module}.running_mean"))
+}
+
+/// Sets `requires_grad` of every floating-point variable for which `select` is true to
+/// `trainable`; returns how many changed. Buffers (running statistics, counters) never train.
+pub fn set_trainable(
+    vs: &VarStore,
+    trainable: bool,
+    opts: FreezeOptions,
+    select: impl Fn(&str) -> bool,
+) -> usize {
+    let vars = vs.variables();
+    let trainable_names: std::collections::HashSet<usize> = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.data_ptr() as usize)
+        .collect();
+    let mut changed = 0;
+    for (name, t) in &vars {
+        // Only variables created trainable can train; buffers stay as they are.
+        if !trainable_names.contains(&(t.data_ptr() as usize)) || !select(name) {
+            continue;
+        }
+        if !trainable && opts.keep_norm_trainable && is_norm_param(&vars, name) {
+            continue;
+        }
+        if t.requires_grad() != trainable {
+            let mut t = t.shallow_clone();
+            let _ = t.requires_grad_(trainable);
+            changed += 1;
+        }
+    }
+    changed
+}
+
+/// Freezes every variable matching one of the glob `patterns`; a pattern matching nothing is an
+/// error naming it (a typo must not silently train everything).
+pub fn freeze_patterns(vs: &VarStore, patterns: &[&str], opts: FreezeOptions) -> Result<usize> {
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    for p in patterns {
+        if !names.iter().any(|n| glob_match(p, n)) {
+            return Err(Error::Invalid(format!(
+                "freeze pattern {p:?} matches no variable"
+            )));
+        }
+    }
+    Ok(set_trainable(vs, false, opts, |n| {
+        patterns.iter().any(|p| glob_match(p, n))
+    }))
+}
+
+fn in_stage(stage: &Stage, name: &str) -> bool {
+    stage
+        .prefixes
+        .iter()
+        .any(|p| name == p || name.starts_with(&format!("{p}.")))
+}
+
+/// Freezes every stage before the one called `stage` ("everything before `layer3`").
+pub fn freeze_before_stage(
+    vs: &VarStore,
+    stages: &[Stage],
+    stage: &str,
+    opts: FreezeOptions,
+) -> Result<usize> {
+    let idx = stages.iter().position(|s| s.name == stage).ok_or_else(|| {
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        Error::Invalid(format!(
+            "no stage {stage:?}; stages are {}",
+            names.join(", ")
+        ))
+    })?;
+    let frozen = &stages[..idx];
+    Ok(set_trainable(vs, false, opts, |n| {
+        frozen.iter().any(|s| in_stage(s, n))
+    }))
+}
+
+/// Trains only the last `n` stages (the head is the last stage), freezing the rest.
+pub fn train_last_stages(vs: &VarStore, stages: &[Stage], n: usize, opts: FreezeOptions) -> usize {
+    let keep = stages.len().saturating_sub(n);
+    let frozen = &stages[..keep];
+    set_trainable(vs, true, opts, |_| true);
+    set_trainable(vs, false, opts, |name| {
+        frozen.iter().any(|s| in_stage(s, name))
+    })
+}
+
+/// Ultralytics' `freeze=N`: freezes `model.0` … `model.{N−1}`.
+pub fn freeze_first_layers(vs: &VarStore, n: usize, opts: FreezeOptions) -> usize {
+    set_trainable(vs, false, opts, |name| {
+        name.strip_prefix("model.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i < n)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(
+            "backbone.layer1.*",
+            "backbone.layer1.0.conv1.weight"
+        ));
+        assert!(!glob_match("backbone.layer1.*", "backbone.layer10.weight"));
+        assert!(glob_match("*.bn1.*", "layer1.0.bn1.weight"));
+        assert!(glob_match("fc.weight", "fc.weight"));
+        assert!(!glob_match("a*b*c", "acb"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+    }
+}

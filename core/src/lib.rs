@@ -18,6 +18,7 @@ pub mod backbone;
 pub mod checkpoint;
 pub mod cli;
 pub mod device;
+pub mod engine;
 pub mod error;
 pub mod freeze;
 pub mod metrics;

@@ -33,7 +33,9 @@ mod torch_format;
 use std::path::{Path, PathBuf};
 
 pub use loading::{load_into, LoadOptions, LoadReport, Mismatch};
-pub use safetensors_file::{save_safetensors, save_varstore};
+pub use safetensors_file::{
+    read_safetensors_metadata, save_safetensors, save_safetensors_with_metadata, save_varstore,
+};
 pub use state_dict::{StateDict, NESTED_KEYS};
 
 use crate::error::{Error, Result};

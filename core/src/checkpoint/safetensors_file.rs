@@ -2,6 +2,7 @@
 //! read it, it cannot carry code, and its names are the state_dict names.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
@@ -103,15 +104,33 @@ pub fn save_safetensors<'a>(
     path: impl AsRef<Path>,
     tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
 ) -> Result<()> {
+    save_safetensors_with_metadata(path, tensors, None)
+}
+
+/// Like [`save_safetensors`], with string metadata in the header's `__metadata__`.
+pub fn save_safetensors_with_metadata<'a>(
+    path: impl AsRef<Path>,
+    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let path = path.as_ref();
     let raws: Vec<(String, Raw)> = tensors
         .into_iter()
         .map(|(n, t)| Ok((n.to_string(), raw(n, t)?)))
         .collect::<Result<_>>()?;
     let views = raws.iter().map(|(n, r)| (n.as_str(), r));
-    let bytes = safetensors::tensor::serialize(views, &None)
+    let bytes = safetensors::tensor::serialize(views, &metadata)
         .map_err(|e| Error::checkpoint(path, format!("safetensors: {e}")))?;
     write_atomic(path, &bytes)
+}
+
+/// The `__metadata__` of a `.safetensors` file (empty when there is none).
+pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::checkpoint(path, format!("safetensors: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// Writes every variable of a `VarStore` (its paths are the PyTorch names) to `.safetensors`.

@@ -1,0 +1,433 @@
+//! The epoch loop every task shares. A task supplies a loss per step and metrics per epoch
+//! ([`TrainTask`]); the engine owns the learning-rate schedule, gradient accumulation and clipping,
+//! the EMA, validation, `results.csv`, best/last weights, full checkpoints, exact resume, early
+//! stopping and the NaN guard.
+//!
+//! Run folder:
+//! ```text
+//! <run>/results.csv                one row per epoch: epoch, train_loss, metrics…, lr, seconds
+//! <run>/weights/last.safetensors   model weights (EMA weights when EMA is on), PyTorch names
+//! <run>/weights/best.safetensors   the same at the best monitored metric
+//! <run>/checkpoint.safetensors     model + optimiser state + EMA + bookkeeping, for resume
+//! ```
+//! Every file is written atomically: killing the process at any instant leaves the previous
+//! checkpoint loadable.
+//!
+//! **Determinism.** At the start of each epoch the engine seeds libtorch's generator from
+//! `(seed, epoch)`. A task that draws its shuffling, augmentation and dropout from that generator
+//! (or from its own streams derived from `(seed, epoch, index)`) continues after a resume exactly as
+//! an uninterrupted run would, so no generator state needs saving.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use crate::atomic_file::write_atomic;
+use crate::checkpoint::{self, LoadOptions, StateDict};
+use crate::error::{Error, Result};
+use crate::optim::{ModelEma, Optimizer, Schedule};
+
+/// What the engine needs from a task.
+pub trait TrainTask {
+    /// Forward/backward steps in one epoch.
+    fn steps_per_epoch(&self) -> usize;
+    /// The (scalar) loss of step `step` of `epoch`, with the autograd graph attached.
+    fn train_step(&mut self, epoch: usize, step: usize) -> Result<Tensor>;
+    /// Validation metrics after `epoch`, by name.
+    fn validate(&mut self, epoch: usize) -> Result<Vec<(String, f64)>>;
+}
+
+/// Training settings the engine applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Epochs to run in all.
+    pub epochs: usize,
+    /// Base learning rate (the schedule multiplies it).
+    pub lr: f64,
+    /// Learning-rate schedule over all iterations; `total_iters` is filled in by the engine.
+    pub schedule: Schedule,
+    /// Forward/backward steps per optimiser update (1 = none).
+    pub accumulate: usize,
+    /// Clip the global gradient norm to this value.
+    pub grad_clip: Option<f64>,
+    /// EMA `(decay, tau)`; validation and saved weights then use the EMA weights.
+    pub ema: Option<(f64, f64)>,
+    /// Metric that decides `best` and early stopping (one of the task's names, or `train_loss`).
+    pub monitor: String,
+    /// Whether larger is better for `monitor`.
+    pub maximize: bool,
+    /// Stop after this many epochs without improvement.
+    pub patience: Option<usize>,
+    /// Drives every random choice (see the module documentation).
+    pub seed: u64,
+}
+
+/// Why [`fit`] returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// All epochs ran.
+    Completed,
+    /// `patience` epochs without improvement.
+    EarlyStopped,
+    /// Stopped on request after an epoch (Ctrl-C, or a test simulating a kill).
+    Interrupted,
+}
+
+/// The result of [`fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOutcome {
+    /// Epochs completed (including any before a resume).
+    pub epochs_completed: usize,
+    /// Best monitored value and its epoch (1-based), if any epoch ran.
+    pub best: Option<(f64, usize)>,
+    /// Why training stopped.
+    pub reason: StopReason,
+}
+
+/// Paths inside a run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    /// `results.csv`.
+    pub fn results(&self) -> PathBuf {
+        self.0.join("results.csv")
+    }
+    /// `weights/last.safetensors`.
+    pub fn last(&self) -> PathBuf {
+        self.0.join("weights").join("last.safetensors")
+    }
+    /// `weights/best.safetensors`.
+    pub fn best(&self) -> PathBuf {
+        self.0.join("weights").join("best.safetensors")
+    }
+    /// `checkpoint.safetensors`.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.0.join("checkpoint.safetensors")
+    }
+}
+
+/// Seed of epoch `epoch` for run seed `seed` (a splitmix64 step, so nearby seeds differ widely).
+pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    let mut z = seed.wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+fn sorted_vars(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Clips the global L2 norm of all gradients to `max`, as `torch.nn.utils.clip_grad_norm_`.
+fn clip_grad_norm(opt: &Optimizer, max: f64) {
+    let grads: Vec<Tensor> = opt
+        .groups()
+        .iter()
+        .flat_map(|g| g.params.iter().map(|(_, p)| p.grad()))
+        .filter(|g| g.defined())
+        .collect();
+    if grads.is_empty() {
+        return;
+    }
+    let total: f64 = grads
+        .iter()
+        .map(|g| g.square().sum(tch::Kind::Double).double_value(&[]))
+        .sum::<f64>()
+        .sqrt();
+    let coef = max / (total + 1e-6);
+    if coef < 1.0 {
+        tch::no_grad(|| {
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_scalar_(coef);
+            }
+        });
+    }
+}
+
+/// Copies `src` tensors into the model variables of the same names.
+fn copy_into(vs: &VarStore, src: &[(String, Tensor)]) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (n, t) in src {
+            if let Some(v) = vars.get(n) {
+                v.shallow_clone().copy_(t);
+            }
+        }
+    });
+}
+
+/// Runs (or, with `resume`, continues) training in `run`. `stop_after` stops cleanly after that
+/// many completed epochs, as a Ctrl-C handler does.
+pub fn fit(
+    vs: &VarStore,
+    task: &mut dyn TrainTask,
+    opt: &mut Optimizer,
+    cfg: &TrainConfig,
+    run: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<FitOutcome> {
+    let dir = RunDir(run.to_path_buf());
+    std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
+    let steps = task.steps_per_epoch().max(1);
+    let accumulate = cfg.accumulate.max(1);
+    let mut schedule = cfg.schedule.clone();
+    schedule.total_iters = (cfg.epochs * steps) as u64;
+    let mut ema = cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau));
+    let (mut start, mut best, mut bad_epochs) = (0usize, None::<(f64, usize)>, 0usize);
+    if resume {
+        let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
+        (start, best, bad_epochs) = (state.epoch, state.best, state.bad_epochs);
+    }
+    let mut header: Option<Vec<String>> = None;
+    for epoch in start..cfg.epochs {
+        tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        let t0 = Instant::now();
+        let mut loss_sum = 0.0;
+        opt.zero_grad();
+        for step in 0..steps {
+            let it = (epoch * steps + step) as u64;
+            opt.set_lr(cfg.lr * schedule.factor(it));
+            let loss = task.train_step(epoch, step)?;
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                let kept = if epoch > 0 {
+                    format!(
+                        "the checkpoint of epoch {epoch} is kept in {}",
+                        dir.checkpoint().display()
+                    )
+                } else {
+                    "no checkpoint had been written yet".into()
+                };
+                return Err(Error::Invalid(format!(
+                    "loss became {value} at epoch {} step {}; training stopped and {kept}",
+                    epoch + 1,
+                    step + 1
+                )));
+            }
+            loss_sum += value;
+            (loss / accumulate as f64).backward();
+            if (step + 1) % accumulate == 0 || step + 1 == steps {
+                if let Some(max) = cfg.grad_clip {
+                    clip_grad_norm(opt, max);
+                }
+                opt.step();
+                opt.zero_grad();
+                if let Some(e) = ema.as_mut() {
+                    e.update(vs);
+                }
+            }
+        }
+        // Validate (and save) the EMA weights when there are some, then restore the model's.
+        let backup: Option<Vec<(String, Tensor)>> = ema.as_ref().map(|e| {
+            let b = sorted_vars(vs)
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().copy()))
+                .collect();
+            copy_into(vs, &e.shadow);
+            b
+        });
+        let metrics = task.validate(epoch)?;
+        let train_loss = loss_sum / steps as f64;
+        let monitored = if cfg.monitor == "train_loss" {
+            Some(train_loss)
+        } else {
+            metrics
+                .iter()
+                .find(|(n, _)| *n == cfg.monitor)
+                .map(|(_, v)| *v)
+        }
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "monitored metric {:?} is not among the task's metrics",
+                cfg.monitor
+            ))
+        })?;
+        let improved = best.is_none_or(|(b, _)| {
+            if cfg.maximize {
+                monitored > b
+            } else {
+                monitored < b
+            }
+        });
+        let weights = sorted_vars(vs);
+        let named = || weights.iter().map(|(n, t)| (n.as_str(), t));
+        checkpoint::save_safetensors(dir.last(), named())?;
+        if improved {
+            best = Some((monitored, epoch + 1));
+            bad_epochs = 0;
+            checkpoint::save_safetensors(dir.best(), named())?;
+        } else {
+            bad_epochs += 1;
+        }
+        if let Some(b) = backup {
+            copy_into(vs, &b);
+        }
+        let lr = opt.lrs().first().copied().unwrap_or(0.0);
+        append_results(
+            &dir,
+            &mut header,
+            epoch + 1,
+            train_loss,
+            &metrics,
+            lr,
+            t0.elapsed().as_secs_f64(),
+        )?;
+        ResumeState {
+            epoch: epoch + 1,
+            best,
+            bad_epochs,
+        }
+        .save(&dir, vs, opt, ema.as_ref())?;
+        if cfg.patience.is_some_and(|p| bad_epochs >= p) {
+            return Ok(FitOutcome {
+                epochs_completed: epoch + 1,
+                best,
+                reason: StopReason::EarlyStopped,
+            });
+        }
+        if stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
+            return Ok(FitOutcome {
+                epochs_completed: epoch + 1,
+                best,
+                reason: StopReason::Interrupted,
+            });
+        }
+    }
+    Ok(FitOutcome {
+        epochs_completed: cfg.epochs.max(start),
+        best,
+        reason: StopReason::Completed,
+    })
+}
+
+/// Appends one row to `results.csv` (writing the header first in a new file), atomically.
+fn append_results(
+    dir: &RunDir,
+    header: &mut Option<Vec<String>>,
+    epoch: usize,
+    train_loss: f64,
+    metrics: &[(String, f64)],
+    lr: f64,
+    seconds: f64,
+) -> Result<()> {
+    let path = dir.results();
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let names: Vec<String> = std::iter::once("epoch".to_string())
+        .chain(std::iter::once("train_loss".to_string()))
+        .chain(metrics.iter().map(|(n, _)| n.clone()))
+        .chain(["lr".to_string(), "seconds".to_string()])
+        .collect();
+    if text.is_empty() {
+        text = names.join(",") + "\n";
+    }
+    header.get_or_insert(names);
+    let mut row = vec![epoch.to_string(), format!("{train_loss:.6}")];
+    row.extend(metrics.iter().map(|(_, v)| format!("{v:.6}")));
+    row.push(format!("{lr:.6e}"));
+    row.push(format!("{seconds:.2}"));
+    text += &(row.join(",") + "\n");
+    write_atomic(&path, text.as_bytes())
+}
+
+/// The bookkeeping stored with a checkpoint.
+struct ResumeState {
+    epoch: usize,
+    best: Option<(f64, usize)>,
+    bad_epochs: usize,
+}
+
+impl ResumeState {
+    fn save(
+        &self,
+        dir: &RunDir,
+        vs: &VarStore,
+        opt: &Optimizer,
+        ema: Option<&ModelEma>,
+    ) -> Result<()> {
+        let mut all = StateDict::new();
+        for (n, t) in sorted_vars(vs) {
+            all.insert(format!("model.{n}"), t);
+        }
+        for (n, t) in opt.state_dict().iter() {
+            all.insert(format!("optim.{n}"), t.shallow_clone());
+        }
+        let mut meta = HashMap::from([
+            ("format".to_string(), "ferrovis-checkpoint-1".to_string()),
+            ("epoch".to_string(), self.epoch.to_string()),
+            ("bad_epochs".to_string(), self.bad_epochs.to_string()),
+        ]);
+        if let Some((v, e)) = self.best {
+            // Exact bits, so a resumed run compares against the very same value.
+            meta.insert("best".into(), format!("{}", v.to_bits()));
+            meta.insert("best_epoch".into(), e.to_string());
+        }
+        if let Some(e) = ema {
+            for (n, t) in &e.shadow {
+                all.insert(format!("ema.{n}"), t.shallow_clone());
+            }
+            meta.insert("ema_updates".into(), e.updates.to_string());
+        }
+        checkpoint::save_safetensors_with_metadata(dir.checkpoint(), all.iter(), Some(meta))
+    }
+
+    fn load(
+        dir: &RunDir,
+        vs: &VarStore,
+        opt: &mut Optimizer,
+        ema: Option<&mut ModelEma>,
+    ) -> Result<Self> {
+        let path = dir.checkpoint();
+        let meta = checkpoint::read_safetensors_metadata(&path)?;
+        let field = |k: &str| -> Result<u64> {
+            meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                Error::checkpoint(&path, format!("checkpoint metadata has no valid {k:?}"))
+            })
+        };
+        if meta.get("format").map(String::as_str) != Some("ferrovis-checkpoint-1") {
+            return Err(Error::checkpoint(
+                &path,
+                "not a ferrovis training checkpoint",
+            ));
+        }
+        let all = checkpoint::read(&path)?;
+        let part = |prefix: &str| -> StateDict {
+            all.iter()
+                .filter_map(|(n, t)| {
+                    n.strip_prefix(prefix)
+                        .map(|n| (n.to_string(), t.shallow_clone()))
+                })
+                .collect()
+        };
+        checkpoint::load_into(vs, &part("model."), &LoadOptions::default().strict(true))?;
+        opt.load_state_dict(&part("optim."))?;
+        if let Some(e) = ema {
+            let saved = part("ema.");
+            for (n, t) in &mut e.shadow {
+                let s = saved
+                    .get(n)
+                    .ok_or_else(|| Error::checkpoint(&path, format!("no EMA weight for {n}")))?;
+                tch::no_grad(|| t.copy_(s));
+            }
+            e.updates = field("ema_updates")?;
+        }
+        let best = match (meta.get("best"), meta.get("best_epoch")) {
+            (Some(_), Some(_)) => Some((
+                f64::from_bits(field("best")?),
+                field("best_epoch")? as usize,
+            )),
+            _ => None,
+        };
+        Ok(ResumeState {
+            epoch: field("epoch")? as usize,
+            best,
+            bad_epochs: field("bad_epochs")? as usize,
+        })
+    }
+}

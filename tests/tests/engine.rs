@@ -1,0 +1,230 @@
+//! The engine: a run killed after epoch k and resumed ends with weights bit-identical to an
+//! uninterrupted run; a NaN loss stops with a clear message and keeps the last good checkpoint;
+//! early stopping honours patience; results.csv has one row per epoch.
+
+use std::path::Path;
+
+use ferrovis_core::checkpoint;
+use ferrovis_core::engine::{fit, FitOutcome, RunDir, StopReason, TrainConfig, TrainTask};
+use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
+use ferrovis_core::Result;
+use ferrovis_tests::tensor_sha256;
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// Regression with an MLP and dropout; every batch is drawn from libtorch's generator, which the
+/// engine seeds per epoch.
+struct Regression {
+    l1: nn::Linear,
+    l2: nn::Linear,
+    val_x: Tensor,
+    val_y: Tensor,
+    nan_at_epoch: Option<usize>,
+    constant_metric: bool,
+}
+
+impl Regression {
+    fn new(vs: &VarStore) -> Self {
+        let p = vs.root();
+        let val_x = Tensor::linspace(-1.0, 1.0, 32, (Kind::Float, Device::Cpu)).view([8, 4]);
+        Regression {
+            l1: nn::linear(&p / "l1", 4, 16, Default::default()),
+            l2: nn::linear(&p / "l2", 16, 1, Default::default()),
+            val_y: val_x.sum_dim_intlist(1, true, Kind::Float).sin(),
+            val_x,
+            nan_at_epoch: None,
+            constant_metric: false,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        self.l2
+            .forward(&self.l1.forward(x).relu().dropout(0.2, train))
+    }
+}
+
+impl TrainTask for Regression {
+    fn steps_per_epoch(&self) -> usize {
+        5
+    }
+
+    fn train_step(&mut self, epoch: usize, _step: usize) -> Result<Tensor> {
+        let x = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
+        let y = x.sum_dim_intlist(1, true, Kind::Float).sin();
+        let loss = (self.forward(&x, true) - y).square().mean(Kind::Float);
+        Ok(if self.nan_at_epoch == Some(epoch) {
+            loss * f64::NAN
+        } else {
+            loss
+        })
+    }
+
+    fn validate(&mut self, _epoch: usize) -> Result<Vec<(String, f64)>> {
+        let loss = tch::no_grad(|| {
+            (self.forward(&self.val_x, false) - &self.val_y)
+                .square()
+                .mean(Kind::Float)
+        });
+        let v = if self.constant_metric {
+            1.0
+        } else {
+            loss.double_value(&[])
+        };
+        Ok(vec![("val_loss".into(), v)])
+    }
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        lr: 0.05,
+        schedule: Schedule {
+            decay: Decay::Cosine { min_factor: 0.1 },
+            total_iters: 0,
+            warmup_iters: 4,
+            warmup_start: 0.1,
+        },
+        accumulate: 2,
+        grad_clip: Some(1.0),
+        ema: Some((0.99, 10.0)),
+        monitor: "val_loss".into(),
+        maximize: false,
+        patience: None,
+        seed: 42,
+    }
+}
+
+/// Builds model + optimiser with initialisation seed `init_seed` and runs `fit`.
+fn run(
+    dir: &Path,
+    init_seed: i64,
+    cfg: &TrainConfig,
+    resume: bool,
+    stop_after: Option<usize>,
+    setup: impl Fn(&mut Regression),
+) -> (VarStore, Result<FitOutcome>) {
+    tch::manual_seed(init_seed);
+    let vs = VarStore::new(Device::Cpu);
+    let mut task = Regression::new(&vs);
+    setup(&mut task);
+    let groups = param_groups(
+        &vs,
+        &[],
+        &GroupConfig {
+            weight_decay: 1e-3,
+            ..Default::default()
+        },
+    );
+    let mut opt = Optimizer::new(
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: true,
+        },
+        groups,
+        cfg.lr,
+    );
+    let outcome = fit(&vs, &mut task, &mut opt, cfg, dir, resume, stop_after);
+    (vs, outcome)
+}
+
+fn fingerprint(vs: &VarStore) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vs
+        .variables()
+        .iter()
+        .map(|(n, t)| (n.clone(), tensor_sha256(t)))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn resume_after_a_kill_is_bit_identical() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (vs_a, out) = run(a.path(), 1, &config(4), false, None, |_| {});
+    assert_eq!(out.unwrap().reason, StopReason::Completed);
+
+    let (_, out) = run(b.path(), 1, &config(4), false, Some(2), |_| {});
+    assert_eq!(out.unwrap().reason, StopReason::Interrupted);
+    // A new process: different initialisation, everything must come from the checkpoint.
+    let (vs_b, out) = run(b.path(), 999, &config(4), true, None, |_| {});
+    let out = out.unwrap();
+    assert_eq!(
+        (out.reason, out.epochs_completed),
+        (StopReason::Completed, 4)
+    );
+    assert_eq!(fingerprint(&vs_a), fingerprint(&vs_b));
+
+    for dir in [a.path(), b.path()] {
+        let run = RunDir(dir.to_path_buf());
+        let csv = std::fs::read_to_string(run.results()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "epoch,train_loss,val_loss,lr,seconds");
+        assert_eq!(lines.len(), 5, "{csv}");
+        assert!(lines[4].starts_with("4,"));
+        // best and last are loadable PyTorch-named weights.
+        let best = checkpoint::read(run.best()).unwrap();
+        assert_eq!(
+            best.names().collect::<Vec<_>>(),
+            ["l1.bias", "l1.weight", "l2.bias", "l2.weight"]
+        );
+        assert!(run.last().exists());
+    }
+    // The two runs logged the same losses (timings aside).
+    let strip = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(RunDir(p.to_path_buf()).results())
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(strip(a.path()), strip(b.path()));
+}
+
+#[test]
+fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = run(dir.path(), 1, &config(5), false, None, |t| {
+        t.nan_at_epoch = Some(2)
+    });
+    let err = out.unwrap_err().to_string();
+    assert!(err.contains("loss became NaN at epoch 3 step 1"), "{err}");
+    assert!(err.contains("checkpoint of epoch 2 is kept"), "{err}");
+    let meta = checkpoint::read_safetensors_metadata(RunDir(dir.path().to_path_buf()).checkpoint())
+        .unwrap();
+    assert_eq!(meta["epoch"], "2");
+    // And it resumes from there.
+    let (_, out) = run(dir.path(), 7, &config(3), true, None, |_| {});
+    assert_eq!(out.unwrap().epochs_completed, 3);
+}
+
+#[test]
+fn early_stopping_honours_patience() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(10);
+    cfg.patience = Some(2);
+    let (_, out) = run(dir.path(), 1, &cfg, false, None, |t| {
+        t.constant_metric = true
+    });
+    let out = out.unwrap();
+    // Epoch 1 sets the best; epochs 2 and 3 do not improve.
+    assert_eq!(
+        (out.reason, out.epochs_completed, out.best),
+        (StopReason::EarlyStopped, 3, Some((1.0, 1)))
+    );
+
+    let mut cfg = config(1);
+    cfg.monitor = "mAP".into();
+    let (_, out) = run(
+        tempfile::tempdir().unwrap().path(),
+        1,
+        &cfg,
+        false,
+        None,
+        |_| {},
+    );
+    assert!(out
+        .unwrap_err()
+        .to_string()
+        .contains("monitored metric \"mAP\""));
+}

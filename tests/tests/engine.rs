@@ -3,9 +3,13 @@
 //! early stopping honours patience; results.csv has one row per epoch.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use ferrovis_core::checkpoint;
-use ferrovis_core::engine::{fit, FitOutcome, RunDir, StopReason, TrainConfig, TrainTask};
+use ferrovis_core::engine::{
+    fit, FitOutcome, RunControl, RunDir, StopReason, TrainConfig, TrainTask,
+};
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::Result;
 use ferrovis_tests::tensor_sha256;
@@ -21,6 +25,9 @@ struct Regression {
     val_y: Tensor,
     nan_at_epoch: Option<usize>,
     constant_metric: bool,
+    /// Simulates Ctrl-C: sets `stop` when this (epoch, step) runs.
+    interrupt_at: Option<(usize, usize)>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Regression {
@@ -34,6 +41,8 @@ impl Regression {
             val_x,
             nan_at_epoch: None,
             constant_metric: false,
+            interrupt_at: None,
+            stop: Some(Arc::new(AtomicBool::new(false))),
         }
     }
 
@@ -48,7 +57,12 @@ impl TrainTask for Regression {
         5
     }
 
-    fn train_step(&mut self, epoch: usize, _step: usize) -> Result<Tensor> {
+    fn train_step(&mut self, epoch: usize, step: usize) -> Result<Tensor> {
+        if self.interrupt_at == Some((epoch, step)) {
+            if let Some(flag) = &self.stop {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
         let x = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
         let y = x.sum_dim_intlist(1, true, Kind::Float).sin();
         let loss = (self.forward(&x, true) - y).square().mean(Kind::Float);
@@ -94,6 +108,9 @@ fn config(epochs: usize) -> TrainConfig {
     }
 }
 
+/// libtorch's generator is process-global: trainings in one process must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds model + optimiser with initialisation seed `init_seed` and runs `fit`.
 fn run(
     dir: &Path,
@@ -103,6 +120,7 @@ fn run(
     stop_after: Option<usize>,
     setup: impl Fn(&mut Regression),
 ) -> (VarStore, Result<FitOutcome>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(init_seed);
     let vs = VarStore::new(Device::Cpu);
     let mut task = Regression::new(&vs);
@@ -124,7 +142,13 @@ fn run(
         groups,
         cfg.lr,
     );
-    let outcome = fit(&vs, &mut task, &mut opt, cfg, dir, resume, stop_after);
+    let control = RunControl {
+        resume,
+        stop_after,
+        stop: task.stop.clone(),
+        quiet: true,
+    };
+    let outcome = fit(&vs, &mut task, &mut opt, cfg, dir, &control);
     (vs, outcome)
 }
 
@@ -170,6 +194,13 @@ fn resume_after_a_kill_is_bit_identical() {
         );
         assert!(run.last().exists());
     }
+    let png = a.path().join("results.png");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    std::fs::copy(
+        &png,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("results.png"),
+    )
+    .unwrap();
     // The two runs logged the same losses (timings aside).
     let strip = |p: &Path| -> Vec<String> {
         std::fs::read_to_string(RunDir(p.to_path_buf()).results())
@@ -227,4 +258,25 @@ fn early_stopping_honours_patience() {
         .unwrap_err()
         .to_string()
         .contains("monitored metric \"mAP\""));
+}
+
+#[test]
+fn ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_exactly() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (vs_a, _) = run(a.path(), 1, &config(4), false, None, |_| {});
+    // Ctrl-C during step 4 of epoch 3: the stop is noticed before step 5.
+    let (_, out) = run(b.path(), 1, &config(4), false, None, |t| {
+        t.interrupt_at = Some((2, 3))
+    });
+    let out = out.unwrap();
+    assert_eq!(
+        (out.reason, out.epochs_completed),
+        (StopReason::Interrupted, 2)
+    );
+    let meta =
+        checkpoint::read_safetensors_metadata(RunDir(b.path().to_path_buf()).checkpoint()).unwrap();
+    assert_eq!(meta["epoch"], "2");
+    let (vs_b, out) = run(b.path(), 5, &config(4), true, None, |_| {});
+    assert_eq!(out.unwrap().epochs_completed, 4);
+    assert_eq!(fingerprint(&vs_a), fingerprint(&vs_b));
 }

@@ -9,6 +9,7 @@
 //! <run>/weights/last.safetensors   model weights (EMA weights when EMA is on), PyTorch names
 //! <run>/weights/best.safetensors   the same at the best monitored metric
 //! <run>/checkpoint.safetensors     model + optimiser state + EMA + bookkeeping, for resume
+//! <run>/results.png                one panel per results.csv column against epoch
 //! ```
 //! Every file is written atomically: killing the process at any instant leaves the previous
 //! checkpoint loadable.
@@ -16,11 +17,19 @@
 //! **Determinism.** At the start of each epoch the engine seeds libtorch's generator from
 //! `(seed, epoch)`. A task that draws its shuffling, augmentation and dropout from that generator
 //! (or from its own streams derived from `(seed, epoch, index)`) continues after a resume exactly as
-//! an uninterrupted run would, so no generator state needs saving.
+//! an uninterrupted run would, so no generator state needs saving. libtorch's generator is
+//! process-global: two trainings running at the same time in one process would draw from each
+//! other's stream, so run them one after the other.
+
+mod progress;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+pub use progress::EpochProgress;
 
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -110,6 +119,36 @@ impl RunDir {
     }
 }
 
+/// How a call to [`fit`] starts and may stop.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Continue from `<run>/checkpoint.safetensors`.
+    pub resume: bool,
+    /// Stop cleanly after this many completed epochs.
+    pub stop_after: Option<usize>,
+    /// Set (by a Ctrl-C handler, say) to stop after the current step. The epoch in progress is
+    /// dropped; the checkpoint of the last completed epoch stays, and resuming redoes that epoch
+    /// exactly.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// Installs a Ctrl-C handler that sets the returned flag (pass it in [`RunControl::stop`]); a
+/// second Ctrl-C exits at once.
+pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this step (Ctrl-C again to quit at once)");
+    })
+    .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    Ok(flag)
+}
+
 /// Seed of epoch `epoch` for run seed `seed` (a splitmix64 step, so nearby seeds differ widely).
 pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
     let mut z = seed.wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -162,16 +201,14 @@ fn copy_into(vs: &VarStore, src: &[(String, Tensor)]) {
     });
 }
 
-/// Runs (or, with `resume`, continues) training in `run`. `stop_after` stops cleanly after that
-/// many completed epochs, as a Ctrl-C handler does.
+/// Runs (or, with [`RunControl::resume`], continues) training in the run folder `run`.
 pub fn fit(
     vs: &VarStore,
     task: &mut dyn TrainTask,
     opt: &mut Optimizer,
     cfg: &TrainConfig,
     run: &Path,
-    resume: bool,
-    stop_after: Option<usize>,
+    control: &RunControl,
 ) -> Result<FitOutcome> {
     let dir = RunDir(run.to_path_buf());
     std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
@@ -181,7 +218,7 @@ pub fn fit(
     schedule.total_iters = (cfg.epochs * steps) as u64;
     let mut ema = cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau));
     let (mut start, mut best, mut bad_epochs) = (0usize, None::<(f64, usize)>, 0usize);
-    if resume {
+    if control.resume {
         let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
         (start, best, bad_epochs) = (state.epoch, state.best, state.bad_epochs);
     }
@@ -191,7 +228,25 @@ pub fn fit(
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
         opt.zero_grad();
+        let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet);
         for step in 0..steps {
+            if control
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+            {
+                progress.finish();
+                tracing::warn!(
+                    epoch = epoch + 1,
+                    step,
+                    "interrupted; the last completed epoch's checkpoint is kept"
+                );
+                return Ok(FitOutcome {
+                    epochs_completed: epoch,
+                    best,
+                    reason: StopReason::Interrupted,
+                });
+            }
             let it = (epoch * steps + step) as u64;
             opt.set_lr(cfg.lr * schedule.factor(it));
             let loss = task.train_step(epoch, step)?;
@@ -212,6 +267,7 @@ pub fn fit(
                 )));
             }
             loss_sum += value;
+            progress.step(step, loss_sum / (step + 1) as f64);
             (loss / accumulate as f64).backward();
             if (step + 1) % accumulate == 0 || step + 1 == steps {
                 if let Some(max) = cfg.grad_clip {
@@ -224,6 +280,7 @@ pub fn fit(
                 }
             }
         }
+        progress.finish();
         // Validate (and save) the EMA weights when there are some, then restore the model's.
         let backup: Option<Vec<(String, Tensor)>> = ema.as_ref().map(|e| {
             let b = sorted_vars(vs)
@@ -292,7 +349,8 @@ pub fn fit(
                 reason: StopReason::EarlyStopped,
             });
         }
-        if stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
+        crate::metrics::render::results_png(&dir.results(), &dir.0.join("results.png"))?;
+        if control.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,
                 best,

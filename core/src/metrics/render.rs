@@ -280,3 +280,70 @@ pub fn pr_curves_png(path: &Path, r: &DetectionReport, names: &[String]) -> Resu
     }
     root.present().map_err(|e| draw_err(path, e))
 }
+
+/// Draws every column of a run's `results.csv` (loss, metrics, learning rate…) against epoch,
+/// one small panel each, into `out`.
+pub fn results_png(csv: &Path, out: &Path) -> Result<()> {
+    ensure_font();
+    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .enumerate()
+        .map(|(i, l)| {
+            l.split(',')
+                .map(|v| {
+                    v.parse::<f64>().map_err(|_| {
+                        Error::Invalid(format!(
+                            "{}: line {}: {v:?} is not a number",
+                            csv.display(),
+                            i + 2
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    let columns: Vec<usize> = (1..header.len())
+        .filter(|&c| header[c] != "seconds")
+        .collect();
+    if rows.is_empty() || columns.is_empty() {
+        return Ok(());
+    }
+    let cols = 3usize.min(columns.len());
+    let panel_rows = columns.len().div_ceil(cols);
+    let root =
+        BitMapBackend::new(out, (360 * cols as u32, 260 * panel_rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(out, e))?;
+    let panels = root.split_evenly((panel_rows, cols));
+    let last_epoch = rows.iter().map(|r| r[0]).fold(1.0, f64::max);
+    for (panel, &c) in panels.iter().zip(&columns) {
+        let ys: Vec<f64> = rows.iter().map(|r| r[c]).collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+                (a.min(y), b.max(y))
+            });
+        let pad = ((hi - lo) * 0.1).max(1e-12);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(header[c], ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(25)
+            .y_label_area_size(55)
+            .build_cartesian_2d(1.0f64..last_epoch.max(2.0), (lo - pad)..(hi + pad))
+            .map_err(|e| draw_err(out, e))?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| draw_err(out, e))?;
+        let points: Vec<(f64, f64)> = rows.iter().map(|r| (r[0], r[c])).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))
+            .map_err(|e| draw_err(out, e))?;
+        chart
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, BLUE.filled())))
+            .map_err(|e| draw_err(out, e))?;
+    }
+    root.present().map_err(|e| draw_err(out, e))
+}

@@ -17,6 +17,7 @@ pub mod atomic_file;
 pub mod backbone;
 pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod device;
 pub mod engine;
 pub mod error;

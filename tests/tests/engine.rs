@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::{
-    fit, FitOutcome, RunControl, RunDir, StopReason, TrainConfig, TrainTask,
+    fit, FitOutcome, LossScaler, RunControl, RunDir, StopReason, TrainConfig, TrainTask,
 };
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::Result;
@@ -25,6 +25,7 @@ struct Regression {
     val_y: Tensor,
     nan_at_epoch: Option<usize>,
     constant_metric: bool,
+
     /// Simulates Ctrl-C: sets `stop` when this (epoch, step) runs.
     interrupt_at: Option<(usize, usize)>,
     stop: Option<Arc<AtomicBool>>,
@@ -41,6 +42,7 @@ impl Regression {
             val_x,
             nan_at_epoch: None,
             constant_metric: false,
+
             interrupt_at: None,
             stop: Some(Arc::new(AtomicBool::new(false))),
         }
@@ -105,6 +107,7 @@ fn config(epochs: usize) -> TrainConfig {
         maximize: false,
         patience: None,
         seed: 42,
+        amp: false,
     }
 }
 
@@ -279,4 +282,40 @@ fn ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_exactly() {
     let (vs_b, out) = run(b.path(), 5, &config(4), true, None, |_| {});
     assert_eq!(out.unwrap().epochs_completed, 4);
     assert_eq!(fingerprint(&vs_a), fingerprint(&vs_b));
+}
+
+#[test]
+fn loss_scaling_is_exact_and_skips_overflowing_steps() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (plain, _) = run(a.path(), 1, &config(2), false, None, |_| {});
+    let mut amp = config(2);
+    amp.amp = true;
+    // On the CPU only the scaler runs; scaling by powers of two is exact.
+    let (scaled, out) = run(b.path(), 1, &amp, false, None, |_| {});
+    out.unwrap();
+    assert_eq!(fingerprint(&plain), fingerprint(&scaled));
+
+    // The scaler's rule: inf gradients → skip and halve; finite → unscale exactly, keep the scale.
+    let vs = VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
+    let groups = param_groups(&vs, &[], &GroupConfig::default());
+    let opt = Optimizer::new(
+        OptimizerKind::Sgd {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+        },
+        groups,
+        0.1,
+    );
+    let mut scaler = LossScaler::default();
+    (&w * f64::INFINITY).sum(Kind::Float).backward();
+    assert!(!scaler.unscale_and_check(&opt));
+    assert_eq!(scaler.scale, 32768.0);
+    let mut w2 = w.shallow_clone();
+    w2.zero_grad();
+    (&w * 3.0 * scaler.scale).sum(Kind::Float).backward();
+    assert!(scaler.unscale_and_check(&opt));
+    assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), [3.0, 3.0]);
+    assert_eq!(scaler.scale, 32768.0);
 }

@@ -72,6 +72,56 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Drives every random choice (see the module documentation).
     pub seed: u64,
+    /// Mixed precision: float16 autocast on CUDA with dynamic loss scaling (as PyTorch's
+    /// `autocast` + `GradScaler`). The scaler also runs on the CPU, where autocast does not.
+    pub amp: bool,
+}
+
+/// Dynamic loss scaling (PyTorch's `GradScaler` rule): start at 2^16, halve and skip the step when
+/// a gradient is inf/NaN, double after 2000 steps without one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossScaler {
+    /// Current scale.
+    pub scale: f64,
+    good_steps: u32,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler {
+            scale: 65536.0,
+            good_steps: 0,
+        }
+    }
+}
+
+impl LossScaler {
+    /// Unscales the gradients of `opt` in place and tells whether all are finite; updates the scale.
+    pub fn unscale_and_check(&mut self, opt: &Optimizer) -> bool {
+        let grads: Vec<Tensor> = opt
+            .groups()
+            .iter()
+            .flat_map(|g| g.params.iter().map(|(_, p)| p.grad()))
+            .filter(|g| g.defined())
+            .collect();
+        let finite = tch::no_grad(|| {
+            grads.iter().all(|g| {
+                let _ = g.shallow_clone().g_mul_scalar_(1.0 / self.scale);
+                g.isfinite().all().int64_value(&[]) == 1
+            })
+        });
+        if finite {
+            self.good_steps += 1;
+            if self.good_steps == 2000 {
+                self.scale *= 2.0;
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale /= 2.0;
+            self.good_steps = 0;
+        }
+        finite
+    }
 }
 
 /// Why [`fit`] returned.
@@ -217,6 +267,8 @@ pub fn fit(
     let mut schedule = cfg.schedule.clone();
     schedule.total_iters = (cfg.epochs * steps) as u64;
     let mut ema = cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau));
+    let mut scaler = cfg.amp.then(LossScaler::default);
+    let autocast = cfg.amp && vs.device().is_cuda();
     let (mut start, mut best, mut bad_epochs) = (0usize, None::<(f64, usize)>, 0usize);
     if control.resume {
         let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
@@ -249,7 +301,11 @@ pub fn fit(
             }
             let it = (epoch * steps + step) as u64;
             opt.set_lr(cfg.lr * schedule.factor(it));
-            let loss = task.train_step(epoch, step)?;
+            let loss = if autocast {
+                tch::autocast(true, || task.train_step(epoch, step))?
+            } else {
+                task.train_step(epoch, step)?
+            };
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 let kept = if epoch > 0 {
@@ -268,16 +324,26 @@ pub fn fit(
             }
             loss_sum += value;
             progress.step(step, loss_sum / (step + 1) as f64);
-            (loss / accumulate as f64).backward();
+            let loss_scale = scaler.map_or(1.0, |s| s.scale);
+            (loss * (loss_scale / accumulate as f64)).backward();
             if (step + 1) % accumulate == 0 || step + 1 == steps {
-                if let Some(max) = cfg.grad_clip {
-                    clip_grad_norm(opt, max);
+                let finite = scaler.as_mut().is_none_or(|s| s.unscale_and_check(opt));
+                if finite {
+                    if let Some(max) = cfg.grad_clip {
+                        clip_grad_norm(opt, max);
+                    }
+                    opt.step();
+                    if let Some(e) = ema.as_mut() {
+                        e.update(vs);
+                    }
+                } else {
+                    tracing::warn!(
+                        epoch = epoch + 1,
+                        step = step + 1,
+                        "inf/NaN gradients under loss scaling: step skipped"
+                    );
                 }
-                opt.step();
                 opt.zero_grad();
-                if let Some(e) = ema.as_mut() {
-                    e.update(vs);
-                }
             }
         }
         progress.finish();

@@ -1,6 +1,13 @@
 //! What trains: freezing and unfreezing variables by name pattern, by backbone stage, or by
 //! Ultralytics-style layer index.
 //!
+//! The training modes users choose map onto these: *feature extraction* =
+//! `freeze_before_stage(.., "head")`; *fine-tuning* = nothing frozen, with a lower
+//! `backbone_lr_scale` in [`crate::optim::GroupConfig`]; *partial* = [`train_last_stages`];
+//! *gradual* (fastai's `fine_tune`) = feature extraction for k epochs, then
+//! `set_trainable(.., true, ..)` from `TrainTask::on_epoch_start(k)`, with groups built with
+//! `include_frozen` and `lr_spread: Some(0.01)` so the stem trains at base/100 and the head at base.
+//!
 //! Freezing clears `requires_grad`. [`crate::nn::BatchNorm2d`] reads that flag: a BatchNorm whose
 //! weight is frozen normalises with its running statistics even in training mode and does not
 //! update them, so a frozen backbone's statistics stay bit-identical while the head trains (the

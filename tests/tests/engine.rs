@@ -150,6 +150,7 @@ fn run(
         stop_after,
         stop: task.stop.clone(),
         quiet: true,
+        config_toml: Some("[train]\nepochs = 4\n".into()),
     };
     let outcome = fit(&vs, &mut task, &mut opt, cfg, dir, &control);
     (vs, outcome)
@@ -227,6 +228,10 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     let meta = checkpoint::read_safetensors_metadata(RunDir(dir.path().to_path_buf()).checkpoint())
         .unwrap();
     assert_eq!(meta["epoch"], "2");
+    assert_eq!(
+        meta["config"], "[train]\nepochs = 4\n",
+        "the checkpoint carries the config"
+    );
     // And it resumes from there.
     let (_, out) = run(dir.path(), 7, &config(3), true, None, |_| {});
     assert_eq!(out.unwrap().epochs_completed, 3);
@@ -318,4 +323,146 @@ fn loss_scaling_is_exact_and_skips_overflowing_steps() {
     assert!(scaler.unscale_and_check(&opt));
     assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), [3.0, 3.0]);
     assert_eq!(scaler.scale, 32768.0);
+}
+
+/// A classifier on a real backbone that unfreezes everything at `unfreeze_at`.
+struct Gradual {
+    model: Box<dyn ferrovis_core::backbone::Backbone>,
+    vs_vars: Vec<(String, Tensor)>,
+    unfreeze_at: usize,
+    snapshots: Vec<Vec<(String, String)>>,
+}
+
+impl TrainTask for Gradual {
+    fn steps_per_epoch(&self) -> usize {
+        2
+    }
+    fn train_step(&mut self, _epoch: usize, _step: usize) -> Result<Tensor> {
+        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
+        Ok(self.model.forward_t(&x, true).cross_entropy_for_logits(&y))
+    }
+    fn validate(&mut self, _epoch: usize) -> Result<Vec<(String, f64)>> {
+        let mut snap: Vec<(String, String)> = self
+            .vs_vars
+            .iter()
+            .map(|(n, t)| (n.clone(), tensor_sha256(t)))
+            .collect();
+        snap.sort();
+        self.snapshots.push(snap);
+        Ok(vec![])
+    }
+    fn on_epoch_start(&mut self, epoch: usize) -> Result<()> {
+        if epoch == self.unfreeze_at {
+            for (_, t) in &self.vs_vars {
+                if t.is_floating_point() {
+                    let _ = t.shallow_clone().requires_grad_(true);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn gradual_unfreezing_trains_the_head_first_then_everything_at_spread_rates() {
+    use ferrovis_core::backbone::{self, BackboneOptions};
+    use ferrovis_core::freeze::{self, FreezeOptions};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let model = backbone::create("resnet18", &vs.root(), &BackboneOptions::classes(2)).unwrap();
+    let stages = model.stages();
+    freeze::freeze_before_stage(&vs, &stages, "head", FreezeOptions::default()).unwrap();
+    let cfg_groups = GroupConfig {
+        lr_spread: Some(0.01),
+        include_frozen: true,
+        ..Default::default()
+    };
+    let groups = param_groups(&vs, &stages, &cfg_groups);
+    let scale = |name: &str| {
+        groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} not in {:?}",
+                    groups
+                        .iter()
+                        .map(|g| (&g.name, g.params.len()))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .lr_scale
+    };
+    assert!((scale("stem/decay") - 0.01).abs() < 1e-15);
+    assert!((scale("layer2/decay") - 0.01f64.powf(3.0 / 5.0)).abs() < 1e-15);
+    assert_eq!(scale("head/decay"), 1.0);
+    let mut opt = Optimizer::new(
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        },
+        groups,
+        0.01,
+    );
+    // Buffers (BatchNorm statistics) are left out of the snapshots: only parameters are compared.
+    let params: std::collections::HashSet<usize> = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.data_ptr() as usize)
+        .collect();
+    let vs_vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| params.contains(&(t.data_ptr() as usize)))
+        .collect();
+    let before: Vec<(String, String)> = {
+        let mut v: Vec<(String, String)> = vs_vars
+            .iter()
+            .map(|(n, t)| (n.clone(), tensor_sha256(t)))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut task = Gradual {
+        model,
+        vs_vars,
+        unfreeze_at: 1,
+        snapshots: Vec::new(),
+    };
+    let mut cfg = config(2);
+    cfg.monitor = "train_loss".into();
+    cfg.ema = None;
+    let dir = tempfile::tempdir().unwrap();
+    let control = RunControl {
+        quiet: true,
+        config_toml: Some("[train]\nmode = \"gradual\"\n".into()),
+        ..Default::default()
+    };
+    fit(&vs, &mut task, &mut opt, &cfg, dir.path(), &control).unwrap();
+    let changed = |a: &[(String, String)], b: &[(String, String)]| -> Vec<String> {
+        a.iter()
+            .zip(b)
+            .filter(|(x, y)| x.1 != y.1)
+            .map(|(x, _)| x.0.clone())
+            .collect()
+    };
+    let epoch1 = changed(&before, &task.snapshots[0]);
+    assert_eq!(
+        epoch1,
+        ["fc.bias", "fc.weight"],
+        "epoch 1 trains only the head"
+    );
+    let epoch2 = changed(&task.snapshots[0], &task.snapshots[1]);
+    assert!(
+        epoch2.contains(&"conv1.weight".to_string())
+            && epoch2.contains(&"layer4.1.conv2.weight".to_string()),
+        "{epoch2:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+        "[train]\nmode = \"gradual\"\n"
+    );
 }

@@ -5,6 +5,7 @@
 //!
 //! Run folder:
 //! ```text
+//! <run>/config.toml                the resolved configuration (when given)
 //! <run>/results.csv                one row per epoch: epoch, train_loss, metrics…, lr, seconds
 //! <run>/weights/last.safetensors   model weights (EMA weights when EMA is on), PyTorch names
 //! <run>/weights/best.safetensors   the same at the best monitored metric
@@ -47,6 +48,12 @@ pub trait TrainTask {
     fn train_step(&mut self, epoch: usize, step: usize) -> Result<Tensor>;
     /// Validation metrics after `epoch`, by name.
     fn validate(&mut self, epoch: usize) -> Result<Vec<(String, f64)>>;
+
+    /// Called before each epoch (also after a resume), e.g. to unfreeze layers at epoch k for
+    /// gradual unfreezing (see [`crate::freeze`]).
+    fn on_epoch_start(&mut self, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Training settings the engine applies.
@@ -182,6 +189,8 @@ pub struct RunControl {
     pub stop: Option<Arc<AtomicBool>>,
     /// No progress output.
     pub quiet: bool,
+    /// The resolved configuration, written to `<run>/config.toml` (see [`crate::config::to_toml`]).
+    pub config_toml: Option<String>,
 }
 
 /// Installs a Ctrl-C handler that sets the returned flag (pass it in [`RunControl::stop`]); a
@@ -262,6 +271,9 @@ pub fn fit(
 ) -> Result<FitOutcome> {
     let dir = RunDir(run.to_path_buf());
     std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
+    if let Some(text) = &control.config_toml {
+        write_atomic(&dir.0.join("config.toml"), text.as_bytes())?;
+    }
     let steps = task.steps_per_epoch().max(1);
     let accumulate = cfg.accumulate.max(1);
     let mut schedule = cfg.schedule.clone();
@@ -277,6 +289,7 @@ pub fn fit(
     let mut header: Option<Vec<String>> = None;
     for epoch in start..cfg.epochs {
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        task.on_epoch_start(epoch)?;
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
         opt.zero_grad();
@@ -407,7 +420,7 @@ pub fn fit(
             best,
             bad_epochs,
         }
-        .save(&dir, vs, opt, ema.as_ref())?;
+        .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
         if cfg.patience.is_some_and(|p| bad_epochs >= p) {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,
@@ -474,6 +487,7 @@ impl ResumeState {
         vs: &VarStore,
         opt: &Optimizer,
         ema: Option<&ModelEma>,
+        config: Option<&str>,
     ) -> Result<()> {
         let mut all = StateDict::new();
         for (n, t) in sorted_vars(vs) {
@@ -487,6 +501,9 @@ impl ResumeState {
             ("epoch".to_string(), self.epoch.to_string()),
             ("bad_epochs".to_string(), self.bad_epochs.to_string()),
         ]);
+        if let Some(text) = config {
+            meta.insert("config".into(), text.to_string());
+        }
         if let Some((v, e)) = self.best {
             // Exact bits, so a resumed run compares against the very same value.
             meta.insert("best".into(), format!("{}", v.to_bits()));

@@ -29,6 +29,12 @@ pub struct GroupConfig {
     pub backbone_lr_scale: f64,
     /// Layer-wise decay: stage i of S gets `layer_decay^(S−1−i)` (the head 1); `None` for off.
     pub layer_decay: Option<f64>,
+    /// Discriminative rates (fastai's `slice(base/100, base)`): the stem gets this factor, the head
+    /// 1, the stages between are spaced geometrically; `None` for off.
+    pub lr_spread: Option<f64>,
+    /// Also group frozen variables (they get no gradient, so no update, until unfrozen): what
+    /// gradual unfreezing needs, since the groups are fixed when the optimiser is built.
+    pub include_frozen: bool,
 }
 
 impl Default for GroupConfig {
@@ -38,18 +44,28 @@ impl Default for GroupConfig {
             no_decay_bias_norm: true,
             backbone_lr_scale: 1.0,
             layer_decay: None,
+            lr_spread: None,
+            include_frozen: false,
         }
     }
 }
 
-/// Splits the *trainable* (`requires_grad`) variables of `vs` into groups by stage (`stages` from
-/// stem to head) and by decay/no-decay. Variables in no stage join the head's scale. Empty groups
-/// are left out.
+/// Splits the trainable (`requires_grad`, or all parameters with `include_frozen`) variables of
+/// `vs` into groups by stage (`stages` from stem to head) and by decay/no-decay. Variables in no
+/// stage join the head's scale. Empty groups are left out.
 pub fn param_groups(vs: &VarStore, stages: &[Stage], cfg: &GroupConfig) -> Vec<ParamGroup> {
+    let parameters: std::collections::HashSet<usize> = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.data_ptr() as usize)
+        .collect();
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .filter(|(_, t)| t.requires_grad())
+        .filter(|(_, t)| {
+            t.requires_grad()
+                || (cfg.include_frozen && parameters.contains(&(t.data_ptr() as usize)))
+        })
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let n = stages.len();
@@ -66,7 +82,14 @@ pub fn param_groups(vs: &VarStore, stages: &[Stage], cfg: &GroupConfig) -> Vec<P
     let scale = |i: usize| {
         let head = i + 1 == n;
         let base = if head { 1.0 } else { cfg.backbone_lr_scale };
-        base * cfg.layer_decay.map_or(1.0, |d| d.powi((n - 1 - i) as i32))
+        let spread = cfg.lr_spread.map_or(1.0, |lo| {
+            if n > 1 {
+                lo.powf((n - 1 - i) as f64 / (n - 1) as f64)
+            } else {
+                1.0
+            }
+        });
+        base * cfg.layer_decay.map_or(1.0, |d| d.powi((n - 1 - i) as i32)) * spread
     };
     let mut groups: Vec<ParamGroup> = Vec::new();
     for (name, t) in vars {

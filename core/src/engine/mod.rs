@@ -105,12 +105,7 @@ impl Default for LossScaler {
 impl LossScaler {
     /// Unscales the gradients of `opt` in place and tells whether all are finite; updates the scale.
     pub fn unscale_and_check(&mut self, opt: &Optimizer) -> bool {
-        let grads: Vec<Tensor> = opt
-            .groups()
-            .iter()
-            .flat_map(|g| g.params.iter().map(|(_, p)| p.grad()))
-            .filter(|g| g.defined())
-            .collect();
+        let grads = opt.gradients();
         let finite = tch::no_grad(|| {
             grads.iter().all(|g| {
                 let _ = g.shallow_clone().g_mul_scalar_(1.0 / self.scale);
@@ -224,12 +219,7 @@ fn sorted_vars(vs: &VarStore) -> Vec<(String, Tensor)> {
 
 /// Clips the global L2 norm of all gradients to `max`, as `torch.nn.utils.clip_grad_norm_`.
 fn clip_grad_norm(opt: &Optimizer, max: f64) {
-    let grads: Vec<Tensor> = opt
-        .groups()
-        .iter()
-        .flat_map(|g| g.params.iter().map(|(_, p)| p.grad()))
-        .filter(|g| g.defined())
-        .collect();
+    let grads = opt.gradients();
     if grads.is_empty() {
         return;
     }

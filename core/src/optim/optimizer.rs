@@ -115,6 +115,15 @@ impl Optimizer {
         &self.lrs
     }
 
+    /// The gradients of the parameters that have one (after a backward pass).
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(|(_, p)| p.grad()))
+            .filter(|g| g.defined())
+            .collect()
+    }
+
     /// Sets every gradient to zero.
     pub fn zero_grad(&mut self) {
         for g in &mut self.groups {

@@ -67,15 +67,11 @@ pub fn set_trainable(
     select: impl Fn(&str) -> bool,
 ) -> usize {
     let vars = vs.variables();
-    let trainable_names: std::collections::HashSet<usize> = vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.data_ptr() as usize)
-        .collect();
+    let parameters = parameter_ptrs(vs);
     let mut changed = 0;
     for (name, t) in &vars {
         // Only variables created trainable can train; buffers stay as they are.
-        if !trainable_names.contains(&(t.data_ptr() as usize)) || !select(name) {
+        if !parameters.contains(&(t.data_ptr() as usize)) || !select(name) {
             continue;
         }
         if !trainable && opts.keep_norm_trainable && is_norm_param(&vars, name) {
@@ -88,6 +84,15 @@ pub fn set_trainable(
         }
     }
     changed
+}
+
+/// Data pointers of the variables created as parameters (trainable), frozen or not: what tells a
+/// frozen parameter apart from a buffer, since neither requires grad.
+pub(crate) fn parameter_ptrs(vs: &VarStore) -> std::collections::HashSet<usize> {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.data_ptr() as usize)
+        .collect()
 }
 
 /// Freezes every variable matching one of the glob `patterns`; a pattern matching nothing is an

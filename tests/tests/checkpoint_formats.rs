@@ -1,7 +1,6 @@
 //! PyTorch writes checkpoints in every layout users meet; ferrovis must read each bit for bit,
 //! load them into a VarStore with a PyTorch-like report, and write weights PyTorch loads back.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -359,12 +358,7 @@ fn truncated_and_corrupted_files_never_panic() {
         "hub.safetensors",
     ] {
         let good = std::fs::read(fixture(file)).unwrap();
-        let expected_names: HashMap<String, ()> = fixtures().1[file]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["name"].as_str().unwrap().to_string(), ()))
-            .collect();
+        let expected_count = fixtures().1[file].as_array().unwrap().len();
         for len in 0..good.len() {
             std::fs::write(&target, &good[..len]).unwrap();
             let r = std::panic::catch_unwind(|| checkpoint::read(&target));
@@ -385,7 +379,7 @@ fn truncated_and_corrupted_files_never_panic() {
                 match std::panic::catch_unwind(|| checkpoint::read(&target)) {
                     Ok(Ok(sd)) => {
                         // A corrupted data byte legitimately changes values; structure must hold.
-                        assert!(sd.len() <= expected_names.len() + 1, "{file} byte {pos}");
+                        assert!(sd.len() <= expected_count + 1, "{file} byte {pos}");
                     }
                     Ok(Err(_)) => {}
                     Err(_) => panic!("{file} with byte {pos} set to {flip:#04x} panicked"),

@@ -276,7 +276,6 @@ pub fn fit(
         let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
         (start, best, bad_epochs) = (state.epoch, state.best, state.bad_epochs);
     }
-    let mut header: Option<Vec<String>> = None;
     for epoch in start..cfg.epochs {
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
         task.on_epoch_start(epoch)?;
@@ -398,7 +397,6 @@ pub fn fit(
         let lr = opt.lrs().first().copied().unwrap_or(0.0);
         append_results(
             &dir,
-            &mut header,
             epoch + 1,
             train_loss,
             &metrics,
@@ -437,7 +435,6 @@ pub fn fit(
 /// Appends one row to `results.csv` (writing the header first in a new file), atomically.
 fn append_results(
     dir: &RunDir,
-    header: &mut Option<Vec<String>>,
     epoch: usize,
     train_loss: f64,
     metrics: &[(String, f64)],
@@ -454,7 +451,6 @@ fn append_results(
     if text.is_empty() {
         text = names.join(",") + "\n";
     }
-    header.get_or_insert(names);
     let mut row = vec![epoch.to_string(), format!("{train_loss:.6}")];
     row.extend(metrics.iter().map(|(_, v)| format!("{v:.6}")));
     row.push(format!("{lr:.6e}"));

@@ -54,11 +54,7 @@ impl Default for GroupConfig {
 /// `vs` into groups by stage (`stages` from stem to head) and by decay/no-decay. Variables in no
 /// stage join the head's scale. Empty groups are left out.
 pub fn param_groups(vs: &VarStore, stages: &[Stage], cfg: &GroupConfig) -> Vec<ParamGroup> {
-    let parameters: std::collections::HashSet<usize> = vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.data_ptr() as usize)
-        .collect();
+    let parameters = crate::freeze::parameter_ptrs(vs);
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()

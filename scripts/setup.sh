@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) setup for a ferrovis checkout.
 #
-#   1. system packages for the OpenCV bindings (libopencv-dev, clang, libclang-dev);
+#   1. system packages for the OpenCV bindings and the JPEG region decoder (libopencv-dev,
+#      libjpeg-dev, clang, libclang-dev);
 #   2. libtorch 2.13.0: the user's own via $LIBTORCH, otherwise the one inside a PyTorch wheel,
 #      installed into a virtual environment in a per-user cache *outside* the checkout, so every
 #      clone (CI clones fresh) reuses it. The same environment provides torch/torchvision/numpy
@@ -14,7 +15,7 @@ set -euo pipefail
 
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
-APT_PACKAGES=(libopencv-dev clang libclang-dev)
+APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev)
 # What the tests' reference scripts import. The stamp records this list, so adding a package
 # re-runs pip once on existing environments.
 PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools"

@@ -1,11 +1,11 @@
 //! The error type of `ferrovis-data`: every message names the file (and line) concerned.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors returned by `ferrovis-data`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An image or label file could not be decoded or written.
+    /// An image or mask file could not be decoded or written.
     #[error("{}: {reason}", path.display())]
     Image {
         /// The file concerned.
@@ -13,9 +13,33 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A data set file (label, list, YAML, XML) is malformed; `line` is 1-based when known.
+    #[error("{}{}: {reason}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Dataset {
+        /// The file concerned.
+        path: PathBuf,
+        /// The 1-based line, where the problem is on one line.
+        line: Option<usize>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A transform or loader was given impossible parameters.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    /// An I/O error on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// An error reported by OpenCV.
     #[error("opencv: {0}")]
     OpenCv(#[from] opencv::Error),
+    /// An error reported by libtorch while collating tensors.
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
 }
 
 /// `Result` with [`Error`] as the default error type.
@@ -27,6 +51,27 @@ impl Error {
         Error::Image {
             path: path.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Dataset`] for `path`, at `line` when given.
+    pub fn dataset(
+        path: impl Into<PathBuf>,
+        line: Option<usize>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Dataset {
+            path: path.into(),
+            line,
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
         }
     }
 }

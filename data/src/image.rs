@@ -39,3 +39,35 @@ impl RgbImage {
         self.data[i..i + 3].copy_from_slice(&rgb);
     }
 }
+
+/// A single-channel 8-bit mask: class indices (255 = ignore), rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mask {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height * width` bytes.
+    pub data: Vec<u8>,
+}
+
+impl Mask {
+    /// A mask filled with one value.
+    pub fn filled(width: usize, height: usize, value: u8) -> Self {
+        Self {
+            width,
+            height,
+            data: vec![value; width * height],
+        }
+    }
+
+    /// The value at column `x`, row `y`.
+    pub fn get(&self, x: usize, y: usize) -> u8 {
+        self.data[y * self.width + x]
+    }
+
+    /// Sets the value at column `x`, row `y`.
+    pub fn set(&mut self, x: usize, y: usize, value: u8) {
+        self.data[y * self.width + x] = value;
+    }
+}

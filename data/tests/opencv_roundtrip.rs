@@ -56,6 +56,13 @@ fn missing_and_corrupt_files_name_the_file() {
     std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
     let err = read_rgb(&bad).unwrap_err().to_string();
     assert!(
+        err.contains("bad.jpg") && err.contains("truncated JPEG"),
+        "{err}"
+    );
+    // Complete (it has an end marker) but still not an image.
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg \xff\xd9").unwrap();
+    let err = read_rgb(&bad).unwrap_err().to_string();
+    assert!(
         err.contains("bad.jpg") && err.contains("not a decodable image"),
         "{err}"
     );

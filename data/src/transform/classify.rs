@@ -1,11 +1,22 @@
-//! Classification transforms: resize the shorter side, centre crop.
+//! Classification transforms: resize the shorter side, centre crop, torchvision's random resized
+//! crop, and the train/eval pipelines built from them.
+
+use std::path::Path;
 
 use opencv::core::Size;
 use opencv::imgproc;
+use opencv::prelude::*;
+use rand::Rng as _;
+use tch::Tensor;
 
-use crate::decode::{mat_to_rgb, rgb_to_mat};
+use super::color::ColorJitter;
+use super::geometry::{crop, hflip, Rect};
+use crate::decode::{bgr_mat_to_rgb, decode_bgr, probe, read_bytes, rgb_from_mat};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::jpeg;
+use crate::rng::Rng;
+use crate::tensor::to_normalized_chw;
 
 /// Interpolation for enlarging; shrinking always uses OpenCV's area filter, which averages all
 /// covered pixels like PIL's/torchvision's antialiased resize does.
@@ -46,7 +57,9 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
         (false, Filter::Bilinear) => imgproc::INTER_LINEAR,
         (false, Filter::Bicubic) => imgproc::INTER_CUBIC,
     };
-    let src = rgb_to_mat(img)?;
+    // A borrowed view of the pixels: no copy on the way in.
+    let flat = opencv::core::Mat::from_slice(&img.data)?;
+    let src = flat.reshape(3, img.height as i32)?;
     let mut dst = opencv::core::Mat::default();
     imgproc::resize(
         &src,
@@ -56,7 +69,7 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
         0.0,
         interpolation,
     )?;
-    mat_to_rgb(&dst)
+    rgb_from_mat(&dst)
 }
 
 /// Crops the central `size`×`size` square; offsets are `round((h − size) / 2)` as in torchvision.
@@ -82,6 +95,222 @@ pub fn center_crop(img: &RgbImage, size: usize) -> Result<RgbImage> {
         height: size,
         data,
     })
+}
+
+/// torchvision's `RandomResizedCrop` area and aspect-ratio ranges.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RandomResizedCrop {
+    /// Range of the crop's area as a fraction of the image's.
+    pub scale: (f64, f64),
+    /// Range of the crop's width / height.
+    pub ratio: (f64, f64),
+}
+
+impl Default for RandomResizedCrop {
+    fn default() -> Self {
+        Self {
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        }
+    }
+}
+
+impl RandomResizedCrop {
+    /// Draws a crop of a `width`×`height` image as torchvision's `get_params` does: up to 10
+    /// attempts at a random area and log-uniform aspect ratio that fits, then a centre crop clamped
+    /// to the ratio range.
+    pub fn params(&self, width: usize, height: usize, rng: &mut Rng) -> Rect {
+        let area = (width * height) as f64;
+        let (log_lo, log_hi) = (self.ratio.0.ln(), self.ratio.1.ln());
+        for _ in 0..10 {
+            let target = area * rng.gen_range(self.scale.0..=self.scale.1);
+            let aspect = rng.gen_range(log_lo..=log_hi).exp();
+            let w = (target * aspect).sqrt().round() as usize;
+            let h = (target / aspect).sqrt().round() as usize;
+            if 0 < w && w <= width && 0 < h && h <= height {
+                let top = rng.gen_range(0..=height - h);
+                let left = rng.gen_range(0..=width - w);
+                return Rect {
+                    left,
+                    top,
+                    width: w,
+                    height: h,
+                };
+            }
+        }
+        let in_ratio = width as f64 / height as f64;
+        let (w, h) = if in_ratio < self.ratio.0 {
+            (
+                width,
+                ((width as f64 / self.ratio.0).round() as usize).max(1),
+            )
+        } else if in_ratio > self.ratio.1 {
+            (
+                ((height as f64 * self.ratio.1).round() as usize).max(1),
+                height,
+            )
+        } else {
+            (width, height)
+        };
+        Rect {
+            left: (width - w) / 2,
+            top: (height - h) / 2,
+            width: w,
+            height: h,
+        }
+    }
+}
+
+/// A classification pipeline from a decoded image to a normalised `(3, size, size)` tensor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyTransform {
+    /// Output side length.
+    pub size: usize,
+    /// Evaluation: the shorter side is resized to this before the centre crop (torchvision's
+    /// `Resize(256)`, `CenterCrop(224)`).
+    pub resize: usize,
+    /// Training: random resized crop (`None`: the evaluation resize + centre crop).
+    pub random_resized_crop: Option<RandomResizedCrop>,
+    /// Training: probability of a horizontal flip.
+    pub hflip: f64,
+    /// Training: colour jitter.
+    pub color_jitter: ColorJitter,
+    /// Per-channel mean subtracted after scaling to [0, 1].
+    pub mean: [f64; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f64; 3],
+}
+
+impl Default for ClassifyTransform {
+    fn default() -> Self {
+        Self::eval(224)
+    }
+}
+
+/// ImageNet channel means (RGB), torchvision's normalisation.
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB).
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+impl ClassifyTransform {
+    /// torchvision's evaluation preset: `Resize(size·256/224)`, `CenterCrop(size)`, ImageNet
+    /// normalisation.
+    pub fn eval(size: usize) -> Self {
+        Self {
+            size,
+            resize: (size * 256).div_ceil(224),
+            random_resized_crop: None,
+            hflip: 0.0,
+            color_jitter: ColorJitter::default(),
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+
+    /// torchvision's training preset: `RandomResizedCrop(size)`, `RandomHorizontalFlip()`,
+    /// ImageNet normalisation.
+    pub fn train(size: usize) -> Self {
+        Self {
+            random_resized_crop: Some(RandomResizedCrop::default()),
+            hflip: 0.5,
+            ..Self::eval(size)
+        }
+    }
+
+    /// True when the output depends on the random stream.
+    pub fn is_random(&self) -> bool {
+        self.random_resized_crop.is_some() || self.hflip > 0.0 || !self.color_jitter.is_identity()
+    }
+
+    /// Crops and resizes to `size`×`size` with the random parts drawn from `rng`.
+    pub fn apply_image(&self, img: &RgbImage, rng: &mut Rng) -> Result<RgbImage> {
+        let mut out = match &self.random_resized_crop {
+            Some(rrc) => {
+                let rect = rrc.params(img.width, img.height, rng);
+                resize(&crop(img, rect)?, self.size, self.size, Filter::Bilinear)?
+            }
+            None => center_crop(
+                &resize_shorter(img, self.resize, Filter::Bilinear)?,
+                self.size,
+            )?,
+        };
+        if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
+            hflip(&mut out);
+        }
+        self.color_jitter.apply(&mut out, rng);
+        Ok(out)
+    }
+
+    /// The pipeline straight from an encoded file, cheaper than decode + [`apply`](Self::apply)
+    /// with the same random draws in the same order: the crop is drawn on the displayed size
+    /// (read from the headers), a JPEG is decoded at the largest DCT scale (1/2, 1/4, 1/8) that
+    /// still leaves the crop (or the evaluation resize) at full output resolution, as PIL's
+    /// `draft` mode does, and the crop is resized straight out of the decoded buffer.
+    pub fn apply_file(&self, path: &Path, rng: &mut Rng) -> Result<Tensor> {
+        let bytes = read_bytes(path)?;
+        let probe = probe(path, &bytes)?;
+        let (w, h) = (probe.width, probe.height);
+        let mut out = match &self.random_resized_crop {
+            Some(rrc) => {
+                let rect = rrc.params(w, h, rng);
+                let region = if probe.jpeg && probe.orientation == 1 {
+                    self.jpeg_region(path, &bytes, (w, h), rect)?
+                } else {
+                    None
+                };
+                let cropped = match region {
+                    Some(img) => img,
+                    None => crop(&bgr_mat_to_rgb(&decode_bgr(path, &bytes, 1)?)?, rect)?,
+                };
+                resize(&cropped, self.size, self.size, Filter::Bilinear)?
+            }
+            None => {
+                let factor = [8, 4, 2]
+                    .into_iter()
+                    .find(|&f| w / f >= self.resize && h / f >= self.resize)
+                    .unwrap_or(1);
+                let img = bgr_mat_to_rgb(&decode_bgr(path, &bytes, factor)?)?;
+                center_crop(
+                    &resize_shorter(&img, self.resize, Filter::Bilinear)?,
+                    self.size,
+                )?
+            }
+        };
+        if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
+            hflip(&mut out);
+        }
+        self.color_jitter.apply(&mut out, rng);
+        Ok(to_normalized_chw(&out, self.mean, self.std))
+    }
+
+    /// Decodes just `rect` of an upright JPEG, at the smallest DCT scale m/8 that keeps the crop
+    /// at least `size` pixels on each side (so the final resize never enlarges what a full decode
+    /// would not have); `None` for JPEGs libjpeg cannot give as RGB (CMYK).
+    fn jpeg_region(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        (w, h): (usize, usize),
+        rect: Rect,
+    ) -> Result<Option<RgbImage>> {
+        let m = (1..=8)
+            .find(|m| rect.width * m / 8 >= self.size && rect.height * m / 8 >= self.size)
+            .unwrap_or(8);
+        let (sw, sh) = jpeg::scaled_size(w, h, m);
+        let x0 = (rect.left * m / 8).min(sw - 1);
+        let y0 = (rect.top * m / 8).min(sh - 1);
+        let x1 = ((rect.left + rect.width) * m).div_ceil(8).clamp(x0 + 1, sw);
+        let y1 = ((rect.top + rect.height) * m).div_ceil(8).clamp(y0 + 1, sh);
+        jpeg::decode_region(path, bytes, m, (x0, y0, x1, y1))
+    }
+
+    /// The full pipeline: [`apply_image`](Self::apply_image), then the normalised CHW tensor.
+    pub fn apply(&self, img: &RgbImage, rng: &mut Rng) -> Result<Tensor> {
+        let out = self.apply_image(img, rng)?;
+        Ok(to_normalized_chw(&out, self.mean, self.std))
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +348,44 @@ mod tests {
         let flat = RgbImage::filled(90, 60, [10, 200, 30]);
         let r = resize_shorter(&flat, 20, Filter::Bilinear).unwrap();
         assert!(r.data.chunks(3).all(|p| p == [10, 200, 30]));
+    }
+
+    #[test]
+    fn random_resized_crop_fits_and_falls_back_to_a_ratio_clamped_centre_crop() {
+        let rrc = RandomResizedCrop::default();
+        let mut rng = crate::rng::derive(5, &[]);
+        for _ in 0..500 {
+            let r = rrc.params(640, 480, &mut rng);
+            assert!(r.left + r.width <= 640 && r.top + r.height <= 480);
+            let area = (r.width * r.height) as f64 / (640.0 * 480.0);
+            assert!((0.07..=1.0).contains(&area), "area {area}");
+        }
+        // A 1000x10 strip can never fit a crop of ratio <= 4/3 with area >= 8%: every attempt
+        // fails and the fallback crops h = 10, w = round(10 * 4/3) = 13, centred.
+        let r = RandomResizedCrop::default().params(1000, 10, &mut rng);
+        assert_eq!(
+            r,
+            Rect {
+                left: (1000 - 13) / 2,
+                top: 0,
+                width: 13,
+                height: 10
+            }
+        );
+    }
+
+    #[test]
+    fn eval_pipeline_gives_normalised_square_tensor() {
+        let t = ClassifyTransform::eval(224);
+        assert_eq!(t.resize, 256);
+        let out = t
+            .apply(
+                &RgbImage::filled(500, 375, [124, 116, 104]),
+                &mut crate::rng::derive(0, &[]),
+            )
+            .unwrap();
+        assert_eq!(out.size(), [3, 224, 224]);
+        let v = f64::try_from(out.abs().max()).unwrap();
+        assert!(v < 0.01, "ImageNet-mean grey normalises to ~0, got {v}");
     }
 }

@@ -1,0 +1,22 @@
+//! Data set formats: scanning folders and label files into lists of samples, with a report of
+//! everything skipped, and the [`Dataset`](crate::loader::Dataset) implementations that decode
+//! and augment them for the loader.
+
+pub mod classification;
+pub mod detection;
+pub mod report;
+pub mod segmentation;
+
+pub use classification::{
+    csv_list, image_folder, ClassificationBatch, ClassificationData, ClassificationDataset,
+    ClassificationItem,
+};
+pub use detection::{
+    scan_voc, scan_yolo, DatasetYaml, DetectAugment, DetectionBatch, DetectionData,
+    DetectionDataset, DetectionItem, DetectionTarget, YoloBox,
+};
+pub use report::{Problem, ScanOptions, ScanReport};
+pub use segmentation::{
+    scan_pairs, ClassRemap, MaskEncoding, SegmentResize, SegmentationBatch, SegmentationData,
+    SegmentationDataset, SegmentationItem,
+};

@@ -1,0 +1,283 @@
+//! Parallel batch loading: rayon decodes and augments the samples of each batch on a dedicated
+//! thread pool, a background thread collates batches into a bounded queue ahead of the training
+//! loop, and every sample draws its randomness from `(seed, epoch, index)` so an epoch's batches
+//! are the same whatever the thread count.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rand::seq::SliceRandom;
+use rand::Rng as _;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::rng::{derive, Rng};
+
+/// Something the loader can index, load and collate.
+pub trait Dataset: Send + Sync + 'static {
+    /// One loaded, augmented sample.
+    type Sample: Send + 'static;
+    /// A collated batch.
+    type Batch: Send + 'static;
+
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Loads sample `index` for `epoch`, drawing any randomness from `rng`.
+    fn get(&self, index: usize, epoch: usize, rng: &mut Rng) -> Result<Self::Sample>;
+
+    /// Collates loaded samples (in batch order) into a batch.
+    fn collate(&self, samples: Vec<(usize, Self::Sample)>) -> Result<Self::Batch>;
+
+    /// The file behind sample `index`, for failure reports.
+    fn source(&self, index: usize) -> Option<PathBuf> {
+        let _ = index;
+        None
+    }
+}
+
+/// The order samples are drawn in.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Sampler {
+    /// 0, 1, 2, … every epoch.
+    Sequential,
+    /// A new permutation each epoch.
+    #[default]
+    Shuffle,
+    /// `len` draws with replacement, sample `i` with probability ∝ `weights[i]` (for imbalanced
+    /// data, as PyTorch's `WeightedRandomSampler`).
+    Weighted(Vec<f64>),
+}
+
+/// Loader settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoaderOptions {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Sample order.
+    pub sampler: Sampler,
+    /// Drop the last batch when it is smaller than `batch_size`.
+    pub drop_last: bool,
+    /// Seed of the order and of every augmentation.
+    pub seed: u64,
+    /// Batches prepared ahead of the training loop.
+    pub prefetch: usize,
+    /// Worker threads decoding and augmenting (0: one per core).
+    pub workers: usize,
+}
+
+impl Default for LoaderOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            sampler: Sampler::Shuffle,
+            drop_last: false,
+            seed: 0,
+            prefetch: 2,
+            workers: 0,
+        }
+    }
+}
+
+/// A sample that failed to load during an epoch and was left out of its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The epoch.
+    pub epoch: usize,
+    /// The sample index.
+    pub index: usize,
+    /// The file, when the data set knows it.
+    pub source: Option<PathBuf>,
+    /// The error.
+    pub message: String,
+}
+
+/// Loads batches of a [`Dataset`] in parallel, ahead of their use.
+pub struct Loader<D: Dataset> {
+    dataset: Arc<D>,
+    options: LoaderOptions,
+    pool: Arc<rayon::ThreadPool>,
+    failures: Arc<Mutex<Vec<LoadFailure>>>,
+}
+
+impl<D: Dataset> Loader<D> {
+    /// A loader over `dataset`.
+    pub fn new(dataset: D, options: LoaderOptions) -> Result<Self> {
+        Self::from_arc(Arc::new(dataset), options)
+    }
+
+    /// A loader over a shared data set.
+    pub fn from_arc(dataset: Arc<D>, options: LoaderOptions) -> Result<Self> {
+        if options.batch_size == 0 {
+            return Err(Error::Invalid("batch size must be at least 1".into()));
+        }
+        if let Sampler::Weighted(w) = &options.sampler {
+            if w.len() != dataset.len()
+                || w.iter().any(|x| !x.is_finite() || *x < 0.0)
+                || w.iter().sum::<f64>() <= 0.0
+            {
+                return Err(Error::Invalid(format!(
+                    "sampler weights must be {} finite non-negative numbers, not all zero",
+                    dataset.len()
+                )));
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.workers)
+            .thread_name(|i| format!("ferrovis-loader-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start loader threads: {e}")))?;
+        Ok(Self {
+            dataset,
+            options,
+            pool: Arc::new(pool),
+            failures: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The data set.
+    pub fn dataset(&self) -> &D {
+        &self.dataset
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &LoaderOptions {
+        &self.options
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        let (n, b) = (self.dataset.len(), self.options.batch_size);
+        if self.options.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The sample indices of `epoch`, in order.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let n = self.dataset.len();
+        let mut rng = derive(self.options.seed, &[u64::MAX, epoch as u64]);
+        match &self.options.sampler {
+            Sampler::Sequential => (0..n).collect(),
+            Sampler::Shuffle => {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.shuffle(&mut rng);
+                order
+            }
+            Sampler::Weighted(weights) => {
+                let total: f64 = weights.iter().sum();
+                let cumulative: Vec<f64> = weights
+                    .iter()
+                    .scan(0.0, |acc, w| {
+                        *acc += w / total;
+                        Some(*acc)
+                    })
+                    .collect();
+                (0..n)
+                    .map(|_| {
+                        let u: f64 = rng.gen();
+                        cumulative.partition_point(|&c| c <= u).min(n - 1)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Starts loading `epoch` on a background thread and returns its batches in order. Samples
+    /// that fail to load are left out of their batch and recorded (see [`failures`](Self::failures));
+    /// an error while collating ends the epoch with that error.
+    pub fn epoch(&self, epoch: usize) -> EpochBatches<D::Batch> {
+        let mut order = self.order(epoch);
+        if self.options.drop_last {
+            order.truncate(self.num_batches() * self.options.batch_size);
+        }
+        let (sender, receiver) = sync_channel(self.options.prefetch.max(1));
+        let dataset = Arc::clone(&self.dataset);
+        let pool = Arc::clone(&self.pool);
+        let failures = Arc::clone(&self.failures);
+        let (seed, batch_size) = (self.options.seed, self.options.batch_size);
+        let handle = std::thread::Builder::new()
+            .name("ferrovis-prefetch".into())
+            .spawn(move || {
+                for chunk in order.chunks(batch_size) {
+                    let loaded: Vec<(usize, Result<D::Sample>)> = pool.install(|| {
+                        chunk
+                            .par_iter()
+                            .map(|&i| {
+                                let mut rng = derive(seed, &[epoch as u64, i as u64]);
+                                (i, dataset.get(i, epoch, &mut rng))
+                            })
+                            .collect()
+                    });
+                    let mut samples = Vec::with_capacity(loaded.len());
+                    for (index, result) in loaded {
+                        match result {
+                            Ok(s) => samples.push((index, s)),
+                            Err(e) => {
+                                tracing::warn!(index, error = %e, "sample skipped");
+                                if let Ok(mut f) = failures.lock() {
+                                    f.push(LoadFailure {
+                                        epoch,
+                                        index,
+                                        source: dataset.source(index),
+                                        message: e.to_string(),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if samples.is_empty() {
+                        continue;
+                    }
+                    let batch = dataset.collate(samples);
+                    let stop = batch.is_err();
+                    if sender.send(batch).is_err() || stop {
+                        return; // the consumer went away, or the epoch ended on an error
+                    }
+                }
+            })
+            .expect("spawning a thread only fails when the OS is out of resources");
+        EpochBatches {
+            receiver: Some(receiver),
+            handle: Some(handle),
+        }
+    }
+
+    /// Every sample that failed to load so far, in the order they failed.
+    pub fn failures(&self) -> Vec<LoadFailure> {
+        self.failures.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+}
+
+/// The batches of one epoch, produced ahead on a background thread.
+pub struct EpochBatches<B> {
+    receiver: Option<Receiver<Result<B>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl<B> Iterator for EpochBatches<B> {
+    type Item = Result<B>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.receiver.as_ref()?.recv().ok()
+    }
+}
+
+impl<B> Drop for EpochBatches<B> {
+    fn drop(&mut self) {
+        // Closing the queue first makes the producer's next send fail, so the join is short.
+        self.receiver.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -82,6 +82,15 @@ def fixtures(out):
     Image.fromarray(base).save(os.path.join(out, "mask_colour.png"))
     big = np.full((8, 8), 300, np.uint16)
     Image.fromarray(big).save(os.path.join(out, "mask16_big.png"))
+    # Resizing references: Pillow's BILINEAR / BICUBIC (what torchvision's Resize does to PIL
+    # images), shrinking and enlarging a noisy picture.
+    noisy = np.clip(smooth_rgb(61, 97).astype(int) + rng.integers(-40, 40, size=(61, 97, 3)), 0, 255)
+    src = Image.fromarray(noisy.astype(np.uint8))
+    src.save(os.path.join(out, "resize_src.png"))
+    for name, size, method in [("down_bilinear", (40, 25), Image.BILINEAR),
+                               ("up_bilinear", (150, 90), Image.BILINEAR),
+                               ("down_bicubic", (33, 47), Image.BICUBIC)]:
+        save_expected(out, name, np.asarray(src.resize(size, method)))
     print(json.dumps(sorted(cases)))
 
 

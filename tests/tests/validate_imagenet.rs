@@ -1,9 +1,9 @@
 //! `make validate`: the real ImageNet weights in `../shared/weights`, loaded as they are, classify
 //! the CC0 photos as the shared README's table says (top-1 equal; probabilities within 0.05).
-//! Preprocessing is the data crate's: OpenCV decode, shorter side 256 (area filter when
+//! Preprocessing is the data crate's: OpenCV decode, shorter side 256 (area averaging when
 //! shrinking), centre crop 224, normalisation from the backbone's `PretrainedCfg`.
 
-use ferrovis_core::backbone::{self, BackboneOptions, Interpolation};
+use ferrovis_core::backbone::{self, BackboneOptions};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_data::decode::read_rgb;
 use ferrovis_data::tensor::to_normalized_chw;
@@ -41,13 +41,12 @@ fn check(arch: &str, weights: &str, expected: &Expected) {
     let report = checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
     println!("{arch}: {report}");
     let cfg = model.pretrained_cfg();
-    let filter = match cfg.interpolation {
-        Interpolation::Bilinear => Filter::Bilinear,
-        Interpolation::Bicubic => Filter::Bicubic,
-    };
     for (image, top3) in expected {
         let img = read_rgb(&shared.join("datasets/images/content").join(image)).unwrap();
-        let img = resize_shorter(&img, cfg.resize_size as usize, filter).unwrap();
+        // Area averaging: the evaluation resize the table's answers are reproduced with. (With
+        // Pillow's bilinear, which we match to ±1 grey level, Lite0's near-tie on chelsea —
+        // 0.387 vs 0.372 — flips.)
+        let img = resize_shorter(&img, cfg.resize_size as usize, Filter::Area).unwrap();
         let img = center_crop(&img, cfg.input_size as usize).unwrap();
         let x = to_normalized_chw(&img, cfg.mean, cfg.std).unsqueeze(0);
         let probs = tch::no_grad(|| model.forward_t(&x, false))

@@ -16,15 +16,19 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::jpeg;
 use crate::rng::Rng;
-use crate::tensor::to_normalized_chw;
+use crate::tensor::{to_normalized_chw, to_normalized_chw_mirrored};
 
-/// Interpolation for enlarging; shrinking always uses OpenCV's area filter, which averages all
-/// covered pixels like PIL's/torchvision's antialiased resize does.
+/// The resampling filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
-    /// Bilinear.
+    /// OpenCV's area averaging when shrinking (every covered source pixel counts, by its
+    /// coverage), bilinear when enlarging: the evaluation resize the ImageNet reference answers
+    /// in `make validate` are reproduced with.
+    Area,
+    /// Pillow's bilinear (triangle) filter, widened with the shrink factor (antialiased): what
+    /// torchvision's `Resize`/`RandomResizedCrop` do to PIL images.
     Bilinear,
-    /// Bicubic.
+    /// Pillow's bicubic filter (Catmull-Rom), antialiased the same way.
     Bicubic,
 }
 
@@ -51,11 +55,32 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
     if (width, height) == (img.width, img.height) {
         return Ok(img.clone());
     }
+    if width == 0 || height == 0 || img.width == 0 || img.height == 0 {
+        return Err(Error::Invalid(format!(
+            "cannot resize a {}x{} image to {width}x{height}",
+            img.width, img.height
+        )));
+    }
+    match filter {
+        Filter::Area => resize_area(img, width, height),
+        Filter::Bilinear => {
+            resize_pillow(img, width, height, fast_image_resize::FilterType::Bilinear)
+        }
+        Filter::Bicubic => resize_pillow(
+            img,
+            width,
+            height,
+            fast_image_resize::FilterType::CatmullRom,
+        ),
+    }
+}
+
+fn resize_area(img: &RgbImage, width: usize, height: usize) -> Result<RgbImage> {
     let shrinking = width < img.width || height < img.height;
-    let interpolation = match (shrinking, filter) {
-        (true, _) => imgproc::INTER_AREA,
-        (false, Filter::Bilinear) => imgproc::INTER_LINEAR,
-        (false, Filter::Bicubic) => imgproc::INTER_CUBIC,
+    let interpolation = if shrinking {
+        imgproc::INTER_AREA
+    } else {
+        imgproc::INTER_LINEAR
     };
     // A borrowed view of the pixels: no copy on the way in.
     let flat = opencv::core::Mat::from_slice(&img.data)?;
@@ -70,6 +95,35 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
         interpolation,
     )?;
     rgb_from_mat(&dst)
+}
+
+fn resize_pillow(
+    img: &RgbImage,
+    width: usize,
+    height: usize,
+    kernel: fast_image_resize::FilterType,
+) -> Result<RgbImage> {
+    use fast_image_resize as fir;
+    let dim = |v: usize| {
+        u32::try_from(v).map_err(|_| Error::Invalid(format!("image side {v} too large")))
+    };
+    let src = fir::images::ImageRef::new(
+        dim(img.width)?,
+        dim(img.height)?,
+        &img.data,
+        fir::PixelType::U8x3,
+    )
+    .map_err(|e| Error::Invalid(format!("resize source: {e}")))?;
+    let mut dst = fir::images::Image::new(dim(width)?, dim(height)?, fir::PixelType::U8x3);
+    let options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(kernel));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| Error::Invalid(format!("resize: {e}")))?;
+    Ok(RgbImage {
+        width,
+        height,
+        data: dst.into_vec(),
+    })
 }
 
 /// Crops the central `size`×`size` square; offsets are `round((h − size) / 2)` as in torchvision.
@@ -168,8 +222,8 @@ impl RandomResizedCrop {
 pub struct ClassifyTransform {
     /// Output side length.
     pub size: usize,
-    /// Evaluation: the shorter side is resized to this before the centre crop (torchvision's
-    /// `Resize(256)`, `CenterCrop(224)`).
+    /// Evaluation: the shorter side is resized to this ([`Filter::Area`]) before the centre crop
+    /// (torchvision's `Resize(256)`, `CenterCrop(224)`).
     pub resize: usize,
     /// Training: random resized crop (`None`: the evaluation resize + centre crop).
     pub random_resized_crop: Option<RandomResizedCrop>,
@@ -231,10 +285,7 @@ impl ClassifyTransform {
                 let rect = rrc.params(img.width, img.height, rng);
                 resize(&crop(img, rect)?, self.size, self.size, Filter::Bilinear)?
             }
-            None => center_crop(
-                &resize_shorter(img, self.resize, Filter::Bilinear)?,
-                self.size,
-            )?,
+            None => center_crop(&resize_shorter(img, self.resize, Filter::Area)?, self.size)?,
         };
         if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
             hflip(&mut out);
@@ -252,7 +303,7 @@ impl ClassifyTransform {
         let bytes = read_bytes(path)?;
         let probe = probe(path, &bytes)?;
         let (w, h) = (probe.width, probe.height);
-        let mut out = match &self.random_resized_crop {
+        let out = match &self.random_resized_crop {
             Some(rrc) => {
                 let rect = rrc.params(w, h, rng);
                 let region = if probe.jpeg && probe.orientation == 1 {
@@ -272,17 +323,22 @@ impl ClassifyTransform {
                     .find(|&f| w / f >= self.resize && h / f >= self.resize)
                     .unwrap_or(1);
                 let img = bgr_mat_to_rgb(&decode_bgr(path, &bytes, factor)?)?;
-                center_crop(
-                    &resize_shorter(&img, self.resize, Filter::Bilinear)?,
-                    self.size,
-                )?
+                center_crop(&resize_shorter(&img, self.resize, Filter::Area)?, self.size)?
             }
         };
-        if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
-            hflip(&mut out);
+        Ok(self.finish(out, rng))
+    }
+
+    /// The steps after the crop: the flip (drawn first, applied while converting, since colour
+    /// jitter does not care where a pixel is), colour jitter, normalisation.
+    fn finish(&self, mut img: RgbImage, rng: &mut Rng) -> Tensor {
+        let mirror = self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0));
+        self.color_jitter.apply(&mut img, rng);
+        if mirror {
+            to_normalized_chw_mirrored(&img, self.mean, self.std)
+        } else {
+            to_normalized_chw(&img, self.mean, self.std)
         }
-        self.color_jitter.apply(&mut out, rng);
-        Ok(to_normalized_chw(&out, self.mean, self.std))
     }
 
     /// Decodes just `rect` of an upright JPEG, at the smallest DCT scale m/8 that keeps the crop

@@ -34,7 +34,7 @@ impl SegmentationSample {
     }
 }
 
-/// Resizes image (bilinear, area when shrinking) and mask (nearest) to `width`×`height`.
+/// Resizes image (antialiased bilinear) and mask (nearest) to `width`×`height`.
 pub fn resize_sample(
     sample: &SegmentationSample,
     width: usize,

@@ -210,23 +210,34 @@ pub fn write_mask(path: &Path, mask: &Mask) -> Result<()> {
     write_mat(path, &mat)
 }
 
+/// A `Mat` over a copy of `data`, `height` rows of `channels`-byte pixels.
+fn mat_from_bytes(data: &[u8], channels: i32, height: usize) -> Result<Mat> {
+    let flat = Mat::from_slice(data)?;
+    Ok(flat.reshape(channels, height as i32)?.try_clone()?)
+}
+
+/// Width, height and the bytes of an 8-bit `Mat`, rows packed (regions of larger Mats included).
+fn mat_pixels(mat: &Mat) -> Result<(usize, usize, Vec<u8>)> {
+    let data = if mat.is_continuous() {
+        mat.data_bytes()?.to_vec()
+    } else {
+        mat.try_clone()?.data_bytes()?.to_vec()
+    };
+    Ok((mat.cols() as usize, mat.rows() as usize, data))
+}
+
 /// Converts a [`Mask`] to a single-channel 8-bit `Mat`.
 pub fn mask_to_mat(mask: &Mask) -> Result<Mat> {
-    let flat = Mat::from_slice(&mask.data)?;
-    Ok(flat.reshape(1, mask.height as i32)?.try_clone()?)
+    mat_from_bytes(&mask.data, 1, mask.height)
 }
 
 /// Converts a single-channel 8-bit `Mat` to a [`Mask`].
 pub fn mat_to_single_channel(mat: &Mat) -> Result<Mask> {
-    let mat = if mat.is_continuous() {
-        mat.clone()
-    } else {
-        mat.try_clone()?
-    };
+    let (width, height, data) = mat_pixels(mat)?;
     Ok(Mask {
-        width: mat.cols() as usize,
-        height: mat.rows() as usize,
-        data: mat.data_bytes()?.to_vec(),
+        width,
+        height,
+        data,
     })
 }
 
@@ -234,18 +245,7 @@ pub fn mat_to_single_channel(mat: &Mat) -> Result<Mask> {
 pub fn mat_to_rgb(bgr: &Mat) -> Result<RgbImage> {
     let mut rgb = Mat::default();
     imgproc::cvt_color_def(bgr, &mut rgb, imgproc::COLOR_BGR2RGB)?;
-    let (width, height) = (rgb.cols() as usize, rgb.rows() as usize);
-    let rgb = if rgb.is_continuous() {
-        rgb
-    } else {
-        rgb.try_clone()?
-    };
-    let data = rgb.data_bytes()?.to_vec();
-    Ok(RgbImage {
-        width,
-        height,
-        data,
-    })
+    rgb_from_mat(&rgb)
 }
 
 /// Converts an [`RgbImage`] to an 8-bit 3-channel BGR `Mat` (what OpenCV functions expect).
@@ -258,21 +258,16 @@ pub fn rgb_to_mat(img: &RgbImage) -> Result<Mat> {
 /// An [`RgbImage`] as a 3-channel `Mat` in RGB order, for OpenCV functions that ignore channel
 /// order (resize, warps, flips) so no BGR swap is paid.
 pub fn rgb_mat(img: &RgbImage) -> Result<Mat> {
-    let flat = Mat::from_slice(&img.data)?;
-    Ok(flat.reshape(3, img.height as i32)?.try_clone()?)
+    mat_from_bytes(&img.data, 3, img.height)
 }
 
 /// The inverse of [`rgb_mat`]: a 3-channel 8-bit `Mat` already in RGB order.
 pub fn rgb_from_mat(mat: &Mat) -> Result<RgbImage> {
-    let mat = if mat.is_continuous() {
-        mat.clone()
-    } else {
-        mat.try_clone()?
-    };
+    let (width, height, data) = mat_pixels(mat)?;
     Ok(RgbImage {
-        width: mat.cols() as usize,
-        height: mat.rows() as usize,
-        data: mat.data_bytes()?.to_vec(),
+        width,
+        height,
+        data,
     })
 }
 

@@ -38,6 +38,19 @@ impl RgbImage {
         let i = (y * self.width + x) * 3;
         self.data[i..i + 3].copy_from_slice(&rgb);
     }
+
+    /// A test image whose pixel at `(x, y)` is `[x, y, blue]`, so moved pixels tell where they
+    /// came from.
+    #[cfg(test)]
+    pub(crate) fn numbered(width: usize, height: usize, blue: u8) -> Self {
+        let mut img = Self::filled(width, height, [0, 0, blue]);
+        for y in 0..height {
+            for x in 0..width {
+                img.set_pixel(x, y, [x as u8, y as u8, blue]);
+            }
+        }
+        img
+    }
 }
 
 /// A single-channel 8-bit mask: class indices (255 = ignore), rows top to bottom.

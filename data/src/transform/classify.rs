@@ -373,32 +373,22 @@ impl ClassifyTransform {
 mod tests {
     use super::*;
 
-    fn numbered(w: usize, h: usize) -> RgbImage {
-        let mut img = RgbImage::filled(w, h, [0, 0, 0]);
-        for y in 0..h {
-            for x in 0..w {
-                img.set_pixel(x, y, [x as u8, y as u8, 7]);
-            }
-        }
-        img
-    }
-
     #[test]
     fn centre_crop_offsets_round_like_torchvision() {
         // (7 - 4) / 2 = 1.5 rounds to 2 (banker's rounding in Python gives 2 as well).
-        let c = center_crop(&numbered(7, 6), 4).unwrap();
+        let c = center_crop(&RgbImage::numbered(7, 6, 7), 4).unwrap();
         assert_eq!((c.width, c.height), (4, 4));
         assert_eq!(c.pixel(0, 0), [2, 1, 7]);
         assert_eq!(c.pixel(3, 3), [5, 4, 7]);
-        assert!(center_crop(&numbered(3, 3), 4).is_err());
+        assert!(center_crop(&RgbImage::numbered(3, 3, 7), 4).is_err());
     }
 
     #[test]
     fn shorter_side_resize_keeps_aspect_with_floor() {
         // 451x300 -> shorter 256: long side floor(256 * 451 / 300) = 384.
-        let r = resize_shorter(&numbered(451, 300), 256, Filter::Bilinear).unwrap();
+        let r = resize_shorter(&RgbImage::numbered(451, 300, 7), 256, Filter::Bilinear).unwrap();
         assert_eq!((r.width, r.height), (384, 256));
-        let r = resize_shorter(&numbered(100, 150), 256, Filter::Bicubic).unwrap();
+        let r = resize_shorter(&RgbImage::numbered(100, 150, 7), 256, Filter::Bicubic).unwrap();
         assert_eq!((r.width, r.height), (256, 384));
         // Area shrinking of a constant image is exact.
         let flat = RgbImage::filled(90, 60, [10, 200, 30]);

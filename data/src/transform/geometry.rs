@@ -162,19 +162,9 @@ pub fn resize_mask(mask: &Mask, width: usize, height: usize) -> Result<Mask> {
 mod tests {
     use super::*;
 
-    fn numbered(w: usize, h: usize) -> RgbImage {
-        let mut img = RgbImage::filled(w, h, [0, 0, 0]);
-        for y in 0..h {
-            for x in 0..w {
-                img.set_pixel(x, y, [x as u8, y as u8, 9]);
-            }
-        }
-        img
-    }
-
     #[test]
     fn crop_flip_pad_move_pixels_where_expected() {
-        let img = numbered(5, 4);
+        let img = RgbImage::numbered(5, 4, 9);
         let c = crop(
             &img,
             Rect {

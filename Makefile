@@ -13,9 +13,10 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
-# Until the classification demo lands (issue 8), the demo is the checkpoint tour.
+# The classification demo: synthetic shapes, a MobileNetV2 head (ImageNet weights from ../shared
+# when present, random initialisation otherwise), the metrics table.
 demo: setup
-	$(CARGO) run -p ferrovis-core --example checkpoint_tour
+	$(CARGO) run -p ferrovis-classify -- demo
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

@@ -1,9 +1,26 @@
-//! The `classify` task: Transfer learning for image classification (ResNet, VGG, EfficientNet, MobileNetV2).
+//! The `classify` task: transfer learning for image classification (ResNet, VGG, EfficientNet,
+//! MobileNetV2) by feature extraction or fine-tuning.
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
-use clap::{Parser, Subcommand};
+pub mod config;
+pub mod data;
+pub mod demo;
+pub mod eval;
+pub mod export;
+pub mod mix;
+pub mod model;
+pub mod predict;
+pub mod train;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
+use ferrovis_core::engine::{ctrl_c_flag, RunControl};
+
+use crate::config::{ClassifyConfig, Mode};
 
 /// Command line of the `classify` binary.
 #[derive(Debug, Parser)]
@@ -21,15 +38,210 @@ pub struct Cli {
 /// The `classify` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a new head (and optionally the backbone) on an image folder.
+    Train(TrainArgs),
+    /// Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run.
+    Eval(EvalArgs),
+    /// Class names and probabilities for images (a run folder, or a checkpoint + --arch).
+    Predict(PredictArgs),
+    /// Write a run's model as TorchScript (traced) for `torch.jit.load`.
+    Export(ExportArgs),
+    /// Generate the synthetic shapes set, train on it, and print the metrics.
+    Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Weights(cmd) => run_weights(&cmd)?,
+/// `classify train` options; each flag overrides the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// TOML configuration (defaults are documented in `classify::config`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Image folder with train/ and val/ (or class folders, or a CSV list).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Backbone name.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Pretrained weights.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Transfer-learning mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Input side.
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Any other key: `--set train.label_smoothing=0.1` (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+impl TrainArgs {
+    /// The configuration: file, then flags, then `--set`.
+    pub fn config(&self) -> Result<ClassifyConfig> {
+        let mut sets = Vec::new();
+        let mut put = |key: &str, v: Option<String>| {
+            if let Some(v) = v {
+                sets.push(format!("{key}={v}"));
+            }
+        };
+        let quote = |s: &Option<String>| s.as_ref().map(|v| format!("{v:?}"));
+        put("data.root", quote(&self.data));
+        put("model.arch", quote(&self.arch));
+        put("model.weights", quote(&self.weights));
+        put(
+            "train.mode",
+            self.mode.map(|m| format!("{:?}", train::mode_name(m))),
+        );
+        put("train.epochs", self.epochs.map(|v| v.to_string()));
+        put("train.lr", self.lr.map(|v| v.to_string()));
+        put("data.batch_size", self.batch_size.map(|v| v.to_string()));
+        put("data.image_size", self.image_size.map(|v| v.to_string()));
+        put("train.device", quote(&self.device));
+        put("train.seed", self.seed.map(|v| v.to_string()));
+        sets.extend(self.set.iter().cloned());
+        Ok(ferrovis_core::config::load(self.config.as_deref(), &sets)?)
     }
-    Ok(())
+}
+
+/// `classify eval` options.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run folder written by `classify train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// A labelled image folder (default: the run's validation folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `classify predict` options.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Images, or folders of images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// A run folder written by `classify train`.
+    #[arg(long, conflicts_with = "weights")]
+    pub run: Option<PathBuf>,
+    /// A checkpoint (e.g. torchvision's ImageNet weights); needs --arch.
+    #[arg(long, requires = "arch")]
+    pub weights: Option<PathBuf>,
+    /// The checkpoint's architecture.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `classify export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run folder written by `classify train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The TorchScript file to write.
+    #[arg(long, default_value = "model.pt")]
+    pub out: PathBuf,
+}
+
+/// `classify demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the synthetic data and the run go.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Pretrained MobileNetV2 weights (default: $FERROVIS_WEIGHTS, then
+    /// ../shared/weights/mobilenet_v2-b0353104.pth when present).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match cli.command {
+        Command::Train(args) => {
+            let cfg = args.config()?;
+            let control = RunControl {
+                stop: Some(ctrl_c_flag()?),
+                ..Default::default()
+            };
+            let summary = train::train(&cfg, &control)?;
+            println!(
+                "best validation accuracy {:.4} ({}), {:.0} s; run folder {}",
+                summary.best_accuracy,
+                summary.path,
+                summary.seconds,
+                summary.run.display()
+            );
+            eval::eval_run(
+                &summary.run,
+                None,
+                ferrovis_core::device::parse_device(&cfg.train.device)?,
+                None,
+            )
+            .map(|_| ())
+        }
+        Command::Eval(args) => {
+            let device = ferrovis_core::device::parse_device(&args.device)?;
+            eval::eval_run(&args.run, args.data.as_deref(), device, None).map(|_| ())
+        }
+        Command::Predict(args) => {
+            let device = ferrovis_core::device::parse_device(&args.device)?;
+            let source = match (&args.run, &args.weights, &args.arch) {
+                (Some(run), _, _) => predict::ModelSource::Run(run),
+                (None, Some(path), Some(arch)) => predict::ModelSource::Weights { path, arch },
+                _ => anyhow::bail!("predict needs --run DIR, or --weights FILE with --arch NAME"),
+            };
+            let (clf, classes, transform) = predict::load(source, device)?;
+            let images = predict::expand_images(&args.images)?;
+            let predictions =
+                predict::predict(&clf, &classes, &transform, &images, args.top_k, device)?;
+            predict::print(&predictions, args.json)
+        }
+        Command::Export(args) => {
+            let size = export::export(&args.run, &args.out)?;
+            println!(
+                "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}), output: logits)",
+                args.out.display()
+            );
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(&args),
+        Command::Weights(cmd) => Ok(run_weights(&cmd)?),
+    }
 }

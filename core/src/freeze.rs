@@ -88,7 +88,7 @@ pub fn set_trainable(
 
 /// Data pointers of the variables created as parameters (trainable), frozen or not: what tells a
 /// frozen parameter apart from a buffer, since neither requires grad.
-pub(crate) fn parameter_ptrs(vs: &VarStore) -> std::collections::HashSet<usize> {
+pub fn parameter_ptrs(vs: &VarStore) -> std::collections::HashSet<usize> {
     vs.trainable_variables()
         .iter()
         .map(|t| t.data_ptr() as usize)

@@ -1,0 +1,131 @@
+//! Finding the training and validation images of a run, and the transforms that feed them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::backbone::PretrainedCfg;
+use ferrovis_data::dataset::{csv_list, image_folder, ClassificationData, ScanOptions};
+use ferrovis_data::transform::{ClassifyTransform, ColorJitter, RandomResizedCrop};
+
+use crate::config::DataSection;
+
+/// The scanned training and validation sets (same class list).
+pub struct Splits {
+    /// Class names, the label order.
+    pub classes: Vec<String>,
+    /// Training images.
+    pub train: ClassificationData,
+    /// Validation images.
+    pub val: ClassificationData,
+    /// How the validation set was found, for the log.
+    pub val_source: String,
+}
+
+/// Scans `data.root`: an ImageFolder with `train/` and `val/`, an ImageFolder of class folders
+/// (split by `val_fraction`), or a CSV list (split the same way).
+pub fn splits(data: &DataSection, seed: u64) -> Result<Splits> {
+    if data.root.is_empty() {
+        bail!("no data: set data.root (or --data DIR), or run `classify demo`");
+    }
+    let root = PathBuf::from(&data.root);
+    let opts = ScanOptions::default();
+    let is_csv = root.extension().is_some_and(|e| e == "csv");
+    let (train_dir, val_dir) = (root.join(&data.train), root.join(&data.val));
+    let (train, val, val_source) = if is_csv {
+        let all = csv_list(&root, None, opts)?;
+        let (t, v) = all.split(data.val_fraction, seed)?;
+        (
+            t,
+            v,
+            format!(
+                "{:.0}% of each class of {}",
+                data.val_fraction * 100.0,
+                root.display()
+            ),
+        )
+    } else if train_dir.is_dir() && val_dir.is_dir() {
+        let train = image_folder(&train_dir, opts)?;
+        let val = image_folder(&val_dir, opts)?;
+        if val.classes != train.classes {
+            bail!(
+                "{} has classes {:?} but {} has {:?}: they must match",
+                val_dir.display(),
+                val.classes,
+                train_dir.display(),
+                train.classes
+            );
+        }
+        (train, val, val_dir.display().to_string())
+    } else {
+        let base = if train_dir.is_dir() {
+            train_dir
+        } else {
+            root.clone()
+        };
+        let all =
+            image_folder(&base, opts).with_context(|| format!("scanning {}", base.display()))?;
+        let (t, v) = all.split(data.val_fraction, seed)?;
+        (
+            t,
+            v,
+            format!(
+                "{:.0}% of each class of {}",
+                data.val_fraction * 100.0,
+                base.display()
+            ),
+        )
+    };
+    if train.items.is_empty() || val.items.is_empty() {
+        bail!(
+            "{}: the training and the validation set both need images",
+            root.display()
+        );
+    }
+    Ok(Splits {
+        classes: train.classes.clone(),
+        train,
+        val,
+        val_source,
+    })
+}
+
+/// The training transform (random resized crop, flip, jitter; or the evaluation crop when
+/// augmentation is off) and the evaluation transform, with the backbone's normalisation.
+pub fn transforms(
+    data: &DataSection,
+    pre: &PretrainedCfg,
+) -> (ClassifyTransform, ClassifyTransform) {
+    let eval = ClassifyTransform {
+        mean: pre.mean,
+        std: pre.std,
+        ..ClassifyTransform::eval(data.image_size)
+    };
+    let train = if data.augment {
+        ClassifyTransform {
+            random_resized_crop: Some(RandomResizedCrop::default()),
+            hflip: 0.5,
+            color_jitter: ColorJitter {
+                brightness: data.color_jitter,
+                contrast: data.color_jitter,
+                saturation: data.color_jitter,
+                hue: 0.0,
+            },
+            ..eval.clone()
+        }
+    } else {
+        eval.clone()
+    };
+    (train, eval)
+}
+
+/// A run folder under `project` named `name`, or `name2`, `name3`, … when taken (as Ultralytics).
+pub fn new_run_dir(project: &Path, name: &str) -> PathBuf {
+    let first = project.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|i| project.join(format!("{name}{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}

@@ -1,0 +1,81 @@
+//! `classify demo`: the synthetic shapes set, a head trained on a MobileNetV2, the metrics.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ferrovis_core::engine::RunControl;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+
+use crate::config::{ClassifyConfig, Mode};
+use crate::{eval, train, DemoArgs};
+
+fn default_weights() -> Option<PathBuf> {
+    std::env::var_os("FERROVIS_WEIGHTS")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("../shared/weights/mobilenet_v2-b0353104.pth")))
+        .filter(|p| p.is_file())
+}
+
+/// Generates the data, trains, evaluates.
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let data = args.out.join("shapes-classify");
+    let shapes = ShapesConfig {
+        seed: 0,
+        image_size: 96,
+        train: 40,
+        val: 15,
+        classes: ["circle", "square", "triangle", "star"]
+            .map(String::from)
+            .to_vec(),
+        max_objects: 1,
+    };
+    if !data.join("val").is_dir() {
+        synthetic::write_classification(&data, &shapes)?;
+    }
+    println!(
+        "data: synthetic shapes (4 classes, 40 + 15 images each) in {}",
+        data.display()
+    );
+    let weights = args.weights.clone().or_else(default_weights);
+    let mut cfg = ClassifyConfig::default();
+    cfg.data.root = data.display().to_string();
+    cfg.data.image_size = 96;
+    cfg.train.project = args.out.join("classify").display().to_string();
+    cfg.model.arch = "mobilenet_v2".into();
+    match &weights {
+        Some(w) => {
+            // Frozen ImageNet features, computed once: seconds on a CPU.
+            cfg.model.weights = w.display().to_string();
+            cfg.train.mode = Mode::FeatureExtract;
+            cfg.data.augment = false;
+            cfg.train.epochs = 30;
+            cfg.train.lr = 3e-3;
+        }
+        None => {
+            println!(
+                "no pretrained weights found: training MobileNetV2 from random initialisation. For \
+                 transfer learning, get torchvision's mobilenet_v2-b0353104.pth (it loads as it is) \
+                 and pass --weights FILE or set FERROVIS_WEIGHTS."
+            );
+            cfg.train.mode = Mode::FineTune;
+            cfg.train.backbone_lr_scale = 1.0;
+            cfg.data.image_size = 64;
+            cfg.train.epochs = 12;
+            cfg.train.lr = 2e-3;
+        }
+    }
+    let summary = train::train(&cfg, &RunControl::default())?;
+    println!(
+        "\nbest validation accuracy {:.4} after {:.0} s ({})",
+        summary.best_accuracy, summary.seconds, summary.path
+    );
+    eval::eval_run(
+        &summary.run,
+        None,
+        ferrovis_core::device::parse_device("auto")?,
+        None,
+    )?;
+    println!("run folder: {}", summary.run.display());
+    let _ = Path::new(".");
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `classify eval`: accuracy, top-5, per-class precision/recall/F1 and the confusion matrix of a
+//! trained run (or of raw weights) on a labelled folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::metrics::classification::{ClassificationReport, ConfusionMatrix};
+use ferrovis_core::metrics::render::{classification_table, heatmap_png};
+use ferrovis_data::dataset::{image_folder, ClassificationDataset, ScanOptions};
+use ferrovis_data::loader::{Loader, LoaderOptions, Sampler};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::ClassifyConfig;
+use crate::model::Classifier;
+use crate::train::RunMeta;
+
+/// Everything `eval` measures, as written to `eval.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Images evaluated.
+    pub images: usize,
+    /// Accuracy, per-class P/R/F1, averages, confusion matrix.
+    pub report: ClassificationReport,
+    /// Top-5 accuracy, with five classes or more.
+    pub top5: Option<f64>,
+}
+
+/// Evaluates `<run>/weights/best.safetensors` on `data` (default: the run's validation set).
+pub fn eval_run(
+    run: &Path,
+    data: Option<&Path>,
+    device: Device,
+    out: Option<&Path>,
+) -> Result<EvalResult> {
+    let meta = RunMeta::read(run)?;
+    let folder = match data {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let cfg: ClassifyConfig =
+                ferrovis_core::config::load(Some(&run.join("config.toml")), &[])?;
+            let root = PathBuf::from(&cfg.data.root);
+            let val = root.join(&cfg.data.val);
+            if !val.is_dir() {
+                bail!(
+                    "the run's data has no {} folder: pass --data with a labelled folder",
+                    val.display()
+                );
+            }
+            val
+        }
+    };
+    let mut clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
+    let weights = run.join("weights/best.safetensors");
+    let sd =
+        checkpoint::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
+    checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
+        .with_context(|| format!("loading {}", weights.display()))?;
+    clf.vs.freeze();
+    evaluate(&clf, &meta, &folder, device, out.unwrap_or(run))
+}
+
+/// Evaluates a classifier on an ImageFolder whose classes must be the model's.
+pub fn evaluate(
+    clf: &Classifier,
+    meta: &RunMeta,
+    folder: &Path,
+    device: Device,
+    out: &Path,
+) -> Result<EvalResult> {
+    let data = image_folder(folder, ScanOptions::default())?;
+    if data.classes != meta.classes {
+        bail!(
+            "{} has classes {:?}, the model was trained on {:?}",
+            folder.display(),
+            data.classes,
+            meta.classes
+        );
+    }
+    let loader = Loader::new(
+        ClassificationDataset::new(data.items.clone(), meta.transform.clone()),
+        LoaderOptions {
+            batch_size: 32,
+            sampler: Sampler::Sequential,
+            ..Default::default()
+        },
+    )?;
+    let (mut logits, mut labels) = (Vec::new(), Vec::new());
+    for batch in loader.epoch(0) {
+        let b = batch?;
+        let x = b.images.to_device(device);
+        logits.push(tch::no_grad(|| clf.model.forward_t(&x, false)).to_device(Device::Cpu));
+        labels.push(b.labels);
+    }
+    let (logits, labels) = (Tensor::cat(&logits, 0), Tensor::cat(&labels, 0));
+    let pred: Vec<i64> = Vec::try_from(logits.argmax(-1, false))?;
+    let truth: Vec<i64> = Vec::try_from(&labels)?;
+    let mut cm = ConfusionMatrix::new(meta.classes.len());
+    cm.update(
+        &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+        &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+    )?;
+    let report = ClassificationReport::from_confusion(&cm);
+    let top5 = (meta.classes.len() >= 5).then(|| {
+        let hit = logits
+            .topk(5, -1, true, true)
+            .1
+            .eq_tensor(&labels.unsqueeze(1))
+            .any_dim(1, false);
+        hit.to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
+    });
+    println!("{}", classification_table(&report, &meta.classes));
+    if let Some(t) = top5 {
+        println!("top-5 accuracy: {t:.4}");
+    }
+    std::fs::create_dir_all(out)?;
+    let png = out.join("confusion_matrix.png");
+    let counts: Vec<f64> = (0..meta.classes.len())
+        .flat_map(|t| (0..meta.classes.len()).map(move |p| (t, p)))
+        .map(|(t, p)| cm.get(t, p) as f64)
+        .collect();
+    heatmap_png(
+        &png,
+        "confusion matrix",
+        &counts,
+        &meta.classes,
+        ("true", "predicted"),
+        true,
+    )?;
+    let result = EvalResult {
+        classes: meta.classes.clone(),
+        images: truth.len(),
+        report,
+        top5,
+    };
+    std::fs::write(
+        out.join("eval.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    println!(
+        "wrote {} and {}",
+        png.display(),
+        out.join("eval.json").display()
+    );
+    Ok(result)
+}

@@ -1,0 +1,154 @@
+//! `classify predict`: class names and probabilities for images, from a run folder or from a
+//! plain checkpoint (an ImageNet checkpoint prints ImageNet class names).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_data::decode::is_image_path;
+use ferrovis_data::rng::derive;
+use ferrovis_data::transform::ClassifyTransform;
+use serde::Serialize;
+use tch::{Device, Kind};
+
+use crate::model::Classifier;
+use crate::train::RunMeta;
+
+/// ImageNet-1k class names in torchvision's order.
+const IMAGENET_CLASSES: &str = include_str!("../assets/imagenet_classes.txt");
+
+/// Where the model comes from.
+pub enum ModelSource<'a> {
+    /// A run folder written by `classify train` (its best weights, classes and preprocessing).
+    Run(&'a Path),
+    /// A checkpoint of `arch` (any format); the class count is read from its head.
+    Weights { path: &'a Path, arch: &'a str },
+}
+
+/// One image's top classes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// The image file.
+    pub image: PathBuf,
+    /// `(class name, probability)`, most probable first.
+    pub top: Vec<(String, f64)>,
+}
+
+/// The images named, with folders expanded to the image files they hold (sorted).
+pub fn expand_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("reading {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image_path(p))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            bail!("{}: no such file or folder", input.display());
+        }
+    }
+    if out.is_empty() {
+        bail!("no images to predict");
+    }
+    Ok(out)
+}
+
+/// Loads the model and its class names and preprocessing.
+pub fn load(
+    source: ModelSource,
+    device: Device,
+) -> Result<(Classifier, Vec<String>, ClassifyTransform)> {
+    match source {
+        ModelSource::Run(run) => {
+            let meta = RunMeta::read(run)?;
+            let clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
+            let weights = run.join("weights/best.safetensors");
+            let sd = checkpoint::read(&weights)
+                .with_context(|| format!("reading {}", weights.display()))?;
+            checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
+                .with_context(|| format!("loading {}", weights.display()))?;
+            Ok((clf, meta.classes, meta.transform))
+        }
+        ModelSource::Weights { path, arch } => {
+            let sd =
+                checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+            // The head's output size is the class count: find it with a throwaway model's names.
+            let probe = Classifier::new(arch, 1, 0.0, Device::Cpu)?;
+            let head = regex::Regex::new(&probe.model.head_pattern())?;
+            let num_classes = sd
+                .iter()
+                .filter(|(n, t)| head.is_match(n) && t.dim() == 2)
+                .map(|(_, t)| t.size()[0])
+                .next()
+                .with_context(|| {
+                    format!("{}: no classifier weights for {arch} found", path.display())
+                })?;
+            let clf = Classifier::new(arch, num_classes as usize, 0.0, device)?;
+            checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
+                .with_context(|| format!("loading {} into {arch}", path.display()))?;
+            let classes: Vec<String> = if num_classes == 1000 {
+                IMAGENET_CLASSES.lines().map(String::from).collect()
+            } else {
+                (0..num_classes).map(|i| format!("class {i}")).collect()
+            };
+            let pre = clf.model.pretrained_cfg();
+            let transform = ClassifyTransform {
+                resize: pre.resize_size as usize,
+                mean: pre.mean,
+                std: pre.std,
+                ..ClassifyTransform::eval(pre.input_size as usize)
+            };
+            Ok((clf, classes, transform))
+        }
+    }
+}
+
+/// The `top_k` classes of each image.
+pub fn predict(
+    clf: &Classifier,
+    classes: &[String],
+    transform: &ClassifyTransform,
+    images: &[PathBuf],
+    top_k: usize,
+    device: Device,
+) -> Result<Vec<Prediction>> {
+    let k = top_k.clamp(1, classes.len());
+    let mut out = Vec::with_capacity(images.len());
+    for image in images {
+        let x = transform
+            .apply_file(image, &mut derive(0, &[]))?
+            .unsqueeze(0)
+            .to_device(device);
+        let probs = tch::no_grad(|| clf.model.forward_t(&x, false)).softmax(-1, Kind::Float);
+        let (p, idx) = probs.squeeze_dim(0).topk(k as i64, 0, true, true);
+        let p: Vec<f32> = Vec::try_from(p.to_device(Device::Cpu))?;
+        let idx: Vec<i64> = Vec::try_from(idx.to_device(Device::Cpu))?;
+        out.push(Prediction {
+            image: image.clone(),
+            top: idx
+                .iter()
+                .zip(p)
+                .map(|(&i, p)| (classes[i as usize].clone(), p as f64))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Prints predictions as text lines or a JSON array.
+pub fn print(predictions: &[Prediction], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(predictions)?);
+        return Ok(());
+    }
+    for p in predictions {
+        let top: Vec<String> = p.top.iter().map(|(c, v)| format!("{c} {v:.3}")).collect();
+        println!("{}: {}", p.image.display(), top.join(", "));
+    }
+    Ok(())
+}

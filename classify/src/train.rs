@@ -1,0 +1,445 @@
+//! `classify train`: the TrainTask the core engine runs, over cached backbone features (frozen
+//! backbone, no augmentation: each image goes through the backbone once) or over the loader.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::metrics::classification::{ClassificationReport, ConfusionMatrix};
+use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
+use ferrovis_core::{device::parse_device, freeze};
+use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use ferrovis_data::transform::ClassifyTransform;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::config::{ClassifyConfig, Mode};
+use crate::data::{new_run_dir, splits, transforms};
+use crate::mix;
+use crate::model::Classifier;
+
+/// What a run folder records besides the engine's files, so `eval` and `predict` need no flags:
+/// `<run>/classify.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Backbone name.
+    pub arch: String,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Head dropout.
+    pub dropout: f64,
+    /// The evaluation preprocessing.
+    pub transform: ClassifyTransform,
+}
+
+impl RunMeta {
+    /// Reads `<run>/classify.json`.
+    pub fn read(run: &Path) -> Result<Self> {
+        let path = run.join("classify.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// The images of one split, as the task consumes them.
+enum Source {
+    /// Pooled backbone features `(N, F)` and labels `(N,)`, on the device.
+    Features(Tensor, Tensor),
+    /// Decoded and transformed by the loader each epoch.
+    Images(Loader<ClassificationDataset>),
+}
+
+fn loader(
+    data: &ClassificationData,
+    transform: ClassifyTransform,
+    cfg: &ClassifyConfig,
+    sampler: Sampler,
+) -> Result<Loader<ClassificationDataset>> {
+    let mut dataset = ClassificationDataset::new(data.items.clone(), transform.clone());
+    if cfg.data.cache {
+        dataset = dataset.with_cache(transform.resize.max(transform.size));
+    }
+    Ok(Loader::new(
+        dataset,
+        LoaderOptions {
+            batch_size: cfg.data.batch_size.max(1),
+            sampler,
+            drop_last: false,
+            seed: cfg.train.seed,
+            prefetch: 2,
+            workers: cfg.data.workers,
+        },
+    )?)
+}
+
+/// Runs the frozen backbone once over every image (evaluation transform).
+fn extract_features(
+    clf: &Classifier,
+    loader: &Loader<ClassificationDataset>,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
+    let (mut feats, mut labels) = (Vec::new(), Vec::new());
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let x = batch.images.to_device(device);
+        feats.push(tch::no_grad(|| clf.model.pooled_features(&x, false)));
+        labels.push(batch.labels.to_device(device));
+    }
+    Ok((Tensor::cat(&feats, 0), Tensor::cat(&labels, 0)))
+}
+
+/// The classification task the engine trains.
+pub struct ClassifyTask<'a> {
+    clf: &'a Classifier,
+    train: Source,
+    val: Source,
+    device: Device,
+    num_classes: usize,
+    batch_size: usize,
+    label_smoothing: f64,
+    mixup: f64,
+    cutmix: f64,
+    /// The backbone is frozen: run it without a graph and in eval mode.
+    frozen_backbone: bool,
+    /// `gradual`: the epoch that unfreezes everything.
+    unfreeze_at: Option<usize>,
+    batches: Option<EpochBatches<ClassificationBatch>>,
+    order: Option<Tensor>,
+    /// The last validation's confusion matrix.
+    pub confusion: Option<ConfusionMatrix>,
+}
+
+impl ClassifyTask<'_> {
+    fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        logits.cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            Reduction::Mean,
+            -100,
+            self.label_smoothing,
+        )
+    }
+
+    fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        if self.frozen_backbone {
+            let feats = tch::no_grad(|| self.clf.model.pooled_features(x, false));
+            self.clf.model.forward_head(&feats, train)
+        } else {
+            self.clf.model.forward_t(x, train)
+        }
+    }
+}
+
+impl TrainTask for ClassifyTask<'_> {
+    fn steps_per_epoch(&self) -> usize {
+        match &self.train {
+            Source::Features(f, _) => (f.size()[0] as usize).div_ceil(self.batch_size),
+            Source::Images(l) => l.num_batches(),
+        }
+    }
+
+    fn on_epoch_start(&mut self, epoch: usize) -> Result<(), ferrovis_core::Error> {
+        if self.unfreeze_at == Some(epoch) {
+            freeze::set_trainable(&self.clf.vs, true, Default::default(), |_| true);
+            self.frozen_backbone = false;
+            tracing::info!(epoch = epoch + 1, "gradual: every layer trains from now on");
+        }
+        match &self.train {
+            // The engine has seeded libtorch's generator for this epoch: the order is reproducible.
+            Source::Features(f, _) => {
+                self.order = Some(Tensor::randperm(f.size()[0], (Kind::Int64, self.device)))
+            }
+            Source::Images(l) => self.batches = Some(l.epoch(epoch)),
+        }
+        Ok(())
+    }
+
+    fn train_step(&mut self, _epoch: usize, step: usize) -> Result<Tensor, ferrovis_core::Error> {
+        match &self.train {
+            Source::Features(feats, labels) => {
+                let order = self
+                    .order
+                    .as_ref()
+                    .ok_or_else(|| ferrovis_core::Error::Invalid("epoch not started".into()))?;
+                let n = feats.size()[0];
+                let start = (step * self.batch_size) as i64;
+                let idx = order.narrow(0, start, (self.batch_size as i64).min(n - start));
+                let logits = self
+                    .clf
+                    .model
+                    .forward_head(&feats.index_select(0, &idx), true);
+                Ok(self.loss(&logits, &labels.index_select(0, &idx)))
+            }
+            Source::Images(_) => {
+                let batch = self
+                    .batches
+                    .as_mut()
+                    .and_then(|b| b.next())
+                    .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
+                    .map_err(|e: ferrovis_data::Error| {
+                        ferrovis_core::Error::Invalid(e.to_string())
+                    })?;
+                let x = batch.images.to_device(self.device);
+                let y = batch.labels.to_device(self.device);
+                match mix::mix_batch(&x, self.mixup, self.cutmix) {
+                    None => Ok(self.loss(&self.logits(&x, true), &y)),
+                    Some((mixed, perm, lam)) => {
+                        let logits = self.logits(&mixed, true);
+                        let other = y.index_select(0, &perm);
+                        Ok(self.loss(&logits, &y) * lam + self.loss(&logits, &other) * (1.0 - lam))
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate(&mut self, _epoch: usize) -> Result<Vec<(String, f64)>, ferrovis_core::Error> {
+        self.batches = None;
+        let (logits, labels) = match &self.val {
+            Source::Features(f, y) => (
+                tch::no_grad(|| self.clf.model.forward_head(f, false)),
+                y.shallow_clone(),
+            ),
+            Source::Images(l) => {
+                let (mut out, mut ys) = (Vec::new(), Vec::new());
+                for batch in l.epoch(0) {
+                    let b = batch.map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+                    let x = b.images.to_device(self.device);
+                    out.push(tch::no_grad(|| self.clf.model.forward_t(&x, false)));
+                    ys.push(b.labels.to_device(self.device));
+                }
+                (Tensor::cat(&out, 0), Tensor::cat(&ys, 0))
+            }
+        };
+        let loss = tch::no_grad(|| self.loss(&logits, &labels)).double_value(&[]);
+        let pred: Vec<i64> = Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))
+            .map_err(|e: tch::TchError| ferrovis_core::Error::Invalid(e.to_string()))?;
+        let truth: Vec<i64> = Vec::try_from(labels.to_device(Device::Cpu))
+            .map_err(|e: tch::TchError| ferrovis_core::Error::Invalid(e.to_string()))?;
+        let mut cm = ConfusionMatrix::new(self.num_classes);
+        cm.update(
+            &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+            &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+        )?;
+        let report = ClassificationReport::from_confusion(&cm);
+        let mut metrics = vec![
+            ("val_loss".to_string(), loss),
+            ("accuracy".to_string(), report.accuracy),
+        ];
+        if self.num_classes >= 5 {
+            let top5 = logits
+                .topk(5, -1, true, true)
+                .1
+                .eq_tensor(&labels.unsqueeze(1))
+                .any_dim(1, false);
+            metrics.push((
+                "top5".into(),
+                top5.to_kind(Kind::Float)
+                    .mean(Kind::Float)
+                    .double_value(&[]),
+            ));
+        }
+        self.confusion = Some(cm);
+        Ok(metrics)
+    }
+}
+
+/// What a finished `train` reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Validation accuracy of the best epoch.
+    pub best_accuracy: f64,
+    /// Wall time of the whole run (feature extraction included).
+    pub seconds: f64,
+    /// Which path trained: cached features or the image loader.
+    pub path: &'static str,
+}
+
+/// Trains a classifier as `cfg` says, in a new run folder.
+pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary> {
+    let t0 = Instant::now();
+    let device = parse_device(&cfg.train.device)?;
+    let splits = splits(&cfg.data, cfg.train.seed)?;
+    println!(
+        "data: {} classes ({}), {} training images, {} validation ({})",
+        splits.classes.len(),
+        splits.classes.join(", "),
+        splits.train.items.len(),
+        splits.val.items.len(),
+        splits.val_source
+    );
+    for report in [&splits.train.report, &splits.val.report] {
+        if !report.is_clean() {
+            print!("{report}");
+        }
+    }
+    tch::manual_seed(cfg.train.seed as i64);
+    let mut clf = Classifier::new(
+        &cfg.model.arch,
+        splits.classes.len(),
+        cfg.model.dropout,
+        device,
+    )?;
+    if cfg.model.weights.is_empty() {
+        println!(
+            "weights: none given, {} starts from random initialisation (set model.weights to a \
+             torchvision checkpoint, e.g. mobilenet_v2-b0353104.pth, to transfer ImageNet features)",
+            cfg.model.arch
+        );
+    } else {
+        println!(
+            "weights: {}",
+            clf.load_pretrained(Path::new(&cfg.model.weights))?
+        );
+    }
+    let groups_cfg = clf.apply_mode(&cfg.train)?;
+    let (trainable, total) = clf.parameter_counts();
+    println!(
+        "mode: {:?}, {trainable} of {total} parameters train",
+        cfg.train.mode
+    );
+    let pre = clf.model.pretrained_cfg();
+    let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
+    let run = new_run_dir(
+        Path::new(&cfg.train.project),
+        if cfg.train.name.is_empty() {
+            mode_name(cfg.train.mode)
+        } else {
+            &cfg.train.name
+        },
+    );
+    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    let meta = RunMeta {
+        arch: cfg.model.arch.clone(),
+        classes: splits.classes.clone(),
+        dropout: cfg.model.dropout,
+        transform: eval_tf.clone(),
+    };
+    std::fs::write(
+        run.join("classify.json"),
+        serde_json::to_string_pretty(&meta)?,
+    )?;
+
+    let sampler = if cfg.data.balance_classes {
+        let counts = splits.train.class_counts();
+        Sampler::Weighted(
+            splits
+                .train
+                .items
+                .iter()
+                .map(|i| 1.0 / counts[i.label].max(1) as f64)
+                .collect(),
+        )
+    } else {
+        Sampler::Shuffle
+    };
+    let cached = cfg.train.mode == Mode::FeatureExtract && !cfg.data.augment;
+    let val_loader = loader(&splits.val, eval_tf.clone(), cfg, Sampler::Sequential)?;
+    let (train_src, val_src, path) = if cached {
+        let t = Instant::now();
+        let train_loader = loader(&splits.train, eval_tf.clone(), cfg, Sampler::Sequential)?;
+        let (tf, tl) = extract_features(&clf, &train_loader, device)?;
+        let (vf, vl) = extract_features(&clf, &val_loader, device)?;
+        println!(
+            "feature extraction: the frozen backbone ran once over {} images ({:.1} s); the head trains on cached features",
+            tf.size()[0] + vf.size()[0],
+            t.elapsed().as_secs_f64()
+        );
+        (
+            Source::Features(tf, tl),
+            Source::Features(vf, vl),
+            "cached features",
+        )
+    } else {
+        if cfg.train.mode == Mode::FeatureExtract {
+            println!("feature extraction with augmentation: the frozen backbone runs under no-grad every step");
+        }
+        (
+            Source::Images(loader(&splits.train, train_tf, cfg, sampler)?),
+            Source::Images(val_loader),
+            "image loader",
+        )
+    };
+    let mut task = ClassifyTask {
+        clf: &clf,
+        train: train_src,
+        val: val_src,
+        device,
+        num_classes: splits.classes.len(),
+        batch_size: cfg.data.batch_size.max(1),
+        label_smoothing: cfg.train.label_smoothing,
+        mixup: cfg.train.mixup,
+        cutmix: cfg.train.cutmix,
+        frozen_backbone: matches!(cfg.train.mode, Mode::FeatureExtract | Mode::Gradual),
+        unfreeze_at: (cfg.train.mode == Mode::Gradual).then_some(cfg.train.head_epochs),
+        batches: None,
+        order: None,
+        confusion: None,
+    };
+    let groups = param_groups(&clf.vs, &clf.model.stages(), &groups_cfg);
+    let kind = match cfg.train.optimizer.as_str() {
+        "sgd" => OptimizerKind::Sgd {
+            momentum: cfg.train.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        },
+        "adam" => OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        "adamw" => OptimizerKind::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        other => anyhow::bail!("train.optimizer: unknown optimiser {other:?} (adamw, adam, sgd)"),
+    };
+    let mut opt = Optimizer::new(kind, groups, cfg.train.lr);
+    let steps = task.steps_per_epoch() as f64;
+    let train_cfg = TrainConfig {
+        epochs: cfg.train.epochs,
+        lr: cfg.train.lr,
+        schedule: Schedule {
+            decay: Decay::Cosine {
+                min_factor: cfg.train.final_lr_factor,
+            },
+            total_iters: 0,
+            warmup_iters: (cfg.train.warmup_epochs * steps) as u64,
+            warmup_start: 0.1,
+        },
+        accumulate: 1,
+        grad_clip: None,
+        ema: None,
+        monitor: "accuracy".into(),
+        maximize: true,
+        patience: None,
+        seed: cfg.train.seed,
+        amp: false,
+    };
+    let mut control = control.clone();
+    control.config_toml = Some(ferrovis_core::config::to_toml(cfg)?);
+    let outcome = fit(&clf.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    let best_accuracy = outcome.best.map(|(v, _)| v).unwrap_or(0.0);
+    Ok(TrainSummary {
+        run,
+        best_accuracy,
+        seconds: t0.elapsed().as_secs_f64(),
+        path,
+    })
+}
+
+/// The folder name of a mode.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::FeatureExtract => "feature-extract",
+        Mode::FineTune => "fine-tune",
+        Mode::Partial => "partial",
+        Mode::Gradual => "gradual",
+    }
+}

@@ -1,0 +1,106 @@
+//! `make validate`: transfer learning on the real ants/bees photos with the real ImageNet weights
+//! in `../shared`, fixed seed, CPU. Thresholds from the classify issue: MobileNetV2 feature
+//! extraction ≥ 0.94, fine-tuning ≥ 0.94, EfficientNet-Lite0 feature extraction ≥ 0.92.
+
+use std::sync::Mutex;
+
+use ferrovis_classify::config::{ClassifyConfig, Mode};
+use ferrovis_classify::train;
+use ferrovis_core::engine::RunControl;
+use ferrovis_tests::shared_dir;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f64 {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = shared_dir();
+    let project = tempfile::tempdir().unwrap();
+    let mut cfg = ClassifyConfig::default();
+    cfg.data.root = shared
+        .join("datasets/hymenoptera_data")
+        .display()
+        .to_string();
+    cfg.data.augment = augment;
+    cfg.model.arch = arch.into();
+    cfg.model.weights = shared.join("weights").join(weights).display().to_string();
+    cfg.train.mode = mode;
+    cfg.train.epochs = epochs;
+    cfg.train.seed = 0;
+    cfg.train.device = "cpu".into();
+    cfg.train.project = project.path().display().to_string();
+    let summary = train::train(
+        &cfg,
+        &RunControl {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "{arch} {mode:?}: best val accuracy {:.4} in {:.0} s ({})",
+        summary.best_accuracy, summary.seconds, summary.path
+    );
+    summary.best_accuracy
+}
+
+#[test]
+#[ignore = "needs ../shared (make validate)"]
+fn validate_mobilenet_v2_feature_extraction_on_ants_bees() {
+    let acc = run(
+        "mobilenet_v2",
+        "mobilenet_v2-b0353104.pth",
+        Mode::FeatureExtract,
+        20,
+        false,
+    );
+    assert!(acc >= 0.94, "accuracy {acc}");
+}
+
+#[test]
+#[ignore = "needs ../shared (make validate)"]
+fn validate_mobilenet_v2_fine_tuning_on_ants_bees() {
+    let acc = run(
+        "mobilenet_v2",
+        "mobilenet_v2-b0353104.pth",
+        Mode::FineTune,
+        6,
+        true,
+    );
+    assert!(acc >= 0.94, "accuracy {acc}");
+}
+
+#[test]
+#[ignore = "needs ../shared (make validate)"]
+fn validate_efficientnet_lite0_feature_extraction_on_ants_bees() {
+    let acc = run(
+        "efficientnet_lite0",
+        "efficientnet-lite0-57934424.pth",
+        Mode::FeatureExtract,
+        20,
+        false,
+    );
+    assert!(acc >= 0.92, "accuracy {acc}");
+}
+
+#[test]
+#[ignore = "needs ../shared (make validate)"]
+fn validate_predict_with_plain_imagenet_weights() {
+    use ferrovis_classify::predict;
+    let shared = shared_dir();
+    let weights = shared.join("weights/mobilenet_v2-b0353104.pth");
+    let (clf, classes, transform) = predict::load(
+        predict::ModelSource::Weights {
+            path: &weights,
+            arch: "mobilenet_v2",
+        },
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let images: Vec<_> = ["chelsea.png", "coffee.png", "motorcycle_left.png"]
+        .iter()
+        .map(|n| shared.join("datasets/images/content").join(n))
+        .collect();
+    let preds = predict::predict(&clf, &classes, &transform, &images, 3, tch::Device::Cpu).unwrap();
+    let top1: Vec<&str> = preds.iter().map(|p| p.top[0].0.as_str()).collect();
+    assert_eq!(top1, ["Egyptian cat", "espresso", "moped"]);
+}

@@ -59,6 +59,8 @@ pub struct DataSection {
     pub workers: usize,
     /// Training augmentation (random resized crop + flip); off: the evaluation resize and crop.
     pub augment: bool,
+    /// Smallest crop area (fraction of the image) of the random resized crop; torchvision's 0.08.
+    pub min_crop_scale: f64,
     /// Colour jitter strength (brightness, contrast, saturation) when augmenting; 0 for none.
     pub color_jitter: f32,
     /// Keep decoded images in memory between epochs.
@@ -78,6 +80,7 @@ impl Default for DataSection {
             batch_size: 32,
             workers: 0,
             augment: true,
+            min_crop_scale: 0.08,
             color_jitter: 0.0,
             cache: false,
             balance_classes: false,

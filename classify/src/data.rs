@@ -102,7 +102,10 @@ pub fn transforms(
     };
     let train = if data.augment {
         ClassifyTransform {
-            random_resized_crop: Some(RandomResizedCrop::default()),
+            random_resized_crop: Some(RandomResizedCrop {
+                scale: (data.min_crop_scale.clamp(0.01, 1.0), 1.0),
+                ..RandomResizedCrop::default()
+            }),
             hflip: 0.5,
             color_jitter: ColorJitter {
                 brightness: data.color_jitter,

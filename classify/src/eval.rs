@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::ClassifyConfig;
 use crate::model::Classifier;
+use crate::predict;
 use crate::train::RunMeta;
 
 /// Everything `eval` measures, as written to `eval.json`.
@@ -61,6 +62,42 @@ pub fn eval_run(
         .with_context(|| format!("loading {}", weights.display()))?;
     clf.vs.freeze();
     evaluate(&clf, &meta, &folder, device, out.unwrap_or(run))
+}
+
+/// Evaluates a checkpoint of `arch` (not a run folder) on a labelled folder: its head must have
+/// one output per class folder, in sorted folder order.
+pub fn eval_weights(
+    weights: &Path,
+    arch: &str,
+    folder: &Path,
+    device: Device,
+    out: &Path,
+) -> Result<EvalResult> {
+    let (mut clf, outputs, transform) = predict::load(
+        predict::ModelSource::Weights {
+            path: weights,
+            arch,
+        },
+        device,
+    )?;
+    clf.vs.freeze();
+    let classes = image_folder(folder, ScanOptions::default())?.classes;
+    if outputs.len() != classes.len() {
+        bail!(
+            "{} has {} outputs but {} has {} class folders",
+            weights.display(),
+            outputs.len(),
+            folder.display(),
+            classes.len()
+        );
+    }
+    let meta = RunMeta {
+        arch: arch.to_string(),
+        classes,
+        dropout: 0.0,
+        transform,
+    };
+    evaluate(&clf, &meta, folder, device, out)
 }
 
 /// Evaluates a classifier on an ImageFolder whose classes must be the model's.

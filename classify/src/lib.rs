@@ -126,11 +126,20 @@ impl TrainArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A run folder written by `classify train`.
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    pub run: Option<PathBuf>,
+    /// A checkpoint instead of a run (needs --arch and --data; one head output per class folder).
+    #[arg(long, requires_all = ["arch", "data"])]
+    pub weights: Option<PathBuf>,
+    /// The checkpoint's architecture.
     #[arg(long)]
-    pub run: PathBuf,
+    pub arch: Option<String>,
     /// A labelled image folder (default: the run's validation folder).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where eval.json and confusion_matrix.png go (default: the run folder, or the current one).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -218,7 +227,19 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;
-            eval::eval_run(&args.run, args.data.as_deref(), device, None).map(|_| ())
+            match (&args.run, &args.weights, &args.arch, &args.data) {
+                (Some(run), ..) => {
+                    eval::eval_run(run, args.data.as_deref(), device, args.out.as_deref())
+                }
+                (None, Some(w), Some(arch), Some(data)) => {
+                    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
+                    eval::eval_weights(w, arch, data, device, &out)
+                }
+                _ => {
+                    anyhow::bail!("eval needs --run DIR, or --weights FILE --arch NAME --data DIR")
+                }
+            }
+            .map(|_| ())
         }
         Command::Predict(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;

@@ -171,6 +171,37 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     assert_eq!(reply["shape"], serde_json::json!([3, 3]));
     assert!(reply["max_abs_diff"].as_f64().unwrap() < 1e-5, "{reply}");
 
+    // eval also takes a plain checkpoint + arch + labelled folder (preprocessing: the
+    // architecture's defaults, as a checkpoint carries none); the head must fit the folders.
+    let direct = eval::eval_weights(
+        &run.join("weights/best.safetensors"),
+        "resnet18",
+        &data.join("val"),
+        tch::Device::Cpu,
+        &dir.path().join("eval-direct"),
+    )
+    .unwrap();
+    assert_eq!(direct.images, 9);
+    assert!(dir.path().join("eval-direct/eval.json").is_file());
+    let two = dir.path().join("two-classes");
+    for class in ["circle", "square"] {
+        std::fs::create_dir_all(two.join(class)).unwrap();
+        std::fs::copy(
+            data.join(format!("val/{class}/0000.png")),
+            two.join(format!("{class}/0000.png")),
+        )
+        .unwrap();
+    }
+    let err = eval::eval_weights(
+        &run.join("weights/best.safetensors"),
+        "resnet18",
+        &two,
+        tch::Device::Cpu,
+        &dir.path().join("eval-direct"),
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("has 3 outputs but"), "{err:#}");
+
     // A plain 1000-class checkpoint predicts with ImageNet's class names.
     let imagenet =
         ferrovis_classify::model::Classifier::new("resnet18", 1000, 0.0, tch::Device::Cpu).unwrap();

@@ -14,6 +14,14 @@ use ferrovis_data::synthetic::{self, ShapesConfig};
 /// libtorch's generator is process-global: trainings run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Training without progress output.
+fn quiet() -> RunControl {
+    RunControl {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
 fn config(data: &std::path::Path, project: &std::path::Path, mode: Mode) -> ClassifyConfig {
     let mut cfg = ClassifyConfig::default();
     cfg.data.root = data.display().to_string();
@@ -74,14 +82,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
         let mut cfg = init_cfg.clone();
         cfg.train.mode = mode;
         cfg.model.weights = init.display().to_string();
-        let summary = train::train(
-            &cfg,
-            &RunControl {
-                quiet: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let summary = train::train(&cfg, &quiet()).unwrap();
         let run = &summary.run;
         assert_eq!(run.file_name().unwrap(), train::mode_name(mode));
         for file in [
@@ -228,14 +229,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.data.augment = false;
     cfg.model.weights = init.display().to_string();
     cfg.train.name = "cached".into();
-    let summary = train::train(
-        &cfg,
-        &RunControl {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let summary = train::train(&cfg, &quiet()).unwrap();
     assert_eq!(summary.path, "cached features");
 
     // Mixup and CutMix (one or the other per batch), label smoothing and class balancing run.
@@ -248,11 +242,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.train.label_smoothing = 0.1;
     cfg.data.balance_classes = true;
     cfg.train.name = "mixed".into();
-    let quiet = RunControl {
-        quiet: true,
-        ..Default::default()
-    };
-    let summary = train::train(&cfg, &quiet).unwrap();
+    let summary = train::train(&cfg, &quiet()).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     let loss: f64 = csv
         .lines()

@@ -11,6 +11,14 @@ use ferrovis_tests::shared_dir;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Training without progress output.
+fn quiet() -> RunControl {
+    RunControl {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
 fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f64 {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let shared = shared_dir();
@@ -28,14 +36,7 @@ fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f
     cfg.train.seed = 0;
     cfg.train.device = "cpu".into();
     cfg.train.project = project.path().display().to_string();
-    let summary = train::train(
-        &cfg,
-        &RunControl {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let summary = train::train(&cfg, &quiet()).unwrap();
     println!(
         "{arch} {mode:?}: best val accuracy {:.4} in {:.0} s ({})",
         summary.best_accuracy, summary.seconds, summary.path

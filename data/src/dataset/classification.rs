@@ -299,19 +299,21 @@ impl ClassificationDataset {
         &self.transform
     }
 
-    fn image(&self, index: usize) -> Result<Arc<RgbImage>> {
-        let path = &self.items[index].path;
-        match &self.cache {
-            None => Ok(Arc::new(read_rgb(path)?)),
-            Some((cache, side)) => cache.get_or_load(index, || {
-                let img = read_rgb(path)?;
-                if img.width.min(img.height) > *side {
-                    resize_shorter(&img, *side, Filter::Bilinear)
-                } else {
-                    Ok(img)
-                }
-            }),
-        }
+    /// The cached image of `index`, decoded (and reduced) on first use.
+    fn cached_image(
+        &self,
+        cache: &Cache<RgbImage>,
+        side: usize,
+        index: usize,
+    ) -> Result<Arc<RgbImage>> {
+        cache.get_or_load(index, || {
+            let img = read_rgb(&self.items[index].path)?;
+            if img.width.min(img.height) > side {
+                resize_shorter(&img, side, Filter::Bilinear)
+            } else {
+                Ok(img)
+            }
+        })
     }
 }
 
@@ -327,8 +329,8 @@ impl Dataset for ClassificationDataset {
         let path = &self.items[index].path;
         let transformed = match &self.cache {
             None => self.transform.apply_file(path, rng),
-            Some(_) => self
-                .image(index)
+            Some((cache, side)) => self
+                .cached_image(cache, *side, index)
                 .and_then(|img| self.transform.apply(&img, rng)),
         };
         let tensor = transformed.map_err(|e| match e {

@@ -100,6 +100,32 @@ pub fn eval_weights(
     evaluate(&clf, &meta, folder, device, out)
 }
 
+/// The report (accuracy, per-class P/R/F1, confusion matrix) and, with five classes or more,
+/// the top-5 accuracy of `logits` `(N, C)` against `labels` `(N,)`.
+pub fn score(
+    logits: &Tensor,
+    labels: &Tensor,
+    num_classes: usize,
+) -> Result<(ClassificationReport, Option<f64>)> {
+    let (logits, labels) = (logits.to_device(Device::Cpu), labels.to_device(Device::Cpu));
+    let pred: Vec<i64> = Vec::try_from(logits.argmax(-1, false))?;
+    let truth: Vec<i64> = Vec::try_from(&labels)?;
+    let mut cm = ConfusionMatrix::new(num_classes);
+    cm.update(
+        &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+        &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
+    )?;
+    let top5 = (num_classes >= 5).then(|| {
+        let hit = logits
+            .topk(5, -1, true, true)
+            .1
+            .eq_tensor(&labels.unsqueeze(1))
+            .any_dim(1, false);
+        hit.to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
+    });
+    Ok((ClassificationReport::from_confusion(&cm), top5))
+}
+
 /// Evaluates a classifier on an ImageFolder whose classes must be the model's.
 pub fn evaluate(
     clf: &Classifier,
@@ -133,22 +159,8 @@ pub fn evaluate(
         labels.push(b.labels);
     }
     let (logits, labels) = (Tensor::cat(&logits, 0), Tensor::cat(&labels, 0));
-    let pred: Vec<i64> = Vec::try_from(logits.argmax(-1, false))?;
-    let truth: Vec<i64> = Vec::try_from(&labels)?;
-    let mut cm = ConfusionMatrix::new(meta.classes.len());
-    cm.update(
-        &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
-        &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
-    )?;
-    let report = ClassificationReport::from_confusion(&cm);
-    let top5 = (meta.classes.len() >= 5).then(|| {
-        let hit = logits
-            .topk(5, -1, true, true)
-            .1
-            .eq_tensor(&labels.unsqueeze(1))
-            .any_dim(1, false);
-        hit.to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
-    });
+    let (report, top5) = score(&logits, &labels, meta.classes.len())?;
+    let truth_len = labels.size()[0] as usize;
     println!("{}", classification_table(&report, &meta.classes));
     if let Some(t) = top5 {
         println!("top-5 accuracy: {t:.4}");
@@ -157,7 +169,7 @@ pub fn evaluate(
     let png = out.join("confusion_matrix.png");
     let counts: Vec<f64> = (0..meta.classes.len())
         .flat_map(|t| (0..meta.classes.len()).map(move |p| (t, p)))
-        .map(|(t, p)| cm.get(t, p) as f64)
+        .map(|(t, p)| report.confusion.get(t, p) as f64)
         .collect();
     heatmap_png(
         &png,
@@ -169,7 +181,7 @@ pub fn evaluate(
     )?;
     let result = EvalResult {
         classes: meta.classes.clone(),
-        images: truth.len(),
+        images: truth_len,
         report,
         top5,
     };

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
-use ferrovis_core::metrics::classification::{ClassificationReport, ConfusionMatrix};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::{device::parse_device, freeze};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
@@ -108,8 +107,6 @@ pub struct ClassifyTask<'a> {
     unfreeze_at: Option<usize>,
     batches: Option<EpochBatches<ClassificationBatch>>,
     order: Option<Tensor>,
-    /// The last validation's confusion matrix.
-    pub confusion: Option<ConfusionMatrix>,
 }
 
 impl ClassifyTask<'_> {
@@ -215,34 +212,15 @@ impl TrainTask for ClassifyTask<'_> {
             }
         };
         let loss = tch::no_grad(|| self.loss(&logits, &labels)).double_value(&[]);
-        let pred: Vec<i64> = Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))
-            .map_err(|e: tch::TchError| ferrovis_core::Error::Invalid(e.to_string()))?;
-        let truth: Vec<i64> = Vec::try_from(labels.to_device(Device::Cpu))
-            .map_err(|e: tch::TchError| ferrovis_core::Error::Invalid(e.to_string()))?;
-        let mut cm = ConfusionMatrix::new(self.num_classes);
-        cm.update(
-            &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
-            &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
-        )?;
-        let report = ClassificationReport::from_confusion(&cm);
+        let (report, top5) = crate::eval::score(&logits, &labels, self.num_classes)
+            .map_err(|e| ferrovis_core::Error::Invalid(format!("{e:#}")))?;
         let mut metrics = vec![
             ("val_loss".to_string(), loss),
             ("accuracy".to_string(), report.accuracy),
         ];
-        if self.num_classes >= 5 {
-            let top5 = logits
-                .topk(5, -1, true, true)
-                .1
-                .eq_tensor(&labels.unsqueeze(1))
-                .any_dim(1, false);
-            metrics.push((
-                "top5".into(),
-                top5.to_kind(Kind::Float)
-                    .mean(Kind::Float)
-                    .double_value(&[]),
-            ));
+        if let Some(t) = top5 {
+            metrics.push(("top5".into(), t));
         }
-        self.confusion = Some(cm);
         Ok(metrics)
     }
 }
@@ -379,7 +357,6 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
         unfreeze_at: (cfg.train.mode == Mode::Gradual).then_some(cfg.train.head_epochs),
         batches: None,
         order: None,
-        confusion: None,
     };
     let groups = param_groups(&clf.vs, &clf.model.stages(), &groups_cfg);
     let kind = match cfg.train.optimizer.as_str() {

@@ -45,23 +45,20 @@ impl Classifier {
     /// summary of what loaded.
     pub fn load_pretrained(&mut self, path: &Path) -> Result<String> {
         let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let head = self.model.head_pattern();
+        let head_pattern = self.model.head_pattern();
+        let head = regex::Regex::new(&head_pattern)?;
         let vars = self.vs.variables();
         // Keep the checkpoint's head only when it fits (same class count): then nothing is dropped.
         let head_fits = sd.iter().all(|(name, t)| {
-            !regex_is_match(&head, name) || vars.get(name).is_some_and(|v| v.size() == t.size())
+            !head.is_match(name) || vars.get(name).is_some_and(|v| v.size() == t.size())
         });
         let mut opts = LoadOptions::default();
         if !head_fits {
-            opts = opts.skip(&head)?;
+            opts = opts.skip(&head_pattern)?;
         }
         let report = checkpoint::load_into(&self.vs, &sd, &opts)
             .with_context(|| format!("loading {}", path.display()))?;
-        let new_head: Vec<&String> = report
-            .missing
-            .iter()
-            .filter(|n| regex_is_match(&head, n))
-            .collect();
+        let new_head: Vec<&String> = report.missing.iter().filter(|n| head.is_match(n)).collect();
         let other_missing = report.missing.len() - new_head.len();
         if other_missing > 0 || !report.mismatched.is_empty() {
             anyhow::bail!(
@@ -131,8 +128,4 @@ impl Classifier {
         }
         (trainable, total)
     }
-}
-
-fn regex_is_match(pattern: &str, name: &str) -> bool {
-    regex::Regex::new(pattern).is_ok_and(|r| r.is_match(name))
 }

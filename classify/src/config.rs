@@ -142,6 +142,8 @@ pub struct TrainSection {
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Lay weights and images out channels-last (NHWC): same results, faster convolutions.
+    pub channels_last: bool,
     /// Where run folders go.
     pub project: String,
     /// Run folder name (empty: the mode).
@@ -168,6 +170,7 @@ impl Default for TrainSection {
             lr_spread: 0.01,
             seed: 0,
             device: "auto".into(),
+            channels_last: true,
             project: "runs/classify".into(),
             name: String::new(),
         }

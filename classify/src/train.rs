@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
-use ferrovis_core::{device::parse_device, freeze};
+use ferrovis_core::{device::parse_device, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
 use ferrovis_data::transform::ClassifyTransform;
@@ -105,6 +105,8 @@ pub struct ClassifyTask<'a> {
     frozen_backbone: bool,
     /// `gradual`: the epoch that unfreezes everything.
     unfreeze_at: Option<usize>,
+    /// Images go in channels-last, as the weights were laid out.
+    channels_last: bool,
     batches: Option<EpochBatches<ClassificationBatch>>,
     order: Option<Tensor>,
 }
@@ -121,11 +123,19 @@ impl ClassifyTask<'_> {
     }
 
     fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = &self.layout(x);
         if self.frozen_backbone {
             let feats = tch::no_grad(|| self.clf.model.pooled_features(x, false));
             self.clf.model.forward_head(&feats, train)
         } else {
             self.clf.model.forward_t(x, train)
+        }
+    }
+
+    fn layout(&self, x: &Tensor) -> Tensor {
+        match self.channels_last {
+            true => memory_format::channels_last(x).unwrap_or_else(|_| x.shallow_clone()),
+            false => x.shallow_clone(),
         }
     }
 }
@@ -205,7 +215,7 @@ impl TrainTask for ClassifyTask<'_> {
                 for batch in l.epoch(0) {
                     let b = batch.map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
                     let x = b.images.to_device(self.device);
-                    out.push(tch::no_grad(|| self.clf.model.forward_t(&x, false)));
+                    out.push(tch::no_grad(|| self.logits(&x, false)));
                     ys.push(b.labels.to_device(self.device));
                 }
                 (Tensor::cat(&out, 0), Tensor::cat(&ys, 0))
@@ -357,7 +367,11 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
         unfreeze_at: (cfg.train.mode == Mode::Gradual).then_some(cfg.train.head_epochs),
         batches: None,
         order: None,
+        channels_last: cfg.train.channels_last && !cached,
     };
+    if task.channels_last {
+        memory_format::vars_to_channels_last(&clf.vs)?;
+    }
     let groups = param_groups(&clf.vs, &clf.model.stages(), &groups_cfg);
     let kind = match cfg.train.optimizer.as_str() {
         "sgd" => OptimizerKind::Sgd {

@@ -9,6 +9,7 @@
 //! - [`nn`]: the blocks they share (BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding,
 //!   squeeze-excite, stochastic depth);
 //! - [`device`]: pick CUDA when present, CPU otherwise;
+//! - [`memory_format`]: channels-last layout for faster CPU convolutions;
 //! - [`cli`]: the `weights inspect|convert` subcommands shared by the task binaries.
 //!
 //! Every fallible function returns [`Result`], whose [`Error`] names the file, key or layer concerned.
@@ -22,6 +23,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod freeze;
+pub mod memory_format;
 pub mod metrics;
 pub mod nn;
 pub mod optim;

@@ -2,6 +2,10 @@
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
+pub mod assigner;
+pub mod boxes;
+pub mod loss;
+pub mod weights;
 pub mod yolov8;
 
 use clap::{Parser, Subcommand};

@@ -350,7 +350,14 @@ impl Detect {
             .view([b, 4, REG_MAX, a])
             .softmax(2, box_logits.kind())
             .transpose(2, 1)
-            .conv2d(&self.dfl.to_kind(box_logits.kind()), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+            .conv2d(
+                &self.dfl.to_kind(box_logits.kind()),
+                None::<Tensor>,
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                1,
+            )
             .view([b, 4, a])
     }
 }
@@ -448,11 +455,17 @@ impl YoloV8 {
         let x = self.conv1.forward_t(&self.conv0.forward_t(x, train), train);
         let x = self.c2f2.forward_t(&x, train);
         let p3 = self.c2f4.forward_t(&self.conv3.forward_t(&x, train), train);
-        let p4 = self.c2f6.forward_t(&self.conv5.forward_t(&p3, train), train);
-        let x = self.c2f8.forward_t(&self.conv7.forward_t(&p4, train), train);
+        let p4 = self
+            .c2f6
+            .forward_t(&self.conv5.forward_t(&p3, train), train);
+        let x = self
+            .c2f8
+            .forward_t(&self.conv7.forward_t(&p4, train), train);
         let p5 = self.sppf9.forward_t(&x, train);
         let h12 = self.c2f12.forward_t(&Tensor::cat(&[up(&p5), p4], 1), train);
-        let out3 = self.c2f15.forward_t(&Tensor::cat(&[up(&h12), p3], 1), train);
+        let out3 = self
+            .c2f15
+            .forward_t(&Tensor::cat(&[up(&h12), p3], 1), train);
         let down = self.conv16.forward_t(&out3, train);
         let out4 = self.c2f18.forward_t(&Tensor::cat(&[down, h12], 1), train);
         let down = self.conv19.forward_t(&out4, train);
@@ -525,7 +538,11 @@ mod tests {
                     num_classes: classes,
                 },
             );
-            assert_eq!(parameter_count(&vs), count, "yolov8{name} with {classes} classes");
+            assert_eq!(
+                parameter_count(&vs),
+                count,
+                "yolov8{name} with {classes} classes"
+            );
         }
     }
 
@@ -533,10 +550,24 @@ mod tests {
     fn output_shapes_and_names() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let scale = Scale::by_name("yolov8n").expect("n");
-        let model = YoloV8::new(&vs.root(), YoloConfig { scale, num_classes: 3 });
-        let raw = tch::no_grad(|| model.forward_t(&Tensor::zeros([2, 3, 64, 96], (Kind::Float, tch::Device::Cpu)), false));
+        let model = YoloV8::new(
+            &vs.root(),
+            YoloConfig {
+                scale,
+                num_classes: 3,
+            },
+        );
+        let raw = tch::no_grad(|| {
+            model.forward_t(
+                &Tensor::zeros([2, 3, 64, 96], (Kind::Float, tch::Device::Cpu)),
+                false,
+            )
+        });
         let shapes: Vec<Vec<i64>> = raw.iter().map(|t| t.size()).collect();
-        assert_eq!(shapes, vec![vec![2, 67, 8, 12], vec![2, 67, 4, 6], vec![2, 67, 2, 3]]);
+        assert_eq!(
+            shapes,
+            vec![vec![2, 67, 8, 12], vec![2, 67, 4, 6], vec![2, 67, 2, 3]]
+        );
         let decoded = model.decode(&raw);
         assert_eq!(decoded.size(), vec![2, 7, 96 + 24 + 6]);
         let vars = vs.variables();

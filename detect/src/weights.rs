@@ -1,0 +1,92 @@
+//! Loading YOLOv8 weights: Ultralytics checkpoints (`yolov8n.pt`, `best.pt`: a pickled
+//! `DetectionModel` in float16 under `ema` or `model`, read by the core checkpoint reader without
+//! Python) and our own `.safetensors`, by state-dict name.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
+use tch::nn::VarStore;
+
+use crate::yolov8::{Scale, DETECT_INDEX};
+
+/// What a checkpoint holds, read off its tensor shapes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckpointShape {
+    /// The model size.
+    pub scale: Scale,
+    /// The classes its head predicts.
+    pub num_classes: i64,
+}
+
+/// Reads a checkpoint's tensors (any format the core reader knows).
+pub fn read(path: &Path) -> Result<StateDict> {
+    checkpoint::read(path).with_context(|| format!("reading YOLOv8 weights {}", path.display()))
+}
+
+/// The scale and class count of a YOLOv8 state dict (from the stem width and the class branch).
+pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
+    let stem = sd.get("model.0.conv.weight").with_context(|| {
+        format!(
+            "{} has no model.0.conv.weight: not a YOLOv8 detection checkpoint",
+            path.display()
+        )
+    })?;
+    let width = stem.size()[0];
+    let scale = Scale::ALL
+        .into_iter()
+        .find(|s| s.channels(64) == width)
+        .with_context(|| {
+            format!(
+                "{}: stem width {width} matches no YOLOv8 scale",
+                path.display()
+            )
+        })?;
+    let key = format!("model.{DETECT_INDEX}.cv3.0.2.bias");
+    let classes = sd
+        .get(&key)
+        .with_context(|| format!("{} has no {key}: not a YOLOv8 Detect head", path.display()))?;
+    Ok(CheckpointShape {
+        scale,
+        num_classes: classes.size()[0],
+    })
+}
+
+/// Loads `sd` into a model's variables. Everything must fit except the class branch
+/// (`model.22.cv3`), which is left freshly initialised when the class count differs. Returns a
+/// one-line report ("319 of 355 tensors loaded; …").
+pub fn load(vs: &VarStore, sd: &StateDict, path: &Path) -> Result<String> {
+    let report = checkpoint::load_into(vs, sd, &LoadOptions::default())
+        .with_context(|| format!("loading {}", path.display()))?;
+    let class_branch = format!("model.{DETECT_INDEX}.cv3.");
+    let outside: Vec<String> = report
+        .mismatched
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(report.missing.iter().cloned())
+        .filter(|n| !n.starts_with(&class_branch))
+        .collect();
+    if !outside.is_empty() || !report.unexpected.is_empty() {
+        bail!(
+            "{} does not fit this YOLOv8 (another scale?): {} tensors differ outside the class \
+             branch (first: {}), {} unexpected\n{report}",
+            path.display(),
+            outside.len(),
+            outside.first().map(String::as_str).unwrap_or("-"),
+            report.unexpected.len()
+        );
+    }
+    let total = vs.variables().len();
+    let mut line = format!(
+        "{}: {} of {total} tensors loaded",
+        path.display(),
+        report.loaded.len()
+    );
+    let fresh = report.mismatched.len() + report.missing.len();
+    if fresh > 0 {
+        line.push_str(&format!(
+            "; the class branch ({class_branch}*, {fresh} tensors) starts fresh for the new classes"
+        ));
+    }
+    Ok(line)
+}

@@ -405,6 +405,7 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
             warmup_start: 0.1,
         },
         accumulate: 1,
+        accumulate_mean: true,
         grad_clip: None,
         ema: None,
         monitor: "accuracy".into(),

@@ -1,6 +1,7 @@
-//! Box geometry on tensors: format conversion, complete IoU, and the mapping between letterboxed
-//! model input and original image pixels.
+//! Box geometry: format conversion, complete IoU, and the mapping from letterboxed model input
+//! back to original image pixels.
 
+use ferrovis_data::transform::detect::Letterbox;
 use tch::Tensor;
 
 /// Centre/size boxes `(…, 4)` to corners.
@@ -35,25 +36,16 @@ pub fn ciou(b1: &Tensor, b2: &Tensor) -> Tensor {
     iou - (rho2 / c2 + v * alpha)
 }
 
-/// How an image was letterboxed into the model input: `input = original · gain + pad`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LetterboxMap {
-    /// Scale applied to the original image.
-    pub gain: f64,
-    /// Left and top padding, in input pixels.
-    pub pad: (f64, f64),
-    /// Original width and height.
-    pub original: (f64, f64),
-}
-
-impl LetterboxMap {
-    /// Maps a corner box from model-input pixels back to the original image, clipped to it.
-    pub fn to_original(&self, b: [f32; 4]) -> [f32; 4] {
-        let (w, h) = self.original;
-        let x = |v: f32| (((v as f64 - self.pad.0) / self.gain).clamp(0.0, w)) as f32;
-        let y = |v: f32| (((v as f64 - self.pad.1) / self.gain).clamp(0.0, h)) as f32;
-        [x(b[0]), y(b[1]), x(b[2]), y(b[3])]
-    }
+/// A corner box on the letterboxed input mapped back to the original image and clipped to it.
+pub fn to_original(lb: &Letterbox, b: [f32; 4], original: (usize, usize)) -> [f32; 4] {
+    let [x1, y1, x2, y2] = lb.to_original(b);
+    let (w, h) = (original.0 as f32, original.1 as f32);
+    [
+        x1.clamp(0.0, w),
+        y1.clamp(0.0, h),
+        x2.clamp(0.0, w),
+        y2.clamp(0.0, h),
+    ]
 }
 
 #[cfg(test)]
@@ -83,24 +75,24 @@ mod tests {
 
     #[test]
     fn letterbox_maps_back() {
-        // A 640×480 image letterboxed into 640×640: gain 1, 80 px top padding.
-        let m = LetterboxMap {
-            gain: 1.0,
-            pad: (0.0, 80.0),
-            original: (640.0, 480.0),
+        // A 640×480 image letterboxed into 640×640: scale 1, 80 px top padding; clipped.
+        let lb = Letterbox {
+            scale: 1.0,
+            pad_left: 0.0,
+            pad_top: 80.0,
         };
         assert_eq!(
-            m.to_original([10.0, 90.0, 20.0, 600.0]),
+            to_original(&lb, [10.0, 90.0, 20.0, 600.0], (640, 480)),
             [10.0, 10.0, 20.0, 480.0]
         );
-        // 1280×720 into 640: gain 0.5, pad 140 top; (100, 200)-(300, 400) → (200, 120)-(600, 520).
-        let m = LetterboxMap {
-            gain: 0.5,
-            pad: (0.0, 140.0),
-            original: (1280.0, 720.0),
+        // 1280×720 into 640: scale 0.5, 140 px on top; (100, 200)-(300, 400) → (200, 120)-(600, 520).
+        let lb = Letterbox {
+            scale: 0.5,
+            pad_left: 0.0,
+            pad_top: 140.0,
         };
         assert_eq!(
-            m.to_original([100.0, 200.0, 300.0, 400.0]),
+            to_original(&lb, [100.0, 200.0, 300.0, 400.0], (1280, 720)),
             [200.0, 120.0, 600.0, 520.0]
         );
     }

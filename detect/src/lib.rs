@@ -5,6 +5,7 @@
 pub mod assigner;
 pub mod boxes;
 pub mod loss;
+pub mod postprocess;
 pub mod weights;
 pub mod yolov8;
 

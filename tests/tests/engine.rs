@@ -101,6 +101,7 @@ fn config(epochs: usize) -> TrainConfig {
             warmup_start: 0.1,
         },
         accumulate: 2,
+        accumulate_mean: true,
         grad_clip: Some(1.0),
         ema: Some((0.99, 10.0)),
         monitor: "val_loss".into(),

@@ -54,6 +54,24 @@ pub trait TrainTask {
     fn on_epoch_start(&mut self, _epoch: usize) -> Result<()> {
         Ok(())
     }
+
+    /// Called before each step, after the engine set the scheduled learning rate: a task may
+    /// take over per-group rates and momentum (YOLO's warmup) and return how many steps to
+    /// accumulate before the next update (`None`: [`TrainConfig::accumulate`]).
+    fn before_step(
+        &mut self,
+        _opt: &mut Optimizer,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Option<usize>> {
+        Ok(None)
+    }
+
+    /// Extra training columns for `results.csv` after `train_loss` (e.g. the means of a loss's
+    /// components over the epoch), read once at the end of each epoch.
+    fn train_columns(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }
 
 /// Training settings the engine applies.
@@ -67,6 +85,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Forward/backward steps per optimiser update (1 = none).
     pub accumulate: usize,
+    /// Average the accumulated gradients (true, the usual PyTorch loop) or sum them (false, as
+    /// Ultralytics does, whose loss is already scaled by the batch size).
+    pub accumulate_mean: bool,
     /// Clip the global gradient norm to this value.
     pub grad_clip: Option<f64>,
     /// EMA `(decay, tau)`; validation and saved weights then use the EMA weights.
@@ -265,7 +286,6 @@ pub fn fit(
         write_atomic(&dir.0.join("config.toml"), text.as_bytes())?;
     }
     let steps = task.steps_per_epoch().max(1);
-    let accumulate = cfg.accumulate.max(1);
     let mut schedule = cfg.schedule.clone();
     schedule.total_iters = (cfg.epochs * steps) as u64;
     let mut ema = cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau));
@@ -283,6 +303,7 @@ pub fn fit(
         let mut loss_sum = 0.0;
         opt.zero_grad();
         let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet);
+        let mut steps_since_update = 0usize;
         for step in 0..steps {
             if control
                 .stop
@@ -303,6 +324,10 @@ pub fn fit(
             }
             let it = (epoch * steps + step) as u64;
             opt.set_lr(cfg.lr * schedule.factor(it));
+            let accumulate = task
+                .before_step(opt, epoch, step)?
+                .unwrap_or(cfg.accumulate)
+                .max(1);
             let loss = if autocast {
                 tch::autocast(true, || task.train_step(epoch, step))?
             } else {
@@ -327,8 +352,15 @@ pub fn fit(
             loss_sum += value;
             progress.step(step, loss_sum / (step + 1) as f64);
             let loss_scale = scaler.map_or(1.0, |s| s.scale);
-            (loss * (loss_scale / accumulate as f64)).backward();
-            if (step + 1) % accumulate == 0 || step + 1 == steps {
+            let divisor = if cfg.accumulate_mean {
+                accumulate as f64
+            } else {
+                1.0
+            };
+            (loss * (loss_scale / divisor)).backward();
+            steps_since_update += 1;
+            if steps_since_update >= accumulate || step + 1 == steps {
+                steps_since_update = 0;
                 let finite = scaler.as_mut().is_none_or(|s| s.unscale_and_check(opt));
                 if finite {
                     if let Some(max) = cfg.grad_clip {
@@ -358,7 +390,8 @@ pub fn fit(
             copy_into(vs, &e.shadow);
             b
         });
-        let metrics = task.validate(epoch)?;
+        let mut metrics = task.train_columns();
+        metrics.extend(task.validate(epoch)?);
         let train_loss = loss_sum / steps as f64;
         let monitored = if cfg.monitor == "train_loss" {
             Some(train_loss)

@@ -86,10 +86,25 @@ pub fn nms(
     classes: Option<&[usize]>,
     iou_threshold: f32,
 ) -> Vec<usize> {
+    nms_max(boxes, scores, classes, iou_threshold, usize::MAX)
+}
+
+/// [`nms`] that stops once `max_keep` boxes are kept: the same first `max_keep` indices, without
+/// comparing the remaining candidates (YOLO keeps at most 300 of up to 30 000).
+pub fn nms_max(
+    boxes: &[BoxXyxy],
+    scores: &[f32],
+    classes: Option<&[usize]>,
+    iou_threshold: f32,
+    max_keep: usize,
+) -> Vec<usize> {
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
     let mut keep: Vec<usize> = Vec::new();
     for i in order {
+        if keep.len() >= max_keep {
+            break;
+        }
         let suppressed = keep.iter().any(|&k| {
             classes.is_none_or(|c| c[k] == c[i]) && iou(&boxes[k], &boxes[i]) > iou_threshold
         });
@@ -790,6 +805,7 @@ mod tests {
         // Box 2 overlaps box 0 with IoU 0.9: suppressed; box 1 (IoU 1/3) survives at 0.5.
         assert_eq!(nms(&boxes, &scores, None, 0.5), [0, 1, 3]);
         assert_eq!(nms(&boxes, &scores, Some(&[0, 0, 1, 0]), 0.5), [0, 1, 2, 3]);
+        assert_eq!(nms_max(&boxes, &scores, None, 0.5, 2), [0, 1]);
     }
 
     #[test]

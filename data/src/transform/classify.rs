@@ -30,6 +30,9 @@ pub enum Filter {
     Bilinear,
     /// Pillow's bicubic filter (Catmull-Rom), antialiased the same way.
     Bicubic,
+    /// OpenCV's bilinear interpolation (`INTER_LINEAR`, no antialiasing): what Ultralytics'
+    /// letterbox resizes with.
+    Linear,
 }
 
 /// Resizes `img` so its shorter side is `size`, keeping the aspect ratio; the longer side is
@@ -62,7 +65,8 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
         )));
     }
     match filter {
-        Filter::Area => resize_area(img, width, height),
+        Filter::Area => resize_opencv(img, width, height, true),
+        Filter::Linear => resize_opencv(img, width, height, false),
         Filter::Bilinear => {
             resize_pillow(img, width, height, fast_image_resize::FilterType::Bilinear)
         }
@@ -75,9 +79,9 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
     }
 }
 
-fn resize_area(img: &RgbImage, width: usize, height: usize) -> Result<RgbImage> {
+fn resize_opencv(img: &RgbImage, width: usize, height: usize, area: bool) -> Result<RgbImage> {
     let shrinking = width < img.width || height < img.height;
-    let interpolation = if shrinking {
+    let interpolation = if area && shrinking {
         imgproc::INTER_AREA
     } else {
         imgproc::INTER_LINEAR

@@ -81,7 +81,9 @@ fn scale_boxes(boxes: &mut [BoxLabel], sx: f32, sy: f32, dx: f32, dy: f32) {
     }
 }
 
-/// Resizes so the longer side is `size` (Ultralytics' image loading step before mosaic/letterbox).
+/// Resizes so the longer side is `size` (Ultralytics' image loading step before mosaic/letterbox),
+/// with OpenCV's area filter when shrinking and bilinear when enlarging, as Ultralytics loads
+/// images for validation.
 pub fn resize_long_side(sample: &DetectionSample, size: usize) -> Result<DetectionSample> {
     let (w, h) = (sample.image.width, sample.image.height);
     let r = size as f32 / w.max(h) as f32;
@@ -89,7 +91,7 @@ pub fn resize_long_side(sample: &DetectionSample, size: usize) -> Result<Detecti
         ((w as f32 * r).round() as usize).clamp(1, size),
         ((h as f32 * r).round() as usize).clamp(1, size),
     );
-    let image = resize(&sample.image, nw, nh, Filter::Bilinear)?;
+    let image = resize(&sample.image, nw, nh, Filter::Area)?;
     let mut boxes = sample.boxes.clone();
     scale_boxes(
         &mut boxes,
@@ -118,7 +120,7 @@ pub fn letterbox(
         ((w as f32 * r).round() as usize).clamp(1, size),
         ((h as f32 * r).round() as usize).clamp(1, size),
     );
-    let resized = resize(&sample.image, nw, nh, Filter::Bilinear)?;
+    let resized = resize(&sample.image, nw, nh, Filter::Linear)?;
     let (dw, dh) = (size - nw, size - nh);
     let (left, top) = (dw / 2, dh / 2);
     let image = pad(&resized, left, top, dw - left, dh - top, PAD_GREY);

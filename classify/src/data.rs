@@ -1,6 +1,6 @@
 //! Finding the training and validation images of a run, and the transforms that feed them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::backbone::PretrainedCfg;
@@ -119,16 +119,4 @@ pub fn transforms(
         eval.clone()
     };
     (train, eval)
-}
-
-/// A run folder under `project` named `name`, or `name2`, `name3`, … when taken (as Ultralytics).
-pub fn new_run_dir(project: &Path, name: &str) -> PathBuf {
-    let first = project.join(name);
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|i| project.join(format!("{name}{i}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::{device::parse_device, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::config::{ClassifyConfig, Mode};
-use crate::data::{new_run_dir, splits, transforms};
+use crate::data::{splits, transforms};
 use crate::mix;
 use crate::model::Classifier;
 

@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod dataset;
 pub mod decode;
+pub mod draw;
 pub mod error;
 pub mod image;
 pub mod jpeg;

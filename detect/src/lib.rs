@@ -1,16 +1,36 @@
 //! The `detect` task: YOLOv8 object detection: fine-tune, validate, predict.
 //!
-//! `main.rs` only parses arguments; the commands live here so other programs can call them.
+//! Settings use Ultralytics' names (`detect train data=coco128.yaml model=yolov8n.pt epochs=3`);
+//! `main.rs` only parses arguments, the commands live here so other programs can call them.
+//!
+//! - [`yolov8`]: the model (layer table, Ultralytics state-dict names);
+//! - [`weights`]: loading Ultralytics `.pt` and ferrovis `.safetensors` checkpoints;
+//! - [`assigner`], [`loss`], [`boxes`]: the training loss;
+//! - [`postprocess`]: NMS; [`val`]: metrics; [`predict`]: drawn and written detections;
+//! - [`config`], [`train`]: Ultralytics' recipe on the core engine; [`demo`]: the synthetic demo.
 
 pub mod assigner;
 pub mod boxes;
+pub mod config;
+pub mod demo;
 pub mod loss;
 pub mod postprocess;
+pub mod predict;
+pub mod train;
+pub mod val;
 pub mod weights;
 pub mod yolov8;
 
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
+use ferrovis_core::device::parse_device;
+use ferrovis_core::engine::{ctrl_c_flag, RunControl};
+
+use crate::config::DetectConfig;
+use crate::postprocess::NmsConfig;
 
 /// Command line of the `detect` binary.
 #[derive(Debug, Parser)]
@@ -28,14 +48,166 @@ pub struct Cli {
 /// The `detect` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train or fine-tune: `detect train data=coco128.yaml model=yolov8n.pt epochs=3 imgsz=320`.
+    Train {
+        /// A TOML file of settings (Ultralytics' names), applied before the key=value arguments.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Continue the run in this folder from its last checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Settings as key=value (data, model, epochs, batch, imgsz, freeze, lr0, device, …).
+        settings: Vec<String>,
+    },
+    /// Validate weights on a data set's val split: `detect val --weights best.pt data=coco128.yaml`.
+    Val {
+        /// A checkpoint, or a run folder (its weights/best.safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Where the plots and metrics.json go (default: runs/detect/val).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Settings as key=value (data, imgsz, batch, conf, iou, max_det, device).
+        settings: Vec<String>,
+    },
+    /// Detect objects in images or folders: `detect predict --weights best.pt img.jpg dir/`.
+    Predict {
+        /// A checkpoint, or a run folder.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Where drawn images, labels/*.txt and predictions.json go.
+        #[arg(long, default_value = "runs/detect/predict")]
+        out: PathBuf,
+        /// Images, folders, and key=value settings (conf, iou, imgsz, max_det, device).
+        sources: Vec<String>,
+    },
+    /// Pretrain YOLOv8n on synthetic shapes, fine-tune on new shapes (freeze=10) and compare
+    /// with training from scratch.
+    Demo {
+        /// Where the data and runs go.
+        #[arg(long, default_value = "runs/detect/demo")]
+        dir: PathBuf,
+        /// Epochs of each training (pretraining gets twice as many).
+        #[arg(long, default_value_t = 15)]
+        epochs: usize,
+    },
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
+/// Splits positional arguments into `key=value` settings and the rest.
+fn split_settings(args: &[String]) -> (Vec<String>, Vec<PathBuf>) {
+    let (kv, rest): (Vec<&String>, Vec<&String>) = args
+        .iter()
+        .partition(|a| a.contains('=') && !std::path::Path::new(a.as_str()).exists());
+    (
+        kv.into_iter().cloned().collect(),
+        rest.into_iter().map(PathBuf::from).collect(),
+    )
+}
+
+fn nms_from(cfg: &DetectConfig, mut base: NmsConfig) -> NmsConfig {
+    if let Some(c) = cfg.conf {
+        base.conf = c;
+    }
+    base.iou = cfg.iou;
+    base.max_det = cfg.max_det;
+    base
+}
+
 /// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train {
+            config,
+            resume,
+            settings,
+        } => {
+            let mut settings = settings;
+            let file = match (&config, &resume) {
+                (None, Some(run)) => Some(run.join("config.toml")),
+                _ => config.clone(),
+            };
+            if resume.is_some() && config.is_none() && file.as_ref().is_some_and(|f| !f.is_file()) {
+                anyhow::bail!(
+                    "{}: no config.toml to resume from",
+                    file.unwrap_or_default().display()
+                );
+            }
+            settings.retain(|s| !s.is_empty());
+            let cfg = DetectConfig::load(file.as_deref(), &settings)?;
+            let control = RunControl {
+                stop: Some(ctrl_c_flag()?),
+                ..Default::default()
+            };
+            train::train(&cfg, &control, resume.as_deref())?;
+        }
+        Command::Val {
+            weights,
+            out,
+            settings,
+        } => {
+            let run_config = weights.join("config.toml");
+            let file = weights
+                .is_dir()
+                .then_some(run_config)
+                .filter(|p| p.is_file());
+            let cfg = DetectConfig::load(file.as_deref(), &settings)?;
+            let device = parse_device(&cfg.device_name())?;
+            let m = predict::load_model(&weights, device)?;
+            let (yaml, _, val) = train::check_dataset(&cfg.data)?;
+            if yaml.names.len() != m.names.len() {
+                anyhow::bail!(
+                    "{} predicts {} classes but {} has {}",
+                    weights.display(),
+                    m.names.len(),
+                    yaml.file.display(),
+                    yaml.names.len()
+                );
+            }
+            let loader = train::loader(&val, &cfg, false, cfg.batch * 2)?;
+            let result = val::evaluate(
+                &m.model,
+                &loader,
+                &nms_from(&cfg, NmsConfig::val()),
+                device,
+                None,
+            )?;
+            let dir = out.unwrap_or_else(|| {
+                ferrovis_core::engine::new_run_dir(std::path::Path::new(&cfg.project), "val")
+            });
+            val::report(&result, &yaml.names, &dir)?;
+        }
+        Command::Predict {
+            weights,
+            out,
+            sources,
+        } => {
+            let (settings, files) = split_settings(&sources);
+            if files.is_empty() {
+                anyhow::bail!("give at least one image or folder to predict on");
+            }
+            let cfg = DetectConfig::load(None, &settings)?;
+            let device = parse_device(&cfg.device_name())?;
+            let m = predict::load_model(&weights, device)
+                .with_context(|| format!("loading {}", weights.display()))?;
+            let imgsz = if settings.iter().any(|s| s.starts_with("imgsz=")) {
+                cfg.imgsz
+            } else {
+                m.imgsz
+            };
+            predict::predict(
+                &m,
+                &files,
+                imgsz,
+                &nms_from(&cfg, NmsConfig::predict()),
+                &out,
+            )?;
+        }
+        Command::Demo { dir, epochs } => {
+            demo::run(&dir, epochs)?;
+        }
         Command::Weights(cmd) => run_weights(&cmd)?,
     }
     Ok(())

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use tch::nn::VarStore;
 
-use crate::yolov8::{Scale, DETECT_INDEX};
+use crate::yolov8::{Scale, YoloConfig, YoloV8, DETECT_INDEX};
 
 /// What a checkpoint holds, read off its tensor shapes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,4 +89,48 @@ pub fn load(vs: &VarStore, sd: &StateDict, path: &Path) -> Result<String> {
         ));
     }
     Ok(line)
+}
+
+/// A model for `num_classes` classes from `spec`: a checkpoint path (its scale is read from it
+/// and its tensors loaded, the class branch re-initialised when the count differs) or a scale name
+/// (`yolov8n` … `yolov8x`, random initialisation). Returns the model and a line saying which.
+pub fn build(
+    spec: &str,
+    num_classes: i64,
+    device: tch::Device,
+) -> Result<(VarStore, YoloV8, String)> {
+    let path = Path::new(spec);
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(spec);
+    if path.is_file() {
+        let sd = read(path)?;
+        let shape = shape_of(&sd, path)?;
+        let vs = VarStore::new(device);
+        let model = YoloV8::new(
+            &vs.root(),
+            YoloConfig {
+                scale: shape.scale,
+                num_classes,
+            },
+        );
+        let line = load(&vs, &sd, path)?;
+        return Ok((vs, model, line));
+    }
+    let looks_like_file = path.extension().is_some();
+    match Scale::by_name(stem) {
+        Some(scale) if !looks_like_file || path.extension().is_some_and(|e| e == "yaml") => {
+            let vs = VarStore::new(device);
+            let model = YoloV8::new(&vs.root(), YoloConfig { scale, num_classes });
+            let line = format!(
+                "yolov8{}: random initialisation ({} parameters)",
+                scale.name,
+                crate::yolov8::parameter_count(&vs)
+            );
+            Ok((vs, model, line))
+        }
+        _ => bail!(
+            "model={spec}: no such file. Nothing is downloaded here: pass the path of a YOLOv8 \
+             checkpoint (Ultralytics .pt or ferrovis .safetensors), or model=yolov8n (s, m, l, x) \
+             to start from random initialisation"
+        ),
+    }
 }

@@ -224,6 +224,18 @@ pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// A run folder under `project` named `name`, or `name2`, `name3`, … when taken (as Ultralytics).
+pub fn new_run_dir(project: &Path, name: &str) -> PathBuf {
+    let first = project.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|i| project.join(format!("{name}{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
 /// Seed of epoch `epoch` for run seed `seed` (a splitmix64 step, so nearby seeds differ widely).
 pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
     let mut z = seed.wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -111,6 +111,18 @@ pub fn letterbox(
     size: usize,
     scale_up: bool,
 ) -> Result<(DetectionSample, Letterbox)> {
+    letterbox_to(sample, size, scale_up, None)
+}
+
+/// [`letterbox`], but with `stride` Some(s) the padding is only what makes each side a multiple
+/// of `s` (Ultralytics' `LetterBox(auto=True)` for prediction): a 640×480 image at size 640
+/// becomes 640×480, not 640×640.
+pub fn letterbox_to(
+    sample: &DetectionSample,
+    size: usize,
+    scale_up: bool,
+    stride: Option<usize>,
+) -> Result<(DetectionSample, Letterbox)> {
     let (w, h) = (sample.image.width, sample.image.height);
     let mut r = (size as f32 / h as f32).min(size as f32 / w as f32);
     if !scale_up {
@@ -121,7 +133,10 @@ pub fn letterbox(
         ((h as f32 * r).round() as usize).clamp(1, size),
     );
     let resized = resize(&sample.image, nw, nh, Filter::Linear)?;
-    let (dw, dh) = (size - nw, size - nh);
+    let (mut dw, mut dh) = (size - nw, size - nh);
+    if let Some(stride) = stride.filter(|&s| s > 0) {
+        (dw, dh) = (dw % stride, dh % stride);
+    }
     let (left, top) = (dw / 2, dh / 2);
     let image = pad(&resized, left, top, dw - left, dh - top, PAD_GREY);
     let mut boxes = sample.boxes.clone();
@@ -404,6 +419,12 @@ mod tests {
         assert_eq!(out.image.pixel(50, 82), [10, 20, 30]);
         assert_eq!(out.image.pixel(50, 83), PAD_GREY);
         // No scale-up: a small image is only padded.
+        let (out, info) = letterbox_to(&sample(640, 427, &[]), 640, true, Some(32)).unwrap();
+        // 427 rows padded to 448: 21 rows, 10 on top, 11 below.
+        assert_eq!(
+            (out.image.width, out.image.height, info.pad_top),
+            (640, 448, 10.0)
+        );
         let (_, info) = letterbox(&sample(50, 40, &[]), 100, false).unwrap();
         assert_eq!(
             info,

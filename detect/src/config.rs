@@ -1,0 +1,284 @@
+//! Training/validation/prediction settings with Ultralytics' argument names and defaults
+//! (`default.yaml`), so `detect train data=coco128.yaml model=yolov8n.pt epochs=3 imgsz=320`
+//! reads as `yolo detect train …` does. Settings come from the defaults, then an optional TOML
+//! file, then `key=value` arguments.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ferrovis_data::dataset::DetectAugment;
+use ferrovis_data::transform::detect::RandomAffine;
+use ferrovis_data::transform::HsvGain;
+use serde::{Deserialize, Serialize};
+
+/// Every setting, flat, named as Ultralytics names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// A checkpoint to start from (`yolov8n.pt`, `best.pt`, `.safetensors`), or a scale name
+    /// (`yolov8n` … `yolov8x`) for random initialisation.
+    pub model: String,
+    /// Dataset YAML (`path`, `train`, `val`, `names`).
+    pub data: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch: usize,
+    /// Square input size (a multiple of 32).
+    pub imgsz: usize,
+    /// Loader threads.
+    pub workers: usize,
+    /// `auto`, `SGD`, `AdamW` or `Adam`.
+    pub optimizer: String,
+    /// Initial learning rate.
+    pub lr0: f64,
+    /// Final learning rate as a fraction of `lr0` (linear decay).
+    pub lrf: f64,
+    /// SGD momentum / Adam β₁.
+    pub momentum: f64,
+    /// Weight decay (convolution weights only), for a nominal batch of `nbs`.
+    pub weight_decay: f64,
+    /// Warmup epochs (at least 100 iterations).
+    pub warmup_epochs: f64,
+    /// Momentum at the start of warmup.
+    pub warmup_momentum: f64,
+    /// Bias learning rate at the start of warmup.
+    pub warmup_bias_lr: f64,
+    /// Box loss gain.
+    #[serde(rename = "box")]
+    pub box_gain: f64,
+    /// Class loss gain.
+    pub cls: f64,
+    /// DFL gain.
+    pub dfl: f64,
+    /// Nominal batch size: gradients accumulate over `round(nbs / batch)` batches.
+    pub nbs: usize,
+    /// Mosaic is switched off for the last this many epochs.
+    pub close_mosaic: usize,
+    /// HSV hue gain.
+    pub hsv_h: f32,
+    /// HSV saturation gain.
+    pub hsv_s: f32,
+    /// HSV value gain.
+    pub hsv_v: f32,
+    /// Rotation ± degrees.
+    pub degrees: f32,
+    /// Translation ± fraction.
+    pub translate: f32,
+    /// Scale gain ±.
+    pub scale: f32,
+    /// Shear ± degrees.
+    pub shear: f32,
+    /// Up-down flip probability.
+    pub flipud: f64,
+    /// Left-right flip probability.
+    pub fliplr: f64,
+    /// Mosaic probability.
+    pub mosaic: f64,
+    /// Freeze `model.0` … `model.{freeze−1}` (10: the backbone).
+    pub freeze: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda`, `cuda:N` (or `0` for `cuda:0`).
+    pub device: String,
+    /// Keep decoded images in memory.
+    pub cache: bool,
+    /// Where run folders go.
+    pub project: String,
+    /// Run folder name.
+    pub name: String,
+    /// Stop after this many epochs without a better fitness.
+    pub patience: usize,
+    /// Confidence threshold (validation 0.001, prediction 0.25 when unset).
+    pub conf: Option<f32>,
+    /// NMS IoU threshold.
+    pub iou: f32,
+    /// Detections per image.
+    pub max_det: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            model: "yolov8n".into(),
+            data: String::new(),
+            epochs: 100,
+            batch: 16,
+            imgsz: 640,
+            workers: 2,
+            optimizer: "auto".into(),
+            lr0: 0.01,
+            lrf: 0.01,
+            momentum: 0.937,
+            weight_decay: 5e-4,
+            warmup_epochs: 3.0,
+            warmup_momentum: 0.8,
+            warmup_bias_lr: 0.1,
+            box_gain: 7.5,
+            cls: 0.5,
+            dfl: 1.5,
+            nbs: 64,
+            close_mosaic: 10,
+            hsv_h: 0.015,
+            hsv_s: 0.7,
+            hsv_v: 0.4,
+            degrees: 0.0,
+            translate: 0.1,
+            scale: 0.5,
+            shear: 0.0,
+            flipud: 0.0,
+            fliplr: 0.5,
+            mosaic: 1.0,
+            freeze: 0,
+            seed: 0,
+            device: "auto".into(),
+            cache: false,
+            project: "runs/detect".into(),
+            name: "train".into(),
+            patience: 100,
+            conf: None,
+            iou: 0.7,
+            max_det: 300,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Defaults, then `file` (TOML) when given, then `key=value` overrides.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let mut table = toml::Table::try_from(DetectConfig::default())?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let from_file: toml::Table = text
+                .parse()
+                .with_context(|| format!("{}: invalid TOML", path.display()))?;
+            for (k, v) in from_file {
+                set(&mut table, &k, v).with_context(|| format!("in {}", path.display()))?;
+            }
+        }
+        for arg in overrides {
+            let (k, raw) = arg
+                .split_once('=')
+                .with_context(|| format!("argument {arg:?} is not key=value (e.g. epochs=3)"))?;
+            let value = parse_value(&table, k.trim(), raw.trim())?;
+            set(&mut table, k.trim(), value)?;
+        }
+        let cfg: DetectConfig = table.try_into().context("invalid settings")?;
+        if cfg.imgsz % 32 != 0 || cfg.imgsz == 0 {
+            bail!(
+                "imgsz={} must be a positive multiple of 32 (the largest stride)",
+                cfg.imgsz
+            );
+        }
+        if cfg.batch == 0 {
+            bail!("batch must be at least 1");
+        }
+        Ok(cfg)
+    }
+
+    /// Training augmentation from these settings.
+    pub fn augment(&self) -> DetectAugment {
+        DetectAugment {
+            mosaic: self.mosaic,
+            mosaic_off_from_epoch: Some(self.epochs.saturating_sub(self.close_mosaic)),
+            affine: RandomAffine {
+                degrees: self.degrees,
+                translate: self.translate,
+                scale: self.scale,
+                shear: self.shear,
+            },
+            hsv: HsvGain {
+                h: self.hsv_h,
+                s: self.hsv_s,
+                v: self.hsv_v,
+            },
+            fliplr: self.fliplr,
+            flipud: self.flipud,
+        }
+    }
+
+    /// The device string in ferrovis' form (`0` → `cuda:0`).
+    pub fn device_name(&self) -> String {
+        match self.device.parse::<usize>() {
+            Ok(i) => format!("cuda:{i}"),
+            Err(_) => self.device.clone(),
+        }
+    }
+}
+
+/// Sets `key` after checking it exists; its type is checked when the table is deserialised.
+fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    if !table.contains_key(key) && key != "conf" {
+        let mut keys: Vec<&String> = table.keys().collect();
+        keys.sort();
+        let known: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        bail!("unknown setting {key:?}; known: {}", known.join(", "));
+    }
+    table.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// A command-line value typed like the default it replaces (`3` → integer, `0.5` → float,
+/// `true` → bool, anything else a string).
+fn parse_value(table: &toml::Table, key: &str, raw: &str) -> Result<toml::Value> {
+    use toml::Value;
+    let bad = |what: &str| anyhow::anyhow!("{key}={raw}: expected {what}");
+    Ok(match table.get(key) {
+        Some(Value::Integer(_)) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
+        Some(Value::Float(_)) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
+        Some(Value::Boolean(_)) => Value::Boolean(raw.parse().map_err(|_| bad("true or false"))?),
+        None if key == "conf" => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_overrides_with_types_and_errors() {
+        let args: Vec<String> = [
+            "epochs=3",
+            "imgsz=320",
+            "lr0=0.02",
+            "cache=true",
+            "model=yolov8s",
+            "conf=0.5",
+        ]
+        .map(String::from)
+        .to_vec();
+        let cfg = DetectConfig::load(None, &args).expect("valid");
+        assert_eq!(
+            (cfg.epochs, cfg.imgsz, cfg.lr0, cfg.cache),
+            (3, 320, 0.02, true)
+        );
+        assert_eq!((cfg.model.as_str(), cfg.conf), ("yolov8s", Some(0.5)));
+        assert_eq!(cfg.box_gain, 7.5);
+        let err = format!(
+            "{:#}",
+            DetectConfig::load(None, &["lr=0.1".into()]).unwrap_err()
+        );
+        assert!(
+            err.contains("unknown setting \"lr\"") && err.contains("lr0"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            DetectConfig::load(None, &["epochs=three".into()]).unwrap_err()
+        );
+        assert!(err.contains("epochs=three: expected an integer"), "{err}");
+        let err = format!(
+            "{:#}",
+            DetectConfig::load(None, &["imgsz=300".into()]).unwrap_err()
+        );
+        assert!(err.contains("multiple of 32"), "{err}");
+        assert_eq!(
+            DetectConfig::load(None, &["device=0".into()])
+                .expect("ok")
+                .device_name(),
+            "cuda:0"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `detect predict`: images or folders through a trained model; boxes drawn onto copies of the
+//! images, and per-image txt and one JSON file in original-image pixels.
+//!
+//! Preprocessing is Ultralytics': letterbox to `imgsz` with padding only up to a multiple of 32
+//! (grey 114, OpenCV bilinear resize), RGB, /255; post-processing conf 0.25, IoU 0.7, 300 boxes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::metrics::detection::Detection;
+use ferrovis_data::decode::{is_image_path, read_rgb, write_rgb};
+use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
+use ferrovis_data::tensor::to_normalized_chw;
+use ferrovis_data::transform::detect::{letterbox_to, DetectionSample};
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::Device;
+
+use crate::boxes::to_original;
+use crate::postprocess::{non_max_suppression, NmsConfig};
+use crate::train::RunMeta;
+use crate::weights;
+use crate::yolov8::{YoloConfig, YoloV8};
+
+/// COCO's 80 class names (index order of Ultralytics' COCO models).
+pub const COCO_NAMES: &str = include_str!("../assets/coco_names.txt");
+
+/// A model ready for inference, with its class names and input size.
+pub struct LoadedModel {
+    /// The variables.
+    pub vs: VarStore,
+    /// The network.
+    pub model: YoloV8,
+    /// Class names.
+    pub names: Vec<String>,
+    /// Input size it was trained at.
+    pub imgsz: usize,
+}
+
+/// Loads `weights` (a checkpoint) or a run folder's best weights. Class names come from the run's
+/// `detect.json` (next to `weights/`), else COCO's for 80 classes, else `class0`, `class1`, ….
+pub fn load_model(weights_path: &Path, device: Device) -> Result<LoadedModel> {
+    let file = if weights_path.is_dir() {
+        weights_path.join("weights").join("best.safetensors")
+    } else {
+        weights_path.to_path_buf()
+    };
+    if !file.is_file() {
+        bail!("{}: no such weights file", file.display());
+    }
+    let sd = weights::read(&file)?;
+    let shape = weights::shape_of(&sd, &file)?;
+    let vs = VarStore::new(device);
+    let model = YoloV8::new(
+        &vs.root(),
+        YoloConfig {
+            scale: shape.scale,
+            num_classes: shape.num_classes,
+        },
+    );
+    weights::load(&vs, &sd, &file)?;
+    let meta = file
+        .parent()
+        .and_then(Path::parent)
+        .map(|run| run.join("detect.json"))
+        .filter(|p| p.is_file())
+        .map(|p| -> Result<RunMeta> {
+            let text = std::fs::read_to_string(&p)?;
+            serde_json::from_str(&text).with_context(|| format!("reading {}", p.display()))
+        })
+        .transpose()?;
+    let nc = shape.num_classes as usize;
+    let (names, imgsz) = match meta {
+        Some(m) if m.names.len() == nc => (m.names, m.imgsz),
+        _ if nc == 80 => (COCO_NAMES.lines().map(str::to_string).collect(), 640),
+        _ => ((0..nc).map(|i| format!("class{i}")).collect(), 640),
+    };
+    Ok(LoadedModel {
+        vs,
+        model,
+        names,
+        imgsz,
+    })
+}
+
+/// One detection in original-image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PixelDetection {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub name: String,
+    /// Confidence.
+    pub confidence: f32,
+    /// `[x1, y1, x2, y2]` in the original image.
+    pub xyxy: [f32; 4],
+}
+
+/// The detections of one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImagePrediction {
+    /// The image file.
+    pub image: PathBuf,
+    /// Its width and height.
+    pub size: (usize, usize),
+    /// What was found, by decreasing confidence.
+    pub detections: Vec<PixelDetection>,
+}
+
+/// Expands folders into their image files (sorted); files are kept as given.
+pub fn collect_images(sources: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for s in sources {
+        if s.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(s)
+                .with_context(|| format!("reading {}", s.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image_path(p))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{}: no images in this folder", s.display());
+            }
+            out.extend(files);
+        } else if s.is_file() {
+            out.push(s.clone());
+        } else {
+            bail!("{}: no such file or folder", s.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Detects objects in one image file.
+pub fn predict_image(
+    m: &LoadedModel,
+    path: &Path,
+    imgsz: usize,
+    nms: &NmsConfig,
+) -> Result<ImagePrediction> {
+    let image = read_rgb(path).with_context(|| format!("reading {}", path.display()))?;
+    let size = (image.width, image.height);
+    let sample = DetectionSample {
+        image,
+        boxes: Vec::new(),
+    };
+    let (boxed, lb) = letterbox_to(&sample, imgsz, true, Some(32))?;
+    let x = to_normalized_chw(&boxed.image, [0.0; 3], [1.0; 3])
+        .unsqueeze(0)
+        .to_device(m.vs.device());
+    let decoded = tch::no_grad(|| m.model.predict(&x));
+    let dets: Vec<Detection> = non_max_suppression(&decoded, nms)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let detections = dets
+        .into_iter()
+        .map(|d| PixelDetection {
+            class: d.class,
+            name: m.names.get(d.class).cloned().unwrap_or_default(),
+            confidence: d.score,
+            xyxy: to_original(&lb, d.bbox, size),
+        })
+        .collect();
+    Ok(ImagePrediction {
+        image: path.to_path_buf(),
+        size,
+        detections,
+    })
+}
+
+/// Predicts every image, writes `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt`
+/// (`class x1 y1 x2 y2 confidence` per line, pixels) and `<out>/predictions.json`.
+pub fn predict(
+    m: &LoadedModel,
+    sources: &[PathBuf],
+    imgsz: usize,
+    nms: &NmsConfig,
+    out: &Path,
+) -> Result<Vec<ImagePrediction>> {
+    let files = collect_images(sources)?;
+    std::fs::create_dir_all(out.join("labels"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let mut all = Vec::new();
+    for file in files {
+        let t = Instant::now();
+        let p = predict_image(m, &file, imgsz, nms)?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let counts = summary(&p);
+        println!("{}: {counts} ({ms:.1} ms)", file.display());
+        let name = file
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("image.jpg"));
+        let boxes: Vec<LabelledBox> = p
+            .detections
+            .iter()
+            .map(|d| LabelledBox {
+                xyxy: d.xyxy,
+                caption: format!("{} {:.2}", d.name, d.confidence),
+                color: class_color(d.class),
+            })
+            .collect();
+        let drawn = draw_boxes(&read_rgb(&file)?, &boxes)?;
+        write_rgb(&out.join(&name), &drawn)?;
+        let txt: String = p
+            .detections
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}\n",
+                    d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
+                )
+            })
+            .collect();
+        let stem = name.with_extension("txt");
+        std::fs::write(out.join("labels").join(&stem), txt)?;
+        all.push(p);
+    }
+    std::fs::write(
+        out.join("predictions.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    println!("results in {}", out.display());
+    Ok(all)
+}
+
+/// "2 person, 1 dog" (or "no detections").
+pub fn summary(p: &ImagePrediction) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for d in &p.detections {
+        match counts.iter_mut().find(|(n, _)| *n == d.name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((d.name.clone(), 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "no detections".into();
+    }
+    counts
+        .iter()
+        .map(|(n, c)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

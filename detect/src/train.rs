@@ -1,0 +1,539 @@
+//! `detect train`: YOLOv8 fine-tuning with Ultralytics' recipe on the core engine.
+//!
+//! - parameter groups as Ultralytics builds them: biases (group 0, no decay), convolution weights
+//!   (group 1, decay `weight_decay · batch · accumulate / nbs`), BatchNorm weights (group 2, no
+//!   decay); `optimizer=auto` picks SGD(lr 0.01, momentum 0.9) beyond 10 000 iterations and
+//!   AdamW(lr `0.002·5/(4+nc)`, β₁ 0.9) otherwise, with no bias warmup for AdamW;
+//! - the learning rate follows `lr0 · lf(epoch)`, `lf` linear from 1 to `lrf`, stepped per epoch;
+//!   for the first `max(round(warmup_epochs · batches), 100)` iterations every group's rate rises
+//!   linearly from 0 (biases fall from `warmup_bias_lr`) to that value, momentum from
+//!   `warmup_momentum` to `momentum`, and accumulation from 1 to `nbs / batch`;
+//! - gradients of the nominal batch `nbs` are summed (the loss is already scaled by the batch
+//!   size), clipped to norm 10; EMA (0.9999, τ 2000) weights are validated and saved;
+//! - every epoch validates; `best` is chosen by fitness 0.1·mAP50 + 0.9·mAP50-95.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::device::parse_device;
+use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::freeze::{self, FreezeOptions};
+use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_data::dataset::report::ScanOptions;
+use ferrovis_data::dataset::{DatasetYaml, DetectionBatch, DetectionData, DetectionDataset};
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Device;
+
+use crate::config::DetectConfig;
+use crate::loss::{DetectionLoss, LossGains};
+use crate::postprocess::NmsConfig;
+use crate::val::{evaluate, report};
+use crate::weights;
+use crate::yolov8::{YoloV8, DETECT_INDEX};
+
+/// What a run folder records about its model (`detect.json`), so val/predict need no flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// `n`, `s`, `m`, `l` or `x`.
+    pub scale: char,
+    /// Class names, index order.
+    pub names: Vec<String>,
+    /// Training input size.
+    pub imgsz: usize,
+}
+
+/// What a finished training reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Metrics of the best weights on the validation split.
+    pub map50: f64,
+    /// mAP50-95 of the best weights.
+    pub map50_95: f64,
+}
+
+/// Reads the dataset YAML, scans both splits and prints Ultralytics' dataset check.
+pub fn check_dataset(data: &str) -> Result<(DatasetYaml, DetectionData, DetectionData)> {
+    if data.is_empty() {
+        bail!(
+            "data= is required: the dataset YAML (path, train, val, names), e.g. data=coco128.yaml"
+        );
+    }
+    let yaml = DatasetYaml::read(Path::new(data))?;
+    let train = yaml.scan("train", ScanOptions::default())?;
+    let val = yaml.scan("val", ScanOptions::default())?;
+    for (split, d) in [("train", &train), ("val", &val)] {
+        println!(
+            "{split}: {} images, {} boxes, {} backgrounds",
+            d.items.len(),
+            d.num_boxes(),
+            d.num_background()
+        );
+        if !d.report.is_clean() {
+            print!("{}", d.report);
+        }
+    }
+    let per_class = train.instances_per_class();
+    let listed: Vec<String> = yaml
+        .names
+        .iter()
+        .zip(&per_class)
+        .filter(|(_, &n)| n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!("train instances per class: {}", listed.join(", "));
+    if train.items.is_empty() {
+        bail!("{}: the train split has no images", yaml.file.display());
+    }
+    Ok((yaml, train, val))
+}
+
+/// The three Ultralytics parameter groups of the trainable variables.
+fn yolo_groups(vs: &VarStore, decay: f64) -> Vec<ParamGroup> {
+    let parameters = freeze::parameter_ptrs(vs);
+    let mut vars: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| parameters.contains(&(t.data_ptr() as usize)) && t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut groups = [Vec::new(), Vec::new(), Vec::new()];
+    for (name, t) in vars {
+        let g = if name.ends_with(".bias") {
+            0
+        } else if name.contains(".bn.") {
+            2
+        } else {
+            1
+        };
+        groups[g].push((name, t));
+    }
+    let [bias, weights, norm] = groups;
+    vec![
+        ParamGroup {
+            name: "bias".into(),
+            params: bias,
+            lr_scale: 1.0,
+            weight_decay: 0.0,
+        },
+        ParamGroup {
+            name: "weights/decay".into(),
+            params: weights,
+            lr_scale: 1.0,
+            weight_decay: decay,
+        },
+        ParamGroup {
+            name: "bn".into(),
+            params: norm,
+            lr_scale: 1.0,
+            weight_decay: 0.0,
+        },
+    ]
+}
+
+/// Ultralytics' warmup and per-epoch linear decay, applied per step.
+#[derive(Debug, Clone, Copy)]
+struct Recipe {
+    batches: usize,
+    warmup_iters: usize,
+    epochs: usize,
+    lr0: f64,
+    lrf: f64,
+    momentum: f64,
+    warmup_momentum: f64,
+    warmup_bias_lr: f64,
+    nominal: f64,
+}
+
+impl Recipe {
+    fn lf(&self, epoch: usize) -> f64 {
+        (1.0 - epoch as f64 / self.epochs as f64).max(0.0) * (1.0 - self.lrf) + self.lrf
+    }
+
+    fn accumulate(&self) -> usize {
+        self.nominal.round_ties_even().max(1.0) as usize
+    }
+
+    /// Sets the groups' rates and momentum for step `step` of `epoch`; returns the accumulation.
+    fn apply(&self, opt: &mut Optimizer, epoch: usize, step: usize) -> usize {
+        let ni = step + self.batches * epoch;
+        let target = self.lr0 * self.lf(epoch);
+        if ni <= self.warmup_iters && self.warmup_iters > 0 {
+            let f = ni as f64 / self.warmup_iters as f64;
+            let lerp = |a: f64, b: f64| a + (b - a) * f;
+            for g in 0..opt.groups().len() {
+                let start = if g == 0 { self.warmup_bias_lr } else { 0.0 };
+                opt.set_group_lr(g, lerp(start, target));
+            }
+            opt.set_momentum(lerp(self.warmup_momentum, self.momentum));
+            lerp(1.0, self.nominal).round_ties_even().max(1.0) as usize
+        } else {
+            for g in 0..opt.groups().len() {
+                opt.set_group_lr(g, target);
+            }
+            self.accumulate()
+        }
+    }
+}
+
+struct DetectTask<'a> {
+    model: &'a YoloV8,
+    loss: DetectionLoss,
+    train: Loader<DetectionDataset>,
+    val: Loader<DetectionDataset>,
+    batches: Option<EpochBatches<DetectionBatch>>,
+    device: Device,
+    recipe: Recipe,
+    sums: [f64; 3],
+    steps: usize,
+    mosaic_off: usize,
+}
+
+impl TrainTask for DetectTask<'_> {
+    fn steps_per_epoch(&self) -> usize {
+        self.recipe.batches
+    }
+
+    fn on_epoch_start(&mut self, epoch: usize) -> ferrovis_core::Result<()> {
+        if epoch == self.mosaic_off && epoch > 0 {
+            println!("closing mosaic for the last epochs (close_mosaic)");
+        }
+        self.batches = Some(self.train.epoch(epoch));
+        self.sums = [0.0; 3];
+        self.steps = 0;
+        Ok(())
+    }
+
+    fn before_step(
+        &mut self,
+        opt: &mut Optimizer,
+        epoch: usize,
+        step: usize,
+    ) -> ferrovis_core::Result<Option<usize>> {
+        Ok(Some(self.recipe.apply(opt, epoch, step)))
+    }
+
+    fn train_step(&mut self, _epoch: usize, _step: usize) -> ferrovis_core::Result<tch::Tensor> {
+        let batch = self
+            .batches
+            .as_mut()
+            .and_then(|b| b.next())
+            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
+            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+        let x = batch.images.to_device(self.device);
+        let raw = self.model.forward_t(&x, true);
+        let out = self.loss.compute(&raw, &batch.targets);
+        for (s, p) in self.sums.iter_mut().zip(out.parts) {
+            *s += p;
+        }
+        self.steps += 1;
+        Ok(out.total)
+    }
+
+    fn train_columns(&mut self) -> Vec<(String, f64)> {
+        let n = self.steps.max(1) as f64;
+        ["train/box_loss", "train/cls_loss", "train/dfl_loss"]
+            .iter()
+            .zip(self.sums)
+            .map(|(name, s)| (name.to_string(), s / n))
+            .collect()
+    }
+
+    fn validate(&mut self, _epoch: usize) -> ferrovis_core::Result<Vec<(String, f64)>> {
+        self.batches = None;
+        let out = evaluate(
+            self.model,
+            &self.val,
+            &NmsConfig::val(),
+            self.device,
+            Some(&self.loss),
+        )
+        .map_err(|e| ferrovis_core::Error::Invalid(format!("{e:#}")))?;
+        let r = &out.report;
+        let mut m = vec![
+            ("metrics/precision(B)".to_string(), r.precision),
+            ("metrics/recall(B)".to_string(), r.recall),
+            ("metrics/mAP50(B)".to_string(), r.map50),
+            ("metrics/mAP50-95(B)".to_string(), r.map50_95),
+        ];
+        if let Some(l) = out.losses {
+            for (name, v) in ["val/box_loss", "val/cls_loss", "val/dfl_loss"]
+                .iter()
+                .zip(l)
+            {
+                m.push((name.to_string(), v));
+            }
+        }
+        m.push(("fitness".into(), out.fitness()));
+        Ok(m)
+    }
+}
+
+/// A loader over `data`.
+pub fn loader(
+    data: &DetectionData,
+    cfg: &DetectConfig,
+    augment: bool,
+    batch: usize,
+) -> Result<Loader<DetectionDataset>> {
+    let aug = augment.then(|| cfg.augment());
+    let mut ds = DetectionDataset::new(data.items.clone(), cfg.imgsz, aug);
+    if cfg.cache {
+        ds = ds.with_cache();
+    }
+    let opts = LoaderOptions {
+        batch_size: batch,
+        sampler: if augment {
+            Sampler::Shuffle
+        } else {
+            Sampler::Sequential
+        },
+        drop_last: false,
+        seed: cfg.seed,
+        prefetch: 2,
+        workers: cfg.workers,
+    };
+    Ok(Loader::new(ds, opts)?)
+}
+
+/// Trains as `cfg` says in a new run folder (or continues `resume`).
+pub fn train(
+    cfg: &DetectConfig,
+    control: &RunControl,
+    resume: Option<&Path>,
+) -> Result<TrainSummary> {
+    let device = parse_device(&cfg.device_name())?;
+    let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
+    let nc = yaml.names.len() as i64;
+    tch::manual_seed(cfg.seed as i64);
+    let (vs, model, line) = weights::build(&cfg.model, nc, device)?;
+    println!("model: {line}");
+    if cfg.freeze > 0 {
+        let patterns: Vec<String> = (0..cfg.freeze.min(DETECT_INDEX + 1))
+            .map(|i| format!("model.{i}.*"))
+            .collect();
+        let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let n = freeze::freeze_patterns(&vs, &refs, FreezeOptions::default())?;
+        println!(
+            "freeze={}: {n} tensors of model.0 … model.{} frozen",
+            cfg.freeze,
+            cfg.freeze - 1
+        );
+    }
+    let run = match resume {
+        Some(dir) => dir.to_path_buf(),
+        None => new_run_dir(Path::new(&cfg.project), &cfg.name),
+    };
+    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    let meta = RunMeta {
+        scale: model.config.scale.name,
+        names: yaml.names.clone(),
+        imgsz: cfg.imgsz,
+    };
+    std::fs::write(
+        run.join("detect.json"),
+        serde_json::to_string_pretty(&meta)?,
+    )?;
+
+    let train_loader = loader(&train_data, cfg, true, cfg.batch)?;
+    let val_loader = loader(&val_data, cfg, false, cfg.batch * 2)?;
+    let batches = train_data.items.len().div_ceil(cfg.batch);
+    let nominal = cfg.nbs as f64 / cfg.batch as f64;
+    let accumulate = nominal.round_ties_even().max(1.0);
+    let decay = cfg.weight_decay * cfg.batch as f64 * accumulate / cfg.nbs as f64;
+    let (kind, lr0, momentum, bias_lr) = choose_optimizer(cfg, nc, train_data.items.len())?;
+    println!(
+        "optimizer: {kind:?} lr0={lr0} momentum={momentum}, weight decay {decay:.2e} on convolution weights, accumulate {accumulate} batches of {}",
+        cfg.batch
+    );
+    let mut opt = Optimizer::new(kind, yolo_groups(&vs, decay), lr0);
+    let warmup_iters = if cfg.warmup_epochs > 0.0 {
+        ((cfg.warmup_epochs * batches as f64).round() as usize).max(100)
+    } else {
+        0
+    };
+    let recipe = Recipe {
+        batches,
+        warmup_iters,
+        epochs: cfg.epochs,
+        lr0,
+        lrf: cfg.lrf,
+        momentum,
+        warmup_momentum: cfg.warmup_momentum,
+        warmup_bias_lr: bias_lr,
+        nominal,
+    };
+    let mut loss = DetectionLoss::new(nc);
+    loss.gains = LossGains {
+        box_gain: cfg.box_gain,
+        cls: cfg.cls,
+        dfl: cfg.dfl,
+    };
+    let mut task = DetectTask {
+        model: &model,
+        loss,
+        train: train_loader,
+        val: val_loader,
+        batches: None,
+        device,
+        recipe,
+        sums: [0.0; 3],
+        steps: 0,
+        mosaic_off: cfg.epochs.saturating_sub(cfg.close_mosaic),
+    };
+    let train_cfg = TrainConfig {
+        epochs: cfg.epochs,
+        lr: lr0,
+        schedule: Schedule {
+            decay: Decay::Constant,
+            total_iters: 0,
+            warmup_iters: 0,
+            warmup_start: 1.0,
+        },
+        accumulate: recipe.accumulate(),
+        accumulate_mean: false,
+        grad_clip: Some(10.0),
+        ema: Some((0.9999, 2000.0)),
+        monitor: "fitness".into(),
+        maximize: true,
+        patience: Some(cfg.patience),
+        seed: cfg.seed,
+        amp: device.is_cuda(),
+    };
+    let mut control = control.clone();
+    control.resume = resume.is_some();
+    if control.config_toml.is_none() {
+        control.config_toml = Some(toml::to_string(cfg)?);
+    }
+    let outcome = fit(&vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    println!(
+        "{} epochs completed ({:?})",
+        outcome.epochs_completed, outcome.reason
+    );
+
+    // Final validation of the best weights, with plots.
+    let best = run.join("weights").join("best.safetensors");
+    let sd = weights::read(&best)?;
+    weights::load(&vs, &sd, &best)?;
+    let out = evaluate(&model, &task.val, &NmsConfig::val(), device, None)?;
+    println!("validating {}:", best.display());
+    report(&out, &yaml.names, &run)?;
+    println!("results in {}", run.display());
+    Ok(TrainSummary {
+        run,
+        map50: out.report.map50,
+        map50_95: out.report.map50_95,
+    })
+}
+
+/// `optimizer=auto` and the explicit choices: (rule, lr0, momentum, warmup bias lr).
+fn choose_optimizer(
+    cfg: &DetectConfig,
+    nc: i64,
+    images: usize,
+) -> Result<(OptimizerKind, f64, f64, f64)> {
+    let adamw = |m: f64| OptimizerKind::AdamW {
+        beta1: m,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    Ok(match cfg.optimizer.to_ascii_lowercase().as_str() {
+        "auto" => {
+            let iterations = images.div_ceil(cfg.batch.max(cfg.nbs)) * cfg.epochs;
+            if iterations > 10_000 {
+                (
+                    OptimizerKind::Sgd {
+                        momentum: 0.9,
+                        dampening: 0.0,
+                        nesterov: true,
+                    },
+                    0.01,
+                    0.9,
+                    cfg.warmup_bias_lr,
+                )
+            } else {
+                let lr = (0.002 * 5.0 / (4.0 + nc as f64) * 1e6).round() / 1e6;
+                (adamw(0.9), lr, 0.9, 0.0)
+            }
+        }
+        "sgd" => (
+            OptimizerKind::Sgd {
+                momentum: cfg.momentum,
+                dampening: 0.0,
+                nesterov: true,
+            },
+            cfg.lr0,
+            cfg.momentum,
+            cfg.warmup_bias_lr,
+        ),
+        "adamw" => (adamw(cfg.momentum), cfg.lr0, cfg.momentum, 0.0),
+        "adam" => (
+            OptimizerKind::Adam {
+                beta1: cfg.momentum,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            cfg.lr0,
+            cfg.momentum,
+            0.0,
+        ),
+        other => bail!("optimizer={other}: expected auto, SGD, AdamW or Adam"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_and_decay_follow_the_recipe() {
+        let vs = VarStore::new(Device::Cpu);
+        let _w = vs
+            .root()
+            .randn("model.0.conv.weight", &[2, 2, 1, 1], 0.0, 1.0);
+        let _b = vs.root().zeros("model.22.cv2.0.2.bias", &[2]);
+        let _n = vs.root().ones("model.0.bn.weight", &[2]);
+        let mut opt = Optimizer::new(
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+            },
+            yolo_groups(&vs, 5e-4),
+            0.01,
+        );
+        let r = Recipe {
+            batches: 10,
+            warmup_iters: 100,
+            epochs: 20,
+            lr0: 0.01,
+            lrf: 0.01,
+            momentum: 0.937,
+            warmup_momentum: 0.8,
+            warmup_bias_lr: 0.1,
+            nominal: 4.0,
+        };
+        // Start of warmup: bias at 0.1, others 0, accumulate 1.
+        assert_eq!(r.apply(&mut opt, 0, 0), 1);
+        assert_eq!(opt.lrs(), &[0.1, 0.0, 0.0]);
+        // Halfway (iteration 50, epoch 5): lf(5) = 0.75·0.99 + 0.01 = 0.7525.
+        assert_eq!(r.apply(&mut opt, 5, 0), 2); // 2.5 rounds to even, as numpy does
+        let target = 0.01 * 0.7525;
+        let lrs = opt.lrs().to_vec();
+        assert!(
+            (lrs[0] - (0.1 + (target - 0.1) * 0.5)).abs() < 1e-12,
+            "{lrs:?}"
+        );
+        assert!((lrs[1] - target * 0.5).abs() < 1e-12);
+        // After warmup: every group at lr0·lf(epoch), accumulate nbs/batch.
+        assert_eq!(r.apply(&mut opt, 15, 3), 4);
+        let lf15 = 0.25 * 0.99 + 0.01;
+        assert!(opt.lrs().iter().all(|&l| (l - 0.01 * lf15).abs() < 1e-12));
+        assert_eq!(opt.groups()[0].params[0].0, "model.22.cv2.0.2.bias");
+        assert_eq!(opt.groups()[2].params[0].0, "model.0.bn.weight");
+        assert_eq!(opt.groups()[1].weight_decay, 5e-4);
+    }
+}

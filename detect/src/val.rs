@@ -1,0 +1,131 @@
+//! Validation: letterboxed images through the model, NMS with Ultralytics' validation settings,
+//! and the detection metrics of the core crate (`Class Images Instances P R mAP50 mAP50-95`), a
+//! PR-curve and a confusion-matrix PNG.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ferrovis_core::metrics::detection::{DetectionConfusion, GroundTruth};
+use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
+use ferrovis_data::dataset::DetectionDataset;
+use ferrovis_data::loader::Loader;
+use tch::Device;
+
+use crate::loss::DetectionLoss;
+use crate::postprocess::{non_max_suppression, NmsConfig};
+use crate::yolov8::YoloV8;
+
+/// What one validation pass measured.
+#[derive(Debug)]
+pub struct ValOutput {
+    /// Precision, recall, mAP per class and overall.
+    pub report: DetectionReport,
+    /// Ultralytics' detection confusion matrix (conf 0.25, IoU 0.45).
+    pub confusion: DetectionConfusion,
+    /// Mean validation loss parts (box, cls, dfl) when a loss was given.
+    pub losses: Option<[f64; 3]>,
+    /// Milliseconds per image (forward + NMS).
+    pub ms_per_image: f64,
+}
+
+impl ValOutput {
+    /// Ultralytics' fitness: 0.1·mAP50 + 0.9·mAP50-95.
+    pub fn fitness(&self) -> f64 {
+        0.1 * self.report.map50 + 0.9 * self.report.map50_95
+    }
+}
+
+/// Runs the model over every batch of `loader` (no augmentation) and scores the detections
+/// against the boxes in the input's pixels (IoU does not change under the letterbox's uniform
+/// scale, so the numbers equal those in original pixels, up to clipping).
+pub fn evaluate(
+    model: &YoloV8,
+    loader: &Loader<DetectionDataset>,
+    nms: &NmsConfig,
+    device: Device,
+    loss: Option<&DetectionLoss>,
+) -> Result<ValOutput> {
+    let nc = model.config.num_classes as usize;
+    let mut acc = DetectionAccumulator::new(nc);
+    let mut confusion = DetectionConfusion::new(nc);
+    let mut loss_sum = [0.0; 3];
+    let (mut batches, mut images, mut seconds) = (0usize, 0usize, 0.0);
+    for batch in loader.epoch(0) {
+        let batch = batch.context("loading a validation batch")?;
+        let x = batch.images.to_device(device);
+        let t = Instant::now();
+        let raw = tch::no_grad(|| model.forward_t(&x, false));
+        let decoded = tch::no_grad(|| model.decode(&raw));
+        let detections = non_max_suppression(&decoded, nms);
+        seconds += t.elapsed().as_secs_f64();
+        if let Some(l) = loss {
+            let out = tch::no_grad(|| l.compute(&raw, &batch.targets));
+            for (s, p) in loss_sum.iter_mut().zip(out.parts) {
+                *s += p;
+            }
+        }
+        for (dets, info) in detections.iter().zip(&batch.info) {
+            let truths: Vec<GroundTruth> = info
+                .boxes
+                .iter()
+                .map(|b| GroundTruth {
+                    bbox: b.xyxy,
+                    class: b.class,
+                })
+                .collect();
+            acc.add_image(dets, &truths)?;
+            confusion.add_image(dets, &truths);
+        }
+        batches += 1;
+        images += batch.info.len();
+    }
+    let failures = loader.failures();
+    if !failures.is_empty() {
+        tracing::warn!(
+            count = failures.len(),
+            "validation images could not be loaded and were left out"
+        );
+    }
+    Ok(ValOutput {
+        report: acc.report(),
+        confusion,
+        losses: (loss.is_some() && batches > 0).then(|| loss_sum.map(|s| s / batches as f64)),
+        ms_per_image: 1000.0 * seconds / images.max(1) as f64,
+    })
+}
+
+/// Prints the table and writes `PR_curve.png`, `confusion_matrix.png` and `metrics.json` into `dir`.
+pub fn report(out: &ValOutput, names: &[String], dir: &Path) -> Result<()> {
+    println!("{}", render::detection_table(&out.report, names));
+    println!(
+        "speed: {:.1} ms per image (inference + NMS)",
+        out.ms_per_image
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    render::pr_curves_png(&dir.join("PR_curve.png"), &out.report, names)?;
+    let mut labels = names.to_vec();
+    labels.push("background".into());
+    let counts: Vec<f64> = out.confusion.counts.iter().map(|&c| c as f64).collect();
+    render::heatmap_png(
+        &dir.join("confusion_matrix.png"),
+        "Confusion matrix",
+        &counts,
+        &labels,
+        ("predicted", "true"),
+        true,
+    )?;
+    let json = serde_json::json!({
+        "metrics": &out.report,
+        "fitness": out.fitness(),
+        "confusion_matrix": &out.confusion,
+        "names": names,
+    });
+    std::fs::write(
+        dir.join("metrics.json"),
+        serde_json::to_string_pretty(&json)?,
+    )
+    .with_context(|| format!("writing {}", dir.join("metrics.json").display()))?;
+    println!("plots and metrics.json in {}", dir.display());
+    Ok(())
+}

@@ -491,11 +491,10 @@ mod tests {
     #[test]
     fn warmup_and_decay_follow_the_recipe() {
         let vs = VarStore::new(Device::Cpu);
-        let _w = vs
-            .root()
-            .randn("model.0.conv.weight", &[2, 2, 1, 1], 0.0, 1.0);
-        let _b = vs.root().zeros("model.22.cv2.0.2.bias", &[2]);
-        let _n = vs.root().ones("model.0.bn.weight", &[2]);
+        let root = vs.root();
+        let _w = (&root / "model" / 0 / "conv").randn("weight", &[2, 2, 1, 1], 0.0, 1.0);
+        let _b = (&root / "model" / 22 / "cv2" / 0 / 2).zeros("bias", &[2]);
+        let _n = (&root / "model" / 0 / "bn").ones("weight", &[2]);
         let mut opt = Optimizer::new(
             OptimizerKind::Sgd {
                 momentum: 0.9,

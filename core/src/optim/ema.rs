@@ -49,8 +49,9 @@ impl ModelEma {
         tch::no_grad(|| {
             for (name, s) in &mut self.shadow {
                 if let Some(v) = vars.get(name) {
-                    let _ = s.g_mul_scalar_(d);
-                    let _ = s.g_add_(&(v.detach() * (1.0 - d)));
+                    // `ema + (1 − d)(v − ema)`: equal to `d·ema + (1 − d)·v`, and exact for
+                    // variables that did not move (frozen layers stay bit-identical).
+                    let _ = s.lerp_(&v.detach(), 1.0 - d);
                 }
             }
         });

@@ -13,10 +13,12 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
-# The classification demo: synthetic shapes, a MobileNetV2 head (ImageNet weights from ../shared
-# when present, random initialisation otherwise), the metrics table.
+# The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
+# ../shared when present, random initialisation otherwise), then detection (YOLOv8n pretrained on
+# synthetic shapes, fine-tuned with freeze=10 on new shapes, compared with training from scratch).
 demo: setup
 	$(CARGO) run -p ferrovis-classify -- demo
+	$(CARGO) run -p ferrovis-detect -- demo
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

@@ -54,7 +54,11 @@ fn settings(data: &Path, runs: &Path, name: &str, model: &str, epochs: usize) ->
     ]
 }
 
-/// Runs the demo under `dir` with `epochs` per training (pretraining twice as many).
+/// Pretraining epochs (the first shapes).
+pub const PRETRAIN_EPOCHS: usize = 30;
+
+/// Runs the demo under `dir`: pretraining for [`PRETRAIN_EPOCHS`], then `epochs` each for the
+/// fine-tuning and the from-scratch run.
 pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
     let base = write_detection(
         &dir.join("data").join("pretrain"),
@@ -62,7 +66,7 @@ pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
     )?;
     let new = write_detection(
         &dir.join("data").join("new-shapes"),
-        &shapes(2, &["star", "hexagon", "cross"], 120),
+        &shapes(2, &["star", "hexagon", "cross"], 200),
     )?;
     let runs = dir.join("runs");
     let _ = std::fs::remove_dir_all(&runs);
@@ -71,11 +75,14 @@ pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
         let cfg = DetectConfig::load(None, &args)?;
         train(&cfg, &control, None)
     };
-    println!(
-        "== 1. pretraining YOLOv8n on circles, squares, triangles ({} epochs)",
-        2 * epochs
-    );
-    let pretrain = go(settings(&base, &runs, "pretrain", "yolov8n", 2 * epochs))?;
+    println!("== 1. pretraining YOLOv8n on circles, squares, triangles ({PRETRAIN_EPOCHS} epochs)");
+    let pretrain = go(settings(
+        &base,
+        &runs,
+        "pretrain",
+        "yolov8n",
+        PRETRAIN_EPOCHS,
+    ))?;
     let weights = pretrain.run.join("weights").join("best.safetensors");
     println!("== 2. fine-tuning on stars, hexagons, crosses with freeze=10 ({epochs} epochs)");
     let mut ft = settings(

@@ -87,8 +87,8 @@ pub enum Command {
         /// Where the data and runs go.
         #[arg(long, default_value = "runs/detect/demo")]
         dir: PathBuf,
-        /// Epochs of each training (pretraining gets twice as many).
-        #[arg(long, default_value_t = 15)]
+        /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30).
+        #[arg(long, default_value_t = 25)]
         epochs: usize,
     },
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).

@@ -1,0 +1,95 @@
+"""ferrovis vs Ultralytics: `predict` latency per image at 640 on the CPU, same random-init YOLOv8n.
+
+    python bench/detect_predict.py [IMAGES_DIR]   (default: ../shared/datasets/coco128/images/train2017)
+
+Ultralytics is not a ferrovis dependency: on first use this script installs `ultralytics` (no
+torch: it uses this environment's) into ~/.cache/ferrovis/bench-ultralytics and imports it from
+there. Both sides then run in this invocation:
+
+1. Ultralytics builds YOLOv8n from `yolov8n.yaml` (seeded) and saves it with `Model.save`: a real
+   Ultralytics checkpoint (pickled DetectionModel, float16), which ferrovis loads as it is.
+2. Ultralytics predicts each image (`model.predict(path, imgsz=640)`, the sum of its
+   preprocess + inference + postprocess times per image).
+3. `detect predict --weights that.pt` (release build) predicts the same images; its per-image time
+   covers decoding, letterbox, inference and NMS (drawing and writing excluded, as Ultralytics'
+   speed excludes them).
+4. Medians of both (the first image dropped as warm-up), the ratio, and the top detections of
+   both on the first image at conf 0.001 (same weights, same preprocessing: they should agree).
+Both use 2 threads.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ULTRA = os.path.expanduser("~/.cache/ferrovis/bench-ultralytics")
+DEPS = ["ultralytics", "ultralytics-thop", "matplotlib", "opencv-python-headless", "pyyaml",
+        "requests", "scipy", "tqdm", "psutil", "polars", "polars-runtime-32", "pillow", "cycler",
+        "kiwisolver", "pyparsing", "fonttools", "contourpy", "python-dateutil", "six",
+        "charset-normalizer", "idna", "urllib3", "certifi", "packaging"]
+
+
+def ensure_ultralytics():
+    if not os.path.isdir(os.path.join(ULTRA, "ultralytics")):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", ULTRA,
+                        "--no-deps", *DEPS], check=True)
+    sys.path.insert(0, ULTRA)
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def main():
+    images = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        ROOT, "..", "shared", "datasets", "coco128", "images", "train2017")
+    files = sorted(os.path.join(images, f) for f in os.listdir(images)
+                   if f.lower().endswith((".jpg", ".jpeg", ".png")))[:21]
+    ensure_ultralytics()
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    work = tempfile.mkdtemp()
+    model = YOLO("yolov8n.yaml")
+    ckpt = os.path.join(work, "yolov8n-random.pt")
+    model.save(ckpt)
+
+    theirs = []
+    for f in files:
+        r = model.predict(f, imgsz=640, device="cpu", verbose=False)[0]
+        theirs.append(sum(r.speed.values()))
+    r0 = model.predict(files[0], imgsz=640, device="cpu", conf=0.001, verbose=False)[0]
+    top_theirs = [(int(c), round(float(s), 4), [round(float(v), 1) for v in b])
+                  for b, s, c in zip(r0.boxes.xyxy[:5], r0.boxes.conf[:5], r0.boxes.cls[:5])]
+
+    folder = os.path.join(work, "images")
+    os.makedirs(folder)
+    for i, f in enumerate(files):
+        os.symlink(f, os.path.join(folder, f"{i:03d}" + os.path.splitext(f)[1]))
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    cmd = ["cargo", "run", "--release", "-q", "-p", "ferrovis-detect", "--", "predict",
+           "--weights", ckpt, "--out", os.path.join(work, "ours"), folder, "imgsz=640"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
+    ours = [float(m) for m in re.findall(r"\(([0-9.]+) ms\)", out)]
+    subprocess.run(cmd[:-2] + [os.path.join(work, "first"), files[0], "imgsz=640", "conf=0.001"],
+                   cwd=ROOT, check=True, capture_output=True, env=env)
+    with open(os.path.join(work, "first", "predictions.json")) as fh:
+        dets = json.load(fh)[0]["detections"][:5]
+    top_ours = [(d["class"], round(d["confidence"], 4), [round(v, 1) for v in d["xyxy"]]) for d in dets]
+
+    t_med, o_med = statistics.median(theirs[1:]), statistics.median(ours[1:])
+    print(f"YOLOv8n random init, {len(files) - 1} images at imgsz 640 (after one warm-up), CPU, 2 threads")
+    print(f"{'':<12} {'median ms/image':>16}")
+    print(f"{'ferrovis':<12} {o_med:>16.1f}")
+    print(f"{'Ultralytics':<12} {t_med:>16.1f}")
+    print(f"ferrovis time / Ultralytics time: {o_med / t_med:.2f}  (target <= 0.8)")
+    print("top detections on", os.path.basename(files[0]), "(class, conf, xyxy):")
+    for a, b in zip(top_ours, top_theirs):
+        print(f"  ferrovis {a}   Ultralytics {b}")
+
+
+if __name__ == "__main__":
+    main()

@@ -155,7 +155,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .filter(|p| p.is_file());
             let cfg = DetectConfig::load(file.as_deref(), &settings)?;
             let device = parse_device(&cfg.device_name())?;
-            let m = predict::load_model(&weights, device)?;
+            let m = predict::load_model(&weights, device, true)?;
             let (yaml, _, val) = train::check_dataset(&cfg.data)?;
             if yaml.names.len() != m.names.len() {
                 anyhow::bail!(
@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let cfg = DetectConfig::load(None, &settings)?;
             let device = parse_device(&cfg.device_name())?;
-            let m = predict::load_model(&weights, device)
+            let m = predict::load_model(&weights, device, true)
                 .with_context(|| format!("loading {}", weights.display()))?;
             let imgsz = if settings.iter().any(|s| s.starts_with("imgsz=")) {
                 cfg.imgsz

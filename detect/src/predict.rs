@@ -40,7 +40,9 @@ pub struct LoadedModel {
 
 /// Loads `weights` (a checkpoint) or a run folder's best weights. Class names come from the run's
 /// `detect.json` (next to `weights/`), else COCO's for 80 classes, else `class0`, `class1`, ….
-pub fn load_model(weights_path: &Path, device: Device) -> Result<LoadedModel> {
+/// With `fuse`, BatchNorms are folded into the convolutions and the model runs channels-last
+/// (inference only, as Ultralytics' predictor and validator do).
+pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<LoadedModel> {
     let file = if weights_path.is_dir() {
         weights_path.join("weights").join("best.safetensors")
     } else {
@@ -52,7 +54,7 @@ pub fn load_model(weights_path: &Path, device: Device) -> Result<LoadedModel> {
     let sd = weights::read(&file)?;
     let shape = weights::shape_of(&sd, &file)?;
     let vs = VarStore::new(device);
-    let model = YoloV8::new(
+    let mut model = YoloV8::new(
         &vs.root(),
         YoloConfig {
             scale: shape.scale,
@@ -60,6 +62,9 @@ pub fn load_model(weights_path: &Path, device: Device) -> Result<LoadedModel> {
         },
     );
     weights::load(&vs, &sd, &file)?;
+    if fuse {
+        model.fuse(true);
+    }
     let meta = file
         .parent()
         .and_then(Path::parent)

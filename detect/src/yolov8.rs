@@ -38,6 +38,7 @@
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
+use ferrovis_core::memory_format;
 use ferrovis_core::nn::BatchNorm2d;
 
 /// Bins of the distance distribution of each box side.
@@ -121,6 +122,9 @@ pub struct YoloConfig {
 pub struct Conv {
     conv: nn::Conv2D,
     bn: BatchNorm2d,
+    /// BatchNorm folded into the convolution (weight, bias), for inference after [`Conv::fuse`].
+    fused: Option<(Tensor, Tensor)>,
+    stride: i64,
 }
 
 impl Conv {
@@ -135,12 +139,37 @@ impl Conv {
         Conv {
             conv: nn::conv2d(p / "conv", c1, c2, k, cfg),
             bn: BatchNorm2d::with(&(p / "bn"), c2, 1e-3, 0.03),
+            fused: None,
+            stride: s,
         }
     }
 
-    /// conv → BN → SiLU.
+    /// conv → BN → SiLU (in eval mode after [`fuse`](Self::fuse): one convolution with bias → SiLU).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if let (false, Some((w, b))) = (train, &self.fused) {
+            let (s, p) = (self.stride, w.size()[2] / 2);
+            return x.conv2d(w, Some(b), [s, s], [p, p], [1, 1], 1).silu();
+        }
         self.bn.forward_t(&self.conv.forward(x), train).silu()
+    }
+
+    /// Folds the BatchNorm's running statistics into a copy of the convolution
+    /// (`w·γ/√(σ²+ε)`, `β − μ·γ/√(σ²+ε)`), as Ultralytics' predictor does, with the weight laid
+    /// out channels-last when `channels_last`.
+    pub fn fuse(&mut self, channels_last: bool) {
+        let bn = &self.bn;
+        let (w, b) = tch::no_grad(|| {
+            let scale = &bn.weight / (&bn.running_var + bn.eps).sqrt();
+            let w = &self.conv.ws * scale.view([-1, 1, 1, 1]);
+            let b = &bn.bias - &bn.running_mean * &scale;
+            (w, b)
+        });
+        let w = if channels_last {
+            memory_format::channels_last(&w).unwrap_or(w)
+        } else {
+            w
+        };
+        self.fused = Some((w, b));
     }
 }
 
@@ -160,6 +189,11 @@ impl Bottleneck {
             cv2: Conv::new(&(p / "cv2"), c, c, 3, 1),
             add: shortcut,
         }
+    }
+
+    fn fuse(&mut self, cl: bool) {
+        self.cv1.fuse(cl);
+        self.cv2.fuse(cl);
     }
 
     /// `x + cv2(cv1(x))`, or without `x` when there is no shortcut.
@@ -198,6 +232,14 @@ impl C2f {
         }
     }
 
+    fn fuse(&mut self, cl: bool) {
+        self.cv1.fuse(cl);
+        self.cv2.fuse(cl);
+        for m in &mut self.m {
+            m.fuse(cl);
+        }
+    }
+
     /// `cv2(cat(a, b, m1(b), m2(m1(b)), …))` where `a, b = split(cv1(x))`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut ys = self.cv1.forward_t(x, train).split(self.hidden, 1);
@@ -227,6 +269,11 @@ impl Sppf {
             cv2: Conv::new(&(p / "cv2"), 4 * c, c2, 1, 1),
             k,
         }
+    }
+
+    fn fuse(&mut self, cl: bool) {
+        self.cv1.fuse(cl);
+        self.cv2.fuse(cl);
     }
 
     /// `cv2(cat(y, pool(y), pool²(y), pool³(y)))` with `y = cv1(x)`.
@@ -262,6 +309,11 @@ impl HeadBranch {
             conv1: Conv::new(&(p / "1"), hidden, hidden, 3, 1),
             out: nn::conv2d(p / "2", hidden, c_out, 1, Default::default()),
         }
+    }
+
+    fn fuse(&mut self, cl: bool) {
+        self.conv0.fuse(cl);
+        self.conv1.fuse(cl);
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -414,6 +466,8 @@ pub struct YoloV8 {
     c2f21: C2f,
     /// The head (`model.22`).
     pub detect: Detect,
+    /// Eval-mode inputs go channels-last (set by [`fuse`](Self::fuse)).
+    channels_last: bool,
 }
 
 impl YoloV8 {
@@ -443,6 +497,7 @@ impl YoloV8 {
             conv19: Conv::new(&(&m / 19), c5, c5, 3, 2),
             c2f21: C2f::new(&(&m / 21), c5 + c7, c7, n(3), false),
             detect: Detect::new(&(&m / DETECT_INDEX), config.num_classes, [c3, c5, c7]),
+            channels_last: false,
         }
     }
 
@@ -475,8 +530,47 @@ impl YoloV8 {
 
     /// Raw head outputs per level: `(batch, 64 + classes, h/s, w/s)` for s = 8, 16, 32.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
-        let [a, b, c] = self.neck_features(x, train);
+        let x = match (train, self.channels_last) {
+            (false, true) => memory_format::channels_last(x).unwrap_or_else(|_| x.shallow_clone()),
+            _ => x.shallow_clone(),
+        };
+        let [a, b, c] = self.neck_features(&x, train);
         self.detect.forward_t([&a, &b, &c], train)
+    }
+
+    /// Prepares for inference (eval mode only): every Conv's BatchNorm is folded into its
+    /// convolution, and with `channels_last` weights and inputs go NHWC (faster oneDNN kernels on
+    /// CPU). Training-mode forwards are unaffected; weights loaded afterwards are not seen, so
+    /// fuse after loading.
+    pub fn fuse(&mut self, channels_last: bool) {
+        for conv in [
+            &mut self.conv0,
+            &mut self.conv1,
+            &mut self.conv3,
+            &mut self.conv5,
+            &mut self.conv7,
+            &mut self.conv16,
+            &mut self.conv19,
+        ] {
+            conv.fuse(channels_last);
+        }
+        for c2f in [
+            &mut self.c2f2,
+            &mut self.c2f4,
+            &mut self.c2f6,
+            &mut self.c2f8,
+            &mut self.c2f12,
+            &mut self.c2f15,
+            &mut self.c2f18,
+            &mut self.c2f21,
+        ] {
+            c2f.fuse(channels_last);
+        }
+        self.sppf9.fuse(channels_last);
+        for branch in self.detect.cv2.iter_mut().chain(self.detect.cv3.iter_mut()) {
+            branch.fuse(channels_last);
+        }
+        self.channels_last = channels_last;
     }
 
     /// Decoded predictions `(batch, 4 + classes, anchors)`: box centre and size in input pixels,
@@ -544,6 +638,41 @@ mod tests {
                 "yolov8{name} with {classes} classes"
             );
         }
+    }
+
+    #[test]
+    fn fused_channels_last_inference_matches() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let scale = Scale::by_name("n").expect("n");
+        let mut model = YoloV8::new(
+            &vs.root(),
+            YoloConfig {
+                scale,
+                num_classes: 2,
+            },
+        );
+        // Non-trivial BatchNorm statistics, so folding them is exercised.
+        tch::no_grad(|| {
+            for (name, mut t) in vs.variables() {
+                if name.ends_with("running_var") {
+                    let _ = t.uniform_(0.5, 1.5);
+                } else if name.ends_with("running_mean") {
+                    let _ = t.uniform_(-0.2, 0.2);
+                }
+            }
+        });
+        let x = Tensor::rand([1, 3, 96, 64], (Kind::Float, tch::Device::Cpu));
+        let before = tch::no_grad(|| model.predict(&x));
+        model.fuse(true);
+        let after = tch::no_grad(|| model.predict(&x));
+        let d = (&before - &after).abs().max().double_value(&[]);
+        assert!(d < 1e-3, "fused output differs by {d}");
+        let probs = (before.narrow(1, 4, 2) - after.narrow(1, 4, 2))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(probs < 1e-5, "{probs}");
     }
 
     #[test]

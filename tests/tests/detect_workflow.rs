@@ -134,7 +134,7 @@ fn train_val_predict_on_a_run_folder() {
     );
 
     // val from the run folder reproduces the final validation's numbers.
-    let m = predict::load_model(run, Device::Cpu).unwrap();
+    let m = predict::load_model(run, Device::Cpu, false).unwrap();
     assert_eq!(m.names, ["circle", "square", "star"]);
     let cfg = config(&data, &project, "v", &[]);
     let (_, _, val_data) = train::check_dataset(&cfg.data).unwrap();
@@ -150,7 +150,8 @@ fn train_val_predict_on_a_run_folder() {
         conf: 0.0001,
         ..NmsConfig::predict()
     };
-    let preds = predict::predict(&m, &[images.clone()], 64, &nms, &pred_dir).unwrap();
+    let fused = predict::load_model(run, Device::Cpu, true).unwrap();
+    let preds = predict::predict(&fused, &[images.clone()], 64, &nms, &pred_dir).unwrap();
     assert_eq!(preds.len(), 6);
     assert!(pred_dir.join("0000.png").is_file() && pred_dir.join("labels/0000.txt").is_file());
     let json: serde_json::Value =

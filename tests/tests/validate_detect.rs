@@ -73,7 +73,7 @@ fn validate_detect_coco128_from_scratch() {
     }
 
     // The trained model predicts on a real photo (drawn copy, labels, JSON).
-    let m = predict::load_model(&summary.run, tch::Device::Cpu).unwrap();
+    let m = predict::load_model(&summary.run, tch::Device::Cpu, true).unwrap();
     assert_eq!(m.names.len(), 80);
     let photos = shared.join("datasets/images/content");
     let preds = predict::predict(

@@ -64,7 +64,8 @@ pub fn draw_boxes(img: &RgbImage, boxes: &[LabelledBox]) -> Result<RgbImage> {
             Rect::new(x1, y1, (x2 - x1).max(1), (y2 - y1).max(1)),
             color,
             thickness,
-            imgproc::LINE_AA,
+            // Axis-aligned frames need no antialiasing: they stay the exact class colour.
+            imgproc::LINE_8,
             0,
         )?;
         if b.caption.is_empty() {

@@ -2,6 +2,8 @@
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
+pub mod unet;
+
 use clap::{Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
 

@@ -1,0 +1,208 @@
+//! U-Net (Ronneberger et al., 2015) on a pretrained encoder, with the decoder of
+//! segmentation_models.pytorch: the encoder's pyramid (strides 2…32) is decoded from the coarsest
+//! level up; each decoder block upsamples (nearest) to its skip's size, concatenates the skip and
+//! applies two 3×3 Conv-BN-ReLU; the last block has no skip and doubles the size back to the input;
+//! a 3×3 convolution gives the class logits.
+//!
+//! Variables are named as smp's state dict: `encoder.*` (the torchvision names of the backbone,
+//! without its classifier), `decoder.blocks.<i>.conv{1,2}.{0,1}.*`, `segmentation_head.0.*`.
+
+use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
+use ferrovis_core::nn::BatchNorm2d;
+use tch::nn::{self, Module, Path};
+use tch::Tensor;
+
+/// The decoder's channels, coarsest block first (smp's default).
+pub const DECODER_CHANNELS: [i64; 5] = [256, 128, 64, 32, 16];
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnetConfig {
+    /// Encoder name as in [`ferrovis_core::backbone::NAMES`] (e.g. `resnet34`, `mobilenet_v2`).
+    pub encoder: String,
+    /// Output classes (1 for a binary mask of logits).
+    pub num_classes: i64,
+}
+
+/// smp's `Conv2dReLU`: convolution without bias (`<p>.0`), BatchNorm (`<p>.1`), ReLU.
+#[derive(Debug)]
+struct ConvBnRelu {
+    conv: nn::Conv2D,
+    bn: BatchNorm2d,
+}
+
+impl ConvBnRelu {
+    fn new(p: &Path, c_in: i64, c_out: i64) -> Self {
+        let cfg = nn::ConvConfig {
+            padding: 1,
+            bias: false,
+            ..Default::default()
+        };
+        ConvBnRelu {
+            conv: nn::conv2d(p / "0", c_in, c_out, 3, cfg),
+            bn: BatchNorm2d::new(&(p / "1"), c_out),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.conv.forward(x), train).relu()
+    }
+}
+
+/// One decoder stage: upsample, concatenate the skip, two Conv-BN-ReLU.
+#[derive(Debug)]
+pub struct DecoderBlock {
+    conv1: ConvBnRelu,
+    conv2: ConvBnRelu,
+}
+
+impl DecoderBlock {
+    fn new(p: &Path, c_in: i64, c_skip: i64, c_out: i64) -> Self {
+        DecoderBlock {
+            conv1: ConvBnRelu::new(&(p / "conv1"), c_in + c_skip, c_out),
+            conv2: ConvBnRelu::new(&(p / "conv2"), c_out, c_out),
+        }
+    }
+
+    /// `x` upsampled to the skip's size (or doubled without one), then the two convolutions.
+    pub fn forward_t(&self, x: &Tensor, skip: Option<&Tensor>, train: bool) -> Tensor {
+        let (h, w) = match skip {
+            Some(s) => (s.size()[2], s.size()[3]),
+            None => (2 * x.size()[2], 2 * x.size()[3]),
+        };
+        let up = x.upsample_nearest2d([h, w], None, None);
+        let x = match skip {
+            Some(s) => Tensor::cat(&[up, s.shallow_clone()], 1),
+            None => up,
+        };
+        self.conv2
+            .forward_t(&self.conv1.forward_t(&x, train), train)
+    }
+}
+
+/// U-Net: encoder, decoder blocks, segmentation head.
+#[derive(Debug)]
+pub struct Unet {
+    /// The pretrained encoder (its classifier unused and sized 0).
+    pub encoder: Box<dyn Backbone>,
+    blocks: Vec<DecoderBlock>,
+    head: nn::Conv2D,
+    /// What was built.
+    pub config: UnetConfig,
+}
+
+impl Unet {
+    /// Builds the model under `p` (the VarStore root).
+    pub fn new(p: &Path, config: UnetConfig) -> ferrovis_core::Result<Self> {
+        // A zero-sized classifier: the encoder keeps its torchvision names and adds no parameters.
+        let encoder = backbone::create(
+            &config.encoder,
+            &(p / "encoder"),
+            &BackboneOptions::classes(0),
+        )?;
+        let skips: Vec<i64> = encoder.feature_info().iter().map(|f| f.channels).collect();
+        // Coarsest level is the decoder's input; the others are skips, coarse to fine, then none.
+        let mut c_in = *skips.last().unwrap_or(&0);
+        let skip_channels: Vec<i64> = skips.iter().rev().skip(1).copied().chain([0]).collect();
+        let d = p / "decoder" / "blocks";
+        let mut blocks = Vec::new();
+        for (i, (&c_skip, &c_out)) in skip_channels.iter().zip(&DECODER_CHANNELS).enumerate() {
+            blocks.push(DecoderBlock::new(&(&d / i), c_in, c_skip, c_out));
+            c_in = c_out;
+        }
+        let head = nn::conv2d(
+            p / "segmentation_head" / "0",
+            c_in,
+            config.num_classes,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                ..Default::default()
+            },
+        );
+        Ok(Unet {
+            encoder,
+            blocks,
+            head,
+            config,
+        })
+    }
+
+    /// Logits `(N, classes, H, W)` for any input size: the input is padded (zeros, right and
+    /// bottom) to a multiple of 32 and the logits cropped back.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let (h, w) = (x.size()[2], x.size()[3]);
+        let (ph, pw) = ((32 - h % 32) % 32, (32 - w % 32) % 32);
+        let padded = if ph > 0 || pw > 0 {
+            x.constant_pad_nd([0, pw, 0, ph])
+        } else {
+            x.shallow_clone()
+        };
+        let feats = self.encoder.features(&padded, train);
+        let mut y = feats[feats.len() - 1].shallow_clone();
+        let skips: Vec<&Tensor> = feats.iter().rev().skip(1).collect();
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.forward_t(&y, skips.get(i).copied(), train);
+        }
+        let logits = self.head.forward(&y);
+        if ph > 0 || pw > 0 {
+            logits.narrow(2, 0, h).narrow(3, 0, w)
+        } else {
+            logits
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn params(vs: &nn::VarStore) -> i64 {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    #[test]
+    fn resnet34_one_class_has_smp_parameter_count() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _m = Unet::new(
+            &vs.root(),
+            UnetConfig {
+                encoder: "resnet34".into(),
+                num_classes: 1,
+            },
+        )
+        .expect("build");
+        assert_eq!(params(&vs), 24_436_369);
+        let vars = vs.variables();
+        for name in [
+            "encoder.layer4.2.bn2.running_var",
+            "decoder.blocks.0.conv1.0.weight",
+            "decoder.blocks.4.conv2.1.bias",
+            "segmentation_head.0.weight",
+        ] {
+            assert!(vars.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn any_input_size_gives_logits_of_that_size() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = Unet::new(
+            &vs.root(),
+            UnetConfig {
+                encoder: "resnet18".into(),
+                num_classes: 3,
+            },
+        )
+        .expect("build");
+        for (h, w) in [(64, 64), (70, 45), (33, 97)] {
+            let x = Tensor::zeros([1, 3, h, w], (Kind::Float, Device::Cpu));
+            let y = tch::no_grad(|| m.forward_t(&x, false));
+            assert_eq!(y.size(), vec![1, 3, h, w]);
+        }
+    }
+}

@@ -150,7 +150,8 @@ pub trait Backbone: Send + std::fmt::Debug {
 /// Options common to every backbone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackboneOptions {
-    /// Size of the classifier (1000 for ImageNet weights).
+    /// Size of the classifier (1000 for ImageNet weights; 0 for an encoder: the final linear
+    /// layer is zero-sized, so it adds no parameters and logits are empty).
     pub num_classes: i64,
     /// Output stride 32 (default), 16 or 8: ResNet replaces strides with dilation
     /// (torchvision's `replace_stride_with_dilation`) for dense prediction.
@@ -215,9 +216,9 @@ pub const NAMES: &[&str] = &[
 
 /// Builds a backbone by its torchvision name under path `p`.
 pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Backbone>> {
-    if opts.num_classes < 1 {
+    if opts.num_classes < 0 {
         return Err(Error::Invalid(format!(
-            "{name}: num_classes must be at least 1, got {}",
+            "{name}: num_classes must be at least 0 (0: an encoder whose classifier is empty), got {}",
             opts.num_classes
         )));
     }

@@ -27,8 +27,18 @@ def main():
     import torch
     from ultralytics import YOLO
 
+    import yaml
+
     torch.set_num_threads(2)
     work = tempfile.mkdtemp()
+    # Ultralytics resolves a relative `path:` against its own datasets folder, not the YAML's:
+    # give both sides a copy with the absolute path.
+    with open(data) as f:
+        cfg = yaml.safe_load(f)
+    cfg["path"] = os.path.normpath(os.path.join(os.path.dirname(data), cfg.get("path", ".")))
+    data = os.path.join(work, os.path.basename(data))
+    with open(data, "w") as f:
+        yaml.safe_dump(cfg, f)
     YOLO("yolov8n.yaml").train(data=data, device="cpu", plots=False, amp=False, project=work,
                                name="ultralytics", exist_ok=True, verbose=False, **ARGS)
     with open(os.path.join(work, "ultralytics", "results.csv")) as f:
@@ -44,10 +54,7 @@ def main():
         ours = float(list(csv.DictReader(f))[-1]["seconds"])
 
     # Images per epoch: the training split plus the validation split.
-    import yaml
-    with open(data) as f:
-        cfg = yaml.safe_load(f)
-    base = os.path.join(os.path.dirname(data), cfg.get("path", "."))
+    base = cfg["path"]
     count = sum(len([n for n in os.listdir(os.path.join(base, cfg[s]))
                      if n.lower().endswith((".jpg", ".jpeg", ".png"))]) for s in ("train", "val"))
     print(f"YOLOv8n from scratch, imgsz 320, batch 16, second of 2 epochs (train + val, {count} images)")

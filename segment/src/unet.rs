@@ -94,7 +94,7 @@ pub struct Unet {
 impl Unet {
     /// Builds the model under `p` (the VarStore root).
     pub fn new(p: &Path, config: UnetConfig) -> ferrovis_core::Result<Self> {
-        // A zero-sized classifier: the encoder keeps its torchvision names and adds no parameters.
+        // An encoder (num_classes 0): torchvision's names, no classifier parameters.
         let encoder = backbone::create(
             &config.encoder,
             &(p / "encoder"),
@@ -186,6 +186,8 @@ mod tests {
         ] {
             assert!(vars.contains_key(name), "{name}");
         }
+        // smp's ResNet encoder has no classifier, so its checkpoints load strictly.
+        assert!(!vars.keys().any(|k| k.starts_with("encoder.fc")));
     }
 
     #[test]

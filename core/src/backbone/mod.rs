@@ -150,8 +150,9 @@ pub trait Backbone: Send + std::fmt::Debug {
 /// Options common to every backbone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackboneOptions {
-    /// Size of the classifier (1000 for ImageNet weights; 0 for an encoder: the final linear
-    /// layer is zero-sized, so it adds no parameters and logits are empty).
+    /// Size of the classifier (1000 for ImageNet weights). 0 builds an encoder: ResNet then has
+    /// no `fc` at all (its head returns the pooled features, as timm's `num_classes=0`); the
+    /// other families keep a zero-sized final layer (no parameters, empty logits).
     pub num_classes: i64,
     /// Output stride 32 (default), 16 or 8: ResNet replaces strides with dilation
     /// (torchvision's `replace_stride_with_dilation`) for dense prediction.

@@ -148,7 +148,9 @@ pub struct ResNet {
     conv1: nn::Conv2D,
     bn1: BatchNorm2d,
     layers: Vec<Vec<Block>>,
-    fc: nn::Linear,
+    /// The classifier; `None` for an encoder (`num_classes` 0), whose head returns the pooled
+    /// features.
+    fc: Option<nn::Linear>,
     info: Vec<FeatureInfo>,
 }
 
@@ -227,7 +229,8 @@ impl ResNet {
                 stride: reduction,
             });
         }
-        let fc = nn::linear(p / "fc", c_in, opts.num_classes, Default::default());
+        let fc = (opts.num_classes > 0)
+            .then(|| nn::linear(p / "fc", c_in, opts.num_classes, Default::default()));
         Ok(ResNet {
             conv1,
             bn1,
@@ -246,7 +249,10 @@ impl ResNet {
 
 impl Backbone for ResNet {
     fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
-        self.fc.forward(pooled)
+        match &self.fc {
+            Some(fc) => fc.forward(pooled),
+            None => pooled.shallow_clone(),
+        }
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

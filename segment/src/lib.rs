@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
+pub mod deeplab;
 pub mod unet;
 
 use clap::{Parser, Subcommand};

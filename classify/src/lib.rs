@@ -249,7 +249,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ => anyhow::bail!("predict needs --run DIR, or --weights FILE with --arch NAME"),
             };
             let (clf, classes, transform) = predict::load(source, device)?;
-            let images = predict::expand_images(&args.images)?;
+            let images = ferrovis_data::decode::image_files(&args.images)?;
             let predictions =
                 predict::predict(&clf, &classes, &transform, &images, args.top_k, device)?;
             predict::print(&predictions, args.json)

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_data::decode::is_image_path;
 use ferrovis_data::rng::derive;
 use ferrovis_data::transform::ClassifyTransform;
 use serde::Serialize;
@@ -32,30 +31,6 @@ pub struct Prediction {
     pub image: PathBuf,
     /// `(class name, probability)`, most probable first.
     pub top: Vec<(String, f64)>,
-}
-
-/// The images named, with folders expanded to the image files they hold (sorted).
-pub fn expand_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-                .with_context(|| format!("reading {}", input.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image_path(p))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else if input.is_file() {
-            out.push(input.clone());
-        } else {
-            bail!("{}: no such file or folder", input.display());
-        }
-    }
-    if out.is_empty() {
-        bail!("no images to predict");
-    }
-    Ok(out)
 }
 
 /// Loads the model and its class names and preprocessing.

@@ -25,6 +25,41 @@ pub fn is_image_path(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The image files named by `inputs`: files as given, folders expanded to the image files they
+/// hold (sorted by name). A missing path, an image-less folder or no image at all is an error
+/// naming it.
+pub fn image_files(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::io(input, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image_path(p))
+                .collect();
+            if files.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{}: no images in this folder",
+                    input.display()
+                )));
+            }
+            files.sort();
+            out.extend(files);
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            return Err(Error::Invalid(format!(
+                "{}: no such file or folder",
+                input.display()
+            )));
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid("no images given".into()));
+    }
+    Ok(out)
+}
+
 /// Reads a whole file, naming it in the error.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     if !path.is_file() {

@@ -62,20 +62,7 @@ impl TaskAlignedAssigner {
         gt_boxes: &Tensor,
         gt_mask: &Tensor,
     ) -> Assignment {
-        tch::no_grad(|| {
-            self.assign_inner(scores, pred_boxes, anchors, gt_labels, gt_boxes, gt_mask)
-        })
-    }
-
-    fn assign_inner(
-        &self,
-        scores: &Tensor,
-        pred_boxes: &Tensor,
-        anchors: &Tensor,
-        gt_labels: &Tensor,
-        gt_boxes: &Tensor,
-        gt_mask: &Tensor,
-    ) -> Assignment {
+        let _no_grad = tch::no_grad_guard();
         let (b, a) = (scores.size()[0], scores.size()[1]);
         let n = gt_boxes.size()[1];
         let dev = scores.device();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::metrics::detection::Detection;
-use ferrovis_data::decode::{is_image_path, read_rgb, write_rgb};
+use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::tensor::to_normalized_chw;
 use ferrovis_data::transform::detect::{letterbox_to, DetectionSample};
@@ -113,30 +113,6 @@ pub struct ImagePrediction {
     pub detections: Vec<PixelDetection>,
 }
 
-/// Expands folders into their image files (sorted); files are kept as given.
-pub fn collect_images(sources: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for s in sources {
-        if s.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(s)
-                .with_context(|| format!("reading {}", s.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image_path(p))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                bail!("{}: no images in this folder", s.display());
-            }
-            out.extend(files);
-        } else if s.is_file() {
-            out.push(s.clone());
-        } else {
-            bail!("{}: no such file or folder", s.display());
-        }
-    }
-    Ok(out)
-}
-
 /// Detects objects in one image file.
 pub fn predict_image(
     m: &LoadedModel,
@@ -184,7 +160,7 @@ pub fn predict(
     nms: &NmsConfig,
     out: &Path,
 ) -> Result<Vec<ImagePrediction>> {
-    let files = collect_images(sources)?;
+    let files = ferrovis_data::decode::image_files(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
     let mut all = Vec::new();

@@ -17,7 +17,7 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::assigner::TaskAlignedAssigner;
 use crate::boxes::{ciou, xywh_to_xyxy};
-use crate::yolov8::{dist_to_box, make_anchors, REG_MAX, STRIDES};
+use crate::yolov8::{dist_to_box, expected_distance, make_anchors, REG_MAX, STRIDES};
 
 /// Loss gains.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,19 +142,6 @@ impl DetectionLoss {
         let total = (&terms[0] + &terms[1] + &terms[2]) * b as f64;
         LossOutput { total, parts }
     }
-}
-
-/// Expected distance per side from `(…, 64)` bin logits: `(…, 4)`.
-pub fn expected_distance(pred_dist: &Tensor) -> Tensor {
-    let mut shape = pred_dist.size();
-    let last = shape.len() - 1;
-    shape[last] = 4;
-    shape.push(REG_MAX);
-    let proj = Tensor::arange(REG_MAX, (pred_dist.kind(), pred_dist.device()));
-    pred_dist
-        .view(shape.as_slice())
-        .softmax(-1, pred_dist.kind())
-        .matmul(&proj)
 }
 
 /// Distances (left, top, right, bottom) from anchor points to corner boxes, clamped to

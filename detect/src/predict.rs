@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use ferrovis_core::metrics::detection::Detection;
 use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
+use ferrovis_data::image::RgbImage;
 use ferrovis_data::tensor::to_normalized_chw;
 use ferrovis_data::transform::detect::{letterbox_to, DetectionSample};
 use serde::Serialize;
@@ -113,17 +114,17 @@ pub struct ImagePrediction {
     pub detections: Vec<PixelDetection>,
 }
 
-/// Detects objects in one image file.
+/// Detects objects in one decoded image (`path` is recorded with the result).
 pub fn predict_image(
     m: &LoadedModel,
     path: &Path,
+    image: &RgbImage,
     imgsz: usize,
     nms: &NmsConfig,
 ) -> Result<ImagePrediction> {
-    let image = read_rgb(path).with_context(|| format!("reading {}", path.display()))?;
     let size = (image.width, image.height);
     let sample = DetectionSample {
-        image,
+        image: image.clone(),
         boxes: Vec::new(),
     };
     let (boxed, lb) = letterbox_to(&sample, imgsz, true, Some(32))?;
@@ -166,7 +167,8 @@ pub fn predict(
     let mut all = Vec::new();
     for file in files {
         let t = Instant::now();
-        let p = predict_image(m, &file, imgsz, nms)?;
+        let image = read_rgb(&file).with_context(|| format!("reading {}", file.display()))?;
+        let p = predict_image(m, &file, &image, imgsz, nms)?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counts = summary(&p);
         println!("{}: {counts} ({ms:.1} ms)", file.display());
@@ -183,7 +185,7 @@ pub fn predict(
                 color: class_color(d.class),
             })
             .collect();
-        let drawn = draw_boxes(&read_rgb(&file)?, &boxes)?;
+        let drawn = draw_boxes(&image, &boxes)?;
         write_rgb(&out.join(&name), &drawn)?;
         let txt: String = p
             .detections

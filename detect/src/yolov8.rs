@@ -323,14 +323,14 @@ impl HeadBranch {
 }
 
 /// The decoupled head: per level a box branch (`cv2.i`, 4·16 distance logits) and a class branch
-/// (`cv3.i`, one logit per class), plus the fixed DFL projection (`dfl.conv.weight` = 0…15).
+/// (`cv3.i`, one logit per class). The fixed DFL projection `dfl.conv.weight` (0…15) exists as a
+/// variable so checkpoints keep Ultralytics' layout; [`expected_distance`] computes its product.
 #[derive(Debug)]
 pub struct Detect {
     /// Box branches, one per level.
     pub cv2: Vec<HeadBranch>,
     /// Class branches, one per level.
     pub cv3: Vec<HeadBranch>,
-    dfl: Tensor,
     /// Classes predicted.
     pub num_classes: i64,
 }
@@ -365,12 +365,12 @@ impl Detect {
         });
         // A parameter in Ultralytics' state dict that never trains.
         let proj = Tensor::arange(REG_MAX, (Kind::Float, p.device())).view([1, REG_MAX, 1, 1]);
-        let mut dfl = (p / "dfl" / "conv").var_copy("weight", &proj);
-        let _ = dfl.requires_grad_(false);
+        let _ = (p / "dfl" / "conv")
+            .var_copy("weight", &proj)
+            .requires_grad_(false);
         Detect {
             cv2,
             cv3,
-            dfl,
             num_classes,
         }
     }
@@ -392,26 +392,21 @@ impl Detect {
             })
             .collect()
     }
+}
 
-    /// The expected distance of each side, in grid cells: `(batch, 4, anchors)` from the box
-    /// logits `(batch, 64, anchors)` — the softmax over bins, weighted by the bin values (the DFL
-    /// convolution).
-    pub fn expected_distances(&self, box_logits: &Tensor) -> Tensor {
-        let (b, a) = (box_logits.size()[0], box_logits.size()[2]);
-        box_logits
-            .view([b, 4, REG_MAX, a])
-            .softmax(2, box_logits.kind())
-            .transpose(2, 1)
-            .conv2d(
-                &self.dfl.to_kind(box_logits.kind()),
-                None::<Tensor>,
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-            .view([b, 4, a])
-    }
+/// The expected distance of each side, in grid cells, from bin logits `(…, 4·16)`: `(…, 4)`, the
+/// softmax over the 16 bins weighted by the bin values 0…15 (what the fixed DFL convolution
+/// computes; training and inference share this one definition).
+pub fn expected_distance(logits: &Tensor) -> Tensor {
+    let mut shape = logits.size();
+    let last = shape.len() - 1;
+    shape[last] = 4;
+    shape.push(REG_MAX);
+    let bins = Tensor::arange(REG_MAX, (logits.kind(), logits.device()));
+    logits
+        .view(shape.as_slice())
+        .softmax(-1, logits.kind())
+        .matmul(&bins)
 }
 
 /// Anchor points (cell centres, in grid units of each level) and their strides, for levels of the
@@ -583,7 +578,7 @@ impl YoloV8 {
         let all = Tensor::cat(&flat, 2);
         let parts = all.split_with_sizes([REG_MAX * 4, self.config.num_classes], 1);
         let (anchors, strides) = make_anchors(&sizes, all.device());
-        let dist = self.detect.expected_distances(&parts[0]);
+        let dist = expected_distance(&parts[0].transpose(1, 2)).transpose(1, 2);
         let boxes = dist_to_box(&dist, &anchors.transpose(0, 1).unsqueeze(0), true, 1)
             * strides.transpose(0, 1).unsqueeze(0);
         Tensor::cat(&[boxes, parts[1].sigmoid()], 1)

@@ -176,7 +176,8 @@ pub struct EfficientNet {
     stem: ConvNormAct,
     stages: Vec<Vec<MBConv>>,
     head_conv: ConvNormAct,
-    classifier: nn::Linear,
+    /// `None` for an encoder (`num_classes` 0).
+    classifier: Option<nn::Linear>,
     dropout: f64,
     info: Vec<FeatureInfo>,
     cfg: EfficientNetConfig,
@@ -243,7 +244,7 @@ impl EfficientNet {
             eps,
             mom,
         );
-        let range = 1.0 / (opts.num_classes as f64).sqrt();
+        let range = 1.0 / (opts.num_classes.max(1) as f64).sqrt();
         let linear_cfg = nn::LinearConfig {
             ws_init: nn::Init::Uniform {
                 lo: -range,
@@ -251,7 +252,8 @@ impl EfficientNet {
             },
             ..Default::default()
         };
-        let classifier = nn::linear(p / "classifier" / "1", head_c, opts.num_classes, linear_cfg);
+        let classifier = (opts.num_classes > 0)
+            .then(|| nn::linear(p / "classifier" / "1", head_c, opts.num_classes, linear_cfg));
         let dropout = opts.dropout.unwrap_or(cfg.dropout);
         EfficientNet {
             stem,
@@ -267,8 +269,10 @@ impl EfficientNet {
 
 impl Backbone for EfficientNet {
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
-        self.classifier
-            .forward(&pooled.dropout(self.dropout, train))
+        match &self.classifier {
+            Some(fc) => fc.forward(&pooled.dropout(self.dropout, train)),
+            None => pooled.shallow_clone(),
+        }
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -168,7 +168,8 @@ pub struct EfficientNetLite {
     blocks: Vec<LiteBlock>,
     conv_head: SameConv,
     bn1: BatchNorm2d,
-    fc: nn::Linear,
+    /// `None` for an encoder (`num_classes` 0).
+    fc: Option<nn::Linear>,
     dropout: f64,
     /// Index of the last block of each pyramid level.
     level_ends: Vec<usize>,
@@ -230,7 +231,8 @@ impl EfficientNetLite {
         }
         let conv_head = SameConv::new(&(p / "_conv_head"), last_c, 1280, 1, 1, 1);
         let bn1 = BatchNorm2d::with(&(p / "_bn1"), 1280, BN_EPS, BN_MOMENTUM);
-        let fc = nn::linear(p / "_fc", 1280, opts.num_classes, Default::default());
+        let fc = (opts.num_classes > 0)
+            .then(|| nn::linear(p / "_fc", 1280, opts.num_classes, Default::default()));
         let dropout = opts.dropout.unwrap_or(cfg.dropout);
         EfficientNetLite {
             conv_stem,
@@ -249,7 +251,10 @@ impl EfficientNetLite {
 
 impl Backbone for EfficientNetLite {
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
-        self.fc.forward(&pooled.dropout(self.dropout, train))
+        match &self.fc {
+            Some(fc) => fc.forward(&pooled.dropout(self.dropout, train)),
+            None => pooled.shallow_clone(),
+        }
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -33,7 +33,7 @@ struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64, expand_ratio: i64) -> Self {
+    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64, dilation: i64, expand_ratio: i64) -> Self {
         let c = p / "conv";
         let hidden = c_in * expand_ratio;
         let mut i = 0;
@@ -56,7 +56,10 @@ impl InvertedResidual {
             &next(),
             hidden,
             hidden,
-            Conv2dSpec::new(3).stride(stride).groups(hidden),
+            Conv2dSpec::new(3)
+                .stride(stride)
+                .dilation(dilation)
+                .groups(hidden),
             Activation::ReLU6,
             1e-5,
             0.1,
@@ -93,7 +96,8 @@ pub struct MobileNetV2 {
     stem: ConvNormAct,
     blocks: Vec<InvertedResidual>,
     head_conv: ConvNormAct,
-    classifier: nn::Linear,
+    /// `None` for an encoder (`num_classes` 0).
+    classifier: Option<nn::Linear>,
     dropout: f64,
     info: Vec<FeatureInfo>,
 }
@@ -114,15 +118,26 @@ impl MobileNetV2 {
         let (mut c_in, mut idx, mut stride_total) = (32, 1usize, 2);
         let mut blocks = Vec::new();
         let mut info = Vec::new();
+        // Past the output stride, a stage keeps the resolution and dilates its depthwise
+        // convolutions instead, every block of it included (torchvision's dilated MobileNetV3
+        // and the DeepLab MobileNetV2 do the same).
+        let mut dilation = 1;
         for (t, c, n, s) in SETTINGS {
+            let stage_stride = if stride_total * s > opts.output_stride {
+                dilation *= s;
+                1
+            } else {
+                s
+            };
             for i in 0..n {
-                let stride = if i == 0 { s } else { 1 };
+                let stride = if i == 0 { stage_stride } else { 1 };
                 stride_total *= stride;
                 blocks.push(InvertedResidual::new(
                     &(&f / idx.to_string()),
                     c_in,
                     c,
                     stride,
+                    dilation,
                     t,
                 ));
                 if LEVELS.contains(&idx) {
@@ -153,7 +168,8 @@ impl MobileNetV2 {
             },
             ..Default::default()
         };
-        let classifier = nn::linear(p / "classifier" / "1", 1280, opts.num_classes, linear_cfg);
+        let classifier = (opts.num_classes > 0)
+            .then(|| nn::linear(p / "classifier" / "1", 1280, opts.num_classes, linear_cfg));
         MobileNetV2 {
             stem,
             blocks,
@@ -167,8 +183,10 @@ impl MobileNetV2 {
 
 impl Backbone for MobileNetV2 {
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
-        self.classifier
-            .forward(&pooled.dropout(self.dropout, train))
+        match &self.classifier {
+            Some(fc) => fc.forward(&pooled.dropout(self.dropout, train)),
+            None => pooled.shallow_clone(),
+        }
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

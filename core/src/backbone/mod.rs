@@ -150,12 +150,14 @@ pub trait Backbone: Send + std::fmt::Debug {
 /// Options common to every backbone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackboneOptions {
-    /// Size of the classifier (1000 for ImageNet weights). 0 builds an encoder: ResNet then has
-    /// no `fc` at all (its head returns the pooled features, as timm's `num_classes=0`); the
-    /// other families keep a zero-sized final layer (no parameters, empty logits).
+    /// Size of the classifier (1000 for ImageNet weights). 0 builds an encoder with no
+    /// classifier variables at all (VGG also drops its fully connected layers): its head returns
+    /// the pooled features, as timm's `num_classes=0`, and a classification checkpoint loads into
+    /// it once its head is skipped ([`Backbone::head_pattern`]).
     pub num_classes: i64,
-    /// Output stride 32 (default), 16 or 8: ResNet replaces strides with dilation
-    /// (torchvision's `replace_stride_with_dilation`) for dense prediction.
+    /// Output stride 32 (default), 16 or 8: ResNet (torchvision's
+    /// `replace_stride_with_dilation`) and MobileNetV2 replace the last strides with dilation
+    /// for dense prediction.
     pub output_stride: i64,
     /// Classifier dropout; `None` keeps the architecture's default.
     pub dropout: Option<f64>,
@@ -229,9 +231,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             opts.output_stride
         )));
     }
-    if opts.output_stride != 32 && !name.starts_with("resnet") {
+    if opts.output_stride != 32 && !(name.starts_with("resnet") || name == "mobilenet_v2") {
         return Err(Error::Invalid(format!(
-            "{name}: output_stride {} needs dilation, which only the ResNet family supports here",
+            "{name}: output_stride {} needs dilation, which only ResNet and MobileNetV2 support here",
             opts.output_stride
         )));
     }
@@ -293,14 +295,34 @@ mod tests {
             output_stride: 8,
             ..Default::default()
         };
-        let err = create("resnet18", &vs.root(), &opts)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("dilation"), "{err}");
-        let err = create("mobilenet_v2", &vs.root(), &opts)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("only the ResNet family"), "{err}");
+        let err = create("vgg11", &vs.root(), &opts).unwrap_err().to_string();
+        assert!(err.contains("only ResNet and MobileNetV2"), "{err}");
+    }
+
+    #[test]
+    fn dilated_encoders_keep_the_resolution_past_their_output_stride() {
+        let x = Tensor::zeros([1, 3, 64, 64], (tch::Kind::Float, tch::Device::Cpu));
+        for (name, os) in [
+            ("resnet18", 8),
+            ("resnet50", 16),
+            ("mobilenet_v2", 16),
+            ("mobilenet_v2", 8),
+        ] {
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let opts = BackboneOptions {
+                num_classes: 0,
+                output_stride: os,
+                ..Default::default()
+            };
+            let m = create(name, &vs.root(), &opts).expect(name);
+            let strides: Vec<i64> = m.feature_info().iter().map(|f| f.stride).collect();
+            let expected: Vec<i64> = [2, 4, 8, 16, 32].iter().map(|&s: &i64| s.min(os)).collect();
+            assert_eq!(strides, expected, "{name} at {os}");
+            let feats = tch::no_grad(|| m.features(&x, false));
+            let sizes: Vec<i64> = feats.iter().map(|f| f.size()[2]).collect();
+            let expected: Vec<i64> = expected.iter().map(|s| 64 / s).collect();
+            assert_eq!(sizes, expected, "{name} at {os}");
+        }
     }
 
     #[test]

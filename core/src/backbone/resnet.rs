@@ -156,7 +156,8 @@ pub struct ResNet {
 
 impl ResNet {
     /// Builds the network under `p`. Output stride 16 dilates `layer4`, 8 dilates `layer3` and
-    /// `layer4`; Basic blocks do not support dilation (as in torchvision).
+    /// `layer4`. torchvision refuses dilation in Basic blocks; here both of their 3×3
+    /// convolutions dilate, as segmentation_models.pytorch's ResNet-18/34 encoders do.
     pub fn new(p: &Path, cfg: &ResNetConfig, opts: &BackboneOptions) -> Result<Self> {
         let dilate = match opts.output_stride {
             32 => [false, false, false],
@@ -168,12 +169,6 @@ impl ResNet {
                 )))
             }
         };
-        if cfg.block == BlockKind::Basic && dilate.contains(&true) {
-            return Err(Error::Invalid(
-                "dilation (output_stride < 32) is not supported by ResNet-18/34 basic blocks"
-                    .into(),
-            ));
-        }
         let conv1 = conv2d(
             &(p / "conv1"),
             3,

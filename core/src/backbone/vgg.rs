@@ -63,7 +63,9 @@ struct ConvUnit {
 pub struct Vgg {
     /// `(index in features, unit)` for each convolution; pools sit between blocks.
     blocks: Vec<Vec<ConvUnit>>,
-    classifier: [nn::Linear; 3],
+    /// `classifier.{0,3,6}`; `None` for an encoder (`num_classes` 0), which then skips the
+    /// 120M-parameter fully connected layers.
+    classifier: Option<[nn::Linear; 3]>,
     dropout: f64,
     info: Vec<FeatureInfo>,
     /// `features.N` index of each block's max-pool (for stage prefixes).
@@ -106,11 +108,13 @@ impl Vgg {
         blocks.pop(); // the configuration ends with a pool
         let c = p / "classifier";
         let linear = |i: &str, a, b| nn::linear(&c / i, a, b, Default::default());
-        let classifier = [
-            linear("0", 512 * 7 * 7, 4096),
-            linear("3", 4096, 4096),
-            linear("6", 4096, opts.num_classes),
-        ];
+        let classifier = (opts.num_classes > 0).then(|| {
+            [
+                linear("0", 512 * 7 * 7, 4096),
+                linear("3", 4096, 4096),
+                linear("6", 4096, opts.num_classes),
+            ]
+        });
         // Levels: each block's output before its pool (strides 1..16 → we expose 2..16), then
         // the final pooled map at stride 32.
         let widths: Vec<i64> = cfg
@@ -184,7 +188,10 @@ impl Vgg {
 
 impl Backbone for Vgg {
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
-        self.classifier[2].forward(&pooled.dropout(self.dropout, train))
+        match &self.classifier {
+            Some(c) => c[2].forward(&pooled.dropout(self.dropout, train)),
+            None => pooled.shallow_clone(),
+        }
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
@@ -195,15 +202,16 @@ impl Backbone for Vgg {
     }
 
     /// The 4096-d output of `classifier.3` (after ReLU): what torchvision's transfer-learning
-    /// recipe feeds a new `classifier.6`.
+    /// recipe feeds a new `classifier.6`. An encoder (no classifier) returns the globally
+    /// averaged 512 channels of the last block instead.
     fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
         let last = Self::pool(&self.block_outputs(x, train).pop().expect("five blocks"));
+        let Some(c) = &self.classifier else {
+            return last.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        };
         let y = last.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
-        let y = self.classifier[0]
-            .forward(&y)
-            .relu()
-            .dropout(self.dropout, train);
-        self.classifier[1].forward(&y).relu()
+        let y = c[0].forward(&y).relu().dropout(self.dropout, train);
+        c[1].forward(&y).relu()
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

@@ -6,6 +6,7 @@ pub mod classification;
 pub mod detection;
 pub mod report;
 pub mod segmentation;
+pub mod semantic_yaml;
 
 pub use classification::{
     csv_list, image_folder, ClassificationBatch, ClassificationData, ClassificationDataset,
@@ -20,3 +21,4 @@ pub use segmentation::{
     scan_pairs, ClassRemap, MaskEncoding, SegmentResize, SegmentationBatch, SegmentationData,
     SegmentationDataset, SegmentationItem,
 };
+pub use semantic_yaml::{SemanticYaml, SplitFolders};

@@ -15,10 +15,12 @@ test: setup
 
 # The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
 # ../shared when present, random initialisation otherwise), then detection (YOLOv8n pretrained on
-# synthetic shapes, fine-tuned with freeze=10 on new shapes, compared with training from scratch).
+# synthetic shapes, fine-tuned with freeze=10 on new shapes, compared with training from scratch),
+# then segmentation (a U-Net on synthetic shapes masks).
 demo: setup
 	$(CARGO) run -p ferrovis-classify -- demo
 	$(CARGO) run -p ferrovis-detect -- demo
+	$(CARGO) run -p ferrovis-segment -- demo
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

@@ -13,6 +13,8 @@ use ferrovis_core::nn::BatchNorm2d;
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
+use crate::model::SegmentationLogits;
+
 /// What to build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeepLabConfig {
@@ -27,13 +29,20 @@ pub struct DeepLabConfig {
 /// Convolution without bias → BatchNorm → ReLU, numbered `<p>.<i>` / `<p>.<i+1>` as in a
 /// torchvision `Sequential`.
 #[derive(Debug)]
-struct ConvBnRelu {
+pub(crate) struct ConvBnRelu {
     conv: nn::Conv2D,
     bn: BatchNorm2d,
 }
 
 impl ConvBnRelu {
-    fn new(conv: &Path, bn: &Path, c_in: i64, c_out: i64, k: i64, dilation: i64) -> Self {
+    pub(crate) fn new(
+        conv: &Path,
+        bn: &Path,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        dilation: i64,
+    ) -> Self {
         let cfg = nn::ConvConfig {
             padding: dilation * (k / 2),
             dilation,
@@ -46,7 +55,7 @@ impl ConvBnRelu {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.bn.forward_t(&self.conv.forward(x), train).relu()
     }
 }
@@ -57,11 +66,12 @@ pub struct Aspp {
     branches: Vec<ConvBnRelu>,
     pooling: ConvBnRelu,
     project: ConvBnRelu,
+    dropout: f64,
 }
 
 impl Aspp {
-    /// `c_in` → 256 channels with 3×3 branches at `rates`.
-    pub fn new(p: &Path, c_in: i64, rates: [i64; 3]) -> Self {
+    /// `c_in` → 256 channels with 3×3 branches at `rates`; `dropout` after the projection.
+    pub fn new(p: &Path, c_in: i64, rates: [i64; 3], dropout: f64) -> Self {
         let convs = p / "convs";
         let mut branches = vec![ConvBnRelu::new(
             &(&convs / 0 / 0),
@@ -88,10 +98,11 @@ impl Aspp {
                 1,
                 1,
             ),
+            dropout,
         }
     }
 
-    /// The five branches concatenated, projected, dropout 0.5 when training.
+    /// The five branches concatenated, projected, dropout when training.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let (h, w) = (x.size()[2], x.size()[3]);
         let mut outs: Vec<Tensor> = self
@@ -106,7 +117,7 @@ impl Aspp {
         outs.push(pooled);
         self.project
             .forward_t(&Tensor::cat(&outs, 1), train)
-            .dropout(0.5, train)
+            .dropout(self.dropout, train)
     }
 }
 
@@ -121,15 +132,6 @@ pub struct DeepLabV3 {
     aux: Option<(ConvBnRelu, nn::Conv2D)>,
     /// What was built.
     pub config: DeepLabConfig,
-}
-
-/// The main logits and, when built, the auxiliary logits, both at the input size.
-#[derive(Debug)]
-pub struct DeepLabOutput {
-    /// `(N, classes, H, W)`.
-    pub out: Tensor,
-    /// `(N, classes, H, W)` from `layer3`.
-    pub aux: Option<Tensor>,
 }
 
 impl DeepLabV3 {
@@ -154,7 +156,7 @@ impl DeepLabV3 {
         });
         Ok(DeepLabV3 {
             backbone,
-            aspp: Aspp::new(&(&cls / 0), c4, [12, 24, 36]),
+            aspp: Aspp::new(&(&cls / 0), c4, [12, 24, 36], 0.5),
             head_conv: ConvBnRelu::new(&(&cls / 1), &(&cls / 2), 256, 256, 3, 1),
             classifier: nn::conv2d(&cls / 4, 256, nc, 1, Default::default()),
             aux,
@@ -163,7 +165,7 @@ impl DeepLabV3 {
     }
 
     /// Logits at the input size (bilinear, `align_corners = false`).
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> DeepLabOutput {
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> SegmentationLogits {
         let (h, w) = (x.size()[2], x.size()[3]);
         let feats = self.backbone.features(x, train);
         let up = |t: Tensor| t.upsample_bilinear2d([h, w], false, None, None);
@@ -175,7 +177,7 @@ impl DeepLabV3 {
             // FCNHead: conv-BN-ReLU, dropout 0.1, 1×1 classifier.
             up(cls.forward(&conv.forward_t(&feats[3], train).dropout(0.1, train)))
         });
-        DeepLabOutput { out, aux }
+        SegmentationLogits { out, aux }
     }
 }
 

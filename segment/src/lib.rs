@@ -1,12 +1,32 @@
-//! The `segment` task: Semantic segmentation with U-Net and DeepLab on pretrained encoders.
+//! The `segment` task: semantic segmentation with U-Net, DeepLabV3 and DeepLabV3+ on pretrained
+//! encoders.
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
+pub mod config;
+pub mod data;
 pub mod deeplab;
+pub mod deeplabv3plus;
+pub mod demo;
+pub mod infer;
+pub mod loss;
+pub mod model;
+pub mod predict;
+pub mod train;
 pub mod unet;
+pub mod val;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
+use ferrovis_core::device::parse_device;
+use ferrovis_core::engine::{ctrl_c_flag, new_run_dir, RunControl};
+
+use crate::config::{InferMode, Mode, SegmentConfig};
+use crate::infer::InferOptions;
+use crate::model::{Architecture, ModelSpec};
 
 /// Command line of the `segment` binary.
 #[derive(Debug, Parser)]
@@ -24,14 +44,284 @@ pub struct Cli {
 /// The `segment` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train on image and mask folders (or a semantic.yaml).
+    Train(TrainArgs),
+    /// Per-class IoU, mIoU, pixel accuracy and mean Dice of a trained run.
+    Val(ValArgs),
+    /// Class-index masks, colour masks and overlays for images.
+    Predict(PredictArgs),
+    /// Generate synthetic shapes masks, train a U-Net on them, report and predict.
+    Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
+/// `segment train` options; each flag overrides the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// TOML configuration (defaults are documented in `segment::config`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A semantic.yaml data set file.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Training images (with --masks), instead of --data.
+    #[arg(long)]
+    pub images: Option<String>,
+    /// Training masks.
+    #[arg(long)]
+    pub masks: Option<String>,
+    /// Architecture.
+    #[arg(long, value_enum)]
+    pub arch: Option<Architecture>,
+    /// Encoder (a backbone name).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Pretrained weights (the encoder's ImageNet checkpoint, or a whole model).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Transfer-learning mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Training crop side.
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Any other key: `--set train.loss="ce+dice"` (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+impl TrainArgs {
+    /// The configuration: file, then flags, then `--set`.
+    pub fn config(&self) -> Result<SegmentConfig> {
+        let mut sets = Vec::new();
+        let quote = |s: &Option<String>| s.as_ref().map(|v| format!("{v:?}"));
+        let mut put = |key: &str, v: Option<String>| {
+            if let Some(v) = v {
+                sets.push(format!("{key}={v}"));
+            }
+        };
+        put("data.yaml", quote(&self.data));
+        put("data.images", quote(&self.images));
+        put("data.masks", quote(&self.masks));
+        put(
+            "model.arch",
+            self.arch.map(|a| format!("{:?}", enum_name(&a))),
+        );
+        put("model.encoder", quote(&self.encoder));
+        put("model.weights", quote(&self.weights));
+        put(
+            "train.mode",
+            self.mode.map(|m| format!("{:?}", enum_name(&m))),
+        );
+        put("train.epochs", self.epochs.map(|v| v.to_string()));
+        put("train.lr", self.lr.map(|v| v.to_string()));
+        put("data.batch_size", self.batch_size.map(|v| v.to_string()));
+        put("data.image_size", self.image_size.map(|v| v.to_string()));
+        put("train.device", quote(&self.device));
+        sets.extend(self.set.iter().cloned());
+        Ok(ferrovis_core::config::load(self.config.as_deref(), &sets)?)
+    }
+}
+
+/// The serde name of a unit enum value (`deeplabv3plus`, `fine-tune`).
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Inference options shared by `val` and `predict`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// `whole` image, `resize` (longer side to --size, logits resized back) or `slide` windows
+    /// (default: the run's setting).
+    #[arg(long, value_enum)]
+    pub infer: Option<InferMode>,
+    /// Longer side for `resize`, window side for `slide`.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Average with the prediction of the mirrored image (test-time augmentation).
+    #[arg(long)]
+    pub flip: bool,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `segment val` options.
+#[derive(Debug, Args)]
+pub struct ValArgs {
+    /// A run folder written by `segment train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Validation images (default: the run's validation set).
+    #[arg(long, requires = "masks")]
+    pub images: Option<String>,
+    /// Their masks.
+    #[arg(long, requires = "images")]
+    pub masks: Option<String>,
+    /// Where val.json goes (default: the run folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Inference.
+    #[command(flatten)]
+    pub infer: InferArgs,
+}
+
+/// `segment predict` options.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A run folder, a weights file inside one, or any checkpoint with --arch/--encoder/--classes.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Images or folders.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Output folder (default: runs/segment/predict, numbered).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Architecture of a foreign checkpoint.
+    #[arg(long, value_enum, requires_all = ["encoder", "classes"])]
+    pub arch: Option<Architecture>,
+    /// Encoder of a foreign checkpoint.
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Class count of a foreign checkpoint.
+    #[arg(long)]
+    pub classes: Option<i64>,
+    /// A file of class names, one per line (overrides the run's).
+    #[arg(long)]
+    pub names: Option<PathBuf>,
+    /// Inference.
+    #[command(flatten)]
+    pub infer: InferArgs,
+}
+
+/// `segment demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the data and runs go.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// The encoder's ImageNet weights (default: FERROVIS_WEIGHTS, else
+    /// ../shared/weights/mobilenet_v2-b0353104.pth when present).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long, default_value_t = 25)]
+    pub epochs: usize,
+}
+
+fn infer_options(args: &InferArgs, mode: InferMode, size: usize) -> InferOptions {
+    InferOptions {
+        mode: args.infer.unwrap_or(mode),
+        size: args.size.unwrap_or(size),
+        flip: args.flip,
+        channels_last: false,
+    }
+}
+
 /// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(args) => {
+            let cfg = args.config()?;
+            let control = RunControl {
+                stop: Some(ctrl_c_flag()?),
+                ..Default::default()
+            };
+            let summary = train::train(&cfg, &control)?;
+            if let Some(e) = &summary.last {
+                println!("\n{}", e.table());
+            }
+            println!(
+                "best validation mIoU {:.4} at epoch {}; run folder {} ({:.0} s)",
+                summary.best_miou.0,
+                summary.best_miou.1,
+                summary.run.display(),
+                summary.seconds
+            );
+        }
+        Command::Val(args) => {
+            let device = parse_device(&args.infer.device)?;
+            let loaded = predict::load_model(&args.run, None, None, device)?;
+            let mut cfg: SegmentConfig =
+                ferrovis_core::config::load(Some(&args.run.join("config.toml")), &[])?;
+            if let (Some(i), Some(m)) = (&args.images, &args.masks) {
+                cfg.data.yaml.clear();
+                cfg.data.images = i.clone();
+                cfg.data.masks = m.clone();
+                cfg.data.val_images = i.clone();
+                cfg.data.val_masks = m.clone();
+            }
+            cfg.data.names = loaded.meta.names.clone();
+            let splits = data::splits(&cfg.data)?;
+            let loader = val::loader(
+                &splits.val,
+                loaded.meta.mean,
+                loaded.meta.std,
+                false,
+                cfg.data.workers,
+            )?;
+            let opts = infer_options(&args.infer, loaded.meta.infer, loaded.meta.infer_size);
+            let e = val::evaluate(&loaded.model, &loader, &loaded.meta.names, &opts, device)?;
+            println!("{}", e.table());
+            let dir = args.out.unwrap_or(args.run);
+            val::write_json(&dir, &e)?;
+            println!("wrote {}", dir.join("val.json").display());
+        }
+        Command::Predict(args) => {
+            let device = parse_device(&args.infer.device)?;
+            let spec = match (args.arch, &args.encoder, args.classes) {
+                (Some(arch), Some(encoder), Some(classes)) => Some(ModelSpec {
+                    arch,
+                    encoder: encoder.clone(),
+                    num_classes: classes,
+                    ..Default::default()
+                }),
+                (None, None, None) => None,
+                _ => bail!("--arch, --encoder and --classes go together"),
+            };
+            let names = match &args.names {
+                Some(f) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let loaded = predict::load_model(&args.weights, spec, names, device)?;
+            let opts = infer_options(&args.infer, loaded.meta.infer, loaded.meta.infer_size);
+            let out = args
+                .out
+                .unwrap_or_else(|| new_run_dir(std::path::Path::new("runs/segment"), "predict"));
+            let results = predict::predict(&loaded, &args.sources, &out, &opts, device)?;
+            println!(
+                "{} images: masks, colour masks and overlays in {}",
+                results.len(),
+                out.display()
+            );
+        }
+        Command::Demo(args) => demo::run(&args.out, args.weights, args.epochs)?,
         Command::Weights(cmd) => run_weights(&cmd)?,
     }
     Ok(())

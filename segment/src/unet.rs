@@ -83,7 +83,7 @@ impl DecoderBlock {
 /// U-Net: encoder, decoder blocks, segmentation head.
 #[derive(Debug)]
 pub struct Unet {
-    /// The pretrained encoder (its classifier unused and sized 0).
+    /// The pretrained encoder (built without a classifier).
     pub encoder: Box<dyn Backbone>,
     blocks: Vec<DecoderBlock>,
     head: nn::Conv2D,

@@ -1,0 +1,82 @@
+//! Times training steps of a segmentation model on random data, for `bench/segment_train.py`:
+//! forward in training mode, cross-entropy (+ 0.5 × the auxiliary loss for DeepLabV3), backward,
+//! an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median.
+//!
+//!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ferrovis_core::memory_format;
+use ferrovis_core::optim::{param_groups, GroupConfig, Optimizer, OptimizerKind};
+use ferrovis_segment::loss::SegmentationLoss;
+use ferrovis_segment::model::{Architecture, ModelSpec, SegmentationModel};
+use tch::{Device, Kind, Tensor};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    let arch: Architecture = serde_json::from_value(serde_json::Value::String(arg(0, "unet")))
+        .context("architecture: unet, deeplabv3 or deeplabv3plus")?;
+    let encoder = arg(1, "resnet34");
+    let classes: i64 = arg(2, "2").parse()?;
+    let size: i64 = arg(3, "256").parse()?;
+    let batch: i64 = arg(4, "4").parse()?;
+    let steps: usize = arg(5, "10").parse()?;
+    let channels_last = arg(6, "1") == "1";
+    tch::manual_seed(0);
+    let spec = ModelSpec {
+        arch,
+        encoder: encoder.clone(),
+        num_classes: classes,
+        aux: true,
+        ..Default::default()
+    };
+    let model = SegmentationModel::new(&spec, Device::Cpu)?;
+    if channels_last {
+        memory_format::vars_to_channels_last(&model.vs)?;
+    }
+    let groups = param_groups(
+        &model.vs,
+        &model.stages(),
+        &GroupConfig {
+            weight_decay: 1e-4,
+            no_decay_bias_norm: false,
+            ..Default::default()
+        },
+    );
+    let kind = OptimizerKind::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: false,
+    };
+    let mut opt = Optimizer::new(kind, groups, 0.01);
+    let loss: SegmentationLoss = "ce".parse().map_err(anyhow::Error::msg)?;
+    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, Device::Cpu));
+    if channels_last {
+        x = memory_format::channels_last(&x)?;
+    }
+    let y = Tensor::randint(classes, [batch, size, size], (Kind::Int64, Device::Cpu));
+    let mut times = Vec::new();
+    for _ in 0..steps + 2 {
+        let t = Instant::now();
+        let out = model.forward_t(&x, true);
+        let mut l = loss.compute(&out.out, &y);
+        if let Some(aux) = &out.aux {
+            l += loss.compute(aux, &y) * 0.5;
+        }
+        opt.zero_grad();
+        l.backward();
+        opt.step();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let mut timed = times.split_off(2); // two warm-up steps
+    timed.sort_by(f64::total_cmp);
+    let median = timed[timed.len() / 2];
+    println!(
+        "{}",
+        serde_json::json!({"arch": arg(0, "unet"), "encoder": encoder, "median_s": median,
+                           "steps": steps, "channels_last": channels_last})
+    );
+    Ok(())
+}

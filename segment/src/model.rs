@@ -1,0 +1,350 @@
+//! One type over the three architectures, so training, validation and prediction do not care
+//! which one runs: building from a [`ModelSpec`], loading pretrained encoder weights or a whole
+//! checkpoint, the stages that freezing and learning-rate groups work on.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ferrovis_core::backbone::{Backbone, PretrainedCfg, Stage};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::freeze;
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use crate::deeplab::{DeepLabConfig, DeepLabV3};
+use crate::deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
+use crate::unet::{Unet, UnetConfig};
+
+/// Main logits and, for DeepLabV3 with its auxiliary head, the auxiliary logits; both
+/// `(N, classes, H, W)` at the input size.
+#[derive(Debug)]
+pub struct SegmentationLogits {
+    /// The model's prediction.
+    pub out: Tensor,
+    /// The auxiliary head's (DeepLabV3 on `layer3`), trained with a smaller weight.
+    pub aux: Option<Tensor>,
+}
+
+/// Which architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// U-Net with smp's decoder.
+    Unet,
+    /// torchvision's DeepLabV3 (output stride 8, ASPP 12/24/36, auxiliary head).
+    Deeplabv3,
+    /// DeepLabV3+ (output stride 16, ASPP 6/12/18, low-level decoder).
+    Deeplabv3plus,
+}
+
+/// Everything that fixes the network's shape: what a run folder records so `val` and `predict`
+/// rebuild it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The architecture.
+    pub arch: Architecture,
+    /// The encoder, a core backbone name (`resnet34`, `mobilenet_v2`, `efficientnet_lite0`, …).
+    pub encoder: String,
+    /// Output classes (background included).
+    pub num_classes: i64,
+    /// DeepLabV3: build the auxiliary FCN head on `layer3`.
+    pub aux: bool,
+    /// DeepLabV3+: encoder output stride (16; 8; 32 for encoders that cannot dilate).
+    pub output_stride: i64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            arch: Architecture::Unet,
+            encoder: "resnet34".into(),
+            num_classes: 2,
+            aux: true,
+            output_stride: 16,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Net {
+    Unet(Unet),
+    DeepLabV3(DeepLabV3),
+    DeepLabV3Plus(DeepLabV3Plus),
+}
+
+/// A segmentation network and its variables (named as the PyTorch state dict).
+#[derive(Debug)]
+pub struct SegmentationModel {
+    /// The variables.
+    pub vs: VarStore,
+    net: Net,
+    /// What was built.
+    pub spec: ModelSpec,
+}
+
+impl SegmentationModel {
+    /// Builds `spec` on `device` with random weights.
+    pub fn new(spec: &ModelSpec, device: Device) -> Result<Self> {
+        if spec.num_classes < 1 {
+            anyhow::bail!(
+                "model.num_classes must be at least 1, got {}",
+                spec.num_classes
+            );
+        }
+        let vs = VarStore::new(device);
+        let root = vs.root();
+        let built = match spec.arch {
+            Architecture::Unet => Unet::new(
+                &root,
+                UnetConfig {
+                    encoder: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                },
+            )
+            .map(Net::Unet),
+            Architecture::Deeplabv3 => DeepLabV3::new(
+                &root,
+                DeepLabConfig {
+                    backbone: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                    aux: spec.aux,
+                },
+            )
+            .map(Net::DeepLabV3),
+            Architecture::Deeplabv3plus => DeepLabV3Plus::new(
+                &root,
+                DeepLabV3PlusConfig {
+                    encoder: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                    output_stride: spec.output_stride,
+                },
+            )
+            .map(Net::DeepLabV3Plus),
+        };
+        let net = built.with_context(|| format!("building {:?} on {}", spec.arch, spec.encoder))?;
+        Ok(SegmentationModel {
+            vs,
+            net,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Logits at the input size.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> SegmentationLogits {
+        match &self.net {
+            Net::Unet(m) => SegmentationLogits {
+                out: m.forward_t(x, train),
+                aux: None,
+            },
+            Net::DeepLabV3(m) => m.forward_t(x, train),
+            Net::DeepLabV3Plus(m) => m.forward_t(x, train),
+        }
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &dyn Backbone {
+        match &self.net {
+            Net::Unet(m) => m.encoder.as_ref(),
+            Net::DeepLabV3(m) => m.backbone.as_ref(),
+            Net::DeepLabV3Plus(m) => m.backbone.as_ref(),
+        }
+    }
+
+    /// The state-dict prefix of the encoder's variables (`encoder` as smp, `backbone` as
+    /// torchvision).
+    pub fn encoder_prefix(&self) -> &'static str {
+        match self.net {
+            Net::Unet(_) => "encoder",
+            Net::DeepLabV3(_) | Net::DeepLabV3Plus(_) => "backbone",
+        }
+    }
+
+    /// The prefixes of the layers whose size is the class count (dropped when a checkpoint was
+    /// trained for other classes).
+    fn class_layers(&self) -> &'static [&'static str] {
+        match self.net {
+            Net::Unet(_) | Net::DeepLabV3Plus(_) => &["segmentation_head"],
+            Net::DeepLabV3(_) => &["classifier.4", "aux_classifier.4"],
+        }
+    }
+
+    /// Preprocessing of the encoder's pretrained weights (mean and std).
+    pub fn pretrained_cfg(&self) -> PretrainedCfg {
+        self.encoder().pretrained_cfg()
+    }
+
+    /// The encoder's stages (its classifier left out), prefixed with [`Self::encoder_prefix`],
+    /// then one `decoder` stage holding everything else: what freezing and learning-rate groups
+    /// work on ("decoder at 10× the encoder's rate" is `backbone_lr_scale = 0.1`).
+    pub fn stages(&self) -> Vec<Stage> {
+        let prefix = self.encoder_prefix();
+        let mut encoder = self.encoder().stages();
+        encoder.pop(); // the classifier, absent in an encoder
+        let mut stages: Vec<Stage> = encoder
+            .into_iter()
+            .map(|s| Stage {
+                name: s.name,
+                prefixes: s.prefixes.iter().map(|p| format!("{prefix}.{p}")).collect(),
+            })
+            .collect();
+        let decoder = match self.net {
+            Net::Unet(_) | Net::DeepLabV3Plus(_) => vec!["decoder", "segmentation_head"],
+            Net::DeepLabV3(_) => vec!["classifier", "aux_classifier"],
+        };
+        stages.push(Stage {
+            name: "decoder".into(),
+            prefixes: decoder.into_iter().map(String::from).collect(),
+        });
+        stages
+    }
+
+    /// Freezes the encoder (feature extraction: only the decoder trains); returns how many
+    /// variables changed.
+    pub fn freeze_encoder(&self) -> Result<usize> {
+        Ok(freeze::freeze_before_stage(
+            &self.vs,
+            &self.stages(),
+            "decoder",
+            Default::default(),
+        )?)
+    }
+
+    /// Loads `path`, returning a one-line summary. A checkpoint whose names start with the
+    /// encoder prefix is a whole segmentation model (ours, torchvision's DeepLab, smp's U-Net):
+    /// it loads by name, its class layers dropped when their size differs. Any other checkpoint
+    /// is the encoder's own (a torchvision ImageNet classifier): it loads under the prefix, its
+    /// classifier dropped. Anything else missing or of another shape is an error naming it.
+    pub fn load_weights(&mut self, path: &Path) -> Result<String> {
+        let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let prefix = format!("{}.", self.encoder_prefix());
+        let whole = sd.iter().any(|(name, _)| name.starts_with(&prefix));
+        let vars = self.vs.variables();
+        let mut opts = LoadOptions::default();
+        let mut dropped = String::new();
+        if whole {
+            let class_layers = self.class_layers();
+            let in_class_layer =
+                |n: &str| class_layers.iter().any(|p| n.starts_with(&format!("{p}.")));
+            let fits = sd.iter().all(|(name, t)| {
+                !in_class_layer(name) || vars.get(name).is_some_and(|v| v.size() == t.size())
+            });
+            if !fits {
+                let alts: Vec<String> = class_layers
+                    .iter()
+                    .map(|p| regex::escape(&format!("{p}.")))
+                    .collect();
+                opts = opts.skip(&format!("^({})", alts.join("|")))?;
+                dropped = "; its class layers were of another size and start fresh".into();
+            }
+        } else {
+            let head = self.encoder().head_pattern();
+            // The encoder's classifier pattern is anchored at its root: match it after the prefix.
+            let head = head.replacen('^', &format!("^{}", regex::escape(&prefix)), 1);
+            opts = opts.rename_prefix("", &prefix).skip(&head)?;
+        }
+        let report = checkpoint::load_into(&self.vs, &sd, &opts)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let expected_missing = |n: &String| !whole && !n.starts_with(&prefix);
+        let missing: Vec<&String> = report
+            .missing
+            .iter()
+            .filter(|n| !expected_missing(n))
+            .filter(|n| !(whole && !dropped.is_empty() && self.is_class_layer(n)))
+            .collect();
+        if !missing.is_empty() || !report.mismatched.is_empty() {
+            anyhow::bail!(
+                "{} does not fit {:?} on {}: {} tensors missing (first: {}), {} of another shape\n{report}",
+                path.display(),
+                self.spec.arch,
+                self.spec.encoder,
+                missing.len(),
+                missing.first().map(|s| s.as_str()).unwrap_or("-"),
+                report.mismatched.len()
+            );
+        }
+        let what = if whole {
+            "the whole model"
+        } else {
+            "the encoder (ImageNet classifier dropped); the decoder starts fresh"
+        };
+        Ok(format!(
+            "{}: {} tensors loaded into {what}{dropped}",
+            path.display(),
+            report.loaded.len()
+        ))
+    }
+
+    fn is_class_layer(&self, name: &str) -> bool {
+        self.class_layers()
+            .iter()
+            .any(|p| name.starts_with(&format!("{p}.")))
+    }
+
+    /// Trainable and total parameter counts (buffers excluded).
+    pub fn parameter_counts(&self) -> (i64, i64) {
+        let params = freeze::parameter_ptrs(&self.vs);
+        let (mut trainable, mut total) = (0, 0);
+        for t in self.vs.variables().values() {
+            if params.contains(&(t.data_ptr() as usize)) {
+                total += t.numel() as i64;
+                if t.requires_grad() {
+                    trainable += t.numel() as i64;
+                }
+            }
+        }
+        (trainable, total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_put_the_encoder_first_and_the_decoder_last() {
+        let spec = ModelSpec {
+            encoder: "resnet18".into(),
+            ..Default::default()
+        };
+        let m = SegmentationModel::new(&spec, Device::Cpu).expect("build");
+        let stages = m.stages();
+        assert_eq!(stages[0].prefixes, vec!["encoder.conv1", "encoder.bn1"]);
+        assert_eq!(stages.last().map(|s| s.name.as_str()), Some("decoder"));
+        let (_, total) = m.parameter_counts();
+        let changed = m.freeze_encoder().expect("freeze");
+        let (trainable, _) = m.parameter_counts();
+        // resnet18 without fc: 11,176,512 parameters frozen, the decoder's remain.
+        assert_eq!(total - trainable, 11_176_512);
+        assert!(changed > 0);
+    }
+
+    #[test]
+    fn every_encoder_family_builds_a_unet() {
+        for encoder in [
+            "vgg11",
+            "mobilenet_v2",
+            "efficientnet_b0",
+            "efficientnet_lite0",
+        ] {
+            let spec = ModelSpec {
+                encoder: encoder.into(),
+                num_classes: 3,
+                ..Default::default()
+            };
+            let m = SegmentationModel::new(&spec, Device::Cpu).expect(encoder);
+            let x = Tensor::zeros([1, 3, 40, 52], (tch::Kind::Float, Device::Cpu));
+            let y = tch::no_grad(|| m.forward_t(&x, false));
+            assert_eq!(y.out.size(), vec![1, 3, 40, 52], "{encoder}");
+            // No classifier variables in an encoder.
+            assert!(
+                !m.vs
+                    .variables()
+                    .keys()
+                    .any(|k| k.contains("classifier") || k.contains("_fc")),
+                "{encoder}"
+            );
+        }
+    }
+}

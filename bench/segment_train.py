@@ -1,0 +1,85 @@
+"""ferrovis vs PyTorch: one segmentation training step, CPU, 2 threads, one invocation.
+
+    python bench/segment_train.py [STEPS]   (default 10)
+
+Models: U-Net on ResNet34 (2 classes; in PyTorch the smp-layout U-Net of
+tests/reference/unet.py) and torchvision's DeepLabV3-ResNet50 (21 classes, auxiliary head), random
+initialisation, 256×256, batch 4. A step is a training-mode forward, cross-entropy (+ 0.5 × the
+auxiliary loss), backward and an SGD step (momentum 0.9, weight decay 1e-4), on random data.
+Median of STEPS steps after two warm-up steps. ferrovis runs
+`cargo run --release -p ferrovis-segment --example train_step` (channels-last, its default for
+training). PyTorch runs as a plain loop writes it (contiguous NCHW) and, for reference, with
+`channels_last` too. Prints seconds per step and the ratio ferrovis / PyTorch (target ≤ 1.02).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+from unet import Unet  # noqa: E402
+
+SIZE, BATCH = 256, 4
+
+
+def pytorch_step_time(name, steps, channels_last):
+    torch.manual_seed(0)
+    if name == "unet":
+        model, classes = Unet("resnet34", classes=2), 2
+    else:
+        model = torchvision.models.segmentation.deeplabv3_resnet50(
+            weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+        classes = 21
+    model.train()
+    x = torch.randn(BATCH, 3, SIZE, SIZE)
+    y = torch.randint(0, classes, (BATCH, SIZE, SIZE))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    times = []
+    for _ in range(steps + 2):
+        t = time.perf_counter()
+        out = model(x)
+        if isinstance(out, dict):
+            loss = F.cross_entropy(out["out"], y) + 0.5 * F.cross_entropy(out["aux"], y)
+        else:
+            loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[2:])
+
+
+def ferrovis_step_time(arch, encoder, classes, steps):
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    out = subprocess.run(
+        ["cargo", "run", "--release", "-q", "-p", "ferrovis-segment", "--example", "train_step",
+         "--", arch, encoder, str(classes), str(SIZE), str(BATCH), str(steps)],
+        cwd=ROOT, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])["median_s"]
+
+
+def main():
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    torch.set_num_threads(2)
+    print(f"training step, {SIZE}x{SIZE}, batch {BATCH}, CPU, 2 threads, median of {steps}")
+    print(f"{'model':<22}{'ferrovis s':>12}{'PyTorch s':>12}{'ratio':>8}{'PyTorch CL s':>14}")
+    for label, arch, encoder, classes in [("U-Net ResNet34", "unet", "resnet34", 2),
+                                          ("DeepLabV3 ResNet50", "deeplabv3", "resnet50", 21)]:
+        ours = ferrovis_step_time(arch, encoder, classes, steps)
+        theirs = pytorch_step_time(arch, steps, channels_last=False)
+        theirs_cl = pytorch_step_time(arch, steps, channels_last=True)
+        print(f"{label:<22}{ours:>12.3f}{theirs:>12.3f}{ours / theirs:>8.2f}{theirs_cl:>14.3f}")
+
+
+if __name__ == "__main__":
+    main()

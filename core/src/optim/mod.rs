@@ -1,12 +1,14 @@
 //! How trainable parameters move: parameter groups, optimisers with saveable state, learning-rate
-//! schedules with warmup, and the weight EMA.
+//! schedules with warmup, the weight EMA, and L-BFGS (closure-driven, as `torch.optim.LBFGS`).
 
 mod ema;
 mod groups;
+mod lbfgs;
 mod optimizer;
 mod schedule;
 
 pub use ema::ModelEma;
 pub use groups::{param_groups, GroupConfig, ParamGroup};
+pub use lbfgs::{Lbfgs, LbfgsConfig};
 pub use optimizer::{Optimizer, OptimizerKind};
 pub use schedule::{Decay, Schedule};

@@ -36,10 +36,16 @@ pub fn is_channels_last(t: &Tensor) -> bool {
 /// variables stay the same leaves, so optimizers built before or after keep working.
 /// Returns how many variables changed layout.
 pub fn vars_to_channels_last(vs: &VarStore) -> Result<usize> {
+    vars_to_channels_last_where(vs, |_| true)
+}
+
+/// [`vars_to_channels_last`] for the variables whose name `select` accepts: a model may keep a
+/// part whose kernels are slower channels-last in NCHW.
+pub fn vars_to_channels_last_where(vs: &VarStore, select: impl Fn(&str) -> bool) -> Result<usize> {
     let mut changed = 0;
     tch::no_grad(|| -> Result<()> {
-        for (_, mut var) in vs.variables() {
-            if var.dim() == 4 && !is_channels_last(&var) {
+        for (name, mut var) in vs.variables() {
+            if var.dim() == 4 && !is_channels_last(&var) && select(&name) {
                 let nhwc = channels_last(&var)?;
                 var.f_set_data(&nhwc)?;
                 changed += 1;

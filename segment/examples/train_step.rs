@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     };
     let model = SegmentationModel::new(&spec, Device::Cpu)?;
     if channels_last {
-        memory_format::vars_to_channels_last(&model.vs)?;
+        model.to_channels_last()?;
     }
     let groups = param_groups(
         &model.vs,

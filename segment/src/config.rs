@@ -84,6 +84,9 @@ pub struct DataSection {
     pub names: Vec<String>,
     /// How mask values become classes: `auto` (0/255 masks are binary), `binary`, `index`.
     pub encoding: MaskEncoding,
+    /// Stored mask value → class index pairs, e.g. `[[0, 255], [7, 1], [26, 2]]`; values not
+    /// listed become 255 (ignore). Empty: values are class indices.
+    pub remap: Vec<(u8, u8)>,
     /// Training crop side.
     pub image_size: usize,
     /// Training random scale range.
@@ -113,6 +116,7 @@ impl Default for DataSection {
             val_fraction: 0.2,
             names: Vec::new(),
             encoding: MaskEncoding::Auto,
+            remap: Vec::new(),
             image_size: 256,
             scale: (0.5, 2.0),
             hflip: 0.5,

@@ -117,7 +117,8 @@ pub fn splits(data: &DataSection) -> Result<Splits> {
         }
         let train = (PathBuf::from(&data.images), PathBuf::from(&data.masks));
         let names = classes_txt(&train.0)?.unwrap_or_default();
-        (train, val, names, None)
+        let remap = (!data.remap.is_empty()).then(|| ClassRemap::from_pairs(&data.remap));
+        (train, val, names, remap)
     };
     if !data.names.is_empty() {
         names = data.names.clone();

@@ -107,7 +107,9 @@ impl DeepLabV3Plus {
             .aspp
             .forward_t(&feats[feats.len() - 1], train)
             .upsample_bilinear2d([lh, lw], false, None, None);
-        let y = self.fuse[0].forward_t(&Tensor::cat(&[high, low], 1), train);
+        // NCHW from here (see `SegmentationModel::to_channels_last`).
+        let fused = Tensor::cat(&[high, low], 1).contiguous();
+        let y = self.fuse[0].forward_t(&fused, train);
         let y = self.fuse[1].forward_t(&y, train);
         let out = self
             .head

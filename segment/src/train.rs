@@ -276,7 +276,7 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
     )?;
     let channels_last = cfg.train.channels_last;
     if channels_last {
-        memory_format::vars_to_channels_last(&model.vs)?;
+        model.to_channels_last()?;
     }
     let mut task = SegmentTask {
         model: &model,

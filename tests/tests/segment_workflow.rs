@@ -1,0 +1,190 @@
+//! `segment` end to end on a tiny synthetic set (64 px, CPU): training writes the run folder and
+//! its `segment.json`, feature extraction leaves the encoder untouched, DeepLabV3's auxiliary loss
+//! trains, `val` rebuilds the run and scores what training scored, `predict` writes masks, colour
+//! masks and overlays, and bad masks get messages naming the file.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ferrovis_core::checkpoint;
+use ferrovis_core::engine::RunControl;
+use ferrovis_data::decode::{read_mask, write_mask};
+use ferrovis_data::image::Mask;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_segment::config::{InferMode, Mode, SegmentConfig};
+use ferrovis_segment::infer::InferOptions;
+use ferrovis_segment::model::Architecture;
+use ferrovis_segment::{data, predict, train, val};
+use tch::Device;
+
+/// libtorch's generator is process-global: trainings run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn quiet() -> RunControl {
+    RunControl {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+fn shapes(dir: &Path) -> std::path::PathBuf {
+    let cfg = ShapesConfig {
+        image_size: 64,
+        train: 12,
+        val: 4,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        max_objects: 2,
+        ..Default::default()
+    };
+    synthetic::write_segmentation(&dir.join("shapes"), &cfg).unwrap()
+}
+
+fn config(data: &Path, project: &Path, name: &str) -> SegmentConfig {
+    let mut cfg = SegmentConfig::default();
+    cfg.data.images = data.join("train/images").display().to_string();
+    cfg.data.masks = data.join("train/masks").display().to_string();
+    cfg.data.val_images = data.join("val/images").display().to_string();
+    cfg.data.val_masks = data.join("val/masks").display().to_string();
+    cfg.data.image_size = 64;
+    cfg.data.batch_size = 4;
+    cfg.model.encoder = "resnet18".into();
+    cfg.train.epochs = 2;
+    cfg.train.device = "cpu".into();
+    cfg.train.project = project.display().to_string();
+    cfg.train.name = name.into();
+    cfg
+}
+
+#[test]
+fn train_val_predict_round_trip() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let project = tmp.path().join("runs");
+
+    // Feature extraction: the encoder's weights (and BatchNorm statistics) do not move.
+    let mut cfg = config(&data, &project, "unet");
+    cfg.train.mode = Mode::FeatureExtract;
+    cfg.train.loss = "ce+dice".into();
+    let summary = train::train(&cfg, &quiet()).unwrap();
+    let run = &summary.run;
+    for f in [
+        "segment.json",
+        "config.toml",
+        "results.csv",
+        "weights/best.safetensors",
+        "weights/last.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let meta = train::RunMeta::read(run).unwrap();
+    assert_eq!(meta.names, vec!["background", "circle", "square"]);
+    assert_eq!(meta.model.num_classes, 3);
+
+    // The encoder of the saved weights equals a fresh model's under the same seed.
+    tch::manual_seed(cfg.train.seed as i64);
+    let fresh = ferrovis_segment::model::SegmentationModel::new(&meta.model, Device::Cpu).unwrap();
+    let saved = checkpoint::read(run.join("weights/last.safetensors")).unwrap();
+    let vars = fresh.vs.variables();
+    let mut encoder = 0;
+    let mut decoder_moved = false;
+    for (name, t) in saved.iter() {
+        let same = vars[name].equal(&t.contiguous());
+        if name.starts_with("encoder.") {
+            assert!(same, "{name} changed under feature extraction");
+            encoder += 1;
+        } else if !same {
+            decoder_moved = true;
+        }
+    }
+    assert!(encoder > 100 && decoder_moved);
+
+    // val rebuilds the run and scores the best weights exactly as the best epoch did.
+    let loaded = predict::load_model(run, None, None, Device::Cpu).unwrap();
+    let splits = data::splits(&cfg.data).unwrap();
+    let loader = val::loader(&splits.val, meta.mean, meta.std, false, 0).unwrap();
+    let opts = InferOptions {
+        mode: InferMode::Whole,
+        size: 64,
+        flip: false,
+        channels_last: false,
+    };
+    let e = val::evaluate(&loaded.model, &loader, &meta.names, &opts, Device::Cpu).unwrap();
+    assert_eq!(e.images, 4);
+    let (best, _) = summary.best_miou;
+    assert!(
+        (e.report.mean_iou - best).abs() < 1e-4,
+        "val {} vs training's best {best}",
+        e.report.mean_iou
+    );
+
+    // predict: a class-index mask of the image's size with known classes, colours, overlay.
+    let image = data.join("val/images/0000.png");
+    let out = tmp.path().join("pred");
+    let flip = InferOptions {
+        flip: true,
+        mode: InferMode::Slide,
+        size: 48,
+        ..opts
+    };
+    let preds = predict::predict(&loaded, &[image], &out, &flip, Device::Cpu).unwrap();
+    assert_eq!(preds.len(), 1);
+    let mask = read_mask(&out.join("0000.png")).unwrap();
+    assert_eq!((mask.width, mask.height), (64, 64));
+    assert!(mask.data.iter().all(|&v| v < 3));
+    for f in ["0000_color.png", "0000_overlay.jpg", "predictions.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn deeplab_trains_with_its_auxiliary_loss_and_sgd_poly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let mut cfg = config(&data, &tmp.path().join("runs"), "deeplab");
+    cfg.model.arch = Architecture::Deeplabv3;
+    cfg.train.epochs = 1;
+    let summary = train::train(&cfg, &quiet()).unwrap();
+    let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
+    let row: Vec<f64> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(row[1].is_finite() && row[1] > 0.0, "{csv}");
+    let saved = checkpoint::read(summary.run.join("weights/last.safetensors")).unwrap();
+    assert!(saved.get("aux_classifier.4.weight").is_some());
+}
+
+#[test]
+fn bad_masks_and_settings_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    // A mask holding class 9 when classes.txt lists three classes.
+    let bad = data.join("train/masks/0003.png");
+    write_mask(&bad, &Mask::filled(64, 64, 9)).unwrap();
+    let cfg = config(&data, &tmp.path().join("runs"), "bad");
+    let splits = data::splits(&cfg.data).unwrap();
+    assert_eq!(splits.train.items.len(), 11);
+    let report = splits.train.report.to_string();
+    assert!(
+        report.contains("0003.png") && report.contains("class index 9"),
+        "{report}"
+    );
+
+    let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
+    cfg.train.loss = "ce+lovasz".into();
+    let err = format!("{:#}", train::train(&cfg, &quiet()).unwrap_err());
+    assert!(
+        err.contains("train.loss") && err.contains("lovasz"),
+        "{err}"
+    );
+
+    let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
+    cfg.data.masks = tmp.path().join("nowhere").display().to_string();
+    let err = format!("{:#}", data::splits(&cfg.data).unwrap_err());
+    assert!(err.contains("nowhere"), "{err}");
+}

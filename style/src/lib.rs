@@ -1,9 +1,29 @@
-//! The `style` task: Neural style transfer with VGG.
+//! The `style` task: neural style transfer with VGG features — by optimisation (Gatys et al.,
+//! L-BFGS or Adam) and in one pass by feature statistics (AdaIN, WCT) with a relu3_1
+//! encoder/decoder.
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
-use clap::{Parser, Subcommand};
+pub mod arbitrary;
+pub mod demo;
+pub mod features;
+pub mod gatys;
+pub mod image;
+pub mod loss;
+pub mod r31;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
+use ferrovis_core::device::parse_device;
+use tch::{Device, Tensor};
+
+use crate::arbitrary::{AutoEncoder, Transform};
+use crate::features::{FeatureNet, VGG19_HINT};
+use crate::gatys::{GatysConfig, Init, Method};
 
 /// Command line of the `style` binary.
 #[derive(Debug, Parser)]
@@ -17,15 +37,252 @@ pub struct Cli {
 /// The `style` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Optimise an image to the content of one and the style of others (Gatys et al.).
+    Transfer(TransferArgs),
+    /// One-pass arbitrary style by adaptive instance normalisation (relu3_1 encoder/decoder).
+    Adain(OnePassArgs),
+    /// One-pass arbitrary style by whitening and colouring (relu3_1 encoder/decoder).
+    Wct(OnePassArgs),
+    /// Stylise the embedded cat with the embedded Starry Night.
+    Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
+/// Content, styles, output: shared by every method.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The content image.
+    #[arg(long)]
+    pub content: PathBuf,
+    /// A style image (repeat to blend several).
+    #[arg(long = "style", required = true)]
+    pub styles: Vec<PathBuf>,
+    /// Blend weight of each style image, in order (default: equal).
+    #[arg(long = "style-weight")]
+    pub style_weights: Vec<f64>,
+    /// Longer side of the images worked on (the output's size).
+    #[arg(long, default_value_t = 512)]
+    pub size: usize,
+    /// Keep the content's colours (luminance-only transfer).
+    #[arg(long)]
+    pub preserve_colors: bool,
+    /// Output image.
+    #[arg(long, default_value = "stylised.png")]
+    pub out: PathBuf,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `style transfer` options.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Images.
+    #[command(flatten)]
+    pub images: ImageArgs,
+    /// VGG weights: torchvision's vgg19-dcbb9e9d.pth (or another VGG), or vgg_r31.pth
+    /// (default: $FERROVIS_VGG).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Content layers, comma-separated (default: conv4_2; conv3_1 with vgg_r31).
+    #[arg(long, value_delimiter = ',')]
+    pub content_layers: Vec<String>,
+    /// Style layers, comma-separated (default: conv1_1,…,conv5_1; up to conv3_1 with vgg_r31).
+    #[arg(long, value_delimiter = ',')]
+    pub style_layers: Vec<String>,
+    /// Weight of the content loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub content_factor: f64,
+    /// Weight of the style loss.
+    #[arg(long, default_value_t = 1e6)]
+    pub style_factor: f64,
+    /// Weight of the total-variation loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub tv_factor: f64,
+    /// Start from the content image or from noise.
+    #[arg(long, value_enum, default_value = "content")]
+    pub init: Init,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "lbfgs")]
+    pub optimizer: Method,
+    /// Loss evaluations.
+    #[arg(long, default_value_t = 300)]
+    pub iterations: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 0.02)]
+    pub lr: f64,
+    /// Write intermediate images here.
+    #[arg(long)]
+    pub frames: Option<PathBuf>,
+    /// Every this many evaluations.
+    #[arg(long, default_value_t = 50)]
+    pub frame_every: usize,
+}
+
+/// `style adain` / `style wct` options.
+#[derive(Debug, Args)]
+pub struct OnePassArgs {
+    /// Images.
+    #[command(flatten)]
+    pub images: ImageArgs,
+    /// The relu3_1 encoder (default: ../shared/weights/vgg_r31.pth).
+    #[arg(long, default_value = "../shared/weights/vgg_r31.pth")]
+    pub encoder: PathBuf,
+    /// Its decoder.
+    #[arg(long, default_value = "../shared/weights/dec_r31.pth")]
+    pub decoder: PathBuf,
+    /// Style strength: 1 transfers fully, 0 reconstructs the content.
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+}
+
+/// `style demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the results go.
+    #[arg(long, default_value = "runs/style/demo")]
+    pub out: PathBuf,
+    /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS_DIR, else
+    /// ../shared/weights).
+    #[arg(long)]
+    pub weights_dir: Option<PathBuf>,
+    /// Longer side of the images.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Gatys loss evaluations.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+}
+
+/// The content tensor and `(style, weight)` pairs on `device`.
+pub fn load_images(args: &ImageArgs, device: Device) -> Result<(Tensor, Vec<(Tensor, f64)>)> {
+    if !args.style_weights.is_empty() && args.style_weights.len() != args.styles.len() {
+        bail!(
+            "{} --style-weight values for {} --style images",
+            args.style_weights.len(),
+            args.styles.len()
+        );
+    }
+    let content = image::load(&args.content, args.size, device)?;
+    let styles = args
+        .styles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = args.style_weights.get(i).copied().unwrap_or(1.0);
+            Ok((image::load(p, args.size, device)?, w))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((content, styles))
+}
+
+fn finish(result: &Tensor, content: &Tensor, args: &ImageArgs) -> Result<()> {
+    let (h, w) = (result.size()[2], result.size()[3]);
+    let out = if args.preserve_colors {
+        image::keep_colors(result, &content.narrow(2, 0, h).narrow(3, 0, w))
+    } else {
+        result.shallow_clone()
+    };
+    image::save(&out, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
+    match weights
+        .clone()
+        .or_else(|| std::env::var_os("FERROVIS_VGG").map(PathBuf::from))
+    {
+        Some(p) => Ok(p),
+        None => bail!("no VGG weights: pass --weights FILE or set FERROVIS_VGG; {VGG19_HINT}"),
+    }
+}
+
+/// Runs a Gatys transfer as the arguments say.
+pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
+    let device = parse_device(&args.images.device)?;
+    let net = FeatureNet::load(&vgg_path(&args.weights)?, device)?;
+    let (content, styles) = load_images(&args.images, device)?;
+    let (default_content, default_style) = net.default_layers();
+    let cfg = GatysConfig {
+        content_layers: if args.content_layers.is_empty() {
+            default_content
+        } else {
+            args.content_layers.clone()
+        },
+        style_layers: if args.style_layers.is_empty() {
+            default_style
+        } else {
+            args.style_layers.clone()
+        },
+        content_weight: args.content_factor,
+        style_weight: args.style_factor,
+        tv_weight: args.tv_factor,
+        init: args.init,
+        method: args.optimizer,
+        iterations: args.iterations,
+        lr: args.lr,
+        frame_every: args.frame_every,
+        frames: args.frames.clone(),
+        log_every: 50,
+        seed: 0,
+    };
+    println!(
+        "{}: content {} style {} ({:?}, {} evaluations)",
+        net.name,
+        cfg.content_layers.join(","),
+        cfg.style_layers.join(","),
+        cfg.method,
+        cfg.iterations
+    );
+    let t = Instant::now();
+    let result = gatys::transfer(&net, &content, &styles, &cfg)?;
+    let (first, last) = (
+        result.history.first().map(|h| h.total).unwrap_or(0.0),
+        result.history.last().map(|h| h.total).unwrap_or(0.0),
+    );
+    println!(
+        "loss {first:.4e} -> {last:.4e} in {} evaluations, {:.1} s",
+        result.history.len(),
+        t.elapsed().as_secs_f64()
+    );
+    finish(&result.image, &content, &args.images)?;
+    Ok(result)
+}
+
+/// Runs AdaIN or WCT as the arguments say.
+pub fn run_one_pass(args: &OnePassArgs, transform: Transform) -> Result<Tensor> {
+    let device = parse_device(&args.images.device)?;
+    let ae = AutoEncoder::load(&args.encoder, &args.decoder, device)?;
+    let (content, styles) = load_images(&args.images, device)?;
+    let t = Instant::now();
+    let out = ae.stylize(&content, &styles, transform, args.alpha)?;
+    println!("{transform:?} in {:.2} s", t.elapsed().as_secs_f64());
+    finish(&out, &content, &args.images)?;
+    Ok(out)
+}
+
 /// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Transfer(args) => {
+            run_transfer(&args)?;
+        }
+        Command::Adain(args) => {
+            let _ = run_one_pass(&args, Transform::Adain)?;
+        }
+        Command::Wct(args) => {
+            let _ = run_one_pass(&args, Transform::Wct)?;
+        }
+        Command::Demo(args) => demo::run(&args)?,
         Command::Weights(cmd) => run_weights(&cmd)?,
     }
     Ok(())
+}
+
+/// `dir/name` when it is a file.
+pub fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
+    Some(dir.join(name)).filter(|p| p.is_file())
 }

@@ -171,6 +171,74 @@ impl Vgg {
         x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
     }
 
+    /// The names of the trunk's activations in order, as the style-transfer literature calls
+    /// them: `conv{b}_{i}` (the convolution's output, after BatchNorm in `_bn` models),
+    /// `relu{b}_{i}`, `pool{b}`, blocks and convolutions counted from 1.
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (b, block) in self.blocks.iter().enumerate() {
+            for i in 0..block.len() {
+                names.push(format!("conv{}_{}", b + 1, i + 1));
+                names.push(format!("relu{}_{}", b + 1, i + 1));
+            }
+            names.push(format!("pool{}", b + 1));
+        }
+        names
+    }
+
+    /// The activations named in `wanted` (see [`Vgg::layer_names`]), in that order; the trunk
+    /// runs only as deep as the deepest of them. An unknown name is an error listing the known.
+    pub fn activations(
+        &self,
+        x: &Tensor,
+        wanted: &[String],
+        train: bool,
+    ) -> crate::Result<Vec<Tensor>> {
+        let names = self.layer_names();
+        let mut deepest = 0;
+        for w in wanted {
+            let i = names.iter().position(|n| n == w).ok_or_else(|| {
+                crate::Error::Invalid(format!(
+                    "VGG has no layer {w:?}; layers are {}",
+                    names.join(", ")
+                ))
+            })?;
+            deepest = deepest.max(i);
+        }
+        let mut found: Vec<Option<Tensor>> = wanted.iter().map(|_| None).collect();
+        let mut put = |name: &str, t: &Tensor| {
+            for (slot, w) in found.iter_mut().zip(wanted) {
+                if w == name {
+                    *slot = Some(t.shallow_clone());
+                }
+            }
+        };
+        let mut y = x.shallow_clone();
+        let mut index = 0;
+        'blocks: for (b, block) in self.blocks.iter().enumerate() {
+            for (i, unit) in block.iter().enumerate() {
+                y = unit.conv.forward(&y);
+                if let Some(bn) = &unit.bn {
+                    y = bn.forward_t(&y, train);
+                }
+                put(&format!("conv{}_{}", b + 1, i + 1), &y);
+                y = y.relu();
+                put(&format!("relu{}_{}", b + 1, i + 1), &y);
+                index += 2;
+                if index > deepest {
+                    break 'blocks;
+                }
+            }
+            y = Self::pool(&y);
+            put(&format!("pool{}", b + 1), &y);
+            index += 1;
+            if index > deepest {
+                break;
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// Output of block `b` before its pool, for every block: the taps style transfer and U-Net use.
     pub fn block_outputs(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         let mut outs = Vec::with_capacity(self.blocks.len());

@@ -1,0 +1,79 @@
+//! `style demo`: the embedded CC0 cat (scikit-image's chelsea) in the style of van Gogh's Starry
+//! Night (public domain), by WCT, AdaIN and Gatys' optimisation, at a small size on the CPU.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use ferrovis_core::device::parse_device;
+
+use crate::arbitrary::{AutoEncoder, Transform};
+use crate::features::{FeatureNet, VGG19_HINT};
+use crate::gatys::{self, GatysConfig};
+use crate::{existing, image, DemoArgs};
+
+const CONTENT: &[u8] = include_bytes!("../assets/chelsea.png");
+const STYLE: &[u8] = include_bytes!("../assets/starry_night.jpg");
+
+/// Writes the inputs, stylises them three ways, prints where the results are.
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let dir = args
+        .weights_dir
+        .clone()
+        .or_else(|| std::env::var_os("FERROVIS_WEIGHTS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../shared/weights"));
+    let (Some(enc), Some(dec)) = (existing(&dir, "vgg_r31.pth"), existing(&dir, "dec_r31.pth"))
+    else {
+        bail!(
+            "the demo needs LinearStyleTransfer's vgg_r31.pth and dec_r31.pth in {} (pass \
+             --weights-dir or set FERROVIS_WEIGHTS_DIR); for `style transfer`, {VGG19_HINT}",
+            dir.display()
+        );
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let content_path = args.out.join("content_chelsea.png");
+    let style_path = args.out.join("style_starry_night.jpg");
+    std::fs::write(&content_path, CONTENT)?;
+    std::fs::write(&style_path, STYLE)?;
+    let device = parse_device("auto")?;
+    let content = image::load(&content_path, args.size, device)?;
+    let style = image::load(&style_path, args.size, device)?;
+    let styles = [(style, 1.0)];
+
+    let ae = AutoEncoder::load(&enc, &dec, device)?;
+    for (t, name) in [(Transform::Wct, "wct.png"), (Transform::Adain, "adain.png")] {
+        let started = std::time::Instant::now();
+        let out = ae.stylize(&content, &styles, t, 1.0)?;
+        image::save(&out, &args.out.join(name))?;
+        println!(
+            "{t:?}: {} ({:.2} s)",
+            args.out.join(name).display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    let net = FeatureNet::load(&enc, device)?;
+    let (content_layers, style_layers) = net.default_layers();
+    let cfg = GatysConfig {
+        content_layers,
+        style_layers,
+        iterations: args.iterations,
+        frames: None,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let result = gatys::transfer(&net, &content, &styles, &cfg)?;
+    let path = args.out.join("gatys.png");
+    image::save(&result.image, &path)?;
+    let first = result.history.first().map(|h| h.total).unwrap_or(0.0);
+    let last = result.history.last().map(|h| h.total).unwrap_or(0.0);
+    println!(
+        "Gatys (L-BFGS on {} features, {} evaluations): loss {first:.3e} -> {last:.3e} ({:.0}% \
+         lower), {} ({:.0} s)",
+        net.name,
+        result.history.len(),
+        100.0 * (1.0 - last / first.max(1e-12)),
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -16,11 +16,13 @@ test: setup
 # The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
 # ../shared when present, random initialisation otherwise), then detection (YOLOv8n pretrained on
 # synthetic shapes, fine-tuned with freeze=10 on new shapes, compared with training from scratch),
-# then segmentation (a U-Net on synthetic shapes masks).
+# then segmentation (a U-Net on synthetic shapes masks), then style transfer (the embedded cat
+# and Starry Night by WCT, AdaIN and Gatys with the relu3_1 encoder/decoder from ../shared).
 demo: setup
 	$(CARGO) run -p ferrovis-classify -- demo
 	$(CARGO) run -p ferrovis-detect -- demo
 	$(CARGO) run -p ferrovis-segment -- demo
+	$(CARGO) run -p ferrovis-style -- demo
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

@@ -23,7 +23,7 @@ pub const VGG19_HINT: &str = "torchvision's VGG19 ImageNet weights are \
 #[derive(Debug)]
 enum Net {
     Vgg(Vgg),
-    R31(EncoderR31),
+    R31(Box<EncoderR31>),
 }
 
 /// A frozen VGG feature extractor and its variables.
@@ -69,7 +69,10 @@ impl FeatureNet {
         let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
         let vs = VarStore::new(device);
         let (net, name) = if sd.get("conv6.weight").is_some() {
-            (Net::R31(EncoderR31::new(&vs.root())), "vgg_r31".to_string())
+            (
+                Net::R31(Box::new(EncoderR31::new(&vs.root()))),
+                "vgg_r31".to_string(),
+            )
         } else if let Some(name) = vgg_name(&sd) {
             let cfg = VggConfig::by_name(name).expect("a known VGG");
             let vgg = Vgg::new(&vs.root(), &cfg, &BackboneOptions::classes(0));

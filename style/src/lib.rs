@@ -6,11 +6,13 @@
 
 pub mod arbitrary;
 pub mod demo;
+pub mod fast;
 pub mod features;
 pub mod gatys;
 pub mod image;
 pub mod loss;
 pub mod r31;
+pub mod transformer;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,6 +45,10 @@ pub enum Command {
     Adain(OnePassArgs),
     /// One-pass arbitrary style by whitening and colouring (relu3_1 encoder/decoder).
     Wct(OnePassArgs),
+    /// Train a feed-forward transformation network for one style (Johnson et al.).
+    TrainFast(TrainFastArgs),
+    /// Apply a trained transformation network to images in one pass.
+    Stylize(StylizeArgs),
     /// Stylise the embedded cat with the embedded Starry Night.
     Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
@@ -136,6 +142,73 @@ pub struct OnePassArgs {
     /// Style strength: 1 transfers fully, 0 reconstructs the content.
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
+}
+
+/// `style train-fast` options.
+#[derive(Debug, Args)]
+pub struct TrainFastArgs {
+    /// The style image.
+    #[arg(long)]
+    pub style: PathBuf,
+    /// A folder of content images (e.g. COCO), searched recursively.
+    #[arg(long)]
+    pub content_dir: PathBuf,
+    /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth; default $FERROVIS_VGG).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Training crop side.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Use at most this many content images (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub max_images: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Weight of the content loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub content_factor: f64,
+    /// Weight of the style loss.
+    #[arg(long, default_value_t = 1e5)]
+    pub style_factor: f64,
+    /// Weight of total variation.
+    #[arg(long, default_value_t = 0.0)]
+    pub tv_factor: f64,
+    /// Where runs go.
+    #[arg(long, default_value = "runs/style")]
+    pub project: PathBuf,
+    /// Run name.
+    #[arg(long, default_value = "fast")]
+    pub name: String,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `style stylize` options.
+#[derive(Debug, Args)]
+pub struct StylizeArgs {
+    /// A `train-fast` run folder or a TransformerNet weights file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images or folders.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Longer side (0: as they are).
+    #[arg(long, default_value_t = 0)]
+    pub size: usize,
+    /// Output folder.
+    #[arg(long, default_value = "runs/style/stylized")]
+    pub out: PathBuf,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
 }
 
 /// `style demo` options.
@@ -275,6 +348,55 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Wct(args) => {
             let _ = run_one_pass(&args, Transform::Wct)?;
+        }
+        Command::TrainFast(a) => {
+            let device = parse_device(&a.device)?;
+            let cfg = fast::FastConfig {
+                style: a.style.clone(),
+                content_dir: a.content_dir.clone(),
+                vgg: vgg_path(&a.weights)?,
+                size: a.size,
+                max_images: a.max_images,
+                batch_size: a.batch_size,
+                epochs: a.epochs,
+                lr: a.lr,
+                content_layers: Vec::new(),
+                style_layers: Vec::new(),
+                content_weight: a.content_factor,
+                style_weight: a.style_factor,
+                tv_weight: a.tv_factor,
+                seed: 0,
+                project: a.project.clone(),
+                name: a.name.clone(),
+            };
+            let control = ferrovis_core::engine::RunControl {
+                stop: Some(ferrovis_core::engine::ctrl_c_flag()?),
+                ..Default::default()
+            };
+            let run = fast::train_fast(&cfg, device, &control)?;
+            println!("run folder: {}", run.display());
+        }
+        Command::Stylize(a) => {
+            let device = parse_device(&a.device)?;
+            let (_vs, net) = fast::load_transformer(&a.model, device)?;
+            let files = ferrovis_data::decode::image_files(&a.sources)?;
+            let t = Instant::now();
+            for f in &files {
+                let x = image::load(f, a.size, device)?;
+                let y = tch::no_grad(|| net.forward(&x));
+                let name = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into());
+                image::save(&y, &a.out.join(format!("{name}.png")))?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "{} images in {secs:.2} s ({:.2} images/s) into {}",
+                files.len(),
+                files.len() as f64 / secs.max(1e-9),
+                a.out.display()
+            );
         }
         Command::Demo(args) => demo::run(&args)?,
         Command::Weights(cmd) => run_weights(&cmd)?,

@@ -379,9 +379,10 @@ impl Lbfgs {
                     q -= &self.old_dirs[i] * al[i];
                 }
                 let mut r = q * self.h_diag;
-                for i in 0..k {
-                    let be = dot(&self.old_dirs[i], &r) * self.ro[i];
-                    r += &self.old_stps[i] * (al[i] - be);
+                let pairs = self.old_dirs.iter().zip(&self.old_stps).zip(&self.ro);
+                for (((y, s), ro), a) in pairs.zip(&al) {
+                    let be = dot(y, &r) * ro;
+                    r += s * (a - be);
                 }
                 r
             };

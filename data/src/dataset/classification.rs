@@ -95,7 +95,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Every file under `dir`, recursively, sorted.
-pub(crate) fn files_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn files_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in read_dir_sorted(dir)? {
         if path.is_dir() {

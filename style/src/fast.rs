@@ -1,0 +1,266 @@
+//! Fast feed-forward style transfer: `train-fast` fits a [`TransformerNet`] to one style with the
+//! perceptual loss on a frozen VGG (content at the content layers, Gram matrices at the style
+//! layers, optional total variation), through the core engine (run folder, results.csv,
+//! best/last weights, resume); `stylize` applies a trained network in one pass.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_data::dataset::classification::files_recursive;
+use ferrovis_data::decode::{is_image_path, read_rgb};
+use ferrovis_data::transform::{center_crop, resize_shorter, Filter};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::features::FeatureNet;
+use crate::image;
+use crate::loss::{content_loss, gram, style_loss, tv_loss};
+use crate::transformer::TransformerNet;
+
+/// Settings of `train-fast`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastConfig {
+    /// The style image.
+    pub style: PathBuf,
+    /// A folder of content images (searched recursively).
+    pub content_dir: PathBuf,
+    /// VGG weights for the loss (torchvision VGG or vgg_r31).
+    pub vgg: PathBuf,
+    /// Training crops: shorter side resized to this, centre crop.
+    pub size: usize,
+    /// Use at most this many content images (0: all).
+    pub max_images: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Content layers (empty: the network's default).
+    pub content_layers: Vec<String>,
+    /// Style layers (empty: the network's default).
+    pub style_layers: Vec<String>,
+    /// Weight of the content term.
+    pub content_weight: f64,
+    /// Weight of the style term.
+    pub style_weight: f64,
+    /// Weight of total variation.
+    pub tv_weight: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Where runs go.
+    pub project: PathBuf,
+    /// Run name.
+    pub name: String,
+}
+
+/// Loads every content image as a `size`×`size` crop, stacked `(N, 3, size, size)`.
+pub fn content_batch(dir: &Path, size: usize, max_images: usize) -> Result<Tensor> {
+    if !dir.is_dir() {
+        bail!("{}: not a folder of content images", dir.display());
+    }
+    let mut files: Vec<PathBuf> = files_recursive(dir)?
+        .into_iter()
+        .filter(|p| is_image_path(p))
+        .collect();
+    files.sort();
+    if max_images > 0 {
+        files.truncate(max_images);
+    }
+    if files.is_empty() {
+        bail!("{}: no images to train on", dir.display());
+    }
+    let mut images = Vec::with_capacity(files.len());
+    for f in &files {
+        let img = read_rgb(f).with_context(|| format!("reading {}", f.display()))?;
+        let img = center_crop(&resize_shorter(&img, size, Filter::Bilinear)?, size)?;
+        images.push(image::to_tensor(&img));
+    }
+    Ok(Tensor::cat(&images, 0))
+}
+
+/// The perceptual-loss task the engine trains.
+pub struct FastTask<'a> {
+    net: &'a TransformerNet,
+    fnet: &'a FeatureNet,
+    images: Tensor,
+    style_grams: Vec<Tensor>,
+    content_layers: Vec<String>,
+    style_layers: Vec<String>,
+    weights: (f64, f64, f64),
+    batch_size: usize,
+    order: Option<Tensor>,
+    device: Device,
+}
+
+impl FastTask<'_> {
+    /// The perceptual loss of a batch of content images `(N, 3, H, W)` in [0, 1].
+    pub fn loss(&self, x: &Tensor) -> ferrovis_core::Result<Tensor> {
+        let (cw, sw, tw) = self.weights;
+        let y = self.net.forward(x);
+        let targets = tch::no_grad(|| self.fnet.activations(x, &self.content_layers))
+            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+        let mut wanted = self.content_layers.clone();
+        wanted.extend(self.style_layers.iter().cloned());
+        let feats = self
+            .fnet
+            .activations(&y, &wanted)
+            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+        let n = self.content_layers.len();
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let mut c = zero();
+        for (f, t) in feats[..n].iter().zip(&targets) {
+            c += content_loss(f, t);
+        }
+        let mut s = zero();
+        for (f, g) in feats[n..].iter().zip(&self.style_grams) {
+            s += style_loss(f, &g.expand([f.size()[0], -1, -1], false));
+        }
+        let mut total = c * cw + s * sw;
+        if tw > 0.0 {
+            total += tv_loss(&y) * tw;
+        }
+        Ok(total)
+    }
+}
+
+impl TrainTask for FastTask<'_> {
+    fn steps_per_epoch(&self) -> usize {
+        (self.images.size()[0] as usize).div_ceil(self.batch_size)
+    }
+
+    fn on_epoch_start(&mut self, _epoch: usize) -> ferrovis_core::Result<()> {
+        self.order = Some(Tensor::randperm(
+            self.images.size()[0],
+            (Kind::Int64, Device::Cpu),
+        ));
+        Ok(())
+    }
+
+    fn train_step(&mut self, _epoch: usize, step: usize) -> ferrovis_core::Result<Tensor> {
+        let order = self
+            .order
+            .as_ref()
+            .ok_or_else(|| ferrovis_core::Error::Invalid("epoch not started".into()))?;
+        let n = self.images.size()[0];
+        let start = (step * self.batch_size) as i64;
+        let idx = order.narrow(0, start, (self.batch_size as i64).min(n - start));
+        let x = self.images.index_select(0, &idx).to_device(self.device);
+        self.loss(&x)
+    }
+
+    fn validate(&mut self, _epoch: usize) -> ferrovis_core::Result<Vec<(String, f64)>> {
+        // A fixed set: the first images, in order.
+        let k = self.images.size()[0].min(self.batch_size as i64);
+        let x = self.images.narrow(0, 0, k).to_device(self.device);
+        let l = tch::no_grad(|| self.loss(&x))?.double_value(&[]);
+        Ok(vec![("val_loss".into(), l)])
+    }
+}
+
+/// Trains a transformation network; returns the run folder.
+pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Result<PathBuf> {
+    let fnet = FeatureNet::load(&cfg.vgg, device)?;
+    let (dc, ds) = fnet.default_layers();
+    let content_layers = if cfg.content_layers.is_empty() {
+        dc
+    } else {
+        cfg.content_layers.clone()
+    };
+    let style_layers = if cfg.style_layers.is_empty() {
+        ds
+    } else {
+        cfg.style_layers.clone()
+    };
+    fnet.check_layers(&content_layers)?;
+    fnet.check_layers(&style_layers)?;
+    let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
+    let style = image::load(&cfg.style, cfg.size, device)?;
+    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &style_layers))?
+        .iter()
+        .map(gram)
+        .collect();
+    println!(
+        "train-fast: {} content images at {}px, style {}, {}: content {} style {}",
+        images.size()[0],
+        cfg.size,
+        cfg.style.display(),
+        fnet.name,
+        content_layers.join(","),
+        style_layers.join(",")
+    );
+    tch::manual_seed(cfg.seed as i64);
+    let vs = VarStore::new(device);
+    let net = TransformerNet::new(&vs.root());
+    let run = new_run_dir(&cfg.project, &cfg.name);
+    let mut task = FastTask {
+        net: &net,
+        fnet: &fnet,
+        images,
+        style_grams,
+        content_layers,
+        style_layers,
+        weights: (cfg.content_weight, cfg.style_weight, cfg.tv_weight),
+        batch_size: cfg.batch_size.max(1),
+        order: None,
+        device,
+    };
+    let params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    let group = ParamGroup {
+        name: "transformer".into(),
+        params,
+        lr_scale: 1.0,
+        weight_decay: 0.0,
+    };
+    let kind = OptimizerKind::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let mut opt = Optimizer::new(kind, vec![group], cfg.lr);
+    let train_cfg = TrainConfig {
+        epochs: cfg.epochs,
+        lr: cfg.lr,
+        schedule: Schedule {
+            decay: Decay::Constant,
+            total_iters: 0,
+            warmup_iters: 0,
+            warmup_start: 1.0,
+        },
+        accumulate: 1,
+        accumulate_mean: true,
+        grad_clip: None,
+        ema: None,
+        monitor: "val_loss".into(),
+        maximize: false,
+        patience: None,
+        seed: cfg.seed,
+        amp: false,
+    };
+    fit(&vs, &mut task, &mut opt, &train_cfg, &run, control)?;
+    Ok(run)
+}
+
+/// A trained transformation network: a run folder (its best weights) or a weights file, such as
+/// the PyTorch examples' `candy.pth` (their stale InstanceNorm statistics are ignored).
+pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, TransformerNet)> {
+    let file = if path.is_dir() {
+        path.join("weights/best.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let sd = checkpoint::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let mut vs = VarStore::new(device);
+    let net = TransformerNet::new(&vs.root());
+    let opts = LoadOptions::default().skip("running_(mean|var)$")?;
+    let report = checkpoint::load_into(&vs, &sd, &opts)
+        .with_context(|| format!("loading {}", file.display()))?;
+    if !report.missing.is_empty() || !report.mismatched.is_empty() {
+        bail!("{} is not a TransformerNet\n{report}", file.display());
+    }
+    vs.freeze();
+    Ok((vs, net))
+}

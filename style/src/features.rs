@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ferrovis_core::backbone::{BackboneOptions, Vgg, VggConfig, IMAGENET_MEAN, IMAGENET_STD};
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
+use ferrovis_core::memory_format;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -92,6 +93,10 @@ impl FeatureNet {
         }
         let mut fnet = FeatureNet { vs, net, name };
         fnet.vs.freeze();
+        if matches!(fnet.net, Net::Vgg(_)) {
+            // oneDNN's CPU convolutions are faster on NHWC; the input follows in `activations`.
+            memory_format::vars_to_channels_last(&fnet.vs)?;
+        }
         Ok(fnet)
     }
 
@@ -139,7 +144,8 @@ impl FeatureNet {
                     .to_kind(Kind::Float)
                     .view([1, 3, 1, 1])
                     .to_device(dev);
-                v.activations(&((x - mean) / std), wanted, false)?
+                let normalised = memory_format::channels_last(&((x - mean) / std))?;
+                v.activations(&normalised, wanted, false)?
             }
             Net::R31(e) => e.activations(x, wanted),
         })

@@ -116,16 +116,6 @@ impl Classifier {
 
     /// Number of trainable (`requires_grad`) and of all parameters (buffers excluded).
     pub fn parameter_counts(&self) -> (i64, i64) {
-        let params = freeze::parameter_ptrs(&self.vs);
-        let (mut trainable, mut total) = (0, 0);
-        for t in self.vs.variables().values() {
-            if params.contains(&(t.data_ptr() as usize)) {
-                total += t.numel() as i64;
-                if t.requires_grad() {
-                    trainable += t.numel() as i64;
-                }
-            }
-        }
-        (trainable, total)
+        freeze::parameter_counts(&self.vs)
     }
 }

@@ -373,24 +373,8 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
         memory_format::vars_to_channels_last(&clf.vs)?;
     }
     let groups = param_groups(&clf.vs, &clf.model.stages(), &groups_cfg);
-    let kind = match cfg.train.optimizer.as_str() {
-        "sgd" => OptimizerKind::Sgd {
-            momentum: cfg.train.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        },
-        "adam" => OptimizerKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        "adamw" => OptimizerKind::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        other => anyhow::bail!("train.optimizer: unknown optimiser {other:?} (adamw, adam, sgd)"),
-    };
+    let kind = OptimizerKind::from_name(&cfg.train.optimizer, cfg.train.momentum)
+        .context("train.optimizer")?;
     let mut opt = Optimizer::new(kind, groups, cfg.train.lr);
     let steps = task.steps_per_epoch() as f64;
     let train_cfg = TrainConfig {

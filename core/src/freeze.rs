@@ -95,6 +95,21 @@ pub fn parameter_ptrs(vs: &VarStore) -> std::collections::HashSet<usize> {
         .collect()
 }
 
+/// Numbers of trainable (`requires_grad`) and of all parameters of `vs` (buffers excluded).
+pub fn parameter_counts(vs: &VarStore) -> (i64, i64) {
+    let params = parameter_ptrs(vs);
+    let (mut trainable, mut total) = (0, 0);
+    for t in vs.variables().values() {
+        if params.contains(&(t.data_ptr() as usize)) {
+            total += t.numel() as i64;
+            if t.requires_grad() {
+                trainable += t.numel() as i64;
+            }
+        }
+    }
+    (trainable, total)
+}
+
 /// Freezes every variable matching one of the glob `patterns`; a pattern matching nothing is an
 /// error naming it (a typo must not silently train everything).
 pub fn freeze_patterns(vs: &VarStore, patterns: &[&str], opts: FreezeOptions) -> Result<usize> {

@@ -147,7 +147,7 @@ pub struct TrainSection {
     pub mode: Mode,
     /// Epochs.
     pub epochs: usize,
-    /// `sgd` (with the poly schedule, the DeepLab recipe) or `adamw` (with cosine decay).
+    /// `sgd` (with the poly schedule, the DeepLab recipe), `adamw` or `adam` (with cosine decay).
     pub optimizer: String,
     /// Base learning rate (the decoder's).
     pub lr: f64,

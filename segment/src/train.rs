@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::{device::parse_device, memory_format};
@@ -139,23 +139,6 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// The optimiser a name stands for.
-pub fn optimizer_kind(name: &str, momentum: f64) -> Result<OptimizerKind> {
-    Ok(match name {
-        "sgd" => OptimizerKind::Sgd {
-            momentum,
-            dampening: 0.0,
-            nesterov: false,
-        },
-        "adamw" => OptimizerKind::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        other => bail!("train.optimizer: unknown optimiser {other:?} (sgd, adamw)"),
-    })
-}
-
 /// Trains a segmentation model as `cfg` says, in a new run folder.
 pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> {
     let t0 = Instant::now();
@@ -165,7 +148,9 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
         .loss
         .parse()
         .map_err(|e: String| anyhow::anyhow!("train.loss: {e}"))?;
-    let kind = optimizer_kind(&cfg.train.optimizer, cfg.train.momentum)?;
+    // SGD trains with the poly schedule (DeepLab's recipe), Adam and AdamW with cosine decay.
+    let kind = OptimizerKind::from_name(&cfg.train.optimizer, cfg.train.momentum)
+        .context("train.optimizer")?;
     let splits = splits(&cfg.data)?;
     println!(
         "data: {} classes ({}), {} training pairs, {} validation ({}), masks read as {:?}",

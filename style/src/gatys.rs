@@ -241,11 +241,7 @@ pub fn transfer(
                 lr_scale: 1.0,
                 weight_decay: 0.0,
             };
-            let kind = OptimizerKind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            };
+            let kind = OptimizerKind::from_name("adam", 0.0)?;
             let mut opt = Optimizer::new(kind, vec![group], cfg.lr);
             for _ in 0..cfg.iterations {
                 let _ = evaluate(&mut history)?;

@@ -40,6 +40,35 @@ pub enum OptimizerKind {
     },
 }
 
+impl OptimizerKind {
+    /// `sgd` (with `momentum`, no dampening, no Nesterov), `adam` or `adamw` with PyTorch's
+    /// default betas (0.9, 0.999) and ε 1e-8; another name is an error listing these.
+    pub fn from_name(name: &str, momentum: f64) -> Result<Self> {
+        Ok(match name {
+            "sgd" => OptimizerKind::Sgd {
+                momentum,
+                dampening: 0.0,
+                nesterov: false,
+            },
+            "adam" => OptimizerKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            "adamw" => OptimizerKind::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown optimiser {other:?} (sgd, adam, adamw)"
+                )))
+            }
+        })
+    }
+}
+
 #[derive(Debug)]
 struct ParamState {
     step: i64,

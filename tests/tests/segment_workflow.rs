@@ -186,7 +186,10 @@ fn bad_masks_and_settings_are_named() {
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.train.optimizer = "adamx".into();
     let err = format!("{:#}", train::train(&cfg, &quiet()).unwrap_err());
-    assert!(err.contains("train.optimizer") && err.contains("adamx"), "{err}");
+    assert!(
+        err.contains("train.optimizer") && err.contains("adamx"),
+        "{err}"
+    );
 
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.data.masks = tmp.path().join("nowhere").display().to_string();

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use rand::Rng as _;
 use tch::Tensor;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 use super::classification::files_recursive;
 use super::report::{ScanOptions, ScanReport};
+use super::yaml_file::read_with_root;
 use crate::cache::Cache;
 use crate::decode::{is_image_path, read_rgb, verify_image};
 use crate::error::{Error, Result};
@@ -95,25 +96,9 @@ impl DatasetYaml {
     /// optional `test` (each a path or a list of paths, relative to `path`), `names` as a list or
     /// an `index: name` map, optional `nc` which must agree.
     pub fn read(file: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-        let docs = YamlLoader::load_from_str(&text).map_err(|e| {
-            Error::dataset(
-                file,
-                Some(e.marker().line() + 1),
-                format!("invalid YAML: {e}"),
-            )
-        })?;
-        let doc = docs
-            .first()
-            .ok_or_else(|| Error::dataset(file, None, "empty YAML"))?;
+        let (doc, root) = read_with_root(file)?;
         let bad =
             |key: &str, reason: String| Error::dataset(file, None, format!("`{key}`: {reason}"));
-        let base = file.parent().unwrap_or(Path::new("."));
-        let root = match &doc["path"] {
-            Yaml::String(p) => base.join(p),
-            Yaml::BadValue | Yaml::Null => base.to_path_buf(),
-            other => return Err(bad("path", format!("expected a string, found {other:?}"))),
-        };
         let sources = |key: &str, required: bool| -> Result<Vec<PathBuf>> {
             match &doc[key] {
                 Yaml::String(p) => Ok(vec![root.join(p)]),

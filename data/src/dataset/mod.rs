@@ -7,6 +7,7 @@ pub mod detection;
 pub mod report;
 pub mod segmentation;
 pub mod semantic_yaml;
+mod yaml_file;
 
 pub use classification::{
     csv_list, image_folder, ClassificationBatch, ClassificationData, ClassificationDataset,

@@ -14,9 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 use super::segmentation::ClassRemap;
+use super::yaml_file::read_with_root;
 use crate::error::{Error, Result};
 
 /// An image folder and its mask folder.
@@ -44,25 +45,9 @@ pub struct SemanticYaml {
 impl SemanticYaml {
     /// Reads and resolves `file`; errors name the file and the key.
     pub fn read(file: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-        let docs = YamlLoader::load_from_str(&text).map_err(|e| {
-            Error::dataset(
-                file,
-                Some(e.marker().line() + 1),
-                format!("invalid YAML: {e}"),
-            )
-        })?;
-        let doc = docs
-            .first()
-            .ok_or_else(|| Error::dataset(file, None, "empty YAML"))?;
+        let (doc, root) = read_with_root(file)?;
         let bad =
             |key: &str, reason: String| Error::dataset(file, None, format!("`{key}`: {reason}"));
-        let base = file.parent().unwrap_or(Path::new("."));
-        let root = match &doc["path"] {
-            Yaml::String(p) => base.join(p),
-            Yaml::BadValue | Yaml::Null => base.to_path_buf(),
-            other => return Err(bad("path", format!("expected a string, found {other:?}"))),
-        };
         let split = |key: &str| -> Result<Option<SplitFolders>> {
             let node = &doc[key];
             if matches!(node, Yaml::BadValue | Yaml::Null) {

@@ -11,6 +11,9 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bn_stats import randomise_bn_stats  # noqa: E402
+
 
 def main(out):
     os.makedirs(out, exist_ok=True)
@@ -19,12 +22,7 @@ def main(out):
     m = torchvision.models.segmentation.deeplabv3_resnet50(
         weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
     g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, t in m.state_dict().items():
-            if name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+    randomise_bn_stats(m, g)
     m.eval()
     torch.save(m.state_dict(), os.path.join(out, "weights.pth"))
     x = torch.rand(1, 3, 67, 90, generator=g)

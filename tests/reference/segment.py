@@ -18,6 +18,7 @@ import torchvision
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bn_stats import randomise_bn_stats  # noqa: E402
 from unet import Unet  # noqa: E402
 
 IGNORE = 255
@@ -68,12 +69,7 @@ def main(out):
 
     torch.manual_seed(0)
     m = Unet("resnet34", classes=1)
-    with torch.no_grad():
-        for name, t in m.state_dict().items():
-            if name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+    randomise_bn_stats(m, g)
     m.eval()
     torch.save(m.state_dict(), os.path.join(out, "unet.pth"))
     x = torch.rand(1, 3, 64, 96, generator=g)

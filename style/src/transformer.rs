@@ -5,7 +5,9 @@
 //!
 //! Names follow the PyTorch examples' `TransformerNet` state dict (`conv1.conv2d.weight`,
 //! `in1.weight`, `res1.conv1.conv2d.weight`, `deconv1.conv2d.weight`, …), so its checkpoints
-//! load by name. Images are RGB in [0, 1] in and out.
+//! load by name. Images are RGB in [0, 1] in and out; inside, the network works on the 0–255
+//! scale the PyTorch examples train on, so their checkpoints also give the same pixels (their
+//! first convolution's bias and the output's range depend on that scale).
 
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
@@ -136,7 +138,7 @@ impl TransformerNet {
     /// Stylised images `(N, 3, H', W')` for images `(N, 3, H, W)` in [0, 1]; `H'`, `W'` equal
     /// `H`, `W` when they are multiples of 4.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = x.shallow_clone();
+        let mut y = x * 255.0;
         for (conv, norm) in &self.down {
             y = norm.forward(&conv.forward(&y)).relu();
         }
@@ -146,7 +148,7 @@ impl TransformerNet {
         for (conv, norm) in &self.up {
             y = norm.forward(&conv.forward(&y)).relu();
         }
-        self.out.forward(&y)
+        self.out.forward(&y) / 255.0
     }
 }
 

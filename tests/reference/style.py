@@ -5,7 +5,11 @@
   normalisation applied first, as style transfer does) every trunk activation named
   conv{b}_{i} / relu{b}_{i} / pool{b};
 - Gram matrices (F·Fᵀ / (C·H·W)), content and style MSE losses and total variation on seeded
-  tensors.
+  tensors;
+- the PyTorch examples' TransformerNet (random init, seed 2, instance-norm scales and shifts
+  randomised so they matter, output layer scaled to a trained network's 0–255 range), its state
+  dict saved with torch.save, and its output for an image in [0, 1] passed on the examples'
+  0–255 scale.
 
     python style.py OUT_DIR
 """
@@ -15,6 +19,8 @@ import sys
 import torch
 import torchvision
 from safetensors.torch import save_file
+
+from transformer_net import TransformerNet
 
 
 def main(out):
@@ -58,6 +64,21 @@ def main(out):
                "content": torch.nn.functional.mse_loss(f, target).reshape(1),
                "style": torch.nn.functional.mse_loss(gram, tgram).reshape(1),
                "tv": tv.reshape(1)}, os.path.join(out, "losses.safetensors"))
+
+    torch.manual_seed(2)
+    net = TransformerNet().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+        # A trained network's output spans 0–255; a fresh one's is ~1, too small to compare.
+        net.deconv3.conv2d.weight.mul_(100)
+        torch.save(net.state_dict(), os.path.join(out, "transformer.pth"))
+        image = torch.rand(1, 3, 36, 44, generator=g)
+        stylised = net(image * 255) / 255
+    save_file({"image": image, "stylised": stylised},
+              os.path.join(out, "transformer.safetensors"))
     print("activations", len(acts) - 1)
 
 

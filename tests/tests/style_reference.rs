@@ -1,10 +1,12 @@
 //! Style transfer against PyTorch (tests/reference/style.py): torchvision's vgg19 (random init)
 //! loads by name and every named trunk activation matches within 1e-4; the Gram matrix and the
-//! content, style and total-variation losses equal PyTorch's.
+//! content, style and total-variation losses equal PyTorch's; the PyTorch examples'
+//! TransformerNet checkpoint loads and gives the same image.
 
 use std::path::Path;
 
 use ferrovis_core::checkpoint;
+use ferrovis_style::fast::load_transformer;
 use ferrovis_style::features::FeatureNet;
 use ferrovis_style::loss::{content_loss, gram, style_loss, tv_loss};
 use ferrovis_tests::run_reference;
@@ -62,4 +64,16 @@ fn vgg19_activations_and_losses_match_pytorch() {
             "{name}: {o} vs {e}"
         );
     }
+
+    // Johnson's network from a PyTorch state dict: same pixels, on our [0, 1] scale.
+    let (_vs, net) = load_transformer(&dir.join("transformer.pth"), Device::Cpu).unwrap();
+    let t = checkpoint::read(dir.join("transformer.safetensors")).unwrap();
+    let ours = tch::no_grad(|| net.forward(t.get("image").unwrap()));
+    let theirs = t.get("stylised").unwrap();
+    assert_eq!(ours.size(), theirs.size());
+    let scale = theirs.abs().max().double_value(&[]);
+    let d = (&ours - theirs).abs().max().double_value(&[]);
+    println!("transformer: max |Δ| {d:.3e} (outputs up to {scale:.3})");
+    assert!(scale > 0.05, "the reference output is degenerate: {scale}");
+    assert!(d <= 1e-4 * scale.max(1.0), "{d:e}");
 }

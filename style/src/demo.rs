@@ -77,10 +77,7 @@ fn gatys_demo(
     styles: &[(Tensor, f64)],
     args: &DemoArgs,
 ) -> Result<()> {
-    let (content_layers, style_layers) = net.default_layers();
     let cfg = GatysConfig {
-        content_layers,
-        style_layers,
         iterations: args.iterations,
         frames: None,
         ..Default::default()

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::features::FeatureNet;
 use crate::image;
-use crate::loss::{content_loss, gram, style_loss, tv_loss};
+use crate::loss::{gram, PerceptualLoss};
 use crate::transformer::TransformerNet;
 
 /// Settings of `train-fast`.
@@ -39,16 +39,8 @@ pub struct FastConfig {
     pub epochs: usize,
     /// Adam's learning rate.
     pub lr: f64,
-    /// Content layers (empty: the network's default).
-    pub content_layers: Vec<String>,
-    /// Style layers (empty: the network's default).
-    pub style_layers: Vec<String>,
-    /// Weight of the content term.
-    pub content_weight: f64,
-    /// Weight of the style term.
-    pub style_weight: f64,
-    /// Weight of total variation.
-    pub tv_weight: f64,
+    /// Layers and weights of the perceptual loss.
+    pub loss: PerceptualLoss,
     /// Seed.
     pub seed: u64,
     /// Where runs go.
@@ -88,9 +80,7 @@ pub struct FastTask<'a> {
     fnet: &'a FeatureNet,
     images: Tensor,
     style_grams: Vec<Tensor>,
-    content_layers: Vec<String>,
-    style_layers: Vec<String>,
-    weights: (f64, f64, f64),
+    loss: PerceptualLoss,
     batch_size: usize,
     order: Option<Tensor>,
     device: Device,
@@ -99,31 +89,15 @@ pub struct FastTask<'a> {
 impl FastTask<'_> {
     /// The perceptual loss of a batch of content images `(N, 3, H, W)` in [0, 1].
     pub fn loss(&self, x: &Tensor) -> ferrovis_core::Result<Tensor> {
-        let (cw, sw, tw) = self.weights;
+        let invalid = |e: anyhow::Error| ferrovis_core::Error::Invalid(format!("{e:#}"));
         let y = self.net.forward(x);
-        let targets = tch::no_grad(|| self.fnet.activations(x, &self.content_layers))
-            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
-        let mut wanted = self.content_layers.clone();
-        wanted.extend(self.style_layers.iter().cloned());
-        let feats = self
-            .fnet
-            .activations(&y, &wanted)
-            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
-        let n = self.content_layers.len();
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let mut c = zero();
-        for (f, t) in feats[..n].iter().zip(&targets) {
-            c += content_loss(f, t);
-        }
-        let mut s = zero();
-        for (f, g) in feats[n..].iter().zip(&self.style_grams) {
-            s += style_loss(f, &g.expand([f.size()[0], -1, -1], false));
-        }
-        let mut total = c * cw + s * sw;
-        if tw > 0.0 {
-            total += tv_loss(&y) * tw;
-        }
-        Ok(total)
+        let targets = tch::no_grad(|| self.fnet.activations(x, &self.loss.content_layers))
+            .map_err(invalid)?;
+        let terms = self
+            .loss
+            .terms(self.fnet, &y, &targets, &self.style_grams)
+            .map_err(invalid)?;
+        Ok(terms.total())
     }
 }
 
@@ -164,22 +138,10 @@ impl TrainTask for FastTask<'_> {
 /// Trains a transformation network; returns the run folder.
 pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Result<PathBuf> {
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
-    let (dc, ds) = fnet.default_layers();
-    let content_layers = if cfg.content_layers.is_empty() {
-        dc
-    } else {
-        cfg.content_layers.clone()
-    };
-    let style_layers = if cfg.style_layers.is_empty() {
-        ds
-    } else {
-        cfg.style_layers.clone()
-    };
-    fnet.check_layers(&content_layers)?;
-    fnet.check_layers(&style_layers)?;
+    let loss = cfg.loss.resolved(&fnet)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
     let style = image::load(&cfg.style, cfg.size, device)?;
-    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &style_layers))?
+    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
         .iter()
         .map(gram)
         .collect();
@@ -189,8 +151,8 @@ pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Res
         cfg.size,
         cfg.style.display(),
         fnet.name,
-        content_layers.join(","),
-        style_layers.join(",")
+        loss.content_layers.join(","),
+        loss.style_layers.join(",")
     );
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
@@ -201,9 +163,7 @@ pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Res
         fnet: &fnet,
         images,
         style_grams,
-        content_layers,
-        style_layers,
-        weights: (cfg.content_weight, cfg.style_weight, cfg.tv_weight),
+        loss,
         batch_size: cfg.batch_size.max(1),
         order: None,
         device,

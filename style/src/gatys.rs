@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 
 use crate::features::FeatureNet;
 use crate::image;
-use crate::loss::{content_loss, gram, style_loss, tv_loss};
+use crate::loss::{gram, PerceptualLoss};
 
 /// Where the optimisation starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -34,16 +34,8 @@ pub enum Method {
 /// Settings of one transfer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatysConfig {
-    /// Layers whose activations carry the content.
-    pub content_layers: Vec<String>,
-    /// Layers whose Gram matrices carry the style.
-    pub style_layers: Vec<String>,
-    /// Weight of the content term.
-    pub content_weight: f64,
-    /// Weight of the style term (summed over the style layers).
-    pub style_weight: f64,
-    /// Weight of the total-variation term.
-    pub tv_weight: f64,
+    /// Layers and weights of the loss.
+    pub loss: PerceptualLoss,
     /// Start image.
     pub init: Init,
     /// Optimiser.
@@ -65,11 +57,7 @@ pub struct GatysConfig {
 impl Default for GatysConfig {
     fn default() -> Self {
         GatysConfig {
-            content_layers: Vec::new(),
-            style_layers: Vec::new(),
-            content_weight: 1.0,
-            style_weight: 1e6,
-            tv_weight: 0.0,
+            loss: PerceptualLoss::default(),
             init: Init::Content,
             method: Method::Lbfgs,
             iterations: 300,
@@ -115,21 +103,20 @@ pub fn transfer(
     if styles.is_empty() {
         bail!("at least one style image is needed");
     }
-    net.check_layers(&cfg.content_layers)?;
-    net.check_layers(&cfg.style_layers)?;
+    let loss = cfg.loss.resolved(net)?;
     let weight_sum: f64 = styles.iter().map(|(_, w)| w).sum();
     if weight_sum <= 0.0 {
         bail!("style weights must add up to more than 0");
     }
     // Targets: content activations and the weighted mean of the styles' Gram matrices.
     let content_targets: Vec<Tensor> =
-        tch::no_grad(|| net.activations(content, &cfg.content_layers))?
+        tch::no_grad(|| net.activations(content, &loss.content_layers))?
             .into_iter()
             .map(|t| t.detach())
             .collect();
     let mut style_targets: Vec<Tensor> = Vec::new();
     for (img, w) in styles {
-        let feats = tch::no_grad(|| net.activations(img, &cfg.style_layers))?;
+        let feats = tch::no_grad(|| net.activations(img, &loss.style_layers))?;
         for (i, f) in feats.iter().enumerate() {
             let g = gram(f) * (w / weight_sum);
             if i < style_targets.len() {
@@ -139,10 +126,6 @@ pub fn transfer(
             }
         }
     }
-    let mut wanted = cfg.content_layers.clone();
-    wanted.extend(cfg.style_layers.iter().cloned());
-    let n_content = cfg.content_layers.len();
-
     let x = match cfg.init {
         Init::Content => content.detach().copy(),
         Init::Noise => {
@@ -161,30 +144,14 @@ pub fn transfer(
         if g.defined() {
             let _ = g.zero_();
         }
-        let feats = net.activations(&x, &wanted)?;
-        let zero = || Tensor::zeros([], (Kind::Float, x.device()));
-        let mut c = zero();
-        for (f, t) in feats[..n_content].iter().zip(&content_targets) {
-            c += content_loss(f, t);
-        }
-        let mut s = zero();
-        for (f, t) in feats[n_content..].iter().zip(&style_targets) {
-            s += style_loss(f, t);
-        }
-        let c = c * cfg.content_weight;
-        let s = s * cfg.style_weight;
-        let tv = if cfg.tv_weight > 0.0 {
-            tv_loss(&x) * cfg.tv_weight
-        } else {
-            zero()
-        };
-        let total = &c + &s + &tv;
+        let weighted = loss.terms(net, &x, &content_targets, &style_targets)?;
+        let total = weighted.total();
         total.backward();
         let terms = LossTerms {
             evaluation: history.len() + 1,
-            content: c.double_value(&[]),
-            style: s.double_value(&[]),
-            tv: tv.double_value(&[]),
+            content: weighted.content.double_value(&[]),
+            style: weighted.style.double_value(&[]),
+            tv: weighted.tv.double_value(&[]),
             total: total.double_value(&[]),
         };
         if cfg.log_every > 0 && (terms.evaluation == 1 || terms.evaluation % cfg.log_every == 0) {

@@ -26,6 +26,7 @@ use tch::{Device, Tensor};
 use crate::arbitrary::{AutoEncoder, Transform};
 use crate::features::{FeatureNet, VGG19_HINT};
 use crate::gatys::{GatysConfig, Init, Method};
+use crate::loss::PerceptualLoss;
 
 /// Command line of the `style` binary.
 #[derive(Debug, Parser)]
@@ -92,21 +93,9 @@ pub struct TransferArgs {
     /// (default: $FERROVIS_VGG).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Content layers, comma-separated (default: conv4_2; conv3_1 with vgg_r31).
-    #[arg(long, value_delimiter = ',')]
-    pub content_layers: Vec<String>,
-    /// Style layers, comma-separated (default: conv1_1,…,conv5_1; up to conv3_1 with vgg_r31).
-    #[arg(long, value_delimiter = ',')]
-    pub style_layers: Vec<String>,
-    /// Weight of the content loss.
-    #[arg(long, default_value_t = 1.0)]
-    pub content_factor: f64,
-    /// Weight of the style loss.
-    #[arg(long, default_value_t = 1e6)]
-    pub style_factor: f64,
-    /// Weight of the total-variation loss.
-    #[arg(long, default_value_t = 0.0)]
-    pub tv_factor: f64,
+    /// The loss.
+    #[command(flatten)]
+    pub loss: LossArgs,
     /// Start from the content image or from noise.
     #[arg(long, value_enum, default_value = "content")]
     pub init: Init,
@@ -125,6 +114,39 @@ pub struct TransferArgs {
     /// Every this many evaluations.
     #[arg(long, default_value_t = 50)]
     pub frame_every: usize,
+}
+
+/// The perceptual loss's layers and weights: shared by `transfer` and `train-fast`.
+#[derive(Debug, Args)]
+pub struct LossArgs {
+    /// Content layers, comma-separated (default: conv4_2; conv3_1 with vgg_r31).
+    #[arg(long, value_delimiter = ',')]
+    pub content_layers: Vec<String>,
+    /// Style layers, comma-separated (default: conv1_1,…,conv5_1; up to conv3_1 with vgg_r31).
+    #[arg(long, value_delimiter = ',')]
+    pub style_layers: Vec<String>,
+    /// Weight of the content loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub content_factor: f64,
+    /// Weight of the style loss.
+    #[arg(long, default_value_t = 1e5)]
+    pub style_factor: f64,
+    /// Weight of the total-variation loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub tv_factor: f64,
+}
+
+impl LossArgs {
+    /// The settings these options give.
+    pub fn to_loss(&self) -> PerceptualLoss {
+        PerceptualLoss {
+            content_layers: self.content_layers.clone(),
+            style_layers: self.style_layers.clone(),
+            content_weight: self.content_factor,
+            style_weight: self.style_factor,
+            tv_weight: self.tv_factor,
+        }
+    }
 }
 
 /// `style adain` / `style wct` options.
@@ -171,15 +193,9 @@ pub struct TrainFastArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Weight of the content loss.
-    #[arg(long, default_value_t = 1.0)]
-    pub content_factor: f64,
-    /// Weight of the style loss.
-    #[arg(long, default_value_t = 1e5)]
-    pub style_factor: f64,
-    /// Weight of total variation.
-    #[arg(long, default_value_t = 0.0)]
-    pub tv_factor: f64,
+    /// The loss.
+    #[command(flatten)]
+    pub loss: LossArgs,
     /// Where runs go.
     #[arg(long, default_value = "runs/style")]
     pub project: PathBuf,
@@ -278,21 +294,8 @@ pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
     let device = parse_device(&args.images.device)?;
     let net = FeatureNet::load(&vgg_path(&args.weights)?, device)?;
     let (content, styles) = load_images(&args.images, device)?;
-    let (default_content, default_style) = net.default_layers();
     let cfg = GatysConfig {
-        content_layers: if args.content_layers.is_empty() {
-            default_content
-        } else {
-            args.content_layers.clone()
-        },
-        style_layers: if args.style_layers.is_empty() {
-            default_style
-        } else {
-            args.style_layers.clone()
-        },
-        content_weight: args.content_factor,
-        style_weight: args.style_factor,
-        tv_weight: args.tv_factor,
+        loss: args.loss.to_loss().resolved(&net)?,
         init: args.init,
         method: args.optimizer,
         iterations: args.iterations,
@@ -305,8 +308,8 @@ pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
     println!(
         "{}: content {} style {} ({:?}, {} evaluations)",
         net.name,
-        cfg.content_layers.join(","),
-        cfg.style_layers.join(","),
+        cfg.loss.content_layers.join(","),
+        cfg.loss.style_layers.join(","),
         cfg.method,
         cfg.iterations
     );
@@ -360,11 +363,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 batch_size: a.batch_size,
                 epochs: a.epochs,
                 lr: a.lr,
-                content_layers: Vec::new(),
-                style_layers: Vec::new(),
-                content_weight: a.content_factor,
-                style_weight: a.style_factor,
-                tv_weight: a.tv_factor,
+                loss: a.loss.to_loss(),
                 seed: 0,
                 project: a.project.clone(),
                 name: a.name.clone(),

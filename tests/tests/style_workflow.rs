@@ -12,6 +12,7 @@ use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_style::fast::{self, FastConfig};
 use ferrovis_style::features::FeatureNet;
 use ferrovis_style::gatys::{self, GatysConfig, Method};
+use ferrovis_style::loss::PerceptualLoss;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -50,11 +51,13 @@ fn train_fast_step_stylize_and_gatys() {
         batch_size: 4,
         epochs: 1,
         lr: 1e-3,
-        content_layers: vec!["relu2_1".into()],
-        style_layers: vec!["relu1_1".into(), "relu2_1".into()],
-        content_weight: 1.0,
-        style_weight: 1e3,
-        tv_weight: 1e-3,
+        loss: PerceptualLoss {
+            content_layers: vec!["relu2_1".into()],
+            style_layers: vec!["relu1_1".into(), "relu2_1".into()],
+            content_weight: 1.0,
+            style_weight: 1e3,
+            tv_weight: 1e-3,
+        },
         seed: 0,
         project: tmp.path().join("runs"),
         name: "fast".into(),
@@ -85,8 +88,12 @@ fn train_fast_step_stylize_and_gatys() {
     let content = Tensor::rand([1, 3, 32, 32], (Kind::Float, Device::Cpu));
     let style_img = Tensor::rand([1, 3, 32, 32], (Kind::Float, Device::Cpu));
     let gcfg = GatysConfig {
-        content_layers: vec!["conv2_1".into()],
-        style_layers: vec!["conv1_1".into(), "conv2_1".into()],
+        loss: PerceptualLoss {
+            content_layers: vec!["conv2_1".into()],
+            style_layers: vec!["conv1_1".into(), "conv2_1".into()],
+            style_weight: 1e6,
+            ..Default::default()
+        },
         method: Method::Adam,
         iterations: 20,
         lr: 0.05,

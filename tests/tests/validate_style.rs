@@ -81,7 +81,6 @@ fn validate_style_r31_wct_adain_gatys() {
     );
 
     let net = FeatureNet::load(&weights.join("vgg_r31.pth"), Device::Cpu).unwrap();
-    let (content_layers, style_layers) = net.default_layers();
     let content = image::load(&chelsea_path, 256, Device::Cpu).unwrap();
     let style = image::load(
         &shared.join("datasets/images/style/starry_night.jpg"),
@@ -90,8 +89,6 @@ fn validate_style_r31_wct_adain_gatys() {
     )
     .unwrap();
     let cfg = GatysConfig {
-        content_layers,
-        style_layers,
         iterations: 100,
         log_every: 25,
         ..Default::default()

@@ -15,10 +15,10 @@ use ferrovis_data::transform::{center_crop, resize_shorter, Filter};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::features::FeatureNet;
+use crate::features::{DefaultLayers, FeatureNet};
 use crate::image;
 use crate::loss::{gram, PerceptualLoss};
-use crate::transformer::TransformerNet;
+use crate::transformer::{TransformerNet, OUTPUT_LAYER, OUTPUT_LR_SCALE};
 
 /// Settings of `train-fast`.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ impl TrainTask for FastTask<'_> {
 /// Trains a transformation network; returns the run folder.
 pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Result<PathBuf> {
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
-    let loss = cfg.loss.resolved(&fnet)?;
+    let loss = cfg.loss.resolved(&fnet, DefaultLayers::Johnson)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
     let style = image::load(&cfg.style, cfg.size, device)?;
     let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
@@ -168,15 +168,25 @@ pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Res
         order: None,
         device,
     };
-    let params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    let group = ParamGroup {
-        name: "transformer".into(),
+    let (output, body): (Vec<_>, Vec<_>) = vs
+        .variables()
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(&format!("{OUTPUT_LAYER}.")));
+    let group = |name: &str, params, lr_scale| ParamGroup {
+        name: name.into(),
         params,
-        lr_scale: 1.0,
+        lr_scale,
         weight_decay: 0.0,
     };
     let kind = OptimizerKind::from_name("adam", 0.0)?;
-    let mut opt = Optimizer::new(kind, vec![group], cfg.lr);
+    let mut opt = Optimizer::new(
+        kind,
+        vec![
+            group("transformer", body, 1.0),
+            group("output", output, OUTPUT_LR_SCALE),
+        ],
+        cfg.lr,
+    );
     let train_cfg = TrainConfig {
         epochs: cfg.epochs,
         lr: cfg.lr,

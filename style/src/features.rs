@@ -151,16 +151,83 @@ impl FeatureNet {
         })
     }
 
-    /// The default layers: content conv4_2 and style conv1_1 … conv5_1 (Gatys et al.) for a full
-    /// VGG; content conv3_1 and style conv1_1, conv2_1, conv3_1 for the relu3_1 encoder.
-    pub fn default_layers(&self) -> (Vec<String>, Vec<String>) {
+    /// The layers a method uses unless told otherwise, `(content, style)`.
+    ///
+    /// [`DefaultLayers::Gatys`]: content conv4_2 and style conv1_1 … conv5_1 on a full VGG (the
+    /// paper's and the PyTorch tutorial's choice); content conv3_1 and style conv1_1, conv2_1,
+    /// conv3_1 on the relu3_1 encoder.
+    ///
+    /// [`DefaultLayers::Johnson`]: content at the last ReLU of block 2 and style at the last ReLU
+    /// of blocks 1–4 (VGG16: relu2_2; relu1_2, relu2_2, relu3_3, relu4_3, as in the paper;
+    /// VGG19: relu3_4, relu4_4; the relu3_1 encoder stops at relu3_1). The shallow content
+    /// layer keeps the picture a network must reproduce from every photo.
+    pub fn default_layers(&self, which: DefaultLayers) -> (Vec<String>, Vec<String>) {
         let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        match self.net {
-            Net::Vgg(_) => (
+        match (which, &self.net) {
+            (DefaultLayers::Gatys, Net::Vgg(_)) => (
                 v(&["conv4_2"]),
                 v(&["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]),
             ),
-            Net::R31(_) => (v(&["conv3_1"]), v(&["conv1_1", "conv2_1", "conv3_1"])),
+            (DefaultLayers::Gatys, Net::R31(_)) => {
+                (v(&["conv3_1"]), v(&["conv1_1", "conv2_1", "conv3_1"]))
+            }
+            (DefaultLayers::Johnson, _) => {
+                let names = self.layer_names();
+                let last_relu = |block: usize| {
+                    let prefix = format!("relu{block}_");
+                    names.iter().rev().find(|n| n.starts_with(&prefix)).cloned()
+                };
+                (
+                    last_relu(2).into_iter().collect(),
+                    (1..=4).filter_map(last_relu).collect(),
+                )
+            }
         }
+    }
+}
+
+/// Which method's layer choice [`FeatureNet::default_layers`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultLayers {
+    /// Optimisation (Gatys et al.).
+    Gatys,
+    /// Feed-forward training (Johnson et al.).
+    Johnson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(name: &str) -> FeatureNet {
+        let vs = VarStore::new(Device::Cpu);
+        let cfg = VggConfig::by_name(name).expect("a torchvision VGG");
+        let vgg = Vgg::new(&vs.root(), &cfg, &BackboneOptions::classes(0));
+        FeatureNet::from_vgg(vs, vgg, name)
+    }
+
+    #[test]
+    fn johnson_layers_are_the_last_relu_of_each_block() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The paper's VGG16 choice.
+        assert_eq!(
+            random("vgg16").default_layers(DefaultLayers::Johnson),
+            (
+                v(&["relu2_2"]),
+                v(&["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+            )
+        );
+        assert_eq!(
+            random("vgg19").default_layers(DefaultLayers::Johnson).1,
+            v(&["relu1_2", "relu2_2", "relu3_4", "relu4_4"])
+        );
+        assert_eq!(
+            random("vgg11").default_layers(DefaultLayers::Johnson).1,
+            v(&["relu1_1", "relu2_1", "relu3_2", "relu4_2"])
+        );
+        assert_eq!(
+            random("vgg19").default_layers(DefaultLayers::Gatys).0,
+            v(&["conv4_2"])
+        );
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use ferrovis_core::optim::{Lbfgs, LbfgsConfig, Optimizer, OptimizerKind, ParamGroup};
 use tch::{Kind, Tensor};
 
-use crate::features::FeatureNet;
+use crate::features::{DefaultLayers, FeatureNet};
 use crate::image;
 use crate::loss::{gram, PerceptualLoss};
 
@@ -103,7 +103,7 @@ pub fn transfer(
     if styles.is_empty() {
         bail!("at least one style image is needed");
     }
-    let loss = cfg.loss.resolved(net)?;
+    let loss = cfg.loss.resolved(net, DefaultLayers::Gatys)?;
     let weight_sum: f64 = styles.iter().map(|(_, w)| w).sum();
     if weight_sum <= 0.0 {
         bail!("style weights must add up to more than 0");

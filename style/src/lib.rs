@@ -24,7 +24,7 @@ use ferrovis_core::device::parse_device;
 use tch::{Device, Tensor};
 
 use crate::arbitrary::{AutoEncoder, Transform};
-use crate::features::{FeatureNet, VGG19_HINT};
+use crate::features::{DefaultLayers, FeatureNet, VGG19_HINT};
 use crate::gatys::{GatysConfig, Init, Method};
 use crate::loss::PerceptualLoss;
 
@@ -119,10 +119,12 @@ pub struct TransferArgs {
 /// The perceptual loss's layers and weights: shared by `transfer` and `train-fast`.
 #[derive(Debug, Args)]
 pub struct LossArgs {
-    /// Content layers, comma-separated (default: conv4_2; conv3_1 with vgg_r31).
+    /// Content layers, comma-separated (default: transfer conv4_2, conv3_1 with vgg_r31;
+    /// train-fast relu2_2).
     #[arg(long, value_delimiter = ',')]
     pub content_layers: Vec<String>,
-    /// Style layers, comma-separated (default: conv1_1,…,conv5_1; up to conv3_1 with vgg_r31).
+    /// Style layers, comma-separated (default: transfer conv1_1,…,conv5_1, up to conv3_1 with
+    /// vgg_r31; train-fast the last ReLU of blocks 1–4, e.g. relu1_2,relu2_2,relu3_3,relu4_3).
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Vec<String>,
     /// Weight of the content loss.
@@ -295,7 +297,7 @@ pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
     let net = FeatureNet::load(&vgg_path(&args.weights)?, device)?;
     let (content, styles) = load_images(&args.images, device)?;
     let cfg = GatysConfig {
-        loss: args.loss.to_loss().resolved(&net)?,
+        loss: args.loss.to_loss().resolved(&net, DefaultLayers::Gatys)?,
         init: args.init,
         method: args.optimizer,
         iterations: args.iterations,

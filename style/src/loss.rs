@@ -4,16 +4,17 @@
 use anyhow::Result;
 use tch::{Kind, Reduction, Tensor};
 
-use crate::features::FeatureNet;
+use crate::features::{DefaultLayers, FeatureNet};
 
 /// Which layers the perceptual loss compares and how its terms are weighted; Gatys'
 /// optimisation and the fast network's training share it, so one setting means the same in
 /// both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerceptualLoss {
-    /// Layers whose activations carry the content (empty: the network's default).
+    /// Layers whose activations carry the content (empty: the method's default, see
+    /// [`FeatureNet::default_layers`]).
     pub content_layers: Vec<String>,
-    /// Layers whose Gram matrices carry the style (empty: the network's default).
+    /// Layers whose Gram matrices carry the style (empty: the method's default).
     pub style_layers: Vec<String>,
     /// Weight of the content term.
     pub content_weight: f64,
@@ -58,10 +59,10 @@ impl WeightedTerms {
 }
 
 impl PerceptualLoss {
-    /// These settings with empty layer lists replaced by `net`'s defaults; every layer is
-    /// checked to exist in `net`.
-    pub fn resolved(&self, net: &FeatureNet) -> Result<Self> {
-        let (content, style) = net.default_layers();
+    /// These settings with empty layer lists replaced by `net`'s defaults for a method; every
+    /// layer is checked to exist in `net`.
+    pub fn resolved(&self, net: &FeatureNet, defaults: DefaultLayers) -> Result<Self> {
+        let (content, style) = net.default_layers(defaults);
         let mut out = self.clone();
         if out.content_layers.is_empty() {
             out.content_layers = content;

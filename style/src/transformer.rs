@@ -100,6 +100,14 @@ impl ResidualBlock {
     }
 }
 
+/// The VarStore prefix of the output convolution.
+pub const OUTPUT_LAYER: &str = "deconv3";
+
+/// Learning-rate factor for the output convolution: its weights act on the 0–255 scale, so
+/// this makes Adam's steps the size they would be on a [0, 1] scale (the rest of the network
+/// sits behind instance normalisation, where the pixel scale does not matter).
+pub const OUTPUT_LR_SCALE: f64 = 255.0;
+
 /// The transformation network.
 #[derive(Debug)]
 pub struct TransformerNet {
@@ -131,8 +139,23 @@ impl TransformerNet {
                 pair("deconv1", "in4", 128, 64, 3, 1, Some(2)),
                 pair("deconv2", "in5", 64, 32, 3, 1, Some(2)),
             ],
-            out: ConvLayer::new(&(p / "deconv3"), 32, 3, 9, 1, None),
+            out: Self::output_layer(p),
         }
+    }
+
+    /// The last convolution, initialised so that a fresh network's output on the 0–255 scale
+    /// is what the default initialisation gives on a [0, 1] scale, around mid-grey: from the
+    /// default (output ≈ 0, black) Adam needs hundreds of steps just to grow the output's
+    /// range. Train it with [`OUTPUT_LR_SCALE`] for the same reason.
+    fn output_layer(p: &Path) -> ConvLayer {
+        let out = ConvLayer::new(&(p / OUTPUT_LAYER), 32, 3, 9, 1, None);
+        tch::no_grad(|| {
+            let _ = out.conv.ws.shallow_clone().g_mul_scalar_(255.0);
+            if let Some(b) = &out.conv.bs {
+                let _ = b.shallow_clone().g_mul_scalar_(255.0).g_add_scalar_(127.5);
+            }
+        });
+        out
     }
 
     /// Stylised images `(N, 3, H', W')` for images `(N, 3, H, W)` in [0, 1]; `H'`, `W'` equal

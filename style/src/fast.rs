@@ -135,8 +135,15 @@ impl TrainTask for FastTask<'_> {
     }
 }
 
-/// Trains a transformation network; returns the run folder.
-pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Result<PathBuf> {
+/// Trains a transformation network in a new run folder, or continues the run in `resume` from
+/// its last checkpoint (up to `cfg.epochs` in all, which may be more than it first had); returns
+/// the run folder.
+pub fn train_fast(
+    cfg: &FastConfig,
+    device: Device,
+    resume: Option<&Path>,
+    control: &RunControl,
+) -> Result<PathBuf> {
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
     let loss = cfg.loss.resolved(&fnet, DefaultLayers::Johnson)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
@@ -157,7 +164,18 @@ pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Res
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
-    let run = new_run_dir(&cfg.project, &cfg.name);
+    let run = match resume {
+        Some(dir) if dir.join("checkpoint.safetensors").is_file() => dir.to_path_buf(),
+        Some(dir) => bail!(
+            "{}: no checkpoint.safetensors to resume from",
+            dir.display()
+        ),
+        None => new_run_dir(&cfg.project, &cfg.name),
+    };
+    let control = RunControl {
+        resume: resume.is_some(),
+        ..control.clone()
+    };
     let mut task = FastTask {
         net: &net,
         fnet: &fnet,
@@ -206,7 +224,7 @@ pub fn train_fast(cfg: &FastConfig, device: Device, control: &RunControl) -> Res
         seed: cfg.seed,
         amp: false,
     };
-    fit(&vs, &mut task, &mut opt, &train_cfg, &run, control)?;
+    fit(&vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
     Ok(run)
 }
 

@@ -198,6 +198,10 @@ pub struct TrainFastArgs {
     /// The loss.
     #[command(flatten)]
     pub loss: LossArgs,
+    /// Continue the run in this folder from its last checkpoint, up to --epochs in all (give
+    /// the same style, images and loss settings).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Where runs go.
     #[arg(long, default_value = "runs/style")]
     pub project: PathBuf,
@@ -374,7 +378,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 stop: Some(ferrovis_core::engine::ctrl_c_flag()?),
                 ..Default::default()
             };
-            let run = fast::train_fast(&cfg, device, &control)?;
+            let run = fast::train_fast(&cfg, device, a.resume.as_deref(), &control)?;
             println!("run folder: {}", run.display());
         }
         Command::Stylize(a) => {

@@ -66,9 +66,28 @@ fn train_fast_step_stylize_and_gatys() {
         quiet: true,
         ..Default::default()
     };
-    let run = fast::train_fast(&cfg, Device::Cpu, &quiet).unwrap();
+    let run = fast::train_fast(&cfg, Device::Cpu, None, &quiet).unwrap();
     let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
+    // Continuing the run to two epochs adds one row to the same folder.
+    let longer = FastConfig {
+        epochs: 2,
+        ..cfg.clone()
+    };
+    let again = fast::train_fast(&longer, Device::Cpu, Some(&run), &quiet).unwrap();
+    assert_eq!(again, run);
+    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().nth(2).unwrap().starts_with("2,"), "{csv}");
+    let missing = tmp.path().join("no-run");
+    let err = format!(
+        "{:#}",
+        fast::train_fast(&cfg, Device::Cpu, Some(&missing), &quiet).unwrap_err()
+    );
+    assert!(
+        err.contains("no-run") && err.contains("checkpoint"),
+        "{err}"
+    );
     let (_vs, net) = fast::load_transformer(&run, Device::Cpu).unwrap();
     let x = Tensor::rand([1, 3, 40, 52], (Kind::Float, Device::Cpu));
     let y = tch::no_grad(|| net.forward(&x));

@@ -25,6 +25,8 @@ struct Regression {
     val_y: Tensor,
     nan_at_epoch: Option<usize>,
     constant_metric: bool,
+    /// Reports one more metric (as a task changed between a run and its resume would).
+    extra_metric: bool,
 
     /// Simulates Ctrl-C: sets `stop` when this (epoch, step) runs.
     interrupt_at: Option<(usize, usize)>,
@@ -42,6 +44,7 @@ impl Regression {
             val_x,
             nan_at_epoch: None,
             constant_metric: false,
+            extra_metric: false,
 
             interrupt_at: None,
             stop: Some(Arc::new(AtomicBool::new(false))),
@@ -86,7 +89,11 @@ impl TrainTask for Regression {
         } else {
             loss.double_value(&[])
         };
-        Ok(vec![("val_loss".into(), v)])
+        let mut metrics = vec![("val_loss".into(), v)];
+        if self.extra_metric {
+            metrics.push(("val_extra".into(), 2.0 * v));
+        }
+        Ok(metrics)
     }
 }
 
@@ -215,6 +222,23 @@ fn resume_after_a_kill_is_bit_identical() {
             .collect()
     };
     assert_eq!(strip(a.path()), strip(b.path()));
+}
+
+#[test]
+fn resuming_with_other_metrics_is_refused_before_results_csv_misaligns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(2);
+    let (_, first) = run(tmp.path(), 0, &cfg, false, Some(1), |_| {});
+    first.unwrap();
+    let before = std::fs::read_to_string(tmp.path().join("results.csv")).unwrap();
+    let (_, again) = run(tmp.path(), 0, &cfg, true, None, |t| t.extra_metric = true);
+    let err = again.unwrap_err().to_string();
+    assert!(
+        err.contains("results.csv") && err.contains("val_extra"),
+        "{err}"
+    );
+    let after = std::fs::read_to_string(tmp.path().join("results.csv")).unwrap();
+    assert_eq!(before, after);
 }
 
 #[test]

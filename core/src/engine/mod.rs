@@ -493,8 +493,18 @@ fn append_results(
         .chain(metrics.iter().map(|(n, _)| n.clone()))
         .chain(["lr".to_string(), "seconds".to_string()])
         .collect();
-    if text.is_empty() {
-        text = names.join(",") + "\n";
+    let header = names.join(",");
+    match text.lines().next() {
+        None => text = header + "\n",
+        // A resumed run whose task now reports other metrics would misalign the columns.
+        Some(existing) if existing != header => {
+            return Err(Error::Invalid(format!(
+                "{}: its columns are {existing:?}, this run's are {header:?}; resume with the \
+                 settings the run started with",
+                path.display()
+            )))
+        }
+        Some(_) => {}
     }
     let mut row = vec![epoch.to_string(), format!("{train_loss:.6}")];
     row.extend(metrics.iter().map(|(_, v)| format!("{v:.6}")));

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::features::{DefaultLayers, FeatureNet};
 use crate::image;
-use crate::loss::{gram, PerceptualLoss};
+use crate::loss::{gram, PerceptualLoss, WeightedTerms};
 use crate::transformer::{TransformerNet, OUTPUT_LAYER, OUTPUT_LR_SCALE};
 
 /// Settings of `train-fast`.
@@ -87,17 +87,16 @@ pub struct FastTask<'a> {
 }
 
 impl FastTask<'_> {
-    /// The perceptual loss of a batch of content images `(N, 3, H, W)` in [0, 1].
-    pub fn loss(&self, x: &Tensor) -> ferrovis_core::Result<Tensor> {
+    /// The weighted perceptual-loss terms of a batch of content images `(N, 3, H, W)` in
+    /// [0, 1].
+    pub fn terms(&self, x: &Tensor) -> ferrovis_core::Result<WeightedTerms> {
         let invalid = |e: anyhow::Error| ferrovis_core::Error::Invalid(format!("{e:#}"));
         let y = self.net.forward(x);
         let targets = tch::no_grad(|| self.fnet.activations(x, &self.loss.content_layers))
             .map_err(invalid)?;
-        let terms = self
-            .loss
+        self.loss
             .terms(self.fnet, &y, &targets, &self.style_grams)
-            .map_err(invalid)?;
-        Ok(terms.total())
+            .map_err(invalid)
     }
 }
 
@@ -123,15 +122,22 @@ impl TrainTask for FastTask<'_> {
         let start = (step * self.batch_size) as i64;
         let idx = order.narrow(0, start, (self.batch_size as i64).min(n - start));
         let x = self.images.index_select(0, &idx).to_device(self.device);
-        self.loss(&x)
+        Ok(self.terms(&x)?.total())
     }
 
     fn validate(&mut self, _epoch: usize) -> ferrovis_core::Result<Vec<(String, f64)>> {
         // A fixed set: the first images, in order.
         let k = self.images.size()[0].min(self.batch_size as i64);
         let x = self.images.narrow(0, 0, k).to_device(self.device);
-        let l = tch::no_grad(|| self.loss(&x))?.double_value(&[]);
-        Ok(vec![("val_loss".into(), l)])
+        let t = tch::no_grad(|| self.terms(&x))?;
+        let value = |t: &Tensor| t.double_value(&[]);
+        // The terms apart show which one training still has to bring down.
+        Ok(vec![
+            ("val_loss".into(), value(&t.total())),
+            ("val_content".into(), value(&t.content)),
+            ("val_style".into(), value(&t.style)),
+            ("val_tv".into(), value(&t.tv)),
+        ])
     }
 }
 

@@ -69,6 +69,10 @@ fn train_fast_step_stylize_and_gatys() {
     let run = fast::train_fast(&cfg, Device::Cpu, None, &quiet).unwrap();
     let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.starts_with("epoch,train_loss,val_loss,val_content,val_style,val_tv,lr,"),
+        "{csv}"
+    );
     // Continuing the run to two epochs adds one row to the same folder.
     let longer = FastConfig {
         epochs: 2,

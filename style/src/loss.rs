@@ -25,11 +25,12 @@ pub struct PerceptualLoss {
 }
 
 impl Default for PerceptualLoss {
-    /// The network's default layers, content 1, style 10⁵, no total variation. The PyTorch
-    /// neural-transfer tutorial uses 10⁶ with Gram matrices normalised as ours are, but it
-    /// starts from the content image; from noise, as a feed-forward network effectively
-    /// starts, 10⁶ loses the content on the relu3_1 encoder while 10⁵ keeps it, and from the
-    /// content both give the same strongly stylised image.
+    /// The method's default layers, content 1, style 10⁵, no total variation. 10⁵ is the PyTorch
+    /// examples' fast-style ratio (style 10¹⁰ to content 10⁵, Gram matrices normalised as ours
+    /// are). The neural-transfer tutorial uses 10⁶ but starts from the content image; from noise
+    /// (as a feed-forward network effectively starts), with Gatys' layers on the relu3_1
+    /// encoder, 10⁶ loses the content while 10⁵ keeps it, and from the content both give the
+    /// same strongly stylised image.
     fn default() -> Self {
         PerceptualLoss {
             content_layers: Vec::new(),

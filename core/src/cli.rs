@@ -63,12 +63,14 @@ pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
                 }
                 (None, Some(arch)) => (model_summary(arch)?, None),
                 (None, None) => {
-                    return Err(Error::Load("give a checkpoint path or --arch NAME".into()))
+                    return Err(Error::Invalid(
+                        "weights inspect: give a checkpoint path or --arch NAME".into(),
+                    ))
                 }
             };
             if *json {
                 let text = serde_json::to_string_pretty(&summary)
-                    .map_err(|e| Error::Load(format!("JSON: {e}")))?;
+                    .map_err(|e| Error::Invalid(format!("writing the summary as JSON: {e}")))?;
                 println!("{text}");
             } else {
                 println!("{summary}");
@@ -91,7 +93,7 @@ pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
             }
             for r in rename_prefix {
                 let (from, to) = r.split_once('=').ok_or_else(|| {
-                    Error::Load(format!("--rename-prefix {r:?}: expected FROM=TO"))
+                    Error::Invalid(format!("--rename-prefix {r:?}: expected FROM=TO"))
                 })?;
                 opts = opts.rename_prefix(from, to);
             }

@@ -31,6 +31,11 @@ pub enum Error {
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A task's own error (a corrupt image, a bad label file, a data loader failure) passed
+    /// through the engine as it is: its message and its chain of sources are kept, and the caller
+    /// can downcast it (as `std::io::Error::other` boxes a foreign error).
+    #[error(transparent)]
+    Task(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// `Result` with [`Error`] as the default error type.
@@ -45,11 +50,45 @@ impl Error {
         }
     }
 
+    /// An [`Error::Task`] boxing `source` (any error type, an `anyhow::Error` included).
+    pub fn task(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Error::Task(source.into())
+    }
+
     /// An [`Error::Checkpoint`] for `path`.
     pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Checkpoint {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("x.jpg: truncated JPEG (no end-of-image marker)")]
+    struct BadImage {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_task_error_keeps_its_message_its_chain_and_its_type() {
+        let e = Error::task(BadImage {
+            source: std::io::Error::other("unexpected end of file"),
+        });
+        assert_eq!(
+            e.to_string(),
+            "x.jpg: truncated JPEG (no end-of-image marker)"
+        );
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("unexpected end of file"));
+        let Error::Task(boxed) = e else {
+            panic!("not a task error")
+        };
+        assert!(boxed.downcast_ref::<BadImage>().is_some());
     }
 }

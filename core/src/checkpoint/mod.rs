@@ -32,7 +32,7 @@ mod torch_format;
 
 use std::path::{Path, PathBuf};
 
-pub use loading::{load_into, LoadOptions, LoadReport, Mismatch};
+pub use loading::{load_file, load_into, LoadOptions, LoadReport, Mismatch};
 pub use safetensors_file::{
     read_safetensors_metadata, save_safetensors, save_safetensors_with_metadata, save_varstore,
 };

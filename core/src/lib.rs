@@ -27,5 +27,6 @@ pub mod memory_format;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod run;
 
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 //! the EMA, validation, `results.csv`, best/last weights, full checkpoints, exact resume, early
 //! stopping and the NaN guard.
 //!
-//! Run folder:
+//! Run folder (see [`crate::run`]):
 //! ```text
 //! <run>/config.toml                the resolved configuration (when given)
 //! <run>/results.csv                one row per epoch: epoch, train_loss, metrics…, lr, seconds
@@ -25,11 +25,12 @@
 mod progress;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use crate::run::{new_run_dir, RunDir};
 pub use progress::EpochProgress;
 
 use tch::nn::VarStore;
@@ -169,29 +170,6 @@ pub struct FitOutcome {
     pub reason: StopReason,
 }
 
-/// Paths inside a run folder.
-#[derive(Debug, Clone)]
-pub struct RunDir(pub PathBuf);
-
-impl RunDir {
-    /// `results.csv`.
-    pub fn results(&self) -> PathBuf {
-        self.0.join("results.csv")
-    }
-    /// `weights/last.safetensors`.
-    pub fn last(&self) -> PathBuf {
-        self.0.join("weights").join("last.safetensors")
-    }
-    /// `weights/best.safetensors`.
-    pub fn best(&self) -> PathBuf {
-        self.0.join("weights").join("best.safetensors")
-    }
-    /// `checkpoint.safetensors`.
-    pub fn checkpoint(&self) -> PathBuf {
-        self.0.join("checkpoint.safetensors")
-    }
-}
-
 /// How a call to [`fit`] starts and may stop.
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
@@ -222,18 +200,6 @@ pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     })
     .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
     Ok(flag)
-}
-
-/// A run folder under `project` named `name`, or `name2`, `name3`, … when taken (as Ultralytics).
-pub fn new_run_dir(project: &Path, name: &str) -> PathBuf {
-    let first = project.join(name);
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|i| project.join(format!("{name}{i}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }
 
 /// Seed of epoch `epoch` for run seed `seed` (a splitmix64 step, so nearby seeds differ widely).
@@ -454,6 +420,8 @@ pub fn fit(
             bad_epochs,
         }
         .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
+        // The chart first: every way out of the loop leaves it showing the last epoch.
+        crate::metrics::render::results_png(&dir.results(), &dir.0.join("results.png"))?;
         if cfg.patience.is_some_and(|p| bad_epochs >= p) {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,
@@ -461,7 +429,6 @@ pub fn fit(
                 reason: StopReason::EarlyStopped,
             });
         }
-        crate::metrics::render::results_png(&dir.results(), &dir.0.join("results.png"))?;
         if control.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,

@@ -6,12 +6,21 @@
 //! "train.epochs"?`). Fields should therefore have concrete defaults (use 0 or "" for "off"
 //! rather than `Option`, which TOML cannot represent when unset). [`to_toml`] writes the resolved
 //! configuration, every default included, for the run folder.
+//!
+//! An override's value is typed by the default it replaces, so nothing needs quoting on a command
+//! line: `train.device=0` and `train.name=2024` stay strings, `train.epochs=3` must be an integer
+//! (`train.epochs=three` is an error naming the key and the type), `train.lr=1` is a float,
+//! `[3, 4]` an array. Quotes around a string are accepted and removed. A key with no default (an
+//! `Option` field that is `None`) is declared with [`load_with_optional`] and an example value
+//! that gives its type.
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use toml::{Table, Value};
+use toml::Table;
+/// A TOML value: the example type of an optional key in [`load_with_optional`].
+pub use toml::Value;
 
 use crate::error::{Error, Result};
 
@@ -20,8 +29,21 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
     path: Option<&Path>,
     overrides: &[String],
 ) -> Result<T> {
+    load_with_optional(path, overrides, &[])
+}
+
+/// [`load`] for a type with optional top-level keys absent from its defaults: `optional` names
+/// each with an example value of its type (`("conf", Value::Float(0.25))`).
+pub fn load_with_optional<T: Serialize + DeserializeOwned + Default>(
+    path: Option<&Path>,
+    overrides: &[String],
+    optional: &[(&str, Value)],
+) -> Result<T> {
     let mut merged = defaults::<T>()?;
-    let schema = merged.clone();
+    let mut schema = merged.clone();
+    for (key, example) in optional {
+        schema.insert(key.to_string(), example.clone());
+    }
     if let Some(path) = path {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let user: Table = text
@@ -35,8 +57,7 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
             .split_once('=')
             .ok_or_else(|| Error::Invalid(format!("override {o:?}: expected key=value")))?;
         let key = key.trim();
-        let value = parse_value(raw.trim());
-        set_path(&mut merged, &schema, key, value)?;
+        set_path(&mut merged, &schema, key, raw.trim())?;
     }
     T::deserialize(Value::Table(merged.clone()))
         .map_err(|e| Error::Invalid(format!("configuration: {e}")))
@@ -57,13 +78,36 @@ fn defaults<T: Serialize + Default>() -> Result<Table> {
     }
 }
 
-/// A TOML literal (`0.1`, `true`, `[1, 2]`, `"x"`), or the raw text as a string.
-fn parse_value(raw: &str) -> Value {
+/// A TOML literal (`0.1`, `true`, `[1, 2]`, `"x"`), if `raw` is one.
+fn toml_literal(raw: &str) -> Option<Value> {
     format!("v = {raw}")
         .parse::<Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+/// The value of `key=raw`, typed like `default`, the value it replaces.
+fn typed_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
+    let bad = |what: &str| Error::Invalid(format!("{key}={raw}: expected {what}"));
+    Ok(match default {
+        Value::String(_) => match toml_literal(raw) {
+            Some(Value::String(s)) => Value::String(s),
+            _ => Value::String(raw.to_string()),
+        },
+        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
+        Value::Float(_) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
+        Value::Boolean(_) => Value::Boolean(raw.parse().map_err(|_| bad("true or false"))?),
+        Value::Array(_) => match toml_literal(raw) {
+            Some(v @ Value::Array(_)) => v,
+            _ => return Err(bad("an array such as [1, 2]")),
+        },
+        Value::Datetime(_) => toml_literal(raw).ok_or_else(|| bad("a date"))?,
+        Value::Table(_) => {
+            return Err(Error::Invalid(format!(
+                "{key}={raw}: {key:?} is a section; set one of its keys ({key}.NAME=…)"
+            )))
+        }
+    })
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -108,21 +152,21 @@ fn merge(into: &mut Table, from: Table) {
     }
 }
 
-fn set_path(into: &mut Table, schema: &Table, key: &str, value: Value) -> Result<()> {
+fn set_path(into: &mut Table, schema: &Table, key: &str, raw: &str) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     let (mut table, mut known) = (into, schema);
     for (i, part) in parts.iter().enumerate() {
         let prefix = parts[..i].join(".");
         let Some(entry) = known.get(*part) else {
-            return Err(unknown(key, part, known, &prefix, "--set"));
+            return Err(unknown(key, part, known, &prefix, "the command line"));
         };
         if i + 1 == parts.len() {
-            table.insert(part.to_string(), value);
+            table.insert(part.to_string(), typed_value(key, raw, entry)?);
             return Ok(());
         }
         let Value::Table(sub) = entry else {
             return Err(Error::Invalid(format!(
-                "--set {key}: {:?} is not a section",
+                "{key}={raw}: {:?} is not a section",
                 join(&prefix, part)
             )));
         };
@@ -132,7 +176,7 @@ fn set_path(into: &mut Table, schema: &Table, key: &str, value: Value) -> Result
             .or_insert_with(|| Value::Table(Table::new()));
         let Value::Table(t) = next else {
             return Err(Error::Invalid(format!(
-                "--set {key}: {part:?} is not a section"
+                "{key}={raw}: {part:?} is not a section"
             )));
         };
         table = t;
@@ -238,10 +282,58 @@ mod tests {
         let err = load::<Cfg>(None, &["train.lr=fast".into()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("configuration") && err.contains("lr"), "{err}");
+        assert_eq!(err, "train.lr=fast: expected a number");
         let (_d, p) = write("[train\nepochs = 5\n");
         let err = load::<Cfg>(Some(&p), &[]).unwrap_err().to_string();
         assert!(err.contains("cfg.toml") && err.contains("line 1"), "{err}");
         assert_eq!(edit_distance("epoch", "epochs"), 1);
+    }
+
+    #[test]
+    fn overrides_are_typed_by_their_defaults() {
+        // Strings stay strings, whatever they look like; quotes are optional.
+        let cfg: Cfg = load(None, &["arch=2024".into()]).unwrap();
+        assert_eq!(cfg.arch, "2024");
+        let cfg: Cfg = load(None, &["arch=\"resnet 50\"".into()]).unwrap();
+        assert_eq!(cfg.arch, "resnet 50");
+        let cfg: Cfg = load(None, &["arch=0".into(), "train.lr=1".into()]).unwrap();
+        assert_eq!((cfg.arch.as_str(), cfg.train.lr), ("0", 1.0));
+        let err = load::<Cfg>(None, &["train.epochs=three".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "train.epochs=three: expected an integer");
+        let err = load::<Cfg>(None, &["train.milestones=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected an array"), "{err}");
+        let err = load::<Cfg>(None, &["train=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"train\" is a section"), "{err}");
+        let err = load::<Cfg>(None, &["lr=3".into()]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown key \"lr\" in the command line; did you mean \"arch\"?"
+        );
+    }
+
+    #[test]
+    fn optional_keys_are_declared_with_an_example_of_their_type() {
+        #[derive(Debug, Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Opt {
+            epochs: usize,
+            conf: Option<f64>,
+        }
+        let example = [("conf", Value::Float(0.25))];
+        let cfg: Opt = load_with_optional(None, &["conf=0.5".into()], &example).unwrap();
+        assert_eq!(cfg.conf, Some(0.5));
+        let cfg: Opt = load_with_optional(None, &[], &example).unwrap();
+        assert_eq!((cfg.epochs, cfg.conf), (0, None));
+        let err = load_with_optional::<Opt>(None, &["conf=high".into()], &example)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "conf=high: expected a number");
+        assert!(load::<Opt>(None, &["conf=0.5".into()]).is_err());
     }
 }

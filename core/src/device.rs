@@ -1,4 +1,4 @@
-//! Device selection: `auto`, `cpu`, `cuda`, `cuda:N`, as users type it.
+//! Device selection: `auto`, `cpu`, `cuda`, `cuda:N` (or Ultralytics' bare `N`), as users type it.
 
 use tch::Device;
 
@@ -22,12 +22,15 @@ pub fn parse_device(name: &str) -> Result<Device> {
             Ok(Device::Cuda(0))
         }
         other => {
+            // Ultralytics' `device=0` means the first GPU.
             let idx = other
                 .strip_prefix("cuda:")
-                .and_then(|i| i.parse::<usize>().ok())
+                .unwrap_or(other)
+                .parse::<usize>()
+                .ok()
                 .ok_or_else(|| {
                     Error::Invalid(format!(
-                        "unknown device {other:?}: use auto, cpu, cuda or cuda:N"
+                        "unknown device {other:?}: use auto, cpu, cuda, cuda:N or N"
                     ))
                 })?;
             if idx >= cuda_count() {
@@ -53,6 +56,8 @@ mod tests {
         assert!(err.contains("unknown device \"tpu\""), "{err}");
         if !tch::Cuda::is_available() {
             assert!(parse_device("cuda:0").is_err());
+            let err = parse_device("0").unwrap_err().to_string();
+            assert!(err.contains("device cuda:0 requested"), "{err}");
         }
     }
 }

@@ -119,6 +119,11 @@ def fixtures(out):
              "train_args": {"imgsz": 640, "data": "coco128.yaml"}, "date": "2026-01-01"}
     save("pickled_module.pt", ultra, half_net.state_dict())
 
+    # Not loadable (so not in `expected`): a tensor beside an object that is not a tensor.
+    import fractions
+    mixed = {"fc.weight": torch.ones(2, 3), "x": fractions.Fraction(1, 3)}
+    torch.save(mixed, os.path.join(out, "tensor_beside_object.pt"))
+
     torch.manual_seed(99)
     cnn = small_cnn()
     from safetensors.torch import save_file

@@ -126,11 +126,71 @@ pub fn find_tensors(p: &Pickle, key: Option<&str>) -> Result<Vec<(String, ObjId)
             }
         }
     }
+    if let Some(reason) = refused_entry(p, &start) {
+        return Err(reason);
+    }
     Err(format!(
         "found no tensors to load{}; top-level keys: {}",
         key.map(|k| format!(" under {k:?}")).unwrap_or_default(),
         keys_of(p, &start)
     ))
+}
+
+/// For a dict that holds tensors beside something else (so it is not a state dict), names the
+/// first entry that is not a tensor and what it holds.
+fn refused_entry(p: &Pickle, v: &Value) -> Option<String> {
+    let Some(Object::Dict(items)) = p.object(v) else {
+        return None;
+    };
+    let is_tensor = |v: &Value| {
+        matches!(
+            p.object(v),
+            Some(Object::Tensor(_)) | Some(Object::UnsupportedTensor { .. })
+        )
+    };
+    let tensors = items.iter().filter(|(_, v)| is_tensor(v)).count();
+    if tensors == 0 {
+        return None;
+    }
+    let (k, bad) = items
+        .iter()
+        .find(|(k, v)| !matches!(k, Value::Str(_)) || !(is_tensor(v) || *v == Value::None))?;
+    let name = match k {
+        Value::Str(s) => format!("{s:?}"),
+        other => format!("{other:?} (not a string)"),
+    };
+    Some(format!(
+        "key {name} holds {}, not a tensor, beside {tensors} tensors: a state dict holds only \
+         tensors, so none was loaded (nothing in a checkpoint is executed; save the model's \
+         state_dict(), or pass --key for a nested one)",
+        describe(p, bad)
+    ))
+}
+
+/// What a pickled value is, in a user's words.
+fn describe(p: &Pickle, v: &Value) -> String {
+    match v {
+        Value::None => "None".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Int(i) => format!("the integer {i}"),
+        Value::BigInt(_) => "a large integer".into(),
+        Value::Float(f) => format!("the number {f}"),
+        Value::Str(s) => format!("the string {s:?}"),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
+        Value::Ref(_) => match p.object(v) {
+            Some(Object::Tuple(_)) => "a tuple".into(),
+            Some(Object::List(_)) => "a list".into(),
+            Some(Object::Dict(_)) => "a dict".into(),
+            Some(Object::Set(_)) => "a set".into(),
+            Some(Object::Global { module, name }) => format!("the class {module}.{name}"),
+            Some(Object::Instance { module, name, .. }) => {
+                format!("an object of class {module}.{name}")
+            }
+            Some(Object::Storage(_)) => "a bare storage".into(),
+            Some(Object::Tensor(_)) | Some(Object::UnsupportedTensor { .. }) => "a tensor".into(),
+            None => "an unknown object".into(),
+        },
+    }
 }
 
 fn lookup<'a>(p: &'a Pickle, v: &Value, key: &str) -> Option<&'a Value> {

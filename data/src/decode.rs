@@ -98,6 +98,13 @@ pub fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
 /// EXIF orientation turns it by 90° decodes (see [`read_rgb`]) with the two swapped.
 pub fn image_size(path: &Path) -> Result<(usize, usize)> {
     let size = imagesize::size(path).map_err(|e| match e {
+        // The header ended early: say so rather than "failed to fill whole buffer".
+        imagesize::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            match std::fs::metadata(path) {
+                Ok(m) if m.len() == 0 => Error::image(path, "empty file"),
+                _ => Error::image(path, "truncated image (the file ends inside its header)"),
+            }
+        }
         imagesize::ImageError::IoError(io) => Error::io(path, io),
         other => Error::image(path, format!("unreadable image header: {other}")),
     })?;

@@ -67,6 +67,22 @@ impl Error {
         }
     }
 
+    /// What went wrong without the file name, for a report that names the file itself (a scan's
+    /// [`crate::dataset::Problem`], a loader's failure list); other errors as they display.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Image { reason, .. } => reason.clone(),
+            Error::Dataset {
+                line: Some(l),
+                reason,
+                ..
+            } => format!("line {l}: {reason}"),
+            Error::Dataset { reason, .. } => reason.clone(),
+            Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {

@@ -95,7 +95,7 @@ pub struct LoadFailure {
     pub index: usize,
     /// The file, when the data set knows it.
     pub source: Option<PathBuf>,
-    /// The error.
+    /// What went wrong (without the file name when `source` names it).
     pub message: String,
 }
 
@@ -229,7 +229,7 @@ impl<D: Dataset> Loader<D> {
                                         epoch,
                                         index,
                                         source: dataset.source(index),
-                                        message: e.to_string(),
+                                        message: e.reason(),
                                     });
                                 }
                             }

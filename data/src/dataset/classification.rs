@@ -112,11 +112,7 @@ fn admit_image(path: &Path, options: ScanOptions, report: &mut ScanReport) -> Re
     match verify_image(path) {
         Ok(_) => Ok(true),
         Err(e) => {
-            let reason = match &e {
-                Error::Image { reason, .. } => reason.clone(),
-                other => other.to_string(),
-            };
-            report.problem(options, path, None, reason)?;
+            report.problem(options, path, None, e.reason())?;
             Ok(false)
         }
     }

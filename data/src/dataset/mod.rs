@@ -23,3 +23,17 @@ pub use segmentation::{
     SegmentationDataset, SegmentationItem,
 };
 pub use semantic_yaml::{SemanticYaml, SplitFolders};
+
+/// The names given to classes a model or data set does not name: `class0`, `class1`, … (one
+/// spelling for every task, as Ultralytics writes them).
+pub fn default_class_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("class{i}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_names_count_from_zero() {
+        assert_eq!(super::default_class_names(2), ["class0", "class1"]);
+    }
+}

@@ -161,14 +161,14 @@ pub fn scan_pairs(
         let size = match verify_image(image) {
             Ok(s) => s,
             Err(e) => {
-                report.problem(options, image, None, e.to_string())?;
+                report.problem(options, image, None, e.reason())?;
                 continue;
             }
         };
         let mask = match read_mask(mask_path) {
             Ok(m) => m,
             Err(e) => {
-                report.problem(options, mask_path, None, e.to_string())?;
+                report.problem(options, mask_path, None, e.reason())?;
                 continue;
             }
         };

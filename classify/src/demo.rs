@@ -66,7 +66,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             cfg.train.epochs = 12;
         }
     }
-    let summary = train::train(&cfg, &RunControl::default())?;
+    let summary = train::train(&cfg, &RunControl::default(), None)?;
     println!(
         "\nbest validation accuracy {:.4} after {:.0} s ({})",
         summary.best_accuracy, summary.seconds, summary.path

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::metrics::classification::{ClassificationReport, ConfusionMatrix};
+use anyhow::{bail, Result};
+use ferrovis_core::metrics::classification::{
+    top_k_accuracy, ClassificationReport, ConfusionMatrix,
+};
 use ferrovis_core::metrics::render::{classification_table, heatmap_png};
+use ferrovis_core::run::RunDir;
 use ferrovis_data::dataset::{image_folder, ClassificationDataset, ScanOptions};
 use ferrovis_data::loader::{Loader, LoaderOptions, Sampler};
 use serde::Serialize;
@@ -15,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::ClassifyConfig;
 use crate::model::Classifier;
 use crate::predict;
-use crate::train::RunMeta;
+use crate::run::RunMeta;
 
 /// Everything `eval` measures, as written to `eval.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -37,12 +39,11 @@ pub fn eval_run(
     device: Device,
     out: Option<&Path>,
 ) -> Result<EvalResult> {
-    let meta = RunMeta::read(run)?;
+    let run = RunDir::new(run);
     let folder = match data {
         Some(d) => d.to_path_buf(),
         None => {
-            let cfg: ClassifyConfig =
-                ferrovis_core::config::load(Some(&run.join("config.toml")), &[])?;
+            let cfg: ClassifyConfig = ferrovis_core::config::load(Some(&run.config()), &[])?;
             let root = PathBuf::from(&cfg.data.root);
             let val = root.join(&cfg.data.val);
             if !val.is_dir() {
@@ -54,14 +55,9 @@ pub fn eval_run(
             val
         }
     };
-    let mut clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
-    let weights = run.join("weights/best.safetensors");
-    let sd =
-        checkpoint::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-    checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
-        .with_context(|| format!("loading {}", weights.display()))?;
+    let (mut clf, meta) = predict::load_run(&run, &run.best(), device)?;
     clf.vs.freeze();
-    evaluate(&clf, &meta, &folder, device, out.unwrap_or(run))
+    evaluate(&clf, &meta, &folder, device, out.unwrap_or(run.path()))
 }
 
 /// Evaluates a checkpoint of `arch` (not a run folder) on a labelled folder: its head must have
@@ -115,14 +111,15 @@ pub fn score(
         &truth.iter().map(|&v| v as usize).collect::<Vec<_>>(),
         &pred.iter().map(|&v| v as usize).collect::<Vec<_>>(),
     )?;
-    let top5 = (num_classes >= 5).then(|| {
-        let hit = logits
-            .topk(5, -1, true, true)
-            .1
-            .eq_tensor(&labels.unsqueeze(1))
-            .any_dim(1, false);
-        hit.to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
-    });
+    // Core's rule for exact ties (the higher class index ranks first, as scikit-learn's
+    // top_k_accuracy_score), not libtorch's topk order.
+    let top5 = if num_classes >= 5 {
+        let scores: Vec<f32> = Vec::try_from(logits.to_kind(Kind::Float).flatten(0, -1))?;
+        let targets: Vec<usize> = truth.iter().map(|&v| v as usize).collect();
+        Some(top_k_accuracy(&scores, num_classes, &targets, 5)?)
+    } else {
+        None
+    };
     Ok((ClassificationReport::from_confusion(&cm), top5))
 }
 

@@ -11,6 +11,7 @@ pub mod export;
 pub mod mix;
 pub mod model;
 pub mod predict;
+pub mod run;
 pub mod train;
 
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ pub struct TrainArgs {
     /// TOML configuration (defaults are documented in `classify::config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint, with its config.toml (flags
+    /// still override it, e.g. `--epochs` to train longer).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Image folder with train/ and val/ (or class folders, or a CSV list).
     #[arg(long)]
     pub data: Option<String>,
@@ -95,7 +100,8 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The configuration: file, then flags, then `--set`.
+    /// The configuration: file (or the resumed run's), then flags, then `--set`; each value is
+    /// typed by its default, so nothing is quoted.
     pub fn config(&self) -> Result<ClassifyConfig> {
         let mut sets = Vec::new();
         let mut put = |key: &str, v: Option<String>| {
@@ -103,22 +109,23 @@ impl TrainArgs {
                 sets.push(format!("{key}={v}"));
             }
         };
-        let quote = |s: &Option<String>| s.as_ref().map(|v| format!("{v:?}"));
-        put("data.root", quote(&self.data));
-        put("model.arch", quote(&self.arch));
-        put("model.weights", quote(&self.weights));
+        put("data.root", self.data.clone());
+        put("model.arch", self.arch.clone());
+        put("model.weights", self.weights.clone());
         put(
             "train.mode",
-            self.mode.map(|m| format!("{:?}", train::mode_name(m))),
+            self.mode.map(|m| train::mode_name(m).to_string()),
         );
         put("train.epochs", self.epochs.map(|v| v.to_string()));
         put("train.lr", self.lr.map(|v| v.to_string()));
         put("data.batch_size", self.batch_size.map(|v| v.to_string()));
         put("data.image_size", self.image_size.map(|v| v.to_string()));
-        put("train.device", quote(&self.device));
+        put("train.device", self.device.clone());
         put("train.seed", self.seed.map(|v| v.to_string()));
         sets.extend(self.set.iter().cloned());
-        Ok(ferrovis_core::config::load(self.config.as_deref(), &sets)?)
+        let file =
+            ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
+        Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
     }
 }
 
@@ -209,7 +216,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 stop: Some(ctrl_c_flag()?),
                 ..Default::default()
             };
-            let summary = train::train(&cfg, &control)?;
+            let summary = train::train(&cfg, &control, args.resume.as_deref())?;
             println!(
                 "best validation accuracy {:.4} ({}), {:.0} s; run folder {}",
                 summary.best_accuracy,

@@ -41,41 +41,15 @@ impl Classifier {
         })
     }
 
-    /// Loads pretrained weights, skipping the classifier when its size differs; returns a one-line
-    /// summary of what loaded.
+    /// Loads pretrained weights strictly, except the classifier, which starts fresh when its size
+    /// differs (the transfer-learning load); returns a one-line summary of what loaded.
     pub fn load_pretrained(&mut self, path: &Path) -> Result<String> {
-        let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let head_pattern = self.model.head_pattern();
-        let head = regex::Regex::new(&head_pattern)?;
-        let vars = self.vs.variables();
-        // Keep the checkpoint's head only when it fits (same class count): then nothing is dropped.
-        let head_fits = sd.iter().all(|(name, t)| {
-            !head.is_match(name) || vars.get(name).is_some_and(|v| v.size() == t.size())
-        });
-        let mut opts = LoadOptions::default();
-        if !head_fits {
-            opts = opts.skip(&head_pattern)?;
-        }
-        let report = checkpoint::load_into(&self.vs, &sd, &opts)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let new_head: Vec<&String> = report.missing.iter().filter(|n| head.is_match(n)).collect();
-        let other_missing = report.missing.len() - new_head.len();
-        if other_missing > 0 || !report.mismatched.is_empty() {
-            anyhow::bail!(
-                "{} does not fit {}: {other_missing} backbone tensors missing, {} of another shape\n{report}",
-                path.display(),
-                self.arch,
-                report.mismatched.len()
-            );
-        }
-        let mut line = format!("{}: {} tensors loaded", path.display(), report.loaded.len());
-        if !report.skipped.is_empty() {
-            line.push_str(&format!(
-                "; the old {}-tensor head was dropped and a new one sized to the data is trained",
-                report.skipped.len()
-            ));
-        }
-        Ok(line)
+        let opts = LoadOptions::default()
+            .strict(true)
+            .reinit(&self.model.head_pattern())?;
+        let report = checkpoint::load_file(&self.vs, path, &opts)
+            .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
+        Ok(format!("{}: {}", path.display(), report.summary()))
     }
 
     /// Freezes for `mode` and returns how the optimiser should group the parameters.

@@ -1,17 +1,19 @@
 //! `classify predict`: class names and probabilities for images, from a run folder or from a
 //! plain checkpoint (an ImageNet checkpoint prints ImageNet class names).
 
+use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::run::RunDir;
 use ferrovis_data::rng::derive;
 use ferrovis_data::transform::ClassifyTransform;
 use serde::Serialize;
 use tch::{Device, Kind};
 
 use crate::model::Classifier;
-use crate::train::RunMeta;
+use crate::run::RunMeta;
 
 /// ImageNet-1k class names in torchvision's order.
 const IMAGENET_CLASSES: &str = include_str!("../assets/imagenet_classes.txt");
@@ -40,13 +42,8 @@ pub fn load(
 ) -> Result<(Classifier, Vec<String>, ClassifyTransform)> {
     match source {
         ModelSource::Run(run) => {
-            let meta = RunMeta::read(run)?;
-            let clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
-            let weights = run.join("weights/best.safetensors");
-            let sd = checkpoint::read(&weights)
-                .with_context(|| format!("reading {}", weights.display()))?;
-            checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
-                .with_context(|| format!("loading {}", weights.display()))?;
+            let run = RunDir::new(run);
+            let (clf, meta) = load_run(&run, &run.best(), device)?;
             Ok((clf, meta.classes, meta.transform))
         }
         ModelSource::Weights { path, arch } => {
@@ -69,7 +66,7 @@ pub fn load(
             let classes: Vec<String> = if num_classes == 1000 {
                 IMAGENET_CLASSES.lines().map(String::from).collect()
             } else {
-                (0..num_classes).map(|i| format!("class {i}")).collect()
+                default_class_names(num_classes as usize)
             };
             let pre = clf.model.pretrained_cfg();
             let transform = ClassifyTransform {
@@ -81,6 +78,16 @@ pub fn load(
             Ok((clf, classes, transform))
         }
     }
+}
+
+/// A classifier rebuilt from a run folder's metadata with the weights of `file` (one of the run's
+/// weights files) loaded strictly.
+pub fn load_run(run: &RunDir, file: &Path, device: Device) -> Result<(Classifier, RunMeta)> {
+    let meta: RunMeta = run.read_meta()?;
+    let clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
+    checkpoint::load_file(&clf.vs, file, &LoadOptions::default().strict(true))
+        .with_context(|| format!("loading {} into {}", file.display(), meta.arch))?;
+    Ok((clf, meta))
 }
 
 /// The `top_k` classes of each image.

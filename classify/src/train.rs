@@ -5,43 +5,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
+use ferrovis_core::run::training_dir;
 use ferrovis_core::{device::parse_device, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
 use ferrovis_data::transform::ClassifyTransform;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::config::{ClassifyConfig, Mode};
 use crate::data::{splits, transforms};
 use crate::mix;
 use crate::model::Classifier;
-
-/// What a run folder records besides the engine's files, so `eval` and `predict` need no flags:
-/// `<run>/classify.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    /// Backbone name.
-    pub arch: String,
-    /// Class names in label order.
-    pub classes: Vec<String>,
-    /// Head dropout.
-    pub dropout: f64,
-    /// The evaluation preprocessing.
-    pub transform: ClassifyTransform,
-}
-
-impl RunMeta {
-    /// Reads `<run>/classify.json`.
-    pub fn read(run: &Path) -> Result<Self> {
-        let path = run.join("classify.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-}
+use crate::run::RunMeta;
 
 /// The images of one split, as the task consumes them.
 enum Source {
@@ -186,9 +163,7 @@ impl TrainTask for ClassifyTask<'_> {
                     .as_mut()
                     .and_then(|b| b.next())
                     .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-                    .map_err(|e: ferrovis_data::Error| {
-                        ferrovis_core::Error::Invalid(e.to_string())
-                    })?;
+                    .map_err(ferrovis_core::Error::task)?;
                 let x = batch.images.to_device(self.device);
                 let y = batch.labels.to_device(self.device);
                 match mix::mix_batch(&x, self.mixup, self.cutmix) {
@@ -213,7 +188,7 @@ impl TrainTask for ClassifyTask<'_> {
             Source::Images(l) => {
                 let (mut out, mut ys) = (Vec::new(), Vec::new());
                 for batch in l.epoch(0) {
-                    let b = batch.map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+                    let b = batch.map_err(ferrovis_core::Error::task)?;
                     let x = b.images.to_device(self.device);
                     out.push(tch::no_grad(|| self.logits(&x, false)));
                     ys.push(b.labels.to_device(self.device));
@@ -223,7 +198,7 @@ impl TrainTask for ClassifyTask<'_> {
         };
         let loss = tch::no_grad(|| self.loss(&logits, &labels)).double_value(&[]);
         let (report, top5) = crate::eval::score(&logits, &labels, self.num_classes)
-            .map_err(|e| ferrovis_core::Error::Invalid(format!("{e:#}")))?;
+            .map_err(ferrovis_core::Error::task)?;
         let mut metrics = vec![
             ("val_loss".to_string(), loss),
             ("accuracy".to_string(), report.accuracy),
@@ -248,8 +223,13 @@ pub struct TrainSummary {
     pub path: &'static str,
 }
 
-/// Trains a classifier as `cfg` says, in a new run folder.
-pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary> {
+/// Trains a classifier as `cfg` says, in a new run folder, or continues the run in `resume` from
+/// its last checkpoint (to the same weights as an uninterrupted run).
+pub fn train(
+    cfg: &ClassifyConfig,
+    control: &RunControl,
+    resume: Option<&Path>,
+) -> Result<TrainSummary> {
     let t0 = Instant::now();
     let device = parse_device(&cfg.train.device)?;
     let splits = splits(&cfg.data, cfg.train.seed)?;
@@ -293,25 +273,22 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
     );
     let pre = clf.model.pretrained_cfg();
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
-    let run = new_run_dir(
+    let run = training_dir(
         Path::new(&cfg.train.project),
         if cfg.train.name.is_empty() {
             mode_name(cfg.train.mode)
         } else {
             &cfg.train.name
         },
+        resume,
     );
-    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
     let meta = RunMeta {
         arch: cfg.model.arch.clone(),
         classes: splits.classes.clone(),
         dropout: cfg.model.dropout,
         transform: eval_tf.clone(),
     };
-    std::fs::write(
-        run.join("classify.json"),
-        serde_json::to_string_pretty(&meta)?,
-    )?;
+    RunDir::new(&run).write_meta(&meta)?;
 
     let sampler = if cfg.data.balance_classes {
         let counts = splits.train.class_counts();
@@ -399,6 +376,7 @@ pub fn train(cfg: &ClassifyConfig, control: &RunControl) -> Result<TrainSummary>
         amp: false,
     };
     let mut control = control.clone();
+    control.resume = resume.is_some();
     control.config_toml = Some(ferrovis_core::config::to_toml(cfg)?);
     let outcome = fit(&clf.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
     let best_accuracy = outcome.best.map(|(v, _)| v).unwrap_or(0.0);

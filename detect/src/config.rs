@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use ferrovis_core::config::{self, Value};
 use ferrovis_data::dataset::DetectAugment;
 use ferrovis_data::transform::detect::RandomAffine;
 use ferrovis_data::transform::HsvGain;
@@ -144,27 +145,12 @@ impl Default for DetectConfig {
 }
 
 impl DetectConfig {
-    /// Defaults, then `file` (TOML) when given, then `key=value` overrides.
+    /// Defaults, then `file` (TOML) when given, then `key=value` overrides, each typed by its
+    /// default (core's loader: unknown keys name the closest valid one).
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        let mut table = toml::Table::try_from(DetectConfig::default())?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let from_file: toml::Table = text
-                .parse()
-                .with_context(|| format!("{}: invalid TOML", path.display()))?;
-            for (k, v) in from_file {
-                set(&mut table, &k, v).with_context(|| format!("in {}", path.display()))?;
-            }
-        }
-        for arg in overrides {
-            let (k, raw) = arg
-                .split_once('=')
-                .with_context(|| format!("argument {arg:?} is not key=value (e.g. epochs=3)"))?;
-            let value = parse_value(&table, k.trim(), raw.trim())?;
-            set(&mut table, k.trim(), value)?;
-        }
-        let cfg: DetectConfig = table.try_into().context("invalid settings")?;
+        // `conf` has no default: validation and prediction each pick their own.
+        let optional = [("conf", Value::Float(0.25))];
+        let cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
         if cfg.imgsz % 32 != 0 || cfg.imgsz == 0 {
             bail!(
                 "imgsz={} must be a positive multiple of 32 (the largest stride)",
@@ -207,32 +193,6 @@ impl DetectConfig {
     }
 }
 
-/// Sets `key` after checking it exists; its type is checked when the table is deserialised.
-fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
-    if !table.contains_key(key) && key != "conf" {
-        let mut keys: Vec<&String> = table.keys().collect();
-        keys.sort();
-        let known: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-        bail!("unknown setting {key:?}; known: {}", known.join(", "));
-    }
-    table.insert(key.to_string(), value);
-    Ok(())
-}
-
-/// A command-line value typed like the default it replaces (`3` → integer, `0.5` → float,
-/// `true` → bool, anything else a string).
-fn parse_value(table: &toml::Table, key: &str, raw: &str) -> Result<toml::Value> {
-    use toml::Value;
-    let bad = |what: &str| anyhow::anyhow!("{key}={raw}: expected {what}");
-    Ok(match table.get(key) {
-        Some(Value::Integer(_)) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
-        Some(Value::Float(_)) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
-        Some(Value::Boolean(_)) => Value::Boolean(raw.parse().map_err(|_| bad("true or false"))?),
-        None if key == "conf" => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
-        _ => Value::String(raw.to_string()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +221,7 @@ mod tests {
             DetectConfig::load(None, &["lr=0.1".into()]).unwrap_err()
         );
         assert!(
-            err.contains("unknown setting \"lr\"") && err.contains("lr0"),
+            err.contains("unknown key \"lr\"") && err.contains("did you mean \"lr0\"?"),
             "{err}"
         );
         let err = format!(

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use ferrovis_core::engine::RunControl;
+use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::synthetic::{write_detection, ShapesConfig};
 
 use crate::config::DetectConfig;
@@ -83,7 +83,7 @@ pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
         "yolov8n",
         PRETRAIN_EPOCHS,
     ))?;
-    let weights = pretrain.run.join("weights").join("best.safetensors");
+    let weights = RunDir::new(&pretrain.run).best();
     println!("== 2. fine-tuning on stars, hexagons, crosses with freeze=10 ({epochs} epochs)");
     let mut ft = settings(
         &new,

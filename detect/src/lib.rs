@@ -16,6 +16,7 @@ pub mod demo;
 pub mod loss;
 pub mod postprocess;
 pub mod predict;
+pub mod run;
 pub mod train;
 pub mod val;
 pub mod weights;
@@ -125,16 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
             settings,
         } => {
             let mut settings = settings;
-            let file = match (&config, &resume) {
-                (None, Some(run)) => Some(run.join("config.toml")),
-                _ => config.clone(),
-            };
-            if resume.is_some() && config.is_none() && file.as_ref().is_some_and(|f| !f.is_file()) {
-                anyhow::bail!(
-                    "{}: no config.toml to resume from",
-                    file.unwrap_or_default().display()
-                );
-            }
+            let file = ferrovis_core::run::resume_config(config.as_deref(), resume.as_deref())?;
             settings.retain(|s| !s.is_empty());
             let cfg = DetectConfig::load(file.as_deref(), &settings)?;
             let control = RunControl {

@@ -4,11 +4,13 @@
 //! Preprocessing is Ultralytics': letterbox to `imgsz` with padding only up to a multiple of 32
 //! (grey 114, OpenCV bilinear resize), RGB, /255; post-processing conf 0.25, IoU 0.7, 300 boxes.
 
+use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ferrovis_core::metrics::detection::Detection;
+use ferrovis_core::run::resolve_weights;
 use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
@@ -20,7 +22,7 @@ use tch::Device;
 
 use crate::boxes::to_original;
 use crate::postprocess::{non_max_suppression, NmsConfig};
-use crate::train::RunMeta;
+use crate::run::RunMeta;
 use crate::weights;
 use crate::yolov8::{YoloConfig, YoloV8};
 
@@ -44,14 +46,8 @@ pub struct LoadedModel {
 /// With `fuse`, BatchNorms are folded into the convolutions and the model runs channels-last
 /// (inference only, as Ultralytics' predictor and validator do).
 pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<LoadedModel> {
-    let file = if weights_path.is_dir() {
-        weights_path.join("weights").join("best.safetensors")
-    } else {
-        weights_path.to_path_buf()
-    };
-    if !file.is_file() {
-        bail!("{}: no such weights file", file.display());
-    }
+    let resolved = resolve_weights(weights_path)?;
+    let file = resolved.file.clone();
     let sd = weights::read(&file)?;
     let shape = weights::shape_of(&sd, &file)?;
     let vs = VarStore::new(device);
@@ -66,21 +62,12 @@ pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<Loa
     if fuse {
         model.fuse(true);
     }
-    let meta = file
-        .parent()
-        .and_then(Path::parent)
-        .map(|run| run.join("detect.json"))
-        .filter(|p| p.is_file())
-        .map(|p| -> Result<RunMeta> {
-            let text = std::fs::read_to_string(&p)?;
-            serde_json::from_str(&text).with_context(|| format!("reading {}", p.display()))
-        })
-        .transpose()?;
+    let meta = resolved.meta::<RunMeta>()?;
     let nc = shape.num_classes as usize;
     let (names, imgsz) = match meta {
         Some(m) if m.names.len() == nc => (m.names, m.imgsz),
         _ if nc == 80 => (COCO_NAMES.lines().map(str::to_string).collect(), 640),
-        _ => ((0..nc).map(|i| format!("class{i}")).collect(), 640),
+        _ => (default_class_names(nc), 640),
     };
     Ok(LoadedModel {
         vs,

@@ -14,35 +14,25 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ferrovis_core::device::parse_device;
-use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::report::ScanOptions;
 use ferrovis_data::dataset::{DatasetYaml, DetectionBatch, DetectionData, DetectionDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
-use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Device;
 
 use crate::config::DetectConfig;
 use crate::loss::{DetectionLoss, LossGains};
 use crate::postprocess::NmsConfig;
+use crate::run::RunMeta;
 use crate::val::{evaluate, report};
 use crate::weights;
 use crate::yolov8::{YoloV8, DETECT_INDEX};
-
-/// What a run folder records about its model (`detect.json`), so val/predict need no flags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    /// `n`, `s`, `m`, `l` or `x`.
-    pub scale: char,
-    /// Class names, index order.
-    pub names: Vec<String>,
-    /// Training input size.
-    pub imgsz: usize,
-}
 
 /// What a finished training reports.
 #[derive(Debug, Clone)]
@@ -222,7 +212,7 @@ impl TrainTask for DetectTask<'_> {
             .as_mut()
             .and_then(|b| b.next())
             .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?;
+            .map_err(ferrovis_core::Error::task)?;
         let x = batch.images.to_device(self.device);
         let raw = self.model.forward_t(&x, true);
         let out = self.loss.compute(&raw, &batch.targets);
@@ -251,7 +241,7 @@ impl TrainTask for DetectTask<'_> {
             self.device,
             Some(&self.loss),
         )
-        .map_err(|e| ferrovis_core::Error::Invalid(format!("{e:#}")))?;
+        .map_err(ferrovis_core::Error::task)?;
         let r = &out.report;
         let mut m = vec![
             ("metrics/precision(B)".to_string(), r.precision),
@@ -323,20 +313,13 @@ pub fn train(
             cfg.freeze - 1
         );
     }
-    let run = match resume {
-        Some(dir) => dir.to_path_buf(),
-        None => new_run_dir(Path::new(&cfg.project), &cfg.name),
-    };
-    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
     let meta = RunMeta {
         scale: model.config.scale.name,
         names: yaml.names.clone(),
         imgsz: cfg.imgsz,
     };
-    std::fs::write(
-        run.join("detect.json"),
-        serde_json::to_string_pretty(&meta)?,
-    )?;
+    RunDir::new(&run).write_meta(&meta)?;
 
     let train_loader = loader(&train_data, cfg, true, cfg.batch)?;
     let val_loader = loader(&val_data, cfg, false, cfg.batch * 2)?;
@@ -415,7 +398,7 @@ pub fn train(
     );
 
     // Final validation of the best weights, with plots.
-    let best = run.join("weights").join("best.safetensors");
+    let best = RunDir::new(&run).best();
     let sd = weights::read(&best)?;
     weights::load(&vs, &sd, &best)?;
     let out = evaluate(&model, &task.val, &NmsConfig::val(), device, None)?;

@@ -53,42 +53,18 @@ pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
 }
 
 /// Loads `sd` into a model's variables. Everything must fit except the class branch
-/// (`model.22.cv3`), which is left freshly initialised when the class count differs. Returns a
-/// one-line report ("319 of 355 tensors loaded; …").
+/// (`model.22.cv3`), which is left freshly initialised where the class count differs. Returns a
+/// one-line report ("319 of 355 tensors loaded; 36 start fresh (…)").
 pub fn load(vs: &VarStore, sd: &StateDict, path: &Path) -> Result<String> {
-    let report = checkpoint::load_into(vs, sd, &LoadOptions::default())
-        .with_context(|| format!("loading {}", path.display()))?;
-    let class_branch = format!("model.{DETECT_INDEX}.cv3.");
-    let outside: Vec<String> = report
-        .mismatched
-        .iter()
-        .map(|m| m.name.clone())
-        .chain(report.missing.iter().cloned())
-        .filter(|n| !n.starts_with(&class_branch))
-        .collect();
-    if !outside.is_empty() || !report.unexpected.is_empty() {
-        bail!(
-            "{} does not fit this YOLOv8 (another scale?): {} tensors differ outside the class \
-             branch (first: {}), {} unexpected\n{report}",
-            path.display(),
-            outside.len(),
-            outside.first().map(String::as_str).unwrap_or("-"),
-            report.unexpected.len()
-        );
-    }
-    let total = vs.variables().len();
-    let mut line = format!(
-        "{}: {} of {total} tensors loaded",
-        path.display(),
-        report.loaded.len()
-    );
-    let fresh = report.mismatched.len() + report.missing.len();
-    if fresh > 0 {
-        line.push_str(&format!(
-            "; the class branch ({class_branch}*, {fresh} tensors) starts fresh for the new classes"
-        ));
-    }
-    Ok(line)
+    let class_branch = format!("^model\\.{DETECT_INDEX}\\.cv3\\.");
+    let opts = LoadOptions::default().strict(true).reinit(&class_branch)?;
+    let report = checkpoint::load_into(vs, sd, &opts).with_context(|| {
+        format!(
+            "{} does not fit this YOLOv8 (another scale?) outside the class branch",
+            path.display()
+        )
+    })?;
+    Ok(format!("{}: {}", path.display(), report.summary()))
 }
 
 /// A model for `num_classes` classes from `spec`: a checkpoint path (its scale is read from it

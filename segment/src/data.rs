@@ -1,5 +1,6 @@
 //! Finding a run's training and validation pairs and its class names.
 
+use ferrovis_data::dataset::default_class_names;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
@@ -178,7 +179,7 @@ pub fn splits(data: &DataSection) -> Result<Splits> {
         names = if train.encoding == MaskEncoding::Binary {
             vec!["background".into(), "foreground".into()]
         } else {
-            (0..=max.max(1)).map(|i| format!("class{i}")).collect()
+            default_class_names(max.max(1) + 1)
         };
     }
     if let Some(&bad) = val

@@ -78,7 +78,7 @@ pub fn run(out: &Path, weights: Option<PathBuf>, epochs: usize) -> Result<()> {
         );
     }
     let cfg = config(&data, out, weights.as_deref(), epochs);
-    let summary = train::train(&cfg, &RunControl::default())?;
+    let summary = train::train(&cfg, &RunControl::default(), None)?;
     if let Some(e) = &summary.last {
         println!("\n{}", e.table());
     }

@@ -12,6 +12,7 @@ pub mod infer;
 pub mod loss;
 pub mod model;
 pub mod predict;
+pub mod run;
 pub mod train;
 pub mod unet;
 pub mod val;
@@ -63,6 +64,10 @@ pub struct TrainArgs {
     /// TOML configuration (defaults are documented in `segment::config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint, with its config.toml (flags
+    /// still override it, e.g. `--epochs` to train longer).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// A semantic.yaml data set file.
     #[arg(long)]
     pub data: Option<String>,
@@ -99,41 +104,41 @@ pub struct TrainArgs {
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Any other key: `--set train.loss="ce+dice"` (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
 }
 
 impl TrainArgs {
-    /// The configuration: file, then flags, then `--set`.
+    /// The configuration: file (or the resumed run's), then flags, then `--set`; each value is
+    /// typed by its default, so nothing is quoted.
     pub fn config(&self) -> Result<SegmentConfig> {
         let mut sets = Vec::new();
-        let quote = |s: &Option<String>| s.as_ref().map(|v| format!("{v:?}"));
         let mut put = |key: &str, v: Option<String>| {
             if let Some(v) = v {
                 sets.push(format!("{key}={v}"));
             }
         };
-        put("data.yaml", quote(&self.data));
-        put("data.images", quote(&self.images));
-        put("data.masks", quote(&self.masks));
-        put(
-            "model.arch",
-            self.arch.map(|a| format!("{:?}", enum_name(&a))),
-        );
-        put("model.encoder", quote(&self.encoder));
-        put("model.weights", quote(&self.weights));
-        put(
-            "train.mode",
-            self.mode.map(|m| format!("{:?}", enum_name(&m))),
-        );
+        put("data.yaml", self.data.clone());
+        put("data.images", self.images.clone());
+        put("data.masks", self.masks.clone());
+        put("model.arch", self.arch.map(|a| enum_name(&a)));
+        put("model.encoder", self.encoder.clone());
+        put("model.weights", self.weights.clone());
+        put("train.mode", self.mode.map(|m| enum_name(&m)));
         put("train.epochs", self.epochs.map(|v| v.to_string()));
         put("train.lr", self.lr.map(|v| v.to_string()));
         put("data.batch_size", self.batch_size.map(|v| v.to_string()));
         put("data.image_size", self.image_size.map(|v| v.to_string()));
-        put("train.device", quote(&self.device));
+        put("train.device", self.device.clone());
+        put("train.seed", self.seed.map(|v| v.to_string()));
         sets.extend(self.set.iter().cloned());
-        Ok(ferrovis_core::config::load(self.config.as_deref(), &sets)?)
+        let file =
+            ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
+        Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
     }
 }
 
@@ -245,7 +250,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 stop: Some(ctrl_c_flag()?),
                 ..Default::default()
             };
-            let summary = train::train(&cfg, &control)?;
+            let summary = train::train(&cfg, &control, args.resume.as_deref())?;
             if let Some(e) = &summary.last {
                 println!("\n{}", e.table());
             }

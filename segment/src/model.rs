@@ -213,73 +213,49 @@ impl SegmentationModel {
 
     /// Loads `path`, returning a one-line summary. A checkpoint whose names start with the
     /// encoder prefix is a whole segmentation model (ours, torchvision's DeepLab, smp's U-Net):
-    /// it loads by name, its class layers dropped when their size differs. Any other checkpoint
-    /// is the encoder's own (a torchvision ImageNet classifier): it loads under the prefix, its
-    /// classifier dropped. Anything else missing or of another shape is an error naming it.
+    /// it loads by name, its class layers starting fresh when their size differs. Any other
+    /// checkpoint is the encoder's own (a torchvision ImageNet classifier): it loads under the
+    /// prefix, its classifier dropped, the decoder starting fresh. Anything else missing or of
+    /// another shape is an error naming it.
     pub fn load_weights(&mut self, path: &Path) -> Result<String> {
         let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
         let prefix = format!("{}.", self.encoder_prefix());
         let whole = sd.iter().any(|(name, _)| name.starts_with(&prefix));
-        let vars = self.vs.variables();
-        let mut opts = LoadOptions::default();
-        let mut dropped = String::new();
+        let alternatives = |layers: &[&str]| -> String {
+            let alts: Vec<String> = layers
+                .iter()
+                .map(|p| regex::escape(&format!("{p}.")))
+                .collect();
+            format!("^({})", alts.join("|"))
+        };
+        let mut opts = LoadOptions::default().strict(true);
         if whole {
-            let class_layers = self.class_layers();
-            let in_class_layer =
-                |n: &str| class_layers.iter().any(|p| n.starts_with(&format!("{p}.")));
-            let fits = sd.iter().all(|(name, t)| {
-                !in_class_layer(name) || vars.get(name).is_some_and(|v| v.size() == t.size())
-            });
-            if !fits {
-                let alts: Vec<String> = class_layers
-                    .iter()
-                    .map(|p| regex::escape(&format!("{p}.")))
-                    .collect();
-                opts = opts.skip(&format!("^({})", alts.join("|")))?;
-                dropped = "; its class layers were of another size and start fresh".into();
-            }
+            opts = opts.reinit(&alternatives(self.class_layers()))?;
         } else {
             let head = self.encoder().head_pattern();
             // The encoder's classifier pattern is anchored at its root: match it after the prefix.
             let head = head.replacen('^', &format!("^{}", regex::escape(&prefix)), 1);
-            opts = opts.rename_prefix("", &prefix).skip(&head)?;
+            let decoder = self.stages().pop().map(|s| s.prefixes).unwrap_or_default();
+            let decoder: Vec<&str> = decoder.iter().map(String::as_str).collect();
+            opts = opts
+                .rename_prefix("", &prefix)
+                .skip(&head)?
+                .reinit(&alternatives(&decoder))?;
         }
-        let report = checkpoint::load_into(&self.vs, &sd, &opts)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let expected_missing = |n: &String| !whole && !n.starts_with(&prefix);
-        let missing: Vec<&String> = report
-            .missing
-            .iter()
-            .filter(|n| !expected_missing(n))
-            .filter(|n| !(whole && !dropped.is_empty() && self.is_class_layer(n)))
-            .collect();
-        if !missing.is_empty() || !report.mismatched.is_empty() {
-            anyhow::bail!(
-                "{} does not fit {:?} on {}: {} tensors missing (first: {}), {} of another shape\n{report}",
+        let report = checkpoint::load_into(&self.vs, &sd, &opts).with_context(|| {
+            format!(
+                "{} does not fit {:?} on {}",
                 path.display(),
                 self.spec.arch,
-                self.spec.encoder,
-                missing.len(),
-                missing.first().map(|s| s.as_str()).unwrap_or("-"),
-                report.mismatched.len()
-            );
-        }
+                self.spec.encoder
+            )
+        })?;
         let what = if whole {
-            "the whole model"
+            "whole model"
         } else {
-            "the encoder (ImageNet classifier dropped); the decoder starts fresh"
+            "encoder (its ImageNet classifier dropped)"
         };
-        Ok(format!(
-            "{}: {} tensors loaded into {what}{dropped}",
-            path.display(),
-            report.loaded.len()
-        ))
-    }
-
-    fn is_class_layer(&self, name: &str) -> bool {
-        self.class_layers()
-            .iter()
-            .any(|p| name.starts_with(&format!("{p}.")))
+        Ok(format!("{} ({what}): {}", path.display(), report.summary()))
     }
 
     /// Lays the convolution weights out channels-last (NHWC), faster on CPUs for most layers.

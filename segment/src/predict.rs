@@ -3,11 +3,13 @@
 //! (each class in its PASCAL VOC colour, class 0 black) and `<stem>_overlay.jpg` (the colours blended over
 //! the image at 50 %, class 0, background by convention, left clear).
 
+use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::run::resolve_weights;
 use ferrovis_data::decode::{image_files, read_rgb, write_mask, write_rgb};
 use ferrovis_data::image::{Mask, RgbImage};
 use ferrovis_data::tensor::to_normalized_chw;
@@ -17,7 +19,7 @@ use tch::{Device, Kind};
 use crate::config::InferMode;
 use crate::infer::{probabilities, InferOptions};
 use crate::model::{ModelSpec, SegmentationModel};
-use crate::train::RunMeta;
+use crate::run::RunMeta;
 
 /// A trained model ready for inference.
 pub struct LoadedModel {
@@ -36,28 +38,14 @@ pub fn load_model(
     names: Option<Vec<String>>,
     device: Device,
 ) -> Result<LoadedModel> {
-    let (file, run) = if path.is_dir() {
-        (
-            path.join("weights").join("best.safetensors"),
-            Some(path.to_path_buf()),
-        )
-    } else {
-        let run = path
-            .parent()
-            .and_then(Path::parent)
-            .filter(|r| r.join("segment.json").is_file())
-            .map(Path::to_path_buf);
-        (path.to_path_buf(), run)
-    };
-    if !file.is_file() {
-        bail!("{}: no such weights file", file.display());
-    }
-    let mut meta = match (&run, spec) {
+    let resolved = resolve_weights(path)?;
+    let file = resolved.file.clone();
+    let mut meta = match (resolved.meta::<RunMeta>()?, spec) {
         (_, Some(spec)) => {
             let probe = SegmentationModel::new(&spec, Device::Cpu)?;
             let pre = probe.pretrained_cfg();
             RunMeta {
-                names: (0..spec.num_classes).map(|i| format!("class{i}")).collect(),
+                names: default_class_names(spec.num_classes as usize),
                 model: spec,
                 mean: pre.mean,
                 std: pre.std,
@@ -65,7 +53,7 @@ pub fn load_model(
                 infer_size: 512,
             }
         }
-        (Some(run), None) => RunMeta::read(run)?,
+        (Some(meta), None) => meta,
         (None, None) => bail!(
             "{} is not inside a segment run folder (no ../../segment.json): give --arch, \
              --encoder and --classes for a foreign checkpoint",
@@ -83,8 +71,7 @@ pub fn load_model(
         meta.names = names;
     }
     let model = SegmentationModel::new(&meta.model, device)?;
-    let sd = checkpoint::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    checkpoint::load_into(&model.vs, &sd, &LoadOptions::default().strict(true)).with_context(
+    checkpoint::load_file(&model.vs, &file, &LoadOptions::default().strict(true)).with_context(
         || {
             format!(
                 "loading {} into {:?} on {} with {} classes",

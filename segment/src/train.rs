@@ -6,50 +6,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
+use ferrovis_core::run::training_dir;
 use ferrovis_core::{device::parse_device, memory_format};
 use ferrovis_data::dataset::{SegmentResize, SegmentationBatch, SegmentationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
 use ferrovis_data::transform::segment::SegmentAugment;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::config::{InferMode, Mode, SegmentConfig};
+use crate::config::{Mode, SegmentConfig};
 use crate::data::splits;
 use crate::infer::InferOptions;
 use crate::loss::SegmentationLoss;
 use crate::model::{ModelSpec, SegmentationModel};
+use crate::run::RunMeta;
 use crate::val::{self, Evaluation};
-
-/// What a run folder records besides the engine's files, so `val` and `predict` need no flags:
-/// `<run>/segment.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    /// The network.
-    pub model: ModelSpec,
-    /// Class names by index.
-    pub names: Vec<String>,
-    /// Normalisation of the images (the encoder's).
-    pub mean: [f64; 3],
-    /// Normalisation of the images (the encoder's).
-    pub std: [f64; 3],
-    /// Validation inference mode.
-    pub infer: InferMode,
-    /// Its size.
-    pub infer_size: usize,
-}
-
-impl RunMeta {
-    /// Reads `<run>/segment.json`.
-    pub fn read(run: &Path) -> Result<Self> {
-        let path = run.join("segment.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("reading {} (is this a segment run folder?)", path.display())
-        })?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-}
 
 /// The segmentation task the engine trains.
 pub struct SegmentTask<'a> {
@@ -85,10 +57,6 @@ impl SegmentTask<'_> {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> ferrovis_core::Error {
-    ferrovis_core::Error::Invalid(e.to_string())
-}
-
 impl TrainTask for SegmentTask<'_> {
     fn steps_per_epoch(&self) -> usize {
         self.train.num_batches()
@@ -104,8 +72,8 @@ impl TrainTask for SegmentTask<'_> {
             .batches
             .as_mut()
             .and_then(|b| b.next())
-            .ok_or_else(|| invalid("the loader ended early"))?
-            .map_err(invalid)?;
+            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
+            .map_err(ferrovis_core::Error::task)?;
         let x = batch.images.to_device(self.device);
         let y = batch.masks.to_device(self.device);
         Ok(self.batch_loss(&x, &y))
@@ -114,7 +82,7 @@ impl TrainTask for SegmentTask<'_> {
     fn validate(&mut self, _epoch: usize) -> Result<Vec<(String, f64)>, ferrovis_core::Error> {
         self.batches = None;
         let e = val::evaluate(self.model, &self.val, &self.names, &self.infer, self.device)
-            .map_err(|e| invalid(format!("{e:#}")))?;
+            .map_err(ferrovis_core::Error::task)?;
         let metrics = vec![
             ("val_loss".to_string(), e.loss),
             ("miou".to_string(), e.report.mean_iou),
@@ -139,8 +107,13 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// Trains a segmentation model as `cfg` says, in a new run folder.
-pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> {
+/// Trains a segmentation model as `cfg` says, in a new run folder, or continues the run in
+/// `resume` from its last checkpoint (to the same weights as an uninterrupted run).
+pub fn train(
+    cfg: &SegmentConfig,
+    control: &RunControl,
+    resume: Option<&Path>,
+) -> Result<TrainSummary> {
     let t0 = Instant::now();
     let device = parse_device(&cfg.train.device)?;
     let loss: SegmentationLoss = cfg
@@ -199,7 +172,7 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
         spec.arch, spec.encoder, cfg.train.mode
     );
     let pre = model.pretrained_cfg();
-    let run = new_run_dir(
+    let run = training_dir(
         Path::new(&cfg.train.project),
         if cfg.train.name.is_empty() {
             arch_name(&spec)
@@ -207,8 +180,8 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
             cfg.train.name.clone()
         }
         .as_str(),
+        resume,
     );
-    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
     let meta = RunMeta {
         model: spec.clone(),
         names: splits.names.clone(),
@@ -217,10 +190,7 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
         infer: cfg.data.infer,
         infer_size: cfg.data.infer_size,
     };
-    std::fs::write(
-        run.join("segment.json"),
-        serde_json::to_string_pretty(&meta)?,
-    )?;
+    RunDir::new(&run).write_meta(&meta)?;
 
     let augment = SegmentAugment {
         size: cfg.data.image_size,
@@ -311,6 +281,7 @@ pub fn train(cfg: &SegmentConfig, control: &RunControl) -> Result<TrainSummary> 
         amp: false,
     };
     let mut control = control.clone();
+    control.resume = resume.is_some();
     control.config_toml = Some(ferrovis_core::config::to_toml(cfg)?);
     let outcome = fit(&model.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
     let last = task.last_evaluation.take();

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_core::run::resolve_weights;
 use ferrovis_data::dataset::classification::files_recursive;
 use ferrovis_data::decode::{is_image_path, read_rgb};
 use ferrovis_data::transform::{center_crop, resize_shorter, Filter};
@@ -90,13 +91,12 @@ impl FastTask<'_> {
     /// The weighted perceptual-loss terms of a batch of content images `(N, 3, H, W)` in
     /// [0, 1].
     pub fn terms(&self, x: &Tensor) -> ferrovis_core::Result<WeightedTerms> {
-        let invalid = |e: anyhow::Error| ferrovis_core::Error::Invalid(format!("{e:#}"));
         let y = self.net.forward(x);
         let targets = tch::no_grad(|| self.fnet.activations(x, &self.loss.content_layers))
-            .map_err(invalid)?;
+            .map_err(ferrovis_core::Error::task)?;
         self.loss
             .terms(self.fnet, &y, &targets, &self.style_grams)
-            .map_err(invalid)
+            .map_err(ferrovis_core::Error::task)
     }
 }
 
@@ -237,20 +237,14 @@ pub fn train_fast(
 /// A trained transformation network: a run folder (its best weights) or a weights file, such as
 /// the PyTorch examples' `candy.pth` (their stale InstanceNorm statistics are ignored).
 pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, TransformerNet)> {
-    let file = if path.is_dir() {
-        path.join("weights/best.safetensors")
-    } else {
-        path.to_path_buf()
-    };
-    let sd = checkpoint::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let file = resolve_weights(path)?.file;
     let mut vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
-    let opts = LoadOptions::default().skip("running_(mean|var)$")?;
-    let report = checkpoint::load_into(&vs, &sd, &opts)
-        .with_context(|| format!("loading {}", file.display()))?;
-    if !report.missing.is_empty() || !report.mismatched.is_empty() {
-        bail!("{} is not a TransformerNet\n{report}", file.display());
-    }
+    let opts = LoadOptions::default()
+        .strict(true)
+        .skip("running_(mean|var)$")?;
+    checkpoint::load_file(&vs, &file, &opts)
+        .with_context(|| format!("{} is not a TransformerNet", file.display()))?;
     vs.freeze();
     Ok((vs, net))
 }

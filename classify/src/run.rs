@@ -1,0 +1,23 @@
+//! What a classification run folder records besides the engine's files (`<run>/classify.json`),
+//! so `val`, `predict` and `export` need no flags.
+
+use ferrovis_data::transform::ClassifyTransform;
+use serde::{Deserialize, Serialize};
+
+/// `<run>/classify.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Backbone name.
+    pub arch: String,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Head dropout.
+    pub dropout: f64,
+    /// The evaluation preprocessing.
+    pub transform: ClassifyTransform,
+}
+
+impl ferrovis_core::run::RunMeta for RunMeta {
+    const FILE: &'static str = "classify.json";
+    const TASK: &'static str = "classify";
+}

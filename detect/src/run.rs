@@ -1,0 +1,20 @@
+//! What a detection run folder records about its model (`<run>/detect.json`), so `val`,
+//! `predict` and `export` need no flags.
+
+use serde::{Deserialize, Serialize};
+
+/// `<run>/detect.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// `n`, `s`, `m`, `l` or `x`.
+    pub scale: char,
+    /// Class names, index order.
+    pub names: Vec<String>,
+    /// Training input size.
+    pub imgsz: usize,
+}
+
+impl ferrovis_core::run::RunMeta for RunMeta {
+    const FILE: &'static str = "detect.json";
+    const TASK: &'static str = "detect";
+}

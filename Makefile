@@ -28,7 +28,7 @@ demo: setup
 validate: setup
 	@if [ ! -d "$(SHARED)" ]; then \
 	  echo "validate: shared data folder '$(SHARED)' not found; set FERROVIS_SHARED=<dir>"; exit 1; fi
-	FERROVIS_SHARED="$(abspath $(SHARED))" $(CARGO) test -p ferrovis-tests -- --ignored --test-threads 1 validate_
+	FERROVIS_SHARED="$(abspath $(SHARED))" $(CARGO) test -p ferrovis-tests --test validate -- --ignored --test-threads 1
 
 fmt:
 	$(CARGO) fmt --all

@@ -4,21 +4,18 @@
 //! masks and overlays, and bad masks get messages naming the file.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use ferrovis_core::checkpoint;
-use ferrovis_core::engine::RunControl;
+use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::decode::{read_mask, write_mask};
 use ferrovis_data::image::Mask;
 use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_segment::config::{InferMode, Mode, SegmentConfig};
 use ferrovis_segment::infer::InferOptions;
 use ferrovis_segment::model::Architecture;
+use ferrovis_segment::run::RunMeta;
 use ferrovis_segment::{data, predict, train, val};
 use tch::Device;
-
-/// libtorch's generator is process-global: trainings run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn quiet() -> RunControl {
     RunControl {
@@ -57,7 +54,7 @@ fn config(data: &Path, project: &Path, name: &str) -> SegmentConfig {
 
 #[test]
 fn train_val_predict_round_trip() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let project = tmp.path().join("runs");
@@ -66,7 +63,7 @@ fn train_val_predict_round_trip() {
     let mut cfg = config(&data, &project, "unet");
     cfg.train.mode = Mode::FeatureExtract;
     cfg.train.loss = "ce+dice".into();
-    let summary = train::train(&cfg, &quiet()).unwrap();
+    let summary = train::train(&cfg, &quiet(), None).unwrap();
     let run = &summary.run;
     for f in [
         "segment.json",
@@ -77,7 +74,7 @@ fn train_val_predict_round_trip() {
     ] {
         assert!(run.join(f).is_file(), "{f}");
     }
-    let meta = train::RunMeta::read(run).unwrap();
+    let meta: RunMeta = RunDir::new(run).read_meta().unwrap();
     assert_eq!(meta.names, vec!["background", "circle", "square"]);
     assert_eq!(meta.model.num_classes, 3);
 
@@ -139,13 +136,13 @@ fn train_val_predict_round_trip() {
 
 #[test]
 fn deeplab_trains_with_its_auxiliary_loss_and_sgd_poly() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let mut cfg = config(&data, &tmp.path().join("runs"), "deeplab");
     cfg.model.arch = Architecture::Deeplabv3;
     cfg.train.epochs = 1;
-    let summary = train::train(&cfg, &quiet()).unwrap();
+    let summary = train::train(&cfg, &quiet(), None).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     let row: Vec<f64> = csv
         .lines()
@@ -161,6 +158,7 @@ fn deeplab_trains_with_its_auxiliary_loss_and_sgd_poly() {
 
 #[test]
 fn bad_masks_and_settings_are_named() {
+    let _serial = crate::serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     // A mask holding class 9 when classes.txt lists three classes.
@@ -177,7 +175,7 @@ fn bad_masks_and_settings_are_named() {
 
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.train.loss = "ce+lovasz".into();
-    let err = format!("{:#}", train::train(&cfg, &quiet()).unwrap_err());
+    let err = format!("{:#}", train::train(&cfg, &quiet(), None).unwrap_err());
     assert!(
         err.contains("train.loss") && err.contains("lovasz"),
         "{err}"
@@ -185,7 +183,7 @@ fn bad_masks_and_settings_are_named() {
 
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.train.optimizer = "adamx".into();
-    let err = format!("{:#}", train::train(&cfg, &quiet()).unwrap_err());
+    let err = format!("{:#}", train::train(&cfg, &quiet(), None).unwrap_err());
     assert!(
         err.contains("train.optimizer") && err.contains("adamx"),
         "{err}"

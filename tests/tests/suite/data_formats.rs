@@ -77,7 +77,14 @@ fn image_folder_skips_non_images_and_reports_bad_images() {
         problems[0].contains("broken.jpg") && problems[0].contains("header"),
         "{problems:?}"
     );
-    assert!(problems[1].contains("empty.png"), "{problems:?}");
+    assert!(
+        problems[1].ends_with("empty.png: empty file"),
+        "{problems:?}"
+    );
+    // Each problem names its file once, then says what is wrong.
+    for (p, name) in problems.iter().zip(["broken.jpg", "empty.png", "half.jpg"]) {
+        assert_eq!(p.matches(name).count(), 1, "{p}");
+    }
     assert!(
         problems[2].contains("half.jpg") && problems[2].contains("truncated JPEG"),
         "{problems:?}"

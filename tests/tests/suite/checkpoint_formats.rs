@@ -124,6 +124,18 @@ fn nested_keys_can_be_named_and_errors_list_what_is_there() {
         "{err}"
     );
 
+    // A tensor beside an object: the key refused and why, not "found no tensors".
+    let err = checkpoint::open(fixture("tensor_beside_object.pt"), &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "key \"x\" holds an object of class fractions.Fraction, not a tensor, beside 1 \
+             tensors"
+        ),
+        "{err}"
+    );
+
     let kept = checkpoint::open(
         fixture("data_parallel.pt"),
         &ReadOptions {

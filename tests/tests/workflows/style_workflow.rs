@@ -29,6 +29,7 @@ fn random_vgg11(path: &Path) {
 
 #[test]
 fn train_fast_step_stylize_and_gatys() {
+    let _serial = crate::serial();
     let tmp = tempfile::tempdir().unwrap();
     let vgg = tmp.path().join("vgg11.safetensors");
     random_vgg11(&vgg);

@@ -3,16 +3,12 @@
 //! reproduces the best epoch's accuracy.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use ferrovis_classify::config::{ClassifyConfig, Mode};
 use ferrovis_classify::{eval, predict, train};
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
-
-/// libtorch's generator is process-global: trainings run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Training without progress output.
 fn quiet() -> RunControl {
@@ -50,7 +46,7 @@ fn weights(path: &std::path::Path) -> HashMap<String, Vec<f32>> {
 
 #[test]
 fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("shapes");
     let shapes = ShapesConfig {
@@ -82,7 +78,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
         let mut cfg = init_cfg.clone();
         cfg.train.mode = mode;
         cfg.model.weights = init.display().to_string();
-        let summary = train::train(&cfg, &quiet()).unwrap();
+        let summary = train::train(&cfg, &quiet(), None).unwrap();
         let run = &summary.run;
         assert_eq!(run.file_name().unwrap(), train::mode_name(mode));
         for file in [
@@ -232,7 +228,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.data.augment = false;
     cfg.model.weights = init.display().to_string();
     cfg.train.name = "cached".into();
-    let summary = train::train(&cfg, &quiet()).unwrap();
+    let summary = train::train(&cfg, &quiet(), None).unwrap();
     assert_eq!(summary.path, "cached features");
 
     // Mixup and CutMix (one or the other per batch), label smoothing and class balancing run.
@@ -245,7 +241,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.train.label_smoothing = 0.1;
     cfg.data.balance_classes = true;
     cfg.train.name = "mixed".into();
-    let summary = train::train(&cfg, &quiet()).unwrap();
+    let summary = train::train(&cfg, &quiet(), None).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     let loss: f64 = csv
         .lines()
@@ -261,13 +257,14 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
 
 #[test]
 fn bad_configuration_and_data_are_named() {
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), dir.path(), Mode::FineTune);
     cfg.data.root = dir.path().join("nowhere").display().to_string();
-    let err = train::train(&cfg, &RunControl::default()).unwrap_err();
+    let err = train::train(&cfg, &RunControl::default(), None).unwrap_err();
     assert!(format!("{err:#}").contains("nowhere"), "{err:#}");
     cfg.data.root = String::new();
-    let err = train::train(&cfg, &RunControl::default()).unwrap_err();
+    let err = train::train(&cfg, &RunControl::default(), None).unwrap_err();
     assert!(format!("{err:#}").contains("data.root"), "{err:#}");
     let err =
         ferrovis_core::config::load::<ClassifyConfig>(None, &["train.epoch=3".into()]).unwrap_err();

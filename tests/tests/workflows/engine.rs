@@ -119,9 +119,6 @@ fn config(epochs: usize) -> TrainConfig {
     }
 }
 
-/// libtorch's generator is process-global: trainings in one process must not overlap.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Builds model + optimiser with initialisation seed `init_seed` and runs `fit`.
 fn run(
     dir: &Path,
@@ -131,7 +128,6 @@ fn run(
     stop_after: Option<usize>,
     setup: impl Fn(&mut Regression),
 ) -> (VarStore, Result<FitOutcome>) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(init_seed);
     let vs = VarStore::new(Device::Cpu);
     let mut task = Regression::new(&vs);
@@ -176,6 +172,7 @@ fn fingerprint(vs: &VarStore) -> Vec<(String, String)> {
 
 #[test]
 fn resume_after_a_kill_is_bit_identical() {
+    let _serial = crate::serial();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (vs_a, out) = run(a.path(), 1, &config(4), false, None, |_| {});
     assert_eq!(out.unwrap().reason, StopReason::Completed);
@@ -226,6 +223,7 @@ fn resume_after_a_kill_is_bit_identical() {
 
 #[test]
 fn resuming_with_other_metrics_is_refused_before_results_csv_misaligns() {
+    let _serial = crate::serial();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(2);
     let (_, first) = run(tmp.path(), 0, &cfg, false, Some(1), |_| {});
@@ -243,6 +241,7 @@ fn resuming_with_other_metrics_is_refused_before_results_csv_misaligns() {
 
 #[test]
 fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let (_, out) = run(dir.path(), 1, &config(5), false, None, |t| {
         t.nan_at_epoch = Some(2)
@@ -264,6 +263,7 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn early_stopping_honours_patience() {
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(10);
     cfg.patience = Some(2);
@@ -276,6 +276,13 @@ fn early_stopping_honours_patience() {
         (out.reason, out.epochs_completed, out.best),
         (StopReason::EarlyStopped, 3, Some((1.0, 1)))
     );
+    // The chart was redrawn for the epoch that stopped the run, not left one epoch behind.
+    let modified = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    assert!(modified("results.png") >= modified("results.csv"));
 
     let mut cfg = config(1);
     cfg.monitor = "mAP".into();
@@ -295,6 +302,7 @@ fn early_stopping_honours_patience() {
 
 #[test]
 fn ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_exactly() {
+    let _serial = crate::serial();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (vs_a, _) = run(a.path(), 1, &config(4), false, None, |_| {});
     // Ctrl-C during step 4 of epoch 3: the stop is noticed before step 5.
@@ -316,6 +324,7 @@ fn ctrl_c_mid_epoch_keeps_the_last_epoch_and_resumes_exactly() {
 
 #[test]
 fn loss_scaling_is_exact_and_skips_overflowing_steps() {
+    let _serial = crate::serial();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (plain, _) = run(a.path(), 1, &config(2), false, None, |_| {});
     let mut amp = config(2);
@@ -391,9 +400,9 @@ impl TrainTask for Gradual {
 
 #[test]
 fn gradual_unfreezing_trains_the_head_first_then_everything_at_spread_rates() {
+    let _serial = crate::serial();
     use ferrovis_core::backbone::{self, BackboneOptions};
     use ferrovis_core::freeze::{self, FreezeOptions};
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
     let model = backbone::create("resnet18", &vs.root(), &BackboneOptions::classes(2)).unwrap();

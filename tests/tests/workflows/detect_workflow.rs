@@ -4,7 +4,6 @@
 //! messages that say what was searched.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
@@ -13,9 +12,6 @@ use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::postprocess::NmsConfig;
 use ferrovis_detect::{predict, train, val};
 use tch::Device;
-
-/// libtorch's generator is process-global: trainings run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn quiet() -> RunControl {
     RunControl {
@@ -62,7 +58,7 @@ fn tensor(path: &Path, name: &str) -> tch::Tensor {
 
 #[test]
 fn train_val_predict_on_a_run_folder() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = shapes(dir.path());
     let project = dir.path().join("runs");
@@ -171,7 +167,7 @@ fn train_val_predict_on_a_run_folder() {
 
 #[test]
 fn a_stopped_run_resumes_to_the_end() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = shapes(dir.path());
     let project = dir.path().join("runs");
@@ -195,6 +191,7 @@ fn a_stopped_run_resumes_to_the_end() {
 
 #[test]
 fn layout_mistakes_and_missing_weights_are_named() {
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = shapes(dir.path());
     // Labels moved away: Ultralytics users' most common error.

@@ -36,7 +36,7 @@ fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f
     cfg.train.seed = 0;
     cfg.train.device = "cpu".into();
     cfg.train.project = project.path().display().to_string();
-    let summary = train::train(&cfg, &quiet()).unwrap();
+    let summary = train::train(&cfg, &quiet(), None).unwrap();
     println!(
         "{arch} {mode:?}: best val accuracy {:.4} in {:.0} s ({})",
         summary.best_accuracy, summary.seconds, summary.path

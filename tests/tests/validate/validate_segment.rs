@@ -73,7 +73,7 @@ fn validate_segment_isbi_unet_mobilenet_v2() {
         quiet: true,
         ..Default::default()
     };
-    let summary = train::train(&cfg, &quiet).unwrap();
+    let summary = train::train(&cfg, &quiet, None).unwrap();
     let last = summary.last.as_ref().unwrap();
     println!("{}", last.table());
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
@@ -154,7 +154,7 @@ fn validate_segment_coco128_deeplabv3plus() {
         quiet: true,
         ..Default::default()
     };
-    let summary = train::train(&cfg, &quiet).unwrap();
+    let summary = train::train(&cfg, &quiet, None).unwrap();
     let last = summary.last.as_ref().unwrap();
     println!("{}", last.table());
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();

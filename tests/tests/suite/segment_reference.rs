@@ -92,6 +92,17 @@ fn losses_and_unet_match_pytorch() {
     assert!(d <= 1e-4, "unet: {d:e}");
 }
 
+/// How many of the model's variables lie outside the encoder.
+fn vars_outside(model: &SegmentationModel, encoder_prefix: &str) -> usize {
+    let prefix = format!("{encoder_prefix}.");
+    model
+        .vs
+        .variables()
+        .keys()
+        .filter(|k| !k.starts_with(&prefix))
+        .count()
+}
+
 /// A torchvision ImageNet classifier's checkpoint loads into each architecture's encoder, under
 /// its prefix, the classifier dropped; the decoder is left as it was.
 #[test]
@@ -115,7 +126,16 @@ fn classifier_checkpoints_load_into_encoders() {
         let mut model = SegmentationModel::new(&spec, Device::Cpu).unwrap();
         let line = model.load_weights(&file).unwrap();
         println!("{line}");
-        assert!(line.contains("into the encoder"), "{line}");
+        assert!(
+            line.contains("(encoder (its ImageNet classifier dropped))"),
+            "{line}"
+        );
+        // Every decoder variable starts fresh and is counted as such.
+        let decoder = vars_outside(&model, prefix);
+        assert!(
+            line.contains(&format!("; {decoder} start fresh (")),
+            "{line} ({decoder} decoder variables)"
+        );
         let vars = model.vs.variables();
         let mut compared = 0;
         for (name, t) in sd.iter() {
@@ -138,7 +158,10 @@ fn classifier_checkpoints_load_into_encoders() {
     let mut model = SegmentationModel::new(&spec, Device::Cpu).unwrap();
     let unet = dir.join("unet.pth");
     let line = model.load_weights(&unet).unwrap();
-    assert!(line.contains("class layers"), "{line}");
+    assert!(
+        line.contains("2 start fresh (segmentation_head.0.bias, segmentation_head.0.weight)"),
+        "{line}"
+    );
     // A checkpoint of another encoder is refused, naming what does not fit.
     let spec = ModelSpec {
         encoder: "resnet50".into(),

@@ -1,0 +1,15 @@
+//! The parity and format tests in one binary (one link of libtorch and OpenCV instead of one per
+//! file): checkpoints, backbones, data, metrics, optimisers and the task models against PyTorch,
+//! torchvision and scikit-learn references computed by the tests themselves.
+
+mod backbone_parity;
+mod checkpoint_formats;
+mod data_decode_transforms;
+mod data_formats;
+mod data_loader;
+mod detect_reference;
+mod metrics_reference;
+mod optim_and_freeze;
+mod optim_lbfgs;
+mod segment_reference;
+mod style_reference;

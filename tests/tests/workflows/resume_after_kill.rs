@@ -1,0 +1,193 @@
+//! `classify train --resume RUN` and `segment train --resume RUN` continue a run whose process was
+//! killed (SIGKILL, in the middle of an epoch: nothing gets to clean up) to the same final weights
+//! as an uninterrupted run, bit for bit on the CPU. The commands run as a user runs them, through
+//! the task CLIs in a real process (`ferrovis-cli`, the four binaries' command lines in one).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ferrovis_classify::config::{ClassifyConfig, Mode};
+use ferrovis_core::checkpoint;
+use ferrovis_core::engine::RunDir;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_segment::config::SegmentConfig;
+
+const EPOCHS: usize = 3;
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
+}
+
+/// Runs `ferrovis-cli args…` to the end; panics with its output unless it succeeds.
+fn run_to_end(args: &[&str]) -> String {
+    let out = cli().args(args).output().expect("start ferrovis-cli");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "ferrovis-cli {args:?} failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// Starts `ferrovis-cli args…` and SIGKILLs it as soon as it reports a step of epoch 2 (the
+/// engine prints `epoch 2/3 step 2/8 …` on a non-terminal stderr), so it dies mid-epoch.
+fn kill_in_epoch_two(args: &[&str]) -> Vec<String> {
+    let mut child = cli()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferrovis-cli");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr line");
+        let mid_epoch_two = matches!(epoch_two_step(&line), Some((n, m)) if n < m);
+        seen.push(line);
+        if mid_epoch_two {
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended before it could be killed in epoch 2 ({status}):\n{}",
+        seen.join("\n")
+    );
+    seen
+}
+
+/// `(N, M)` of an epoch-2 progress line `epoch 2/3 step N/M loss …`.
+fn epoch_two_step(line: &str) -> Option<(u32, u32)> {
+    let rest = line.strip_prefix(&format!("epoch 2/{EPOCHS} step "))?;
+    let (n, rest) = rest.split_once('/')?;
+    let m = rest.split_whitespace().next()?;
+    Some((n.parse().ok()?, m.parse().ok()?))
+}
+
+/// Every tensor of two weights files, compared bit for bit.
+fn assert_bit_identical(a: &Path, b: &Path) {
+    let (sa, sb) = (checkpoint::read(a).unwrap(), checkpoint::read(b).unwrap());
+    let names: Vec<&str> = sa.names().collect();
+    assert_eq!(names, sb.names().collect::<Vec<_>>());
+    for name in names {
+        let (ta, tb) = (sa.get(name).unwrap(), sb.get(name).unwrap());
+        assert!(
+            ta.equal(tb),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    assert!(sa.len() > 100, "{} tensors", sa.len());
+}
+
+/// Writes a configuration as the TOML file a user would pass with `--config`.
+fn write_config(toml: String, path: &Path) -> PathBuf {
+    std::fs::write(path, toml).unwrap();
+    path.to_path_buf()
+}
+
+/// The kill → resume → compare cycle for one task: `config(name)` is the TOML of the run named
+/// `name`.
+fn check_task(task: &str, dir: &Path, config: impl Fn(&str) -> String) {
+    let project = dir.join("runs");
+    let whole = write_config(config("whole"), &dir.join("whole.toml"));
+    let killed = write_config(config("killed"), &dir.join("killed.toml"));
+    run_to_end(&[task, "train", "--config", whole.to_str().unwrap()]);
+
+    let seen = kill_in_epoch_two(&[task, "train", "--config", killed.to_str().unwrap()]);
+    let run = RunDir::new(project.join("killed"));
+    let rows = std::fs::read_to_string(run.results()).unwrap();
+    assert_eq!(
+        rows.lines().count(),
+        2,
+        "killed after epoch 1 only:\n{rows}\n{}",
+        seen.join("\n")
+    );
+
+    let log = run_to_end(&[task, "train", "--resume", run.path().to_str().unwrap()]);
+    assert!(
+        !log.contains("epoch 1/"),
+        "the resumed run redid epoch 1:\n{log}"
+    );
+    let whole = RunDir::new(project.join("whole"));
+    assert_bit_identical(&whole.last(), &run.last());
+    assert_bit_identical(&whole.best(), &run.best());
+    // Same losses and metrics, epoch by epoch (timings aside).
+    let table = |r: &RunDir| -> Vec<String> {
+        std::fs::read_to_string(r.results())
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(table(&whole), table(&run));
+    assert_eq!(table(&run).len(), EPOCHS + 1);
+}
+
+#[test]
+fn classify_resumes_a_killed_run_to_identical_weights() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    let shapes = ShapesConfig {
+        image_size: 48,
+        train: 16,
+        val: 4,
+        classes: ["circle", "square", "star"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    synthetic::write_classification(&data, &shapes).unwrap();
+    check_task("classify", dir.path(), |name| {
+        let mut cfg = ClassifyConfig::default();
+        cfg.data.root = data.display().to_string();
+        cfg.data.image_size = 48;
+        cfg.data.batch_size = 6;
+        cfg.data.workers = 2;
+        cfg.model.arch = "resnet18".into();
+        // Fine-tuning through the image loader: shuffling, augmentation, dropout and the
+        // optimiser's state all have to come back exactly.
+        cfg.train.mode = Mode::FineTune;
+        cfg.train.epochs = EPOCHS;
+        cfg.train.device = "cpu".into();
+        cfg.train.project = dir.path().join("runs").display().to_string();
+        cfg.train.name = name.into();
+        ferrovis_core::config::to_toml(&cfg).unwrap()
+    });
+}
+
+#[test]
+fn segment_resumes_a_killed_run_to_identical_weights() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = ShapesConfig {
+        image_size: 64,
+        train: 16,
+        val: 4,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        max_objects: 2,
+        ..Default::default()
+    };
+    let data = synthetic::write_segmentation(&dir.path().join("shapes"), &shapes).unwrap();
+    check_task("segment", dir.path(), |name| {
+        let mut cfg = SegmentConfig::default();
+        cfg.data.images = data.join("train/images").display().to_string();
+        cfg.data.masks = data.join("train/masks").display().to_string();
+        cfg.data.val_images = data.join("val/images").display().to_string();
+        cfg.data.val_masks = data.join("val/masks").display().to_string();
+        cfg.data.image_size = 64;
+        cfg.data.batch_size = 2;
+        cfg.model.encoder = "resnet18".into();
+        cfg.train.epochs = EPOCHS;
+        cfg.train.device = "cpu".into();
+        cfg.train.project = dir.path().join("runs").display().to_string();
+        cfg.train.name = name.into();
+        ferrovis_core::config::to_toml(&cfg).unwrap()
+    });
+}

@@ -47,6 +47,36 @@ pub enum WeightsCommand {
     },
 }
 
+/// The value of a renamed option: the new spelling's, else the old one's with a note on stderr
+/// that `old_flag` is deprecated in favour of `new_flag` (old spellings are kept for one release,
+/// hidden from `--help`).
+pub fn renamed<T>(new: Option<T>, old: Option<T>, old_flag: &str, new_flag: &str) -> Option<T> {
+    match (new, old) {
+        (Some(v), _) => Some(v),
+        (None, Some(v)) => {
+            eprintln!("note: {old_flag} is deprecated; use {new_flag}");
+            Some(v)
+        }
+        (None, None) => None,
+    }
+}
+
+/// Splits a binary's trailing arguments: `key=value` settings (Ultralytics' style, accepted by
+/// every binary) go to the configuration overrides; anything else is an error naming it.
+pub fn settings(args: &[String]) -> Result<Vec<String>> {
+    args.iter()
+        .map(|a| {
+            if a.contains('=') {
+                Ok(a.clone())
+            } else {
+                Err(Error::Invalid(format!(
+                    "unexpected argument {a:?}: settings are key=value (e.g. train.epochs=3)"
+                )))
+            }
+        })
+        .collect()
+}
+
 /// Runs a `weights` subcommand, printing to stdout.
 pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
     match cmd {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod freeze;
 pub mod memory_format;
 pub mod metrics;

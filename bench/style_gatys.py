@@ -12,7 +12,7 @@ side reports loss evaluations (forward + backward) per second; ratio = ferrovis 
 (target ≥ 1.0).
 
 Stylise: Johnson's transformation network (random init) on 512² images, ferrovis
-`style stylize` vs the same network in PyTorch (built in this script from the paper's layer list).
+`style predict` vs the same network in PyTorch (built in this script from the paper's layer list).
 """
 import os
 import re
@@ -124,7 +124,7 @@ def main():
         Image.open(CONTENT).convert("RGB").resize((512, 512)).save(os.path.join(images, f"{i}.png"))
     env = dict(os.environ, OMP_NUM_THREADS="2")
     out = subprocess.run(
-        ["cargo", "run", "--release", "-q", "-p", "ferrovis-style", "--", "stylize", "--model",
+        ["cargo", "run", "--release", "-q", "-p", "ferrovis-style", "--", "predict", "--weights",
          model, images, "--out", os.path.join(work, "out"), "--device", "cpu"],
         cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
     ours = float(re.search(r"\(([0-9.]+) images/s\)", out).group(1))

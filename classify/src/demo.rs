@@ -71,8 +71,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "\nbest validation accuracy {:.4} after {:.0} s ({})",
         summary.best_accuracy, summary.seconds, summary.path
     );
+    let run = ferrovis_core::run::RunDir::new(&summary.run);
     eval::eval_run(
-        &summary.run,
+        &run,
+        &run.best(),
         None,
         ferrovis_core::device::parse_device("auto")?,
         None,

@@ -19,7 +19,7 @@ use crate::model::Classifier;
 use crate::predict;
 use crate::run::RunMeta;
 
-/// Everything `eval` measures, as written to `eval.json`.
+/// Everything `val` measures, as written to `val.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResult {
     /// Class names.
@@ -32,14 +32,15 @@ pub struct EvalResult {
     pub top5: Option<f64>,
 }
 
-/// Evaluates `<run>/weights/best.safetensors` on `data` (default: the run's validation set).
+/// Evaluates `file`, one of `run`'s weights files (usually its best), on `data` (default: the
+/// run's validation set).
 pub fn eval_run(
-    run: &Path,
+    run: &RunDir,
+    file: &Path,
     data: Option<&Path>,
     device: Device,
     out: Option<&Path>,
 ) -> Result<EvalResult> {
-    let run = RunDir::new(run);
     let folder = match data {
         Some(d) => d.to_path_buf(),
         None => {
@@ -55,7 +56,7 @@ pub fn eval_run(
             val
         }
     };
-    let (mut clf, meta) = predict::load_run(&run, &run.best(), device)?;
+    let (mut clf, meta) = predict::load_run(run, file, device)?;
     clf.vs.freeze();
     evaluate(&clf, &meta, &folder, device, out.unwrap_or(run.path()))
 }
@@ -70,9 +71,9 @@ pub fn eval_weights(
     out: &Path,
 ) -> Result<EvalResult> {
     let (mut clf, outputs, transform) = predict::load(
-        predict::ModelSource::Weights {
-            path: weights,
-            arch,
+        &predict::ModelSource::Weights {
+            path: weights.to_path_buf(),
+            arch: arch.to_string(),
         },
         device,
     )?;
@@ -182,14 +183,11 @@ pub fn evaluate(
         report,
         top5,
     };
-    std::fs::write(
-        out.join("eval.json"),
-        serde_json::to_string_pretty(&result)?,
-    )?;
+    std::fs::write(out.join("val.json"), serde_json::to_string_pretty(&result)?)?;
     println!(
         "wrote {} and {}",
         png.display(),
-        out.join("eval.json").display()
+        out.join("val.json").display()
     );
     Ok(result)
 }

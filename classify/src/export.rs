@@ -3,25 +3,23 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use tch::{CModule, Device, Kind, Tensor};
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
 
 use crate::predict::{self, ModelSource};
 
-/// Traces the run's best model in evaluation mode and writes it to `out`; returns the input side.
-pub fn export(run: &Path, out: &Path) -> Result<i64> {
-    let (clf, _, transform) = predict::load(ModelSource::Run(run), Device::Cpu)?;
+/// Traces a run's model (a run folder's best weights, or a weights file inside one) in
+/// evaluation mode and writes it to `out`; returns the input side.
+pub fn export(weights: &Path, out: &Path) -> Result<i64> {
+    let source = ModelSource::resolve(weights, None)?;
+    let (clf, _, transform) = predict::load(&source, Device::Cpu)?;
     let mut vs = clf.vs;
     vs.freeze();
     let size = transform.size as i64;
     let example = Tensor::randn([1, 3, size, size], (Kind::Float, Device::Cpu));
     let model = &clf.model;
-    let module = CModule::create_by_tracing("Classifier", "forward", &[example], &mut |inputs| {
+    ferrovis_core::export::trace_to_file("Classifier", &[example], out, &mut |inputs| {
         vec![model.forward_t(&inputs[0], false)]
-    })
-    .context("tracing the model")?;
-    module
-        .save(out)
-        .with_context(|| format!("writing {}", out.display()))?;
+    })?;
     Ok(size)
 }

@@ -41,8 +41,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a new head (and optionally the backbone) on an image folder.
     Train(TrainArgs),
-    /// Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run.
-    Eval(EvalArgs),
+    /// Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run (`eval` is
+    /// the old name).
+    #[command(alias = "eval")]
+    Val(ValArgs),
     /// Class names and probabilities for images (a run folder, or a checkpoint + --arch).
     Predict(PredictArgs),
     /// Write a run's model as TorchScript (traced) for `torch.jit.load`.
@@ -97,6 +99,8 @@ pub struct TrainArgs {
     /// Any other key: `--set train.label_smoothing=0.1` (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Settings as key=value, as `--set` (`train.epochs=3 data.batch_size=16`).
+    pub settings: Vec<String>,
 }
 
 impl TrainArgs {
@@ -123,28 +127,30 @@ impl TrainArgs {
         put("train.device", self.device.clone());
         put("train.seed", self.seed.map(|v| v.to_string()));
         sets.extend(self.set.iter().cloned());
+        sets.extend(ferrovis_core::cli::settings(&self.settings)?);
         let file =
             ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
         Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
     }
 }
 
-/// `classify eval` options.
+/// `classify val` options.
 #[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// A run folder written by `classify train`.
-    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
-    pub run: Option<PathBuf>,
-    /// A checkpoint instead of a run (needs --arch and --data; one head output per class folder).
-    #[arg(long, requires_all = ["arch", "data"])]
+pub struct ValArgs {
+    /// A run folder written by `classify train` (its best weights), a weights file inside one, or
+    /// any checkpoint with --arch and --data (one head output per class folder).
+    #[arg(long, required_unless_present = "run")]
     pub weights: Option<PathBuf>,
-    /// The checkpoint's architecture.
+    /// Old spelling of --weights RUN_DIR.
+    #[arg(long, hide = true)]
+    pub run: Option<PathBuf>,
+    /// The checkpoint's architecture (for a checkpoint outside a run folder).
     #[arg(long)]
     pub arch: Option<String>,
     /// A labelled image folder (default: the run's validation folder).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Where eval.json and confusion_matrix.png go (default: the run folder, or the current one).
+    /// Where val.json and confusion_matrix.png go (default: the run folder, or the current one).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Device: auto, cpu, cuda, cuda:N.
@@ -158,13 +164,14 @@ pub struct PredictArgs {
     /// Images, or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// A run folder written by `classify train`.
-    #[arg(long, conflicts_with = "weights")]
-    pub run: Option<PathBuf>,
-    /// A checkpoint (e.g. torchvision's ImageNet weights); needs --arch.
-    #[arg(long, requires = "arch")]
+    /// A run folder written by `classify train`, a weights file inside one, or any checkpoint
+    /// (e.g. torchvision's ImageNet weights) with --arch.
+    #[arg(long, required_unless_present = "run")]
     pub weights: Option<PathBuf>,
-    /// The checkpoint's architecture.
+    /// Old spelling of --weights RUN_DIR.
+    #[arg(long, hide = true)]
+    pub run: Option<PathBuf>,
+    /// The checkpoint's architecture (for a checkpoint outside a run folder).
     #[arg(long)]
     pub arch: Option<String>,
     /// How many classes to show per image.
@@ -181,9 +188,12 @@ pub struct PredictArgs {
 /// `classify export` options.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// A run folder written by `classify train`.
-    #[arg(long)]
-    pub run: PathBuf,
+    /// A run folder written by `classify train` (its best weights), or a weights file inside one.
+    #[arg(long, required_unless_present = "run")]
+    pub weights: Option<PathBuf>,
+    /// Old spelling of --weights RUN_DIR.
+    #[arg(long, hide = true)]
+    pub run: Option<PathBuf>,
     /// The TorchScript file to write.
     #[arg(long, default_value = "model.pt")]
     pub out: PathBuf,
@@ -199,6 +209,12 @@ pub struct DemoArgs {
     /// ../shared/weights/mobilenet_v2-b0353104.pth when present).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+}
+
+/// `--weights`, or its old spelling `--run` (with a deprecation note).
+fn weights_arg(weights: Option<PathBuf>, run: Option<PathBuf>) -> Result<PathBuf> {
+    ferrovis_core::cli::renamed(weights, run, "--run", "--weights")
+        .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR|FILE"))
 }
 
 /// Runs one parsed command line.
@@ -224,45 +240,49 @@ pub fn run(cli: Cli) -> Result<()> {
                 summary.seconds,
                 summary.run.display()
             );
+            let run = ferrovis_core::run::RunDir::new(&summary.run);
             eval::eval_run(
-                &summary.run,
+                &run,
+                &run.best(),
                 None,
                 ferrovis_core::device::parse_device(&cfg.train.device)?,
                 None,
             )
             .map(|_| ())
         }
-        Command::Eval(args) => {
+        Command::Val(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;
-            match (&args.run, &args.weights, &args.arch, &args.data) {
-                (Some(run), ..) => {
-                    eval::eval_run(run, args.data.as_deref(), device, args.out.as_deref())
+            let weights = weights_arg(args.weights, args.run)?;
+            match predict::ModelSource::resolve(&weights, args.arch.as_deref())? {
+                predict::ModelSource::Run { run, file } => {
+                    eval::eval_run(&run, &file, args.data.as_deref(), device, args.out.as_deref())
                 }
-                (None, Some(w), Some(arch), Some(data)) => {
+                predict::ModelSource::Weights { path, arch } => {
+                    let data = args.data.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{}: a checkpoint outside a run folder needs --data (a labelled folder)",
+                            path.display()
+                        )
+                    })?;
                     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
-                    eval::eval_weights(w, arch, data, device, &out)
-                }
-                _ => {
-                    anyhow::bail!("eval needs --run DIR, or --weights FILE --arch NAME --data DIR")
+                    eval::eval_weights(&path, &arch, data, device, &out)
                 }
             }
             .map(|_| ())
         }
         Command::Predict(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;
-            let source = match (&args.run, &args.weights, &args.arch) {
-                (Some(run), _, _) => predict::ModelSource::Run(run),
-                (None, Some(path), Some(arch)) => predict::ModelSource::Weights { path, arch },
-                _ => anyhow::bail!("predict needs --run DIR, or --weights FILE with --arch NAME"),
-            };
-            let (clf, classes, transform) = predict::load(source, device)?;
+            let weights = weights_arg(args.weights, args.run)?;
+            let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
+            let (clf, classes, transform) = predict::load(&source, device)?;
             let images = ferrovis_data::decode::image_files(&args.images)?;
             let predictions =
                 predict::predict(&clf, &classes, &transform, &images, args.top_k, device)?;
             predict::print(&predictions, args.json)
         }
         Command::Export(args) => {
-            let size = export::export(&args.run, &args.out)?;
+            let weights = weights_arg(args.weights, args.run)?;
+            let size = export::export(&weights, &args.out)?;
             println!(
                 "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}), output: logits)",
                 args.out.display()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::run::RunDir;
+use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
 use ferrovis_data::transform::ClassifyTransform;
 use serde::Serialize;
@@ -19,11 +19,53 @@ use crate::run::RunMeta;
 const IMAGENET_CLASSES: &str = include_str!("../assets/imagenet_classes.txt");
 
 /// Where the model comes from.
-pub enum ModelSource<'a> {
-    /// A run folder written by `classify train` (its best weights, classes and preprocessing).
-    Run(&'a Path),
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A run folder written by `classify train` (classes and preprocessing from its
+    /// `classify.json`) and the weights file to load, one of the run's.
+    Run {
+        /// The run folder.
+        run: RunDir,
+        /// Its best weights, or the file given.
+        file: PathBuf,
+    },
     /// A checkpoint of `arch` (any format); the class count is read from its head.
-    Weights { path: &'a Path, arch: &'a str },
+    Weights {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The backbone it was saved from.
+        arch: String,
+    },
+}
+
+impl ModelSource {
+    /// A run folder's best weights.
+    pub fn run(run: &Path) -> Self {
+        let run = RunDir::new(run);
+        let file = run.best();
+        ModelSource::Run { run, file }
+    }
+
+    /// `--weights PATH [--arch NAME]`: a run folder, or a weights file inside one, brings its
+    /// metadata; any other checkpoint needs `arch`.
+    pub fn resolve(path: &Path, arch: Option<&str>) -> Result<Self> {
+        let resolved = resolve_weights(path)?;
+        match (resolved.run, arch) {
+            (Some(run), None) if run.has_meta::<RunMeta>() => Ok(ModelSource::Run {
+                run,
+                file: resolved.file,
+            }),
+            (_, Some(arch)) => Ok(ModelSource::Weights {
+                path: resolved.file,
+                arch: arch.to_string(),
+            }),
+            (_, None) => anyhow::bail!(
+                "{} is not in a classify run folder (no classify.json): give --arch NAME for a \
+                 plain checkpoint",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// One image's top classes.
@@ -37,13 +79,12 @@ pub struct Prediction {
 
 /// Loads the model and its class names and preprocessing.
 pub fn load(
-    source: ModelSource,
+    source: &ModelSource,
     device: Device,
 ) -> Result<(Classifier, Vec<String>, ClassifyTransform)> {
     match source {
-        ModelSource::Run(run) => {
-            let run = RunDir::new(run);
-            let (clf, meta) = load_run(&run, &run.best(), device)?;
+        ModelSource::Run { run, file } => {
+            let (clf, meta) = load_run(run, file, device)?;
             Ok((clf, meta.classes, meta.transform))
         }
         ModelSource::Weights { path, arch } => {

@@ -13,6 +13,7 @@ pub mod assigner;
 pub mod boxes;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod loss;
 pub mod postprocess;
 pub mod predict;
@@ -57,6 +58,15 @@ pub enum Command {
         /// Continue the run in this folder from its last checkpoint.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Starting weights: a checkpoint, a run folder, or a scale name (as model=).
+        #[arg(long)]
+        weights: Option<String>,
+        /// Seed (as seed=).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
         /// Settings as key=value (data, model, epochs, batch, imgsz, freeze, lr0, device, …).
         settings: Vec<String>,
     },
@@ -68,6 +78,9 @@ pub enum Command {
         /// Where the plots and metrics.json go (default: runs/detect/val).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
         /// Settings as key=value (data, imgsz, batch, conf, iou, max_det, device).
         settings: Vec<String>,
     },
@@ -79,15 +92,33 @@ pub enum Command {
         /// Where drawn images, labels/*.txt and predictions.json go.
         #[arg(long, default_value = "runs/detect/predict")]
         out: PathBuf,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
         /// Images, folders, and key=value settings (conf, iou, imgsz, max_det, device).
         sources: Vec<String>,
+    },
+    /// Write a model as TorchScript (traced; NMS stays outside): `detect export --weights RUN`.
+    Export {
+        /// A checkpoint, or a run folder.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The TorchScript file to write.
+        #[arg(long, default_value = "yolov8.pt")]
+        out: PathBuf,
+        /// Input size traced (default: the size the run was trained at, else 640).
+        #[arg(long)]
+        imgsz: Option<usize>,
     },
     /// Pretrain YOLOv8n on synthetic shapes, fine-tune on new shapes (freeze=10) and compare
     /// with training from scratch.
     Demo {
         /// Where the data and runs go.
         #[arg(long, default_value = "runs/detect/demo")]
-        dir: PathBuf,
+        out: PathBuf,
+        /// Old spelling of --out.
+        #[arg(long, hide = true)]
+        dir: Option<PathBuf>,
         /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30).
         #[arg(long, default_value_t = 25)]
         epochs: usize,
@@ -95,6 +126,30 @@ pub enum Command {
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
     Weights(WeightsCommand),
+}
+
+/// `--device` and `--set`, which mean what they mean in the other binaries; each becomes the
+/// Ultralytics setting of the same meaning.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonFlags {
+    /// Device: auto, cpu, cuda, cuda:N or N (as device=).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// A setting, as key=value arguments (repeatable): `--set epochs=3`.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+impl CommonFlags {
+    /// `settings` (key=value arguments) followed by these flags' settings.
+    fn overrides(&self, mut settings: Vec<String>) -> Vec<String> {
+        settings.retain(|s| !s.is_empty());
+        settings.extend(self.set.iter().cloned());
+        if let Some(d) = &self.device {
+            settings.push(format!("device={d}"));
+        }
+        settings
+    }
 }
 
 /// Splits positional arguments into `key=value` settings and the rest.
@@ -123,11 +178,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train {
             config,
             resume,
+            weights,
+            seed,
+            common,
             settings,
         } => {
-            let mut settings = settings;
+            let mut settings = common.overrides(settings);
+            settings.extend(weights.map(|w| format!("model={w}")));
+            settings.extend(seed.map(|s| format!("seed={s}")));
             let file = ferrovis_core::run::resume_config(config.as_deref(), resume.as_deref())?;
-            settings.retain(|s| !s.is_empty());
             let cfg = DetectConfig::load(file.as_deref(), &settings)?;
             let control = RunControl {
                 stop: Some(ctrl_c_flag()?),
@@ -138,12 +197,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Val {
             weights,
             out,
+            common,
             settings,
         } => {
-            let run_config = weights.join("config.toml");
-            let file = weights
-                .is_dir()
-                .then_some(run_config)
+            let settings = common.overrides(settings);
+            // A run's own settings (its data set, image size) are the defaults of its validation.
+            let file = ferrovis_core::run::resolve_weights(&weights)?
+                .run
+                .map(|r| r.config())
                 .filter(|p| p.is_file());
             let cfg = DetectConfig::load(file.as_deref(), &settings)?;
             let device = parse_device(&cfg.device_name())?;
@@ -174,9 +235,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict {
             weights,
             out,
+            common,
             sources,
         } => {
             let (settings, files) = split_settings(&sources);
+            let settings = common.overrides(settings);
             if files.is_empty() {
                 anyhow::bail!("give at least one image or folder to predict on");
             }
@@ -197,8 +260,23 @@ pub fn run(cli: Cli) -> Result<()> {
                 &out,
             )?;
         }
-        Command::Demo { dir, epochs } => {
-            demo::run(&dir, epochs)?;
+        Command::Export {
+            weights,
+            out,
+            imgsz,
+        } => {
+            let (m, size) = export::export(&weights, &out, imgsz)?;
+            println!(
+                "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \
+                 letterboxed; output: (N, 4 + {}, anchors) boxes cx, cy, w, h in pixels and class \
+                 probabilities, before NMS)",
+                out.display(),
+                m.names.len()
+            );
+        }
+        Command::Demo { out, dir, epochs } => {
+            let out = ferrovis_core::cli::renamed(None, dir, "--dir", "--out").unwrap_or(out);
+            demo::run(&out, epochs)?;
         }
         Command::Weights(cmd) => run_weights(&cmd)?,
     }

@@ -398,13 +398,10 @@ impl Detect {
 /// softmax over the 16 bins weighted by the bin values 0…15 (what the fixed DFL convolution
 /// computes; training and inference share this one definition).
 pub fn expected_distance(logits: &Tensor) -> Tensor {
-    let mut shape = logits.size();
-    let last = shape.len() - 1;
-    shape[last] = 4;
-    shape.push(REG_MAX);
     let bins = Tensor::arange(REG_MAX, (logits.kind(), logits.device()));
+    // unflatten, not view with sizes read from the input: a traced export then takes any batch.
     logits
-        .view(shape.as_slice())
+        .unflatten(-1, [4, REG_MAX])
         .softmax(-1, logits.kind())
         .matmul(&bins)
 }
@@ -571,10 +568,9 @@ impl YoloV8 {
     /// Decoded predictions `(batch, 4 + classes, anchors)`: box centre and size in input pixels,
     /// then class probabilities (what Ultralytics' model returns in eval mode).
     pub fn decode(&self, raw: &[Tensor]) -> Tensor {
-        let b = raw[0].size()[0];
-        let no = REG_MAX * 4 + self.config.num_classes;
         let sizes: Vec<(i64, i64)> = raw.iter().map(|t| (t.size()[2], t.size()[3])).collect();
-        let flat: Vec<Tensor> = raw.iter().map(|t| t.view([b, no, -1])).collect();
+        // (b, no, h, w) → (b, no, h·w) without reading b, so a traced export takes any batch.
+        let flat: Vec<Tensor> = raw.iter().map(|t| t.flatten(2, 3)).collect();
         let all = Tensor::cat(&flat, 2);
         let parts = all.split_with_sizes([REG_MAX * 4, self.config.num_classes], 1);
         let (anchors, strides) = make_anchors(&sizes, all.device());

@@ -8,6 +8,7 @@ pub mod data;
 pub mod deeplab;
 pub mod deeplabv3plus;
 pub mod demo;
+pub mod export;
 pub mod infer;
 pub mod loss;
 pub mod model;
@@ -51,6 +52,8 @@ pub enum Command {
     Val(ValArgs),
     /// Class-index masks, colour masks and overlays for images.
     Predict(PredictArgs),
+    /// Write a run's model as TorchScript (traced) for `torch.jit.load`.
+    Export(ExportArgs),
     /// Generate synthetic shapes masks, train a U-Net on them, report and predict.
     Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
@@ -107,9 +110,11 @@ pub struct TrainArgs {
     /// Seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Any other key: `--set train.loss="ce+dice"` (repeatable).
+    /// Any other key: `--set train.loss=ce+dice` (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Settings as key=value, as `--set` (`train.epochs=3 data.batch_size=16`).
+    pub settings: Vec<String>,
 }
 
 impl TrainArgs {
@@ -136,6 +141,7 @@ impl TrainArgs {
         put("train.device", self.device.clone());
         put("train.seed", self.seed.map(|v| v.to_string()));
         sets.extend(self.set.iter().cloned());
+        sets.extend(ferrovis_core::cli::settings(&self.settings)?);
         let file =
             ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
         Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
@@ -171,9 +177,12 @@ pub struct InferArgs {
 /// `segment val` options.
 #[derive(Debug, Args)]
 pub struct ValArgs {
-    /// A run folder written by `segment train`.
-    #[arg(long)]
-    pub run: PathBuf,
+    /// A run folder written by `segment train` (its best weights), or a weights file inside one.
+    #[arg(long, required_unless_present = "run")]
+    pub weights: Option<PathBuf>,
+    /// Old spelling of --weights RUN_DIR.
+    #[arg(long, hide = true)]
+    pub run: Option<PathBuf>,
     /// Validation images (default: the run's validation set).
     #[arg(long, requires = "masks")]
     pub images: Option<String>,
@@ -186,6 +195,20 @@ pub struct ValArgs {
     /// Inference.
     #[command(flatten)]
     pub infer: InferArgs,
+}
+
+/// `segment export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run folder written by `segment train` (its best weights), or a weights file inside one.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The TorchScript file to write.
+    #[arg(long, default_value = "segment.pt")]
+    pub out: PathBuf,
+    /// Input side traced (default: the run's inference size).
+    #[arg(long)]
+    pub size: Option<usize>,
 }
 
 /// `segment predict` options.
@@ -264,9 +287,19 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Val(args) => {
             let device = parse_device(&args.infer.device)?;
-            let loaded = predict::load_model(&args.run, None, None, device)?;
-            let mut cfg: SegmentConfig =
-                ferrovis_core::config::load(Some(&args.run.join("config.toml")), &[])?;
+            let weights = ferrovis_core::cli::renamed(args.weights, args.run, "--run", "--weights")
+                .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR"))?;
+            let run = ferrovis_core::run::resolve_weights(&weights)?.run;
+            let loaded = predict::load_model(&weights, None, None, device)?;
+            let mut cfg: SegmentConfig = match run.as_ref().map(|r| r.config()) {
+                Some(c) if c.is_file() => ferrovis_core::config::load(Some(&c), &[])?,
+                _ if args.images.is_none() => anyhow::bail!(
+                    "{}: no run config.toml to find the validation data in: give --images and \
+                     --masks",
+                    weights.display()
+                ),
+                _ => SegmentConfig::default(),
+            };
             if let (Some(i), Some(m)) = (&args.images, &args.masks) {
                 cfg.data.yaml.clear();
                 cfg.data.images = i.clone();
@@ -286,9 +319,23 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = infer_options(&args.infer, loaded.meta.infer, loaded.meta.infer_size);
             let e = val::evaluate(&loaded.model, &loader, &loaded.meta.names, &opts, device)?;
             println!("{}", e.table());
-            let dir = args.out.unwrap_or(args.run);
+            let dir = args
+                .out
+                .or_else(|| run.map(|r| r.0))
+                .unwrap_or_else(|| PathBuf::from("."));
             val::write_json(&dir, &e)?;
             println!("wrote {}", dir.join("val.json").display());
+        }
+        Command::Export(args) => {
+            let (loaded, size) = export::export(&args.weights, &args.out, args.size)?;
+            println!(
+                "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}) with mean \
+                 {:?} and std {:?}; output: logits (N, {}, {size}, {size}))",
+                args.out.display(),
+                loaded.meta.mean,
+                loaded.meta.std,
+                loaded.meta.names.len()
+            );
         }
         Command::Predict(args) => {
             let device = parse_device(&args.infer.device)?;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::engine::{fit, new_run_dir, RunControl, TrainConfig, TrainTask};
+use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
-use ferrovis_core::run::resolve_weights;
+use ferrovis_core::run::{resolve_weights, resume_config, training_dir, RunDir};
 use ferrovis_data::dataset::classification::files_recursive;
 use ferrovis_data::decode::{is_image_path, read_rgb};
 use ferrovis_data::transform::{center_crop, resize_shorter, Filter};
@@ -21,8 +21,9 @@ use crate::image;
 use crate::loss::{gram, PerceptualLoss, WeightedTerms};
 use crate::transformer::{TransformerNet, OUTPUT_LAYER, OUTPUT_LR_SCALE};
 
-/// Settings of `train-fast`.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of `style train`; a run records them as its metadata (`style.json`, see
+/// [`crate::run`]) and its `config.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FastConfig {
     /// The style image.
     pub style: PathBuf,
@@ -170,16 +171,15 @@ pub fn train_fast(
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
-    let run = match resume {
-        Some(dir) if dir.join("checkpoint.safetensors").is_file() => dir.to_path_buf(),
-        Some(dir) => bail!(
-            "{}: no checkpoint.safetensors to resume from",
-            dir.display()
-        ),
-        None => new_run_dir(&cfg.project, &cfg.name),
-    };
+    if let Some(dir) = resume {
+        // Checks the folder holds a checkpoint (the configuration comes from the caller).
+        resume_config(Some(&dir.join("config.toml")), Some(dir))?;
+    }
+    let run = training_dir(&cfg.project, &cfg.name, resume);
+    RunDir::new(&run).write_meta(cfg)?;
     let control = RunControl {
         resume: resume.is_some(),
+        config_toml: Some(ferrovis_core::config::to_toml(cfg)?),
         ..control.clone()
     };
     let mut task = FastTask {
@@ -234,6 +234,84 @@ pub fn train_fast(
     Ok(run)
 }
 
+/// What `style val` measures: the weighted perceptual-loss terms of a trained network's outputs,
+/// averaged over content images (the quantity training minimised, on images it may not have
+/// seen).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Validation {
+    /// Content images scored.
+    pub images: usize,
+    /// Total loss.
+    pub loss: f64,
+    /// Weighted content term.
+    pub content: f64,
+    /// Weighted style term.
+    pub style: f64,
+    /// Weighted total-variation term.
+    pub tv: f64,
+}
+
+/// Scores the network in `weights` (a `style train` run folder, or a weights file inside one)
+/// with its run's loss, style image and VGG, on the images of `content_dir` (default: the
+/// run's content folder), `max_images` at most (0: all).
+pub fn validate(
+    weights: &Path,
+    content_dir: Option<&Path>,
+    max_images: usize,
+    device: Device,
+) -> Result<Validation> {
+    let resolved = resolve_weights(weights)?;
+    let cfg: FastConfig = resolved.meta()?.with_context(|| {
+        format!(
+            "{} is not in a style run folder (no style.json): val needs the run's style image, \
+             VGG and loss",
+            weights.display()
+        )
+    })?;
+    let (_vs, net) = load_transformer(&resolved.file, device)?;
+    let fnet = FeatureNet::load(&cfg.vgg, device)?;
+    let loss = cfg.loss.resolved(&fnet, DefaultLayers::Johnson)?;
+    let dir = content_dir.unwrap_or(&cfg.content_dir);
+    let images = content_batch(dir, cfg.size, max_images)?;
+    let style = image::load(&cfg.style, cfg.size, device)?;
+    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
+        .iter()
+        .map(gram)
+        .collect();
+    let task = FastTask {
+        net: &net,
+        fnet: &fnet,
+        images: images.shallow_clone(),
+        style_grams,
+        loss,
+        batch_size: cfg.batch_size.max(1),
+        order: None,
+        device,
+    };
+    let n = images.size()[0];
+    let mut sums = [0.0f64; 4];
+    for start in (0..n).step_by(task.batch_size) {
+        let k = (task.batch_size as i64).min(n - start);
+        let x = images.narrow(0, start, k).to_device(device);
+        let t = tch::no_grad(|| task.terms(&x))?;
+        // Each term is a batch mean: weight it by the batch's size for the mean over images.
+        for (sum, term) in sums
+            .iter_mut()
+            .zip([&t.total(), &t.content, &t.style, &t.tv])
+        {
+            *sum += term.double_value(&[]) * k as f64;
+        }
+    }
+    let mean = |i: usize| sums[i] / n as f64;
+    Ok(Validation {
+        images: n as usize,
+        loss: mean(0),
+        content: mean(1),
+        style: mean(2),
+        tv: mean(3),
+    })
+}
+
 /// A trained transformation network: a run folder (its best weights) or a weights file, such as
 /// the PyTorch examples' `candy.pth` (their stale InstanceNorm statistics are ignored).
 pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, TransformerNet)> {
@@ -247,4 +325,15 @@ pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, Transf
         .with_context(|| format!("{} is not a TransformerNet", file.display()))?;
     vs.freeze();
     Ok((vs, net))
+}
+
+/// Traces the network in `weights` (a run folder or a weights file) for `size`×`size` RGB inputs
+/// in [0, 1] and writes TorchScript to `out`.
+pub fn export(weights: &Path, out: &Path, size: i64) -> Result<()> {
+    let (_vs, net) = load_transformer(weights, Device::Cpu)?;
+    let example = Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu));
+    ferrovis_core::export::trace_to_file("TransformerNet", &[example], out, &mut |x| {
+        vec![net.forward(&x[0])]
+    })?;
+    Ok(())
 }

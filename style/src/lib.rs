@@ -12,6 +12,7 @@ pub mod gatys;
 pub mod image;
 pub mod loss;
 pub mod r31;
+pub mod run;
 pub mod transformer;
 
 use std::path::{Path, PathBuf};
@@ -46,10 +47,18 @@ pub enum Command {
     Adain(OnePassArgs),
     /// One-pass arbitrary style by whitening and colouring (relu3_1 encoder/decoder).
     Wct(OnePassArgs),
-    /// Train a feed-forward transformation network for one style (Johnson et al.).
-    TrainFast(TrainFastArgs),
-    /// Apply a trained transformation network to images in one pass.
-    Stylize(StylizeArgs),
+    /// Train a feed-forward transformation network for one style (Johnson et al.; `train-fast`
+    /// is the old name).
+    #[command(alias = "train-fast")]
+    Train(TrainFastArgs),
+    /// The perceptual loss a trained network reaches on content images (its run's style, VGG and
+    /// loss).
+    Val(ValArgs),
+    /// Apply a trained transformation network to images in one pass (`stylize` is the old name).
+    #[command(alias = "stylize")]
+    Predict(StylizeArgs),
+    /// Write a trained transformation network as TorchScript (traced) for `torch.jit.load`.
+    Export(ExportArgs),
     /// Stylise the embedded cat with the embedded Starry Night.
     Demo(DemoArgs),
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
@@ -66,8 +75,9 @@ pub struct ImageArgs {
     /// A style image (repeat to blend several).
     #[arg(long = "style", required = true)]
     pub styles: Vec<PathBuf>,
-    /// Blend weight of each style image, in order (default: equal).
-    #[arg(long = "style-weight")]
+    /// Blend weight of each style image, in order (default: equal). Before this release it was
+    /// spelled --style-weight, which now is the style loss's weight as in PyTorch's examples.
+    #[arg(long = "style-blend")]
     pub style_weights: Vec<f64>,
     /// Longer side of the images worked on (the output's size).
     #[arg(long, default_value_t = 512)]
@@ -127,26 +137,70 @@ pub struct LossArgs {
     /// vgg_r31; train-fast the last ReLU of blocks 1–4, e.g. relu1_2,relu2_2,relu3_3,relu4_3).
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Vec<String>,
-    /// Weight of the content loss.
-    #[arg(long, default_value_t = 1.0)]
-    pub content_factor: f64,
-    /// Weight of the style loss.
-    #[arg(long, default_value_t = 1e5)]
-    pub style_factor: f64,
-    /// Weight of the total-variation loss.
-    #[arg(long, default_value_t = 0.0)]
-    pub tv_factor: f64,
+    /// Weight of the content loss [default: 1].
+    #[arg(long)]
+    pub content_weight: Option<f64>,
+    /// Weight of the style loss, as PyTorch's examples' --style-weight [default: 1e5].
+    #[arg(long)]
+    pub style_weight: Option<f64>,
+    /// Weight of the total-variation loss [default: 0].
+    #[arg(long)]
+    pub tv_weight: Option<f64>,
+    /// Old spelling of --content-weight.
+    #[arg(long, hide = true)]
+    pub content_factor: Option<f64>,
+    /// Old spelling of --style-weight.
+    #[arg(long, hide = true)]
+    pub style_factor: Option<f64>,
+    /// Old spelling of --tv-weight.
+    #[arg(long, hide = true)]
+    pub tv_factor: Option<f64>,
 }
 
 impl LossArgs {
-    /// The settings these options give.
+    /// The settings these options give, over the defaults.
     pub fn to_loss(&self) -> PerceptualLoss {
-        PerceptualLoss {
-            content_layers: self.content_layers.clone(),
-            style_layers: self.style_layers.clone(),
-            content_weight: self.content_factor,
-            style_weight: self.style_factor,
-            tv_weight: self.tv_factor,
+        let mut loss = PerceptualLoss::default();
+        self.apply(&mut loss);
+        loss
+    }
+
+    /// Replaces in `loss` what these options set (layers given, weights given).
+    pub fn apply(&self, loss: &mut PerceptualLoss) {
+        use ferrovis_core::cli::renamed;
+        if !self.content_layers.is_empty() {
+            loss.content_layers = self.content_layers.clone();
+        }
+        if !self.style_layers.is_empty() {
+            loss.style_layers = self.style_layers.clone();
+        }
+        let weights = [
+            (
+                &mut loss.content_weight,
+                self.content_weight,
+                self.content_factor,
+                "--content-factor",
+                "--content-weight",
+            ),
+            (
+                &mut loss.style_weight,
+                self.style_weight,
+                self.style_factor,
+                "--style-factor",
+                "--style-weight",
+            ),
+            (
+                &mut loss.tv_weight,
+                self.tv_weight,
+                self.tv_factor,
+                "--tv-factor",
+                "--tv-weight",
+            ),
+        ];
+        for (slot, new, old, old_flag, new_flag) in weights {
+            if let Some(v) = renamed(new, old, old_flag, new_flag) {
+                *slot = v;
+            }
         }
     }
 }
@@ -168,38 +222,38 @@ pub struct OnePassArgs {
     pub alpha: f64,
 }
 
-/// `style train-fast` options.
+/// `style train` options. With `--resume`, the run's recorded settings (its style.json) are the
+/// defaults, and each option given here replaces one (e.g. `--epochs 8 --lr 3e-3`).
 #[derive(Debug, Args)]
 pub struct TrainFastArgs {
     /// The style image.
-    #[arg(long)]
-    pub style: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub style: Option<PathBuf>,
     /// A folder of content images (e.g. COCO), searched recursively.
-    #[arg(long)]
-    pub content_dir: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub content_dir: Option<PathBuf>,
     /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth; default $FERROVIS_VGG).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Training crop side.
-    #[arg(long, default_value_t = 256)]
-    pub size: usize,
-    /// Use at most this many content images (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub max_images: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 4)]
-    pub batch_size: usize,
-    /// Epochs.
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Training crop side [default: 256].
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Use at most this many content images (0: all) [default: 0].
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    /// Images per step [default: 4].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Epochs in all [default: 2].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam's learning rate [default: 1e-3].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// The loss.
     #[command(flatten)]
     pub loss: LossArgs,
-    /// Continue the run in this folder from its last checkpoint, up to --epochs in all (give
-    /// the same style, images and loss settings).
+    /// Continue the run in this folder from its last checkpoint, up to --epochs in all.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Where runs go.
@@ -208,17 +262,88 @@ pub struct TrainFastArgs {
     /// Run name.
     #[arg(long, default_value = "fast")]
     pub name: String,
+    /// Seed [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
 
-/// `style stylize` options.
+impl TrainFastArgs {
+    /// The settings: the resumed run's own (its style.json) or the defaults, then every option
+    /// given.
+    pub fn config(&self) -> Result<fast::FastConfig> {
+        let mut cfg = match &self.resume {
+            Some(run) => ferrovis_core::run::RunDir::new(run).read_meta()?,
+            None => {
+                let (Some(style), Some(content_dir)) = (&self.style, &self.content_dir) else {
+                    bail!("style train needs --style and --content-dir (or --resume RUN)");
+                };
+                fast::FastConfig {
+                    style: style.clone(),
+                    content_dir: content_dir.clone(),
+                    vgg: vgg_path(&self.weights)?,
+                    size: 256,
+                    max_images: 0,
+                    batch_size: 4,
+                    epochs: 2,
+                    lr: 1e-3,
+                    loss: PerceptualLoss::default(),
+                    seed: 0,
+                    project: self.project.clone(),
+                    name: self.name.clone(),
+                }
+            }
+        };
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        set(&mut cfg.style, self.style.clone());
+        set(&mut cfg.content_dir, self.content_dir.clone());
+        set(&mut cfg.vgg, self.weights.clone());
+        set(&mut cfg.size, self.size);
+        set(&mut cfg.max_images, self.max_images);
+        set(&mut cfg.batch_size, self.batch_size);
+        set(&mut cfg.epochs, self.epochs);
+        set(&mut cfg.lr, self.lr);
+        set(&mut cfg.seed, self.seed);
+        self.loss.apply(&mut cfg.loss);
+        Ok(cfg)
+    }
+}
+
+/// `style val` options.
+#[derive(Debug, Args)]
+pub struct ValArgs {
+    /// A `style train` run folder (its best weights), or a weights file inside one.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Content images to score (default: the run's content folder).
+    #[arg(long)]
+    pub content_dir: Option<PathBuf>,
+    /// Use at most this many content images (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub max_images: usize,
+    /// Where val.json goes (default: the run folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `style predict` options.
 #[derive(Debug, Args)]
 pub struct StylizeArgs {
-    /// A `train-fast` run folder or a TransformerNet weights file.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// A `style train` run folder or a TransformerNet weights file (e.g. PyTorch's candy.pth).
+    #[arg(long, required_unless_present = "model")]
+    pub weights: Option<PathBuf>,
+    /// Old spelling of --weights.
+    #[arg(long, hide = true)]
+    pub model: Option<PathBuf>,
     /// Images or folders.
     #[arg(required = true)]
     pub sources: Vec<PathBuf>,
@@ -231,6 +356,20 @@ pub struct StylizeArgs {
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+/// `style export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A `style train` run folder or a TransformerNet weights file.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The TorchScript file to write.
+    #[arg(long, default_value = "style.pt")]
+    pub out: PathBuf,
+    /// The traced input's side (the module takes images of this size).
+    #[arg(long, default_value_t = 256)]
+    pub size: i64,
 }
 
 /// `style demo` options.
@@ -358,22 +497,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Wct(args) => {
             let _ = run_one_pass(&args, Transform::Wct)?;
         }
-        Command::TrainFast(a) => {
+        Command::Train(a) => {
             let device = parse_device(&a.device)?;
-            let cfg = fast::FastConfig {
-                style: a.style.clone(),
-                content_dir: a.content_dir.clone(),
-                vgg: vgg_path(&a.weights)?,
-                size: a.size,
-                max_images: a.max_images,
-                batch_size: a.batch_size,
-                epochs: a.epochs,
-                lr: a.lr,
-                loss: a.loss.to_loss(),
-                seed: 0,
-                project: a.project.clone(),
-                name: a.name.clone(),
-            };
+            let cfg = a.config()?;
             let control = ferrovis_core::engine::RunControl {
                 stop: Some(ferrovis_core::engine::ctrl_c_flag()?),
                 ..Default::default()
@@ -381,9 +507,33 @@ pub fn run(cli: Cli) -> Result<()> {
             let run = fast::train_fast(&cfg, device, a.resume.as_deref(), &control)?;
             println!("run folder: {}", run.display());
         }
-        Command::Stylize(a) => {
+        Command::Val(a) => {
             let device = parse_device(&a.device)?;
-            let (_vs, net) = fast::load_transformer(&a.model, device)?;
+            let v = fast::validate(&a.weights, a.content_dir.as_deref(), a.max_images, device)?;
+            println!(
+                "{} images: loss {:.4} (content {:.4}, style {:.4}, tv {:.4})",
+                v.images, v.loss, v.content, v.style, v.tv
+            );
+            let dir = match &a.out {
+                Some(d) => d.clone(),
+                None => ferrovis_core::run::resolve_weights(&a.weights)?
+                    .run
+                    .map(|r| r.0)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            };
+            let path = dir.join("val.json");
+            std::fs::create_dir_all(&dir)?;
+            ferrovis_core::atomic_file::write_atomic(
+                &path,
+                serde_json::to_string_pretty(&v)?.as_bytes(),
+            )?;
+            println!("wrote {}", path.display());
+        }
+        Command::Predict(a) => {
+            let device = parse_device(&a.device)?;
+            let weights = ferrovis_core::cli::renamed(a.weights, a.model, "--model", "--weights")
+                .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR|FILE"))?;
+            let (_vs, net) = fast::load_transformer(&weights, device)?;
             let files = ferrovis_data::decode::image_files(&a.sources)?;
             let t = Instant::now();
             for f in &files {
@@ -401,6 +551,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 files.len(),
                 files.len() as f64 / secs.max(1e-9),
                 a.out.display()
+            );
+        }
+        Command::Export(a) => {
+            fast::export(&a.weights, &a.out, a.size)?;
+            println!(
+                "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], output: \
+                 the stylised image, same shape and range)",
+                a.out.display(),
+                size = a.size
             );
         }
         Command::Demo(args) => demo::run(&args)?,

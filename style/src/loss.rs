@@ -9,7 +9,7 @@ use crate::features::{DefaultLayers, FeatureNet};
 /// Which layers the perceptual loss compares and how its terms are weighted; Gatys'
 /// optimisation and the fast network's training share it, so one setting means the same in
 /// both.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PerceptualLoss {
     /// Layers whose activations carry the content (empty: the method's default, see
     /// [`FeatureNet::default_layers`]).

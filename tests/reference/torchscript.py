@@ -1,4 +1,4 @@
-"""Runs a TorchScript file written by `classify export` on the inputs Rust saved and compares.
+"""Runs a TorchScript file written by an `export` command on the inputs Rust saved and compares.
 
     torchscript.py MODEL.pt IO.safetensors
 

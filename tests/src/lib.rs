@@ -94,3 +94,24 @@ pub fn shared_dir() -> PathBuf {
     );
     dir
 }
+
+/// Runs the TorchScript file `module` in Python (`torch.jit.load`) on `input` and returns the
+/// largest absolute difference from `expected`, what ferrovis computed. Panics when the shapes
+/// differ or the script fails.
+pub fn torchscript_max_diff(module: &Path, input: &Tensor, expected: &Tensor) -> f64 {
+    let io = module.with_extension("io.safetensors");
+    Tensor::write_safetensors(&[("input", input), ("output", expected)], &io)
+        .expect("writing the inputs and outputs for torchscript.py");
+    let out = run_reference("torchscript.py", &[module.as_os_str(), io.as_os_str()]);
+    let reply: serde_json::Value =
+        serde_json::from_str(out.trim()).expect("torchscript.py prints one JSON line");
+    assert_eq!(
+        reply["shape"],
+        serde_json::json!(expected.size()),
+        "{}: Python's output has another shape",
+        module.display()
+    );
+    reply["max_abs_diff"]
+        .as_f64()
+        .expect("max_abs_diff is a number")
+}

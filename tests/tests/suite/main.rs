@@ -4,6 +4,7 @@
 
 mod backbone_parity;
 mod checkpoint_formats;
+mod cli;
 mod data_decode_transforms;
 mod data_formats;
 mod data_loader;

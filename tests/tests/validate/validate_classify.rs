@@ -90,9 +90,9 @@ fn validate_predict_with_plain_imagenet_weights() {
     let shared = shared_dir();
     let weights = shared.join("weights/mobilenet_v2-b0353104.pth");
     let (clf, classes, transform) = predict::load(
-        predict::ModelSource::Weights {
-            path: &weights,
-            arch: "mobilenet_v2",
+        &predict::ModelSource::Weights {
+            path: weights.clone(),
+            arch: "mobilenet_v2".into(),
         },
         tch::Device::Cpu,
     )

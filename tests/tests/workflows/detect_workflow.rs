@@ -139,6 +139,18 @@ fn train_val_predict_on_a_run_folder() {
     assert_eq!(out.report.images, 6);
     assert!((out.report.map50 - scratch.map50).abs() < 1e-9);
 
+    // export: Python's torch.jit.load gives the same boxes and probabilities before NMS.
+    let ts = dir.path().join("yolo.pt");
+    let (exported, size) = ferrovis_detect::export::export(run, &ts, None).unwrap();
+    assert_eq!(size, 64);
+    let input = tch::Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+    let output = tch::no_grad(|| exported.model.predict(&input));
+    // 4 box coordinates + 3 classes, over 8×8 + 4×4 + 2×2 anchors.
+    assert_eq!(output.size(), [2, 7, 84]);
+    let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    // Boxes are in pixels (up to 64): 1e-5 of their scale.
+    assert!(diff < 64.0 * 1e-5, "detect export: {diff:e}");
+
     // predict: drawn copies, txt and JSON in the original pixels.
     let images = data.parent().unwrap().join("images/val");
     let pred_dir = dir.path().join("pred");

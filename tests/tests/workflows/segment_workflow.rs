@@ -115,6 +115,16 @@ fn train_val_predict_round_trip() {
         e.report.mean_iou
     );
 
+    // export: Python's torch.jit.load gives the same logits.
+    let ts = tmp.path().join("segment.pt");
+    let (exported, size) = ferrovis_segment::export::export(run, &ts, Some(64)).unwrap();
+    assert_eq!(size, 64);
+    let input = tch::Tensor::randn([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+    let output = tch::no_grad(|| exported.model.forward_t(&input, false).out);
+    assert_eq!(output.size(), [2, 3, 64, 64]);
+    let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    assert!(diff < 1e-5, "segment export: {diff:e}");
+
     // predict: a class-index mask of the image's size with known classes, colours, overlay.
     let image = data.join("val/images/0000.png");
     let out = tmp.path().join("pred");

@@ -27,6 +27,17 @@ fn random_vgg11(path: &Path) {
     checkpoint::save_varstore(&vs, path).unwrap();
 }
 
+/// The values of `column` in a results.csv, epoch by epoch.
+fn csv_column(path: &Path, column: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let i = header.iter().position(|h| *h == column).unwrap();
+    lines
+        .map(|l| l.split(',').nth(i).unwrap().parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn train_fast_step_stylize_and_gatys() {
     let _serial = crate::serial();
@@ -89,10 +100,36 @@ fn train_fast_step_stylize_and_gatys() {
         "{:#}",
         fast::train_fast(&cfg, Device::Cpu, Some(&missing), &quiet).unwrap_err()
     );
+    assert!(err.contains("no-run: no such run folder"), "{err}");
+    // The run recorded its settings; val scores the network with them.
+    let meta: FastConfig = ferrovis_core::run::RunDir::new(&run).read_meta().unwrap();
+    assert_eq!(meta, longer);
+    let v = fast::validate(&run, None, 0, Device::Cpu).unwrap();
+    assert_eq!(v.images, 4);
     assert!(
-        err.contains("no-run") && err.contains("checkpoint"),
-        "{err}"
+        (v.loss - (v.content + v.style + v.tv)).abs() < 1e-6 * v.loss.max(1.0),
+        "{v:?}"
     );
+    // Training validated on the same 4 images (one batch): the best weights score the lowest
+    // val_loss of results.csv.
+    let lowest = csv_column(&run.join("results.csv"), "val_loss")
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let best = ferrovis_core::run::RunDir::new(&run).best();
+    let at_best = fast::validate(&best, None, 0, Device::Cpu).unwrap();
+    assert!(
+        (at_best.loss - lowest).abs() <= 1e-4 * lowest.abs(),
+        "{at_best:?} vs {lowest}"
+    );
+
+    // export: Python's torch.jit.load gives the same image.
+    let ts = tmp.path().join("style.pt");
+    fast::export(&run, &ts, 32).unwrap();
+    let (_vs, traced_from) = fast::load_transformer(&run, Device::Cpu).unwrap();
+    let input = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let output = tch::no_grad(|| traced_from.forward(&input));
+    let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    assert!(diff < 1e-5, "style export: {diff:e}");
     let (_vs, net) = fast::load_transformer(&run, Device::Cpu).unwrap();
     let x = Tensor::rand([1, 3, 40, 52], (Kind::Float, Device::Cpu));
     let y = tch::no_grad(|| net.forward(&x));

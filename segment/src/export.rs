@@ -1,0 +1,30 @@
+//! `segment export`: a traced TorchScript module for `torch.jit.load`.
+//!
+//! Input: an image normalised with the run's mean and std, `(N, 3, size, size)`. Output: the main
+//! head's logits `(N, classes, size, size)` (DeepLabV3's auxiliary head, a training aid, is left
+//! out); the class of a pixel is their argmax. The padding to a multiple of 32 that U-Net needs
+//! is traced for `size`: export at the size the module will be given.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::predict::{load_model, LoadedModel};
+
+/// Traces the model in `weights` (a run folder, or a weights file inside one) for `size`×`size`
+/// inputs (default: the run's inference size) and writes it to `out`. Returns the loaded model
+/// and the size traced.
+pub fn export(weights: &Path, out: &Path, size: Option<usize>) -> Result<(LoadedModel, usize)> {
+    let mut loaded = load_model(weights, None, None, Device::Cpu)?;
+    loaded.model.vs.freeze();
+    let size = size.unwrap_or(loaded.meta.infer_size);
+    if size == 0 {
+        bail!("the export size must be positive");
+    }
+    let example = Tensor::randn([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
+    ferrovis_core::export::trace_to_file("SegmentationModel", &[example], out, &mut |x| {
+        vec![loaded.model.forward_t(&x[0], false).out]
+    })?;
+    Ok((loaded, size))
+}

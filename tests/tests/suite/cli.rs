@@ -1,0 +1,98 @@
+//! The four binaries' shared vocabulary, run as a user runs them (through `ferrovis-cli`, their
+//! command lines in one executable): the same subcommands, settings typed by their defaults from
+//! `key=value` or `--set` in every binary, old spellings accepted with a note.
+
+use std::process::Command;
+
+/// Runs `ferrovis-cli args…`; returns (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
+        .args(args)
+        .output()
+        .expect("start ferrovis-cli");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_binary_has_the_same_subcommands() {
+    for task in ["classify", "detect", "segment", "style"] {
+        let (ok, help, err) = cli(&[task, "--help"]);
+        assert!(ok, "{task} --help: {err}");
+        for sub in ["train", "val", "predict", "export", "demo", "weights"] {
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+                "{task} has no {sub}:\n{help}"
+            );
+        }
+    }
+    // The old names still parse.
+    for args in [
+        ["classify", "eval", "--help"],
+        ["style", "train-fast", "--help"],
+        ["style", "stylize", "--help"],
+    ] {
+        let (ok, _, err) = cli(&args);
+        assert!(ok, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn settings_are_typed_in_every_binary() {
+    // key=value arguments and --set reach the one config loader, which types them by default.
+    let (ok, _, err) = cli(&["classify", "train", "train.name=2024", "train.epochs=three"]);
+    assert!(!ok);
+    assert!(
+        err.contains("train.epochs=three: expected an integer"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["segment", "train", "--set", "train.epoch=3"]);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown key \"train.epoch\"")
+            && err.contains("did you mean \"train.epochs\"?"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["detect", "train", "--set", "epochs=three"]);
+    assert!(!ok);
+    assert!(err.contains("epochs=three: expected an integer"), "{err}");
+    let (ok, _, err) = cli(&["classify", "train", "epochs"]);
+    assert!(!ok);
+    assert!(
+        err.contains("unexpected argument \"epochs\": settings are key=value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn old_spellings_work_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-run");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["classify", "predict", "--run", missing, "x.jpg"],
+        vec!["classify", "eval", "--run", missing],
+        vec!["segment", "val", "--run", missing],
+    ] {
+        let (ok, _, err) = cli(&args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("note: --run is deprecated; use --weights"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("no-run: no such weights file or run folder"),
+            "{args:?}: {err}"
+        );
+    }
+    let (ok, _, err) = cli(&["style", "predict", "--model", missing, "x.jpg"]);
+    assert!(!ok);
+    assert!(
+        err.contains("note: --model is deprecated; use --weights"),
+        "{err}"
+    );
+}

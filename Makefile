@@ -11,6 +11,7 @@ setup:
 test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) check -p ferrovis-core --no-default-features --quiet
 	$(CARGO) test --workspace
 
 # The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from

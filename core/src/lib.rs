@@ -1,22 +1,35 @@
 //! # ferrovis-core
 //!
-//! The reusable core of ferrovis, transfer learning for computer vision on libtorch:
+//! The reusable core of ferrovis, transfer learning for computer vision on libtorch (`tch`).
+//! Everything here is task-agnostic: the `classify`, `detect`, `segment` and `style` crates build
+//! on it, and so can your own project.
 //!
-//! - [`checkpoint`]: read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) with no Python,
-//!   load them into a `VarStore` by PyTorch name with a report, and write `.safetensors`;
-//! - [`backbone`]: ResNet, VGG, EfficientNet, EfficientNet-Lite and MobileNetV2 with PyTorch's
-//!   state_dict names, behind the [`backbone::Backbone`] trait, built by name;
-//! - [`nn`]: the blocks they share (BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding,
-//!   squeeze-excite, stochastic depth);
-//! - [`device`]: pick CUDA when present, CPU otherwise;
-//! - [`memory_format`]: channels-last layout for faster CPU convolutions;
-//! - [`cli`]: the `weights inspect|convert` subcommands shared by the task binaries.
+//! | module | what it holds |
+//! |---|---|
+//! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
+//! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
+//! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
+//! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
+//! | [`optim`] | parameter groups, SGD/Adam/AdamW/L-BFGS with torch.optim's rules and saveable state, schedules, EMA |
+//! | [`engine`] | [`engine::fit`]: the epoch loop every task shares (accumulation, clipping, AMP, EMA, validation, best/last weights, exact resume, early stopping) for any [`engine::TrainTask`] |
+//! | [`run`] | run folders: paths, the task's metadata, `--weights FILE\|RUN_DIR`, `--resume` |
+//! | [`config`] | TOML configuration over serde defaults with typed `key=value` overrides |
+//! | [`metrics`] | classification, detection (Ultralytics AP, COCO) and segmentation metrics, tables and PNG charts |
+//! | [`export`] | TorchScript export by tracing |
+//! | [`memory_format`] | channels-last layout for faster CPU convolutions |
+//! | [`device`] | CUDA when present, CPU otherwise; `cuda:N` |
+//! | [`atomic_file`] | writes that leave the previous file whole if interrupted |
+//! | [`error`] | [`Error`]: every message names the file, key or layer concerned |
+//! | `cli` (feature `cli`, on by default) | the command-line pieces the task binaries share |
 //!
-//! Every fallible function returns [`Result`], whose [`Error`] names the file, key or layer concerned.
+//! Every fallible function returns [`Result`]. `examples/finetune_head.rs` loads a torchvision
+//! checkpoint and trains a new head in a few lines; `examples/custom_task.rs` runs a task of your
+//! own through [`engine::fit`].
 
 pub mod atomic_file;
 pub mod backbone;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod device;

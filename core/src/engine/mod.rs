@@ -106,6 +106,27 @@ pub struct TrainConfig {
     pub amp: bool,
 }
 
+impl Default for TrainConfig {
+    /// Ten epochs at a constant 1e-3, no accumulation, clipping, EMA or early stopping; the best
+    /// weights are those of the lowest `val_loss`; seed 0; no mixed precision.
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            lr: 1e-3,
+            schedule: Schedule::default(),
+            accumulate: 1,
+            accumulate_mean: true,
+            grad_clip: None,
+            ema: None,
+            monitor: "val_loss".into(),
+            maximize: false,
+            patience: None,
+            seed: 0,
+            amp: false,
+        }
+    }
+}
+
 /// Dynamic loss scaling (PyTorch's `GradScaler` rule): start at 2^16, halve and skip the step when
 /// a gradient is inf/NaN, double after 2000 steps without one.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -41,6 +41,18 @@ pub struct Schedule {
     pub warmup_start: f64,
 }
 
+impl Default for Schedule {
+    /// A constant learning rate with no warmup.
+    fn default() -> Self {
+        Schedule {
+            decay: Decay::Constant,
+            total_iters: 0,
+            warmup_iters: 0,
+            warmup_start: 1.0,
+        }
+    }
+}
+
 impl Schedule {
     /// The factor of the base learning rate at iteration `it` (0-based).
     pub fn factor(&self, it: u64) -> f64 {

@@ -1,7 +1,8 @@
 //! From decoded predictions to detections: confidence threshold, class-aware non-maximum
 //! suppression, a cap on detections per image (Ultralytics' `non_max_suppression` behaviour).
 
-use ferrovis_core::metrics::detection::{nms_max, Detection};
+use ferrovis_core::metrics::detection::Detection;
+use ferrovis_core::ops::boxes::nms_max;
 use tch::{Device, Kind, Tensor};
 
 /// NMS settings. Validation uses conf 0.001, IoU 0.7, 300 detections, several labels per box;

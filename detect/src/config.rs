@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use ferrovis_core::config::{self, Value};
-use ferrovis_data::dataset::DetectAugment;
+use ferrovis_data::transform::detect::DetectAugment;
 use ferrovis_data::transform::detect::RandomAffine;
 use ferrovis_data::transform::HsvGain;
 use serde::{Deserialize, Serialize};

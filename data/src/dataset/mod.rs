@@ -14,8 +14,8 @@ pub use classification::{
     ClassificationItem,
 };
 pub use detection::{
-    scan_voc, scan_yolo, DatasetYaml, DetectAugment, DetectionBatch, DetectionData,
-    DetectionDataset, DetectionItem, DetectionTarget, YoloBox,
+    scan_voc, scan_yolo, DatasetYaml, DetectionBatch, DetectionData, DetectionDataset,
+    DetectionItem, DetectionTarget, YoloBox,
 };
 pub use report::{Problem, ScanOptions, ScanReport};
 pub use segmentation::{

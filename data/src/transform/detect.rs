@@ -8,6 +8,7 @@ use opencv::prelude::*;
 use rand::Rng as _;
 
 use super::classify::{resize, Filter};
+use super::color::HsvGain;
 use super::geometry::{hflip, pad, vflip};
 use crate::decode::{rgb_from_mat, rgb_mat};
 use crate::error::Result;
@@ -371,6 +372,37 @@ pub fn vflip_sample(sample: &mut DetectionSample) {
     let h = sample.image.height as f32;
     for b in &mut sample.boxes {
         b.xyxy = [b.xyxy[0], h - b.xyxy[3], b.xyxy[2], h - b.xyxy[1]];
+    }
+}
+
+/// YOLO training augmentation, with Ultralytics' default strengths.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectAugment {
+    /// Probability of a 4-image mosaic.
+    pub mosaic: f64,
+    /// Mosaic is switched off from this epoch on (Ultralytics' `close_mosaic`: the last 10).
+    pub mosaic_off_from_epoch: Option<usize>,
+    /// Random affine after mosaic/letterbox.
+    pub affine: RandomAffine,
+    /// HSV gains.
+    pub hsv: HsvGain,
+    /// Probability of a left-right flip.
+    pub fliplr: f64,
+    /// Probability of an up-down flip.
+    pub flipud: f64,
+}
+
+impl Default for DetectAugment {
+    fn default() -> Self {
+        Self {
+            mosaic: 1.0,
+            mosaic_off_from_epoch: None,
+            affine: RandomAffine::default(),
+            hsv: HsvGain::default(),
+            fliplr: 0.5,
+            flipud: 0.0,
+        }
     }
 }
 

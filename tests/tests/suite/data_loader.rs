@@ -6,11 +6,12 @@ use std::fs;
 use std::path::Path;
 
 use ferrovis_data::dataset::{
-    image_folder, scan_pairs, ClassificationDataset, DatasetYaml, DetectAugment, DetectionDataset,
-    MaskEncoding, ScanOptions, SegmentResize, SegmentationDataset,
+    image_folder, scan_pairs, ClassificationDataset, DatasetYaml, DetectionDataset, MaskEncoding,
+    ScanOptions, SegmentResize, SegmentationDataset,
 };
 use ferrovis_data::loader::{Loader, LoaderOptions, Sampler};
 use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_data::transform::detect::DetectAugment;
 use ferrovis_data::transform::segment::SegmentAugment;
 use ferrovis_data::transform::{ClassifyTransform, ColorJitter};
 use ferrovis_tests::tensor_sha256;

@@ -150,6 +150,78 @@ pub enum Object {
     },
 }
 
+/// The opcodes, by the names Python's `pickletools` gives them (protocols 0–5).
+mod op {
+    pub const MARK: u8 = b'(';
+    pub const EMPTY_TUPLE: u8 = b')';
+    pub const STOP: u8 = b'.';
+    pub const POP: u8 = b'0';
+    pub const POP_MARK: u8 = b'1';
+    pub const DUP: u8 = b'2';
+    pub const BINBYTES: u8 = b'B';
+    pub const SHORT_BINBYTES: u8 = b'C';
+    pub const FLOAT: u8 = b'F';
+    pub const BINFLOAT: u8 = b'G';
+    pub const INT: u8 = b'I';
+    pub const BININT: u8 = b'J';
+    pub const BININT1: u8 = b'K';
+    pub const LONG: u8 = b'L';
+    pub const BININT2: u8 = b'M';
+    pub const NONE: u8 = b'N';
+    pub const PERSID: u8 = b'P';
+    pub const BINPERSID: u8 = b'Q';
+    pub const REDUCE: u8 = b'R';
+    pub const STRING: u8 = b'S';
+    pub const BINSTRING: u8 = b'T';
+    pub const SHORT_BINSTRING: u8 = b'U';
+    pub const UNICODE: u8 = b'V';
+    pub const BINUNICODE: u8 = b'X';
+    pub const EMPTY_LIST: u8 = b']';
+    pub const APPEND: u8 = b'a';
+    pub const BUILD: u8 = b'b';
+    pub const GLOBAL: u8 = b'c';
+    pub const DICT: u8 = b'd';
+    pub const APPENDS: u8 = b'e';
+    pub const GET: u8 = b'g';
+    pub const BINGET: u8 = b'h';
+    pub const INST: u8 = b'i';
+    pub const LONG_BINGET: u8 = b'j';
+    pub const LIST: u8 = b'l';
+    pub const OBJ: u8 = b'o';
+    pub const PUT: u8 = b'p';
+    pub const BINPUT: u8 = b'q';
+    pub const LONG_BINPUT: u8 = b'r';
+    pub const SETITEM: u8 = b's';
+    pub const TUPLE: u8 = b't';
+    pub const SETITEMS: u8 = b'u';
+    pub const EMPTY_DICT: u8 = b'}';
+    pub const PROTO: u8 = 0x80;
+    pub const NEWOBJ: u8 = 0x81;
+    pub const EXT1: u8 = 0x82;
+    pub const EXT2: u8 = 0x83;
+    pub const EXT4: u8 = 0x84;
+    pub const TUPLE1: u8 = 0x85;
+    pub const TUPLE2: u8 = 0x86;
+    pub const TUPLE3: u8 = 0x87;
+    pub const NEWTRUE: u8 = 0x88;
+    pub const NEWFALSE: u8 = 0x89;
+    pub const LONG1: u8 = 0x8a;
+    pub const LONG4: u8 = 0x8b;
+    pub const SHORT_BINUNICODE: u8 = 0x8c;
+    pub const BINUNICODE8: u8 = 0x8d;
+    pub const BINBYTES8: u8 = 0x8e;
+    pub const EMPTY_SET: u8 = 0x8f;
+    pub const ADDITEMS: u8 = 0x90;
+    pub const FROZENSET: u8 = 0x91;
+    pub const NEWOBJ_EX: u8 = 0x92;
+    pub const STACK_GLOBAL: u8 = 0x93;
+    pub const MEMOIZE: u8 = 0x94;
+    pub const FRAME: u8 = 0x95;
+    pub const BYTEARRAY8: u8 = 0x96;
+    pub const NEXT_BUFFER: u8 = 0x97;
+    pub const READONLY_BUFFER: u8 = 0x98;
+}
+
 /// Why a pickle could not be read. `pos` is the byte offset of the opcode concerned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("pickle byte {pos}: {msg}")]
@@ -351,46 +423,46 @@ impl Machine<'_> {
             self.op_pos = self.pos;
             let op = self.u8()?;
             match op {
-                0x80 => {
+                op::PROTO => {
                     let proto = self.u8()?;
                     if proto > 5 {
                         return self.fail(format!("unsupported pickle protocol {proto}"));
                     }
                 }
-                0x95 => {
+                op::FRAME => {
                     self.u64()?; // FRAME: a read-ahead hint only.
                 }
-                b'.' => {
+                op::STOP => {
                     let v = self.pop()?;
                     return Ok(v);
                 }
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
+                op::MARK => self.marks.push(self.stack.len()),
+                op::POP => {
                     self.pop()?;
                 }
-                b'1' => {
+                op::POP_MARK => {
                     self.pop_mark()?;
                 }
-                b'2' => {
+                op::DUP => {
                     let v = self.top()?.clone();
                     self.stack.push(v);
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
-                b'J' => {
+                op::NONE => self.stack.push(Value::None),
+                op::NEWTRUE => self.stack.push(Value::Bool(true)),
+                op::NEWFALSE => self.stack.push(Value::Bool(false)),
+                op::BININT => {
                     let v = self.u32()? as i32;
                     self.stack.push(Value::Int(v as i64));
                 }
-                b'K' => {
+                op::BININT1 => {
                     let v = self.u8()?;
                     self.stack.push(Value::Int(v as i64));
                 }
-                b'M' => {
+                op::BININT2 => {
                     let v = self.u16()?;
                     self.stack.push(Value::Int(v as i64));
                 }
-                b'I' | b'L' => {
+                op::INT | op::LONG => {
                     let line = self.line()?;
                     let t = line.trim_end_matches('L');
                     let v = match t {
@@ -403,8 +475,8 @@ impl Machine<'_> {
                     };
                     self.stack.push(v);
                 }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
+                op::LONG1 | op::LONG4 => {
+                    let n = if op == op::LONG1 {
                         self.u8()? as u64
                     } else {
                         self.u32()? as u64
@@ -412,41 +484,41 @@ impl Machine<'_> {
                     let b = self.bytes(n)?;
                     self.stack.push(long_from_bytes(b));
                 }
-                b'F' => {
+                op::FLOAT => {
                     let line = self.line()?;
                     match line.trim().parse::<f64>() {
                         Ok(f) => self.stack.push(Value::Float(f)),
                         Err(_) => return self.fail(format!("bad float literal {line:?}")),
                     }
                 }
-                b'G' => {
+                op::BINFLOAT => {
                     let b = self.take(8)?;
                     let mut a = [0u8; 8];
                     a.copy_from_slice(b);
                     self.stack.push(Value::Float(f64::from_be_bytes(a)));
                 }
-                b'X' => {
+                op::BINUNICODE => {
                     let n = self.u32()? as u64;
                     let s = self.string(n)?;
                     self.stack.push(Value::Str(s));
                 }
-                0x8c => {
+                op::SHORT_BINUNICODE => {
                     let n = self.u8()? as u64;
                     let s = self.string(n)?;
                     self.stack.push(Value::Str(s));
                 }
-                0x8d => {
+                op::BINUNICODE8 => {
                     let n = self.u64()?;
                     let s = self.string(n)?;
                     self.stack.push(Value::Str(s));
                 }
-                b'V' => {
+                op::UNICODE => {
                     let s = self.line()?;
                     self.stack.push(Value::Str(s));
                 }
                 // Python 2 `str` objects (old checkpoints): kept as text when valid UTF-8.
-                b'T' | b'U' => {
-                    let n = if op == b'T' {
+                op::BINSTRING | op::SHORT_BINSTRING => {
+                    let n = if op == op::BINSTRING {
                         self.u32()? as u64
                     } else {
                         self.u8()? as u64
@@ -457,7 +529,7 @@ impl Machine<'_> {
                         Err(e) => Value::Bytes(e.into_bytes()),
                     });
                 }
-                b'S' => {
+                op::STRING => {
                     let line = self.line()?;
                     let s = line.trim();
                     let unquoted = s
@@ -467,26 +539,26 @@ impl Machine<'_> {
                         .unwrap_or(s);
                     self.stack.push(Value::Str(unquoted.to_string()));
                 }
-                b'B' | b'C' | 0x8e | 0x96 => {
+                op::BINBYTES | op::SHORT_BINBYTES | op::BINBYTES8 | op::BYTEARRAY8 => {
                     let n = match op {
-                        b'B' => self.u32()? as u64,
-                        b'C' => self.u8()? as u64,
+                        op::BINBYTES => self.u32()? as u64,
+                        op::SHORT_BINBYTES => self.u8()? as u64,
                         _ => self.u64()?,
                     };
                     let b = self.bytes(n)?;
                     self.stack.push(Value::Bytes(b));
                 }
-                b')' => {
+                op::EMPTY_TUPLE => {
                     let v = self.alloc(Object::Tuple(Vec::new()));
                     self.stack.push(v);
                 }
-                b't' => {
+                op::TUPLE => {
                     let items = self.pop_mark()?;
                     let v = self.alloc(Object::Tuple(items));
                     self.stack.push(v);
                 }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
+                op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
+                    let n = (op - op::TUPLE1 + 1) as usize;
                     let floor = self.marks.last().copied().unwrap_or(0);
                     if self.stack.len() < floor + n {
                         return self.fail("stack underflow");
@@ -495,51 +567,51 @@ impl Machine<'_> {
                     let v = self.alloc(Object::Tuple(items));
                     self.stack.push(v);
                 }
-                b']' => {
+                op::EMPTY_LIST => {
                     let v = self.alloc(Object::List(Vec::new()));
                     self.stack.push(v);
                 }
-                b'l' => {
+                op::LIST => {
                     let items = self.pop_mark()?;
                     let v = self.alloc(Object::List(items));
                     self.stack.push(v);
                 }
-                b'a' => {
+                op::APPEND => {
                     let item = self.pop()?;
                     let list = self.top()?.clone();
                     self.extend_list(&list, vec![item])?;
                 }
-                b'e' => {
+                op::APPENDS => {
                     let items = self.pop_mark()?;
                     let list = self.top()?.clone();
                     self.extend_list(&list, items)?;
                 }
-                b'}' => {
+                op::EMPTY_DICT => {
                     let v = self.alloc(Object::Dict(Vec::new()));
                     self.stack.push(v);
                 }
-                b'd' => {
+                op::DICT => {
                     let items = self.pop_mark()?;
                     let v = self.alloc(Object::Dict(Vec::new()));
                     self.set_items(&v, items)?;
                     self.stack.push(v);
                 }
-                b's' => {
+                op::SETITEM => {
                     let value = self.pop()?;
                     let key = self.pop()?;
                     let dict = self.top()?.clone();
                     self.set_items(&dict, vec![key, value])?;
                 }
-                b'u' => {
+                op::SETITEMS => {
                     let items = self.pop_mark()?;
                     let dict = self.top()?.clone();
                     self.set_items(&dict, items)?;
                 }
-                0x8f => {
+                op::EMPTY_SET => {
                     let v = self.alloc(Object::Set(Vec::new()));
                     self.stack.push(v);
                 }
-                0x90 => {
+                op::ADDITEMS => {
                     let items = self.pop_mark()?;
                     let set = self.top()?.clone();
                     match self.obj_mut(&set) {
@@ -547,18 +619,18 @@ impl Machine<'_> {
                         _ => return self.fail("ADDITEMS on something that is not a set"),
                     }
                 }
-                0x91 => {
+                op::FROZENSET => {
                     let items = self.pop_mark()?;
                     let v = self.alloc(Object::Set(items));
                     self.stack.push(v);
                 }
-                b'c' => {
+                op::GLOBAL => {
                     let module = self.line()?;
                     let name = self.line()?;
                     let v = self.alloc(Object::Global { module, name });
                     self.stack.push(v);
                 }
-                0x93 => {
+                op::STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
@@ -569,7 +641,7 @@ impl Machine<'_> {
                         _ => return self.fail("STACK_GLOBAL needs two strings"),
                     }
                 }
-                b'R' => {
+                op::REDUCE => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let Some(args) = self.tuple_items(&args) else {
@@ -578,7 +650,7 @@ impl Machine<'_> {
                     let v = self.call(&callable, args)?;
                     self.stack.push(v);
                 }
-                0x81 => {
+                op::NEWOBJ => {
                     let args = self.pop()?;
                     let cls = self.pop()?;
                     let Some(args) = self.tuple_items(&args) else {
@@ -587,7 +659,7 @@ impl Machine<'_> {
                     let v = self.call(&cls, args)?;
                     self.stack.push(v);
                 }
-                0x92 => {
+                op::NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let cls = self.pop()?;
@@ -597,7 +669,7 @@ impl Machine<'_> {
                     let v = self.call(&cls, args)?;
                     self.stack.push(v);
                 }
-                b'o' => {
+                op::OBJ => {
                     let mut items = self.pop_mark()?;
                     if items.is_empty() {
                         return self.fail("OBJ without a class");
@@ -606,7 +678,7 @@ impl Machine<'_> {
                     let v = self.call(&cls, items)?;
                     self.stack.push(v);
                 }
-                b'i' => {
+                op::INST => {
                     let module = self.line()?;
                     let name = self.line()?;
                     let args = self.pop_mark()?;
@@ -614,53 +686,59 @@ impl Machine<'_> {
                     let v = self.call(&cls, args)?;
                     self.stack.push(v);
                 }
-                b'b' => {
+                op::BUILD => {
                     let state = self.pop()?;
                     let target = self.top()?.clone();
                     self.build(&target, state);
                 }
-                b'p' => {
+                op::PUT => {
                     let line = self.line()?;
                     match line.trim().parse::<u64>() {
                         Ok(k) => self.memo_put(k)?,
                         Err(_) => return self.fail(format!("bad memo key {line:?}")),
                     }
                 }
-                b'q' => {
+                op::BINPUT => {
                     let k = self.u8()? as u64;
                     self.memo_put(k)?;
                 }
-                b'r' => {
+                op::LONG_BINPUT => {
                     let k = self.u32()? as u64;
                     self.memo_put(k)?;
                 }
-                0x94 => {
+                op::MEMOIZE => {
                     let k = self.memo.len() as u64;
                     self.memo_put(k)?;
                 }
-                b'g' => {
+                op::GET => {
                     let line = self.line()?;
                     match line.trim().parse::<u64>() {
                         Ok(k) => self.memo_get(k)?,
                         Err(_) => return self.fail(format!("bad memo key {line:?}")),
                     }
                 }
-                b'h' => {
+                op::BINGET => {
                     let k = self.u8()? as u64;
                     self.memo_get(k)?;
                 }
-                b'j' => {
+                op::LONG_BINGET => {
                     let k = self.u32()? as u64;
                     self.memo_get(k)?;
                 }
-                b'Q' => {
+                op::BINPERSID => {
                     let pid = self.pop()?;
                     let v = self.persistent_load(&pid)?;
                     self.stack.push(v);
                 }
-                b'P' => return self.fail("text persistent ids (PERSID) are not used by torch"),
-                0x82..=0x84 => return self.fail("extension registry opcodes are not supported"),
-                0x97 | 0x98 => return self.fail("out-of-band buffers are not supported"),
+                op::PERSID => {
+                    return self.fail("text persistent ids (PERSID) are not used by torch")
+                }
+                op::EXT1 | op::EXT2 | op::EXT4 => {
+                    return self.fail("extension registry opcodes are not supported")
+                }
+                op::NEXT_BUFFER | op::READONLY_BUFFER => {
+                    return self.fail("out-of-band buffers are not supported")
+                }
                 other => return self.fail(format!("unknown opcode 0x{other:02x}")),
             }
         }

@@ -9,11 +9,12 @@
 //! `aux_classifier.4.weight`), so its checkpoints load with no renaming.
 
 use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
-use ferrovis_core::nn::BatchNorm2d;
+use ferrovis_core::nn::ConvNormAct;
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
-use crate::model::SegmentationLogits;
+use crate::aspp::{conv_bn_relu, Aspp};
+use crate::logits::SegmentationLogits;
 
 /// What to build.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,110 +27,15 @@ pub struct DeepLabConfig {
     pub aux: bool,
 }
 
-/// Convolution without bias → BatchNorm → ReLU, numbered `<p>.<i>` / `<p>.<i+1>` as in a
-/// torchvision `Sequential`.
-#[derive(Debug)]
-pub(crate) struct ConvBnRelu {
-    conv: nn::Conv2D,
-    bn: BatchNorm2d,
-}
-
-impl ConvBnRelu {
-    pub(crate) fn new(
-        conv: &Path,
-        bn: &Path,
-        c_in: i64,
-        c_out: i64,
-        k: i64,
-        dilation: i64,
-    ) -> Self {
-        let cfg = nn::ConvConfig {
-            padding: dilation * (k / 2),
-            dilation,
-            bias: false,
-            ..Default::default()
-        };
-        ConvBnRelu {
-            conv: nn::conv2d(conv, c_in, c_out, k, cfg),
-            bn: BatchNorm2d::new(bn, c_out),
-        }
-    }
-
-    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&self.conv.forward(x), train).relu()
-    }
-}
-
-/// Atrous spatial pyramid pooling (`classifier.0`).
-#[derive(Debug)]
-pub struct Aspp {
-    branches: Vec<ConvBnRelu>,
-    pooling: ConvBnRelu,
-    project: ConvBnRelu,
-    dropout: f64,
-}
-
-impl Aspp {
-    /// `c_in` → 256 channels with 3×3 branches at `rates`; `dropout` after the projection.
-    pub fn new(p: &Path, c_in: i64, rates: [i64; 3], dropout: f64) -> Self {
-        let convs = p / "convs";
-        let mut branches = vec![ConvBnRelu::new(
-            &(&convs / 0 / 0),
-            &(&convs / 0 / 1),
-            c_in,
-            256,
-            1,
-            1,
-        )];
-        for (i, r) in rates.iter().enumerate() {
-            let b = &convs / (i + 1);
-            branches.push(ConvBnRelu::new(&(&b / 0), &(&b / 1), c_in, 256, 3, *r));
-        }
-        // Image pooling: `convs.4` is Sequential(AdaptiveAvgPool2d, Conv, BN, ReLU).
-        let pool = &convs / 4;
-        Aspp {
-            branches,
-            pooling: ConvBnRelu::new(&(&pool / 1), &(&pool / 2), c_in, 256, 1, 1),
-            project: ConvBnRelu::new(
-                &(p / "project" / 0),
-                &(p / "project" / 1),
-                5 * 256,
-                256,
-                1,
-                1,
-            ),
-            dropout,
-        }
-    }
-
-    /// The five branches concatenated, projected, dropout when training.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let (h, w) = (x.size()[2], x.size()[3]);
-        let mut outs: Vec<Tensor> = self
-            .branches
-            .iter()
-            .map(|b| b.forward_t(x, train))
-            .collect();
-        let pooled = self
-            .pooling
-            .forward_t(&x.adaptive_avg_pool2d([1, 1]), train)
-            .upsample_bilinear2d([h, w], false, None, None);
-        outs.push(pooled);
-        self.project
-            .forward_t(&Tensor::cat(&outs, 1), train)
-            .dropout(self.dropout, train)
-    }
-}
-
 /// DeepLabV3 with torchvision's names.
 #[derive(Debug)]
 pub struct DeepLabV3 {
     /// The dilated ResNet (`backbone.*`, no classifier).
     pub backbone: Box<dyn Backbone>,
     aspp: Aspp,
-    head_conv: ConvBnRelu,
+    head_conv: ConvNormAct,
     classifier: nn::Conv2D,
-    aux: Option<(ConvBnRelu, nn::Conv2D)>,
+    aux: Option<(ConvNormAct, nn::Conv2D)>,
     /// What was built.
     pub config: DeepLabConfig,
 }
@@ -150,14 +56,14 @@ impl DeepLabV3 {
         let aux = config.aux.then(|| {
             let a = p / "aux_classifier";
             (
-                ConvBnRelu::new(&(&a / 0), &(&a / 1), c3, 256, 3, 1),
+                conv_bn_relu(&(&a / 0), &(&a / 1), c3, 256, 3, 1),
                 nn::conv2d(&a / 4, 256, nc, 1, Default::default()),
             )
         });
         Ok(DeepLabV3 {
             backbone,
             aspp: Aspp::new(&(&cls / 0), c4, [12, 24, 36], 0.5),
-            head_conv: ConvBnRelu::new(&(&cls / 1), &(&cls / 2), 256, 256, 3, 1),
+            head_conv: conv_bn_relu(&(&cls / 1), &(&cls / 2), 256, 256, 3, 1),
             classifier: nn::conv2d(&cls / 4, 256, nc, 1, Default::default()),
             aux,
             config,

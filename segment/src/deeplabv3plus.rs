@@ -11,11 +11,12 @@
 //! `decoder.fuse.{0,1,3,4}`, `segmentation_head.*`.
 
 use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
+use ferrovis_core::nn::ConvNormAct;
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
-use crate::deeplab::{Aspp, ConvBnRelu};
-use crate::model::SegmentationLogits;
+use crate::aspp::{conv_bn_relu, Aspp};
+use crate::logits::SegmentationLogits;
 
 /// What to build.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +38,8 @@ pub struct DeepLabV3Plus {
     /// The encoder (`backbone.*`, no classifier).
     pub backbone: Box<dyn Backbone>,
     aspp: Aspp,
-    low_level: ConvBnRelu,
-    fuse: [ConvBnRelu; 2],
+    low_level: ConvNormAct,
+    fuse: [ConvNormAct; 2],
     head: nn::Conv2D,
     /// The pyramid level (stride 4) the decoder reads.
     low_level_index: usize,
@@ -70,7 +71,7 @@ impl DeepLabV3Plus {
         let fuse = &d / "fuse";
         Ok(DeepLabV3Plus {
             aspp: Aspp::new(&(&d / "aspp"), c_high, rates, 0.1),
-            low_level: ConvBnRelu::new(
+            low_level: conv_bn_relu(
                 &(&d / "low_level" / 0),
                 &(&d / "low_level" / 1),
                 c_low,
@@ -79,8 +80,8 @@ impl DeepLabV3Plus {
                 1,
             ),
             fuse: [
-                ConvBnRelu::new(&(&fuse / 0), &(&fuse / 1), 256 + 48, 256, 3, 1),
-                ConvBnRelu::new(&(&fuse / 3), &(&fuse / 4), 256, 256, 3, 1),
+                conv_bn_relu(&(&fuse / 0), &(&fuse / 1), 256 + 48, 256, 3, 1),
+                conv_bn_relu(&(&fuse / 3), &(&fuse / 4), 256, 256, 3, 1),
             ],
             head: nn::conv2d(
                 p / "segmentation_head",

@@ -3,6 +3,7 @@
 //!
 //! `main.rs` only parses arguments; the commands live here so other programs can call them.
 
+pub mod aspp;
 pub mod config;
 pub mod data;
 pub mod deeplab;
@@ -10,6 +11,7 @@ pub mod deeplabv3plus;
 pub mod demo;
 pub mod export;
 pub mod infer;
+pub mod logits;
 pub mod loss;
 pub mod model;
 pub mod predict;

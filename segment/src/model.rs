@@ -14,17 +14,8 @@ use tch::{Device, Tensor};
 
 use crate::deeplab::{DeepLabConfig, DeepLabV3};
 use crate::deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
+pub use crate::logits::SegmentationLogits;
 use crate::unet::{Unet, UnetConfig};
-
-/// Main logits and, for DeepLabV3 with its auxiliary head, the auxiliary logits; both
-/// `(N, classes, H, W)` at the input size.
-#[derive(Debug)]
-pub struct SegmentationLogits {
-    /// The model's prediction.
-    pub out: Tensor,
-    /// The auxiliary head's (DeepLabV3 on `layer3`), trained with a smaller weight.
-    pub aux: Option<Tensor>,
-}
 
 /// Which architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -8,7 +8,7 @@
 //! without its classifier), `decoder.blocks.<i>.conv{1,2}.{0,1}.*`, `segmentation_head.0.*`.
 
 use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
-use ferrovis_core::nn::BatchNorm2d;
+use ferrovis_core::nn::{Activation, Conv2dSpec, ConvNormAct};
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
@@ -24,43 +24,25 @@ pub struct UnetConfig {
     pub num_classes: i64,
 }
 
-/// smp's `Conv2dReLU`: convolution without bias (`<p>.0`), BatchNorm (`<p>.1`), ReLU.
-#[derive(Debug)]
-struct ConvBnRelu {
-    conv: nn::Conv2D,
-    bn: BatchNorm2d,
-}
-
-impl ConvBnRelu {
-    fn new(p: &Path, c_in: i64, c_out: i64) -> Self {
-        let cfg = nn::ConvConfig {
-            padding: 1,
-            bias: false,
-            ..Default::default()
-        };
-        ConvBnRelu {
-            conv: nn::conv2d(p / "0", c_in, c_out, 3, cfg),
-            bn: BatchNorm2d::new(&(p / "1"), c_out),
-        }
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&self.conv.forward(x), train).relu()
-    }
+/// smp's `Conv2dReLU`: a 3×3 convolution without bias (`<p>.0`), BatchNorm (`<p>.1`), ReLU,
+/// initialised as PyTorch initialises a fresh `nn.Conv2d`.
+fn conv_bn_relu(p: &Path, c_in: i64, c_out: i64) -> ConvNormAct {
+    let spec = Conv2dSpec::new(3).pytorch_default_init();
+    ConvNormAct::new(p, c_in, c_out, spec, Activation::ReLU, 1e-5, 0.1)
 }
 
 /// One decoder stage: upsample, concatenate the skip, two Conv-BN-ReLU.
 #[derive(Debug)]
 pub struct DecoderBlock {
-    conv1: ConvBnRelu,
-    conv2: ConvBnRelu,
+    conv1: ConvNormAct,
+    conv2: ConvNormAct,
 }
 
 impl DecoderBlock {
     fn new(p: &Path, c_in: i64, c_skip: i64, c_out: i64) -> Self {
         DecoderBlock {
-            conv1: ConvBnRelu::new(&(p / "conv1"), c_in + c_skip, c_out),
-            conv2: ConvBnRelu::new(&(p / "conv2"), c_out, c_out),
+            conv1: conv_bn_relu(&(p / "conv1"), c_in + c_skip, c_out),
+            conv2: conv_bn_relu(&(p / "conv2"), c_out, c_out),
         }
     }
 

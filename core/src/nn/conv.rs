@@ -1,4 +1,5 @@
-//! 2-D convolutions initialised as torchvision initialises them.
+//! 2-D convolutions initialised as torchvision initialises its backbones, or as PyTorch
+//! initialises any `nn.Conv2d` (what torchvision's and smp's segmentation heads keep).
 
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{self, Init, Path};
@@ -18,6 +19,9 @@ pub struct Conv2dSpec {
     pub groups: i64,
     /// Whether there is a bias.
     pub bias: bool,
+    /// PyTorch's default initialisation (`nn.Conv2d.reset_parameters`: Kaiming-uniform with
+    /// a = √5) instead of torchvision's backbone one (Kaiming-normal, fan-out).
+    pub pytorch_init: bool,
 }
 
 impl Conv2dSpec {
@@ -31,6 +35,7 @@ impl Conv2dSpec {
             dilation: 1,
             groups: 1,
             bias: false,
+            pytorch_init: false,
         }
     }
 
@@ -64,24 +69,33 @@ impl Conv2dSpec {
         self.bias = b;
         self
     }
+
+    /// With PyTorch's default initialisation (see [`Conv2dSpec::pytorch_init`]).
+    pub fn pytorch_default_init(mut self) -> Self {
+        self.pytorch_init = true;
+        self
+    }
 }
 
 /// A convolution with weights drawn Kaiming-normal (fan-out, ReLU gain) and zero bias, as
-/// torchvision's ResNet, MobileNetV2 and EfficientNet initialise theirs.
+/// torchvision's ResNet, MobileNetV2 and EfficientNet initialise theirs; with
+/// [`Conv2dSpec::pytorch_init`], as PyTorch initialises any `nn.Conv2d` (tch's default).
 pub fn conv2d(p: &Path, c_in: i64, c_out: i64, spec: Conv2dSpec) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
+    let mut cfg = nn::ConvConfig {
         stride: spec.stride,
         padding: spec.padding,
         dilation: spec.dilation,
         groups: spec.groups,
         bias: spec.bias,
-        ws_init: Init::Kaiming {
+        ..Default::default()
+    };
+    if !spec.pytorch_init {
+        cfg.ws_init = Init::Kaiming {
             dist: NormalOrUniform::Normal,
             fan: FanInOut::FanOut,
             non_linearity: NonLinearity::ReLU,
-        },
-        bs_init: Init::Const(0.0),
-        ..Default::default()
-    };
+        };
+        cfg.bs_init = Init::Const(0.0);
+    }
     nn::conv2d(p, c_in, c_out, spec.kernel, cfg)
 }

@@ -28,9 +28,35 @@ impl ConvNormAct {
         eps: f64,
         momentum: f64,
     ) -> Self {
+        Self::at(
+            &(p / "0"),
+            &(p / "1"),
+            c_in,
+            c_out,
+            spec,
+            act,
+            eps,
+            momentum,
+        )
+    }
+
+    /// The same block with its convolution and BatchNorm at any two paths: inside a longer
+    /// torchvision `Sequential` they are `<seq>.<i>` and `<seq>.<i+1>` (DeepLab's image pooling
+    /// is `pool.1`, `pool.2` after the pooling layer `pool.0`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn at(
+        conv: &Path,
+        bn: &Path,
+        c_in: i64,
+        c_out: i64,
+        spec: Conv2dSpec,
+        act: Activation,
+        eps: f64,
+        momentum: f64,
+    ) -> Self {
         ConvNormAct {
-            conv: conv2d(&(p / "0"), c_in, c_out, spec.bias(false)),
-            bn: BatchNorm2d::with(&(p / "1"), c_out, eps, momentum),
+            conv: conv2d(conv, c_in, c_out, spec.bias(false)),
+            bn: BatchNorm2d::with(bn, c_out, eps, momentum),
             act,
         }
     }

@@ -1,0 +1,13 @@
+//! What every segmentation network returns.
+
+use tch::Tensor;
+
+/// Main logits and, for DeepLabV3 with its auxiliary head, the auxiliary logits; both
+/// `(N, classes, H, W)` at the input size.
+#[derive(Debug)]
+pub struct SegmentationLogits {
+    /// The model's prediction.
+    pub out: Tensor,
+    /// The auxiliary head's (DeepLabV3 on `layer3`), trained with a smaller weight.
+    pub aux: Option<Tensor>,
+}

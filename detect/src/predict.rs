@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use ferrovis_core::checkpoint;
 use ferrovis_core::metrics::detection::Detection;
 use ferrovis_core::run::resolve_weights;
 use ferrovis_data::decode::{read_rgb, write_rgb};
@@ -42,7 +43,8 @@ pub struct LoadedModel {
 }
 
 /// Loads `weights` (a checkpoint) or a run folder's best weights. Class names come from the run's
-/// `detect.json` (next to `weights/`), else COCO's for 80 classes, else `class0`, `class1`, ….
+/// `detect.json` (next to `weights/`), else the checkpoint's own (an Ultralytics `.pt` stores them
+/// on its model), else COCO's for 80 classes, else `class0`, `class1`, ….
 /// With `fuse`, BatchNorms are folded into the convolutions and the model runs channels-last
 /// (inference only, as Ultralytics' predictor and validator do).
 pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<LoadedModel> {
@@ -64,8 +66,11 @@ pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<Loa
     }
     let meta = resolved.meta::<RunMeta>()?;
     let nc = shape.num_classes as usize;
-    let (names, imgsz) = match meta {
-        Some(m) if m.names.len() == nc => (m.names, m.imgsz),
+    // The names an Ultralytics .pt carries on its model come before COCO's guess for 80 classes.
+    let stored = checkpoint::class_names(&file)?.filter(|n| n.len() == nc);
+    let (names, imgsz) = match (meta, stored) {
+        (Some(m), _) if m.names.len() == nc => (m.names, m.imgsz),
+        (_, Some(names)) => (names, 640),
         _ if nc == 80 => (COCO_NAMES.lines().map(str::to_string).collect(), 640),
         _ => (default_class_names(nc), 640),
     };

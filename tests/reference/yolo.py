@@ -193,6 +193,8 @@ def model_case(out):
     # An Ultralytics-style checkpoint: the pickled module in float16 under "model", "ema" None.
     coco = DetectionModel(80)
     randomize(coco, 3)
+    # Ultralytics keeps the class names on the model; these differ from COCO's on purpose.
+    coco.names = {i: f"thing{i}" for i in range(80)}
     torch.save({"epoch": -1, "best_fitness": None, "model": coco.half(), "ema": None,
                 "updates": None, "optimizer": None, "train_args": {"imgsz": 640}},
                os.path.join(out, "yolov8n-style.pt"))

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod class_names;
 pub mod inspect;
 mod loading;
 pub mod pickle;
@@ -32,6 +33,7 @@ mod torch_format;
 
 use std::path::{Path, PathBuf};
 
+pub use class_names::class_names;
 pub use loading::{load_file, load_into, LoadOptions, LoadReport, Mismatch};
 pub use safetensors_file::{
     read_safetensors_metadata, save_safetensors, save_safetensors_with_metadata, save_varstore,

@@ -117,6 +117,22 @@ fn ultralytics_checkpoint_loads_into_new_classes() {
         err.contains("another scale") && err.contains("model."),
         "{err}"
     );
+
+    // Its class names are the ones stored on the pickled model, not COCO's.
+    let names = checkpoint::class_names(&path)
+        .expect("read")
+        .expect("names stored");
+    assert_eq!(
+        (names.len(), names[0].as_str(), names[79].as_str()),
+        (80, "thing0", "thing79")
+    );
+    let m = ferrovis_detect::predict::load_model(&path, Device::Cpu, false).expect("load");
+    assert_eq!(m.names, names);
+    // A plain state dict stores none.
+    assert_eq!(
+        checkpoint::class_names(references().join("weights.pt")).unwrap(),
+        None
+    );
 }
 
 #[test]

@@ -18,7 +18,9 @@ TORCHVISION_VERSION=0.28.0
 APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev)
 # What the tests' reference scripts import. The stamp records this list, so adding a package
 # re-runs pip once on existing environments.
-PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools"
+# ultralytics is a test oracle only (its own dataset-YAML resolution, its numbers), never imported
+# by ferrovis.
+PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools ultralytics"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${FERROVIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrovis}
@@ -55,7 +57,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PACKAGES" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086 # the list is meant to split into arguments
   "$venv/bin/python" -m pip install -q $PY_PACKAGES
-  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
+  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools, ultralytics; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
   printf '%s' "$PY_PACKAGES" >"$stamp"
 fi
 site=$(ls -d "$venv"/lib/python3*/site-packages | head -n 1)

@@ -398,7 +398,10 @@ pub fn write_detection(dir: &Path, config: &ShapesConfig) -> Result<PathBuf> {
     write_text(
         &yaml,
         &format!(
-            "# Synthetic shapes (ferrovis), seed {}\npath: .\ntrain: images/train\nval: images/val\nnames:\n{names}",
+            "# Synthetic shapes (ferrovis), seed {}\n\
+             # No `path:`: Ultralytics and ferrovis both take the folder of this file as the root\n\
+             # (Ultralytics resolves `path: .` against the working directory instead).\n\
+             train: images/train\nval: images/val\nnames:\n{names}",
             config.seed
         ),
     )?;

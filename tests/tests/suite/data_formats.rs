@@ -449,3 +449,32 @@ fn segmentation_pairs_binary_index_and_bad_pairs() {
     let y = data.load_mask(&data.items[1]).unwrap();
     assert_eq!(y.data[..4], [2, 1, 255, 0]);
 }
+
+/// The dataset YAML ferrovis writes for its synthetic sets resolves to the same folders in
+/// Ultralytics (its own `check_det_dataset`, run from another working directory) as in ferrovis,
+/// so `yolo val data=shapes.yaml` works on them.
+#[test]
+fn synthetic_detection_yaml_resolves_the_same_in_ultralytics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ferrovis_data::synthetic::ShapesConfig {
+        image_size: 32,
+        train: 2,
+        val: 1,
+        ..Default::default()
+    };
+    let yaml =
+        ferrovis_data::synthetic::write_detection(&dir.path().join("shapes"), &config).unwrap();
+    let ours = DatasetYaml::read(&yaml).unwrap();
+    let out = ferrovis_tests::run_reference("ultralytics_yaml.py", &[yaml.as_os_str()]);
+    let theirs: serde_json::Value =
+        serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let real = |p: &Path| fs::canonicalize(p).unwrap().display().to_string();
+    assert_eq!(theirs["train"], real(&ours.train[0]), "{out}");
+    assert_eq!(theirs["val"], real(&ours.val[0]), "{out}");
+    assert_eq!(
+        real(&ours.train[0]),
+        real(&yaml.parent().unwrap().join("images/train"))
+    );
+    assert_eq!(theirs["nc"], serde_json::json!(ours.names.len()));
+    assert_eq!(theirs["names"], serde_json::json!(ours.names));
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SHARED ?= $(or $(FERROVIS_SHARED),../shared)
 
-.PHONY: setup test demo validate bench fmt clippy
+.PHONY: setup test demo validate bench fmt clippy gpu-check
 
 setup:
 	@bash scripts/setup.sh
@@ -33,3 +33,8 @@ validate: setup
 
 fmt:
 	$(CARGO) fmt --all
+
+# On a machine with an NVIDIA GPU: the engine's AMP test on CUDA, a short CUDA training of each
+# task with AMP, predict latencies (scripts/gpu_check.sh; under 8 minutes on one GPU).
+gpu-check:
+	@bash scripts/gpu_check.sh

@@ -173,6 +173,9 @@ pub struct TrainSection {
     pub device: String,
     /// Lay weights and images out channels-last (NHWC): same results, faster CPU convolutions.
     pub channels_last: bool,
+    /// Mixed precision on CUDA: float16 autocast with dynamic loss scaling (PyTorch's `autocast`
+    /// + `GradScaler`). Ignored on the CPU, where training stays float32.
+    pub amp: bool,
     /// Where run folders go.
     pub project: String,
     /// Run folder name (empty: the architecture).
@@ -197,6 +200,7 @@ impl Default for TrainSection {
             seed: 0,
             device: "auto".into(),
             channels_last: true,
+            amp: true,
             project: "runs/segment".into(),
             name: String::new(),
         }

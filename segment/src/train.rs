@@ -278,7 +278,7 @@ pub fn train(
         maximize: true,
         patience: None,
         seed: cfg.train.seed,
-        amp: false,
+        amp: cfg.train.amp && device.is_cuda(),
     };
     let mut control = control.clone();
     control.resume = resume.is_some();

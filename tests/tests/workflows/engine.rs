@@ -500,3 +500,104 @@ fn gradual_unfreezing_trains_the_head_first_then_everything_at_spread_rates() {
         "[train]\nmode = \"gradual\"\n"
     );
 }
+
+/// A small convolutional regression for the GPU check: records the dtype its forward pass
+/// produced inside each step, so the test can see autocast at work.
+struct ConvRegression {
+    conv: nn::Conv2D,
+    head: nn::Linear,
+    x: Tensor,
+    y: Tensor,
+    kinds: Vec<Kind>,
+}
+
+impl ConvRegression {
+    fn predict(&self, x: &Tensor) -> Tensor {
+        let pooled = self
+            .conv
+            .forward(x)
+            .relu()
+            .mean_dim(&[2i64, 3][..], false, None);
+        self.head.forward(&pooled)
+    }
+}
+
+impl TrainTask for ConvRegression {
+    fn steps_per_epoch(&self) -> usize {
+        10
+    }
+    fn train_step(&mut self, _epoch: usize, _step: usize) -> Result<Tensor> {
+        let out = self.predict(&self.x);
+        self.kinds.push(out.kind());
+        Ok(out
+            .to_kind(Kind::Float)
+            .mse_loss(&self.y, tch::Reduction::Mean))
+    }
+    fn validate(&mut self, _epoch: usize) -> Result<Vec<(String, f64)>> {
+        let loss = tch::no_grad(|| {
+            self.predict(&self.x)
+                .to_kind(Kind::Float)
+                .mse_loss(&self.y, tch::Reduction::Mean)
+        });
+        Ok(vec![("val_loss".into(), loss.double_value(&[]))])
+    }
+}
+
+/// Mixed precision on a GPU (run by `make gpu-check`; `make test` has no GPU to run it on):
+/// the steps run under float16 autocast, the loss scaler keeps training finite, and the model
+/// still learns.
+#[test]
+#[ignore = "needs a CUDA GPU: make gpu-check"]
+fn amp_autocasts_and_trains_on_cuda() {
+    let _serial = crate::serial();
+    assert!(
+        tch::Cuda::is_available(),
+        "libtorch sees no CUDA device (was libtorch_cuda linked? see scripts/setup.sh)"
+    );
+    let device = Device::Cuda(0);
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let x = Tensor::randn([64, 3, 32, 32], (Kind::Float, device));
+    let y = x
+        .mean_dim(&[1i64, 2, 3][..], true, Kind::Float)
+        .view([64, 1])
+        * 10.0;
+    let mut task = ConvRegression {
+        conv: nn::conv2d(vs.root() / "conv", 3, 16, 3, Default::default()),
+        head: nn::linear(vs.root() / "fc", 16, 1, Default::default()),
+        x,
+        y,
+        kinds: Vec::new(),
+    };
+    let before = task.validate(0).unwrap()[0].1;
+    let groups = param_groups(&vs, &[], &GroupConfig::default());
+    let mut opt = Optimizer::new(OptimizerKind::from_name("adam", 0.0).unwrap(), groups, 1e-2);
+    let cfg = TrainConfig {
+        epochs: 3,
+        lr: 1e-2,
+        amp: true,
+        ..TrainConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = fit(
+        &vs,
+        &mut task,
+        &mut opt,
+        &cfg,
+        dir.path(),
+        &RunControl::default(),
+    )
+    .unwrap();
+    assert_eq!(out.reason, StopReason::Completed);
+    assert!(
+        task.kinds.iter().all(|k| *k == Kind::Half),
+        "forward dtypes under autocast: {:?}",
+        task.kinds
+    );
+    let (after, _) = out.best.unwrap();
+    println!("val_loss {before:.4} -> {after:.4} in 30 steps under AMP");
+    assert!(
+        after.is_finite() && after < 0.5 * before,
+        "{before} -> {after}"
+    );
+}

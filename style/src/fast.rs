@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
-use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_core::optim::{Optimizer, OptimizerKind, ParamGroup};
 use ferrovis_core::run::{resolve_weights, resume_config, training_dir, RunDir};
 use ferrovis_data::dataset::classification::files_recursive;
 use ferrovis_data::decode::{is_image_path, read_rgb};
@@ -211,24 +211,14 @@ pub fn train_fast(
         ],
         cfg.lr,
     );
+    // A constant rate, the best weights at the lowest val_loss (TrainConfig's defaults).
     let train_cfg = TrainConfig {
         epochs: cfg.epochs,
         lr: cfg.lr,
-        schedule: Schedule {
-            decay: Decay::Constant,
-            total_iters: 0,
-            warmup_iters: 0,
-            warmup_start: 1.0,
-        },
-        accumulate: 1,
-        accumulate_mean: true,
-        grad_clip: None,
-        ema: None,
-        monitor: "val_loss".into(),
-        maximize: false,
-        patience: None,
         seed: cfg.seed,
-        amp: false,
+        // Mixed precision where it pays (CUDA), as Ultralytics and the other tasks do.
+        amp: device.is_cuda(),
+        ..TrainConfig::default()
     };
     fit(&vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
     Ok(run)

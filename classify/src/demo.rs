@@ -9,10 +9,13 @@ use ferrovis_data::synthetic::{self, ShapesConfig};
 use crate::config::{ClassifyConfig, Mode};
 use crate::{eval, train, DemoArgs};
 
+/// `$FERROVIS_WEIGHTS` (a MobileNetV2 checkpoint, or a folder holding torchvision's), else the
+/// one in `../shared/weights` when present.
 fn default_weights() -> Option<PathBuf> {
-    std::env::var_os("FERROVIS_WEIGHTS")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("../shared/weights/mobilenet_v2-b0353104.pth")))
+    const FILE: &str = "mobilenet_v2-b0353104.pth";
+    ferrovis_core::cli::env_weights()
+        .and_then(|p| ferrovis_core::cli::weights_in(&p, &[FILE]))
+        .or_else(|| Some(PathBuf::from("../shared/weights").join(FILE)))
         .filter(|p| p.is_file())
 }
 

@@ -77,6 +77,32 @@ pub fn settings(args: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// `FERROVIS_WEIGHTS`, the one variable every binary reads for its default pretrained weights: a
+/// checkpoint file, or a folder holding the files a command needs by their usual names (see
+/// [`weights_in`]). `FERROVIS_VGG` and `FERROVIS_WEIGHTS_DIR`, earlier spellings in the style
+/// binary, are read too, with a note.
+pub fn env_weights() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FERROVIS_WEIGHTS") {
+        return Some(PathBuf::from(p));
+    }
+    ["FERROVIS_VGG", "FERROVIS_WEIGHTS_DIR"]
+        .into_iter()
+        .find_map(|old| {
+            let p = std::env::var_os(old)?;
+            eprintln!("note: {old} is deprecated; use FERROVIS_WEIGHTS (a file or a folder)");
+            Some(PathBuf::from(p))
+        })
+}
+
+/// The weights file `path` stands for: a file as it is; in a folder, the first of `names` found
+/// there. `None` when neither exists.
+pub fn weights_in(path: &std::path::Path, names: &[&str]) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path.to_path_buf());
+    }
+    names.iter().map(|n| path.join(n)).find(|p| p.is_file())
+}
+
 /// Runs a `weights` subcommand, printing to stdout.
 pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
     match cmd {

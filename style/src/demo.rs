@@ -21,11 +21,20 @@ const STYLE: &[u8] = include_bytes!("../assets/starry_night.jpg");
 
 /// Writes the inputs, stylises them three ways, prints where the results are.
 pub fn run(args: &DemoArgs) -> Result<()> {
-    let dir = args
-        .weights_dir
-        .clone()
-        .or_else(|| std::env::var_os("FERROVIS_WEIGHTS_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/weights"));
+    let dir = ferrovis_core::cli::renamed(
+        args.weights.clone(),
+        args.weights_dir.clone(),
+        "--weights-dir",
+        "--weights",
+    )
+    // $FERROVIS_WEIGHTS: the folder of vgg_r31.pth and dec_r31.pth (or one of them).
+    .or_else(|| {
+        ferrovis_core::cli::env_weights().map(|p| match p.parent() {
+            Some(dir) if p.is_file() => dir.to_path_buf(),
+            _ => p,
+        })
+    })
+    .unwrap_or_else(|| PathBuf::from("../shared/weights"));
     std::fs::create_dir_all(&args.out)?;
     let content_path = args.out.join("content_chelsea.png");
     let style_path = args.out.join("style_starry_night.jpg");
@@ -38,8 +47,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let (Some(enc), Some(dec)) = (existing(&dir, "vgg_r31.pth"), existing(&dir, "dec_r31.pth"))
     else {
         println!(
-            "no vgg_r31.pth / dec_r31.pth in {} (pass --weights-dir or set \
-             FERROVIS_WEIGHTS_DIR): WCT and AdaIN need them. Running Gatys with a randomly \
+            "no vgg_r31.pth / dec_r31.pth in {} (pass --weights DIR or set \
+             FERROVIS_WEIGHTS=DIR): WCT and AdaIN need them. Running Gatys with a randomly \
              initialised VGG19 instead (random features carry some texture, far less than \
              trained ones); for real results, {VGG19_HINT}",
             dir.display()

@@ -100,7 +100,7 @@ pub struct TransferArgs {
     #[command(flatten)]
     pub images: ImageArgs,
     /// VGG weights: torchvision's vgg19-dcbb9e9d.pth (or another VGG), or vgg_r31.pth
-    /// (default: $FERROVIS_VGG).
+    /// (default: $FERROVIS_WEIGHTS, a file or a folder holding one of them).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// The loss.
@@ -232,7 +232,8 @@ pub struct TrainFastArgs {
     /// A folder of content images (e.g. COCO), searched recursively.
     #[arg(long, required_unless_present = "resume")]
     pub content_dir: Option<PathBuf>,
-    /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth; default $FERROVIS_VGG).
+    /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth; default
+    /// $FERROVIS_WEIGHTS).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Training crop side [default: 256].
@@ -378,9 +379,12 @@ pub struct DemoArgs {
     /// Where the results go.
     #[arg(long, default_value = "runs/style/demo")]
     pub out: PathBuf,
-    /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS_DIR, else
+    /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS, else
     /// ../shared/weights).
     #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Old spelling of --weights.
+    #[arg(long, hide = true)]
     pub weights_dir: Option<PathBuf>,
     /// Longer side of the images.
     #[arg(long, default_value_t = 256)]
@@ -424,13 +428,17 @@ fn finish(result: &Tensor, content: &Tensor, args: &ImageArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--weights`, else `$FERROVIS_WEIGHTS` (a VGG checkpoint, or a folder holding torchvision's
+/// VGG19 or VGG16 or the vgg_r31 encoder).
 fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
-    match weights
-        .clone()
-        .or_else(|| std::env::var_os("FERROVIS_VGG").map(PathBuf::from))
-    {
+    const NAMES: [&str; 3] = ["vgg19-dcbb9e9d.pth", "vgg16-397923af.pth", "vgg_r31.pth"];
+    let from_env = || {
+        ferrovis_core::cli::env_weights()
+            .map(|p| ferrovis_core::cli::weights_in(&p, &NAMES).unwrap_or(p))
+    };
+    match weights.clone().or_else(from_env) {
         Some(p) => Ok(p),
-        None => bail!("no VGG weights: pass --weights FILE or set FERROVIS_VGG; {VGG19_HINT}"),
+        None => bail!("no VGG weights: pass --weights FILE or set FERROVIS_WEIGHTS; {VGG19_HINT}"),
     }
 }
 

@@ -18,7 +18,12 @@ fn quiet() -> RunControl {
     }
 }
 
-fn config(data: &std::path::Path, project: &std::path::Path, mode: Mode) -> ClassifyConfig {
+/// ResNet18 at 32 px on the synthetic shapes in `data`, runs under `project`.
+pub(crate) fn config(
+    data: &std::path::Path,
+    project: &std::path::Path,
+    mode: Mode,
+) -> ClassifyConfig {
     let mut cfg = ClassifyConfig::default();
     cfg.data.root = data.display().to_string();
     cfg.data.image_size = 32;

@@ -8,11 +8,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ferrovis_classify::config::{ClassifyConfig, Mode};
+use ferrovis_classify::config::Mode;
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunDir;
 use ferrovis_data::synthetic::{self, ShapesConfig};
-use ferrovis_segment::config::SegmentConfig;
 
 const EPOCHS: usize = 3;
 
@@ -145,18 +144,13 @@ fn classify_resumes_a_killed_run_to_identical_weights() {
     };
     synthetic::write_classification(&data, &shapes).unwrap();
     check_task("classify", dir.path(), |name| {
-        let mut cfg = ClassifyConfig::default();
-        cfg.data.root = data.display().to_string();
-        cfg.data.image_size = 48;
-        cfg.data.batch_size = 6;
-        cfg.data.workers = 2;
-        cfg.model.arch = "resnet18".into();
         // Fine-tuning through the image loader: shuffling, augmentation, dropout and the
         // optimiser's state all have to come back exactly.
-        cfg.train.mode = Mode::FineTune;
+        let mut cfg =
+            crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FineTune);
+        cfg.data.image_size = 48;
+        cfg.data.batch_size = 6;
         cfg.train.epochs = EPOCHS;
-        cfg.train.device = "cpu".into();
-        cfg.train.project = dir.path().join("runs").display().to_string();
         cfg.train.name = name.into();
         ferrovis_core::config::to_toml(&cfg).unwrap()
     });
@@ -176,18 +170,9 @@ fn segment_resumes_a_killed_run_to_identical_weights() {
     };
     let data = synthetic::write_segmentation(&dir.path().join("shapes"), &shapes).unwrap();
     check_task("segment", dir.path(), |name| {
-        let mut cfg = SegmentConfig::default();
-        cfg.data.images = data.join("train/images").display().to_string();
-        cfg.data.masks = data.join("train/masks").display().to_string();
-        cfg.data.val_images = data.join("val/images").display().to_string();
-        cfg.data.val_masks = data.join("val/masks").display().to_string();
-        cfg.data.image_size = 64;
+        let mut cfg = crate::segment_workflow::config(&data, &dir.path().join("runs"), name);
         cfg.data.batch_size = 2;
-        cfg.model.encoder = "resnet18".into();
         cfg.train.epochs = EPOCHS;
-        cfg.train.device = "cpu".into();
-        cfg.train.project = dir.path().join("runs").display().to_string();
-        cfg.train.name = name.into();
         ferrovis_core::config::to_toml(&cfg).unwrap()
     });
 }

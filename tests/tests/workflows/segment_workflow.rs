@@ -36,7 +36,8 @@ fn shapes(dir: &Path) -> std::path::PathBuf {
     synthetic::write_segmentation(&dir.join("shapes"), &cfg).unwrap()
 }
 
-fn config(data: &Path, project: &Path, name: &str) -> SegmentConfig {
+/// A U-Net on ResNet18 for the synthetic masks in `data`, run `name` under `project`.
+pub(crate) fn config(data: &Path, project: &Path, name: &str) -> SegmentConfig {
     let mut cfg = SegmentConfig::default();
     cfg.data.images = data.join("train/images").display().to_string();
     cfg.data.masks = data.join("train/masks").display().to_string();

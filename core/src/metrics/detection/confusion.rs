@@ -71,15 +71,6 @@ impl DetectionConfusion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::boxes::BoxXyxy;
-
-    fn det(b: BoxXyxy, score: f32, class: usize) -> Detection {
-        Detection {
-            bbox: b,
-            score,
-            class,
-        }
-    }
 
     #[test]
     fn confusion_matrix_counts_background() {
@@ -95,8 +86,8 @@ mod tests {
             },
         ];
         let dets = [
-            det([0.0, 0.0, 10.0, 10.0], 0.9, 1),
-            det([80.0, 80.0, 90.0, 90.0], 0.9, 0),
+            Detection::new([0.0, 0.0, 10.0, 10.0], 0.9, 1),
+            Detection::new([80.0, 80.0, 90.0, 90.0], 0.9, 0),
         ];
         cm.add_image(&dets, &gts);
         // gt0 predicted as class 1; gt1 missed (background row); det1 a false positive.

@@ -48,6 +48,13 @@ pub struct Detection {
     pub class: usize,
 }
 
+impl Detection {
+    /// A predicted box of `class` with confidence `score`.
+    pub fn new(bbox: BoxXyxy, score: f32, class: usize) -> Self {
+        Detection { bbox, score, class }
+    }
+}
+
 /// One ground-truth box.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GroundTruth {

@@ -368,15 +368,6 @@ pub struct DetectionReport {
 mod tests {
     use super::*;
     use crate::metrics::detection::{coco_evaluate, CocoTruth};
-    use crate::ops::boxes::BoxXyxy;
-
-    fn det(b: BoxXyxy, score: f32, class: usize) -> Detection {
-        Detection {
-            bbox: b,
-            score,
-            class,
-        }
-    }
 
     #[test]
     fn one_perfect_detection() {
@@ -387,7 +378,7 @@ mod tests {
             bbox: [0.0, 0.0, 10.0, 10.0],
             class: 1,
         }];
-        acc.add_image(&[det([0.0, 0.0, 10.0, 10.0], 0.9, 1)], &gt)
+        acc.add_image(&[Detection::new([0.0, 0.0, 10.0, 10.0], 0.9, 1)], &gt)
             .unwrap();
         let r = acc.report();
         assert_eq!(r.per_class.len(), 1);
@@ -398,7 +389,7 @@ mod tests {
         assert!((r.precision - 1.0).abs() < 1e-9 && (r.recall - 1.0).abs() < 1e-9);
         let coco = coco_evaluate(
             &[(
-                vec![det([0.0, 0.0, 10.0, 10.0], 0.9, 1)],
+                vec![Detection::new([0.0, 0.0, 10.0, 10.0], 0.9, 1)],
                 vec![CocoTruth {
                     bbox: gt[0].bbox,
                     class: 1,
@@ -437,8 +428,8 @@ mod tests {
         }];
         // Both detections overlap the one ground truth; only one can be a true positive.
         let dets = [
-            det([0.0, 0.0, 10.0, 9.0], 0.9, 0),
-            det([0.0, 0.0, 10.0, 10.0], 0.8, 0),
+            Detection::new([0.0, 0.0, 10.0, 9.0], 0.9, 0),
+            Detection::new([0.0, 0.0, 10.0, 10.0], 0.8, 0),
         ];
         let c = match_detections(&dets, &gts);
         assert!(c[1][9] && !c[0][9], "IoU 1.0 wins at 0.95");

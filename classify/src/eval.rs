@@ -1,5 +1,5 @@
-//! `classify eval`: accuracy, top-5, per-class precision/recall/F1 and the confusion matrix of a
-//! trained run (or of raw weights) on a labelled folder.
+//! `classify val` (alias `eval`): accuracy, top-5, per-class precision/recall/F1 and the
+//! confusion matrix of a trained run (or of raw weights) on a labelled folder.
 
 use std::path::{Path, PathBuf};
 

@@ -51,6 +51,10 @@ impl RunDir {
     pub fn results(&self) -> PathBuf {
         self.0.join("results.csv")
     }
+    /// `results.png`, the chart of `results.csv`.
+    pub fn results_png(&self) -> PathBuf {
+        self.0.join("results.png")
+    }
     /// `weights/last.safetensors`.
     pub fn last(&self) -> PathBuf {
         self.0.join("weights").join("last.safetensors")

@@ -1,7 +1,8 @@
-//! Fast feed-forward style transfer: `train-fast` fits a [`TransformerNet`] to one style with the
+//! Fast feed-forward style transfer: `style train` fits a [`TransformerNet`] to one style with the
 //! perceptual loss on a frozen VGG (content at the content layers, Gram matrices at the style
 //! layers, optional total variation), through the core engine (run folder, results.csv,
-//! best/last weights, resume); `stylize` applies a trained network in one pass.
+//! best/last weights, resume); `style predict` applies a trained network in one pass, `style val`
+//! scores it with its run's loss, `style export` traces it.
 
 use std::path::{Path, PathBuf};
 
@@ -173,7 +174,7 @@ pub fn train_fast(
     let net = TransformerNet::new(&vs.root());
     if let Some(dir) = resume {
         // Checks the folder holds a checkpoint (the configuration comes from the caller).
-        resume_config(Some(&dir.join("config.toml")), Some(dir))?;
+        resume_config(Some(&RunDir::new(dir).config()), Some(dir))?;
     }
     let run = training_dir(&cfg.project, &cfg.name, resume);
     RunDir::new(&run).write_meta(cfg)?;

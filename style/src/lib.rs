@@ -126,15 +126,15 @@ pub struct TransferArgs {
     pub frame_every: usize,
 }
 
-/// The perceptual loss's layers and weights: shared by `transfer` and `train-fast`.
+/// The perceptual loss's layers and weights: shared by `transfer` and `train`.
 #[derive(Debug, Args)]
 pub struct LossArgs {
     /// Content layers, comma-separated (default: transfer conv4_2, conv3_1 with vgg_r31;
-    /// train-fast relu2_2).
+    /// train relu2_2).
     #[arg(long, value_delimiter = ',')]
     pub content_layers: Vec<String>,
     /// Style layers, comma-separated (default: transfer conv1_1,…,conv5_1, up to conv3_1 with
-    /// vgg_r31; train-fast the last ReLU of blocks 1–4, e.g. relu1_2,relu2_2,relu3_3,relu4_3).
+    /// vgg_r31; train the last ReLU of blocks 1–4, e.g. relu1_2,relu2_2,relu3_3,relu4_3).
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Vec<String>,
     /// Weight of the content loss [default: 1].

@@ -282,7 +282,7 @@ pub fn fit(
     let dir = RunDir(run.to_path_buf());
     std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
     if let Some(text) = &control.config_toml {
-        write_atomic(&dir.0.join("config.toml"), text.as_bytes())?;
+        write_atomic(&dir.config(), text.as_bytes())?;
     }
     let steps = task.steps_per_epoch().max(1);
     let mut schedule = cfg.schedule.clone();
@@ -442,7 +442,7 @@ pub fn fit(
         }
         .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
         // The chart first: every way out of the loop leaves it showing the last epoch.
-        crate::metrics::render::results_png(&dir.results(), &dir.0.join("results.png"))?;
+        crate::metrics::render::results_png(&dir.results(), &dir.results_png())?;
         if cfg.patience.is_some_and(|p| bad_epochs >= p) {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,

@@ -177,6 +177,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     let output = tch::no_grad(|| clf.model.forward_t(&input, false));
     assert_eq!(output.size(), [3, 3]);
     let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    println!("classify export: max abs difference {diff:e}");
     assert!(diff < 1e-5, "classify export: {diff:e}");
 
     // eval also takes a plain checkpoint + arch + labelled folder (preprocessing: the

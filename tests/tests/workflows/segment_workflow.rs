@@ -124,6 +124,7 @@ fn train_val_predict_round_trip() {
     let output = tch::no_grad(|| exported.model.forward_t(&input, false).out);
     assert_eq!(output.size(), [2, 3, 64, 64]);
     let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    println!("segment export: max abs difference {diff:e}");
     assert!(diff < 1e-5, "segment export: {diff:e}");
 
     // predict: a class-index mask of the image's size with known classes, colours, overlay.

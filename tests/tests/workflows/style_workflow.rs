@@ -129,6 +129,7 @@ fn train_fast_step_stylize_and_gatys() {
     let input = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| traced_from.forward(&input));
     let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    println!("style export: max abs difference {diff:e}");
     assert!(diff < 1e-5, "style export: {diff:e}");
     let (_vs, net) = fast::load_transformer(&run, Device::Cpu).unwrap();
     let x = Tensor::rand([1, 3, 40, 52], (Kind::Float, Device::Cpu));

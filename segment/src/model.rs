@@ -226,11 +226,16 @@ impl SegmentationModel {
             let head = self.encoder().head_pattern();
             // The encoder's classifier pattern is anchored at its root: match it after the prefix.
             let head = head.replacen('^', &format!("^{}", regex::escape(&prefix)), 1);
+            // An encoder has no classifier at all: every classifier layer of the ImageNet
+            // checkpoint goes, VGG's and MobileNetV3's hidden fully connected layers included
+            // (`fc.*` in ResNet, `classifier.*` elsewhere).
+            let classifier = format!("^{}(fc|classifier)\\.", regex::escape(&prefix));
             let decoder = self.stages().pop().map(|s| s.prefixes).unwrap_or_default();
             let decoder: Vec<&str> = decoder.iter().map(String::as_str).collect();
             opts = opts
                 .rename_prefix("", &prefix)
                 .skip(&head)?
+                .skip(&classifier)?
                 .reinit(&alternatives(&decoder))?;
         }
         let report = checkpoint::load_into(&self.vs, &sd, &opts).with_context(|| {
@@ -296,6 +301,8 @@ mod tests {
         for encoder in [
             "vgg11",
             "mobilenet_v2",
+            "mobilenet_v3_large",
+            "mobilenet_v3_small",
             "efficientnet_b0",
             "efficientnet_lite0",
         ] {

@@ -76,8 +76,9 @@ def main(out):
     with torch.no_grad():
         y = m(x)
     save_file({"input": x, "out": y.contiguous()}, os.path.join(out, "unet.safetensors"))
-    # ImageNet-style classifiers whose weights a segmentation encoder takes (classifier dropped).
-    for name in ["resnet18", "mobilenet_v2"]:
+    # ImageNet-style classifiers whose weights a segmentation encoder takes (classifier dropped;
+    # MobileNetV3's has a hidden layer, classifier.0, which an encoder has no place for either).
+    for name in ["resnet18", "mobilenet_v2", "mobilenet_v3_large"]:
         clf = getattr(torchvision.models, name)(weights=None)
         torch.save(clf.state_dict(), os.path.join(out, name + ".pth"))
     print("unet parameters", sum(p.numel() for p in m.parameters()))

@@ -114,6 +114,7 @@ fn classifier_checkpoints_load_into_encoders() {
         (Architecture::Unet, "resnet18", "encoder"),
         (Architecture::Deeplabv3plus, "mobilenet_v2", "backbone"),
         (Architecture::Deeplabv3, "resnet18", "backbone"),
+        (Architecture::Unet, "mobilenet_v3_large", "encoder"),
     ] {
         let file = dir.join(format!("{encoder}.pth"));
         let sd = checkpoint::read(&file).unwrap();

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn resnet_and_mobilenet_encoders_give_input_sized_logits() {
-        for encoder in ["resnet18", "mobilenet_v2"] {
+        for encoder in ["resnet18", "mobilenet_v2", "mobilenet_v3_large"] {
             let vs = nn::VarStore::new(Device::Cpu);
             let m = DeepLabV3Plus::new(
                 &vs.root(),

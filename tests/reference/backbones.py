@@ -28,12 +28,16 @@ LEVELS = {
     "vgg16_bn": ["features.12", "features.22", "features.32", "features.42", "features.43"],
     "mobilenet_v2": ["features.1", "features.3", "features.6", "features.13", "features.17"],
     "efficientnet_b0": ["features.1", "features.2", "features.3", "features.5", "features.7"],
+    "mobilenet_v3_large": ["features.1", "features.3", "features.6", "features.12", "features.16"],
+    "mobilenet_v3_small": ["features.0", "features.1", "features.3", "features.8", "features.12"],
 }
 FIRST = {
     "resnet": ("conv1.weight", "bn1.running_mean"),
     "vgg16_bn": ("features.0.weight", "features.1.running_mean"),
     "mobilenet_v2": ("features.0.0.weight", "features.0.1.running_mean"),
     "efficientnet_b0": ("features.0.0.weight", "features.0.1.running_mean"),
+    "mobilenet_v3_large": ("features.0.0.weight", "features.0.1.running_mean"),
+    "mobilenet_v3_small": ("features.0.0.weight", "features.0.1.running_mean"),
 }
 CASES = {
     "resnet18": ("resnet18", 32),
@@ -42,13 +46,18 @@ CASES = {
     "vgg16_bn": ("vgg16_bn", 32),
     "efficientnet_b0": ("efficientnet_b0", 32),
     "mobilenet_v2": ("mobilenet_v2", 32),
+    "mobilenet_v3_large": ("mobilenet_v3_large", 32),
+    "mobilenet_v3_large_os16": ("mobilenet_v3_large", 16),
+    "mobilenet_v3_small": ("mobilenet_v3_small", 32),
+    # SSDlite's backbone: the last stage at half width.
+    "mobilenet_v3_large_reduced_tail": ("mobilenet_v3_large", 32, {"reduced_tail": True}),
 }
 NAMES = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
-    "mobilenet_v2",
+    "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
 ]
 
 
@@ -66,9 +75,11 @@ def family(name):
     return "resnet" if name.startswith("resnet") else name
 
 
-def build(name, output_stride):
-    kwargs = {}
-    if output_stride == 16:
+def build(name, output_stride, extra=None):
+    kwargs = dict(extra or {})
+    if name.startswith("mobilenet_v3") and output_stride == 16:
+        kwargs["dilated"] = True  # torchvision's only dilated MobileNetV3: the last stage
+    elif output_stride == 16:
         kwargs["replace_stride_with_dilation"] = [False, False, True]
     elif output_stride == 8:
         kwargs["replace_stride_with_dilation"] = [False, True, True]
@@ -90,10 +101,10 @@ def run_levels(model, names, x):
     return logits, [feats[n] for n in names]
 
 
-def parity(name, out, output_stride):
+def parity(name, out, output_stride, extra=None):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
-    model = build(name, output_stride)
+    model = build(name, output_stride, extra)
     # Non-trivial BatchNorm affine parameters, and running statistics calibrated on data (as a
     # trained network's are), so that eval-mode activations keep a realistic O(1) scale.
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -146,7 +157,7 @@ if __name__ == "__main__":
         out = sys.argv[2]
         os.makedirs(out, exist_ok=True)
         counts(os.path.join(out, "counts.json"))
-        for case, (name, output_stride) in CASES.items():
-            parity(name, os.path.join(out, case), output_stride)
+        for case, (name, output_stride, *extra) in CASES.items():
+            parity(name, os.path.join(out, case), output_stride, *extra)
     else:
         raise SystemExit(f"unknown command {sys.argv[1]}")

@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet and MobileNetV2; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
@@ -9,23 +9,25 @@
 //! use ferrovis_core::checkpoint::{self, LoadOptions};
 //! # fn main() -> ferrovis_core::Result<()> {
 //! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-//! // A 2-class head on an ImageNet MobileNetV2: the 1000-class head is dropped.
+//! // A 2-class head on an ImageNet MobileNetV2: the 1000-class head starts fresh.
 //! let model = backbone::create("mobilenet_v2", &vs.root(), &BackboneOptions::classes(2))?;
-//! let sd = checkpoint::read("mobilenet_v2-b0353104.pth")?;
-//! let opts = LoadOptions::default().skip(&model.head_pattern())?;
-//! println!("{}", checkpoint::load_into(&vs, &sd, &opts)?);
+//! let opts = LoadOptions::default().strict(true).reinit(&model.head_pattern())?;
+//! let report = checkpoint::load_file(&vs, "mobilenet_v2-b0353104.pth", &opts)?;
+//! println!("{}", report.summary());
 //! # Ok(()) }
 //! ```
 
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
+mod mobilenet_v3;
 mod resnet;
 mod vgg;
 
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
+pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
 
@@ -156,7 +158,7 @@ pub struct BackboneOptions {
     /// it once its head is skipped ([`Backbone::head_pattern`]).
     pub num_classes: i64,
     /// Output stride 32 (default), 16 or 8: ResNet (torchvision's
-    /// `replace_stride_with_dilation`) and MobileNetV2 replace the last strides with dilation
+    /// `replace_stride_with_dilation`), MobileNetV2 and MobileNetV3 replace the last strides with dilation
     /// for dense prediction.
     pub output_stride: i64,
     /// Classifier dropout; `None` keeps the architecture's default.
@@ -215,6 +217,8 @@ pub const NAMES: &[&str] = &[
     "efficientnet_lite3",
     "efficientnet_lite4",
     "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -231,9 +235,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             opts.output_stride
         )));
     }
-    if opts.output_stride != 32 && !(name.starts_with("resnet") || name == "mobilenet_v2") {
+    if opts.output_stride != 32 && !(name.starts_with("resnet") || name.starts_with("mobilenet")) {
         return Err(Error::Invalid(format!(
-            "{name}: output_stride {} needs dilation, which only ResNet and MobileNetV2 support here",
+            "{name}: output_stride {} needs dilation, which only ResNet and MobileNet support here",
             opts.output_stride
         )));
     }
@@ -257,6 +261,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if name == "mobilenet_v2" {
         return Ok(Box::new(MobileNetV2::new(p, opts)));
+    }
+    if let Some(cfg) = MobileNetV3Config::by_name(name) {
+        return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
     }
     Err(unknown())
 }
@@ -296,7 +303,7 @@ mod tests {
             ..Default::default()
         };
         let err = create("vgg11", &vs.root(), &opts).unwrap_err().to_string();
-        assert!(err.contains("only ResNet and MobileNetV2"), "{err}");
+        assert!(err.contains("only ResNet and MobileNet"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub enum Activation {
     ReLU6,
     /// `x · sigmoid(x)` (swish): EfficientNet.
     SiLU,
+    /// `x · relu6(x + 3) / 6`: MobileNetV3.
+    Hardswish,
+    /// `relu6(x + 3) / 6`: MobileNetV3's squeeze-excite gate.
+    Hardsigmoid,
+    /// `1 / (1 + e^−x)`: the usual squeeze-excite gate.
+    Sigmoid,
 }
 
 impl Activation {
@@ -23,6 +29,9 @@ impl Activation {
             Activation::ReLU => x.relu(),
             Activation::ReLU6 => x.relu6(),
             Activation::SiLU => x.silu(),
+            Activation::Hardswish => x.hardswish(),
+            Activation::Hardsigmoid => x.hardsigmoid(),
+            Activation::Sigmoid => x.sigmoid(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
+use ferrovis_core::backbone::{self, Backbone, BackboneOptions, MobileNetV3, MobileNetV3Config};
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
@@ -41,7 +41,15 @@ fn build(name: &str, output_stride: i64) -> (VarStore, Box<dyn Backbone>) {
         stochastic_depth: Some(0.0),
         ..Default::default()
     };
-    let model = backbone::create(name, &vs.root(), &opts).unwrap();
+    // `<name>_reduced_tail`: torchvision's reduced_tail option (no name of its own there).
+    let model: Box<dyn Backbone> = match name.strip_suffix("_reduced_tail") {
+        Some(base) => {
+            let mut cfg = MobileNetV3Config::by_name(base).unwrap();
+            cfg.reduced_tail = true;
+            Box::new(MobileNetV3::new(&vs.root(), &cfg, &opts))
+        }
+        None => backbone::create(name, &vs.root(), &opts).unwrap(),
+    };
     (vs, model)
 }
 
@@ -165,6 +173,43 @@ fn efficientnet_b0_matches_torchvision() {
 #[test]
 fn mobilenet_v2_matches_torchvision() {
     parity("mobilenet_v2", "mobilenet_v2", 32);
+}
+
+#[test]
+fn mobilenet_v3_large_matches_torchvision() {
+    parity("mobilenet_v3_large", "mobilenet_v3_large", 32);
+}
+
+#[test]
+fn mobilenet_v3_large_dilated_output_stride_16_matches_torchvision() {
+    parity("mobilenet_v3_large_os16", "mobilenet_v3_large", 16);
+}
+
+#[test]
+fn mobilenet_v3_large_reduced_tail_matches_torchvision() {
+    parity(
+        "mobilenet_v3_large_reduced_tail",
+        "mobilenet_v3_large_reduced_tail",
+        32,
+    );
+}
+
+#[test]
+fn mobilenet_v3_small_matches_torchvision() {
+    parity("mobilenet_v3_small", "mobilenet_v3_small", 32);
+}
+
+/// The figures, beside the check against torchvision's own count: large 5,483,032,
+/// small 2,542,856.
+#[test]
+fn mobilenet_v3_parameter_counts() {
+    for (name, want) in [
+        ("mobilenet_v3_large", 5_483_032),
+        ("mobilenet_v3_small", 2_542_856),
+    ] {
+        let (vs, _model) = build(name, 32);
+        assert_eq!(trainable_parameters(&vs), want, "{name}");
+    }
 }
 
 fn trainable_parameters(vs: &VarStore) -> i64 {

@@ -1,0 +1,396 @@
+//! MobileNetV3 (Howard et al., "Searching for MobileNetV3", 2019), Large and Small, width 1.0,
+//! with torchvision's names: `features.0` the stem, `features.1..` inverted residuals
+//! (`features.N.block.K.*`: [1×1 expand] → k×k depthwise → [squeeze-excite `fc1`/`fc2`] → 1×1
+//! projection), the last `features.N` a 1×1 convolution to six times the channels, then
+//! `classifier.0` (Linear) → hardswish → dropout → `classifier.3` (Linear). BatchNorm eps 0.001,
+//! momentum 0.01, as torchvision builds it.
+//!
+//! `reduced_tail` halves the channels of the last stage (torchvision's option, which SSDlite's COCO
+//! weights use). An output stride of 16 or 8 keeps the resolution past it and dilates the
+//! depthwise convolutions instead, every block of the stage included (torchvision's `dilated=True`
+//! is output stride 16).
+
+use tch::nn::{self, Module, Path};
+use tch::Tensor;
+
+use super::{
+    global_pool, make_divisible, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage,
+};
+use crate::nn::{Activation, Conv2dSpec, ConvNormAct, SqueezeExcitation};
+
+/// BatchNorm eps and momentum of every MobileNetV3 normalisation.
+const BN: (f64, f64) = (0.001, 0.01);
+
+/// One row of the paper's tables 1 and 2: input, kernel, expanded and output channels,
+/// squeeze-excite, hardswish (else ReLU), stride.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BlockSetting {
+    c_in: i64,
+    kernel: i64,
+    expanded: i64,
+    c_out: i64,
+    se: bool,
+    hardswish: bool,
+    stride: i64,
+}
+
+const fn row(
+    c_in: i64,
+    kernel: i64,
+    expanded: i64,
+    c_out: i64,
+    se: bool,
+    hs: bool,
+    stride: i64,
+) -> BlockSetting {
+    BlockSetting {
+        c_in,
+        kernel,
+        expanded,
+        c_out,
+        se,
+        hardswish: hs,
+        stride,
+    }
+}
+
+/// Which MobileNetV3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MobileNetV3Config {
+    /// Large (else Small).
+    pub large: bool,
+    /// Halve the last stage's channels (torchvision's `reduced_tail`).
+    pub reduced_tail: bool,
+}
+
+impl MobileNetV3Config {
+    /// `mobilenet_v3_large` or `mobilenet_v3_small`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        let large = match name {
+            "mobilenet_v3_large" => true,
+            "mobilenet_v3_small" => false,
+            _ => return None,
+        };
+        Some(MobileNetV3Config {
+            large,
+            reduced_tail: false,
+        })
+    }
+
+    /// The blocks (torchvision's `_mobilenet_v3_conf`) and the classifier's hidden width.
+    fn settings(&self) -> (Vec<BlockSetting>, i64) {
+        let r = if self.reduced_tail { 2 } else { 1 };
+        if self.large {
+            (
+                vec![
+                    row(16, 3, 16, 16, false, false, 1),
+                    row(16, 3, 64, 24, false, false, 2),
+                    row(24, 3, 72, 24, false, false, 1),
+                    row(24, 5, 72, 40, true, false, 2),
+                    row(40, 5, 120, 40, true, false, 1),
+                    row(40, 5, 120, 40, true, false, 1),
+                    row(40, 3, 240, 80, false, true, 2),
+                    row(80, 3, 200, 80, false, true, 1),
+                    row(80, 3, 184, 80, false, true, 1),
+                    row(80, 3, 184, 80, false, true, 1),
+                    row(80, 3, 480, 112, true, true, 1),
+                    row(112, 3, 672, 112, true, true, 1),
+                    row(112, 5, 672, 160 / r, true, true, 2),
+                    row(160 / r, 5, 960 / r, 160 / r, true, true, 1),
+                    row(160 / r, 5, 960 / r, 160 / r, true, true, 1),
+                ],
+                make_divisible(1280.0 / r as f64, 8),
+            )
+        } else {
+            (
+                vec![
+                    row(16, 3, 16, 16, true, false, 2),
+                    row(16, 3, 72, 24, false, false, 2),
+                    row(24, 3, 88, 24, false, false, 1),
+                    row(24, 5, 96, 40, true, true, 2),
+                    row(40, 5, 240, 40, true, true, 1),
+                    row(40, 5, 240, 40, true, true, 1),
+                    row(40, 5, 120, 48, true, true, 1),
+                    row(48, 5, 144, 48, true, true, 1),
+                    row(48, 5, 288, 96 / r, true, true, 2),
+                    row(96 / r, 5, 576 / r, 96 / r, true, true, 1),
+                    row(96 / r, 5, 576 / r, 96 / r, true, true, 1),
+                ],
+                make_divisible(1024.0 / r as f64, 8),
+            )
+        }
+    }
+}
+
+/// An inverted residual with optional squeeze-excite (`features.N.block.*`).
+#[derive(Debug)]
+struct InvertedResidual {
+    expand: Option<ConvNormAct>,
+    depthwise: ConvNormAct,
+    se: Option<SqueezeExcitation>,
+    project: ConvNormAct,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(p: &Path, s: &BlockSetting, stride: i64, dilation: i64) -> Self {
+        let b = p / "block";
+        let act = if s.hardswish {
+            Activation::Hardswish
+        } else {
+            Activation::ReLU
+        };
+        let mut i = 0;
+        let mut next = || {
+            i += 1;
+            &b / (i - 1).to_string()
+        };
+        let expand = (s.expanded != s.c_in).then(|| {
+            ConvNormAct::new(
+                &next(),
+                s.c_in,
+                s.expanded,
+                Conv2dSpec::new(1),
+                act,
+                BN.0,
+                BN.1,
+            )
+        });
+        let depthwise = ConvNormAct::new(
+            &next(),
+            s.expanded,
+            s.expanded,
+            Conv2dSpec::new(s.kernel)
+                .stride(stride)
+                .dilation(dilation)
+                .groups(s.expanded),
+            act,
+            BN.0,
+            BN.1,
+        );
+        let se = s.se.then(|| {
+            SqueezeExcitation::with_gate(
+                &next(),
+                s.expanded,
+                make_divisible((s.expanded / 4) as f64, 8),
+                Activation::ReLU,
+                Activation::Hardsigmoid,
+            )
+        });
+        let project = ConvNormAct::new(
+            &next(),
+            s.expanded,
+            s.c_out,
+            Conv2dSpec::new(1),
+            Activation::None,
+            BN.0,
+            BN.1,
+        );
+        InvertedResidual {
+            expand,
+            depthwise,
+            se,
+            project,
+            // From the configured stride: a stride-2 block keeps no shortcut when dilated.
+            residual: s.stride == 1 && s.c_in == s.c_out,
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = match &self.expand {
+            Some(e) => e.forward_t(x, train),
+            None => x.shallow_clone(),
+        };
+        y = self.depthwise.forward_t(&y, train);
+        if let Some(se) = &self.se {
+            y = se.forward(&y);
+        }
+        y = self.project.forward_t(&y, train);
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
+    }
+}
+
+/// MobileNetV3 with torchvision's names.
+#[derive(Debug)]
+pub struct MobileNetV3 {
+    stem: ConvNormAct,
+    blocks: Vec<InvertedResidual>,
+    last_conv: ConvNormAct,
+    /// `classifier.0` (Linear to the hidden width) and `classifier.3` (to the classes); `None`
+    /// for an encoder (`num_classes` 0).
+    classifier: Option<(nn::Linear, nn::Linear)>,
+    dropout: f64,
+    /// `features.N` indices whose outputs are the pyramid levels (strides 2, 4, 8, 16, 32
+    /// undilated), the last one the final 1×1 convolution.
+    levels: Vec<usize>,
+    info: Vec<FeatureInfo>,
+}
+
+impl MobileNetV3 {
+    /// Builds `config` under `p`.
+    pub fn new(p: &Path, config: &MobileNetV3Config, opts: &BackboneOptions) -> Self {
+        let f = p / "features";
+        let (settings, hidden) = config.settings();
+        let stem = ConvNormAct::new(
+            &(&f / "0"),
+            3,
+            settings[0].c_in,
+            Conv2dSpec::new(3).stride(2),
+            Activation::Hardswish,
+            BN.0,
+            BN.1,
+        );
+        // The output stride of features.0, features.1, … without dilation, to place the levels.
+        let mut nominal = vec![2];
+        let (mut total, mut dilation) = (2, 1);
+        let mut blocks = Vec::new();
+        for (i, s) in settings.iter().enumerate() {
+            nominal.push(nominal[i] * s.stride);
+            // Past the output stride the resolution stays and this block, and every later one,
+            // dilates instead (torchvision's dilated MobileNetV3 dilates the first block of the
+            // stage too).
+            let stride = if total * s.stride > opts.output_stride {
+                dilation *= s.stride;
+                1
+            } else {
+                s.stride
+            };
+            total *= stride;
+            blocks.push(InvertedResidual::new(
+                &(&f / (i + 1).to_string()),
+                s,
+                stride,
+                dilation,
+            ));
+        }
+        let c_last = settings[settings.len() - 1].c_out;
+        let last_index = settings.len() + 1;
+        nominal.push(*nominal.last().unwrap_or(&32));
+        let last_conv = ConvNormAct::new(
+            &(&f / last_index.to_string()),
+            c_last,
+            6 * c_last,
+            Conv2dSpec::new(1),
+            Activation::Hardswish,
+            BN.0,
+            BN.1,
+        );
+        // Each level is the last module at its nominal stride.
+        let levels: Vec<usize> = [2, 4, 8, 16, 32]
+            .iter()
+            .filter_map(|s| nominal.iter().rposition(|n| n == s))
+            .collect();
+        let channels = |idx: usize| match idx {
+            0 => settings[0].c_in,
+            i if i == last_index => 6 * c_last,
+            i => settings[i - 1].c_out,
+        };
+        let info = levels
+            .iter()
+            .map(|&idx| FeatureInfo {
+                module: format!("features.{idx}"),
+                channels: channels(idx),
+                stride: nominal[idx].min(opts.output_stride),
+            })
+            .collect();
+        // torchvision initialises the linear layers with N(0, 0.01) and zero bias.
+        let linear_cfg = nn::LinearConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        };
+        let c = p / "classifier";
+        let classifier = (opts.num_classes > 0).then(|| {
+            (
+                nn::linear(&c / "0", 6 * c_last, hidden, linear_cfg),
+                nn::linear(&c / "3", hidden, opts.num_classes, linear_cfg),
+            )
+        });
+        MobileNetV3 {
+            stem,
+            blocks,
+            last_conv,
+            classifier,
+            dropout: opts.dropout.unwrap_or(0.2),
+            levels,
+            info,
+        }
+    }
+}
+
+impl Backbone for MobileNetV3 {
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        match &self.classifier {
+            Some((_, fc)) => fc.forward(&pooled.dropout(self.dropout, train)),
+            None => pooled.shallow_clone(),
+        }
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut y = self.stem.forward_t(x, train);
+        let mut out = Vec::with_capacity(self.levels.len());
+        if self.levels.contains(&0) {
+            out.push(y.shallow_clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.forward_t(&y, train);
+            if self.levels.contains(&(i + 1)) {
+                out.push(y.shallow_clone());
+            }
+        }
+        out.push(self.last_conv.forward_t(&y, train));
+        out
+    }
+
+    /// The hidden layer's output (`classifier.0` → hardswish), the input of `classifier.3`; for
+    /// an encoder, the pooled last features.
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self
+            .features(x, train)
+            .pop()
+            .unwrap_or_else(|| x.shallow_clone());
+        let pooled = global_pool(&last);
+        match &self.classifier {
+            Some((hidden, _)) => hidden.forward(&pooled).hardswish(),
+            None => pooled,
+        }
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        self.info.clone()
+    }
+
+    fn pretrained_cfg(&self) -> PretrainedCfg {
+        PretrainedCfg::imagenet()
+    }
+
+    /// One stage per pyramid level (the modules since the previous level), then `fc`
+    /// (`classifier.0`, which the pooled features include), then the `head` (`classifier.3`).
+    fn stages(&self) -> Vec<Stage> {
+        let mut stages = Vec::new();
+        let mut start = 0;
+        for (k, &idx) in self.levels.iter().enumerate() {
+            stages.push(Stage {
+                name: if k == 0 {
+                    "stem".into()
+                } else {
+                    format!("stage{}", k + 1)
+                },
+                prefixes: (start..=idx).map(|i| format!("features.{i}")).collect(),
+            });
+            start = idx + 1;
+        }
+        if self.classifier.is_some() {
+            stages.push(Stage::new("fc", &["classifier.0"]));
+        }
+        stages.push(Stage::new("head", &["classifier.3"]));
+        stages
+    }
+}

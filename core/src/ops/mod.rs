@@ -1,5 +1,9 @@
 //! Operations detectors and detection metrics share, kept apart from both.
 //!
-//! - [`boxes`]: box area, intersection, IoU, greedy and batched non-maximum suppression.
+//! - [`boxes`]: box area, intersection, IoU, greedy and batched non-maximum suppression on
+//!   slices of `[x1, y1, x2, y2]` (what the metrics and YOLO's post-processing use);
+//! - [`detection`]: torchvision's box operations on tensors, with its semantics (conversions,
+//!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`).
 
 pub mod boxes;
+pub mod detection;

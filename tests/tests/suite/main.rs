@@ -3,6 +3,7 @@
 //! torchvision and scikit-learn references computed by the tests themselves.
 
 mod backbone_parity;
+mod box_ops;
 mod checkpoint_formats;
 mod cli;
 mod data_decode_transforms;

@@ -1,0 +1,52 @@
+"""torchvision.ops' box operations on seeded random inputs, for the tensor box ops' parity test.
+
+    box_ops.py OUT.safetensors
+
+Writes the inputs and torchvision's outputs: 1,000 boxes (some partly outside a 300×400 image,
+some smaller than a pixel) with scores rounded to two decimals (many exact ties) and 5 classes;
+nms and batched_nms at IoU 0.3, 0.5, 0.7; box_iou, box_area, box_convert both ways,
+clip_boxes_to_image, remove_small_boxes; and 5,000 boxes over 80 classes for batched_nms (the
+size at which torchvision switches to its per-class loop on the CPU).
+"""
+import sys
+
+import torch
+from safetensors.torch import save_file
+from torchvision import ops
+
+
+def random_boxes(n, g):
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([440.0, 340.0]) - 20.0
+    wh = torch.rand(n, 2, generator=g) * 80.0
+    tiny = torch.rand(n, generator=g) < 0.05
+    wh[tiny] *= 0.01
+    return torch.cat([xy, xy + wh], 1)
+
+
+g = torch.Generator().manual_seed(7)
+boxes = random_boxes(1000, g)
+scores = (torch.rand(1000, generator=g) * 100).round() / 100
+idxs = torch.randint(0, 5, (1000,), generator=g)
+out = {"boxes": boxes, "scores": scores, "idxs": idxs}
+for t in (0.3, 0.5, 0.7):
+    key = str(int(t * 10))
+    out["nms" + key] = ops.nms(boxes, scores, t)
+    out["batched" + key] = ops.batched_nms(boxes, scores, idxs, t)
+other = boxes[:37]
+out["iou"] = ops.box_iou(boxes[:50], other)
+out["area"] = ops.box_area(boxes)
+out["xywh"] = ops.box_convert(boxes, "xyxy", "xywh")
+out["cxcywh"] = ops.box_convert(boxes, "xyxy", "cxcywh")
+out["from_cxcywh"] = ops.box_convert(out["cxcywh"], "cxcywh", "xyxy")
+out["clipped"] = ops.clip_boxes_to_image(boxes, (300, 400))
+out["small_1e-2"] = ops.remove_small_boxes(boxes, 1e-2)
+out["small_5"] = ops.remove_small_boxes(boxes, 5.0)
+
+big = random_boxes(5000, g)
+big_scores = torch.rand(5000, generator=g)
+big_idxs = torch.randint(0, 80, (5000,), generator=g)
+out.update({"big_boxes": big, "big_scores": big_scores, "big_idxs": big_idxs})
+out["big_batched5"] = ops.batched_nms(big, big_scores, big_idxs, 0.5)
+out["empty"] = ops.nms(torch.zeros(0, 4), torch.zeros(0), 0.5)
+save_file({k: v.contiguous() for k, v in out.items()}, sys.argv[1])
+print({k: tuple(v.shape) for k, v in out.items() if k.startswith(("nms", "batched", "big_b"))})

@@ -1,0 +1,181 @@
+//! torchvision's box operations on tensors (`core::ops::detection`) against `torchvision.ops` on
+//! the same seeded random inputs (`reference/box_ops.py`): identical kept indices for `nms` and
+//! `batched_nms` (with exact score ties, several classes, three thresholds, and 5,000 boxes over
+//! 80 classes), the other operations within float rounding; bad input named, never a panic.
+
+use std::path::Path;
+
+use ferrovis_core::checkpoint::{self, StateDict};
+use ferrovis_core::ops::detection::{
+    batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms, remove_small_boxes,
+    BoxFormat,
+};
+use ferrovis_tests::run_reference;
+use tch::{Kind, Tensor};
+
+fn reference() -> StateDict {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("box_ops.safetensors");
+    run_reference("box_ops.py", &[path.as_os_str()]);
+    checkpoint::read(&path).unwrap()
+}
+
+fn same_indices(what: &str, ours: &Tensor, theirs: &Tensor) {
+    let (a, b): (Vec<i64>, Vec<i64>) = (
+        Vec::try_from(ours).unwrap(),
+        Vec::try_from(theirs.to_kind(Kind::Int64)).unwrap(),
+    );
+    println!("{what}: {} kept", a.len());
+    if a != b {
+        let first = a.iter().zip(&b).position(|(x, y)| x != y);
+        panic!(
+            "{what}: {} kept, torchvision {}; first difference at {first:?}: {:?} vs {:?}",
+            a.len(),
+            b.len(),
+            first.map(|i| &a[i..(i + 5).min(a.len())]),
+            first.map(|i| &b[i..(i + 5).min(b.len())])
+        );
+    }
+}
+
+fn close(what: &str, ours: &Tensor, theirs: &Tensor) {
+    assert_eq!(ours.size(), theirs.size(), "{what}");
+    let d = (ours - theirs).abs().max().double_value(&[]);
+    assert!(d <= 1e-5, "{what}: max abs difference {d:e}");
+}
+
+#[test]
+fn box_ops_match_torchvision() {
+    let r = reference();
+    let get = |k: &str| r.get(k).unwrap().shallow_clone();
+    let (boxes, scores, idxs) = (get("boxes"), get("scores"), get("idxs"));
+    for (key, t) in [("3", 0.3), ("5", 0.5), ("7", 0.7)] {
+        same_indices(
+            &format!("nms {t}"),
+            &nms(&boxes, &scores, t).unwrap(),
+            &get(&format!("nms{key}")),
+        );
+        same_indices(
+            &format!("batched_nms {t}"),
+            &batched_nms(&boxes, &scores, &idxs, t).unwrap(),
+            &get(&format!("batched{key}")),
+        );
+    }
+    // At this size torchvision takes its per-class path, which orders the result with an
+    // unstable sort: equal scores may come in either order. Everything else must be identical,
+    // position by position.
+    let big_scores = get("big_scores");
+    let ours: Vec<i64> =
+        Vec::try_from(batched_nms(&get("big_boxes"), &big_scores, &get("big_idxs"), 0.5).unwrap())
+            .unwrap();
+    let theirs: Vec<i64> = Vec::try_from(get("big_batched5")).unwrap();
+    assert_eq!(ours.len(), theirs.len(), "batched_nms, 5,000 boxes: count");
+    let score: Vec<f32> = Vec::try_from(&big_scores).unwrap();
+    let mut swapped = 0;
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        if a != b {
+            assert_eq!(
+                score[*a as usize].to_bits(),
+                score[*b as usize].to_bits(),
+                "batched_nms, 5,000 boxes: position {i} holds {a} (ours) and {b} (torchvision)"
+            );
+            swapped += 1;
+        }
+    }
+    let (mut a, mut b) = (ours.clone(), theirs.clone());
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b, "batched_nms, 5,000 boxes: the kept set");
+    println!(
+        "batched_nms, 5,000 boxes over 80 classes: {} kept, {swapped} positions differ only \
+         between equal scores",
+        ours.len()
+    );
+    close(
+        "box_iou",
+        &box_iou(&boxes.narrow(0, 0, 50), &boxes.narrow(0, 0, 37)).unwrap(),
+        &get("iou"),
+    );
+    close("box_area", &box_area(&boxes).unwrap(), &get("area"));
+    close(
+        "xyxy → xywh",
+        &box_convert(&boxes, BoxFormat::Xyxy, BoxFormat::Xywh).unwrap(),
+        &get("xywh"),
+    );
+    close(
+        "xyxy → cxcywh",
+        &box_convert(&boxes, BoxFormat::Xyxy, BoxFormat::Cxcywh).unwrap(),
+        &get("cxcywh"),
+    );
+    close(
+        "cxcywh → xyxy",
+        &box_convert(&get("cxcywh"), BoxFormat::Cxcywh, BoxFormat::Xyxy).unwrap(),
+        &get("from_cxcywh"),
+    );
+    close(
+        "clip_boxes_to_image",
+        &clip_boxes_to_image(&boxes, (300, 400)).unwrap(),
+        &get("clipped"),
+    );
+    same_indices(
+        "remove_small_boxes 1e-2",
+        &remove_small_boxes(&boxes, 1e-2).unwrap(),
+        &get("small_1e-2"),
+    );
+    same_indices(
+        "remove_small_boxes 5",
+        &remove_small_boxes(&boxes, 5.0).unwrap(),
+        &get("small_5"),
+    );
+    let empty = Tensor::zeros([0, 4], (Kind::Float, tch::Device::Cpu));
+    let none = Tensor::zeros([0], (Kind::Float, tch::Device::Cpu));
+    same_indices(
+        "empty nms",
+        &nms(&empty, &none, 0.5).unwrap(),
+        &get("empty"),
+    );
+}
+
+#[test]
+fn bad_boxes_are_named_errors() {
+    let opts = (Kind::Float, tch::Device::Cpu);
+    let good = Tensor::from_slice(&[0.0f32, 0.0, 10.0, 10.0, 5.0, 5.0, 15.0, 15.0]).view([2, 4]);
+    let scores = Tensor::from_slice(&[0.9f32, 0.8]);
+    let err = |r: ferrovis_core::Result<Tensor>| r.unwrap_err().to_string();
+
+    let reversed =
+        Tensor::from_slice(&[0.0f32, 0.0, 10.0, 10.0, 15.0, 5.0, 5.0, 15.0]).view([2, 4]);
+    let e = err(nms(&reversed, &scores, 0.5));
+    assert!(e.contains("boxes: box 1 is reversed"), "{e}");
+    let nan =
+        Tensor::from_slice(&[0.0f32, f32::NAN, 10.0, 10.0, 5.0, 5.0, 15.0, 15.0]).view([2, 4]);
+    let e = err(batched_nms(
+        &nan,
+        &scores,
+        &Tensor::from_slice(&[0i64, 1]),
+        0.5,
+    ));
+    assert!(e.contains("boxes: a box has a NaN"), "{e}");
+    let e = err(nms(&good, &Tensor::from_slice(&[0.9f32]), 0.5));
+    assert!(e.contains("scores: expected shape (2,)"), "{e}");
+    let e = err(batched_nms(
+        &good,
+        &scores,
+        &Tensor::from_slice(&[0i64]),
+        0.5,
+    ));
+    assert!(e.contains("idxs: expected shape (2,)"), "{e}");
+    let e = err(batched_nms(
+        &good,
+        &scores,
+        &Tensor::from_slice(&[0.0f32, 1.0]),
+        0.5,
+    ));
+    assert!(e.contains("idxs: expected integer categories"), "{e}");
+    let e = err(box_iou(&good, &Tensor::zeros([3, 5], opts)));
+    assert!(
+        e.contains("boxes2: expected boxes of shape (N, 4), got [3, 5]"),
+        "{e}"
+    );
+    let e = err(nms(&good, &Tensor::from_slice(&[f32::NAN, 0.1]), 0.5));
+    assert!(e.contains("scores: a score is NaN"), "{e}");
+}

@@ -13,6 +13,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from torchvision import ops
+from torchvision.models.detection._utils import BoxCoder, Matcher, SSDMatcher
 
 
 def random_boxes(n, g):
@@ -48,5 +49,33 @@ big_idxs = torch.randint(0, 80, (5000,), generator=g)
 out.update({"big_boxes": big, "big_scores": big_scores, "big_idxs": big_idxs})
 out["big_batched5"] = ops.batched_nms(big, big_scores, big_idxs, 0.5)
 out["empty"] = ops.nms(torch.zeros(0, 4), torch.zeros(0), 0.5)
+
+# Matchers: 8 ground truths against 1,000 anchors; ground truth 0 equals anchors 5 and 17 (an
+# exact tie for its highest quality), ground truth 1 overlaps no anchor (its highest quality, 0,
+# is every anchor's).
+g2 = torch.Generator().manual_seed(3)
+anchors = random_boxes(1000, g2)
+gts = random_boxes(8, g2)
+anchors[17] = anchors[5]
+gts[0] = anchors[5]
+gts[1] = torch.tensor([500.0, 500.0, 503.0, 504.0])
+iou = ops.box_iou(gts, anchors)
+out["match_iou"] = iou
+out["match_rpn"] = Matcher(0.7, 0.3, allow_low_quality_matches=True)(iou)
+out["match_roi"] = Matcher(0.5, 0.5, allow_low_quality_matches=False)(iou)
+out["match_ssd"] = SSDMatcher(0.5)(iou)
+
+# BoxCoder with the RoI heads' / SSD's weights and the RPN's; some log sizes past the clip.
+ref = random_boxes(500, g2)
+props = random_boxes(500, g2)
+rel = torch.randn(500, 8, generator=g2) * 3.0
+rel[:20, 2] = 40.0
+out.update({"coder_ref": ref, "coder_props": props, "rel": rel})
+coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
+out["encoded"] = coder.encode_single(ref, props)
+out["decoded"] = coder.decode_single(rel, props)
+coder1 = BoxCoder((1.0, 1.0, 1.0, 1.0))
+out["encoded1"] = coder1.encode_single(ref, props)
+out["decoded1"] = coder1.decode_single(rel[:, :4], props)
 save_file({k: v.contiguous() for k, v in out.items()}, sys.argv[1])
 print({k: tuple(v.shape) for k, v in out.items() if k.startswith(("nms", "batched", "big_b"))})

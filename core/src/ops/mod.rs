@@ -3,7 +3,11 @@
 //! - [`boxes`]: box area, intersection, IoU, greedy and batched non-maximum suppression on
 //!   slices of `[x1, y1, x2, y2]` (what the metrics and YOLO's post-processing use);
 //! - [`detection`]: torchvision's box operations on tensors, with its semantics (conversions,
-//!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`).
+//!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`);
+//! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back);
+//! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`.
 
+pub mod box_coder;
 pub mod boxes;
 pub mod detection;
+pub mod matcher;

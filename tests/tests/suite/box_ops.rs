@@ -6,10 +6,12 @@
 use std::path::Path;
 
 use ferrovis_core::checkpoint::{self, StateDict};
+use ferrovis_core::ops::box_coder::BoxCoder;
 use ferrovis_core::ops::detection::{
     batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms, remove_small_boxes,
     BoxFormat,
 };
+use ferrovis_core::ops::matcher::{Matcher, SsdMatcher};
 use ferrovis_tests::run_reference;
 use tch::{Kind, Tensor};
 
@@ -132,6 +134,76 @@ fn box_ops_match_torchvision() {
         "empty nms",
         &nms(&empty, &none, 0.5).unwrap(),
         &get("empty"),
+    );
+}
+
+/// Largest difference relative to the values' scale: `|a − b| / (1 + |b|)`.
+fn relative(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    ((a - b).abs() / (b.abs() + 1.0)).max().double_value(&[])
+}
+
+#[test]
+fn box_coder_and_matchers_match_torchvision() {
+    let r = reference();
+    let get = |k: &str| r.get(k).unwrap().shallow_clone();
+    let (reference_boxes, proposals, rel) = (get("coder_ref"), get("coder_props"), get("rel"));
+    for (weights, suffix, codes) in [
+        ([10.0, 10.0, 5.0, 5.0], "", rel.shallow_clone()),
+        ([1.0, 1.0, 1.0, 1.0], "1", rel.narrow(1, 0, 4)),
+    ] {
+        let coder = BoxCoder::new(weights);
+        let enc = coder.encode(&reference_boxes, &proposals).unwrap();
+        let d = relative(&enc, &get(&format!("encoded{suffix}")));
+        println!("BoxCoder {weights:?} encode: {d:.1e}");
+        assert!(d <= 1e-6, "encode {weights:?}: {d:e}");
+        let dec = coder.decode(&codes, &proposals).unwrap();
+        let d = relative(&dec, &get(&format!("decoded{suffix}")));
+        println!("BoxCoder {weights:?} decode: {d:.1e}");
+        assert!(d <= 1e-6, "decode {weights:?}: {d:e}");
+    }
+    let iou = get("match_iou");
+    let rpn = Matcher::new(0.7, 0.3, true).unwrap().apply(&iou).unwrap();
+    same_indices("Matcher(0.7, 0.3, low-quality)", &rpn, &get("match_rpn"));
+    let roi = Matcher::new(0.5, 0.5, false).unwrap().apply(&iou).unwrap();
+    same_indices("Matcher(0.5, 0.5)", &roi, &get("match_roi"));
+    let ssd = SsdMatcher { threshold: 0.5 }.apply(&iou).unwrap();
+    same_indices("SSDMatcher(0.5)", &ssd, &get("match_ssd"));
+    // The low-quality rule matched anchors the thresholds alone leave negative, both anchors tied
+    // for ground truth 0 among them.
+    let plain = Matcher::new(0.7, 0.3, false).unwrap().apply(&iou).unwrap();
+    let matched = |t: &Tensor| t.ge(0).sum(Kind::Int64).int64_value(&[]);
+    println!(
+        "RPN matches: {} with low-quality matches, {} without",
+        matched(&rpn),
+        matched(&plain)
+    );
+    assert!(matched(&rpn) > matched(&plain));
+    let rpn: Vec<i64> = Vec::try_from(&rpn).unwrap();
+    assert_eq!((rpn[5], rpn[17]), (0, 0));
+
+    let e = Matcher::new(0.3, 0.7, false).unwrap_err().to_string();
+    assert!(
+        e.contains("low_threshold 0.7 is above high_threshold 0.3"),
+        "{e}"
+    );
+    let empty = Tensor::zeros([0, 5], (Kind::Float, tch::Device::Cpu));
+    let e = Matcher::new(0.7, 0.3, true)
+        .unwrap()
+        .apply(&empty)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no ground-truth boxes"), "{e}");
+    let e = BoxCoder::new([1.0; 4])
+        .decode(
+            &Tensor::zeros([3, 6], (Kind::Float, tch::Device::Cpu)),
+            &proposals,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rel_codes: expected shape (N, 4k), got [3, 6]"),
+        "{e}"
     );
 }
 

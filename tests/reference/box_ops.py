@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import save_file
 from torchvision import ops
 from torchvision.models.detection._utils import BoxCoder, Matcher, SSDMatcher
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
 
 
 def random_boxes(n, g):
@@ -77,5 +79,20 @@ out["decoded"] = coder.decode_single(rel, props)
 coder1 = BoxCoder((1.0, 1.0, 1.0, 1.0))
 out["encoded1"] = coder1.encode_single(ref, props)
 out["decoded1"] = coder1.decode_single(rel[:, :4], props)
+
+
+def anchors(generator, image_size, grids):
+    images = ImageList(torch.zeros(1, 3, *image_size), [image_size])
+    feats = [torch.zeros(1, 1, h, w) for h, w in grids]
+    return generator(images, feats)[0]
+
+
+fpn = AnchorGenerator(((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5)
+out["anchors_fpn"] = anchors(fpn, (800, 1216), [(200, 304), (100, 152), (50, 76), (25, 38), (13, 19)])
+# An image size no multiple of the strides: 600 // 38 = 15, 1000 // 63 = 15, …
+out["anchors_odd"] = anchors(fpn, (600, 1000), [(150, 250), (75, 125), (38, 63), (19, 32), (10, 16)])
+# fasterrcnn_mobilenet_v3_large_fpn: two stride-32 levels and the pool level, 15 per location.
+mobile = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+out["anchors_mobile"] = anchors(mobile, (320, 320), [(10, 10), (10, 10), (5, 5)])
 save_file({k: v.contiguous() for k, v in out.items()}, sys.argv[1])
 print({k: tuple(v.shape) for k, v in out.items() if k.startswith(("nms", "batched", "big_b"))})

@@ -5,8 +5,10 @@
 //! - [`detection`]: torchvision's box operations on tensors, with its semantics (conversions,
 //!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`);
 //! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back);
-//! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`.
+//! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`;
+//! - [`anchors`]: torchvision's `AnchorGenerator`.
 
+pub mod anchors;
 pub mod box_coder;
 pub mod boxes;
 pub mod detection;

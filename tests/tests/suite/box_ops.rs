@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use ferrovis_core::checkpoint::{self, StateDict};
+use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::box_coder::BoxCoder;
 use ferrovis_core::ops::detection::{
     batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms, remove_small_boxes,
@@ -205,6 +206,47 @@ fn box_coder_and_matchers_match_torchvision() {
         e.contains("rel_codes: expected shape (N, 4k), got [3, 6]"),
         "{e}"
     );
+}
+
+#[test]
+fn anchors_match_torchvision() {
+    let r = reference();
+    let get = |k: &str| r.get(k).unwrap().shallow_clone();
+    let cpu = tch::Device::Cpu;
+    let fpn = AnchorGenerator::fpn();
+    assert_eq!(fpn.num_anchors_per_location(), [3, 3, 3, 3, 3]);
+    for (key, image, grids) in [
+        (
+            "anchors_fpn",
+            (800, 1216),
+            vec![(200, 304), (100, 152), (50, 76), (25, 38), (13, 19)],
+        ),
+        (
+            "anchors_odd",
+            (600, 1000),
+            vec![(150, 250), (75, 125), (38, 63), (19, 32), (10, 16)],
+        ),
+    ] {
+        let ours = fpn.anchors(image, &grids, Kind::Float, cpu).unwrap();
+        let theirs = get(key);
+        println!("{key}: {} anchors", ours.size()[0]);
+        assert!(ours.equal(&theirs), "{key}");
+    }
+    let mobile = AnchorGenerator::new(
+        vec![vec![32.0, 64.0, 128.0, 256.0, 512.0]; 3],
+        vec![vec![0.5, 1.0, 2.0]; 3],
+    )
+    .unwrap();
+    assert_eq!(mobile.num_anchors_per_location(), [15, 15, 15]);
+    let ours = mobile
+        .anchors((320, 320), &[(10, 10), (10, 10), (5, 5)], Kind::Float, cpu)
+        .unwrap();
+    assert!(ours.equal(&get("anchors_mobile")), "anchors_mobile");
+    let e = fpn
+        .anchors((800, 800), &[(200, 200)], Kind::Float, cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 feature maps for 5 anchor sets"), "{e}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 from torchvision import ops
 from torchvision.models.detection._utils import BoxCoder, Matcher, SSDMatcher
-from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 
 
@@ -94,5 +94,15 @@ out["anchors_odd"] = anchors(fpn, (600, 1000), [(150, 250), (75, 125), (38, 63),
 # fasterrcnn_mobilenet_v3_large_fpn: two stride-32 levels and the pool level, 15 per location.
 mobile = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
 out["anchors_mobile"] = anchors(mobile, (320, 320), [(10, 10), (10, 10), (5, 5)])
+# SSD300's default boxes (8,732), SSDlite320's, and an unclipped generator on a non-square image.
+ssd300 = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                             scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+                             steps=[8, 16, 32, 64, 100, 300])
+grids300 = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+out["dbox_ssd300"] = anchors(ssd300, (300, 300), grids300)
+ssdlite = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
+out["dbox_ssdlite"] = anchors(ssdlite, (320, 320), [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)])
+free = DefaultBoxGenerator([[2], [2, 3], [2, 3]], min_ratio=0.1, max_ratio=0.8, clip=False)
+out["dbox_free"] = anchors(free, (300, 500), [(19, 32), (10, 16), (5, 8)])
 save_file({k: v.contiguous() for k, v in out.items()}, sys.argv[1])
 print({k: tuple(v.shape) for k, v in out.items() if k.startswith(("nms", "batched", "big_b"))})

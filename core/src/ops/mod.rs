@@ -6,10 +6,12 @@
 //!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`);
 //! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back);
 //! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`;
-//! - [`anchors`]: torchvision's `AnchorGenerator`.
+//! - [`anchors`]: torchvision's `AnchorGenerator`;
+//! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD).
 
 pub mod anchors;
 pub mod box_coder;
 pub mod boxes;
+pub mod default_boxes;
 pub mod detection;
 pub mod matcher;

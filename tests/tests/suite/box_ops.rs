@@ -8,6 +8,7 @@ use std::path::Path;
 use ferrovis_core::checkpoint::{self, StateDict};
 use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::box_coder::BoxCoder;
+use ferrovis_core::ops::default_boxes::DefaultBoxGenerator;
 use ferrovis_core::ops::detection::{
     batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms, remove_small_boxes,
     BoxFormat,
@@ -247,6 +248,49 @@ fn anchors_match_torchvision() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("1 feature maps for 5 anchor sets"), "{e}");
+}
+
+#[test]
+fn default_boxes_match_torchvision() {
+    let r = reference();
+    let get = |k: &str| r.get(k).unwrap().shallow_clone();
+    let cpu = tch::Device::Cpu;
+    let grids300 = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)];
+    let ssd300 = DefaultBoxGenerator::ssd300();
+    assert_eq!(ssd300.num_anchors_per_location(), [4, 6, 6, 6, 4, 4]);
+    let ours = ssd300.boxes((300, 300), &grids300, cpu).unwrap();
+    assert_eq!(ours.size(), [8732, 4]);
+    close("SSD300 default boxes", &ours, &get("dbox_ssd300"));
+    let grids320 = [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)];
+    let ours = DefaultBoxGenerator::ssdlite()
+        .boxes((320, 320), &grids320, cpu)
+        .unwrap();
+    close("SSDlite320 default boxes", &ours, &get("dbox_ssdlite"));
+    let free = DefaultBoxGenerator::new(
+        vec![vec![2.0], vec![2.0, 3.0], vec![2.0, 3.0]],
+        0.1,
+        0.8,
+        None,
+        None,
+        false,
+    )
+    .unwrap();
+    let ours = free
+        .boxes((300, 500), &[(19, 32), (10, 16), (5, 8)], cpu)
+        .unwrap();
+    close(
+        "unclipped default boxes on 300×500",
+        &ours,
+        &get("dbox_free"),
+    );
+    // Not only close: the same floats.
+    let ours = ssd300.boxes((300, 300), &grids300, cpu).unwrap();
+    assert!(ours.equal(&get("dbox_ssd300")), "SSD300: not bit-identical");
+    let e = ssd300
+        .boxes((300, 300), &grids300[..2], cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 feature maps for 6 levels"), "{e}");
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! | [`run`] | run folders: paths, the task's metadata, `--weights FILE\|RUN_DIR`, `--resume` |
 //! | [`config`] | TOML configuration over serde defaults with typed `key=value` overrides |
 //! | [`metrics`] | classification, detection (Ultralytics AP, COCO) and segmentation metrics, tables and PNG charts |
+//! | [`neck`] | torchvision's feature pyramid network (FPN) and its extra levels |
 //! | [`ops`] | box operations detectors and metrics share: IoU, non-maximum suppression |
 //! | [`export`] | TorchScript export by tracing |
 //! | [`memory_format`] | channels-last layout for faster CPU convolutions |
@@ -40,6 +41,7 @@ pub mod export;
 pub mod freeze;
 pub mod memory_format;
 pub mod metrics;
+pub mod neck;
 pub mod nn;
 pub mod ops;
 pub mod optim;

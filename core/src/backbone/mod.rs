@@ -165,6 +165,9 @@ pub struct BackboneOptions {
     pub dropout: Option<f64>,
     /// Stochastic-depth (drop-path) probability of the last block; `None` keeps the default.
     pub stochastic_depth: Option<f64>,
+    /// The normalisation layers: BatchNorm, or torchvision's FrozenBatchNorm2d for detection
+    /// backbones (ResNet only for now; other families refuse it).
+    pub norm: crate::nn::NormLayer,
 }
 
 impl Default for BackboneOptions {
@@ -174,6 +177,7 @@ impl Default for BackboneOptions {
             output_stride: 32,
             dropout: None,
             stochastic_depth: None,
+            norm: crate::nn::NormLayer::BatchNorm,
         }
     }
 }
@@ -247,6 +251,11 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             NAMES.join(", ")
         ))
     };
+    if opts.norm != crate::nn::NormLayer::BatchNorm && !name.starts_with("resnet") {
+        return Err(Error::Invalid(format!(
+            "{name}: frozen BatchNorm is only available for ResNet backbones here"
+        )));
+    }
     if let Some(cfg) = ResNetConfig::by_name(name) {
         return Ok(Box::new(ResNet::new(p, &cfg, opts)?));
     }

@@ -8,7 +8,7 @@ use tch::Tensor;
 
 use super::{global_pool, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage};
 use crate::error::{Error, Result};
-use crate::nn::{conv2d, BatchNorm2d, Conv2dSpec};
+use crate::nn::{conv2d, Conv2dSpec, Norm2d, NormLayer};
 
 /// Which residual block a ResNet stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,14 +57,14 @@ impl ResNetConfig {
 #[derive(Debug)]
 struct Downsample {
     conv: nn::Conv2D,
-    bn: BatchNorm2d,
+    bn: Norm2d,
 }
 
 impl Downsample {
-    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64) -> Self {
+    fn new(p: &Path, c_in: i64, c_out: i64, stride: i64, norm: NormLayer) -> Self {
         Downsample {
             conv: conv2d(&(p / "0"), c_in, c_out, Conv2dSpec::new(1).stride(stride)),
-            bn: BatchNorm2d::new(&(p / "1"), c_out),
+            bn: Norm2d::new(&(p / "1"), c_out, norm),
         }
     }
 
@@ -76,14 +76,16 @@ impl Downsample {
 /// One residual block (`layerN.i`): Basic or Bottleneck.
 #[derive(Debug)]
 struct Block {
-    convs: Vec<(nn::Conv2D, BatchNorm2d)>,
+    convs: Vec<(nn::Conv2D, Norm2d)>,
     downsample: Option<Downsample>,
 }
 
 impl Block {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         p: &Path,
         kind: BlockKind,
+        norm: NormLayer,
         c_in: i64,
         planes: i64,
         stride: i64,
@@ -94,7 +96,7 @@ impl Block {
         let unit = |i: usize, c_in: i64, c_out: i64, spec: Conv2dSpec| {
             (
                 conv2d(&(p / format!("conv{i}")), c_in, c_out, spec),
-                BatchNorm2d::new(&(p / format!("bn{i}")), c_out),
+                Norm2d::new(&(p / format!("bn{i}")), c_out, norm),
             )
         };
         let convs = match kind {
@@ -119,7 +121,7 @@ impl Block {
             ],
         };
         let downsample =
-            downsample.then(|| Downsample::new(&(p / "downsample"), c_in, c_out, stride));
+            downsample.then(|| Downsample::new(&(p / "downsample"), c_in, c_out, stride, norm));
         Block { convs, downsample }
     }
 
@@ -146,7 +148,7 @@ impl Block {
 #[derive(Debug)]
 pub struct ResNet {
     conv1: nn::Conv2D,
-    bn1: BatchNorm2d,
+    bn1: Norm2d,
     layers: Vec<Vec<Block>>,
     /// The classifier; `None` for an encoder (`num_classes` 0), whose head returns the pooled
     /// features.
@@ -175,7 +177,7 @@ impl ResNet {
             64,
             Conv2dSpec::new(7).stride(2).padding(3),
         );
-        let bn1 = BatchNorm2d::new(&(p / "bn1"), 64);
+        let bn1 = Norm2d::new(&(p / "bn1"), 64, opts.norm);
         let mut info = vec![FeatureInfo {
             module: "bn1".into(),
             channels: 64,
@@ -199,6 +201,7 @@ impl ResNet {
             let mut blocks = vec![Block::new(
                 &(&lp / "0"),
                 cfg.block,
+                opts.norm,
                 c_in,
                 planes,
                 stride,
@@ -209,6 +212,7 @@ impl ResNet {
                 blocks.push(Block::new(
                     &(&lp / b.to_string()),
                     cfg.block,
+                    opts.norm,
                     c_out,
                     planes,
                     1,

@@ -253,6 +253,11 @@ pub fn load_into(vs: &VarStore, sd: &StateDict, opts: &LoadOptions) -> Result<Lo
             continue;
         }
         match vars.get(&mapped) {
+            // A BatchNorm's step counter where the model has a frozen BatchNorm (no counter):
+            // no weight is lost, and torchvision's FrozenBatchNorm2d drops it the same way.
+            None if mapped.ends_with(".num_batches_tracked") => {
+                report.skipped.push(name.to_string())
+            }
             None => report.unexpected.push(name.to_string()),
             Some(var) if var.size() != t.size() && opts.is_reinit(&mapped) => {
                 report.reinitialized.push(mapped.clone())

@@ -287,3 +287,61 @@ fn head_pattern_drops_exactly_the_classifier() {
     assert_eq!(report.missing, ["fc.bias", "fc.weight"]);
     assert!(report.unexpected.is_empty() && report.mismatched.is_empty());
 }
+
+/// torchvision's detection backbones: ResNet-50 with FrozenBatchNorm2d (eps 1e-5, and 0.0 as the
+/// COCO v1 Faster R-CNN weights need), loaded from an ordinary BatchNorm checkpoint whose
+/// `num_batches_tracked` buffers have nowhere to go (skipped, as torchvision drops them).
+#[test]
+fn resnet50_with_frozen_batch_norm_matches_torchvision() {
+    use ferrovis_core::nn::NormLayer;
+    tch::set_num_threads(1);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("frozen-bn-reference");
+    let _ = std::fs::remove_dir_all(&dir);
+    run_reference("frozen_bn.py", &[dir.as_os_str()]);
+    let counts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("counts.json")).unwrap()).unwrap();
+    for (eps, tag) in [(1e-5, "1e-5"), (0.0, "0")] {
+        let vs = VarStore::new(Device::Cpu);
+        let opts = BackboneOptions {
+            norm: NormLayer::Frozen { eps },
+            ..Default::default()
+        };
+        let model = backbone::create("resnet50", &vs.root(), &opts).unwrap();
+        let report = checkpoint::load_file(
+            &vs,
+            dir.join("resnet50_bn.pth"),
+            &LoadOptions::default().strict(true),
+        )
+        .unwrap();
+        // 53 BatchNorms, each with a step counter the frozen ones do not keep.
+        assert_eq!(report.skipped.len(), 53, "{report}");
+        assert!(report
+            .skipped
+            .iter()
+            .all(|n| n.ends_with(".num_batches_tracked")));
+        assert_eq!(
+            trainable_parameters(&vs),
+            counts[tag].as_i64().unwrap(),
+            "eps {tag}: parameters (frozen statistics are buffers)"
+        );
+        let expected = checkpoint::read(dir.join(format!("frozen_{tag}.safetensors"))).unwrap();
+        let x = expected.get("input").unwrap();
+        tch::no_grad(|| {
+            // Training mode changes nothing: the statistics are frozen.
+            check_close(
+                &format!("frozen eps {tag} logits (train mode)"),
+                &model.forward_t(x, true),
+                expected.get("logits").unwrap(),
+                1e-4,
+            );
+            // Uncalibrated statistics let activations grow through 50 layers: judge the last
+            // level relative to its size.
+            let feats = model.features(x, false);
+            let theirs = expected.get("layer4").unwrap();
+            let scale = theirs.abs().max().double_value(&[]);
+            let rel = max_abs_diff(&feats[4], theirs) / scale;
+            println!("frozen eps {tag} layer4: max abs difference / max |value| {rel:.1e} (max {scale:.1})");
+            assert!(rel <= 1e-5, "frozen eps {tag} layer4: {rel:e} relative");
+        });
+    }
+}

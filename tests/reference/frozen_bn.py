@@ -1,0 +1,51 @@
+"""torchvision's ResNet-50 with FrozenBatchNorm2d, for the frozen-BatchNorm parity test.
+
+    frozen_bn.py OUT_DIR
+
+OUT_DIR/resnet50_bn.pth is an ordinary ResNet-50 state_dict (BatchNorm, num_batches_tracked
+included) with randomised statistics; for eps 1e-5 and 0.0, OUT_DIR/frozen_<eps>.safetensors holds
+the input and the logits and layer4 output of resnet50(norm_layer=FrozenBatchNorm2d(eps)) loaded
+from it (as torchvision's detection models load an ImageNet checkpoint), and counts.json its
+parameter count.
+"""
+import json
+import os
+import sys
+from functools import partial
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+torch.set_num_threads(1)  # the Rust side runs single-threaded too: the same summation order
+torch.manual_seed(0)
+m = torchvision.models.resnet50()
+with torch.no_grad():
+    for b in m.modules():
+        if isinstance(b, torch.nn.BatchNorm2d):
+            b.weight.uniform_(0.5, 1.5)
+            b.bias.normal_(0, 0.1)
+            b.running_mean.normal_(0, 0.1)
+            b.running_var.uniform_(0.5, 2.0)
+            b.num_batches_tracked.fill_(5)
+sd = m.state_dict()
+torch.save(sd, os.path.join(out, "resnet50_bn.pth"))
+x = torch.randn(2, 3, 96, 96)
+counts = {}
+for eps, tag in ((1e-5, "1e-5"), (0.0, "0")):
+    f = torchvision.models.resnet50(norm_layer=partial(FrozenBatchNorm2d, eps=eps))
+    f.load_state_dict(sd)
+    f.eval()
+    feats = {}
+    f.layer4.register_forward_hook(lambda mod, i, o: feats.__setitem__("layer4", o))
+    with torch.no_grad():
+        logits = f(x)
+    save_file({"input": x, "logits": logits, "layer4": feats["layer4"].contiguous()},
+              os.path.join(out, f"frozen_{tag}.safetensors"))
+    counts[tag] = sum(p.numel() for p in f.parameters())
+with open(os.path.join(out, "counts.json"), "w") as fh:
+    json.dump(counts, fh)
+print(counts)

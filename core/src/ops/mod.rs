@@ -7,7 +7,8 @@
 //! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back);
 //! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`;
 //! - [`anchors`]: torchvision's `AnchorGenerator`;
-//! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD).
+//! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD);
+//! - [`sampler`]: torchvision's `BalancedPositiveNegativeSampler`.
 
 pub mod anchors;
 pub mod box_coder;
@@ -15,3 +16,4 @@ pub mod boxes;
 pub mod default_boxes;
 pub mod detection;
 pub mod matcher;
+pub mod sampler;

@@ -11,6 +11,7 @@ mod classify_workflow;
 mod detect_workflow;
 mod engine;
 mod resume_after_kill;
+mod sampler;
 mod segment_workflow;
 mod style_workflow;
 

@@ -17,6 +17,9 @@ from safetensors.torch import save_file
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bn_stats import randomise_bn_stats  # noqa: E402
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
@@ -31,13 +34,7 @@ cases = {
                                 norm_layer=torch.nn.BatchNorm2d),
 }
 for name, m in cases.items():
-    with torch.no_grad():
-        for b in m.modules():
-            if isinstance(b, torch.nn.BatchNorm2d):
-                b.weight.uniform_(0.5, 1.5)
-                b.bias.normal_(0, 0.1)
-                b.running_mean.normal_(0, 0.1)
-                b.running_var.uniform_(0.5, 2.0)
+    randomise_bn_stats(m, torch.Generator().manual_seed(2), affine=True)
     m.eval()
     torch.save(m.state_dict(), os.path.join(out, name + ".pth"))
     with torch.no_grad():

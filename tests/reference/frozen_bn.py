@@ -18,18 +18,18 @@ import torchvision
 from safetensors.torch import save_file
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bn_stats import randomise_bn_stats  # noqa: E402
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 torch.set_num_threads(1)  # the Rust side runs single-threaded too: the same summation order
 torch.manual_seed(0)
 m = torchvision.models.resnet50()
+randomise_bn_stats(m, torch.Generator().manual_seed(2), affine=True)
 with torch.no_grad():
     for b in m.modules():
         if isinstance(b, torch.nn.BatchNorm2d):
-            b.weight.uniform_(0.5, 1.5)
-            b.bias.normal_(0, 0.1)
-            b.running_mean.normal_(0, 0.1)
-            b.running_var.uniform_(0.5, 2.0)
             b.num_batches_tracked.fill_(5)
 sd = m.state_dict()
 torch.save(sd, os.path.join(out, "resnet50_bn.pth"))

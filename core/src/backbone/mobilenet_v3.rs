@@ -14,7 +14,8 @@ use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
 use super::{
-    global_pool, make_divisible, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage,
+    feature_stages, global_pool, make_divisible, Backbone, BackboneOptions, FeatureInfo,
+    PretrainedCfg, Stage,
 };
 use crate::nn::{Activation, Conv2dSpec, ConvNormAct, SqueezeExcitation};
 
@@ -374,19 +375,10 @@ impl Backbone for MobileNetV3 {
     /// One stage per pyramid level (the modules since the previous level), then `fc`
     /// (`classifier.0`, which the pooled features include), then the `head` (`classifier.3`).
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = Vec::new();
-        let mut start = 0;
-        for (k, &idx) in self.levels.iter().enumerate() {
-            stages.push(Stage {
-                name: if k == 0 {
-                    "stem".into()
-                } else {
-                    format!("stage{}", k + 1)
-                },
-                prefixes: (start..=idx).map(|i| format!("features.{i}")).collect(),
-            });
-            start = idx + 1;
-        }
+        let mut stages = feature_stages(&self.levels, |k| match k {
+            0 => "stem".into(),
+            k => format!("stage{}", k + 1),
+        });
         if self.classifier.is_some() {
             stages.push(Stage::new("fc", &["classifier.0"]));
         }

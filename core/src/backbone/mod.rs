@@ -288,6 +288,23 @@ pub(crate) fn make_divisible(v: f64, divisor: i64) -> i64 {
     new_v
 }
 
+/// Stages over a torchvision `features` Sequential: `features.0 ..= ends[0]`, then
+/// `ends[0] + 1 ..= ends[1]`, …, the k-th named `name(k)` (how VGG and MobileNetV3 group theirs).
+pub(crate) fn feature_stages(ends: &[usize], name: impl Fn(usize) -> String) -> Vec<Stage> {
+    let mut start = 0;
+    ends.iter()
+        .enumerate()
+        .map(|(k, &end)| {
+            let prefixes = (start..=end).map(|i| format!("features.{i}")).collect();
+            start = end + 1;
+            Stage {
+                name: name(k),
+                prefixes,
+            }
+        })
+        .collect()
+}
+
 /// Global average pool to `(N, C)`.
 pub(crate) fn global_pool(x: &Tensor) -> Tensor {
     x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)

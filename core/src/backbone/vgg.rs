@@ -5,7 +5,7 @@
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
-use super::{Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage};
+use super::{feature_stages, Backbone, BackboneOptions, FeatureInfo, PretrainedCfg, Stage};
 use crate::nn::{conv2d, BatchNorm2d, Conv2dSpec};
 
 /// One entry of a VGG configuration: a 3×3 convolution to `n` channels, or a 2×2 max-pool.
@@ -292,16 +292,7 @@ impl Backbone for Vgg {
 
     fn stages(&self) -> Vec<Stage> {
         // Each block is its convolution indices up to and including its pool.
-        let mut stages = Vec::new();
-        let mut start = 0;
-        for (b, &pool) in self.pool_index.iter().enumerate() {
-            let prefixes: Vec<String> = (start..=pool).map(|i| format!("features.{i}")).collect();
-            stages.push(Stage {
-                name: format!("block{}", b + 1),
-                prefixes,
-            });
-            start = pool + 1;
-        }
+        let mut stages = feature_stages(&self.pool_index, |b| format!("block{}", b + 1));
         stages.push(Stage::new("fc", &["classifier.0", "classifier.3"]));
         stages.push(Stage::new("head", &["classifier.6"]));
         stages

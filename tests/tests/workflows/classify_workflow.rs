@@ -10,13 +10,7 @@ use ferrovis_core::checkpoint;
 use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::synthetic::{self, ShapesConfig};
 
-/// Training without progress output.
-fn quiet() -> RunControl {
-    RunControl {
-        quiet: true,
-        ..Default::default()
-    }
-}
+use crate::quiet;
 
 /// ResNet18 at 32 px on the synthetic shapes in `data`, runs under `project`.
 pub(crate) fn config(

@@ -13,12 +13,7 @@ use ferrovis_detect::postprocess::NmsConfig;
 use ferrovis_detect::{predict, train, val};
 use tch::Device;
 
-fn quiet() -> RunControl {
-    RunControl {
-        quiet: true,
-        ..Default::default()
-    }
-}
+use crate::quiet;
 
 fn shapes(dir: &Path) -> std::path::PathBuf {
     let cfg = ShapesConfig {

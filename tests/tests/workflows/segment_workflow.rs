@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use ferrovis_core::checkpoint;
-use ferrovis_core::engine::{RunControl, RunDir};
+use ferrovis_core::engine::RunDir;
 use ferrovis_data::decode::{read_mask, write_mask};
 use ferrovis_data::image::Mask;
 use ferrovis_data::synthetic::{self, ShapesConfig};
@@ -17,12 +17,7 @@ use ferrovis_segment::run::RunMeta;
 use ferrovis_segment::{data, predict, train, val};
 use tch::Device;
 
-fn quiet() -> RunControl {
-    RunControl {
-        quiet: true,
-        ..Default::default()
-    }
-}
+use crate::quiet;
 
 fn shapes(dir: &Path) -> std::path::PathBuf {
     let cfg = ShapesConfig {

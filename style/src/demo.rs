@@ -27,13 +27,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "--weights-dir",
         "--weights",
     )
-    // $FERROVIS_WEIGHTS: the folder of vgg_r31.pth and dec_r31.pth (or one of them).
-    .or_else(|| {
-        ferrovis_core::cli::env_weights().map(|p| match p.parent() {
-            Some(dir) if p.is_file() => dir.to_path_buf(),
-            _ => p,
-        })
-    })
+    .or_else(crate::r31_dir_from_env)
     .unwrap_or_else(|| PathBuf::from("../shared/weights"));
     std::fs::create_dir_all(&args.out)?;
     let content_path = args.out.join("content_chelsea.png");

@@ -211,12 +211,12 @@ pub struct OnePassArgs {
     /// Images.
     #[command(flatten)]
     pub images: ImageArgs,
-    /// The relu3_1 encoder (default: ../shared/weights/vgg_r31.pth).
-    #[arg(long, default_value = "../shared/weights/vgg_r31.pth")]
-    pub encoder: PathBuf,
-    /// Its decoder.
-    #[arg(long, default_value = "../shared/weights/dec_r31.pth")]
-    pub decoder: PathBuf,
+    /// The relu3_1 encoder (default: vgg_r31.pth in $FERROVIS_WEIGHTS).
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
+    /// Its decoder (default: dec_r31.pth in $FERROVIS_WEIGHTS).
+    #[arg(long)]
+    pub decoder: Option<PathBuf>,
     /// Style strength: 1 transfers fully, 0 reconstructs the content.
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
@@ -481,10 +481,38 @@ pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
     Ok(result)
 }
 
+/// The folder `$FERROVIS_WEIGHTS` names for the relu3_1 pair: itself, or the folder of the file
+/// it names (vgg_r31.pth and dec_r31.pth lie side by side).
+pub(crate) fn r31_dir_from_env() -> Option<PathBuf> {
+    ferrovis_core::cli::env_weights().map(|p| match p.parent() {
+        Some(dir) if p.is_file() => dir.to_path_buf(),
+        _ => p,
+    })
+}
+
+/// The flag's file, else `name` in the folder of `$FERROVIS_WEIGHTS`, else an error saying what
+/// to pass.
+fn r31_path(given: &Option<PathBuf>, name: &str, flag: &str) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    match r31_dir_from_env().and_then(|dir| ferrovis_core::cli::weights_in(&dir, &[name])) {
+        Some(p) => Ok(p),
+        None => bail!(
+            "no {name}: pass {flag} FILE, or set FERROVIS_WEIGHTS to the folder holding \
+             vgg_r31.pth and dec_r31.pth (LinearStyleTransfer's relu3_1 encoder and decoder)"
+        ),
+    }
+}
+
 /// Runs AdaIN or WCT as the arguments say.
 pub fn run_one_pass(args: &OnePassArgs, transform: Transform) -> Result<Tensor> {
     let device = parse_device(&args.images.device)?;
-    let ae = AutoEncoder::load(&args.encoder, &args.decoder, device)?;
+    let ae = AutoEncoder::load(
+        &r31_path(&args.encoder, "vgg_r31.pth", "--encoder")?,
+        &r31_path(&args.decoder, "dec_r31.pth", "--decoder")?,
+        device,
+    )?;
     let (content, styles) = load_images(&args.images, device)?;
     let t = Instant::now();
     let out = ae.stylize(&content, &styles, transform, args.alpha)?;

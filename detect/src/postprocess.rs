@@ -101,7 +101,7 @@ fn image_detections(pred: &Tensor, classes: i64, cfg: &NmsConfig) -> Vec<Detecti
         &boxes,
         &scores,
         (!cfg.agnostic).then_some(classes.as_slice()),
-        cfg.iou,
+        f64::from(cfg.iou),
         cfg.max_det,
     );
     keep.into_iter()

@@ -89,7 +89,34 @@ pub struct FastTask<'a> {
     device: Device,
 }
 
-impl FastTask<'_> {
+impl<'a> FastTask<'a> {
+    /// The task of `cfg` on `images`: its loss resolved on `fnet` (Johnson's layers by default)
+    /// and the style image's Gram matrices computed once.
+    fn new(
+        net: &'a TransformerNet,
+        fnet: &'a FeatureNet,
+        cfg: &FastConfig,
+        images: Tensor,
+        device: Device,
+    ) -> Result<Self> {
+        let loss = cfg.loss.resolved(fnet, DefaultLayers::Johnson)?;
+        let style = image::load(&cfg.style, cfg.size, device)?;
+        let style_grams = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
+            .iter()
+            .map(gram)
+            .collect();
+        Ok(FastTask {
+            net,
+            fnet,
+            images,
+            style_grams,
+            loss,
+            batch_size: cfg.batch_size.max(1),
+            order: None,
+            device,
+        })
+    }
+
     /// The weighted perceptual-loss terms of a batch of content images `(N, 3, H, W)` in
     /// [0, 1].
     pub fn terms(&self, x: &Tensor) -> ferrovis_core::Result<WeightedTerms> {
@@ -153,25 +180,20 @@ pub fn train_fast(
     control: &RunControl,
 ) -> Result<PathBuf> {
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
-    let loss = cfg.loss.resolved(&fnet, DefaultLayers::Johnson)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
-    let style = image::load(&cfg.style, cfg.size, device)?;
-    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
-        .iter()
-        .map(gram)
-        .collect();
-    println!(
-        "train-fast: {} content images at {}px, style {}, {}: content {} style {}",
-        images.size()[0],
-        cfg.size,
-        cfg.style.display(),
-        fnet.name,
-        loss.content_layers.join(","),
-        loss.style_layers.join(",")
-    );
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
+    let mut task = FastTask::new(&net, &fnet, cfg, images, device)?;
+    println!(
+        "train-fast: {} content images at {}px, style {}, {}: content {} style {}",
+        task.images.size()[0],
+        cfg.size,
+        cfg.style.display(),
+        fnet.name,
+        task.loss.content_layers.join(","),
+        task.loss.style_layers.join(",")
+    );
     if let Some(dir) = resume {
         // Checks the folder holds a checkpoint (the configuration comes from the caller).
         resume_config(Some(&RunDir::new(dir).config()), Some(dir))?;
@@ -182,16 +204,6 @@ pub fn train_fast(
         resume: resume.is_some(),
         config_toml: Some(ferrovis_core::config::to_toml(cfg)?),
         ..control.clone()
-    };
-    let mut task = FastTask {
-        net: &net,
-        fnet: &fnet,
-        images,
-        style_grams,
-        loss,
-        batch_size: cfg.batch_size.max(1),
-        order: None,
-        device,
     };
     let (output, body): (Vec<_>, Vec<_>) = vs
         .variables()
@@ -261,24 +273,9 @@ pub fn validate(
     })?;
     let (_vs, net) = load_transformer(&resolved.file, device)?;
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
-    let loss = cfg.loss.resolved(&fnet, DefaultLayers::Johnson)?;
     let dir = content_dir.unwrap_or(&cfg.content_dir);
     let images = content_batch(dir, cfg.size, max_images)?;
-    let style = image::load(&cfg.style, cfg.size, device)?;
-    let style_grams: Vec<Tensor> = tch::no_grad(|| fnet.activations(&style, &loss.style_layers))?
-        .iter()
-        .map(gram)
-        .collect();
-    let task = FastTask {
-        net: &net,
-        fnet: &fnet,
-        images: images.shallow_clone(),
-        style_grams,
-        loss,
-        batch_size: cfg.batch_size.max(1),
-        order: None,
-        device,
-    };
+    let task = FastTask::new(&net, &fnet, &cfg, images.shallow_clone(), device)?;
     let n = images.size()[0];
     let mut sums = [0.0f64; 4];
     for start in (0..n).step_by(task.batch_size) {

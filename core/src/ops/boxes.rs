@@ -34,14 +34,17 @@ pub fn box_iou(a: &[BoxXyxy], b: &[BoxXyxy]) -> Vec<f32> {
         .collect()
 }
 
-/// Greedy non-maximum suppression: indices of kept boxes in decreasing score order. With
-/// `classes`, boxes only suppress boxes of their own class (batched NMS); with `None`,
-/// class-agnostic. A box is suppressed when its IoU with a kept box is above `iou_threshold`.
+/// Greedy non-maximum suppression as torchvision's CPU kernel does it: indices of kept boxes in
+/// decreasing score order (a stable sort: ties in index order). With `classes`, boxes only
+/// suppress boxes of their own class (batched NMS); with `None`, class-agnostic. A box is
+/// suppressed when its (float) IoU with a kept box is above `iou_threshold`, compared in double
+/// precision as the kernel compares it (0.3 rounds up in float: comparing in float would keep a
+/// box of IoU exactly f32(0.3) that torchvision drops).
 pub fn nms(
     boxes: &[BoxXyxy],
     scores: &[f32],
     classes: Option<&[usize]>,
-    iou_threshold: f32,
+    iou_threshold: f64,
 ) -> Vec<usize> {
     nms_max(boxes, scores, classes, iou_threshold, usize::MAX)
 }
@@ -52,7 +55,7 @@ pub fn nms_max(
     boxes: &[BoxXyxy],
     scores: &[f32],
     classes: Option<&[usize]>,
-    iou_threshold: f32,
+    iou_threshold: f64,
     max_keep: usize,
 ) -> Vec<usize> {
     let mut order: Vec<usize> = (0..boxes.len()).collect();
@@ -63,7 +66,8 @@ pub fn nms_max(
             break;
         }
         let suppressed = keep.iter().any(|&k| {
-            classes.is_none_or(|c| c[k] == c[i]) && iou(&boxes[k], &boxes[i]) > iou_threshold
+            classes.is_none_or(|c| c[k] == c[i])
+                && f64::from(iou(&boxes[k], &boxes[i])) > iou_threshold
         });
         if !suppressed {
             keep.push(i);

@@ -7,7 +7,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::boxes::{iou, BoxXyxy};
+use super::boxes::{nms as greedy_nms, BoxXyxy};
 use crate::error::{Error, Result};
 
 /// A box layout, as torchvision's `box_convert` names them.
@@ -171,9 +171,10 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result<Tensor
     check_xyxy(boxes, "boxes")?;
     let n = boxes.size()[0];
     check_vector(scores, "scores", n)?;
-    let keep = greedy(
+    let keep = greedy_nms(
         &to_boxes(boxes)?,
         &to_scores(scores, "scores")?,
+        None,
         iou_threshold,
     );
     Ok(indices(&keep, boxes.device()))
@@ -212,32 +213,13 @@ pub fn batched_nms(
         let b: Vec<BoxXyxy> = members.iter().map(|&i| all[i]).collect();
         let sc: Vec<f32> = members.iter().map(|&i| s[i]).collect();
         keep.extend(
-            greedy(&b, &sc, iou_threshold)
+            greedy_nms(&b, &sc, None, iou_threshold)
                 .into_iter()
                 .map(|k| members[k]),
         );
     }
     keep.sort_by(|&i, &j| s[j].total_cmp(&s[i]).then(i.cmp(&j)));
     Ok(indices(&keep, boxes.device()))
-}
-
-/// The greedy loop of torchvision's CPU kernel: a stable descending sort by score, then each box
-/// kept unless its IoU (float, computed as the kernel does) is greater than the threshold compared
-/// in double precision, as the kernel compares it (0.3 rounds up in float: comparing in float
-/// would keep a box of IoU exactly f32(0.3) that torchvision drops).
-fn greedy(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..boxes.len()).collect();
-    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
-    let mut keep: Vec<usize> = Vec::new();
-    for i in order {
-        if !keep
-            .iter()
-            .any(|&k| f64::from(iou(&boxes[k], &boxes[i])) > iou_threshold)
-        {
-            keep.push(i);
-        }
-    }
-    keep
 }
 
 fn indices(keep: &[usize], device: Device) -> Tensor {

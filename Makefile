@@ -15,10 +15,13 @@ test: setup
 	$(CARGO) test --workspace
 
 # The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
-# ../shared when present, random initialisation otherwise), then detection (YOLOv8n pretrained on
-# synthetic shapes, fine-tuned with freeze=10 on new shapes, compared with training from scratch),
-# then segmentation (a U-Net on synthetic shapes masks), then style transfer (the embedded cat
-# and Starry Night by WCT, AdaIN and Gatys with the relu3_1 encoder/decoder from ../shared).
+# $FERROVIS_WEIGHTS, else $(SHARED)/weights when present, random initialisation otherwise), then
+# detection (YOLOv8n pretrained on synthetic shapes, fine-tuned with freeze=10 on new shapes,
+# compared with training from scratch), then segmentation (a U-Net on synthetic shapes masks),
+# then style transfer (the embedded cat and Starry Night by WCT, AdaIN and Gatys with the relu3_1
+# encoder/decoder from the same folder). The binaries have no default path into ../shared: this
+# target is the one place that knows of it.
+demo: export FERROVIS_WEIGHTS := $(or $(FERROVIS_WEIGHTS),$(wildcard $(SHARED)/weights))
 demo: setup
 	$(CARGO) run -p ferrovis-classify -- demo
 	$(CARGO) run -p ferrovis-detect -- demo

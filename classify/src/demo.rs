@@ -1,7 +1,5 @@
 //! `classify demo`: the synthetic shapes set, a head trained on a MobileNetV2, the metrics.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
@@ -9,15 +7,8 @@ use ferrovis_data::synthetic::{self, ShapesConfig};
 use crate::config::{ClassifyConfig, Mode};
 use crate::{eval, train, DemoArgs};
 
-/// `$FERROVIS_WEIGHTS` (a MobileNetV2 checkpoint, or a folder holding torchvision's), else the
-/// one in `../shared/weights` when present.
-fn default_weights() -> Option<PathBuf> {
-    const FILE: &str = "mobilenet_v2-b0353104.pth";
-    ferrovis_core::cli::env_weights()
-        .and_then(|p| ferrovis_core::cli::weights_in(&p, &[FILE]))
-        .or_else(|| Some(PathBuf::from("../shared/weights").join(FILE)))
-        .filter(|p| p.is_file())
-}
+/// torchvision's ImageNet MobileNetV2, looked for in `$FERROVIS_WEIGHTS` when no --weights is given.
+const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// Generates the data, trains, evaluates.
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -39,7 +30,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "data: synthetic shapes (4 classes, 40 + 15 images each) in {}",
         data.display()
     );
-    let weights = args.weights.clone().or_else(default_weights);
+    let weights = args
+        .weights
+        .clone()
+        .or_else(|| ferrovis_core::cli::env_weights_in(&[MOBILENET_V2]));
     let mut cfg = ClassifyConfig::default();
     cfg.data.root = data.display().to_string();
     cfg.data.image_size = 96;

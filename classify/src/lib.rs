@@ -205,16 +205,10 @@ pub struct DemoArgs {
     /// Where the synthetic data and the run go.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
-    /// Pretrained MobileNetV2 weights (default: $FERROVIS_WEIGHTS, then
-    /// ../shared/weights/mobilenet_v2-b0353104.pth when present).
+    /// Pretrained MobileNetV2 weights (default: mobilenet_v2-b0353104.pth in
+    /// $FERROVIS_WEIGHTS when present).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-}
-
-/// `--weights`, or its old spelling `--run` (with a deprecation note).
-fn weights_arg(weights: Option<PathBuf>, run: Option<PathBuf>) -> Result<PathBuf> {
-    ferrovis_core::cli::renamed(weights, run, "--run", "--weights")
-        .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR|FILE"))
 }
 
 /// Runs one parsed command line.
@@ -252,7 +246,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Val(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;
-            let weights = weights_arg(args.weights, args.run)?;
+            let weights =
+                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
             match predict::ModelSource::resolve(&weights, args.arch.as_deref())? {
                 predict::ModelSource::Run { run, file } => {
                     eval::eval_run(&run, &file, args.data.as_deref(), device, args.out.as_deref())
@@ -272,7 +267,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Predict(args) => {
             let device = ferrovis_core::device::parse_device(&args.device)?;
-            let weights = weights_arg(args.weights, args.run)?;
+            let weights =
+                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
             let (clf, classes, transform) = predict::load(&source, device)?;
             let images = ferrovis_data::decode::image_files(&args.images)?;
@@ -281,7 +277,8 @@ pub fn run(cli: Cli) -> Result<()> {
             predict::print(&predictions, args.json)
         }
         Command::Export(args) => {
-            let weights = weights_arg(args.weights, args.run)?;
+            let weights =
+                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let size = export::export(&weights, &args.out)?;
             println!(
                 "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}), output: logits)",

@@ -61,6 +61,17 @@ pub fn renamed<T>(new: Option<T>, old: Option<T>, old_flag: &str, new_flag: &str
     }
 }
 
+/// [`renamed`] for an option that must be given in one spelling or the other: an error naming
+/// `new_flag` when neither was.
+pub fn renamed_required<T>(
+    new: Option<T>,
+    old: Option<T>,
+    old_flag: &str,
+    new_flag: &str,
+) -> Result<T> {
+    renamed(new, old, old_flag, new_flag).ok_or_else(|| Error::Invalid(format!("give {new_flag}")))
+}
+
 /// Splits a binary's trailing arguments: `key=value` settings (Ultralytics' style, accepted by
 /// every binary) go to the configuration overrides; anything else is an error naming it.
 pub fn settings(args: &[String]) -> Result<Vec<String>> {
@@ -82,7 +93,8 @@ pub fn settings(args: &[String]) -> Result<Vec<String>> {
 /// [`weights_in`]). `FERROVIS_VGG` and `FERROVIS_WEIGHTS_DIR`, earlier spellings in the style
 /// binary, are read too, with a note.
 pub fn env_weights() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FERROVIS_WEIGHTS") {
+    // Empty counts as unset, so `make demo` can pass an empty FERROVIS_WEIGHTS when it has none.
+    if let Some(p) = std::env::var_os("FERROVIS_WEIGHTS").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     ["FERROVIS_VGG", "FERROVIS_WEIGHTS_DIR"]
@@ -101,6 +113,12 @@ pub fn weights_in(path: &std::path::Path, names: &[&str]) -> Option<PathBuf> {
         return Some(path.to_path_buf());
     }
     names.iter().map(|n| path.join(n)).find(|p| p.is_file())
+}
+
+/// The first of `names` that `$FERROVIS_WEIGHTS` stands for (see [`weights_in`]); `None` when the
+/// variable is unset or holds none of them.
+pub fn env_weights_in(names: &[&str]) -> Option<PathBuf> {
+    weights_in(&env_weights()?, names)
 }
 
 /// Runs a `weights` subcommand, printing to stdout.

@@ -12,15 +12,8 @@ use crate::config::{Mode, SegmentConfig};
 use crate::infer::InferOptions;
 use crate::{predict, train};
 
-/// `$FERROVIS_WEIGHTS` (a MobileNetV2 checkpoint, or a folder holding torchvision's), else the
-/// one in `../shared/weights` when present.
-fn default_weights() -> Option<PathBuf> {
-    const FILE: &str = "mobilenet_v2-b0353104.pth";
-    ferrovis_core::cli::env_weights()
-        .and_then(|p| ferrovis_core::cli::weights_in(&p, &[FILE]))
-        .or_else(|| Some(PathBuf::from("../shared/weights").join(FILE)))
-        .filter(|p| p.is_file())
-}
+/// torchvision's ImageNet MobileNetV2, looked for in `$FERROVIS_WEIGHTS` when no --weights is given.
+const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// The demo's configuration for data in `data` and runs under `out`: a U-Net on MobileNetV2
 /// from `weights` when given, else on a ResNet18 from random initialisation.
@@ -72,7 +65,7 @@ pub fn run(out: &Path, weights: Option<PathBuf>, epochs: usize) -> Result<()> {
         "data: synthetic shapes masks (background + circle, square, triangle; 80 + 20 images) in {}",
         data.display()
     );
-    let weights = weights.or_else(default_weights);
+    let weights = weights.or_else(|| ferrovis_core::cli::env_weights_in(&[MOBILENET_V2]));
     if weights.is_none() {
         println!(
             "no pretrained weights found: the U-Net's ResNet18 encoder starts from random \

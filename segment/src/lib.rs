@@ -248,8 +248,8 @@ pub struct DemoArgs {
     /// Where the data and runs go.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
-    /// The encoder's ImageNet weights (default: FERROVIS_WEIGHTS, else
-    /// ../shared/weights/mobilenet_v2-b0353104.pth when present).
+    /// The encoder's ImageNet weights (default: mobilenet_v2-b0353104.pth in
+    /// $FERROVIS_WEIGHTS when present).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Epochs.
@@ -289,8 +289,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Val(args) => {
             let device = parse_device(&args.infer.device)?;
-            let weights = ferrovis_core::cli::renamed(args.weights, args.run, "--run", "--weights")
-                .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR"))?;
+            let weights =
+                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let run = ferrovis_core::run::resolve_weights(&weights)?.run;
             let loaded = predict::load_model(&weights, None, None, device)?;
             let mut cfg: SegmentConfig = match run.as_ref().map(|r| r.config()) {

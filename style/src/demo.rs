@@ -3,8 +3,6 @@
 //! Without the relu3_1 encoder/decoder it says so and runs Gatys on a random VGG19, so
 //! `make demo` completes on a fresh clone.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use ferrovis_core::backbone::{BackboneOptions, Vgg, VggConfig};
 use ferrovis_core::device::parse_device;
@@ -27,8 +25,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "--weights-dir",
         "--weights",
     )
-    .or_else(crate::r31_dir_from_env)
-    .unwrap_or_else(|| PathBuf::from("../shared/weights"));
+    .or_else(crate::r31_dir_from_env);
     std::fs::create_dir_all(&args.out)?;
     let content_path = args.out.join("content_chelsea.png");
     let style_path = args.out.join("style_starry_night.jpg");
@@ -38,14 +35,18 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let content = image::load(&content_path, args.size, device)?;
     let style = image::load(&style_path, args.size, device)?;
     let styles = [(style, 1.0)];
-    let (Some(enc), Some(dec)) = (existing(&dir, "vgg_r31.pth"), existing(&dir, "dec_r31.pth"))
-    else {
+    let pair = dir
+        .as_deref()
+        .and_then(|d| Some((existing(d, "vgg_r31.pth")?, existing(d, "dec_r31.pth")?)));
+    let Some((enc, dec)) = pair else {
+        let place = dir.map_or("(no folder given)".to_string(), |d| {
+            format!("in {}", d.display())
+        });
         println!(
-            "no vgg_r31.pth / dec_r31.pth in {} (pass --weights DIR or set \
+            "no vgg_r31.pth / dec_r31.pth{place} (pass --weights DIR or set \
              FERROVIS_WEIGHTS=DIR): WCT and AdaIN need them. Running Gatys with a randomly \
              initialised VGG19 instead (random features carry some texture, far less than \
-             trained ones); for real results, {VGG19_HINT}",
-            dir.display()
+             trained ones); for real results, {VGG19_HINT}"
         );
         tch::manual_seed(0);
         let vs = VarStore::new(device);

@@ -379,8 +379,7 @@ pub struct DemoArgs {
     /// Where the results go.
     #[arg(long, default_value = "runs/style/demo")]
     pub out: PathBuf,
-    /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS, else
-    /// ../shared/weights).
+    /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS's folder).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Old spelling of --weights.
@@ -567,8 +566,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Predict(a) => {
             let device = parse_device(&a.device)?;
-            let weights = ferrovis_core::cli::renamed(a.weights, a.model, "--model", "--weights")
-                .ok_or_else(|| anyhow::anyhow!("give --weights RUN_DIR|FILE"))?;
+            let weights =
+                ferrovis_core::cli::renamed_required(a.weights, a.model, "--model", "--weights")?;
             let (_vs, net) = fast::load_transformer(&weights, device)?;
             let files = ferrovis_data::decode::image_files(&a.sources)?;
             let t = Instant::now();

@@ -208,6 +208,16 @@ pub struct RunControl {
     pub config_toml: Option<String>,
 }
 
+impl RunControl {
+    /// A fresh run without progress output (tests, scripts, library callers).
+    pub fn quiet() -> Self {
+        RunControl {
+            quiet: true,
+            ..Default::default()
+        }
+    }
+}
+
 /// Installs a Ctrl-C handler that sets the returned flag (pass it in [`RunControl::stop`]); a
 /// second Ctrl-C exits at once.
 pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {

@@ -11,14 +11,6 @@ use ferrovis_tests::shared_dir;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Training without progress output.
-fn quiet() -> RunControl {
-    RunControl {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
 fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f64 {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let shared = shared_dir();
@@ -36,7 +28,7 @@ fn run(arch: &str, weights: &str, mode: Mode, epochs: usize, augment: bool) -> f
     cfg.train.seed = 0;
     cfg.train.device = "cpu".into();
     cfg.train.project = project.path().display().to_string();
-    let summary = train::train(&cfg, &quiet(), None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     println!(
         "{arch} {mode:?}: best val accuracy {:.4} in {:.0} s ({})",
         summary.best_accuracy, summary.seconds, summary.path

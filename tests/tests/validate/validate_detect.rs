@@ -35,15 +35,7 @@ fn validate_detect_coco128_from_scratch() {
     ];
     let cfg = DetectConfig::load(None, &args).unwrap();
     let t = std::time::Instant::now();
-    let summary = train::train(
-        &cfg,
-        &RunControl {
-            quiet: true,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     println!("{csv}");
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();

@@ -69,11 +69,7 @@ fn validate_segment_isbi_unet_mobilenet_v2() {
     cfg.train.project = out.display().to_string();
     cfg.train.name = "unet-mobilenet_v2".into();
     let t = std::time::Instant::now();
-    let quiet = RunControl {
-        quiet: true,
-        ..Default::default()
-    };
-    let summary = train::train(&cfg, &quiet, None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let last = summary.last.as_ref().unwrap();
     println!("{}", last.table());
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
@@ -150,11 +146,7 @@ fn validate_segment_coco128_deeplabv3plus() {
     cfg.train.project = out.display().to_string();
     cfg.train.name = "deeplabv3plus-mobilenet_v2".into();
     let t = std::time::Instant::now();
-    let quiet = RunControl {
-        quiet: true,
-        ..Default::default()
-    };
-    let summary = train::train(&cfg, &quiet, None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let last = summary.last.as_ref().unwrap();
     println!("{}", last.table());
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();

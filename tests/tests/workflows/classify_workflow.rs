@@ -10,8 +10,6 @@ use ferrovis_core::checkpoint;
 use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::synthetic::{self, ShapesConfig};
 
-use crate::quiet;
-
 /// ResNet18 at 32 px on the synthetic shapes in `data`, runs under `project`.
 pub(crate) fn config(
     data: &std::path::Path,
@@ -77,7 +75,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
         let mut cfg = init_cfg.clone();
         cfg.train.mode = mode;
         cfg.model.weights = init.display().to_string();
-        let summary = train::train(&cfg, &quiet(), None).unwrap();
+        let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
         let run = &summary.run;
         assert_eq!(run.file_name().unwrap(), train::mode_name(mode));
         for file in [
@@ -231,7 +229,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.data.augment = false;
     cfg.model.weights = init.display().to_string();
     cfg.train.name = "cached".into();
-    let summary = train::train(&cfg, &quiet(), None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     assert_eq!(summary.path, "cached features");
 
     // Mixup and CutMix (one or the other per batch), label smoothing and class balancing run.
@@ -244,7 +242,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     cfg.train.label_smoothing = 0.1;
     cfg.data.balance_classes = true;
     cfg.train.name = "mixed".into();
-    let summary = train::train(&cfg, &quiet(), None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     let loss: f64 = csv
         .lines()

@@ -13,8 +13,6 @@ use ferrovis_detect::postprocess::NmsConfig;
 use ferrovis_detect::{predict, train, val};
 use tch::Device;
 
-use crate::quiet;
-
 fn shapes(dir: &Path) -> std::path::PathBuf {
     let cfg = ShapesConfig {
         image_size: 64,
@@ -59,7 +57,12 @@ fn train_val_predict_on_a_run_folder() {
     let project = dir.path().join("runs");
 
     // From scratch, then fine-tuned from its weights with the backbone frozen.
-    let scratch = train::train(&config(&data, &project, "scratch", &[]), &quiet(), None).unwrap();
+    let scratch = train::train(
+        &config(&data, &project, "scratch", &[]),
+        &RunControl::quiet(),
+        None,
+    )
+    .unwrap();
     let run = &scratch.run;
     let results = std::fs::read_to_string(run.join("results.csv")).unwrap();
     let header = results.lines().next().unwrap();
@@ -96,7 +99,7 @@ fn train_val_predict_on_a_run_folder() {
     let model = format!("model={}", best.display());
     let tuned = train::train(
         &config(&data, &project, "tuned", &[&model, "freeze=10", "epochs=1"]),
-        &quiet(),
+        &RunControl::quiet(),
         None,
     )
     .unwrap();
@@ -181,7 +184,7 @@ fn a_stopped_run_resumes_to_the_end() {
     let cfg = config(&data, &project, "r", &["mosaic=0"]);
     let stop = RunControl {
         stop_after: Some(1),
-        ..quiet()
+        ..RunControl::quiet()
     };
     let first = train::train(&cfg, &stop, None).unwrap();
     let rows = |run: &Path| {
@@ -191,7 +194,7 @@ fn a_stopped_run_resumes_to_the_end() {
             .count()
     };
     assert_eq!(rows(&first.run), 2);
-    let resumed = train::train(&cfg, &quiet(), Some(&first.run)).unwrap();
+    let resumed = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
     assert_eq!(resumed.run, first.run);
     assert_eq!(rows(&first.run), 3);
 }

@@ -471,9 +471,8 @@ fn gradual_unfreezing_trains_the_head_first_then_everything_at_spread_rates() {
     cfg.ema = None;
     let dir = tempfile::tempdir().unwrap();
     let control = RunControl {
-        quiet: true,
         config_toml: Some("[train]\nmode = \"gradual\"\n".into()),
-        ..Default::default()
+        ..RunControl::quiet()
     };
     fit(&vs, &mut task, &mut opt, &cfg, dir.path(), &control).unwrap();
     let changed = |a: &[(String, String)], b: &[(String, String)]| -> Vec<String> {

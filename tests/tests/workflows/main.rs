@@ -17,14 +17,6 @@ mod style_workflow;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Training without progress output.
-fn quiet() -> ferrovis_core::engine::RunControl {
-    ferrovis_core::engine::RunControl {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
 /// The lock every test here holds while it runs (a test that panicked does not poison it).
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())

@@ -17,7 +17,7 @@ use ferrovis_segment::run::RunMeta;
 use ferrovis_segment::{data, predict, train, val};
 use tch::Device;
 
-use crate::quiet;
+use ferrovis_core::engine::RunControl;
 
 fn shapes(dir: &Path) -> std::path::PathBuf {
     let cfg = ShapesConfig {
@@ -59,7 +59,7 @@ fn train_val_predict_round_trip() {
     let mut cfg = config(&data, &project, "unet");
     cfg.train.mode = Mode::FeatureExtract;
     cfg.train.loss = "ce+dice".into();
-    let summary = train::train(&cfg, &quiet(), None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let run = &summary.run;
     for f in [
         "segment.json",
@@ -149,7 +149,7 @@ fn deeplab_trains_with_its_auxiliary_loss_and_sgd_poly() {
     let mut cfg = config(&data, &tmp.path().join("runs"), "deeplab");
     cfg.model.arch = Architecture::Deeplabv3;
     cfg.train.epochs = 1;
-    let summary = train::train(&cfg, &quiet(), None).unwrap();
+    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let csv = std::fs::read_to_string(summary.run.join("results.csv")).unwrap();
     let row: Vec<f64> = csv
         .lines()
@@ -182,7 +182,10 @@ fn bad_masks_and_settings_are_named() {
 
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.train.loss = "ce+lovasz".into();
-    let err = format!("{:#}", train::train(&cfg, &quiet(), None).unwrap_err());
+    let err = format!(
+        "{:#}",
+        train::train(&cfg, &RunControl::quiet(), None).unwrap_err()
+    );
     assert!(
         err.contains("train.loss") && err.contains("lovasz"),
         "{err}"
@@ -190,7 +193,10 @@ fn bad_masks_and_settings_are_named() {
 
     let mut cfg = config(&data, &tmp.path().join("runs"), "bad");
     cfg.train.optimizer = "adamx".into();
-    let err = format!("{:#}", train::train(&cfg, &quiet(), None).unwrap_err());
+    let err = format!(
+        "{:#}",
+        train::train(&cfg, &RunControl::quiet(), None).unwrap_err()
+    );
     assert!(
         err.contains("train.optimizer") && err.contains("adamx"),
         "{err}"

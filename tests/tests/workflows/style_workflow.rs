@@ -74,11 +74,7 @@ fn train_fast_step_stylize_and_gatys() {
         project: tmp.path().join("runs"),
         name: "fast".into(),
     };
-    let quiet = RunControl {
-        quiet: true,
-        ..Default::default()
-    };
-    let run = fast::train_fast(&cfg, Device::Cpu, None, &quiet).unwrap();
+    let run = fast::train_fast(&cfg, Device::Cpu, None, &RunControl::quiet()).unwrap();
     let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(
@@ -90,7 +86,7 @@ fn train_fast_step_stylize_and_gatys() {
         epochs: 2,
         ..cfg.clone()
     };
-    let again = fast::train_fast(&longer, Device::Cpu, Some(&run), &quiet).unwrap();
+    let again = fast::train_fast(&longer, Device::Cpu, Some(&run), &RunControl::quiet()).unwrap();
     assert_eq!(again, run);
     let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
@@ -98,7 +94,7 @@ fn train_fast_step_stylize_and_gatys() {
     let missing = tmp.path().join("no-run");
     let err = format!(
         "{:#}",
-        fast::train_fast(&cfg, Device::Cpu, Some(&missing), &quiet).unwrap_err()
+        fast::train_fast(&cfg, Device::Cpu, Some(&missing), &RunControl::quiet()).unwrap_err()
     );
     assert!(err.contains("no-run: no such run folder"), "{err}");
     // The run recorded its settings; val scores the network with them.

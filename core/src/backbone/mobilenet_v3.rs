@@ -17,7 +17,7 @@ use super::{
     feature_stages, global_pool, make_divisible, Backbone, BackboneOptions, FeatureInfo,
     PretrainedCfg, Stage,
 };
-use crate::nn::{Activation, Conv2dSpec, ConvNormAct, SqueezeExcitation};
+use crate::nn::{Activation, Conv2dSpec, ConvNormAct, NormLayer, SqueezeExcitation};
 
 /// BatchNorm eps and momentum of every MobileNetV3 normalisation.
 const BN: (f64, f64) = (0.001, 0.01);
@@ -134,7 +134,7 @@ struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn new(p: &Path, s: &BlockSetting, stride: i64, dilation: i64) -> Self {
+    fn new(p: &Path, s: &BlockSetting, stride: i64, dilation: i64, norm: NormLayer) -> Self {
         let b = p / "block";
         let act = if s.hardswish {
             Activation::Hardswish
@@ -147,17 +147,17 @@ impl InvertedResidual {
             &b / (i - 1).to_string()
         };
         let expand = (s.expanded != s.c_in).then(|| {
-            ConvNormAct::new(
+            ConvNormAct::with_norm(
                 &next(),
                 s.c_in,
                 s.expanded,
                 Conv2dSpec::new(1),
                 act,
-                BN.0,
-                BN.1,
+                norm,
+                BN,
             )
         });
-        let depthwise = ConvNormAct::new(
+        let depthwise = ConvNormAct::with_norm(
             &next(),
             s.expanded,
             s.expanded,
@@ -166,8 +166,8 @@ impl InvertedResidual {
                 .dilation(dilation)
                 .groups(s.expanded),
             act,
-            BN.0,
-            BN.1,
+            norm,
+            BN,
         );
         let se = s.se.then(|| {
             SqueezeExcitation::with_gate(
@@ -178,14 +178,14 @@ impl InvertedResidual {
                 Activation::Hardsigmoid,
             )
         });
-        let project = ConvNormAct::new(
+        let project = ConvNormAct::with_norm(
             &next(),
             s.expanded,
             s.c_out,
             Conv2dSpec::new(1),
             Activation::None,
-            BN.0,
-            BN.1,
+            norm,
+            BN,
         );
         InvertedResidual {
             expand,
@@ -235,15 +235,16 @@ impl MobileNetV3 {
     /// Builds `config` under `p`.
     pub fn new(p: &Path, config: &MobileNetV3Config, opts: &BackboneOptions) -> Self {
         let f = p / "features";
+        let norm = opts.norm;
         let (settings, hidden) = config.settings();
-        let stem = ConvNormAct::new(
+        let stem = ConvNormAct::with_norm(
             &(&f / "0"),
             3,
             settings[0].c_in,
             Conv2dSpec::new(3).stride(2),
             Activation::Hardswish,
-            BN.0,
-            BN.1,
+            norm,
+            BN,
         );
         // The output stride of features.0, features.1, … without dilation, to place the levels.
         let mut nominal = vec![2];
@@ -266,19 +267,20 @@ impl MobileNetV3 {
                 s,
                 stride,
                 dilation,
+                norm,
             ));
         }
         let c_last = settings[settings.len() - 1].c_out;
         let last_index = settings.len() + 1;
         nominal.push(*nominal.last().unwrap_or(&32));
-        let last_conv = ConvNormAct::new(
+        let last_conv = ConvNormAct::with_norm(
             &(&f / last_index.to_string()),
             c_last,
             6 * c_last,
             Conv2dSpec::new(1),
             Activation::Hardswish,
-            BN.0,
-            BN.1,
+            norm,
+            BN,
         );
         // Each level is the last module at its nominal stride.
         let levels: Vec<usize> = [2, 4, 8, 16, 32]

@@ -165,8 +165,9 @@ pub struct BackboneOptions {
     pub dropout: Option<f64>,
     /// Stochastic-depth (drop-path) probability of the last block; `None` keeps the default.
     pub stochastic_depth: Option<f64>,
-    /// The normalisation layers: BatchNorm, or torchvision's FrozenBatchNorm2d for detection
-    /// backbones (ResNet only for now; other families refuse it).
+    /// The normalisation layers: BatchNorm with the family's settings, BatchNorm with others, or
+    /// torchvision's FrozenBatchNorm2d for detection backbones (ResNet and MobileNetV3; other
+    /// families refuse anything but the default).
     pub norm: crate::nn::NormLayer,
 }
 
@@ -251,9 +252,12 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             NAMES.join(", ")
         ))
     };
-    if opts.norm != crate::nn::NormLayer::BatchNorm && !name.starts_with("resnet") {
+    if opts.norm != crate::nn::NormLayer::BatchNorm
+        && !(name.starts_with("resnet") || name.starts_with("mobilenet_v3"))
+    {
         return Err(Error::Invalid(format!(
-            "{name}: frozen BatchNorm is only available for ResNet backbones here"
+            "{name}: another normalisation than BatchNorm is only available for ResNet and \
+             MobileNetV3 backbones here"
         )));
     }
     if let Some(cfg) = ResNetConfig::by_name(name) {

@@ -1,18 +1,18 @@
-//! torchvision's `Conv2dNormActivation`: a Sequential of conv (`0`), BatchNorm (`1`) and an
-//! activation (parameter-free, so it owns no name).
+//! torchvision's `Conv2dNormActivation`: a Sequential of conv (`0`), BatchNorm or frozen
+//! BatchNorm (`1`) and an activation (parameter-free, so it owns no name).
 
 use tch::nn::{Module, Path};
 use tch::Tensor;
 
-use super::{conv2d, Activation, BatchNorm2d, Conv2dSpec};
+use super::{conv2d, Activation, Conv2dSpec, Norm2d, NormLayer};
 
-/// Convolution without bias, then BatchNorm, then an activation.
+/// Convolution without bias, then BatchNorm (or frozen BatchNorm), then an activation.
 #[derive(Debug)]
 pub struct ConvNormAct {
     /// The convolution (`<path>.0`).
     pub conv: tch::nn::Conv2D,
     /// The normalisation (`<path>.1`).
-    pub bn: BatchNorm2d,
+    pub bn: Norm2d,
     /// The activation.
     pub act: Activation,
 }
@@ -56,7 +56,25 @@ impl ConvNormAct {
     ) -> Self {
         ConvNormAct {
             conv: conv2d(conv, c_in, c_out, spec.bias(false)),
-            bn: BatchNorm2d::with(bn, c_out, eps, momentum),
+            bn: Norm2d::with(bn, c_out, NormLayer::BatchNorm, eps, momentum),
+            act,
+        }
+    }
+
+    /// Like [`Self::new`] with the normalisation chosen by `norm`; `(eps, momentum)` are the
+    /// family's BatchNorm settings, used when `norm` is plain [`NormLayer::BatchNorm`].
+    pub fn with_norm(
+        p: &Path,
+        c_in: i64,
+        c_out: i64,
+        spec: Conv2dSpec,
+        act: Activation,
+        norm: NormLayer,
+        (eps, momentum): (f64, f64),
+    ) -> Self {
+        ConvNormAct {
+            conv: conv2d(&(p / "0"), c_in, c_out, spec.bias(false)),
+            bn: Norm2d::with(&(p / "1"), c_out, norm, eps, momentum),
             act,
         }
     }

@@ -53,6 +53,14 @@ pub enum NormLayer {
     /// Trainable BatchNorm with running statistics (the classification default).
     #[default]
     BatchNorm,
+    /// Trainable BatchNorm with this eps and momentum instead of the family's own (SSDlite
+    /// builds its MobileNetV3 with momentum 0.03).
+    BatchNormWith {
+        /// Added to the variance.
+        eps: f64,
+        /// Weight of the new batch in the running statistics.
+        momentum: f64,
+    },
     /// [`FrozenBatchNorm2d`] with this eps (torchvision's detection backbones: 1e-5, or 0.0 for
     /// the COCO v1 Faster R-CNN weights).
     Frozen {
@@ -73,8 +81,17 @@ pub enum Norm2d {
 impl Norm2d {
     /// `kind` over `channels` under `p` (BatchNorm with PyTorch's eps 1e-5 and momentum 0.1).
     pub fn new(p: &Path, channels: i64, kind: NormLayer) -> Self {
+        Self::with(p, channels, kind, 1e-5, 0.1)
+    }
+
+    /// `kind` over `channels` under `p`, where plain [`NormLayer::BatchNorm`] takes the family's
+    /// `eps` and `momentum` (MobileNetV3: 0.001 and 0.01).
+    pub fn with(p: &Path, channels: i64, kind: NormLayer, eps: f64, momentum: f64) -> Self {
         match kind {
-            NormLayer::BatchNorm => Norm2d::Batch(BatchNorm2d::new(p, channels)),
+            NormLayer::BatchNorm => Norm2d::Batch(BatchNorm2d::with(p, channels, eps, momentum)),
+            NormLayer::BatchNormWith { eps, momentum } => {
+                Norm2d::Batch(BatchNorm2d::with(p, channels, eps, momentum))
+            }
             NormLayer::Frozen { eps } => Norm2d::Frozen(FrozenBatchNorm2d::new(p, channels, eps)),
         }
     }

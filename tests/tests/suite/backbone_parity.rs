@@ -288,6 +288,17 @@ fn head_pattern_drops_exactly_the_classifier() {
     assert!(report.unexpected.is_empty() && report.mismatched.is_empty());
 }
 
+/// The folder `frozen_bn.py` writes, run once for both frozen-BatchNorm tests.
+fn frozen_bn_reference() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("frozen-bn-reference");
+        let _ = std::fs::remove_dir_all(&dir);
+        run_reference("frozen_bn.py", &[dir.as_os_str()]);
+        dir
+    })
+}
+
 /// torchvision's detection backbones: ResNet-50 with FrozenBatchNorm2d (eps 1e-5, and 0.0 as the
 /// COCO v1 Faster R-CNN weights need), loaded from an ordinary BatchNorm checkpoint whose
 /// `num_batches_tracked` buffers have nowhere to go (skipped, as torchvision drops them).
@@ -295,9 +306,7 @@ fn head_pattern_drops_exactly_the_classifier() {
 fn resnet50_with_frozen_batch_norm_matches_torchvision() {
     use ferrovis_core::nn::NormLayer;
     tch::set_num_threads(1);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("frozen-bn-reference");
-    let _ = std::fs::remove_dir_all(&dir);
-    run_reference("frozen_bn.py", &[dir.as_os_str()]);
+    let dir = frozen_bn_reference();
     let counts: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("counts.json")).unwrap()).unwrap();
     for (eps, tag) in [(1e-5, "1e-5"), (0.0, "0")] {
@@ -343,5 +352,74 @@ fn resnet50_with_frozen_batch_norm_matches_torchvision() {
             println!("frozen eps {tag} layer4: max abs difference / max |value| {rel:.1e} (max {scale:.1})");
             assert!(rel <= 1e-5, "frozen eps {tag} layer4: {rel:e} relative");
         });
+    }
+}
+
+/// MobileNetV3-Large as `fasterrcnn_mobilenet_v3_large_fpn` builds it (FrozenBatchNorm2d with
+/// its default eps 1e-5, not MobileNetV3's 0.001), and as SSDlite does (BatchNorm momentum 0.03):
+/// the same logits and running statistics as torchvision from the same checkpoint.
+#[test]
+fn mobilenet_v3_with_frozen_or_custom_batch_norm_matches_torchvision() {
+    use ferrovis_core::nn::NormLayer;
+    tch::set_num_threads(1);
+    let dir = frozen_bn_reference();
+    let counts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("counts.json")).unwrap()).unwrap();
+    let build = |norm| {
+        let vs = VarStore::new(Device::Cpu);
+        let opts = BackboneOptions {
+            norm,
+            ..Default::default()
+        };
+        let model = backbone::create("mobilenet_v3_large", &vs.root(), &opts).unwrap();
+        let report = checkpoint::load_file(
+            &vs,
+            dir.join("mobilenet_v3_large_bn.pth"),
+            &LoadOptions::default().strict(true),
+        )
+        .unwrap();
+        (vs, model, report)
+    };
+    let (vs, model, report) = build(NormLayer::Frozen { eps: 1e-5 });
+    assert!(report
+        .skipped
+        .iter()
+        .all(|n| n.ends_with(".num_batches_tracked")));
+    // 46 BatchNorms, each with a step counter the frozen ones do not keep.
+    assert_eq!(report.skipped.len(), 46, "{report}");
+    assert_eq!(
+        trainable_parameters(&vs),
+        counts["mnv3_frozen"].as_i64().unwrap(),
+        "parameters (frozen statistics are buffers)"
+    );
+    let expected = checkpoint::read(dir.join("mnv3_frozen.safetensors")).unwrap();
+    let x = expected.get("input").unwrap();
+    tch::no_grad(|| {
+        check_close(
+            "MobileNetV3 frozen eps 1e-5 logits",
+            &model.forward_t(x, false),
+            expected.get("logits").unwrap(),
+            1e-4,
+        );
+        // Training mode changes no feature (the classifier's dropout aside): frozen statistics.
+        let (train, eval) = (model.features(x, true), model.features(x, false));
+        assert_eq!(
+            max_abs_diff(&train[4], &eval[4]),
+            0.0,
+            "features in training mode"
+        );
+    });
+    let (vs, model, _) = build(NormLayer::BatchNormWith {
+        eps: 0.001,
+        momentum: 0.03,
+    });
+    let _ = tch::no_grad(|| model.forward_t(x, true));
+    let stats = checkpoint::read(dir.join("mnv3_momentum.safetensors")).unwrap();
+    let vars = vs.variables();
+    for name in ["running_mean", "running_var"] {
+        let ours = &vars[&format!("features.0.1.{name}")];
+        let d = max_abs_diff(ours, stats.get(name).unwrap());
+        println!("MobileNetV3 BatchNorm momentum 0.03, features.0.1.{name}: max |Δ| {d:.1e}");
+        assert!(d <= 1e-5, "{name}: {d:e}");
     }
 }

@@ -22,7 +22,7 @@ pub enum BoxFormat {
 }
 
 /// Checks that `t` is `(N, 4)` and floating point; `name` is the argument's name for the error.
-fn check_boxes(t: &Tensor, name: &str) -> Result<()> {
+pub(crate) fn check_boxes(t: &Tensor, name: &str) -> Result<()> {
     let size = t.size();
     if size.len() != 2 || size[1] != 4 {
         return Err(Error::Invalid(format!(
@@ -39,7 +39,7 @@ fn check_boxes(t: &Tensor, name: &str) -> Result<()> {
 }
 
 /// Like [`check_boxes`], and every coordinate finite with `x2 ≥ x1`, `y2 ≥ y1`.
-fn check_xyxy(t: &Tensor, name: &str) -> Result<()> {
+pub(crate) fn check_xyxy(t: &Tensor, name: &str) -> Result<()> {
     check_boxes(t, name)?;
     if t.numel() == 0 {
         return Ok(());

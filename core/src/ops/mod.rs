@@ -8,7 +8,8 @@
 //! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`;
 //! - [`anchors`]: torchvision's `AnchorGenerator`;
 //! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD);
-//! - [`sampler`]: torchvision's `BalancedPositiveNegativeSampler`.
+//! - [`sampler`]: torchvision's `BalancedPositiveNegativeSampler`;
+//! - [`roi_align`]: torchvision's `roi_align` and `MultiScaleRoIAlign`, differentiable.
 
 pub mod anchors;
 pub mod box_coder;
@@ -16,4 +17,5 @@ pub mod boxes;
 pub mod default_boxes;
 pub mod detection;
 pub mod matcher;
+pub mod roi_align;
 pub mod sampler;

@@ -14,5 +14,6 @@ mod fpn;
 mod metrics_reference;
 mod optim_and_freeze;
 mod optim_lbfgs;
+mod roi_align;
 mod segment_reference;
 mod style_reference;

@@ -220,6 +220,11 @@ impl InvertedResidual {
 pub struct MobileNetV3 {
     stem: ConvNormAct,
     blocks: Vec<InvertedResidual>,
+    /// Indices into `blocks` of the blocks configured with stride 2.
+    strided: Vec<usize>,
+    stem_channels: i64,
+    block_channels: Vec<i64>,
+    last_channels: i64,
     last_conv: ConvNormAct,
     /// `classifier.0` (Linear to the hidden width) and `classifier.3` (to the classes); `None`
     /// for an encoder (`num_classes` 0).
@@ -232,13 +237,76 @@ pub struct MobileNetV3 {
 }
 
 impl MobileNetV3 {
-    /// Builds `config` under `p`.
+    /// Builds `config` under `p` (`p.features.*`, `p.classifier.*`).
     pub fn new(p: &Path, config: &MobileNetV3Config, opts: &BackboneOptions) -> Self {
-        let f = p / "features";
+        Self::build(&(p / "features"), Some(&(p / "classifier")), config, opts)
+    }
+
+    /// The `features` Sequential alone, its modules directly under `features` (`features.0.0.*`
+    /// …), with no classifier: what torchvision's detection models hold (`backbone.body.N.*` in
+    /// Faster R-CNN's `_mobilenet_extractor`, `backbone.features.0.N.*` in SSDlite).
+    pub fn features_at(
+        features: &Path,
+        config: &MobileNetV3Config,
+        opts: &BackboneOptions,
+    ) -> Self {
+        let opts = BackboneOptions {
+            num_classes: 0,
+            ..opts.clone()
+        };
+        Self::build(features, None, config, &opts)
+    }
+
+    /// The outputs of the `features.N` modules listed in `indices` (ascending), computing no
+    /// module past the last one.
+    pub fn forward_modules(&self, x: &Tensor, indices: &[usize], train: bool) -> Vec<Tensor> {
+        let last = indices.iter().copied().max().unwrap_or(0);
+        let mut out = Vec::with_capacity(indices.len());
+        let mut y = self.stem.forward_t(x, train);
+        if indices.contains(&0) {
+            out.push(y.shallow_clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate().take(last) {
+            y = block.forward_t(&y, train);
+            if indices.contains(&(i + 1)) {
+                out.push(y.shallow_clone());
+            }
+        }
+        if last > self.blocks.len() {
+            out.push(self.last_conv.forward_t(&y, train));
+        }
+        out
+    }
+
+    /// torchvision's `stage_indices` for detection: the stem (0), every block configured with
+    /// stride 2, and the last module (`[0, 2, 4, 7, 13, 16]` for Large). Trainable layers and
+    /// the FPN's inputs are counted on them.
+    pub fn stage_indices(&self) -> Vec<usize> {
+        let mut v = vec![0];
+        v.extend(self.strided.iter().map(|&i| i + 1));
+        v.push(self.blocks.len() + 1);
+        v
+    }
+
+    /// Output channels of module `features.N`.
+    pub fn module_channels(&self, index: usize) -> i64 {
+        match index {
+            0 => self.stem_channels,
+            i if i <= self.blocks.len() => self.block_channels[i - 1],
+            _ => self.last_channels,
+        }
+    }
+
+    fn build(
+        f: &Path,
+        classifier_path: Option<&Path>,
+        config: &MobileNetV3Config,
+        opts: &BackboneOptions,
+    ) -> Self {
         let norm = opts.norm;
         let (settings, hidden) = config.settings();
         let stem = ConvNormAct::with_norm(
-            &(&f / "0"),
+            &(f / "0"),
             3,
             settings[0].c_in,
             Conv2dSpec::new(3).stride(2),
@@ -263,7 +331,7 @@ impl MobileNetV3 {
             };
             total *= stride;
             blocks.push(InvertedResidual::new(
-                &(&f / (i + 1).to_string()),
+                &(f / (i + 1).to_string()),
                 s,
                 stride,
                 dilation,
@@ -274,7 +342,7 @@ impl MobileNetV3 {
         let last_index = settings.len() + 1;
         nominal.push(*nominal.last().unwrap_or(&32));
         let last_conv = ConvNormAct::with_norm(
-            &(&f / last_index.to_string()),
+            &(f / last_index.to_string()),
             c_last,
             6 * c_last,
             Conv2dSpec::new(1),
@@ -309,15 +377,20 @@ impl MobileNetV3 {
             bs_init: Some(nn::Init::Const(0.0)),
             bias: true,
         };
-        let c = p / "classifier";
-        let classifier = (opts.num_classes > 0).then(|| {
+        let classifier = classifier_path.filter(|_| opts.num_classes > 0).map(|c| {
             (
-                nn::linear(&c / "0", 6 * c_last, hidden, linear_cfg),
-                nn::linear(&c / "3", hidden, opts.num_classes, linear_cfg),
+                nn::linear(c / "0", 6 * c_last, hidden, linear_cfg),
+                nn::linear(c / "3", hidden, opts.num_classes, linear_cfg),
             )
         });
         MobileNetV3 {
             stem,
+            strided: (0..settings.len())
+                .filter(|&i| settings[i].stride > 1)
+                .collect(),
+            stem_channels: settings[0].c_in,
+            block_channels: settings.iter().map(|s| s.c_out).collect(),
+            last_channels: 6 * c_last,
             blocks,
             last_conv,
             classifier,

@@ -182,7 +182,7 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result<Tensor
 
 /// [`nms`] within each category of `idxs` (torchvision's `batched_nms`): boxes of different
 /// categories never suppress each other. Kept indices in decreasing score order, ties in index
-/// order.
+/// order (torchvision's per-category path orders ties arbitrarily).
 pub fn batched_nms(
     boxes: &Tensor,
     scores: &Tensor,
@@ -198,6 +198,24 @@ pub fn batched_nms(
             "idxs: expected integer categories, got {:?}",
             idxs.kind()
         )));
+    }
+    // torchvision's two paths. Up to 1,000 boxes on the CPU (5,000 on CUDA) it shifts each
+    // category's boxes by `idx · (max coordinate + 1)` and runs one NMS: the shifted coordinates
+    // are rounded in the boxes' precision, which decides IoUs that lie close to the threshold,
+    // so the same shift is made here. Above that it runs NMS per category on the boxes as they
+    // are, as the loop below does.
+    let limit = if boxes.device() == Device::Cpu {
+        4000
+    } else {
+        20000
+    };
+    if boxes.numel() <= limit {
+        if n == 0 {
+            return Ok(indices(&[], boxes.device()));
+        }
+        let max_coordinate = boxes.max();
+        let offsets = idxs.to_kind(boxes.kind()) * (max_coordinate + 1.0);
+        return nms(&(boxes + offsets.unsqueeze(1)), scores, iou_threshold);
     }
     let all = to_boxes(boxes)?;
     let s = to_scores(scores, "scores")?;

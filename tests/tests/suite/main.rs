@@ -10,6 +10,7 @@ mod data_decode_transforms;
 mod data_formats;
 mod data_loader;
 mod detect_reference;
+mod faster_rcnn;
 mod fpn;
 mod metrics_reference;
 mod optim_and_freeze;

@@ -1,0 +1,342 @@
+//! Faster R-CNN (Ren et al., 2015) as torchvision builds it, with its state_dict names so its
+//! checkpoints load as they are: `backbone.body` (ResNet-50 or MobileNetV3-Large) and
+//! `backbone.fpn` (a [`Fpn`]), `rpn` ([`Rpn`]) and `roi_heads` ([`RoiHeads`]), behind the
+//! [`RcnnTransform`].
+//!
+//! | arch | backbone | FPN inputs | RPN convs | box head | input |
+//! |---|---|---|---|---|---|
+//! | `fasterrcnn_resnet50_fpn` | ResNet-50 | layer1–4 | 1 | TwoMLPHead | 800 / 1333 |
+//! | `fasterrcnn_resnet50_fpn_v2` | ResNet-50, BatchNorm FPN | layer1–4 | 2 | 4 conv + 1 fc | 800 / 1333 |
+//! | `fasterrcnn_mobilenet_v3_large_fpn` | MobileNetV3-Large | features.13, .16 | 1 | TwoMLPHead | 800 / 1333 |
+//! | `fasterrcnn_mobilenet_v3_large_320_fpn` | the same | the same | 1 | TwoMLPHead | 320 / 640 |
+//!
+//! torchvision builds the backbone with FrozenBatchNorm2d when it starts from pretrained
+//! weights (eps 0.0 for the COCO v1 ResNet-50 checkpoint) and with BatchNorm otherwise;
+//! [`FasterRcnnConfig::norm`] says which.
+
+use anyhow::{bail, Context, Result};
+use tch::nn::{Path, VarStore};
+use tch::Tensor;
+
+use ferrovis_core::backbone::{
+    Backbone, BackboneOptions, MobileNetV3, MobileNetV3Config, ResNet, ResNetConfig,
+};
+use ferrovis_core::checkpoint::LoadOptions;
+use ferrovis_core::freeze::{set_trainable, FreezeOptions};
+use ferrovis_core::neck::{ExtraBlock, Fpn, FpnConfig};
+use ferrovis_core::nn::NormLayer;
+use ferrovis_core::ops::anchors::AnchorGenerator;
+use ferrovis_core::ops::roi_align::MultiScaleRoiAlign;
+
+use crate::rcnn::roi_heads::{BoxHead, FastRcnnPredictor, RoiHeads, RoiHeadsConfig};
+use crate::rcnn::rpn::{Rpn, RpnConfig};
+use crate::rcnn::transform::RcnnTransform;
+use crate::rcnn::{Detections, RcnnLosses, Target};
+
+/// Every architecture name [`FasterRcnnConfig::by_name`] knows.
+pub const ARCHS: &[&str] = &[
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+];
+
+/// Which backbone-with-FPN an architecture uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackboneKind {
+    /// ResNet-50 layer1–4 into a 4-level FPN (+ max-pool level); `v2` adds BatchNorm to the FPN.
+    ResNet50 {
+        /// The v2 recipe (arXiv 2111.11429).
+        v2: bool,
+    },
+    /// MobileNetV3-Large `features.13` and `features.16` into a 2-level FPN (+ max-pool level).
+    MobileNetV3Large,
+}
+
+/// A Faster R-CNN's shape and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FasterRcnnConfig {
+    /// The torchvision name.
+    pub arch: String,
+    /// The backbone.
+    pub backbone: BackboneKind,
+    /// Classes, the background included (91 for COCO).
+    pub num_classes: i64,
+    /// The backbone's normalisation (FrozenBatchNorm2d when fine-tuning from pretrained weights).
+    pub norm: NormLayer,
+    /// Input transform.
+    pub transform: RcnnTransform,
+    /// Region proposal network.
+    pub rpn: RpnConfig,
+    /// RoI heads.
+    pub roi_heads: RoiHeadsConfig,
+}
+
+impl FasterRcnnConfig {
+    /// torchvision's settings for `arch` with `num_classes`; `pretrained` (weights or backbone
+    /// weights given) selects FrozenBatchNorm2d (eps 1e-5) as torchvision does, except in v2,
+    /// which keeps BatchNorm.
+    pub fn by_name(arch: &str, num_classes: i64, pretrained: bool) -> Result<Self> {
+        let frozen = NormLayer::Frozen { eps: 1e-5 };
+        let (backbone, norm, transform, rpn) = match arch {
+            "fasterrcnn_resnet50_fpn" => (
+                BackboneKind::ResNet50 { v2: false },
+                if pretrained {
+                    frozen
+                } else {
+                    NormLayer::BatchNorm
+                },
+                RcnnTransform::new(800, 1333),
+                RpnConfig::default(),
+            ),
+            "fasterrcnn_resnet50_fpn_v2" => (
+                BackboneKind::ResNet50 { v2: true },
+                NormLayer::BatchNorm,
+                RcnnTransform::new(800, 1333),
+                RpnConfig::default(),
+            ),
+            "fasterrcnn_mobilenet_v3_large_fpn" | "fasterrcnn_mobilenet_v3_large_320_fpn" => {
+                let mut rpn = RpnConfig {
+                    score_thresh: 0.05,
+                    ..Default::default()
+                };
+                let transform = if arch.contains("320") {
+                    rpn.pre_nms_top_n_test = 150;
+                    rpn.post_nms_top_n_test = 150;
+                    RcnnTransform::new(320, 640)
+                } else {
+                    RcnnTransform::new(800, 1333)
+                };
+                // torchvision passes nn.BatchNorm2d itself (eps 1e-5, momentum 0.1), not
+                // MobileNetV3's own 0.001 / 0.01, when it builds this backbone untrained.
+                let plain = NormLayer::BatchNormWith {
+                    eps: 1e-5,
+                    momentum: 0.1,
+                };
+                (
+                    BackboneKind::MobileNetV3Large,
+                    if pretrained { frozen } else { plain },
+                    transform,
+                    rpn,
+                )
+            }
+            other => bail!(
+                "unknown Faster R-CNN architecture {other:?}; available: {}",
+                ARCHS.join(", ")
+            ),
+        };
+        if num_classes < 2 {
+            bail!("num_classes: expected at least 2 (the background and one class), got {num_classes}");
+        }
+        Ok(FasterRcnnConfig {
+            arch: arch.to_string(),
+            backbone,
+            num_classes,
+            norm,
+            transform,
+            rpn,
+            roi_heads: RoiHeadsConfig::default(),
+        })
+    }
+}
+
+/// The feature extractor under `backbone.body`. One exists per model, so the variants' sizes
+/// do not matter.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Body {
+    ResNet(ResNet),
+    MobileNetV3 {
+        net: MobileNetV3,
+        /// The `features.N` modules feeding the FPN.
+        taps: Vec<usize>,
+    },
+}
+
+/// torchvision's `FasterRCNN`.
+#[derive(Debug)]
+pub struct FasterRcnn {
+    /// Shape and settings.
+    pub config: FasterRcnnConfig,
+    body: Body,
+    fpn: Fpn,
+    /// The region proposal network.
+    pub rpn: Rpn,
+    /// The box branch.
+    pub roi_heads: RoiHeads,
+}
+
+impl FasterRcnn {
+    /// Builds `config` under `p` (the model's root: `p.backbone.body.*`, `p.rpn.*`, …).
+    pub fn new(p: &Path, config: &FasterRcnnConfig) -> Result<Self> {
+        let body_path = p / "backbone" / "body";
+        let opts = BackboneOptions {
+            num_classes: 0,
+            norm: config.norm,
+            ..Default::default()
+        };
+        let (body, in_channels, anchors, v2) = match config.backbone {
+            BackboneKind::ResNet50 { v2 } => {
+                let cfg = ResNetConfig::by_name("resnet50").context("resnet50 config")?;
+                let net = ResNet::new(&body_path, &cfg, &opts)?;
+                (
+                    Body::ResNet(net),
+                    vec![256, 512, 1024, 2048],
+                    AnchorGenerator::fpn(),
+                    v2,
+                )
+            }
+            BackboneKind::MobileNetV3Large => {
+                let cfg = MobileNetV3Config::by_name("mobilenet_v3_large")
+                    .context("mobilenet_v3_large config")?;
+                let net = MobileNetV3::features_at(&body_path, &cfg, &opts);
+                let stages = net.stage_indices();
+                let taps = vec![stages[stages.len() - 2], stages[stages.len() - 1]];
+                let channels = taps.iter().map(|&i| net.module_channels(i)).collect();
+                let sizes = vec![vec![32.0, 64.0, 128.0, 256.0, 512.0]; 3];
+                let anchors = AnchorGenerator::new(sizes, vec![vec![0.5, 1.0, 2.0]; 3])?;
+                (Body::MobileNetV3 { net, taps }, channels, anchors, false)
+            }
+        };
+        let fpn = Fpn::new(
+            &(p / "backbone" / "fpn"),
+            FpnConfig {
+                in_channels,
+                out_channels: 256,
+                extra: ExtraBlock::LastLevelMaxPool,
+                batch_norm: v2,
+            },
+        )?;
+        let rpn = Rpn::new(
+            &(p / "rpn"),
+            256,
+            anchors,
+            if v2 { 2 } else { 1 },
+            config.rpn.clone(),
+        )?;
+        let rh = p / "roi_heads";
+        let box_head = if v2 {
+            BoxHead::conv_fc(&(&rh / "box_head"), 256, 7, &[256; 4], &[1024])
+        } else {
+            BoxHead::two_mlp(&(&rh / "box_head"), 256 * 7 * 7, 1024)
+        };
+        let roi_heads = RoiHeads {
+            box_roi_pool: MultiScaleRoiAlign::new((7, 7), 2),
+            box_head,
+            box_predictor: FastRcnnPredictor::new(
+                &(&rh / "box_predictor"),
+                1024,
+                config.num_classes,
+            ),
+            config: config.roi_heads.clone(),
+        };
+        Ok(FasterRcnn {
+            config: config.clone(),
+            body,
+            fpn,
+            rpn,
+            roi_heads,
+        })
+    }
+
+    /// The pyramid levels of a padded batch, finest first, the max-pool level last.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+        let levels = match &self.body {
+            Body::ResNet(net) => net.features(x, train).split_off(1),
+            Body::MobileNetV3 { net, taps } => net.forward_modules(x, taps, train),
+        };
+        Ok(self.fpn.forward_t(&levels, train)?)
+    }
+
+    /// Detections for each image (`(3, H, W)`, float, 0–1), in its own coordinates (evaluation
+    /// mode: BatchNorm uses its running statistics).
+    pub fn detect(&self, images: &[Tensor]) -> Result<Vec<Detections>> {
+        let (batch, _) = self.config.transform.apply(images, None, false)?;
+        let features = self.features(&batch.tensors, false)?;
+        let (proposals, _) = self.rpn.forward(&batch, &features, None)?;
+        let pooled_levels = &features[..features.len() - 1];
+        let (detections, _) =
+            self.roi_heads
+                .forward(pooled_levels, &proposals, &batch.image_sizes, None, false)?;
+        Ok(self.config.transform.postprocess(detections, &batch))
+    }
+
+    /// The four training losses for `images` and their `targets` (training mode: BatchNorm
+    /// uses batch statistics; the sampling draws on libtorch's generator as torchvision's do).
+    pub fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<RcnnLosses> {
+        let (batch, targets) = self.config.transform.apply(images, Some(targets), true)?;
+        let targets = targets.context("the transform returns the targets it is given")?;
+        let features = self.features(&batch.tensors, true)?;
+        let (proposals, rpn_losses) = self.rpn.forward(&batch, &features, Some(&targets))?;
+        let rpn_losses = rpn_losses.context("the RPN returns losses when given targets")?;
+        let proposals: Vec<Tensor> = proposals.iter().map(|p| p.detach()).collect();
+        let pooled_levels = &features[..features.len() - 1];
+        let (_, roi_losses) = self.roi_heads.forward(
+            pooled_levels,
+            &proposals,
+            &batch.image_sizes,
+            Some(&targets),
+            true,
+        )?;
+        let roi_losses = roi_losses.context("the RoI heads return losses when given targets")?;
+        Ok(RcnnLosses {
+            loss_classifier: roi_losses.classifier,
+            loss_box_reg: roi_losses.box_reg,
+            loss_objectness: rpn_losses.objectness,
+            loss_rpn_box_reg: rpn_losses.box_reg,
+        })
+    }
+
+    /// torchvision's `trainable_backbone_layers`: freezes `backbone.body` but for its last
+    /// `n` layers (ResNet: `layer4`, `layer3`, `layer2`, `layer1`, `conv1` (+ `bn1` at 5), 0–5;
+    /// MobileNetV3: stages counted on [`MobileNetV3::stage_indices`], 0–6). Returns how many
+    /// variables were frozen.
+    pub fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
+        let prefix = "backbone.body.";
+        let select: Box<dyn Fn(&str) -> bool> = match &self.body {
+            Body::ResNet(_) => {
+                if n > 5 {
+                    bail!("trainable_backbone_layers: expected 0 to 5 for ResNet, got {n}");
+                }
+                let mut train: Vec<&str> =
+                    ["layer4", "layer3", "layer2", "layer1", "conv1"][..n].to_vec();
+                if n == 5 {
+                    train.push("bn1");
+                }
+                Box::new(move |name: &str| {
+                    name.strip_prefix(prefix)
+                        .is_some_and(|rest| !train.iter().any(|t| rest.starts_with(t)))
+                })
+            }
+            Body::MobileNetV3 { net, .. } => {
+                let stages = net.stage_indices();
+                if n > stages.len() {
+                    bail!(
+                        "trainable_backbone_layers: expected 0 to {} for MobileNetV3, got {n}",
+                        stages.len()
+                    );
+                }
+                let freeze_before = if n == 0 {
+                    usize::MAX
+                } else {
+                    stages[stages.len() - n]
+                };
+                Box::new(move |name: &str| {
+                    name.strip_prefix(prefix)
+                        .and_then(|rest| rest.split('.').next())
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .is_some_and(|i| i < freeze_before)
+                })
+            }
+        };
+        Ok(set_trainable(vs, false, FreezeOptions::default(), select))
+    }
+
+    /// `opts` with the renames torchvision applies to detection checkpoints saved before its
+    /// FPN and RPN head reached version 2 (`backbone.fpn.inner_blocks.0.weight`,
+    /// `rpn.head.conv.weight`), so old and new spellings both load by name.
+    pub fn legacy_renames(opts: LoadOptions) -> Result<LoadOptions> {
+        let opts = Fpn::legacy_renames(opts, "backbone.fpn.")?;
+        Ok(opts.rename_regex(r"^rpn\.head\.conv\.(weight|bias)$", "rpn.head.conv.0.0.$1")?)
+    }
+}

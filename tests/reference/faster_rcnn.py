@@ -1,0 +1,153 @@
+"""torchvision's Faster R-CNNs, seeded and randomised, for the Faster R-CNN parity tests.
+
+    faster_rcnn.py OUT_DIR
+
+For each of `fasterrcnn_resnet50_fpn` (plain BatchNorm, as built with no weights),
+`fasterrcnn_resnet50_fpn_v2` and `fasterrcnn_mobilenet_v3_large_fpn` (plain BatchNorm), with
+91 classes and a smaller input (min_size 256, max_size 400) to keep the test fast: a seeded model
+with randomised BatchNorm statistics and affine parameters, its RPN objectness and class logits
+rescaled so that detections spread over many classes and scores (a random model's logits are
+huge: every score would be 1.0), saved with torch.save as OUT_DIR/<arch>.pth; two images of
+different sizes and the eval-mode detections as OUT_DIR/<arch>.safetensors. The MobileNetV3
+state dict also runs as `fasterrcnn_mobilenet_v3_large_320_fpn` (its own 320/640 transform and
+150 proposals), OUT_DIR/fasterrcnn_mobilenet_v3_large_320_fpn.safetensors.
+
+Training: `fasterrcnn_resnet50_fpn` with FrozenBatchNorm2d (what torchvision builds from
+pretrained weights) in training mode after torch.manual_seed(123): the four losses and the
+gradients of the box predictor, OUT_DIR/train.safetensors (with the targets), its state dict as
+OUT_DIR/train.pth. OUT_DIR/legacy.pth is the v1 state dict with the FPN and RPN head keys of
+checkpoints older than their version 2 (`backbone.fpn.inner_blocks.0.weight`,
+`rpn.head.conv.weight`). counts.json: state_dict keys and parameters of each model, as torchvision
+counts them.
+"""
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+from torchvision.models import resnet50
+from torchvision.models.detection import (FasterRCNN, fasterrcnn_mobilenet_v3_large_320_fpn,
+                                          fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn,
+                                          fasterrcnn_resnet50_fpn_v2)
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bn_stats import randomise_bn_stats  # noqa: E402
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+torch.set_num_threads(1)  # the Rust side runs single-threaded too: the same summation order
+counts = {}
+g = torch.Generator().manual_seed(9)
+images = [torch.rand(3, 240, 320, generator=g), torch.rand(3, 300, 200, generator=g)]
+
+
+def count(name, m):
+    sd = m.state_dict()
+    counts[name] = {"keys": len(sd), "params": sum(p.numel() for p in m.parameters())}
+
+
+def calibrate(m):
+    """Rescale the RPN's objectness and the classifier's logits to a spread a trained model has."""
+    cap = {}
+    head, predictor = m.rpn.head, m.roi_heads.box_predictor
+    hooks = [
+        head.cls_logits.register_forward_hook(lambda mod, i, o: cap.setdefault("rpn", []).append(o)),
+        head.bbox_pred.register_forward_hook(lambda mod, i, o: cap.setdefault("rpn_box", []).append(o)),
+        predictor.cls_score.register_forward_hook(lambda mod, i, o: cap.__setitem__("cls_in", i[0])),
+        predictor.bbox_pred.register_forward_hook(lambda mod, i, o: cap.__setitem__("box", o)),
+    ]
+    m.eval()
+    with torch.no_grad():
+        m(images)
+        spread = lambda key: torch.cat([x.flatten() for x in cap[key]]).std()
+        # Objectness and class logits spread as a trained model's; offsets of a trained model's
+        # size (a random model's would send boxes thousands of pixels away).
+        head.cls_logits.weight.mul_(2.0 / spread("rpn"))
+        head.cls_logits.bias.zero_()
+        head.bbox_pred.weight.mul_(0.3 / spread("rpn_box"))
+        # A random head's logits differ by class far more than by proposal, which leaves many
+        # proposals within 1e-7 of the same score and NMS choosing between them on rounding:
+        # centre them per class and scale what varies between proposals.
+        x = cap["cls_in"]
+        w = predictor.cls_score.weight
+        w.mul_(1.5 / ((x - x.mean(0)) @ w.t()).std())
+        predictor.cls_score.bias.copy_(-(x.mean(0) @ w.t()))
+        predictor.bbox_pred.weight.mul_(1.0 / cap["box"].std())
+    for h in hooks:
+        h.remove()
+
+
+def detections(m, prefix=""):
+    m.eval()
+    with torch.no_grad():
+        dets = m(images)
+    d = {}
+    for i, det in enumerate(dets):
+        for k in ("boxes", "scores", "labels"):
+            d[f"{prefix}{k}{i}"] = det[k]
+    return d
+
+
+small = dict(min_size=256, max_size=400)
+builders = {
+    "fasterrcnn_resnet50_fpn": lambda: fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, **small),
+    "fasterrcnn_resnet50_fpn_v2": lambda: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, **small),
+    "fasterrcnn_mobilenet_v3_large_fpn": lambda: fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None, weights_backbone=None, **small),
+}
+for seed, (arch, build) in enumerate(builders.items()):
+    torch.manual_seed(seed)
+    m = build()
+    count(arch, m)
+    randomise_bn_stats(m, torch.Generator().manual_seed(100 + seed), affine=True)
+    calibrate(m)
+    torch.save(m.state_dict(), os.path.join(out, arch + ".pth"))
+    if arch == "fasterrcnn_resnet50_fpn":
+        # The spellings of checkpoints saved before the FPN and RPN head reached version 2.
+        legacy = {k.replace(".0.weight", ".weight").replace(".0.bias", ".bias")
+                  if k.startswith("backbone.fpn.") else
+                  k.replace("rpn.head.conv.0.0.", "rpn.head.conv.") : v
+                  for k, v in m.state_dict().items()}
+        torch.save(legacy, os.path.join(out, "legacy.pth"))
+    data = {"image0": images[0], "image1": images[1]}
+    data.update(detections(m))
+    save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, arch + ".safetensors"))
+    if arch == "fasterrcnn_mobilenet_v3_large_fpn":
+        m320 = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+        m320.load_state_dict(m.state_dict())
+        save_file({k: v.contiguous() for k, v in detections(m320).items()},
+                  os.path.join(out, "fasterrcnn_mobilenet_v3_large_320_fpn.safetensors"))
+
+# What torchvision builds from pretrained weights: FrozenBatchNorm2d in the backbone.
+torch.manual_seed(7)
+backbone = _resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3)
+m = FasterRCNN(backbone, 91, **small)
+count("fasterrcnn_resnet50_fpn_frozen", m)
+randomise_bn_stats(m, torch.Generator().manual_seed(107), affine=True)
+calibrate(m)
+torch.save(m.state_dict(), os.path.join(out, "train.pth"))
+targets = [
+    {"boxes": torch.tensor([[20.0, 30.0, 120.0, 150.0], [150.0, 40.0, 300.0, 220.0]]),
+     "labels": torch.tensor([3, 17])},
+    {"boxes": torch.tensor([[10.0, 60.0, 180.0, 280.0]]), "labels": torch.tensor([1])},
+]
+m.train()
+torch.manual_seed(123)
+losses = m(images, targets)
+total = sum(losses.values())
+total.backward()
+data = {k: v.detach() for k, v in losses.items()}
+data["cls_score_grad"] = m.roi_heads.box_predictor.cls_score.weight.grad
+data["bbox_pred_grad"] = m.roi_heads.box_predictor.bbox_pred.weight.grad
+data["fc6_grad"] = m.roi_heads.box_head.fc6.weight.grad
+for i, t in enumerate(targets):
+    data[f"boxes{i}"] = t["boxes"]
+    data[f"labels{i}"] = t["labels"]
+save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, "train.safetensors"))
+with open(os.path.join(out, "counts.json"), "w") as fh:
+    json.dump(counts, fh, indent=1)
+print(json.dumps(counts))
+print({k: float(v) for k, v in losses.items()})

@@ -1,0 +1,230 @@
+//! Faster R-CNN against torchvision (`reference/faster_rcnn.py`): seeded torchvision models with
+//! randomised BatchNorm statistics, saved with `torch.save`, load strictly into ours and give the
+//! same detections on two images of different sizes (boxes within 1e-3 px, scores within 1e-5,
+//! the same labels and count) for v1, v2, MobileNetV3-Large FPN and its 320 variant; state-dict
+//! keys and parameters equal torchvision's counts; in training mode, after the same seed, the four
+//! losses agree within 1e-5 and the box predictor's gradients within 1e-4 (relative).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
+use ferrovis_core::freeze::parameter_counts;
+use ferrovis_detect::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
+use ferrovis_detect::rcnn::transform::RcnnTransform;
+use ferrovis_detect::rcnn::Target;
+use ferrovis_tests::run_reference;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+fn reference() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faster-rcnn-reference");
+        let _ = std::fs::remove_dir_all(&dir);
+        run_reference("faster_rcnn.py", &[dir.as_os_str()]);
+        dir
+    })
+}
+
+fn counts() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(reference().join("counts.json")).unwrap())
+        .unwrap()
+}
+
+/// `arch` as the reference built it (min_size 256, max_size 400 except the 320 variant), loaded
+/// strictly from `file`.
+fn load(arch: &str, file: &str, pretrained: bool) -> (VarStore, FasterRcnn) {
+    let mut config = FasterRcnnConfig::by_name(arch, 91, pretrained).unwrap();
+    if !arch.contains("320") {
+        config.transform = RcnnTransform::new(256, 400);
+    }
+    let vs = VarStore::new(Device::Cpu);
+    let model = FasterRcnn::new(&vs.root(), &config).unwrap();
+    let report = checkpoint::load_file(
+        &vs,
+        reference().join(file),
+        &LoadOptions::default().strict(true),
+    )
+    .unwrap();
+    println!("{arch}: {}", report.summary());
+    (vs, model)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    if a.numel() == 0 {
+        return 0.0;
+    }
+    (a - b).abs().max().double_value(&[])
+}
+
+fn check_detections(arch: &str, model: &FasterRcnn, images: &[Tensor], expected: &StateDict) {
+    let dets = tch::no_grad(|| model.detect(images)).unwrap();
+    for (i, d) in dets.iter().enumerate() {
+        let get = |k: &str| expected.get(&format!("{k}{i}")).unwrap();
+        let n = d.scores.size()[0];
+        assert_eq!(
+            n,
+            get("scores").size()[0],
+            "{arch} image {i}: detection count"
+        );
+        let ds = max_diff(&d.scores, get("scores"));
+        println!("{arch} image {i}: {n} detections, max |Δscore| {ds:.1e}");
+        assert!(ds <= 1e-5, "{arch} image {i}: scores differ by {ds:e}");
+        // Position by position, except that detections whose scores agree within the tolerance
+        // may come in either order: each of ours must equal one of torchvision's of the same
+        // label and score.
+        let (labels, theirs_labels): (Vec<i64>, Vec<i64>) = (
+            Vec::try_from(&d.labels).unwrap(),
+            Vec::try_from(get("labels")).unwrap(),
+        );
+        let (scores, theirs_scores): (Vec<f32>, Vec<f32>) = (
+            Vec::try_from(&d.scores).unwrap(),
+            Vec::try_from(get("scores")).unwrap(),
+        );
+        let (mut worst, mut swapped) = (0f64, 0);
+        for k in 0..n as usize {
+            let mine = d.boxes.get(k as i64);
+            let candidates = (0..n as usize).filter(|&j| {
+                theirs_labels[j] == labels[k] && (theirs_scores[j] - scores[k]).abs() <= 1e-5
+            });
+            let best = candidates
+                .map(|j| (max_diff(&mine, &get("boxes").get(j as i64)), j))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            let Some((db, j)) = best else {
+                panic!(
+                    "{arch} image {i}: detection {k} (label {}, score {}) has no counterpart",
+                    labels[k], scores[k]
+                );
+            };
+            assert!(
+                db <= 1e-3,
+                "{arch} image {i}: detection {k}'s box differs by {db:e} px"
+            );
+            worst = worst.max(db);
+            swapped += usize::from(j != k);
+        }
+        println!("  max |Δbox| {worst:.1e} px; {swapped} detections swapped with an equal score");
+    }
+}
+
+#[test]
+fn faster_rcnn_detections_and_counts_match_torchvision() {
+    tch::set_num_threads(1);
+    let counts = counts();
+    for arch in [
+        "fasterrcnn_resnet50_fpn",
+        "fasterrcnn_resnet50_fpn_v2",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+    ] {
+        let (vs, model) = load(arch, &format!("{arch}.pth"), false);
+        let (_, params) = parameter_counts(&vs);
+        let keys = vs.variables().len() as i64;
+        println!("{arch}: {keys} state-dict keys, {params} parameters");
+        assert_eq!(keys, counts[arch]["keys"].as_i64().unwrap(), "{arch}: keys");
+        assert_eq!(
+            params,
+            counts[arch]["params"].as_i64().unwrap(),
+            "{arch}: parameters"
+        );
+        let expected = checkpoint::read(reference().join(format!("{arch}.safetensors"))).unwrap();
+        let images = [
+            expected.get("image0").unwrap().shallow_clone(),
+            expected.get("image1").unwrap().shallow_clone(),
+        ];
+        check_detections(arch, &model, &images, &expected);
+        if arch == "fasterrcnn_mobilenet_v3_large_fpn" {
+            let arch = "fasterrcnn_mobilenet_v3_large_320_fpn";
+            let (_, m320) = load(arch, "fasterrcnn_mobilenet_v3_large_fpn.pth", false);
+            let expected =
+                checkpoint::read(reference().join(format!("{arch}.safetensors"))).unwrap();
+            check_detections(arch, &m320, &images, &expected);
+        }
+    }
+}
+
+#[test]
+fn faster_rcnn_training_losses_and_gradients_match_torchvision() {
+    tch::set_num_threads(1);
+    let counts = counts();
+    let arch = "fasterrcnn_resnet50_fpn";
+    let (vs, model) = load(arch, "train.pth", true);
+    let (_, params) = parameter_counts(&vs);
+    let keys = vs.variables().len() as i64;
+    let frozen = &counts["fasterrcnn_resnet50_fpn_frozen"];
+    println!("{arch} with FrozenBatchNorm2d: {keys} keys, {params} parameters");
+    assert_eq!(keys, frozen["keys"].as_i64().unwrap(), "frozen: keys");
+    assert_eq!(
+        params,
+        frozen["params"].as_i64().unwrap(),
+        "frozen: parameters"
+    );
+    let expected = checkpoint::read(reference().join("train.safetensors")).unwrap();
+    let ref_images = checkpoint::read(reference().join(format!("{arch}.safetensors"))).unwrap();
+    let images = [
+        ref_images.get("image0").unwrap().shallow_clone(),
+        ref_images.get("image1").unwrap().shallow_clone(),
+    ];
+    let targets: Vec<Target> = (0..2)
+        .map(|i| Target {
+            boxes: expected.get(&format!("boxes{i}")).unwrap().shallow_clone(),
+            labels: expected.get(&format!("labels{i}")).unwrap().shallow_clone(),
+        })
+        .collect();
+    tch::manual_seed(123);
+    let losses = model.losses(&images, &targets).unwrap();
+    for (name, value) in losses.named() {
+        let theirs = expected.get(name).unwrap().double_value(&[]);
+        let ours = value.double_value(&[]);
+        println!("{name}: {ours:.6} (torchvision {theirs:.6})");
+        assert!((ours - theirs).abs() <= 1e-5, "{name}: {ours} vs {theirs}");
+    }
+    losses.total().backward();
+    let vars = vs.variables();
+    for (name, key) in [
+        ("roi_heads.box_predictor.cls_score.weight", "cls_score_grad"),
+        ("roi_heads.box_predictor.bbox_pred.weight", "bbox_pred_grad"),
+        ("roi_heads.box_head.fc6.weight", "fc6_grad"),
+    ] {
+        let ours = vars[name].grad();
+        let theirs = expected.get(key).unwrap();
+        let rel = max_diff(&ours, theirs) / theirs.abs().max().double_value(&[]).max(1e-12);
+        println!("{name} gradient: max |Δ| / max |value| {rel:.1e}");
+        assert!(
+            rel <= 1e-4,
+            "{name}: gradient differs by {rel:e} (relative)"
+        );
+    }
+    // Frozen statistics are buffers: nothing in a FrozenBatchNorm2d has a gradient.
+    assert!(!vars["backbone.body.bn1.weight"].grad().defined());
+}
+
+/// A checkpoint with the FPN and RPN head names of torchvision's version-1 modules
+/// (`backbone.fpn.inner_blocks.0.weight`, `rpn.head.conv.weight`) loads strictly with
+/// [`FasterRcnn::legacy_renames`], into the same values as the current spelling, and not without.
+#[test]
+fn faster_rcnn_loads_old_key_spellings() {
+    let arch = "fasterrcnn_resnet50_fpn";
+    let (current, _) = load(arch, &format!("{arch}.pth"), false);
+    let config = FasterRcnnConfig::by_name(arch, 91, false).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let _model = FasterRcnn::new(&vs.root(), &config).unwrap();
+    let legacy = reference().join("legacy.pth");
+    let strict = LoadOptions::default().strict(true);
+    let err = checkpoint::load_file(&vs, &legacy, &strict)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backbone.fpn.inner_blocks.0.weight"), "{err}");
+    let report =
+        checkpoint::load_file(&vs, &legacy, &FasterRcnn::legacy_renames(strict).unwrap()).unwrap();
+    println!("legacy spelling: {}", report.summary());
+    let (a, b) = (current.variables(), vs.variables());
+    for name in [
+        "backbone.fpn.inner_blocks.0.0.weight",
+        "backbone.fpn.layer_blocks.3.0.bias",
+        "rpn.head.conv.0.0.weight",
+        "roi_heads.box_head.fc6.weight",
+    ] {
+        assert_eq!(max_diff(&a[name], &b[name]), 0.0, "{name}");
+    }
+}

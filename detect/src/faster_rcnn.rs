@@ -21,7 +21,7 @@ use tch::Tensor;
 use ferrovis_core::backbone::{
     Backbone, BackboneOptions, MobileNetV3, MobileNetV3Config, ResNet, ResNetConfig,
 };
-use ferrovis_core::checkpoint::LoadOptions;
+use ferrovis_core::checkpoint::{self, LoadOptions, LoadReport};
 use ferrovis_core::freeze::{set_trainable, FreezeOptions};
 use ferrovis_core::neck::{ExtraBlock, Fpn, FpnConfig};
 use ferrovis_core::nn::NormLayer;
@@ -338,5 +338,46 @@ impl FasterRcnn {
     pub fn legacy_renames(opts: LoadOptions) -> Result<LoadOptions> {
         let opts = Fpn::legacy_renames(opts, "backbone.fpn.")?;
         Ok(opts.rename_regex(r"^rpn\.head\.conv\.(weight|bias)$", "rpn.head.conv.0.0.$1")?)
+    }
+
+    /// How a whole torchvision Faster R-CNN checkpoint loads: strictly, old spellings accepted,
+    /// and the box predictor starting fresh when its class count differs (the tutorial's
+    /// `FastRCNNPredictor(1024, N)`), which the load report then lists.
+    pub fn detection_load_options() -> Result<LoadOptions> {
+        let strict = LoadOptions::default().strict(true);
+        Ok(Self::legacy_renames(strict)?.reinit(r"^roi_heads\.box_predictor\.")?)
+    }
+
+    /// How an ImageNet classification checkpoint of the backbone (torchvision's `resnet50-*.pth`
+    /// or `mobilenet_v3_large-*.pth`) loads, as `weights_backbone` does: its names moved under
+    /// `backbone.body.`, its classifier dropped, every backbone tensor required, and the FPN, RPN
+    /// and RoI heads starting fresh.
+    pub fn backbone_load_options(&self) -> Result<LoadOptions> {
+        let opts = LoadOptions::default().strict(true);
+        let opts = match &self.body {
+            // Skips match the renamed names.
+            Body::ResNet(_) => opts
+                .rename_regex(r"^(.*)$", "backbone.body.$1")?
+                .skip(r"^backbone\.body\.fc\.")?,
+            Body::MobileNetV3 { .. } => opts
+                .skip(r"^classifier\.")?
+                .rename_regex(r"^features\.(.*)$", "backbone.body.$1")?,
+        };
+        Ok(opts.reinit(r"^(backbone\.fpn|rpn|roi_heads)\.")?)
+    }
+
+    /// Loads `path` into `vs`: a detection checkpoint (names under `backbone.`) with
+    /// [`Self::detection_load_options`], anything else as the backbone's classification
+    /// checkpoint with [`Self::backbone_load_options`].
+    pub fn load_weights(&self, vs: &VarStore, path: &std::path::Path) -> Result<LoadReport> {
+        let sd = checkpoint::read(path)?;
+        let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
+        let opts = if detection {
+            Self::detection_load_options()?
+        } else {
+            self.backbone_load_options()?
+        };
+        checkpoint::load_into(vs, &sd, &opts)
+            .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
     }
 }

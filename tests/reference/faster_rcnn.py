@@ -17,7 +17,9 @@ pretrained weights) in training mode after torch.manual_seed(123): the four loss
 gradients of the box predictor, OUT_DIR/train.safetensors (with the targets), its state dict as
 OUT_DIR/train.pth. OUT_DIR/legacy.pth is the v1 state dict with the FPN and RPN head keys of
 checkpoints older than their version 2 (`backbone.fpn.inner_blocks.0.weight`,
-`rpn.head.conv.weight`). counts.json: state_dict keys and parameters of each model, as torchvision
+`rpn.head.conv.weight`). OUT_DIR/imagenet_resnet50.pth and imagenet_mobilenet_v3_large.pth are classification
+checkpoints for the backbone loads; counts.json also holds the trainable parameters of 2-class
+models with torchvision's default 3 trainable backbone layers. counts.json: state_dict keys and parameters of each model, as torchvision
 counts them.
 """
 import json
@@ -26,11 +28,12 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from torchvision.models import resnet50
+from torchvision.models import mobilenet_v3_large, resnet50
 from torchvision.models.detection import (FasterRCNN, fasterrcnn_mobilenet_v3_large_320_fpn,
                                           fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn,
                                           fasterrcnn_resnet50_fpn_v2)
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -147,6 +150,20 @@ for i, t in enumerate(targets):
     data[f"boxes{i}"] = t["boxes"]
     data[f"labels{i}"] = t["labels"]
 save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, "train.safetensors"))
+# Fine-tuning as the tutorial does: ImageNet classification checkpoints as the backbone, two
+# classes, torchvision's default of 3 trainable backbone layers.
+torch.manual_seed(11)
+classifier = resnet50()
+randomise_bn_stats(classifier, torch.Generator().manual_seed(111), affine=True)
+torch.save(classifier.state_dict(), os.path.join(out, "imagenet_resnet50.pth"))
+tuned = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), 2)
+counts["resnet50_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
+torch.manual_seed(12)
+torch.save(mobilenet_v3_large().state_dict(), os.path.join(out, "imagenet_mobilenet_v3_large.pth"))
+mb = _mobilenet_extractor(mobilenet_v3_large(norm_layer=FrozenBatchNorm2d), True, 3)
+anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+tuned = FasterRCNN(mb, 2, rpn_anchor_generator=anchors)
+counts["mobilenet_v3_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
 with open(os.path.join(out, "counts.json"), "w") as fh:
     json.dump(counts, fh, indent=1)
 print(json.dumps(counts))

@@ -228,3 +228,90 @@ fn faster_rcnn_loads_old_key_spellings() {
         assert_eq!(max_diff(&a[name], &b[name]), 0.0, "{name}");
     }
 }
+
+/// The tutorial's recipe: an ImageNet classification checkpoint as the backbone (its classifier
+/// dropped, its names moved under `backbone.body`), the rest fresh, two classes, and torchvision's
+/// default of 3 trainable backbone layers (the same trainable parameter count as torchvision's);
+/// a 91-class detection checkpoint into a 2-class model keeps all but the box predictor.
+#[test]
+fn faster_rcnn_fine_tuning_loads_and_freezes_as_torchvision() {
+    let counts = counts();
+    for (arch, file, key, body_tensors) in [
+        (
+            "fasterrcnn_resnet50_fpn",
+            "imagenet_resnet50.pth",
+            "resnet50_fpn_2_classes_trainable",
+            265,
+        ),
+        (
+            "fasterrcnn_mobilenet_v3_large_fpn",
+            "imagenet_mobilenet_v3_large.pth",
+            "mobilenet_v3_fpn_2_classes_trainable",
+            262,
+        ),
+    ] {
+        let config = FasterRcnnConfig::by_name(arch, 2, true).unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let model = FasterRcnn::new(&vs.root(), &config).unwrap();
+        let report = model.load_weights(&vs, &reference().join(file)).unwrap();
+        println!("{arch} from {file}: {}", report.summary());
+        assert!(report
+            .loaded
+            .iter()
+            .all(|n| n.starts_with("backbone.body.")));
+        assert!(report
+            .reinitialized
+            .iter()
+            .all(|n| !n.starts_with("backbone.body.")));
+        assert_eq!(
+            report.loaded.len(),
+            body_tensors,
+            "{arch}: backbone tensors loaded"
+        );
+        let sd = checkpoint::read(reference().join(file)).unwrap();
+        let vars = vs.variables();
+        let (ours, theirs) = match arch {
+            "fasterrcnn_resnet50_fpn" => (
+                "backbone.body.layer3.2.bn2.running_var",
+                "layer3.2.bn2.running_var",
+            ),
+            _ => (
+                "backbone.body.13.block.0.0.weight",
+                "features.13.block.0.0.weight",
+            ),
+        };
+        assert_eq!(
+            max_diff(&vars[ours], sd.get(theirs).unwrap()),
+            0.0,
+            "{ours}"
+        );
+        model.set_trainable_backbone_layers(&vs, 3).unwrap();
+        let (trainable, _) = parameter_counts(&vs);
+        println!(
+            "{arch}, 2 classes, 3 trainable backbone layers: {trainable} trainable parameters"
+        );
+        assert_eq!(
+            trainable,
+            counts[key].as_i64().unwrap(),
+            "{arch}: trainable parameters"
+        );
+    }
+    // A 91-class detection checkpoint into a 2-class model: only the box predictor starts fresh.
+    let config = FasterRcnnConfig::by_name("fasterrcnn_resnet50_fpn", 2, true).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = FasterRcnn::new(&vs.root(), &config).unwrap();
+    let report = model
+        .load_weights(&vs, &reference().join("train.pth"))
+        .unwrap();
+    println!("91-class checkpoint into 2 classes: {}", report.summary());
+    assert_eq!(
+        report.reinitialized,
+        [
+            "roi_heads.box_predictor.bbox_pred.bias",
+            "roi_heads.box_predictor.bbox_pred.weight",
+            "roi_heads.box_predictor.cls_score.bias",
+            "roi_heads.box_predictor.cls_score.weight",
+        ]
+    );
+    assert_eq!(report.loaded.len(), 291);
+}

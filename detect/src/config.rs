@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
+    /// The detector: `yolov8` (Ultralytics' recipe), or a torchvision architecture
+    /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …) trained with
+    /// torchvision's recipe (see [`DetectConfig::load`]).
+    pub arch: String,
     /// A checkpoint to start from (`yolov8n.pt`, `best.pt`, `.safetensors`), or a scale name
     /// (`yolov8n` … `yolov8x`) for random initialisation.
     pub model: String,
@@ -96,11 +100,25 @@ pub struct DetectConfig {
     pub iou: f32,
     /// Detections per image.
     pub max_det: usize,
+    /// torchvision detectors: the backbone layers left trainable (`None`: torchvision's default,
+    /// 3 with pretrained weights, all without).
+    pub trainable_backbone_layers: Option<usize>,
+    /// torchvision detectors: the short side images are resized to (`None`: the
+    /// architecture's, 800 or 320).
+    pub min_size: Option<usize>,
+    /// torchvision detectors: the longest side allowed (`None`: the architecture's, 1333 or 640).
+    pub max_size: Option<usize>,
+    /// torchvision detectors: the learning rate is multiplied by `lr_gamma` every `lr_step`
+    /// epochs (torchvision's StepLR).
+    pub lr_step: usize,
+    /// torchvision detectors: see `lr_step`.
+    pub lr_gamma: f64,
 }
 
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
+            arch: "yolov8".into(),
             model: "yolov8n".into(),
             data: String::new(),
             epochs: 100,
@@ -140,6 +158,11 @@ impl Default for DetectConfig {
             conf: None,
             iou: 0.7,
             max_det: 300,
+            trainable_backbone_layers: None,
+            min_size: None,
+            max_size: None,
+            lr_step: 3,
+            lr_gamma: 0.1,
         }
     }
 }
@@ -147,10 +170,30 @@ impl Default for DetectConfig {
 impl DetectConfig {
     /// Defaults, then `file` (TOML) when given, then `key=value` overrides, each typed by its
     /// default (core's loader: unknown keys name the closest valid one).
+    ///
+    /// A torchvision architecture starts from torchvision's fine-tuning recipe instead of
+    /// Ultralytics' defaults, for every key the file and the arguments leave unset: SGD, lr0
+    /// 0.005, momentum 0.9, weight decay 5e-4 on every parameter, batch 2, 10 epochs, warm-up
+    /// over the first epoch, the rate divided by 10 every 3 epochs, horizontal flips only.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        // `conf` has no default: validation and prediction each pick their own.
-        let optional = [("conf", Value::Float(0.25))];
-        let cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
+        // These have no default: each command or architecture picks its own.
+        let optional = [
+            ("conf", Value::Float(0.25)),
+            ("trainable_backbone_layers", Value::Integer(3)),
+            ("min_size", Value::Integer(800)),
+            ("max_size", Value::Integer(1333)),
+        ];
+        let mut cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
+        if cfg.is_torchvision() {
+            let given = given_keys(file, overrides)?;
+            let mut with_recipe: Vec<String> = TORCHVISION_RECIPE
+                .iter()
+                .filter(|(key, _)| !given.contains(*key))
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            with_recipe.extend(overrides.iter().cloned());
+            cfg = config::load_with_optional(file, &with_recipe, &optional)?;
+        }
         if cfg.imgsz % 32 != 0 || cfg.imgsz == 0 {
             bail!(
                 "imgsz={} must be a positive multiple of 32 (the largest stride)",
@@ -161,6 +204,11 @@ impl DetectConfig {
             bail!("batch must be at least 1");
         }
         Ok(cfg)
+    }
+
+    /// True for a torchvision architecture (anything but `yolov8`).
+    pub fn is_torchvision(&self) -> bool {
+        self.arch != "yolov8"
     }
 
     /// Training augmentation from these settings.
@@ -191,6 +239,38 @@ impl DetectConfig {
             Err(_) => self.device.clone(),
         }
     }
+}
+
+/// torchvision's fine-tuning recipe (its detection tutorial and references), the defaults of a
+/// torchvision architecture.
+const TORCHVISION_RECIPE: [(&str, &str); 7] = [
+    ("optimizer", "SGD"),
+    ("lr0", "0.005"),
+    ("momentum", "0.9"),
+    ("weight_decay", "0.0005"),
+    ("batch", "2"),
+    ("epochs", "10"),
+    ("warmup_epochs", "1.0"),
+];
+
+/// The top-level keys a TOML file and `key=value` arguments set.
+fn given_keys(
+    file: Option<&Path>,
+    overrides: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut keys: std::collections::HashSet<String> = overrides
+        .iter()
+        .filter_map(|o| o.split_once('=').map(|(k, _)| k.trim().to_string()))
+        .collect();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        keys.extend(table.keys().cloned());
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -240,5 +320,32 @@ mod tests {
                 .device_name(),
             "cuda:0"
         );
+    }
+
+    #[test]
+    fn torchvision_architectures_start_from_torchvision_recipe() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cfg = DetectConfig::load(None, &args(&["arch=fasterrcnn_resnet50_fpn", "lr0=0.01"]))
+            .expect("valid");
+        assert_eq!(
+            (
+                cfg.optimizer.as_str(),
+                cfg.lr0,
+                cfg.momentum,
+                cfg.weight_decay,
+                cfg.batch,
+                cfg.epochs
+            ),
+            ("SGD", 0.01, 0.9, 5e-4, 2, 10)
+        );
+        assert_eq!((cfg.lr_step, cfg.lr_gamma, cfg.min_size), (3, 0.1, None));
+        let yolo = DetectConfig::load(None, &[]).expect("valid");
+        assert_eq!((yolo.lr0, yolo.batch, yolo.momentum), (0.01, 16, 0.937));
+        let cfg = DetectConfig::load(
+            None,
+            &args(&["arch=fasterrcnn_resnet50_fpn", "min_size=320"]),
+        )
+        .expect("valid");
+        assert_eq!(cfg.min_size, Some(320));
     }
 }

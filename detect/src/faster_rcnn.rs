@@ -287,6 +287,15 @@ impl FasterRcnn {
         })
     }
 
+    /// How many layers [`Self::set_trainable_backbone_layers`] counts: 5 for ResNet, 6 for
+    /// MobileNetV3.
+    pub fn backbone_layers(&self) -> usize {
+        match &self.body {
+            Body::ResNet(_) => 5,
+            Body::MobileNetV3 { net, .. } => net.stage_indices().len(),
+        }
+    }
+
     /// torchvision's `trainable_backbone_layers`: freezes `backbone.body` but for its last
     /// `n` layers (ResNet: `layer4`, `layer3`, `layer2`, `layer1`, `conv1` (+ `bn1` at 5), 0–5;
     /// MobileNetV3: stages counted on [`MobileNetV3::stage_indices`], 0–6). Returns how many

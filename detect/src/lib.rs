@@ -1,4 +1,5 @@
-//! The `detect` task: YOLOv8 object detection: fine-tune, validate, predict.
+//! The `detect` task: object detection with YOLOv8 (Ultralytics' recipe) or torchvision's
+//! Faster R-CNN (torchvision's recipe): fine-tune, validate, predict.
 //!
 //! Settings use Ultralytics' names (`detect train data=coco128.yaml model=yolov8n.pt epochs=3`);
 //! `main.rs` only parses arguments, the commands live here so other programs can call them.
@@ -7,7 +8,10 @@
 //! - [`weights`]: loading Ultralytics `.pt` and ferrovis `.safetensors` checkpoints;
 //! - [`assigner`], [`loss`], [`boxes`]: the training loss;
 //! - [`postprocess`]: NMS; [`val`]: metrics; [`predict`]: drawn and written detections;
-//! - [`config`], [`train`]: Ultralytics' recipe on the core engine; [`demo`]: the synthetic demo.
+//! - [`config`], [`train`]: Ultralytics' recipe on the core engine; [`demo`]: the synthetic demo;
+//! - [`faster_rcnn`] on [`rcnn`]'s transform, RPN and RoI heads: torchvision's Faster R-CNN;
+//! - [`references`]: torchvision's recipe for it (`arch=fasterrcnn_…`), same commands and run
+//!   folders as YOLOv8.
 
 pub mod assigner;
 pub mod boxes;
@@ -19,6 +23,7 @@ pub mod loss;
 pub mod postprocess;
 pub mod predict;
 pub mod rcnn;
+pub mod references;
 pub mod run;
 pub mod train;
 pub mod val;
@@ -174,6 +179,15 @@ fn nms_from(cfg: &DetectConfig, mut base: NmsConfig) -> NmsConfig {
     base
 }
 
+/// True when `weights` belongs to a run of a torchvision detector (its `detect.json` names an
+/// `arch`).
+fn torchvision_run(weights: &std::path::Path) -> Result<bool> {
+    let resolved = ferrovis_core::run::resolve_weights(weights)?;
+    Ok(resolved
+        .meta::<run::RunMeta>()?
+        .is_some_and(|m| m.arch.is_some()))
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -194,7 +208,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 stop: Some(ctrl_c_flag()?),
                 ..Default::default()
             };
-            train::train(&cfg, &control, resume.as_deref())?;
+            if cfg.is_torchvision() {
+                references::train::train(&cfg, &control, resume.as_deref())?;
+            } else {
+                train::train(&cfg, &control, resume.as_deref())?;
+            }
         }
         Command::Val {
             weights,
@@ -209,6 +227,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 .map(|r| r.config())
                 .filter(|p| p.is_file());
             let cfg = DetectConfig::load(file.as_deref(), &settings)?;
+            if torchvision_run(&weights)? {
+                references::train::val(&weights, &cfg, out)?;
+                return Ok(());
+            }
             let device = parse_device(&cfg.device_name())?;
             let m = predict::load_model(&weights, device, true)?;
             let (yaml, _, val) = train::check_dataset(&cfg.data)?;
@@ -246,6 +268,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("give at least one image or folder to predict on");
             }
             let cfg = DetectConfig::load(None, &settings)?;
+            if torchvision_run(&weights)? {
+                references::train::predict(&weights, &cfg, &files, &out)?;
+                return Ok(());
+            }
             let device = parse_device(&cfg.device_name())?;
             let m = predict::load_model(&weights, device, true)
                 .with_context(|| format!("loading {}", weights.display()))?;
@@ -267,6 +293,13 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             imgsz,
         } => {
+            if torchvision_run(&weights)? {
+                anyhow::bail!(
+                    "{}: export traces YOLOv8 only; a torchvision detector's proposals and NMS \
+                     run in Rust, outside a traced graph",
+                    weights.display()
+                );
+            }
             let (m, size) = export::export(&weights, &out, imgsz)?;
             println!(
                 "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \

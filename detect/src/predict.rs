@@ -153,6 +153,18 @@ pub fn predict(
     nms: &NmsConfig,
     out: &Path,
 ) -> Result<Vec<ImagePrediction>> {
+    write_predictions(sources, out, |file, image| {
+        predict_image(m, file, image, imgsz, nms)
+    })
+}
+
+/// The outputs of `predict` for any detector: every image of `sources` through `detect_one`,
+/// then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and `<out>/predictions.json`.
+pub fn write_predictions(
+    sources: &[PathBuf],
+    out: &Path,
+    mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
+) -> Result<Vec<ImagePrediction>> {
     let files = ferrovis_data::decode::image_files(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
@@ -160,7 +172,7 @@ pub fn predict(
     for file in files {
         let t = Instant::now();
         let image = read_rgb(&file).with_context(|| format!("reading {}", file.display()))?;
-        let p = predict_image(m, &file, &image, imgsz, nms)?;
+        let p = detect_one(&file, &image)?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counts = summary(&p);
         println!("{}: {counts} ({ms:.1} ms)", file.display());

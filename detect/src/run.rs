@@ -12,6 +12,10 @@ pub struct RunMeta {
     pub names: Vec<String>,
     /// Training input size.
     pub imgsz: usize,
+    /// The torchvision architecture (`fasterrcnn_resnet50_fpn`, …); absent for YOLOv8, whose
+    /// `scale` says all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
 }
 
 impl ferrovis_core::run::RunMeta for RunMeta {

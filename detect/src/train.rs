@@ -318,6 +318,7 @@ pub fn train(
         scale: model.config.scale.name,
         names: yaml.names.clone(),
         imgsz: cfg.imgsz,
+        arch: None,
     };
     RunDir::new(&run).write_meta(&meta)?;
 

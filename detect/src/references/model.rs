@@ -1,0 +1,195 @@
+//! A torchvision detector by architecture name: built for a class count, started from pretrained
+//! weights (a torchvision detection checkpoint, or an ImageNet one for the backbone) or from a
+//! run folder, and run on decoded images.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::metrics::detection::Detection;
+use ferrovis_core::run::resolve_weights;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use crate::config::DetectConfig;
+use crate::faster_rcnn::{FasterRcnn, FasterRcnnConfig, ARCHS};
+use crate::rcnn::{Detections, RcnnLosses, Target};
+use crate::run::RunMeta;
+
+/// A torchvision detector with its variables.
+#[derive(Debug)]
+pub struct TvModel {
+    /// The variables (on the model's device).
+    pub vs: VarStore,
+    /// The network.
+    pub net: FasterRcnn,
+    /// Class names (without the background).
+    pub names: Vec<String>,
+}
+
+/// The `model=` values that mean "no weights" for a torchvision architecture: empty, `none`,
+/// or the YOLO default left in place.
+fn no_weights(model: &str) -> bool {
+    model.is_empty() || model == "none" || model.starts_with("yolov8")
+}
+
+/// The architecture's settings for `num_classes` object classes (the background is added), with
+/// `cfg`'s input sizes.
+fn config_for(
+    cfg: &DetectConfig,
+    num_classes: usize,
+    pretrained: bool,
+) -> Result<FasterRcnnConfig> {
+    if !ARCHS.contains(&cfg.arch.as_str()) {
+        bail!(
+            "arch={}: expected yolov8 or one of {}",
+            cfg.arch,
+            ARCHS.join(", ")
+        );
+    }
+    let mut config = FasterRcnnConfig::by_name(&cfg.arch, num_classes as i64 + 1, pretrained)?;
+    if let Some(s) = cfg.min_size {
+        config.transform.min_size = vec![s as i64];
+    }
+    if let Some(s) = cfg.max_size {
+        config.transform.max_size = s as i64;
+    }
+    Ok(config)
+}
+
+impl TvModel {
+    /// A model to train: `cfg.arch` for `names`, from `cfg.model` when it names weights, with
+    /// torchvision's `trainable_backbone_layers` (3 by default with weights; every layer
+    /// without). Returns the model and a line describing what was loaded.
+    pub fn for_training(
+        cfg: &DetectConfig,
+        names: &[String],
+        device: Device,
+    ) -> Result<(Self, String)> {
+        let pretrained = !no_weights(&cfg.model);
+        let config = config_for(cfg, names.len(), pretrained)?;
+        let vs = VarStore::new(device);
+        let net = FasterRcnn::new(&vs.root(), &config)?;
+        let mut line = format!("{} with {} classes", cfg.arch, names.len());
+        if pretrained {
+            let file = resolve_weights(Path::new(&cfg.model))?.file;
+            let report = net.load_weights(&vs, &file)?;
+            line += &format!(", from {}: {}", file.display(), report.summary());
+        } else {
+            line += ", random initialisation (no model= weights)";
+        }
+        let all = net.backbone_layers();
+        let trainable = match cfg.trainable_backbone_layers {
+            Some(n) if !pretrained && n != all => {
+                // torchvision trains every layer when nothing is pretrained, whatever is asked.
+                tracing::warn!(
+                    asked = n,
+                    "no pretrained weights: every backbone layer trains"
+                );
+                all
+            }
+            Some(n) => n,
+            None if pretrained => 3,
+            None => all,
+        };
+        let frozen = net.set_trainable_backbone_layers(&vs, trainable)?;
+        line +=
+            &format!("; {trainable} of {all} backbone layers trainable ({frozen} tensors frozen)");
+        Ok((
+            TvModel {
+                vs,
+                net,
+                names: names.to_vec(),
+            },
+            line,
+        ))
+    }
+
+    /// The model of a run folder (or its weights file), as its `detect.json` describes it.
+    pub fn from_run(weights: &Path, cfg: &DetectConfig, device: Device) -> Result<Self> {
+        let resolved = resolve_weights(weights)?;
+        let meta: RunMeta = resolved.meta()?.with_context(|| {
+            format!(
+                "{}: no detect.json next to it, so its architecture and classes are unknown",
+                weights.display()
+            )
+        })?;
+        let Some(arch) = meta.arch.clone() else {
+            bail!(
+                "{}: a YOLOv8 run, not a torchvision detector's",
+                weights.display()
+            );
+        };
+        let cfg = DetectConfig {
+            arch,
+            ..cfg.clone()
+        };
+        let sd = checkpoint::read(&resolved.file)?;
+        // A backbone trained from pretrained weights has frozen BatchNorms, which keep no step
+        // counter: the checkpoint says which normalisation to build.
+        let frozen = !sd
+            .iter()
+            .any(|(k, _)| k.starts_with("backbone.body.") && k.ends_with(".num_batches_tracked"));
+        let config = config_for(&cfg, meta.names.len(), frozen)?;
+        let vs = VarStore::new(device);
+        let net = FasterRcnn::new(&vs.root(), &config)?;
+        checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true))
+            .with_context(|| format!("loading {}", resolved.file.display()))?;
+        Ok(TvModel {
+            vs,
+            net,
+            names: meta.names,
+        })
+    }
+
+    /// Detections of each image (`(3, H, W)`, 0–1, any device), 0-based classes, in its pixels.
+    pub fn detect(&self, images: &[Tensor]) -> Result<Vec<Vec<Detection>>> {
+        let device = self.vs.device();
+        let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
+        let dets = tch::no_grad(|| self.net.detect(&images))?;
+        dets.iter().map(to_detections).collect()
+    }
+
+    /// The training losses of a batch.
+    pub fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<RcnnLosses> {
+        let device = self.vs.device();
+        let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
+        let targets: Vec<Target> = targets
+            .iter()
+            .map(|t| Target {
+                boxes: t.boxes.to_device(device),
+                labels: t.labels.to_device(device),
+            })
+            .collect();
+        self.net.losses(&images, &targets)
+    }
+
+    /// The run metadata of this model.
+    pub fn meta(&self, cfg: &DetectConfig) -> RunMeta {
+        RunMeta {
+            scale: '-',
+            names: self.names.clone(),
+            imgsz: cfg
+                .min_size
+                .unwrap_or(self.net.config.transform.min_size[0] as usize),
+            arch: Some(self.net.config.arch.clone()),
+        }
+    }
+}
+
+/// One image's detections as the metrics' type (classes 0-based, background gone).
+fn to_detections(d: &Detections) -> Result<Vec<Detection>> {
+    let boxes: Vec<f32> = Vec::try_from(d.boxes.to_device(Device::Cpu).reshape([-1]))?;
+    let scores: Vec<f32> = Vec::try_from(d.scores.to_device(Device::Cpu))?;
+    let labels: Vec<i64> = Vec::try_from(d.labels.to_device(Device::Cpu))?;
+    Ok(boxes
+        .chunks_exact(4)
+        .zip(scores.iter().zip(&labels))
+        .map(|(b, (&s, &l))| Detection::new([b[0], b[1], b[2], b[3]], s, (l - 1).max(0) as usize))
+        .collect())
+}
+
+/// The weights file a run keeps as its best.
+pub fn best_weights(run: &Path) -> PathBuf {
+    ferrovis_core::engine::RunDir::new(run).best()
+}

@@ -1,0 +1,380 @@
+//! Training, validation and prediction of torchvision's detectors with torchvision's recipe:
+//! SGD on every trainable parameter (weight decay included), a linear warm-up from lr/1000 over
+//! the first epoch (at most 1,000 steps), the rate multiplied by `lr_gamma` every `lr_step`
+//! epochs, the four losses summed. Every epoch validates; the metrics are COCO's mAP
+//! (pycocotools' definition, from core's metrics) and Ultralytics' precision and recall, under
+//! YOLOv8's `results.csv` names, so the best weights are chosen by the same fitness.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ferrovis_core::device::parse_device;
+use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
+use ferrovis_core::freeze;
+use ferrovis_core::metrics::detection::{
+    coco_evaluate, CocoReport, CocoTruth, Detection, GroundTruth,
+};
+use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
+use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
+use ferrovis_core::run::training_dir;
+use ferrovis_data::dataset::DetectionData;
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use serde::Serialize;
+
+use super::data::{TvBatch, TvDetectionDataset};
+use super::model::TvModel;
+use crate::config::DetectConfig;
+use crate::predict::{write_predictions, ImagePrediction, PixelDetection};
+use crate::train::{check_dataset, TrainSummary};
+
+/// What one validation pass measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TvValOutput {
+    /// pycocotools' twelve numbers.
+    pub coco: CocoReport,
+    /// Ultralytics' precision, recall and mAP (for the same columns as YOLOv8).
+    pub report: DetectionReport,
+    /// Milliseconds per image (the whole model, transform included).
+    pub ms_per_image: f64,
+}
+
+impl TvValOutput {
+    /// YOLOv8's fitness on COCO's numbers: 0.1·AP50 + 0.9·AP.
+    pub fn fitness(&self) -> f64 {
+        0.1 * self.coco.ap50 + 0.9 * self.coco.ap
+    }
+
+    /// The `results.csv` columns, named as YOLOv8's.
+    pub fn columns(&self) -> Vec<(String, f64)> {
+        vec![
+            ("metrics/precision(B)".into(), self.report.precision),
+            ("metrics/recall(B)".into(), self.report.recall),
+            ("metrics/mAP50(B)".into(), self.coco.ap50),
+            ("metrics/mAP50-95(B)".into(), self.coco.ap),
+            ("metrics/AR100(B)".into(), self.coco.ar100),
+            ("fitness".into(), self.fitness()),
+        ]
+    }
+}
+
+/// Every image of `loader` through the model (evaluation mode), scored against its boxes.
+pub fn evaluate(model: &TvModel, loader: &Loader<TvDetectionDataset>) -> Result<TvValOutput> {
+    let nc = model.names.len();
+    let mut acc = DetectionAccumulator::new(nc);
+    let mut images: Vec<(Vec<Detection>, Vec<CocoTruth>)> = Vec::new();
+    let mut seconds = 0.0;
+    for batch in loader.epoch(0) {
+        let batch = batch.context("loading a validation batch")?;
+        let t = Instant::now();
+        let dets = model.detect(&batch.images)?;
+        seconds += t.elapsed().as_secs_f64();
+        for (d, truths) in dets.into_iter().zip(&batch.truths) {
+            acc.add_image(&d, truths)?;
+            images.push((d, truths.iter().map(coco_truth).collect()));
+        }
+    }
+    let failures = loader.failures();
+    if !failures.is_empty() {
+        tracing::warn!(
+            count = failures.len(),
+            "validation images could not be loaded and were left out"
+        );
+    }
+    Ok(TvValOutput {
+        coco: coco_evaluate(&images, nc),
+        report: acc.report(),
+        ms_per_image: 1000.0 * seconds / images.len().max(1) as f64,
+    })
+}
+
+fn coco_truth(g: &GroundTruth) -> CocoTruth {
+    let [x1, y1, x2, y2] = g.bbox;
+    CocoTruth {
+        bbox: g.bbox,
+        class: g.class,
+        area: ((x2 - x1) * (y2 - y1)) as f64,
+        iscrowd: false,
+    }
+}
+
+/// Prints the table and COCO's summary; writes `PR_curve.png` and `metrics.json` into `dir`.
+pub fn report(out: &TvValOutput, names: &[String], dir: &Path) -> Result<()> {
+    println!("{}", render::detection_table(&out.report, names));
+    let c = &out.coco;
+    println!(
+        "COCO: AP {:.3}  AP50 {:.3}  AP75 {:.3}  AP small/medium/large {:.3}/{:.3}/{:.3}  AR100 {:.3}",
+        c.ap, c.ap50, c.ap75, c.ap_small, c.ap_medium, c.ap_large, c.ar100
+    );
+    println!("speed: {:.1} ms per image", out.ms_per_image);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    render::pr_curves_png(&dir.join("PR_curve.png"), &out.report, names)?;
+    let json = serde_json::json!({
+        "coco": &out.coco,
+        "metrics": &out.report,
+        "fitness": out.fitness(),
+        "names": names,
+    });
+    let path = dir.join("metrics.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("plots and metrics.json in {}", dir.display());
+    Ok(())
+}
+
+/// A loader of `data` (flipped in training).
+pub fn loader(
+    data: &DetectionData,
+    cfg: &DetectConfig,
+    train: bool,
+    batch: usize,
+) -> Result<Loader<TvDetectionDataset>> {
+    let ds = TvDetectionDataset::new(data.items.clone(), if train { cfg.fliplr } else { 0.0 });
+    let opts = LoaderOptions {
+        batch_size: batch,
+        sampler: if train {
+            Sampler::Shuffle
+        } else {
+            Sampler::Sequential
+        },
+        drop_last: false,
+        seed: cfg.seed,
+        prefetch: 2,
+        workers: cfg.workers,
+    };
+    Ok(Loader::new(ds, opts)?)
+}
+
+struct TvTask<'a> {
+    model: &'a TvModel,
+    train: Loader<TvDetectionDataset>,
+    val: Loader<TvDetectionDataset>,
+    batches: Option<EpochBatches<TvBatch>>,
+    steps_per_epoch: usize,
+    sums: [f64; 4],
+    steps: usize,
+}
+
+impl TrainTask for TvTask<'_> {
+    fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+
+    fn on_epoch_start(&mut self, epoch: usize) -> ferrovis_core::Result<()> {
+        self.batches = Some(self.train.epoch(epoch));
+        self.sums = [0.0; 4];
+        self.steps = 0;
+        Ok(())
+    }
+
+    fn train_step(&mut self, _epoch: usize, _step: usize) -> ferrovis_core::Result<tch::Tensor> {
+        let batch = self
+            .batches
+            .as_mut()
+            .and_then(|b| b.next())
+            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
+            .map_err(ferrovis_core::Error::task)?;
+        let losses = self
+            .model
+            .losses(&batch.images, &batch.targets)
+            .map_err(ferrovis_core::Error::task)?;
+        for (s, (_, v)) in self.sums.iter_mut().zip(losses.named()) {
+            *s += v.double_value(&[]);
+        }
+        self.steps += 1;
+        Ok(losses.total())
+    }
+
+    fn train_columns(&mut self) -> Vec<(String, f64)> {
+        let n = self.steps.max(1) as f64;
+        [
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        ]
+        .iter()
+        .zip(self.sums)
+        .map(|(name, s)| (format!("train/{name}"), s / n))
+        .collect()
+    }
+
+    fn validate(&mut self, _epoch: usize) -> ferrovis_core::Result<Vec<(String, f64)>> {
+        self.batches = None;
+        let out = evaluate(self.model, &self.val).map_err(ferrovis_core::Error::task)?;
+        Ok(out.columns())
+    }
+}
+
+/// Trains `cfg.arch` as `cfg` says in a new run folder (or continues `resume`).
+pub fn train(
+    cfg: &DetectConfig,
+    control: &RunControl,
+    resume: Option<&Path>,
+) -> Result<TrainSummary> {
+    let device = parse_device(&cfg.device_name())?;
+    let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
+    tch::manual_seed(cfg.seed as i64);
+    let (model, line) = TvModel::for_training(cfg, &yaml.names, device)?;
+    println!("model: {line}");
+    let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
+    RunDir::new(&run).write_meta(&model.meta(cfg))?;
+
+    let train_loader = loader(&train_data, cfg, true, cfg.batch)?;
+    let val_loader = loader(&val_data, cfg, false, cfg.batch)?;
+    let batches = train_data.items.len().div_ceil(cfg.batch);
+    let kind = match cfg.optimizer.to_ascii_lowercase().as_str() {
+        "sgd" | "auto" => OptimizerKind::Sgd {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        },
+        "adamw" => OptimizerKind::AdamW {
+            beta1: cfg.momentum,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        other => bail!("optimizer={other}: expected SGD or AdamW for {}", cfg.arch),
+    };
+    let parameters = freeze::parameter_ptrs(&model.vs);
+    let mut params: Vec<(String, tch::Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| parameters.contains(&(t.data_ptr() as usize)) && t.requires_grad())
+        .collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    println!(
+        "optimizer: {kind:?} lr0={} weight decay {} on {} trainable tensors; ×{} every {} epochs",
+        cfg.lr0,
+        cfg.weight_decay,
+        params.len(),
+        cfg.lr_gamma,
+        cfg.lr_step
+    );
+    let mut opt = Optimizer::new(
+        kind,
+        vec![ParamGroup {
+            name: "all".into(),
+            params,
+            lr_scale: 1.0,
+            weight_decay: cfg.weight_decay,
+        }],
+        cfg.lr0,
+    );
+    // torchvision's references warm up during the first epoch only, over min(1000, steps − 1).
+    let warmup = if cfg.warmup_epochs > 0.0 {
+        (batches.saturating_sub(1)).min(1000) as u64
+    } else {
+        0
+    };
+    let train_cfg = TrainConfig {
+        epochs: cfg.epochs,
+        lr: cfg.lr0,
+        schedule: Schedule {
+            decay: Decay::Step {
+                step: (cfg.lr_step.max(1) * batches) as u64,
+                gamma: cfg.lr_gamma,
+            },
+            total_iters: 0,
+            warmup_iters: warmup,
+            warmup_start: 0.001,
+        },
+        accumulate: 1,
+        accumulate_mean: true,
+        grad_clip: None,
+        ema: None,
+        monitor: "fitness".into(),
+        maximize: true,
+        patience: Some(cfg.patience),
+        seed: cfg.seed,
+        amp: false,
+    };
+    let mut task = TvTask {
+        model: &model,
+        train: train_loader,
+        val: val_loader,
+        batches: None,
+        steps_per_epoch: batches,
+        sums: [0.0; 4],
+        steps: 0,
+    };
+    let mut control = control.clone();
+    control.resume = resume.is_some();
+    if control.config_toml.is_none() {
+        control.config_toml = Some(toml::to_string(cfg)?);
+    }
+    let outcome = fit(&model.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    println!(
+        "{} epochs completed ({:?})",
+        outcome.epochs_completed, outcome.reason
+    );
+    let best = RunDir::new(&run).best();
+    ferrovis_core::checkpoint::load_file(
+        &model.vs,
+        &best,
+        &ferrovis_core::checkpoint::LoadOptions::default().strict(true),
+    )?;
+    let out = evaluate(&model, &task.val)?;
+    println!("validating {}:", best.display());
+    report(&out, &model.names, &run)?;
+    println!("results in {}", run.display());
+    Ok(TrainSummary {
+        run,
+        map50: out.coco.ap50,
+        map50_95: out.coco.ap,
+    })
+}
+
+/// `detect val` for a torchvision detector's run: its val split (or `cfg.data`'s) scored.
+pub fn val(weights: &Path, cfg: &DetectConfig, out: Option<PathBuf>) -> Result<TvValOutput> {
+    let device = parse_device(&cfg.device_name())?;
+    let model = TvModel::from_run(weights, cfg, device)?;
+    let (yaml, _, val_data) = check_dataset(&cfg.data)?;
+    if yaml.names.len() != model.names.len() {
+        bail!(
+            "{} detects {} classes but {} has {}",
+            weights.display(),
+            model.names.len(),
+            yaml.file.display(),
+            yaml.names.len()
+        );
+    }
+    let result = evaluate(&model, &loader(&val_data, cfg, false, cfg.batch)?)?;
+    let dir =
+        out.unwrap_or_else(|| ferrovis_core::engine::new_run_dir(Path::new(&cfg.project), "val"));
+    report(&result, &model.names, &dir)?;
+    Ok(result)
+}
+
+/// `detect predict` for a torchvision detector's run: the same outputs as YOLOv8's, detections
+/// scoring at least `conf` (0.25 unless given).
+pub fn predict(
+    weights: &Path,
+    cfg: &DetectConfig,
+    sources: &[PathBuf],
+    out: &Path,
+) -> Result<Vec<ImagePrediction>> {
+    let device = parse_device(&cfg.device_name())?;
+    let model = TvModel::from_run(weights, cfg, device)?;
+    let conf = cfg.conf.unwrap_or(0.25);
+    write_predictions(sources, out, |file, image| {
+        let x = ferrovis_data::tensor::to_normalized_chw(image, [0.0; 3], [1.0; 3]);
+        let dets = model.detect(&[x])?.pop().unwrap_or_default();
+        Ok(ImagePrediction {
+            image: file.to_path_buf(),
+            size: (image.width, image.height),
+            detections: dets
+                .into_iter()
+                .filter(|d| d.score >= conf)
+                .take(cfg.max_det)
+                .map(|d| PixelDetection {
+                    class: d.class,
+                    name: model.names.get(d.class).cloned().unwrap_or_default(),
+                    confidence: d.score,
+                    xyxy: d.bbox,
+                })
+                .collect(),
+        })
+    })
+}

@@ -1,0 +1,185 @@
+//! Faster R-CNN through the `detect` workflow on a tiny synthetic set (CPU, 96-pixel inputs):
+//! torchvision's recipe by default, the run folder YOLOv8 writes with torchvision's loss names,
+//! `val` reproducing the final validation, `predict` writing YOLOv8's outputs, fine-tuning from
+//! a run's weights with torchvision's 3 trainable backbone layers leaving the rest bit-identical,
+//! and a stopped run resuming to the end.
+
+use std::path::Path;
+
+use ferrovis_core::checkpoint;
+use ferrovis_core::engine::RunControl;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_detect::config::DetectConfig;
+use ferrovis_detect::references::train;
+
+fn shapes(dir: &Path) -> std::path::PathBuf {
+    let cfg = ShapesConfig {
+        image_size: 96,
+        train: 8,
+        val: 4,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        max_objects: 2,
+        ..Default::default()
+    };
+    synthetic::write_detection(&dir.join("shapes"), &cfg).unwrap()
+}
+
+fn config(data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConfig {
+    let mut args: Vec<String> = vec![
+        "arch=fasterrcnn_mobilenet_v3_large_320_fpn".into(),
+        format!("data={}", data.display()),
+        format!("project={}", project.display()),
+        format!("name={name}"),
+        "min_size=96".into(),
+        "max_size=96".into(),
+        "batch=4".into(),
+        "epochs=2".into(),
+        "device=cpu".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    DetectConfig::load(None, &args).unwrap()
+}
+
+fn tensor(path: &Path, name: &str) -> tch::Tensor {
+    checkpoint::read(path)
+        .unwrap()
+        .get(name)
+        .unwrap()
+        .shallow_clone()
+}
+
+#[test]
+fn faster_rcnn_train_val_predict_and_fine_tune() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path());
+    let project = dir.path().join("runs");
+    let cfg = config(&data, &project, "scratch", &[]);
+    // torchvision's recipe where nothing else is said.
+    assert_eq!(
+        (cfg.optimizer.as_str(), cfg.lr0, cfg.momentum),
+        ("SGD", 0.005, 0.9)
+    );
+    let scratch = train::train(&cfg, &RunControl::quiet(), None).unwrap();
+    let run = &scratch.run;
+    let results = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    let header = results.lines().next().unwrap();
+    for col in [
+        "train/loss_classifier",
+        "train/loss_box_reg",
+        "train/loss_objectness",
+        "train/loss_rpn_box_reg",
+        "metrics/precision(B)",
+        "metrics/recall(B)",
+        "metrics/mAP50(B)",
+        "metrics/mAP50-95(B)",
+        "fitness",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == col),
+            "{col} missing from {header}"
+        );
+    }
+    assert_eq!(results.lines().count(), 3, "{results}");
+    for f in [
+        "weights/best.safetensors",
+        "weights/last.safetensors",
+        "detect.json",
+        "config.toml",
+        "PR_curve.png",
+        "metrics.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let meta = std::fs::read_to_string(run.join("detect.json")).unwrap();
+    assert!(
+        meta.contains("fasterrcnn_mobilenet_v3_large_320_fpn"),
+        "{meta}"
+    );
+
+    // val from the run folder reproduces the final validation.
+    let out = train::val(run, &cfg, Some(dir.path().join("val"))).unwrap();
+    assert_eq!(out.report.images, 4);
+    assert!(
+        (out.coco.ap50 - scratch.map50).abs() < 1e-9,
+        "{} vs {}",
+        out.coco.ap50,
+        scratch.map50
+    );
+    assert!(dir.path().join("val/metrics.json").is_file());
+
+    // predict writes YOLOv8's outputs.
+    let images = data.parent().unwrap().join("images/val");
+    let pred_dir = dir.path().join("pred");
+    let low = DetectConfig {
+        conf: Some(0.0),
+        ..cfg.clone()
+    };
+    let preds = train::predict(run, &low, std::slice::from_ref(&images), &pred_dir).unwrap();
+    assert_eq!(preds.len(), 4);
+    assert!(pred_dir.join("0000.png").is_file() && pred_dir.join("labels/0000.txt").is_file());
+    assert!(pred_dir.join("predictions.json").is_file());
+    for p in &preds {
+        for d in &p.detections {
+            let [x1, y1, x2, y2] = d.xyxy;
+            assert!(0.0 <= x1 && x1 <= x2 && x2 <= 96.0 && 0.0 <= y1 && y1 <= y2 && y2 <= 96.0);
+        }
+    }
+
+    // Fine-tuning from the run's weights: 3 of 6 backbone stages train (torchvision's default
+    // with weights), the others stay bit-identical.
+    let best = run.join("weights/best.safetensors");
+    let model = format!("model={}", best.display());
+    let tuned = train::train(
+        &config(&data, &project, "tuned", &[&model, "epochs=1"]),
+        &RunControl::quiet(),
+        None,
+    )
+    .unwrap();
+    let tuned_w = tuned.run.join("weights/last.safetensors");
+    let diff = |name: &str| {
+        (tensor(&best, name) - tensor(&tuned_w, name))
+            .abs()
+            .max()
+            .double_value(&[])
+    };
+    for frozen in [
+        "backbone.body.0.0.weight",
+        "backbone.body.6.block.0.0.weight",
+    ] {
+        assert_eq!(
+            diff(frozen),
+            0.0,
+            "{frozen} changed with 3 trainable backbone layers"
+        );
+    }
+    for trained in [
+        "backbone.body.16.0.weight",
+        "roi_heads.box_predictor.cls_score.weight",
+    ] {
+        assert!(diff(trained) > 0.0, "{trained} did not train");
+    }
+}
+
+#[test]
+fn a_stopped_faster_rcnn_run_resumes_to_the_end() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path());
+    let cfg = config(&data, &dir.path().join("runs"), "r", &[]);
+    let stop = RunControl {
+        stop_after: Some(1),
+        ..RunControl::quiet()
+    };
+    let first = train::train(&cfg, &stop, None).unwrap();
+    let rows = |run: &Path| {
+        std::fs::read_to_string(run.join("results.csv"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(rows(&first.run), 2);
+    let resumed = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
+    assert_eq!(resumed.run, first.run);
+    assert_eq!(rows(&first.run), 3);
+}

@@ -14,7 +14,7 @@ pub use classification::{
     ClassificationItem,
 };
 pub use detection::{
-    scan_voc, scan_yolo, DatasetYaml, DetectionBatch, DetectionData, DetectionDataset,
+    scan_coco, scan_voc, scan_yolo, DatasetYaml, DetectionBatch, DetectionData, DetectionDataset,
     DetectionItem, DetectionTarget, YoloBox,
 };
 pub use report::{Problem, ScanOptions, ScanReport};

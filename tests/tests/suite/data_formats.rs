@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ferrovis_data::dataset::{
-    csv_list, image_folder, scan_pairs, scan_voc, DatasetYaml, MaskEncoding, ScanOptions,
+    csv_list, image_folder, scan_coco, scan_pairs, scan_voc, DatasetYaml, MaskEncoding, ScanOptions,
 };
 use ferrovis_data::decode::{write_mask, write_rgb};
 use ferrovis_data::{Mask, RgbImage};
@@ -276,6 +276,105 @@ fn yolo_labels_background_orphans_and_every_bad_line() {
         err.contains("bad3.yaml:") && err.contains("invalid YAML"),
         "{err}"
     );
+}
+
+/// COCO JSON: categories by id become classes 0…, boxes `[x, y, w, h]` in pixels become the
+/// same normalised boxes as YOLO labels, crowd boxes are left out, images without annotations
+/// are background; a missing image, a box outside its image, an unknown category or an unknown
+/// image id is named by its JSON path and its image skipped; invalid JSON is refused with its
+/// line and column; a dataset YAML takes COCO files as splits.
+#[test]
+fn coco_json_boxes_and_bad_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for name in ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"] {
+        image(&root.join("images/train2017").join(name), 200, 100);
+    }
+    let json = r#"{
+  "images": [
+    {"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
+    {"id": 2, "file_name": "b.jpg", "width": 200, "height": 100},
+    {"id": 3, "file_name": "c.jpg", "width": 200, "height": 100},
+    {"id": 4, "file_name": "d.jpg", "width": 200, "height": 100},
+    {"id": 5, "file_name": "e.jpg", "width": 200, "height": 100},
+    {"id": 6, "file_name": "gone.jpg", "width": 200, "height": 100}
+  ],
+  "annotations": [
+    {"id": 1, "image_id": 1, "category_id": 18, "bbox": [20, 10, 40, 40], "iscrowd": 0},
+    {"id": 2, "image_id": 1, "category_id": 17, "bbox": [100, 0, 100.4, 100], "iscrowd": 0},
+    {"id": 3, "image_id": 1, "category_id": 17, "bbox": [0, 0, 200, 100], "iscrowd": 1},
+    {"id": 4, "image_id": 2, "category_id": 99, "bbox": [1, 1, 4, 4], "iscrowd": 0},
+    {"id": 5, "image_id": 3, "category_id": 17, "bbox": [150, 50, 80, 20], "iscrowd": 0},
+    {"id": 6, "image_id": 77, "category_id": 17, "bbox": [1, 1, 4, 4], "iscrowd": 0}
+  ],
+  "categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}]
+}"#;
+    let file = root.join("annotations/instances_train2017.json");
+    text(&file, json);
+    let data = scan_coco(&file, root, None, LENIENT).unwrap();
+    assert_eq!(data.names, ["cat", "dog"]);
+    assert_eq!(
+        names(
+            &data
+                .items
+                .iter()
+                .map(|i| i.path.clone())
+                .collect::<Vec<_>>()
+        ),
+        ["a.jpg", "d.jpg", "e.jpg"]
+    );
+    let boxes: Vec<(usize, [f32; 4])> = data.items[0]
+        .boxes
+        .iter()
+        .map(|b| (b.class, b.cxcywh))
+        .collect();
+    // The second box reaches 0.4 px past the image: clipped, as tools' rounding leaves it.
+    assert_eq!(
+        boxes,
+        [(1, [0.2, 0.3, 0.2, 0.4]), (0, [0.75, 0.5, 0.5, 1.0])]
+    );
+    assert!(data.items[1].boxes.is_empty() && data.items[2].boxes.is_empty());
+    let problems: Vec<String> = data.report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    for expected in [
+        "images[5]: file_name \"gone.jpg\" not found",
+        "annotations[3].category_id Some(99): not in `categories`",
+        "annotations[4].bbox [150, 50, 80, 20]: empty or outside the 200×100 image",
+        "annotations[5].image_id 77: no such image",
+    ] {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(expected) && p.contains("instances_train2017.json")),
+            "{expected} not in {problems:?}"
+        );
+    }
+    let err = scan_coco(&file, root, None, STRICT)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gone.jpg") && err.contains("strict"), "{err}");
+    // Names that disagree with the categories, and broken JSON.
+    let err = scan_coco(&file, root, Some(&["dog".into(), "cat".into()]), LENIENT)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`categories` are [\"cat\", \"dog\"]"), "{err}");
+    let broken = root.join("annotations/broken.json");
+    text(&broken, "{\n  \"images\": [\n    {\"id\": 1,,}\n  ]\n}");
+    let err = scan_coco(&broken, root, None, LENIENT)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("broken.json")
+            && err.contains("line 3")
+            && err.contains("invalid JSON at column"),
+        "{err}"
+    );
+    // A dataset YAML with COCO splits (names from the categories).
+    text(&root.join("coco.yaml"), "path: .\ntrain: annotations/instances_train2017.json\nval: annotations/instances_train2017.json\n");
+    let yaml = DatasetYaml::read(&root.join("coco.yaml")).unwrap();
+    assert_eq!(yaml.names, ["cat", "dog"]);
+    let train = yaml.scan("train", LENIENT).unwrap();
+    assert_eq!(train.items.len(), 3);
 }
 
 #[test]

@@ -1,11 +1,13 @@
-//! Detection data sets: Ultralytics' dataset YAML with YOLO txt labels ([`yolo`]), and Pascal
-//! VOC XML ([`voc`]). Both give a [`DetectionData`]: images with normalised `(class, cx, cy, w, h)`
+//! Detection data sets: Ultralytics' dataset YAML with YOLO txt labels ([`yolo`]), Pascal VOC
+//! XML ([`voc`]) and COCO JSON ([`coco`], also as a split of a dataset YAML). All give a [`DetectionData`]: images with normalised `(class, cx, cy, w, h)`
 //! boxes, which [`DetectionDataset`] loads, augments (see
 //! [`crate::transform::detect::DetectAugment`]) and batches.
 
+pub mod coco;
 pub mod voc;
 pub mod yolo;
 
+pub use coco::{coco_categories, scan_coco};
 pub use voc::scan_voc;
 pub use yolo::{label_path, parse_label_file, scan_yolo, DatasetYaml, LabelFile};
 

@@ -32,8 +32,9 @@ pub struct DatasetYaml {
 
 impl DatasetYaml {
     /// Reads and resolves a dataset YAML: `path` (default: the YAML's folder), `train`, `val`,
-    /// optional `test` (each a path or a list of paths, relative to `path`), `names` as a list or
-    /// an `index: name` map, optional `nc` which must agree.
+    /// optional `test` (each a path or a list of paths, relative to `path`: image folders, image
+    /// lists, or COCO `instances_*.json` files), `names` as a list or an `index: name` map
+    /// (optional when `train` is COCO JSON: its categories), optional `nc` which must agree.
     pub fn read(file: &Path) -> Result<Self> {
         let (doc, root) = read_with_root(file)?;
         let bad =
@@ -56,6 +57,7 @@ impl DatasetYaml {
                 )),
             }
         };
+        let train = sources("train", true)?;
         let names: Vec<String> = match &doc["names"] {
             Yaml::Array(items) => items.iter().map(yaml_scalar).collect(),
             Yaml::Hash(map) => {
@@ -77,6 +79,10 @@ impl DatasetYaml {
                 }
                 pairs.into_iter().map(|(_, n)| n).collect()
             }
+            // COCO splits carry their own category names.
+            Yaml::BadValue if !train.is_empty() && train.iter().all(|p| is_json(p)) => {
+                super::coco::coco_categories(&train[0])?
+            }
             Yaml::BadValue => return Err(bad("names", "missing (required)".into())),
             other => {
                 return Err(bad(
@@ -95,7 +101,7 @@ impl DatasetYaml {
         }
         Ok(Self {
             file: file.to_path_buf(),
-            train: sources("train", true)?,
+            train,
             val: sources("val", true)?,
             test: sources("test", false)?,
             root,
@@ -122,8 +128,34 @@ impl DatasetYaml {
                 format!("no `{split}` split"),
             ));
         }
+        if sources.iter().any(|p| is_json(p)) {
+            // COCO annotation files; a list may mix them with YOLO image sources.
+            let mut data = DetectionData {
+                names: self.names.clone(),
+                ..Default::default()
+            };
+            let (json, yolo): (Vec<PathBuf>, Vec<PathBuf>) =
+                sources.iter().cloned().partition(|p| is_json(p));
+            for file in &json {
+                let part = super::coco::scan_coco(file, &self.root, Some(&self.names), options)?;
+                data.items.extend(part.items);
+                data.report.extend(part.report);
+            }
+            if !yolo.is_empty() {
+                let part = scan_yolo(&yolo, &self.names, options)?;
+                data.items.extend(part.items);
+                data.report.extend(part.report);
+            }
+            return Ok(data);
+        }
         scan_yolo(sources, &self.names, options)
     }
+}
+
+/// A COCO annotation file, by extension.
+fn is_json(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 fn yaml_scalar(y: &Yaml) -> String {

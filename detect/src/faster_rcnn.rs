@@ -9,6 +9,7 @@
 //! | `fasterrcnn_resnet50_fpn_v2` | ResNet-50, BatchNorm FPN | layer1–4 | 2 | 4 conv + 1 fc | 800 / 1333 |
 //! | `fasterrcnn_mobilenet_v3_large_fpn` | MobileNetV3-Large | features.13, .16 | 1 | TwoMLPHead | 800 / 1333 |
 //! | `fasterrcnn_mobilenet_v3_large_320_fpn` | the same | the same | 1 | TwoMLPHead | 320 / 640 |
+//! | `fasterrcnn_<backbone>` (any core backbone) | e.g. MobileNetV2 | none: its last map | 1 | TwoMLPHead | 800 / 1333 |
 //!
 //! torchvision builds the backbone with FrozenBatchNorm2d when it starts from pretrained
 //! weights (eps 0.0 for the COCO v1 ResNet-50 checkpoint) and with BatchNorm otherwise;
@@ -41,8 +42,8 @@ pub const ARCHS: &[&str] = &[
     "fasterrcnn_mobilenet_v3_large_320_fpn",
 ];
 
-/// Which backbone-with-FPN an architecture uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which backbone (with or without FPN) an architecture uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackboneKind {
     /// ResNet-50 layer1–4 into a 4-level FPN (+ max-pool level); `v2` adds BatchNorm to the FPN.
     ResNet50 {
@@ -51,6 +52,13 @@ pub enum BackboneKind {
     },
     /// MobileNetV3-Large `features.13` and `features.16` into a 2-level FPN (+ max-pool level).
     MobileNetV3Large,
+    /// Any core backbone (`fasterrcnn_<name>`) under `backbone`, its last feature map alone, no
+    /// FPN: the second recipe of torchvision's fine-tuning tutorial (MobileNetV2's features,
+    /// anchors 32–512 × 0.5/1/2 on the one map, RoIAlign on it).
+    Single {
+        /// The core backbone name (`mobilenet_v2`, `resnet18`, …).
+        name: String,
+    },
 }
 
 /// A Faster R-CNN's shape and settings.
@@ -120,10 +128,22 @@ impl FasterRcnnConfig {
                     rpn,
                 )
             }
-            other => bail!(
-                "unknown Faster R-CNN architecture {other:?}; available: {}",
-                ARCHS.join(", ")
-            ),
+            other => match other.strip_prefix("fasterrcnn_") {
+                Some(name) if ferrovis_core::backbone::NAMES.contains(&name) => (
+                    BackboneKind::Single {
+                        name: name.to_string(),
+                    },
+                    NormLayer::BatchNorm,
+                    RcnnTransform::new(800, 1333),
+                    RpnConfig::default(),
+                ),
+                _ => bail!(
+                    "unknown Faster R-CNN architecture {other:?}; available: {}, or \
+                     fasterrcnn_<backbone> for any of {}",
+                    ARCHS.join(", "),
+                    ferrovis_core::backbone::NAMES.join(", ")
+                ),
+            },
         };
         if num_classes < 2 {
             bail!("num_classes: expected at least 2 (the background and one class), got {num_classes}");
@@ -151,6 +171,7 @@ enum Body {
         /// The `features.N` modules feeding the FPN.
         taps: Vec<usize>,
     },
+    Single(Box<dyn Backbone>),
 }
 
 /// torchvision's `FasterRCNN`.
@@ -159,7 +180,11 @@ pub struct FasterRcnn {
     /// Shape and settings.
     pub config: FasterRcnnConfig,
     body: Body,
-    fpn: Fpn,
+    /// `None` for a single-map backbone.
+    fpn: Option<Fpn>,
+    /// False once every backbone layer is frozen: the backbone then also keeps its BatchNorm
+    /// statistics (evaluation mode), so a frozen backbone stays bit-identical.
+    backbone_trains: std::sync::atomic::AtomicBool,
     /// The region proposal network.
     pub rpn: Rpn,
     /// The box branch.
@@ -175,8 +200,8 @@ impl FasterRcnn {
             norm: config.norm,
             ..Default::default()
         };
-        let (body, in_channels, anchors, v2) = match config.backbone {
-            BackboneKind::ResNet50 { v2 } => {
+        let (body, in_channels, anchors, v2) = match &config.backbone {
+            &BackboneKind::ResNet50 { v2 } => {
                 let cfg = ResNetConfig::by_name("resnet50").context("resnet50 config")?;
                 let net = ResNet::new(&body_path, &cfg, &opts)?;
                 (
@@ -197,19 +222,31 @@ impl FasterRcnn {
                 let anchors = AnchorGenerator::new(sizes, vec![vec![0.5, 1.0, 2.0]; 3])?;
                 (Body::MobileNetV3 { net, taps }, channels, anchors, false)
             }
+            BackboneKind::Single { name } => {
+                let net = ferrovis_core::backbone::create(name, &(p / "backbone"), &opts)?;
+                let channels = net.final_channels();
+                let sizes = vec![vec![32.0, 64.0, 128.0, 256.0, 512.0]];
+                let anchors = AnchorGenerator::new(sizes, vec![vec![0.5, 1.0, 2.0]])?;
+                (Body::Single(net), vec![channels], anchors, false)
+            }
         };
-        let fpn = Fpn::new(
-            &(p / "backbone" / "fpn"),
-            FpnConfig {
-                in_channels,
-                out_channels: 256,
-                extra: ExtraBlock::LastLevelMaxPool,
-                batch_norm: v2,
-            },
-        )?;
+        let (fpn, channels) = if matches!(body, Body::Single(_)) {
+            (None, in_channels[0])
+        } else {
+            let fpn = Fpn::new(
+                &(p / "backbone" / "fpn"),
+                FpnConfig {
+                    in_channels,
+                    out_channels: 256,
+                    extra: ExtraBlock::LastLevelMaxPool,
+                    batch_norm: v2,
+                },
+            )?;
+            (Some(fpn), 256)
+        };
         let rpn = Rpn::new(
             &(p / "rpn"),
-            256,
+            channels,
             anchors,
             if v2 { 2 } else { 1 },
             config.rpn.clone(),
@@ -218,7 +255,7 @@ impl FasterRcnn {
         let box_head = if v2 {
             BoxHead::conv_fc(&(&rh / "box_head"), 256, 7, &[256; 4], &[1024])
         } else {
-            BoxHead::two_mlp(&(&rh / "box_head"), 256 * 7 * 7, 1024)
+            BoxHead::two_mlp(&(&rh / "box_head"), channels * 7 * 7, 1024)
         };
         let roi_heads = RoiHeads {
             box_roi_pool: MultiScaleRoiAlign::new((7, 7), 2),
@@ -234,18 +271,36 @@ impl FasterRcnn {
             config: config.clone(),
             body,
             fpn,
+            backbone_trains: std::sync::atomic::AtomicBool::new(true),
             rpn,
             roi_heads,
         })
     }
 
-    /// The pyramid levels of a padded batch, finest first, the max-pool level last.
+    /// The pyramid levels of a padded batch, finest first, the max-pool level last (one map
+    /// for a single-map backbone).
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+        let body_train = train
+            && self
+                .backbone_trains
+                .load(std::sync::atomic::Ordering::Relaxed);
         let levels = match &self.body {
-            Body::ResNet(net) => net.features(x, train).split_off(1),
-            Body::MobileNetV3 { net, taps } => net.forward_modules(x, taps, train),
+            Body::ResNet(net) => net.features(x, body_train).split_off(1),
+            Body::MobileNetV3 { net, taps } => net.forward_modules(x, taps, body_train),
+            Body::Single(net) => vec![net.final_features(x, body_train)],
         };
-        Ok(self.fpn.forward_t(&levels, train)?)
+        match &self.fpn {
+            Some(fpn) => Ok(fpn.forward_t(&levels, train)?),
+            None => Ok(levels),
+        }
+    }
+
+    /// The levels the RoI heads pool from: all but FPN's max-pool level.
+    fn pooled_levels<'a>(&self, features: &'a [Tensor]) -> &'a [Tensor] {
+        match &self.fpn {
+            Some(_) => &features[..features.len() - 1],
+            None => features,
+        }
     }
 
     /// Detections for each image (`(3, H, W)`, float, 0–1), in its own coordinates (evaluation
@@ -254,7 +309,7 @@ impl FasterRcnn {
         let (batch, _) = self.config.transform.apply(images, None, false)?;
         let features = self.features(&batch.tensors, false)?;
         let (proposals, _) = self.rpn.forward(&batch, &features, None)?;
-        let pooled_levels = &features[..features.len() - 1];
+        let pooled_levels = self.pooled_levels(&features);
         let (detections, _) =
             self.roi_heads
                 .forward(pooled_levels, &proposals, &batch.image_sizes, None, false)?;
@@ -270,7 +325,7 @@ impl FasterRcnn {
         let (proposals, rpn_losses) = self.rpn.forward(&batch, &features, Some(&targets))?;
         let rpn_losses = rpn_losses.context("the RPN returns losses when given targets")?;
         let proposals: Vec<Tensor> = proposals.iter().map(|p| p.detach()).collect();
-        let pooled_levels = &features[..features.len() - 1];
+        let pooled_levels = self.pooled_levels(&features);
         let (_, roi_losses) = self.roi_heads.forward(
             pooled_levels,
             &proposals,
@@ -293,6 +348,8 @@ impl FasterRcnn {
         match &self.body {
             Body::ResNet(_) => 5,
             Body::MobileNetV3 { net, .. } => net.stage_indices().len(),
+            // Every stage but the classifier, which a detector's backbone lacks.
+            Body::Single(net) => net.stages().len().saturating_sub(1),
         }
     }
 
@@ -337,7 +394,24 @@ impl FasterRcnn {
                         .is_some_and(|i| i < freeze_before)
                 })
             }
+            Body::Single(net) => {
+                let mut stages = net.stages();
+                stages.pop();
+                if n > stages.len() {
+                    bail!(
+                        "trainable_backbone_layers: expected 0 to {} for this backbone, got {n}",
+                        stages.len()
+                    );
+                }
+                let frozen: Vec<String> = stages[..stages.len() - n]
+                    .iter()
+                    .flat_map(|s| s.prefixes.iter().map(|p| format!("backbone.{p}.")))
+                    .collect();
+                Box::new(move |name: &str| frozen.iter().any(|p| name.starts_with(p)))
+            }
         };
+        self.backbone_trains
+            .store(n > 0, std::sync::atomic::Ordering::Relaxed);
         Ok(set_trainable(vs, false, FreezeOptions::default(), select))
     }
 
@@ -371,6 +445,11 @@ impl FasterRcnn {
             Body::MobileNetV3 { .. } => opts
                 .skip(r"^classifier\.")?
                 .rename_regex(r"^features\.(.*)$", "backbone.body.$1")?,
+            Body::Single(net) => {
+                let head = net.head_pattern();
+                opts.rename_regex(r"^(.*)$", "backbone.$1")?
+                    .skip(&format!(r"^backbone\.{}", head.trim_start_matches('^')))?
+            }
         };
         Ok(opts.reinit(r"^(backbone\.fpn|rpn|roi_heads)\.")?)
     }
@@ -382,7 +461,15 @@ impl FasterRcnn {
         let sd = checkpoint::read(path)?;
         let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
         let opts = if detection {
-            Self::detection_load_options()?
+            let opts = Self::detection_load_options()?;
+            match &self.config.backbone {
+                // The tutorial's model holds MobileNetV2's `features` as its backbone itself
+                // (`backbone.0.0.weight`); ours keeps the name `features`.
+                BackboneKind::Single { name } if name == "mobilenet_v2" => {
+                    opts.rename_regex(r"^backbone\.(\d+)\.", "backbone.features.$1.")?
+                }
+                _ => opts,
+            }
         } else {
             self.backbone_load_options()?
         };

@@ -15,7 +15,8 @@ state dict also runs as `fasterrcnn_mobilenet_v3_large_320_fpn` (its own 320/640
 Training: `fasterrcnn_resnet50_fpn` with FrozenBatchNorm2d (what torchvision builds from
 pretrained weights) in training mode after torch.manual_seed(123): the four losses and the
 gradients of the box predictor, OUT_DIR/train.safetensors (with the targets), its state dict as
-OUT_DIR/train.pth. OUT_DIR/legacy.pth is the v1 state dict with the FPN and RPN head keys of
+OUT_DIR/train.pth. The tutorial's MobileNetV2 model (its features as the backbone, one map,
+2 classes): OUT_DIR/fasterrcnn_mobilenet_v2.{pth,safetensors}. OUT_DIR/legacy.pth is the v1 state dict with the FPN and RPN head keys of
 checkpoints older than their version 2 (`backbone.fpn.inner_blocks.0.weight`,
 `rpn.head.conv.weight`). OUT_DIR/imagenet_resnet50.pth and imagenet_mobilenet_v3_large.pth are classification
 checkpoints for the backbone loads; counts.json also holds the trainable parameters of 2-class
@@ -52,7 +53,7 @@ def count(name, m):
     counts[name] = {"keys": len(sd), "params": sum(p.numel() for p in m.parameters())}
 
 
-def calibrate(m):
+def calibrate(m, spread=1.5):
     """Rescale the RPN's objectness and the classifier's logits to a spread a trained model has."""
     cap = {}
     head, predictor = m.rpn.head, m.roi_heads.box_predictor
@@ -65,18 +66,18 @@ def calibrate(m):
     m.eval()
     with torch.no_grad():
         m(images)
-        spread = lambda key: torch.cat([x.flatten() for x in cap[key]]).std()
+        std_of = lambda key: torch.cat([x.flatten() for x in cap[key]]).std()
         # Objectness and class logits spread as a trained model's; offsets of a trained model's
         # size (a random model's would send boxes thousands of pixels away).
-        head.cls_logits.weight.mul_(2.0 / spread("rpn"))
+        head.cls_logits.weight.mul_(2.0 / std_of("rpn"))
         head.cls_logits.bias.zero_()
-        head.bbox_pred.weight.mul_(0.3 / spread("rpn_box"))
+        head.bbox_pred.weight.mul_(0.3 / std_of("rpn_box"))
         # A random head's logits differ by class far more than by proposal, which leaves many
         # proposals within 1e-7 of the same score and NMS choosing between them on rounding:
         # centre them per class and scale what varies between proposals.
         x = cap["cls_in"]
         w = predictor.cls_score.weight
-        w.mul_(1.5 / ((x - x.mean(0)) @ w.t()).std())
+        w.mul_(spread / ((x - x.mean(0)) @ w.t()).std())
         predictor.cls_score.bias.copy_(-(x.mean(0) @ w.t()))
         predictor.bbox_pred.weight.mul_(1.0 / cap["box"].std())
     for h in hooks:
@@ -123,6 +124,34 @@ for seed, (arch, build) in enumerate(builders.items()):
         m320.load_state_dict(m.state_dict())
         save_file({k: v.contiguous() for k, v in detections(m320).items()},
                   os.path.join(out, "fasterrcnn_mobilenet_v3_large_320_fpn.safetensors"))
+
+# The tutorial's second recipe: MobileNetV2's features as the backbone, one feature map.
+from torchvision.models import mobilenet_v2  # noqa: E402
+from torchvision.ops import MultiScaleRoIAlign  # noqa: E402
+
+torch.manual_seed(5)
+# Noise averages out in a random network's deep layers, leaving a map that is nearly the same
+# everywhere and translated boxes that score alike to the last bit: these images have large
+# blobs instead, so that the one map varies from place to place.
+blobs = [torch.nn.functional.interpolate(torch.rand(1, 3, h // 40, w // 40, generator=g), size=(h, w),
+                                         mode="bilinear", align_corners=False)[0]
+         for h, w in ((240, 320), (300, 200))]
+features = mobilenet_v2().features
+features.out_channels = 1280
+m = FasterRCNN(features, 2,
+               rpn_anchor_generator=AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)),
+               box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), **small)
+count("fasterrcnn_mobilenet_v2", m)
+randomise_bn_stats(m, torch.Generator().manual_seed(105), affine=True)
+noise, images = images, blobs
+# Two classes: a narrower spread keeps the scores off the saturated end, where many round alike.
+calibrate(m, spread=0.3)
+data = {"image0": blobs[0], "image1": blobs[1]}
+data.update(detections(m))
+torch.save(m.state_dict(), os.path.join(out, "fasterrcnn_mobilenet_v2.pth"))
+save_file({k: v.contiguous() for k, v in data.items()},
+          os.path.join(out, "fasterrcnn_mobilenet_v2.safetensors"))
+images = noise
 
 # What torchvision builds from pretrained weights: FrozenBatchNorm2d in the backbone.
 torch.manual_seed(7)

@@ -176,6 +176,7 @@ pub struct EfficientNet {
     stem: ConvNormAct,
     stages: Vec<Vec<MBConv>>,
     head_conv: ConvNormAct,
+    head_channels: i64,
     /// `None` for an encoder (`num_classes` 0).
     classifier: Option<nn::Linear>,
     dropout: f64,
@@ -259,6 +260,7 @@ impl EfficientNet {
             stem,
             stages,
             head_conv,
+            head_channels: head_c,
             classifier,
             dropout,
             info,
@@ -289,9 +291,17 @@ impl Backbone for EfficientNet {
         out
     }
 
-    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+    fn final_features(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.features(x, train).pop().expect("five levels");
-        global_pool(&self.head_conv.forward_t(&last, train))
+        self.head_conv.forward_t(&last, train)
+    }
+
+    fn final_channels(&self) -> i64 {
+        self.head_channels
+    }
+
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        global_pool(&self.final_features(x, train))
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

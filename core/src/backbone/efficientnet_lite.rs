@@ -272,14 +272,19 @@ impl Backbone for EfficientNetLite {
         out
     }
 
-    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+    fn final_features(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.features(x, train).pop().expect("five levels");
-        global_pool(
-            &self
-                .bn1
-                .forward_t(&self.conv_head.forward(&last), train)
-                .relu6(),
-        )
+        self.bn1
+            .forward_t(&self.conv_head.forward(&last), train)
+            .relu6()
+    }
+
+    fn final_channels(&self) -> i64 {
+        1280
+    }
+
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        global_pool(&self.final_features(x, train))
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

@@ -201,9 +201,17 @@ impl Backbone for MobileNetV2 {
         out
     }
 
-    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+    fn final_features(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.features(x, train).pop().expect("five levels");
-        global_pool(&self.head_conv.forward_t(&last, train))
+        self.head_conv.forward_t(&last, train)
+    }
+
+    fn final_channels(&self) -> i64 {
+        1280
+    }
+
+    fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor {
+        global_pool(&self.final_features(x, train))
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

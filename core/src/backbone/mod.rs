@@ -123,6 +123,21 @@ pub trait Backbone: Send + std::fmt::Debug {
     /// The feature pyramid, one tensor per [`Backbone::feature_info`] level, finest first.
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor>;
 
+    /// The last feature map before global pooling: the deepest level, followed by the head
+    /// convolution where the family has one (MobileNetV2 and EfficientNet: 1280 channels). It
+    /// is what `torchvision.models.<name>().features` returns, the one map of a detector built
+    /// without a feature pyramid.
+    fn final_features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.features(x, train)
+            .pop()
+            .unwrap_or_else(|| x.shallow_clone())
+    }
+
+    /// Channels of [`Backbone::final_features`].
+    fn final_channels(&self) -> i64 {
+        self.feature_info().last().map_or(0, |f| f.channels)
+    }
+
     /// The input of the final linear classifier, before its dropout (`N, C`): globally pooled
     /// features for most families, the 4096-d `classifier.3` output for VGG. A new head for
     /// feature extraction is trained on these.

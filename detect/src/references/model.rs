@@ -40,9 +40,9 @@ fn config_for(
     num_classes: usize,
     pretrained: bool,
 ) -> Result<FasterRcnnConfig> {
-    if !ARCHS.contains(&cfg.arch.as_str()) {
+    if !cfg.arch.starts_with("fasterrcnn_") {
         bail!(
-            "arch={}: expected yolov8 or one of {}",
+            "arch={}: expected yolov8, one of {}, or fasterrcnn_<backbone>",
             cfg.arch,
             ARCHS.join(", ")
         );

@@ -59,6 +59,20 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn check_detections(arch: &str, model: &FasterRcnn, images: &[Tensor], expected: &StateDict) {
+    check_detections_up_to(arch, model, images, expected, usize::MAX);
+}
+
+/// The detections equal torchvision's: the same count, and each of the first `exact` (all, for
+/// the torchvision architectures) matches the one at its position (scores within 1e-5), or one
+/// of equal label and score when near-equal scores swapped places, with boxes within 1e-3 px.
+/// Past `exact`, at least 90 % must have such a counterpart anywhere in torchvision's list.
+fn check_detections_up_to(
+    arch: &str,
+    model: &FasterRcnn,
+    images: &[Tensor],
+    expected: &StateDict,
+    exact: usize,
+) {
     let dets = tch::no_grad(|| model.detect(images)).unwrap();
     for (i, d) in dets.iter().enumerate() {
         let get = |k: &str| expected.get(&format!("{k}{i}")).unwrap();
@@ -68,12 +82,13 @@ fn check_detections(arch: &str, model: &FasterRcnn, images: &[Tensor], expected:
             get("scores").size()[0],
             "{arch} image {i}: detection count"
         );
-        let ds = max_diff(&d.scores, get("scores"));
-        println!("{arch} image {i}: {n} detections, max |Δscore| {ds:.1e}");
+        let head = (n as usize).min(exact) as i64;
+        let ds = max_diff(
+            &d.scores.narrow(0, 0, head),
+            &get("scores").narrow(0, 0, head),
+        );
+        println!("{arch} image {i}: {n} detections, max |Δscore| {ds:.1e} over the first {head}");
         assert!(ds <= 1e-5, "{arch} image {i}: scores differ by {ds:e}");
-        // Position by position, except that detections whose scores agree within the tolerance
-        // may come in either order: each of ours must equal one of torchvision's of the same
-        // label and score.
         let (labels, theirs_labels): (Vec<i64>, Vec<i64>) = (
             Vec::try_from(&d.labels).unwrap(),
             Vec::try_from(get("labels")).unwrap(),
@@ -82,7 +97,7 @@ fn check_detections(arch: &str, model: &FasterRcnn, images: &[Tensor], expected:
             Vec::try_from(&d.scores).unwrap(),
             Vec::try_from(get("scores")).unwrap(),
         );
-        let (mut worst, mut swapped) = (0f64, 0);
+        let (mut worst, mut swapped, mut unmatched) = (0f64, 0, 0);
         for k in 0..n as usize {
             let mine = d.boxes.get(k as i64);
             let candidates = (0..n as usize).filter(|&j| {
@@ -90,21 +105,29 @@ fn check_detections(arch: &str, model: &FasterRcnn, images: &[Tensor], expected:
             });
             let best = candidates
                 .map(|j| (max_diff(&mine, &get("boxes").get(j as i64)), j))
+                .filter(|(db, _)| *db <= 1e-3)
                 .min_by(|a, b| a.0.total_cmp(&b.0));
-            let Some((db, j)) = best else {
-                panic!(
-                    "{arch} image {i}: detection {k} (label {}, score {}) has no counterpart",
+            match best {
+                Some((db, j)) => {
+                    worst = worst.max(db);
+                    swapped += usize::from(j != k);
+                }
+                None if k >= exact => unmatched += 1,
+                None => panic!(
+                    "{arch} image {i}: detection {k} (label {}, score {}) has no counterpart \
+                     within 1e-5 and 1e-3 px",
                     labels[k], scores[k]
-                );
-            };
-            assert!(
-                db <= 1e-3,
-                "{arch} image {i}: detection {k}'s box differs by {db:e} px"
-            );
-            worst = worst.max(db);
-            swapped += usize::from(j != k);
+                ),
+            }
         }
-        println!("  max |Δbox| {worst:.1e} px; {swapped} detections swapped with an equal score");
+        println!(
+            "  max |Δbox| {worst:.1e} px; {swapped} swapped with an equal score; {unmatched} \
+             past the first {head} without a counterpart"
+        );
+        assert!(
+            unmatched * 10 <= n as usize,
+            "{arch} image {i}: {unmatched} of {n} detections have no counterpart"
+        );
     }
 }
 
@@ -314,4 +337,40 @@ fn faster_rcnn_fine_tuning_loads_and_freezes_as_torchvision() {
         ]
     );
     assert_eq!(report.loaded.len(), 291);
+}
+
+/// The tutorial's second recipe, `FasterRCNN(mobilenet_v2().features, 2, …)` with anchors
+/// 32–512 on its one map: torchvision's checkpoint (`backbone.0.0.weight` …) loads strictly
+/// into `fasterrcnn_mobilenet_v2` and gives torchvision's detections.
+#[test]
+fn faster_rcnn_on_a_core_backbone_matches_the_tutorial_model() {
+    tch::set_num_threads(1);
+    let arch = "fasterrcnn_mobilenet_v2";
+    let mut config = FasterRcnnConfig::by_name(arch, 2, false).unwrap();
+    config.transform = RcnnTransform::new(256, 400);
+    let vs = VarStore::new(Device::Cpu);
+    let model = FasterRcnn::new(&vs.root(), &config).unwrap();
+    let report = model
+        .load_weights(&vs, &reference().join(format!("{arch}.pth")))
+        .unwrap();
+    println!("{arch}: {}", report.summary());
+    assert!(
+        report.is_complete() && report.reinitialized.is_empty(),
+        "{report}"
+    );
+    let (_, params) = parameter_counts(&vs);
+    assert_eq!(
+        params,
+        counts()[arch]["params"].as_i64().unwrap(),
+        "parameters"
+    );
+    let expected = checkpoint::read(reference().join(format!("{arch}.safetensors"))).unwrap();
+    let images = [
+        expected.get("image0").unwrap().shallow_clone(),
+        expected.get("image1").unwrap().shallow_clone(),
+    ];
+    // With two classes, a random MobileNetV2 gives many proposals the same score to within
+    // 1e-5 (groups of 0.9920 at the top); far down the list, which of two such boxes NMS keeps
+    // is decided by rounding. The first 50 must be torchvision's, the rest have counterparts.
+    check_detections_up_to(arch, &model, &images, &expected, 50);
 }

@@ -108,6 +108,13 @@ pub struct DetectConfig {
     pub min_size: Option<usize>,
     /// torchvision detectors: the longest side allowed (`None`: the architecture's, 1333 or 640).
     pub max_size: Option<usize>,
+    /// torchvision detectors: proposals kept per image after the RPN's NMS in training
+    /// (`None`: 2000).
+    pub rpn_post_nms_top_n_train: Option<usize>,
+    /// torchvision detectors: the same in evaluation (`None`: 1000, or 150 for the 320 model).
+    pub rpn_post_nms_top_n_test: Option<usize>,
+    /// torchvision detectors: proposals sampled per image for the box losses (`None`: 512).
+    pub box_batch_size_per_image: Option<usize>,
     /// torchvision detectors: the learning rate is multiplied by `lr_gamma` every `lr_step`
     /// epochs (torchvision's StepLR).
     pub lr_step: usize,
@@ -161,6 +168,9 @@ impl Default for DetectConfig {
             trainable_backbone_layers: None,
             min_size: None,
             max_size: None,
+            rpn_post_nms_top_n_train: None,
+            rpn_post_nms_top_n_test: None,
+            box_batch_size_per_image: None,
             lr_step: 3,
             lr_gamma: 0.1,
         }
@@ -182,6 +192,9 @@ impl DetectConfig {
             ("trainable_backbone_layers", Value::Integer(3)),
             ("min_size", Value::Integer(800)),
             ("max_size", Value::Integer(1333)),
+            ("rpn_post_nms_top_n_train", Value::Integer(2000)),
+            ("rpn_post_nms_top_n_test", Value::Integer(1000)),
+            ("box_batch_size_per_image", Value::Integer(512)),
         ];
         let mut cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
         if cfg.is_torchvision() {

@@ -126,9 +126,16 @@ pub enum Command {
         /// Old spelling of --out.
         #[arg(long, hide = true)]
         dir: Option<PathBuf>,
-        /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30).
-        #[arg(long, default_value_t = 25)]
-        epochs: usize,
+        /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30; Faster
+        /// R-CNN: 12 unless given).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` (default: in
+        /// $FERROVIS_WEIGHTS).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// `arch=yolov8` (default) or `arch=fasterrcnn`.
+        settings: Vec<String>,
     },
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
     #[command(subcommand)]
@@ -309,9 +316,32 @@ pub fn run(cli: Cli) -> Result<()> {
                 m.names.len()
             );
         }
-        Command::Demo { out, dir, epochs } => {
+        Command::Demo {
+            out,
+            dir,
+            epochs,
+            weights,
+            settings,
+        } => {
             let out = ferrovis_core::cli::renamed(None, dir, "--dir", "--out").unwrap_or(out);
-            demo::run(&out, epochs)?;
+            let mut arch = "yolov8".to_string();
+            for s in &settings {
+                match s.split_once('=') {
+                    Some(("arch", a)) => arch = a.to_string(),
+                    _ => anyhow::bail!(
+                        "demo: unknown setting {s:?} (arch=yolov8 or arch=fasterrcnn)"
+                    ),
+                }
+            }
+            match arch.as_str() {
+                "yolov8" => {
+                    demo::run(&out, epochs.unwrap_or(25))?;
+                }
+                "fasterrcnn" | "fasterrcnn_mobilenet_v2" => {
+                    demo::run_faster_rcnn(&out, epochs.unwrap_or(12), weights.as_deref())?;
+                }
+                other => anyhow::bail!("demo: arch={other}: expected yolov8 or fasterrcnn"),
+            }
         }
         Command::Weights(cmd) => run_weights(&cmd)?,
     }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Reduction, Tensor};
 
-use ferrovis_core::nn::{Activation, Conv2dSpec, ConvNormAct};
+use ferrovis_core::nn::{linear, Activation, Conv2dSpec, ConvNormAct};
 use ferrovis_core::ops::box_coder::BoxCoder;
 use ferrovis_core::ops::detection::{
     batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes,
@@ -43,13 +43,8 @@ impl BoxHead {
     /// `TwoMLPHead` under `p` from `in_features` to `representation` (1024).
     pub fn two_mlp(p: &Path, in_features: i64, representation: i64) -> Self {
         BoxHead::TwoMlp {
-            fc6: nn::linear(p / "fc6", in_features, representation, Default::default()),
-            fc7: nn::linear(
-                p / "fc7",
-                representation,
-                representation,
-                Default::default(),
-            ),
+            fc6: linear(&(p / "fc6"), in_features, representation),
+            fc7: linear(&(p / "fc7"), representation, representation),
         }
     }
 
@@ -74,12 +69,7 @@ impl BoxHead {
         let mut f_in = c_in * size * size;
         let mut fc_layers = Vec::with_capacity(fcs.len());
         for &f in fcs {
-            fc_layers.push(nn::linear(
-                p / index.to_string(),
-                f_in,
-                f,
-                Default::default(),
-            ));
+            fc_layers.push(linear(&(p / index.to_string()), f_in, f));
             f_in = f;
             index += 2;
         }
@@ -119,18 +109,8 @@ impl FastRcnnPredictor {
     /// Under `p` for `num_classes` classes (the background included).
     pub fn new(p: &Path, in_features: i64, num_classes: i64) -> Self {
         FastRcnnPredictor {
-            cls_score: nn::linear(
-                p / "cls_score",
-                in_features,
-                num_classes,
-                Default::default(),
-            ),
-            bbox_pred: nn::linear(
-                p / "bbox_pred",
-                in_features,
-                4 * num_classes,
-                Default::default(),
-            ),
+            cls_score: linear(&(p / "cls_score"), in_features, num_classes),
+            bbox_pred: linear(&(p / "bbox_pred"), in_features, 4 * num_classes),
         }
     }
 

@@ -54,6 +54,15 @@ fn config_for(
     if let Some(s) = cfg.max_size {
         config.transform.max_size = s as i64;
     }
+    if let Some(n) = cfg.rpn_post_nms_top_n_train {
+        config.rpn.post_nms_top_n_train = n as i64;
+    }
+    if let Some(n) = cfg.rpn_post_nms_top_n_test {
+        config.rpn.post_nms_top_n_test = n as i64;
+    }
+    if let Some(n) = cfg.box_batch_size_per_image {
+        config.roi_heads.batch_size_per_image = n as i64;
+    }
     Ok(config)
 }
 

@@ -4,6 +4,7 @@
 mod validate_classify;
 mod validate_data;
 mod validate_detect;
+mod validate_faster_rcnn;
 mod validate_imagenet;
 mod validate_segment;
 mod validate_style;

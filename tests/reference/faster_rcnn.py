@@ -1,6 +1,6 @@
 """torchvision's Faster R-CNNs, seeded and randomised, for the Faster R-CNN parity tests.
 
-    faster_rcnn.py OUT_DIR
+    faster_rcnn.py OUT_DIR [--only-train]
 
 For each of `fasterrcnn_resnet50_fpn` (plain BatchNorm, as built with no weights),
 `fasterrcnn_resnet50_fpn_v2` and `fasterrcnn_mobilenet_v3_large_fpn` (plain BatchNorm), with
@@ -14,8 +14,8 @@ state dict also runs as `fasterrcnn_mobilenet_v3_large_320_fpn` (its own 320/640
 
 Training: `fasterrcnn_resnet50_fpn` with FrozenBatchNorm2d (what torchvision builds from
 pretrained weights) in training mode after torch.manual_seed(123): the four losses and the
-gradients of the box predictor, OUT_DIR/train.safetensors (with the targets), its state dict as
-OUT_DIR/train.pth. The tutorial's MobileNetV2 model (its features as the backbone, one map,
+gradients of the box predictor, OUT_DIR/train.safetensors (with the images and targets), its state dict as
+OUT_DIR/train.pth (with --only-train, only this and counts.json). The tutorial's MobileNetV2 model (its features as the backbone, one map,
 2 classes): OUT_DIR/fasterrcnn_mobilenet_v2.{pth,safetensors}. OUT_DIR/legacy.pth is the v1 state dict with the FPN and RPN head keys of
 checkpoints older than their version 2 (`backbone.fpn.inner_blocks.0.weight`,
 `rpn.head.conv.weight`). OUT_DIR/imagenet_resnet50.pth and imagenet_mobilenet_v3_large.pth are classification
@@ -102,56 +102,58 @@ builders = {
     "fasterrcnn_mobilenet_v3_large_fpn": lambda: fasterrcnn_mobilenet_v3_large_fpn(
         weights=None, weights_backbone=None, **small),
 }
-for seed, (arch, build) in enumerate(builders.items()):
-    torch.manual_seed(seed)
-    m = build()
-    count(arch, m)
-    randomise_bn_stats(m, torch.Generator().manual_seed(100 + seed), affine=True)
-    calibrate(m)
-    torch.save(m.state_dict(), os.path.join(out, arch + ".pth"))
-    if arch == "fasterrcnn_resnet50_fpn":
-        # The spellings of checkpoints saved before the FPN and RPN head reached version 2.
-        legacy = {k.replace(".0.weight", ".weight").replace(".0.bias", ".bias")
-                  if k.startswith("backbone.fpn.") else
-                  k.replace("rpn.head.conv.0.0.", "rpn.head.conv.") : v
-                  for k, v in m.state_dict().items()}
-        torch.save(legacy, os.path.join(out, "legacy.pth"))
-    data = {"image0": images[0], "image1": images[1]}
+only_train = len(sys.argv) > 2 and sys.argv[2] == "--only-train"
+if not only_train:
+    for seed, (arch, build) in enumerate(builders.items()):
+        torch.manual_seed(seed)
+        m = build()
+        count(arch, m)
+        randomise_bn_stats(m, torch.Generator().manual_seed(100 + seed), affine=True)
+        calibrate(m)
+        torch.save(m.state_dict(), os.path.join(out, arch + ".pth"))
+        if arch == "fasterrcnn_resnet50_fpn":
+            # The spellings of checkpoints saved before the FPN and RPN head reached version 2.
+            legacy = {k.replace(".0.weight", ".weight").replace(".0.bias", ".bias")
+                      if k.startswith("backbone.fpn.") else
+                      k.replace("rpn.head.conv.0.0.", "rpn.head.conv.") : v
+                      for k, v in m.state_dict().items()}
+            torch.save(legacy, os.path.join(out, "legacy.pth"))
+        data = {"image0": images[0], "image1": images[1]}
+        data.update(detections(m))
+        save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, arch + ".safetensors"))
+        if arch == "fasterrcnn_mobilenet_v3_large_fpn":
+            m320 = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+            m320.load_state_dict(m.state_dict())
+            save_file({k: v.contiguous() for k, v in detections(m320).items()},
+                      os.path.join(out, "fasterrcnn_mobilenet_v3_large_320_fpn.safetensors"))
+
+    # The tutorial's second recipe: MobileNetV2's features as the backbone, one feature map.
+    from torchvision.models import mobilenet_v2  # noqa: E402
+    from torchvision.ops import MultiScaleRoIAlign  # noqa: E402
+
+    torch.manual_seed(5)
+    # Noise averages out in a random network's deep layers, leaving a map that is nearly the same
+    # everywhere and translated boxes that score alike to the last bit: these images have large
+    # blobs instead, so that the one map varies from place to place.
+    blobs = [torch.nn.functional.interpolate(torch.rand(1, 3, h // 40, w // 40, generator=g), size=(h, w),
+                                             mode="bilinear", align_corners=False)[0]
+             for h, w in ((240, 320), (300, 200))]
+    features = mobilenet_v2().features
+    features.out_channels = 1280
+    m = FasterRCNN(features, 2,
+                   rpn_anchor_generator=AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)),
+                   box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), **small)
+    count("fasterrcnn_mobilenet_v2", m)
+    randomise_bn_stats(m, torch.Generator().manual_seed(105), affine=True)
+    noise, images = images, blobs
+    # Two classes: a narrower spread keeps the scores off the saturated end, where many round alike.
+    calibrate(m, spread=0.3)
+    data = {"image0": blobs[0], "image1": blobs[1]}
     data.update(detections(m))
-    save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, arch + ".safetensors"))
-    if arch == "fasterrcnn_mobilenet_v3_large_fpn":
-        m320 = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
-        m320.load_state_dict(m.state_dict())
-        save_file({k: v.contiguous() for k, v in detections(m320).items()},
-                  os.path.join(out, "fasterrcnn_mobilenet_v3_large_320_fpn.safetensors"))
-
-# The tutorial's second recipe: MobileNetV2's features as the backbone, one feature map.
-from torchvision.models import mobilenet_v2  # noqa: E402
-from torchvision.ops import MultiScaleRoIAlign  # noqa: E402
-
-torch.manual_seed(5)
-# Noise averages out in a random network's deep layers, leaving a map that is nearly the same
-# everywhere and translated boxes that score alike to the last bit: these images have large
-# blobs instead, so that the one map varies from place to place.
-blobs = [torch.nn.functional.interpolate(torch.rand(1, 3, h // 40, w // 40, generator=g), size=(h, w),
-                                         mode="bilinear", align_corners=False)[0]
-         for h, w in ((240, 320), (300, 200))]
-features = mobilenet_v2().features
-features.out_channels = 1280
-m = FasterRCNN(features, 2,
-               rpn_anchor_generator=AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)),
-               box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), **small)
-count("fasterrcnn_mobilenet_v2", m)
-randomise_bn_stats(m, torch.Generator().manual_seed(105), affine=True)
-noise, images = images, blobs
-# Two classes: a narrower spread keeps the scores off the saturated end, where many round alike.
-calibrate(m, spread=0.3)
-data = {"image0": blobs[0], "image1": blobs[1]}
-data.update(detections(m))
-torch.save(m.state_dict(), os.path.join(out, "fasterrcnn_mobilenet_v2.pth"))
-save_file({k: v.contiguous() for k, v in data.items()},
-          os.path.join(out, "fasterrcnn_mobilenet_v2.safetensors"))
-images = noise
+    torch.save(m.state_dict(), os.path.join(out, "fasterrcnn_mobilenet_v2.pth"))
+    save_file({k: v.contiguous() for k, v in data.items()},
+              os.path.join(out, "fasterrcnn_mobilenet_v2.safetensors"))
+    images = noise
 
 # What torchvision builds from pretrained weights: FrozenBatchNorm2d in the backbone.
 torch.manual_seed(7)
@@ -172,6 +174,7 @@ losses = m(images, targets)
 total = sum(losses.values())
 total.backward()
 data = {k: v.detach() for k, v in losses.items()}
+data["image0"], data["image1"] = images
 data["cls_score_grad"] = m.roi_heads.box_predictor.cls_score.weight.grad
 data["bbox_pred_grad"] = m.roi_heads.box_predictor.bbox_pred.weight.grad
 data["fc6_grad"] = m.roi_heads.box_head.fc6.weight.grad
@@ -179,20 +182,21 @@ for i, t in enumerate(targets):
     data[f"boxes{i}"] = t["boxes"]
     data[f"labels{i}"] = t["labels"]
 save_file({k: v.contiguous() for k, v in data.items()}, os.path.join(out, "train.safetensors"))
-# Fine-tuning as the tutorial does: ImageNet classification checkpoints as the backbone, two
-# classes, torchvision's default of 3 trainable backbone layers.
-torch.manual_seed(11)
-classifier = resnet50()
-randomise_bn_stats(classifier, torch.Generator().manual_seed(111), affine=True)
-torch.save(classifier.state_dict(), os.path.join(out, "imagenet_resnet50.pth"))
-tuned = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), 2)
-counts["resnet50_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
-torch.manual_seed(12)
-torch.save(mobilenet_v3_large().state_dict(), os.path.join(out, "imagenet_mobilenet_v3_large.pth"))
-mb = _mobilenet_extractor(mobilenet_v3_large(norm_layer=FrozenBatchNorm2d), True, 3)
-anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
-tuned = FasterRCNN(mb, 2, rpn_anchor_generator=anchors)
-counts["mobilenet_v3_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
+if not only_train:
+    # Fine-tuning as the tutorial does: ImageNet classification checkpoints as the backbone, two
+    # classes, torchvision's default of 3 trainable backbone layers.
+    torch.manual_seed(11)
+    classifier = resnet50()
+    randomise_bn_stats(classifier, torch.Generator().manual_seed(111), affine=True)
+    torch.save(classifier.state_dict(), os.path.join(out, "imagenet_resnet50.pth"))
+    tuned = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), 2)
+    counts["resnet50_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
+    torch.manual_seed(12)
+    torch.save(mobilenet_v3_large().state_dict(), os.path.join(out, "imagenet_mobilenet_v3_large.pth"))
+    mb = _mobilenet_extractor(mobilenet_v3_large(norm_layer=FrozenBatchNorm2d), True, 3)
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    tuned = FasterRCNN(mb, 2, rpn_anchor_generator=anchors)
+    counts["mobilenet_v3_fpn_2_classes_trainable"] = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
 with open(os.path.join(out, "counts.json"), "w") as fh:
     json.dump(counts, fh, indent=1)
 print(json.dumps(counts))

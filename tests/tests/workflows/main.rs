@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 mod classify_workflow;
 mod detect_workflow;
 mod engine;
+mod faster_rcnn_training;
 mod faster_rcnn_workflow;
 mod resume_after_kill;
 mod sampler;

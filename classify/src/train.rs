@@ -158,12 +158,7 @@ impl TrainTask for ClassifyTask<'_> {
                 Ok(self.loss(&logits, &labels.index_select(0, &idx)))
             }
             Source::Images(_) => {
-                let batch = self
-                    .batches
-                    .as_mut()
-                    .and_then(|b| b.next())
-                    .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-                    .map_err(ferrovis_core::Error::task)?;
+                let batch = ferrovis_core::engine::next_batch(self.batches.as_mut())?;
                 let x = batch.images.to_device(self.device);
                 let y = batch.labels.to_device(self.device);
                 match mix::mix_batch(&x, self.mixup, self.cutmix) {

@@ -95,6 +95,19 @@ pub fn parameter_ptrs(vs: &VarStore) -> std::collections::HashSet<usize> {
         .collect()
 }
 
+/// The parameters of `vs` that train now (`requires_grad`; buffers and frozen ones left out),
+/// `(name, tensor)` sorted by name: what an optimiser's groups are made of.
+pub fn trainable_parameters(vs: &VarStore) -> Vec<(String, tch::Tensor)> {
+    let parameters = parameter_ptrs(vs);
+    let mut vars: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| parameters.contains(&(t.data_ptr() as usize)) && t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
 /// Numbers of trainable (`requires_grad`) and of all parameters of `vs` (buffers excluded).
 pub fn parameter_counts(vs: &VarStore) -> (i64, i64) {
     let params = parameter_ptrs(vs);

@@ -83,13 +83,7 @@ pub fn check_dataset(data: &str) -> Result<(DatasetYaml, DetectionData, Detectio
 
 /// The three Ultralytics parameter groups of the trainable variables.
 fn yolo_groups(vs: &VarStore, decay: f64) -> Vec<ParamGroup> {
-    let parameters = freeze::parameter_ptrs(vs);
-    let mut vars: Vec<(String, tch::Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| parameters.contains(&(t.data_ptr() as usize)) && t.requires_grad())
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let vars = freeze::trainable_parameters(vs);
     let mut groups = [Vec::new(), Vec::new(), Vec::new()];
     for (name, t) in vars {
         let g = if name.ends_with(".bias") {
@@ -207,12 +201,7 @@ impl TrainTask for DetectTask<'_> {
     }
 
     fn train_step(&mut self, _epoch: usize, _step: usize) -> ferrovis_core::Result<tch::Tensor> {
-        let batch = self
-            .batches
-            .as_mut()
-            .and_then(|b| b.next())
-            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-            .map_err(ferrovis_core::Error::task)?;
+        let batch = ferrovis_core::engine::next_batch(self.batches.as_mut())?;
         let x = batch.images.to_device(self.device);
         let raw = self.model.forward_t(&x, true);
         let out = self.loss.compute(&raw, &batch.targets);

@@ -68,12 +68,7 @@ impl TrainTask for SegmentTask<'_> {
     }
 
     fn train_step(&mut self, _epoch: usize, _step: usize) -> Result<Tensor, ferrovis_core::Error> {
-        let batch = self
-            .batches
-            .as_mut()
-            .and_then(|b| b.next())
-            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-            .map_err(ferrovis_core::Error::task)?;
+        let batch = ferrovis_core::engine::next_batch(self.batches.as_mut())?;
         let x = batch.images.to_device(self.device);
         let y = batch.masks.to_device(self.device);
         Ok(self.batch_loss(&x, &y))

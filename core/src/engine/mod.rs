@@ -233,6 +233,21 @@ pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// The next batch for [`TrainTask::train_step`] from an epoch's batches (any iterator of
+/// results, such as the data crate's `EpochBatches`): batches that ended before
+/// [`TrainTask::steps_per_epoch`], or were never started, are an error; a batch that failed to
+/// load comes through as the task's own error ([`Error::Task`]), its chain kept.
+pub fn next_batch<B, E, I>(batches: Option<&mut I>) -> Result<B>
+where
+    I: Iterator<Item = std::result::Result<B, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    batches
+        .and_then(|b| b.next())
+        .ok_or_else(|| Error::Invalid("the loader ended early".into()))?
+        .map_err(Error::task)
+}
+
 /// Seed of epoch `epoch` for run seed `seed` (a splitmix64 step, so nearby seeds differ widely).
 pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
     let mut z = seed.wrapping_add((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -168,12 +168,7 @@ impl TrainTask for TvTask<'_> {
     }
 
     fn train_step(&mut self, _epoch: usize, _step: usize) -> ferrovis_core::Result<tch::Tensor> {
-        let batch = self
-            .batches
-            .as_mut()
-            .and_then(|b| b.next())
-            .ok_or_else(|| ferrovis_core::Error::Invalid("the loader ended early".into()))?
-            .map_err(ferrovis_core::Error::task)?;
+        let batch = ferrovis_core::engine::next_batch(self.batches.as_mut())?;
         let losses = self
             .model
             .losses(&batch.images, &batch.targets)
@@ -236,14 +231,7 @@ pub fn train(
         },
         other => bail!("optimizer={other}: expected SGD or AdamW for {}", cfg.arch),
     };
-    let parameters = freeze::parameter_ptrs(&model.vs);
-    let mut params: Vec<(String, tch::Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| parameters.contains(&(t.data_ptr() as usize)) && t.requires_grad())
-        .collect();
-    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let params = freeze::trainable_parameters(&model.vs);
     println!(
         "optimizer: {kind:?} lr0={} weight decay {} on {} trainable tensors; ×{} every {} epochs",
         cfg.lr0,

@@ -2,7 +2,7 @@
 //! weights (a torchvision detection checkpoint, or an ImageNet one for the backbone) or from a
 //! run folder, and run on decoded images.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
@@ -196,9 +196,4 @@ fn to_detections(d: &Detections) -> Result<Vec<Detection>> {
         .zip(scores.iter().zip(&labels))
         .map(|(b, (&s, &l))| Detection::new([b[0], b[1], b[2], b[3]], s, (l - 1).max(0) as usize))
         .collect())
-}
-
-/// The weights file a run keeps as its best.
-pub fn best_weights(run: &Path) -> PathBuf {
-    ferrovis_core::engine::RunDir::new(run).best()
 }

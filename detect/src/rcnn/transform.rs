@@ -61,6 +61,19 @@ impl RcnnTransform {
         if images.is_empty() {
             bail!("images: expected at least one image");
         }
+        if self.min_size.is_empty()
+            || self
+                .min_size
+                .iter()
+                .chain([&self.max_size])
+                .any(|&s| s <= 0)
+        {
+            bail!(
+                "transform: min_size {:?} and max_size {} must be positive (one min_size at least)",
+                self.min_size,
+                self.max_size
+            );
+        }
         if let Some(t) = targets {
             if t.len() != images.len() {
                 bail!("targets: {} for {} images", t.len(), images.len());

@@ -263,9 +263,15 @@ pub fn loader(
     if cfg.cache {
         ds = ds.with_cache();
     }
-    let opts = LoaderOptions {
+    Ok(Loader::new(ds, loader_options(cfg, augment, batch))?)
+}
+
+/// The loader settings every detector uses: shuffled batches in training, the data set's order
+/// otherwise, `cfg`'s seed and workers.
+pub fn loader_options(cfg: &DetectConfig, train: bool, batch: usize) -> LoaderOptions {
+    LoaderOptions {
         batch_size: batch,
-        sampler: if augment {
+        sampler: if train {
             Sampler::Shuffle
         } else {
             Sampler::Sequential
@@ -274,8 +280,7 @@ pub fn loader(
         seed: cfg.seed,
         prefetch: 2,
         workers: cfg.workers,
-    };
-    Ok(Loader::new(ds, opts)?)
+    }
 }
 
 /// Trains as `cfg` says in a new run folder (or continues `resume`).

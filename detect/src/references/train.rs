@@ -19,14 +19,14 @@ use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::DetectionData;
-use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use ferrovis_data::loader::{EpochBatches, Loader};
 use serde::Serialize;
 
 use super::data::{TvBatch, TvDetectionDataset};
 use super::model::TvModel;
 use crate::config::DetectConfig;
 use crate::predict::{write_predictions, ImagePrediction, PixelDetection};
-use crate::train::{check_dataset, TrainSummary};
+use crate::train::{check_dataset, loader_options, TrainSummary};
 
 /// What one validation pass measured.
 #[derive(Debug, Clone, Serialize)]
@@ -130,19 +130,7 @@ pub fn loader(
     batch: usize,
 ) -> Result<Loader<TvDetectionDataset>> {
     let ds = TvDetectionDataset::new(data.items.clone(), if train { cfg.fliplr } else { 0.0 });
-    let opts = LoaderOptions {
-        batch_size: batch,
-        sampler: if train {
-            Sampler::Shuffle
-        } else {
-            Sampler::Sequential
-        },
-        drop_last: false,
-        seed: cfg.seed,
-        prefetch: 2,
-        workers: cfg.workers,
-    };
-    Ok(Loader::new(ds, opts)?)
+    Ok(Loader::new(ds, loader_options(cfg, train, batch))?)
 }
 
 struct TvTask<'a> {

@@ -54,6 +54,27 @@ pub enum Sampler {
     /// `len` draws with replacement, sample `i` with probability ∝ `weights[i]` (for imbalanced
     /// data, as PyTorch's `WeightedRandomSampler`).
     Weighted(Vec<f64>),
+    /// A new permutation each epoch, arranged so that each batch holds samples of one group
+    /// (`groups[i]` is sample `i`'s), as torchvision's detection references'
+    /// `GroupedBatchSampler` batches images of similar aspect ratio: a batch is emitted when its
+    /// group has `batch_size` samples waiting. The samples left waiting at the end come last,
+    /// group after group; unlike torchvision's, nothing is repeated to fill them, so an epoch
+    /// still has every sample once.
+    Grouped(Vec<usize>),
+}
+
+/// torchvision's `create_aspect_ratio_groups` with factor `k`: the group of each width/height
+/// ratio among the `2k + 2` bins split at `2^(i/k)` for `i` in `−k..=k` (k = 3: 8 groups, ratios
+/// of 1 in group 4).
+pub fn aspect_ratio_groups(ratios: &[f64], k: usize) -> Vec<usize> {
+    let bins: Vec<f64> = (0..=2 * k)
+        .map(|i| 2f64.powf(-1.0 + 2.0 * i as f64 / (2 * k) as f64))
+        .collect();
+    // Python's bisect_right: the number of bins at most the ratio.
+    ratios
+        .iter()
+        .map(|r| bins.partition_point(|b| b <= r))
+        .collect()
 }
 
 /// Loader settings.
@@ -118,6 +139,15 @@ impl<D: Dataset> Loader<D> {
         if options.batch_size == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
+        if let Sampler::Grouped(g) = &options.sampler {
+            if g.len() != dataset.len() {
+                return Err(Error::Invalid(format!(
+                    "sampler groups: {} for {} samples",
+                    g.len(),
+                    dataset.len()
+                )));
+            }
+        }
         if let Sampler::Weighted(w) = &options.sampler {
             if w.len() != dataset.len()
                 || w.iter().any(|x| !x.is_finite() || *x < 0.0)
@@ -171,6 +201,24 @@ impl<D: Dataset> Loader<D> {
             Sampler::Shuffle => {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.shuffle(&mut rng);
+                order
+            }
+            Sampler::Grouped(groups) => {
+                let mut shuffled: Vec<usize> = (0..n).collect();
+                shuffled.shuffle(&mut rng);
+                let b = self.options.batch_size;
+                let mut waiting: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+                let mut order = Vec::with_capacity(n);
+                for i in shuffled {
+                    let buffer = waiting.entry(groups[i]).or_default();
+                    buffer.push(i);
+                    if buffer.len() == b {
+                        order.append(buffer);
+                    }
+                }
+                for (_, rest) in waiting {
+                    order.extend(rest);
+                }
                 order
             }
             Sampler::Weighted(weights) => {

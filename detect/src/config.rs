@@ -115,6 +115,9 @@ pub struct DetectConfig {
     pub rpn_post_nms_top_n_test: Option<usize>,
     /// torchvision detectors: proposals sampled per image for the box losses (`None`: 512).
     pub box_batch_size_per_image: Option<usize>,
+    /// torchvision detectors: training batches hold images of one aspect-ratio group among
+    /// `2k + 2` (torchvision's references: 3), so less padding is computed; negative: off.
+    pub aspect_ratio_group_factor: i64,
     /// torchvision detectors: the learning rate is multiplied by `lr_gamma` every `lr_step`
     /// epochs (torchvision's StepLR).
     pub lr_step: usize,
@@ -171,6 +174,7 @@ impl Default for DetectConfig {
             rpn_post_nms_top_n_train: None,
             rpn_post_nms_top_n_test: None,
             box_batch_size_per_image: None,
+            aspect_ratio_group_factor: 3,
             lr_step: 3,
             lr_gamma: 0.1,
         }

@@ -19,7 +19,8 @@ use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::DetectionData;
-use ferrovis_data::loader::{EpochBatches, Loader};
+use ferrovis_data::decode::image_size;
+use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler};
 use serde::Serialize;
 
 use super::data::{TvBatch, TvDetectionDataset};
@@ -122,7 +123,8 @@ pub fn report(out: &TvValOutput, names: &[String], dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A loader of `data` (flipped in training).
+/// A loader of `data`: in training flipped, and batched by aspect-ratio group as torchvision's
+/// references batch (`aspect_ratio_group_factor`).
 pub fn loader(
     data: &DetectionData,
     cfg: &DetectConfig,
@@ -130,7 +132,21 @@ pub fn loader(
     batch: usize,
 ) -> Result<Loader<TvDetectionDataset>> {
     let ds = TvDetectionDataset::new(data.items.clone(), if train { cfg.fliplr } else { 0.0 });
-    Ok(Loader::new(ds, loader_options(cfg, train, batch))?)
+    let mut opts = loader_options(cfg, train, batch);
+    if train && cfg.aspect_ratio_group_factor >= 0 {
+        // Image headers only: the sizes, not the pixels.
+        let ratios = data
+            .items
+            .iter()
+            .map(|item| {
+                let (w, h) = image_size(&item.path)?;
+                Ok(w as f64 / h.max(1) as f64)
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        let groups = aspect_ratio_groups(&ratios, cfg.aspect_ratio_group_factor as usize);
+        opts.sampler = Sampler::Grouped(groups);
+    }
+    Ok(Loader::new(ds, opts)?)
 }
 
 struct TvTask<'a> {

@@ -384,3 +384,88 @@ fn detection_and_segmentation_batches() {
         }
     }
 }
+
+/// A data set whose samples are their own indices.
+struct Indices(usize);
+
+impl ferrovis_data::loader::Dataset for Indices {
+    type Sample = usize;
+    type Batch = Vec<usize>;
+
+    fn len(&self) -> usize {
+        self.0
+    }
+
+    fn get(
+        &self,
+        index: usize,
+        _epoch: usize,
+        _rng: &mut ferrovis_data::rng::Rng,
+    ) -> ferrovis_data::Result<usize> {
+        Ok(index)
+    }
+
+    fn collate(&self, samples: Vec<(usize, usize)>) -> ferrovis_data::Result<Vec<usize>> {
+        Ok(samples.into_iter().map(|(_, s)| s).collect())
+    }
+}
+
+/// torchvision's aspect-ratio grouping: bins at 2^(i/3) (hand-checked ratios), and batches that
+/// each hold one group until the groups run short; every sample once per epoch, a new
+/// arrangement each epoch, the same for the same seed.
+#[test]
+fn grouped_sampler_batches_one_aspect_ratio_group_at_a_time() {
+    use ferrovis_data::loader::aspect_ratio_groups;
+    // Bins 0.5, 0.63, 0.79, 1, 1.26, 1.59, 2: bisect_right puts a ratio equal to a bin above it.
+    assert_eq!(
+        aspect_ratio_groups(&[0.4, 0.5, 0.7, 1.0, 1.333, 1.5, 2.0, 3.0], 3),
+        [0, 1, 2, 4, 5, 5, 7, 7]
+    );
+    let groups: Vec<usize> = (0..50).map(|i| [4, 4, 5, 1, 7][i % 5]).collect();
+    let loader = |seed| {
+        Loader::new(
+            Indices(50),
+            LoaderOptions {
+                batch_size: 4,
+                sampler: Sampler::Grouped(groups.clone()),
+                seed,
+                workers: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let l = loader(5);
+    let epoch =
+        |l: &Loader<Indices>, e| -> Vec<Vec<usize>> { l.epoch(e).map(|b| b.unwrap()).collect() };
+    let batches = epoch(&l, 0);
+    let mut all: Vec<usize> = batches.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..50).collect::<Vec<_>>(), "every sample once");
+    // Groups 4 (20 samples), 5, 1, 7 (10 each): 5 + 2 + 2 + 2 full batches, then what waits.
+    let single = batches
+        .iter()
+        .take_while(|b| b.len() == 4 && b.iter().all(|&i| groups[i] == groups[b[0]]))
+        .count();
+    assert!(
+        single >= 11,
+        "{single} single-group batches first: {batches:?}"
+    );
+    assert_eq!(
+        batches,
+        epoch(&loader(5), 0),
+        "the same seed, the same batches"
+    );
+    assert_ne!(batches, epoch(&l, 1), "a new arrangement each epoch");
+    let err = Loader::new(
+        Indices(3),
+        LoaderOptions {
+            sampler: Sampler::Grouped(vec![0, 1]),
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("sampler groups: 2 for 3 samples"), "{err}");
+}

@@ -9,14 +9,14 @@ and prints both medians and the ratio ferrovis/torchvision (< 1 is faster).
 """
 import json
 import os
-import statistics
 import subprocess
 import tempfile
-import time
 
 import torch
 from safetensors.torch import save_file
 from torchvision import ops
+
+from timing import median_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,17 +34,6 @@ def boxes_file(path):
     return data
 
 
-def median_seconds(fn, runs=200):
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main():
     torch.set_num_threads(2)
     path = os.path.join(tempfile.mkdtemp(), "boxes.safetensors")
@@ -54,8 +43,9 @@ def main():
                    cwd=ROOT, check=True, env=env)
     theirs = {
         "batched_nms_5000x80": median_seconds(
-            lambda: ops.batched_nms(d["boxes"], d["scores"], d["idxs"], 0.5)),
-        "nms_1000": median_seconds(lambda: ops.nms(d["boxes"][:1000], d["scores"][:1000], 0.5)),
+            lambda: ops.batched_nms(d["boxes"], d["scores"], d["idxs"], 0.5), 200, warmup=10),
+        "nms_1000": median_seconds(
+            lambda: ops.nms(d["boxes"][:1000], d["scores"][:1000], 0.5), 200, warmup=10),
     }
     print(f"\n{'case':<22}{'ferrovis':>12}{'torchvision':>14}{'ratio':>8}")
     for case, t in theirs.items():

@@ -13,31 +13,21 @@ Prints both medians and the ratio ferrovis/torchvision (< 1 is faster).
 """
 import json
 import os
-import statistics
 import subprocess
 import tempfile
-import time
 
 import torch
 from safetensors.torch import save_file
 from torchvision.models.detection import (fasterrcnn_mobilenet_v3_large_320_fpn,
                                           fasterrcnn_resnet50_fpn)
 
+from timing import median_seconds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILDERS = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": fasterrcnn_mobilenet_v3_large_320_fpn,
     "fasterrcnn_resnet50_fpn": fasterrcnn_resnet50_fpn,
 }
-
-
-def median_seconds(fn, runs=10):
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():
@@ -74,7 +64,7 @@ def main():
             sum(m(images, targets).values()).backward()
 
         for case, fn in (("eval", evaluate), ("train_step", train_step)):
-            theirs = median_seconds(fn)
+            theirs = median_seconds(fn, 10)
             # criterion writes "a/b" function names as "a_b".
             est = os.path.join(ROOT, "target", "criterion", "faster_rcnn", f"{arch}_{case}", "new",
                                "estimates.json")

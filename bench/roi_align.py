@@ -12,14 +12,14 @@ before one pass.
 """
 import json
 import os
-import statistics
 import subprocess
 import tempfile
-import time
 
 import torch
 from safetensors.torch import save_file
 from torchvision import ops
+
+from timing import median_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = (800, 1216)
@@ -66,12 +66,7 @@ def main():
     del_me = step()
     theirs_peak = (status_kib("VmHWM:") - before) * 1024
     del del_me
-    times = []
-    for _ in range(10):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    theirs = statistics.median(times)
+    theirs = median_seconds(step, 10, warmup=0)
 
     est = os.path.join(ROOT, "target", "criterion", "roi_align", "multiscale_fwd_bwd", "new", "estimates.json")
     with open(est) as f:

@@ -138,7 +138,7 @@ impl RoiAlign {
         for (i, key) in gh.into_iter().zip(gw).enumerate() {
             groups.entry(key).or_default().push(i as i64);
         }
-        let mut all = Entries::empty();
+        let mut all = Entries::default();
         for ((gh, gw), members) in groups {
             if gh <= 0 || gw <= 0 {
                 // No sample: torchvision's output is 0 there (count is clamped to 1).
@@ -252,6 +252,7 @@ impl Geometry {
 }
 
 /// Coordinates and values of sparse-matrix entries, gathered in pieces.
+#[derive(Default)]
 struct Entries {
     rows: Vec<Tensor>,
     columns: Vec<Tensor>,
@@ -259,14 +260,6 @@ struct Entries {
 }
 
 impl Entries {
-    fn empty() -> Self {
-        Entries {
-            rows: Vec::new(),
-            columns: Vec::new(),
-            values: Vec::new(),
-        }
-    }
-
     fn append(&mut self, other: Entries) {
         self.rows.extend(other.rows);
         self.columns.extend(other.columns);
@@ -561,6 +554,10 @@ impl MultiScaleRoiAlign {
             };
             entries.push(pooler.entries(&rois.index_select(0, &members), &members, level)?);
         }
+        // One copy of each level in (positions, channels) order, then one table. Copying the
+        // levels into a preallocated table instead saves the concatenation's copy in the forward
+        // pass but costs more than it saves in the backward pass (autograd then clones the whole
+        // table's gradient once per level): measured, 544 MiB peak against 455.
         let tables: Vec<Tensor> = features
             .iter()
             .map(|f| positions_by_channels(&f.to_kind(work)))

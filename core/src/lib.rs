@@ -20,6 +20,7 @@
 //! | [`export`] | TorchScript export by tracing |
 //! | [`memory_format`] | channels-last layout for faster CPU convolutions |
 //! | [`device`] | CUDA when present, CPU otherwise; `cuda:N` |
+//! | [`allocator`] | glibc tuning that spares training steps re-faulting large tensors |
 //! | [`atomic_file`] | writes that leave the previous file whole if interrupted |
 //! | [`error`] | [`Error`]: every message names the file, key or layer concerned |
 //! | `cli` (feature `cli`, on by default) | the command-line pieces the task binaries share |
@@ -28,6 +29,7 @@
 //! checkpoint and trains a new head in a few lines; `examples/custom_task.rs` runs a task of your
 //! own through [`engine::fit`].
 
+pub mod allocator;
 pub mod atomic_file;
 pub mod backbone;
 pub mod checkpoint;

@@ -1,5 +1,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    ferrovis_core::allocator::reuse_large_blocks();
     ferrovis_core::cli::exit_code(ferrovis_detect::run(ferrovis_detect::Cli::parse()))
 }

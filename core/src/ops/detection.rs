@@ -181,8 +181,9 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result<Tensor
 }
 
 /// [`nms`] within each category of `idxs` (torchvision's `batched_nms`): boxes of different
-/// categories never suppress each other. Kept indices in decreasing score order, ties in index
-/// order (torchvision's per-category path orders ties arbitrarily).
+/// categories never suppress each other. Kept indices in decreasing score order; ties in the
+/// order torchvision leaves them (libtorch's sort of the kept scores, as its per-category path
+/// sorts them), which decides who survives a cut to the best `k`.
 pub fn batched_nms(
     boxes: &Tensor,
     scores: &Tensor,
@@ -236,8 +237,12 @@ pub fn batched_nms(
                 .map(|k| members[k]),
         );
     }
-    keep.sort_by(|&i, &j| s[j].total_cmp(&s[i]).then(i.cmp(&j)));
-    Ok(indices(&keep, boxes.device()))
+    // torchvision: the kept indices in ascending order, reordered by an unstable descending
+    // sort of their scores. libtorch's sort is deterministic, so the same call orders ties alike.
+    keep.sort_unstable();
+    let keep = indices(&keep, scores.device());
+    let (_, order) = scores.index_select(0, &keep).sort(0, true);
+    Ok(keep.index_select(0, &order).to_device(boxes.device()))
 }
 
 fn indices(keep: &[usize], device: Device) -> Tensor {

@@ -76,11 +76,20 @@ impl InvertedResidual {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = match &self.expand {
+        self.after_expansion(&self.expansion(x, train), x, train)
+    }
+
+    /// The 1×1 expansion's output (the input itself when the block has none).
+    fn expansion(&self, x: &Tensor, train: bool) -> Tensor {
+        match &self.expand {
             Some(e) => e.forward_t(x, train),
             None => x.shallow_clone(),
-        };
-        y = self.depthwise.forward_t(&y, train);
+        }
+    }
+
+    /// The rest of the block from the expansion's output `y`; `x` is the block's input.
+    fn after_expansion(&self, y: &Tensor, x: &Tensor, train: bool) -> Tensor {
+        let mut y = self.depthwise.forward_t(y, train);
         y = self.project_bn.forward_t(&self.project.forward(&y), train);
         if self.residual {
             y + x
@@ -178,6 +187,30 @@ impl MobileNetV2 {
             dropout: opts.dropout.unwrap_or(0.2),
             info,
         }
+    }
+}
+
+impl MobileNetV2 {
+    /// The two maps SSDLite (Sandler et al., 2018, section 6.2) attaches its first heads to:
+    /// the expansion inside `features.14`, the last stride-2 block (576 channels, stride 16),
+    /// and the 1×1 head convolution's output (1280 channels, stride 32).
+    pub fn ssdlite_maps(&self, x: &Tensor, train: bool) -> [Tensor; 2] {
+        let c4 = LEVELS[3] + 1;
+        let mut y = self.stem.forward_t(x, train);
+        for block in &self.blocks[..c4 - 1] {
+            y = block.forward_t(&y, train);
+        }
+        let expanded = self.blocks[c4 - 1].expansion(&y, train);
+        y = self.blocks[c4 - 1].after_expansion(&expanded, &y, train);
+        for block in &self.blocks[c4..] {
+            y = block.forward_t(&y, train);
+        }
+        [expanded, self.head_conv.forward_t(&y, train)]
+    }
+
+    /// Channels of [`Self::ssdlite_maps`]'s two outputs.
+    pub fn ssdlite_channels(&self) -> [i64; 2] {
+        [576, 1280]
     }
 }
 

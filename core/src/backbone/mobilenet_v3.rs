@@ -134,8 +134,16 @@ struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn new(p: &Path, s: &BlockSetting, stride: i64, dilation: i64, norm: NormLayer) -> Self {
-        let b = p / "block";
+    /// Builds the block with its `k`-th present part (expansion, depthwise, squeeze-excite,
+    /// projection, counting only those present) under `part(k)`: `features.N.block.k` in
+    /// torchvision's MobileNetV3, elsewhere in SSDlite's split layout.
+    fn new<'a>(
+        part: impl Fn(usize) -> Path<'a>,
+        s: &BlockSetting,
+        stride: i64,
+        dilation: i64,
+        norm: NormLayer,
+    ) -> Self {
         let act = if s.hardswish {
             Activation::Hardswish
         } else {
@@ -144,7 +152,7 @@ impl InvertedResidual {
         let mut i = 0;
         let mut next = || {
             i += 1;
-            &b / (i - 1).to_string()
+            part(i - 1)
         };
         let expand = (s.expanded != s.c_in).then(|| {
             ConvNormAct::with_norm(
@@ -198,11 +206,20 @@ impl InvertedResidual {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = match &self.expand {
+        self.after_expansion(&self.expansion(x, train), x, train)
+    }
+
+    /// The 1×1 expansion's output (the input itself when the block has none).
+    fn expansion(&self, x: &Tensor, train: bool) -> Tensor {
+        match &self.expand {
             Some(e) => e.forward_t(x, train),
             None => x.shallow_clone(),
-        };
-        y = self.depthwise.forward_t(&y, train);
+        }
+    }
+
+    /// The rest of the block from the expansion's output `y`; `x` is the block's input.
+    fn after_expansion(&self, y: &Tensor, x: &Tensor, train: bool) -> Tensor {
+        let mut y = self.depthwise.forward_t(y, train);
         if let Some(se) = &self.se {
             y = se.forward(&y);
         }
@@ -234,17 +251,27 @@ pub struct MobileNetV3 {
     /// undilated), the last one the final 1×1 convolution.
     levels: Vec<usize>,
     info: Vec<FeatureInfo>,
+    /// `Some(c4)` in SSDlite's layout, split after the expansion of module `features.c4`.
+    split: Option<usize>,
+    /// Each block's expanded width.
+    block_expanded: Vec<i64>,
 }
 
 impl MobileNetV3 {
     /// Builds `config` under `p` (`p.features.*`, `p.classifier.*`).
     pub fn new(p: &Path, config: &MobileNetV3Config, opts: &BackboneOptions) -> Self {
-        Self::build(&(p / "features"), Some(&(p / "classifier")), config, opts)
+        Self::build(
+            &(p / "features"),
+            Some(&(p / "classifier")),
+            config,
+            opts,
+            None,
+        )
     }
 
     /// The `features` Sequential alone, its modules directly under `features` (`features.0.0.*`
-    /// …), with no classifier: what torchvision's detection models hold (`backbone.body.N.*` in
-    /// Faster R-CNN's `_mobilenet_extractor`, `backbone.features.0.N.*` in SSDlite).
+    /// …), with no classifier: what Faster R-CNN's `_mobilenet_extractor` holds
+    /// (`backbone.body.N.*`).
     pub fn features_at(
         features: &Path,
         config: &MobileNetV3Config,
@@ -254,7 +281,50 @@ impl MobileNetV3 {
             num_classes: 0,
             ..opts.clone()
         };
-        Self::build(features, None, config, &opts)
+        Self::build(features, None, config, &opts, None)
+    }
+
+    /// The `features` Sequential in SSDlite's layout (torchvision's
+    /// `SSDLiteFeatureExtractorMobileNet`): split in two Sequentials inside the last stride-2
+    /// block ("C4"), after its 1×1 expansion. Under `features`: `0.{0..c4-1}` the modules
+    /// before it, `0.{c4}` its expansion; `1.0.{1,2,3}` its depthwise, squeeze-excite and
+    /// projection (numbered as in the block), `1.{1..}` the modules after it, the last 1×1 convolution last.
+    /// [`Self::ssdlite_maps`] returns the two outputs.
+    pub fn ssdlite_features(
+        features: &Path,
+        config: &MobileNetV3Config,
+        opts: &BackboneOptions,
+    ) -> Self {
+        let opts = BackboneOptions {
+            num_classes: 0,
+            ..opts.clone()
+        };
+        let (settings, _) = config.settings();
+        // 1-based like `features.N`; every configuration's last stride-2 block expands.
+        let c4 = settings.iter().rposition(|s| s.stride > 1).unwrap_or(0) + 1;
+        Self::build(features, None, config, &opts, Some(c4))
+    }
+
+    /// In SSDlite's layout, the C4 expansion (stride 16; 672 channels for Large) and the last
+    /// convolution's output (stride 32); in the plain layout, the same two tensors.
+    pub fn ssdlite_maps(&self, x: &Tensor, train: bool) -> [Tensor; 2] {
+        let c4 = self.split.unwrap_or_else(|| self.stage_indices()[4]);
+        let mut y = self.stem.forward_t(x, train);
+        for block in &self.blocks[..c4 - 1] {
+            y = block.forward_t(&y, train);
+        }
+        let expanded = self.blocks[c4 - 1].expansion(&y, train);
+        y = self.blocks[c4 - 1].after_expansion(&expanded, &y, train);
+        for block in &self.blocks[c4..] {
+            y = block.forward_t(&y, train);
+        }
+        [expanded, self.last_conv.forward_t(&y, train)]
+    }
+
+    /// Channels of [`Self::ssdlite_maps`]'s two outputs.
+    pub fn ssdlite_channels(&self) -> [i64; 2] {
+        let c4 = self.split.unwrap_or_else(|| self.stage_indices()[4]);
+        [self.block_expanded[c4 - 1], self.last_channels]
     }
 
     /// The outputs of the `features.N` modules listed in `indices` (ascending), computing no
@@ -302,11 +372,18 @@ impl MobileNetV3 {
         classifier_path: Option<&Path>,
         config: &MobileNetV3Config,
         opts: &BackboneOptions,
+        split: Option<usize>,
     ) -> Self {
         let norm = opts.norm;
         let (settings, hidden) = config.settings();
+        // `features.N`'s path in either layout.
+        let module = |n: usize| match split {
+            Some(c4) if n >= c4 => f / "1" / (n - c4).to_string(),
+            Some(_) => f / "0" / n.to_string(),
+            None => f / n.to_string(),
+        };
         let stem = ConvNormAct::with_norm(
-            &(f / "0"),
+            &module(0),
             3,
             settings[0].c_in,
             Conv2dSpec::new(3).stride(2),
@@ -330,19 +407,22 @@ impl MobileNetV3 {
                 s.stride
             };
             total *= stride;
-            blocks.push(InvertedResidual::new(
-                &(f / (i + 1).to_string()),
-                s,
-                stride,
-                dilation,
-                norm,
-            ));
+            let n = i + 1;
+            let part = |k: usize| match split {
+                // The split block: its expansion ends the first Sequential, the rest starts
+                // the second.
+                Some(c4) if n == c4 && k == 0 => f / "0" / n.to_string(),
+                // Sliced from the block's Sequential, they keep their numbers (1, 2, 3).
+                Some(c4) if n == c4 => f / "1" / "0" / k.to_string(),
+                _ => module(n) / "block" / k.to_string(),
+            };
+            blocks.push(InvertedResidual::new(part, s, stride, dilation, norm));
         }
         let c_last = settings[settings.len() - 1].c_out;
         let last_index = settings.len() + 1;
         nominal.push(*nominal.last().unwrap_or(&32));
         let last_conv = ConvNormAct::with_norm(
-            &(f / last_index.to_string()),
+            &module(last_index),
             c_last,
             6 * c_last,
             Conv2dSpec::new(1),
@@ -397,6 +477,8 @@ impl MobileNetV3 {
             dropout: opts.dropout.unwrap_or(0.2),
             levels,
             info,
+            split,
+            block_expanded: settings.iter().map(|s| s.expanded).collect(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod predict;
 pub mod rcnn;
 pub mod references;
 pub mod run;
+pub mod ssd;
 pub mod train;
 pub mod val;
 pub mod weights;

@@ -1,7 +1,9 @@
 //! torchvision's `GeneralizedRCNNTransform`: each image is normalised, resized so its short side
 //! is `min_size` unless that makes the long side exceed `max_size`, and the batch is padded with
 //! zeros to a common size that is a multiple of `size_divisible`. Target boxes follow the resize;
-//! detections are mapped back to the original image by [`RcnnTransform::postprocess`].
+//! detections are mapped back to the original image by [`RcnnTransform::postprocess`]. SSD uses
+//! it with a fixed output size instead (`fixed_size`: every image stretched to 300×300 or
+//! 320×320) and no padding.
 
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
@@ -22,6 +24,9 @@ pub struct RcnnTransform {
     pub std: [f64; 3],
     /// The padded batch's height and width are multiples of this.
     pub size_divisible: i64,
+    /// `(height, width)` every image is resized to, ignoring `min_size` and `max_size`
+    /// (torchvision's `fixed_size`, given there as `(width, height)`).
+    pub fixed_size: Option<(i64, i64)>,
 }
 
 impl RcnnTransform {
@@ -33,6 +38,20 @@ impl RcnnTransform {
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
             size_divisible: 32,
+            fixed_size: None,
+        }
+    }
+
+    /// SSD's transform: every image bilinearly resized to `(height, width)`, normalised by
+    /// `mean` and `std`, no padding.
+    pub fn fixed(size: (i64, i64), mean: [f64; 3], std: [f64; 3]) -> Self {
+        RcnnTransform {
+            min_size: vec![size.0.min(size.1)],
+            max_size: size.0.max(size.1),
+            mean,
+            std,
+            size_divisible: 1,
+            fixed_size: Some(size),
         }
     }
 }
@@ -98,7 +117,10 @@ impl RcnnTransform {
             } else {
                 *self.min_size.last().unwrap_or(&800)
             };
-            let image = resize(&normalised, short, self.max_size);
+            let image = match self.fixed_size {
+                Some(size) => resize_to(&normalised, size),
+                None => resize(&normalised, short, self.max_size),
+            };
             let (nh, nw) = (image.size()[1], image.size()[2]);
             if let (Some(out), Some(t)) = (out_targets.as_mut(), targets) {
                 out.push(Target {
@@ -185,6 +207,14 @@ fn resize(image: &Tensor, short: i64, max_size: i64) -> Tensor {
     image
         .unsqueeze(0)
         .upsample_bilinear2d([oh, ow], false, None, None)
+        .squeeze_dim(0)
+}
+
+/// Bilinear resize (no corner alignment) to exactly `(height, width)`.
+fn resize_to(image: &Tensor, size: (i64, i64)) -> Tensor {
+    image
+        .unsqueeze(0)
+        .upsample_bilinear2d([size.0, size.1], false, None, None)
         .squeeze_dim(0)
 }
 

@@ -186,9 +186,11 @@ impl DetectConfig {
     /// default (core's loader: unknown keys name the closest valid one).
     ///
     /// A torchvision architecture starts from torchvision's fine-tuning recipe instead of
-    /// Ultralytics' defaults, for every key the file and the arguments leave unset: SGD, lr0
-    /// 0.005, momentum 0.9, weight decay 5e-4 on every parameter, batch 2, 10 epochs, warm-up
-    /// over the first epoch, the rate divided by 10 every 3 epochs, horizontal flips only.
+    /// Ultralytics' defaults, for every key the file and the arguments leave unset (see
+    /// [`torchvision_recipe`]): SGD, momentum 0.9, warm-up over the first epoch, 10 epochs, the
+    /// rate divided by 10 every 3 epochs, horizontal flips; Faster R-CNN lr0 0.005, weight decay
+    /// 5e-4, batch 2; SSD300 lr0 0.002, weight decay 5e-4, batch 4; SSDlite lr0 0.006, weight
+    /// decay 4e-5, batch 8.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
         // These have no default: each command or architecture picks its own.
         let optional = [
@@ -203,7 +205,7 @@ impl DetectConfig {
         let mut cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
         if cfg.is_torchvision() {
             let given = given_keys(file, overrides)?;
-            let mut with_recipe: Vec<String> = TORCHVISION_RECIPE
+            let mut with_recipe: Vec<String> = torchvision_recipe(&cfg.arch)
                 .iter()
                 .filter(|(key, _)| !given.contains(*key))
                 .map(|(key, value)| format!("{key}={value}"))
@@ -258,17 +260,30 @@ impl DetectConfig {
     }
 }
 
-/// torchvision's fine-tuning recipe (its detection tutorial and references), the defaults of a
-/// torchvision architecture.
-const TORCHVISION_RECIPE: [(&str, &str); 7] = [
-    ("optimizer", "SGD"),
-    ("lr0", "0.005"),
-    ("momentum", "0.9"),
-    ("weight_decay", "0.0005"),
-    ("batch", "2"),
-    ("epochs", "10"),
-    ("warmup_epochs", "1.0"),
-];
+/// torchvision's fine-tuning recipe, the defaults of a torchvision architecture. Faster R-CNN's
+/// is its detection tutorial's. SSD300's learning rate, weight decay and batch are its
+/// references' per-device settings (`--lr 0.002 --batch-size 4 --weight-decay 0.0005`); SSDlite's
+/// references train from scratch at lr 0.15 on 192 images a step, so fine-tuning takes that rate
+/// scaled to a batch of 8 (0.15 · 8/192 ≈ 0.006) with its weight decay 4e-5. Epochs, warm-up and
+/// the step schedule are the tutorial's for all.
+pub fn torchvision_recipe(arch: &str) -> [(&'static str, &'static str); 7] {
+    let (lr0, weight_decay, batch) = if arch.starts_with("ssdlite") {
+        ("0.006", "0.00004", "8")
+    } else if arch.starts_with("ssd") {
+        ("0.002", "0.0005", "4")
+    } else {
+        ("0.005", "0.0005", "2")
+    };
+    [
+        ("optimizer", "SGD"),
+        ("lr0", lr0),
+        ("momentum", "0.9"),
+        ("weight_decay", weight_decay),
+        ("batch", batch),
+        ("epochs", "10"),
+        ("warmup_epochs", "1.0"),
+    ]
+}
 
 /// The top-level keys a TOML file and `key=value` arguments set.
 fn given_keys(

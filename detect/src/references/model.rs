@@ -1,6 +1,6 @@
-//! A torchvision detector by architecture name: built for a class count, started from pretrained
-//! weights (a torchvision detection checkpoint, or an ImageNet one for the backbone) or from a
-//! run folder, and run on decoded images.
+//! A torchvision detector by architecture name (Faster R-CNN or SSD): built for a class count,
+//! started from pretrained weights (a torchvision detection checkpoint, or an ImageNet one for the
+//! backbone) or from a run folder, and run on decoded images.
 
 use std::path::Path;
 
@@ -13,8 +13,68 @@ use tch::{Device, Tensor};
 
 use crate::config::DetectConfig;
 use crate::faster_rcnn::{FasterRcnn, FasterRcnnConfig, ARCHS};
-use crate::rcnn::{Detections, RcnnLosses, Target};
+use crate::rcnn::{Detections, Target};
 use crate::run::RunMeta;
+use crate::ssd::{self, Ssd, SsdConfig};
+
+/// One of torchvision's detectors (one per model, so the variants' sizes do not matter).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum TvNet {
+    /// `fasterrcnn_*`.
+    FasterRcnn(FasterRcnn),
+    /// `ssd300_vgg16`, `ssdlite320_*`.
+    Ssd(Ssd),
+}
+
+impl TvNet {
+    /// The architecture's name.
+    pub fn arch(&self) -> &str {
+        match self {
+            TvNet::FasterRcnn(n) => &n.config.arch,
+            TvNet::Ssd(n) => &n.config.arch,
+        }
+    }
+
+    /// The input size `results` and `detect.json` report: the (last) short side, or SSD's
+    /// fixed height.
+    pub fn input_size(&self) -> usize {
+        let size = match self {
+            TvNet::FasterRcnn(n) => n.config.transform.min_size.last().copied().unwrap_or(800),
+            TvNet::Ssd(n) => n.config.transform.fixed_size.map_or(300, |s| s.0),
+        };
+        size as usize
+    }
+
+    fn backbone_layers(&self) -> usize {
+        match self {
+            TvNet::FasterRcnn(n) => n.backbone_layers(),
+            TvNet::Ssd(n) => n.backbone_layers(),
+        }
+    }
+
+    fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
+        match self {
+            TvNet::FasterRcnn(net) => net.set_trainable_backbone_layers(vs, n),
+            TvNet::Ssd(net) => net.set_trainable_backbone_layers(vs, n),
+        }
+    }
+}
+
+/// The names of each architecture's training losses, in the order [`TvModel::losses`] returns
+/// them (torchvision's names).
+pub fn loss_names(arch: &str) -> &'static [&'static str] {
+    if arch.starts_with("fasterrcnn_") {
+        &[
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        ]
+    } else {
+        &["bbox_regression", "classification"]
+    }
+}
 
 /// A torchvision detector with its variables.
 #[derive(Debug)]
@@ -22,7 +82,7 @@ pub struct TvModel {
     /// The variables (on the model's device).
     pub vs: VarStore,
     /// The network.
-    pub net: FasterRcnn,
+    pub net: TvNet,
     /// Class names (without the background).
     pub names: Vec<String>,
 }
@@ -33,18 +93,38 @@ fn no_weights(model: &str) -> bool {
     model.is_empty() || model == "none" || model.starts_with("yolov8")
 }
 
-/// The architecture's settings for `num_classes` object classes (the background is added), with
+/// The network `cfg.arch` names for `num_classes` object classes (the background is added).
+/// `frozen_norm`: Faster R-CNN's backbone with FrozenBatchNorm (torchvision's choice when weights
+/// are given); `full_tail`: SSDlite's MobileNetV3 without the reduced tail (see [`full_tail`]).
+fn build_net(
+    p: &tch::nn::Path,
+    cfg: &DetectConfig,
+    num_classes: usize,
+    frozen_norm: bool,
+    full_tail: bool,
+) -> Result<TvNet> {
+    if ssd::ARCHS.contains(&cfg.arch.as_str()) {
+        let backbone = SsdConfig::backbone_of(&cfg.arch, full_tail)?;
+        let config = SsdConfig::by_name(&cfg.arch, num_classes as i64 + 1, backbone)?;
+        return Ok(TvNet::Ssd(Ssd::new(p, &config)?));
+    }
+    let config = rcnn_config(cfg, num_classes, frozen_norm)?;
+    Ok(TvNet::FasterRcnn(FasterRcnn::new(p, &config)?))
+}
+
+/// Faster R-CNN's settings for `num_classes` object classes (the background is added), with
 /// `cfg`'s input sizes.
-fn config_for(
+fn rcnn_config(
     cfg: &DetectConfig,
     num_classes: usize,
     pretrained: bool,
 ) -> Result<FasterRcnnConfig> {
     if !cfg.arch.starts_with("fasterrcnn_") {
         bail!(
-            "arch={}: expected yolov8, one of {}, or fasterrcnn_<backbone>",
+            "arch={}: expected yolov8, one of {}, fasterrcnn_<backbone>, or one of {}",
             cfg.arch,
-            ARCHS.join(", ")
+            ARCHS.join(", "),
+            ssd::ARCHS.join(", ")
         );
     }
     let mut config = FasterRcnnConfig::by_name(&cfg.arch, num_classes as i64 + 1, pretrained)?;
@@ -76,18 +156,35 @@ impl TvModel {
         device: Device,
     ) -> Result<(Self, String)> {
         let pretrained = !no_weights(&cfg.model);
-        let config = config_for(cfg, names.len(), pretrained)?;
+        let file = if pretrained {
+            Some(resolve_weights(Path::new(&cfg.model))?.file)
+        } else {
+            None
+        };
+        let full = match &file {
+            Some(f) => full_tail(&checkpoint::read(f)?),
+            None => false,
+        };
         let vs = VarStore::new(device);
-        let net = FasterRcnn::new(&vs.root(), &config)?;
+        let net = build_net(&vs.root(), cfg, names.len(), pretrained, full)?;
+        if let TvNet::Ssd(ssd) = &net {
+            ssd.init_backbone_normal(&vs);
+        }
         let mut line = format!("{} with {} classes", cfg.arch, names.len());
-        if pretrained {
-            let file = resolve_weights(Path::new(&cfg.model))?.file;
-            let report = net.load_weights(&vs, &file)?;
+        if let Some(file) = &file {
+            let report = match &net {
+                TvNet::FasterRcnn(n) => n.load_weights(&vs, file)?,
+                TvNet::Ssd(n) => n.load_weights(&vs, file)?,
+            };
             line += &format!(", from {}: {}", file.display(), report.summary());
         } else {
             line += ", random initialisation (no model= weights)";
         }
         let all = net.backbone_layers();
+        let default_trainable = match &net {
+            TvNet::FasterRcnn(_) => 3,
+            TvNet::Ssd(n) => n.default_trainable_layers(),
+        };
         let trainable = match cfg.trainable_backbone_layers {
             Some(n) if !pretrained && n != all => {
                 // torchvision trains every layer when nothing is pretrained, whatever is asked.
@@ -98,7 +195,7 @@ impl TvModel {
                 all
             }
             Some(n) => n,
-            None if pretrained => 3,
+            None if pretrained => default_trainable,
             None => all,
         };
         let frozen = net.set_trainable_backbone_layers(&vs, trainable)?;
@@ -139,9 +236,8 @@ impl TvModel {
         let frozen = !sd
             .iter()
             .any(|(k, _)| k.starts_with("backbone.body.") && k.ends_with(".num_batches_tracked"));
-        let config = config_for(&cfg, meta.names.len(), frozen)?;
         let vs = VarStore::new(device);
-        let net = FasterRcnn::new(&vs.root(), &config)?;
+        let net = build_net(&vs.root(), &cfg, meta.names.len(), frozen, full_tail(&sd))?;
         checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true))
             .with_context(|| format!("loading {}", resolved.file.display()))?;
         Ok(TvModel {
@@ -155,12 +251,15 @@ impl TvModel {
     pub fn detect(&self, images: &[Tensor]) -> Result<Vec<Vec<Detection>>> {
         let device = self.vs.device();
         let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
-        let dets = tch::no_grad(|| self.net.detect(&images))?;
+        let dets = tch::no_grad(|| match &self.net {
+            TvNet::FasterRcnn(n) => n.detect(&images),
+            TvNet::Ssd(n) => n.detect(&images),
+        })?;
         dets.iter().map(to_detections).collect()
     }
 
-    /// The training losses of a batch.
-    pub fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<RcnnLosses> {
+    /// The training losses of a batch, named as [`loss_names`] names them, in that order.
+    pub fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
         let device = self.vs.device();
         let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
         let targets: Vec<Target> = targets
@@ -170,7 +269,21 @@ impl TvModel {
                 labels: t.labels.to_device(device),
             })
             .collect();
-        self.net.losses(&images, &targets)
+        Ok(match &self.net {
+            TvNet::FasterRcnn(n) => {
+                let l = n.losses(&images, &targets)?;
+                vec![
+                    l.loss_classifier,
+                    l.loss_box_reg,
+                    l.loss_objectness,
+                    l.loss_rpn_box_reg,
+                ]
+            }
+            TvNet::Ssd(n) => {
+                let l = n.losses(&images, &targets)?;
+                vec![l.bbox_regression, l.classification]
+            }
+        })
     }
 
     /// The run metadata of this model.
@@ -178,12 +291,21 @@ impl TvModel {
         RunMeta {
             scale: '-',
             names: self.names.clone(),
-            imgsz: cfg
-                .min_size
-                .unwrap_or(self.net.config.transform.min_size[0] as usize),
-            arch: Some(self.net.config.arch.clone()),
+            imgsz: cfg.min_size.unwrap_or(self.net.input_size()),
+            arch: Some(self.net.arch().to_string()),
         }
     }
+}
+
+/// Whether SSDlite's MobileNetV3 is built with its full tail for `sd`: torchvision builds it so
+/// only from an ImageNet backbone (a classification checkpoint, no `backbone.*` names), and a
+/// detection checkpoint trained from one keeps the 960-channel last convolution.
+fn full_tail(sd: &ferrovis_core::checkpoint::StateDict) -> bool {
+    let imagenet = !sd.iter().any(|(name, _)| name.starts_with("backbone."));
+    imagenet
+        || sd
+            .get("backbone.features.1.3.0.weight")
+            .is_some_and(|t| t.size()[0] == 960)
 }
 
 /// One image's detections as the metrics' type (classes 0-based, background gone).

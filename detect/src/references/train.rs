@@ -24,7 +24,7 @@ use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler};
 use serde::Serialize;
 
 use super::data::{TvBatch, TvDetectionDataset};
-use super::model::TvModel;
+use super::model::{loss_names, TvModel};
 use crate::config::DetectConfig;
 use crate::predict::{write_predictions, ImagePrediction, PixelDetection};
 use crate::train::{check_dataset, loader_options, TrainSummary};
@@ -155,7 +155,8 @@ struct TvTask<'a> {
     val: Loader<TvDetectionDataset>,
     batches: Option<EpochBatches<TvBatch>>,
     steps_per_epoch: usize,
-    sums: [f64; 4],
+    /// Each loss's sum over the epoch's steps, in [`loss_names`]' order.
+    sums: Vec<f64>,
     steps: usize,
 }
 
@@ -166,7 +167,7 @@ impl TrainTask for TvTask<'_> {
 
     fn on_epoch_start(&mut self, epoch: usize) -> ferrovis_core::Result<()> {
         self.batches = Some(self.train.epoch(epoch));
-        self.sums = [0.0; 4];
+        self.sums = vec![0.0; loss_names(self.model.net.arch()).len()];
         self.steps = 0;
         Ok(())
     }
@@ -177,25 +178,24 @@ impl TrainTask for TvTask<'_> {
             .model
             .losses(&batch.images, &batch.targets)
             .map_err(ferrovis_core::Error::task)?;
-        for (s, (_, v)) in self.sums.iter_mut().zip(losses.named()) {
+        for (s, v) in self.sums.iter_mut().zip(&losses) {
             *s += v.double_value(&[]);
         }
         self.steps += 1;
-        Ok(losses.total())
+        let total = losses
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .ok_or_else(|| ferrovis_core::Error::task(anyhow::anyhow!("no losses")))?;
+        Ok(total)
     }
 
     fn train_columns(&mut self) -> Vec<(String, f64)> {
         let n = self.steps.max(1) as f64;
-        [
-            "loss_classifier",
-            "loss_box_reg",
-            "loss_objectness",
-            "loss_rpn_box_reg",
-        ]
-        .iter()
-        .zip(self.sums)
-        .map(|(name, s)| (format!("train/{name}"), s / n))
-        .collect()
+        loss_names(self.model.net.arch())
+            .iter()
+            .zip(&self.sums)
+            .map(|(name, s)| (format!("train/{name}"), s / n))
+            .collect()
     }
 
     fn validate(&mut self, _epoch: usize) -> ferrovis_core::Result<Vec<(String, f64)>> {
@@ -288,7 +288,7 @@ pub fn train(
         val: val_loader,
         batches: None,
         steps_per_epoch: batches,
-        sums: [0.0; 4],
+        sums: Vec::new(),
         steps: 0,
     };
     let mut control = control.clone();

@@ -15,6 +15,7 @@ mod faster_rcnn_workflow;
 mod resume_after_kill;
 mod sampler;
 mod segment_workflow;
+mod ssd_workflow;
 mod style_workflow;
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -123,6 +123,11 @@ pub struct DetectConfig {
     pub lr_step: usize,
     /// torchvision detectors: see `lr_step`.
     pub lr_gamma: f64,
+    /// torchvision detectors: the training augmentation, by the references' name (`hflip`,
+    /// `ssd`: photometric distortion, zoom-out, IoU crop and flip; `ssdlite`: IoU crop and
+    /// flip); empty: the architecture's (`hflip` for Faster R-CNN, `ssd` for SSD300, `ssdlite`
+    /// for SSDlite). Flips happen with probability `fliplr`.
+    pub data_augmentation: String,
 }
 
 impl Default for DetectConfig {
@@ -177,6 +182,7 @@ impl Default for DetectConfig {
             aspect_ratio_group_factor: 3,
             lr_step: 3,
             lr_gamma: 0.1,
+            data_augmentation: String::new(),
         }
     }
 }
@@ -223,6 +229,22 @@ impl DetectConfig {
             bail!("batch must be at least 1");
         }
         Ok(cfg)
+    }
+
+    /// A torchvision detector's training augmentation (see `data_augmentation`).
+    pub fn tv_augmentation(&self) -> Result<ferrovis_data::transform::ssd::SsdAugment> {
+        let name = match self.data_augmentation.as_str() {
+            "" if self.arch.starts_with("ssdlite") => "ssdlite",
+            "" if self.arch.starts_with("ssd") => "ssd",
+            "" => "hflip",
+            other => other,
+        };
+        let mut aug =
+            ferrovis_data::transform::ssd::SsdAugment::by_name(name).ok_or_else(|| {
+                anyhow::anyhow!("data_augmentation={name}: expected hflip, ssd or ssdlite")
+            })?;
+        aug.fliplr = self.fliplr;
+        Ok(aug)
     }
 
     /// True for a torchvision architecture (anything but `yolov8`).
@@ -379,5 +401,32 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(cfg.min_size, Some(320));
+    }
+
+    #[test]
+    fn ssd_recipes_and_augmentation_follow_the_architecture() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ssd = DetectConfig::load(None, &args(&["arch=ssd300_vgg16"])).expect("valid");
+        assert_eq!((ssd.lr0, ssd.weight_decay, ssd.batch), (0.002, 5e-4, 4));
+        let aug = ssd.tv_augmentation().expect("known");
+        assert!(aug.photometric && aug.zoom_out.is_some() && aug.iou_crop);
+        let lite = DetectConfig::load(None, &args(&["arch=ssdlite320_mobilenet_v3_large"]))
+            .expect("valid");
+        assert_eq!((lite.lr0, lite.weight_decay, lite.batch), (0.006, 4e-5, 8));
+        let aug = lite.tv_augmentation().expect("known");
+        assert!(aug.iou_crop && !aug.photometric && aug.fliplr == 0.5);
+        let rcnn = DetectConfig::load(
+            None,
+            &args(&["arch=fasterrcnn_resnet50_fpn", "fliplr=0.25"]),
+        )
+        .expect("valid");
+        let aug = rcnn.tv_augmentation().expect("known");
+        assert!(!aug.iou_crop && aug.fliplr == 0.25);
+        let bad = DetectConfig::load(None, &args(&["arch=ssd300_vgg16", "data_augmentation=lsj"]))
+            .expect("valid")
+            .tv_augmentation()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("data_augmentation=lsj"), "{bad}");
     }
 }

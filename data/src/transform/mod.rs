@@ -7,6 +7,7 @@ pub mod color;
 pub mod detect;
 pub mod geometry;
 pub mod segment;
+pub mod ssd;
 
 pub use classify::{
     center_crop, resize, resize_shorter, ClassifyTransform, Filter, RandomResizedCrop,

@@ -1,7 +1,8 @@
 //! Samples for torchvision's detectors: each image decoded at its own size as a `(3, H, W)`
 //! float tensor in 0–1 (the model's transform resizes and normalises it), its boxes in pixels
-//! and its labels 1-based (0 is the background). Training flips left-right with probability
-//! `fliplr`, as torchvision's `RandomHorizontalFlip(0.5)`.
+//! and its labels 1-based (0 is the background). Training augments as torchvision's references
+//! do: flips left-right (`hflip`, Faster R-CNN's), or SSD's photometric distortion, zoom-out and
+//! IoU crop before the flip ([`SsdAugment`]).
 
 use std::path::PathBuf;
 
@@ -10,8 +11,9 @@ use ferrovis_data::dataset::DetectionItem;
 use ferrovis_data::decode::read_rgb;
 use ferrovis_data::loader::Dataset;
 use ferrovis_data::rng::Rng;
-use ferrovis_data::tensor::{to_normalized_chw, to_normalized_chw_mirrored};
-use rand::Rng as _;
+use ferrovis_data::tensor::to_normalized_chw;
+use ferrovis_data::transform::detect::{BoxLabel, DetectionSample};
+use ferrovis_data::transform::ssd::SsdAugment;
 use tch::{Kind, Tensor};
 
 use crate::rcnn::Target;
@@ -21,7 +23,7 @@ use crate::rcnn::Target;
 pub struct TvSample {
     /// `(3, H, W)` float in 0–1.
     pub image: Tensor,
-    /// Boxes (pixels of this, possibly flipped, image) and 1-based labels.
+    /// Boxes (pixels of this, possibly augmented, image) and 1-based labels.
     pub target: Target,
     /// The same boxes with 0-based classes, for the metrics.
     pub truths: Vec<GroundTruth>,
@@ -43,13 +45,13 @@ pub struct TvBatch {
 /// The data set for the loader.
 pub struct TvDetectionDataset {
     items: Vec<DetectionItem>,
-    fliplr: f64,
+    augment: Option<SsdAugment>,
 }
 
 impl TvDetectionDataset {
-    /// `items`, flipped with probability `fliplr` (0 for evaluation).
-    pub fn new(items: Vec<DetectionItem>, fliplr: f64) -> Self {
-        TvDetectionDataset { items, fliplr }
+    /// `items`, augmented by `augment` (`None` for evaluation).
+    pub fn new(items: Vec<DetectionItem>, augment: Option<SsdAugment>) -> Self {
+        TvDetectionDataset { items, augment }
     }
 
     /// The items.
@@ -70,26 +72,32 @@ impl Dataset for TvDetectionDataset {
         let item = &self.items[index];
         let image = read_rgb(&item.path)?;
         let (w, h) = (image.width as f32, image.height as f32);
-        let flip = self.fliplr > 0.0 && rng.gen::<f64>() < self.fliplr;
-        let tensor = if flip {
-            to_normalized_chw_mirrored(&image, [0.0; 3], [1.0; 3])
-        } else {
-            to_normalized_chw(&image, [0.0; 3], [1.0; 3])
-        };
-        let mut boxes = Vec::with_capacity(item.boxes.len() * 4);
-        let mut labels = Vec::with_capacity(item.boxes.len());
-        let mut truths = Vec::with_capacity(item.boxes.len());
-        for b in &item.boxes {
-            let [cx, cy, bw, bh] = b.cxcywh;
-            let (mut x1, y1, mut x2, y2) = (
-                (cx - bw / 2.0) * w,
-                (cy - bh / 2.0) * h,
-                (cx + bw / 2.0) * w,
-                (cy + bh / 2.0) * h,
-            );
-            if flip {
-                (x1, x2) = (w - x2, w - x1);
-            }
+        let boxes = item
+            .boxes
+            .iter()
+            .map(|b| {
+                let [cx, cy, bw, bh] = b.cxcywh;
+                BoxLabel {
+                    class: b.class,
+                    xyxy: [
+                        (cx - bw / 2.0) * w,
+                        (cy - bh / 2.0) * h,
+                        (cx + bw / 2.0) * w,
+                        (cy + bh / 2.0) * h,
+                    ],
+                }
+            })
+            .collect();
+        let mut sample = DetectionSample { image, boxes };
+        if let Some(augment) = &self.augment {
+            sample = augment.apply(sample, rng)?;
+        }
+        let tensor = to_normalized_chw(&sample.image, [0.0; 3], [1.0; 3]);
+        let mut boxes = Vec::with_capacity(sample.boxes.len() * 4);
+        let mut labels = Vec::with_capacity(sample.boxes.len());
+        let mut truths = Vec::with_capacity(sample.boxes.len());
+        for b in &sample.boxes {
+            let [x1, y1, x2, y2] = b.xyxy;
             // torchvision refuses boxes without area; the label scan keeps them, so they are
             // left out of the loss (and the metrics) here.
             if x2 - x1 <= 0.0 || y2 - y1 <= 0.0 {

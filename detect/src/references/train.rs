@@ -123,15 +123,20 @@ pub fn report(out: &TvValOutput, names: &[String], dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A loader of `data`: in training flipped, and batched by aspect-ratio group as torchvision's
-/// references batch (`aspect_ratio_group_factor`).
+/// A loader of `data`: in training augmented (`data_augmentation`), and batched by aspect-ratio
+/// group as torchvision's references batch (`aspect_ratio_group_factor`).
 pub fn loader(
     data: &DetectionData,
     cfg: &DetectConfig,
     train: bool,
     batch: usize,
 ) -> Result<Loader<TvDetectionDataset>> {
-    let ds = TvDetectionDataset::new(data.items.clone(), if train { cfg.fliplr } else { 0.0 });
+    let augment = if train {
+        Some(cfg.tv_augmentation()?)
+    } else {
+        None
+    };
+    let ds = TvDetectionDataset::new(data.items.clone(), augment);
     let mut opts = loader_options(cfg, train, batch);
     if train && cfg.aspect_ratio_group_factor >= 0 {
         // Image headers only: the sizes, not the pixels.

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
     /// The detector: `yolov8` (Ultralytics' recipe), or a torchvision architecture
-    /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …) trained with
-    /// torchvision's recipe (see [`DetectConfig::load`]).
+    /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …, `ssd300_vgg16`,
+    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`) trained with torchvision's
+    /// recipe (see [`DetectConfig::load`]).
     pub arch: String,
     /// A checkpoint to start from (`yolov8n.pt`, `best.pt`, `.safetensors`), or a scale name
     /// (`yolov8n` … `yolov8x`) for random initialisation.

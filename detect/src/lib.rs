@@ -1,5 +1,5 @@
 //! The `detect` task: object detection with YOLOv8 (Ultralytics' recipe) or torchvision's
-//! Faster R-CNN (torchvision's recipe): fine-tune, validate, predict.
+//! Faster R-CNN and SSD (torchvision's recipe): fine-tune, validate, predict.
 //!
 //! Settings use Ultralytics' names (`detect train data=coco128.yaml model=yolov8n.pt epochs=3`);
 //! `main.rs` only parses arguments, the commands live here so other programs can call them.
@@ -10,8 +10,9 @@
 //! - [`postprocess`]: NMS; [`val`]: metrics; [`predict`]: drawn and written detections;
 //! - [`config`], [`train`]: Ultralytics' recipe on the core engine; [`demo`]: the synthetic demo;
 //! - [`faster_rcnn`] on [`rcnn`]'s transform, RPN and RoI heads: torchvision's Faster R-CNN;
-//! - [`references`]: torchvision's recipe for it (`arch=fasterrcnn_…`), same commands and run
-//!   folders as YOLOv8.
+//! - [`ssd`]: torchvision's SSD300 and SSDlite320 (on the same transform, fixed size);
+//! - [`references`]: torchvision's recipe for both (`arch=fasterrcnn_…`, `arch=ssd…`), same
+//!   commands and run folders as YOLOv8.
 
 pub mod assigner;
 pub mod boxes;
@@ -118,8 +119,9 @@ pub enum Command {
         #[arg(long)]
         imgsz: Option<usize>,
     },
-    /// Pretrain YOLOv8n on synthetic shapes, fine-tune on new shapes (freeze=10) and compare
-    /// with training from scratch.
+    /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
+    /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite on the ImageNet
+    /// MobileNetV2 backbone (or one of them, or the Faster R-CNN tutorial's model, by `arch=`).
     Demo {
         /// Where the data and runs go.
         #[arg(long, default_value = "runs/detect/demo")]
@@ -128,14 +130,14 @@ pub enum Command {
         #[arg(long, hide = true)]
         dir: Option<PathBuf>,
         /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30; Faster
-        /// R-CNN: 12 unless given).
+        /// R-CNN: 12, SSDlite: 20 unless given).
         #[arg(long)]
         epochs: Option<usize>,
-        /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` (default: in
-        /// $FERROVIS_WEIGHTS).
+        /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` and `arch=ssdlite`
+        /// (default: in $FERROVIS_WEIGHTS).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// `arch=yolov8` (default) or `arch=fasterrcnn`.
+        /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: YOLOv8, then SSDlite).
         settings: Vec<String>,
     },
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
@@ -325,23 +327,35 @@ pub fn run(cli: Cli) -> Result<()> {
             settings,
         } => {
             let out = ferrovis_core::cli::renamed(None, dir, "--dir", "--out").unwrap_or(out);
-            let mut arch = "yolov8".to_string();
+            let mut arch = None;
             for s in &settings {
                 match s.split_once('=') {
-                    Some(("arch", a)) => arch = a.to_string(),
+                    Some(("arch", a)) => arch = Some(a.to_string()),
                     _ => anyhow::bail!(
-                        "demo: unknown setting {s:?} (arch=yolov8 or arch=fasterrcnn)"
+                        "demo: unknown setting {s:?} (arch=yolov8, fasterrcnn or ssdlite)"
                     ),
                 }
             }
-            match arch.as_str() {
-                "yolov8" => {
+            let weights = weights.as_deref();
+            match arch.as_deref() {
+                // Both one-pass detectors: YOLOv8 pretrained on shapes, SSDlite on ImageNet.
+                None => {
+                    demo::run(&out, epochs.unwrap_or(25))?;
+                    println!();
+                    demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;
+                }
+                Some("yolov8") => {
                     demo::run(&out, epochs.unwrap_or(25))?;
                 }
-                "fasterrcnn" | "fasterrcnn_mobilenet_v2" => {
-                    demo::run_faster_rcnn(&out, epochs.unwrap_or(12), weights.as_deref())?;
+                Some("fasterrcnn" | "fasterrcnn_mobilenet_v2") => {
+                    demo::run_faster_rcnn(&out, epochs.unwrap_or(12), weights)?;
                 }
-                other => anyhow::bail!("demo: arch={other}: expected yolov8 or fasterrcnn"),
+                Some("ssdlite" | "ssdlite320_mobilenet_v2") => {
+                    demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;
+                }
+                Some(other) => {
+                    anyhow::bail!("demo: arch={other}: expected yolov8, fasterrcnn or ssdlite")
+                }
             }
         }
         Command::Weights(cmd) => run_weights(&cmd)?,

@@ -7,5 +7,6 @@ mod validate_detect;
 mod validate_faster_rcnn;
 mod validate_imagenet;
 mod validate_segment;
+mod validate_ssd;
 mod validate_style;
 mod validate_weights;

@@ -45,6 +45,18 @@ pub enum WeightsCommand {
         #[arg(long)]
         float32: bool,
     },
+    /// The weights known by name: name, size, cached or not, licence.
+    List {
+        /// Only names containing this text.
+        filter: Option<String>,
+    },
+    /// Download weights by name into their cache (torch.hub's, the Hugging Face hub's or
+    /// ferrovis'), e.g. `resnet50`, `resnet50:IMAGENET1K_V1`, `yolov8n.pt`, `hf-hub:ORG/NAME`.
+    Download {
+        /// The names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// The value of a renamed option: the new spelling's, else the old one's with a note on stderr
@@ -115,15 +127,61 @@ pub fn weights_in(path: &std::path::Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| path.join(n)).find(|p| p.is_file())
 }
 
-/// The first of `names` that `$FERROVIS_WEIGHTS` stands for (see [`weights_in`]); `None` when the
-/// variable is unset or holds none of them.
+/// The first of `names` that `$FERROVIS_WEIGHTS` stands for (see [`weights_in`]), else the
+/// first of them in torch.hub's cache (`names` are torchvision's file names, so a copy PyTorch
+/// downloaded is used; see [`crate::hub`]); `None` when neither holds one. Nothing is downloaded.
 pub fn env_weights_in(names: &[&str]) -> Option<PathBuf> {
-    weights_in(&env_weights()?, names)
+    env_weights()
+        .and_then(|w| weights_in(&w, names))
+        .or_else(|| {
+            let dir = crate::hub::cache::torch_hub_checkpoints();
+            names.iter().map(|n| dir.join(n)).find(|p| p.is_file())
+        })
 }
 
 /// Runs a `weights` subcommand, printing to stdout.
 pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
     match cmd {
+        WeightsCommand::List { filter } => {
+            let hub = crate::hub::Hub::from_env();
+            println!("{:<52} {:>8}  {:<7} licence", "name", "MB", "cached");
+            for e in crate::hub::ENTRIES {
+                let name = e.name();
+                if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                    continue;
+                }
+                let shown = if e.default {
+                    format!("{name} (= {})", e.arch)
+                } else {
+                    name
+                };
+                let cached = hub.cached_path(&crate::hub::Name::Registry(e)).is_file();
+                let size = if e.size_mb > 0.0 {
+                    format!("{:.1}", e.size_mb)
+                } else {
+                    "?".into()
+                };
+                println!(
+                    "{shown:<52} {size:>8}  {:<7} {}",
+                    if cached { "yes" } else { "no" },
+                    e.licence()
+                );
+            }
+            println!(
+                "and hf-hub:ORG/NAME (a Hugging Face repository's model.safetensors); caches: {}, \
+                 {}, {}",
+                hub.torch_hub.display(),
+                hub.hf_cache.display(),
+                hub.ferrovis_cache.display()
+            );
+        }
+        WeightsCommand::Download { names } => {
+            let hub = crate::hub::Hub::from_env();
+            for name in names {
+                let file = hub.resolve(name)?;
+                println!("{name}: {}", file.display());
+            }
+        }
         WeightsCommand::Inspect {
             path,
             arch,

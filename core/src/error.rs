@@ -28,6 +28,10 @@ pub enum Error {
     /// An invalid name, option or setting (unknown backbone, device, output stride…).
     #[error("{0}")]
     Invalid(String),
+    /// Weights could not be fetched: the message names the URL and where the file can be put
+    /// by hand.
+    #[error("{0}")]
+    Download(String),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

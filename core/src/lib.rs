@@ -7,6 +7,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
+//! | [`hub`] | pretrained weights by name (torchvision, Ultralytics, `hf-hub:`), cached where PyTorch and the Hugging Face hub cache them, downloaded with resume and hash check |
 //! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
 //! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
@@ -41,6 +42,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod freeze;
+pub mod hub;
 pub mod memory_format;
 pub mod metrics;
 pub mod neck;

@@ -125,7 +125,9 @@ impl ResolvedWeights {
 
 /// Resolves `--weights PATH`: a run folder gives its `weights/best.safetensors` (or
 /// `last.safetensors` when no best was written yet); a file is itself, with its run folder when it
-/// lies in `<run>/weights/`. A path that does not exist is an error naming it.
+/// lies in `<run>/weights/`; a weights name (`resnet50`, `resnet50:IMAGENET1K_V1`, `yolov8n.pt`,
+/// `hf-hub:ORG/NAME`) that is no path here is its cached file, downloaded first when needed
+/// ([`crate::hub`]). A path that does not exist is an error naming it.
 pub fn resolve_weights(path: &Path) -> Result<ResolvedWeights> {
     if path.is_dir() {
         let run = RunDir::new(path);
@@ -145,6 +147,13 @@ pub fn resolve_weights(path: &Path) -> Result<ResolvedWeights> {
         });
     }
     if !path.is_file() {
+        let spec = path.to_string_lossy();
+        if crate::hub::looks_like_name(&spec) && crate::hub::parse(&spec).is_some() {
+            return Ok(ResolvedWeights {
+                file: crate::hub::resolve(&spec)?,
+                run: None,
+            });
+        }
         return Err(Error::Invalid(format!(
             "{}: no such weights file or run folder",
             path.display()

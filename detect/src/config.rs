@@ -220,7 +220,7 @@ impl DetectConfig {
             with_recipe.extend(overrides.iter().cloned());
             cfg = config::load_with_optional(file, &with_recipe, &optional)?;
         }
-        if cfg.imgsz % 32 != 0 || cfg.imgsz == 0 {
+        if !cfg.imgsz.is_multiple_of(32) || cfg.imgsz == 0 {
             bail!(
                 "imgsz={} must be a positive multiple of 32 (the largest stride)",
                 cfg.imgsz

@@ -20,7 +20,7 @@ pub fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<(Loade
     let mut m = load_model(weights, Device::Cpu, false)?;
     m.vs.freeze();
     let size = imgsz.unwrap_or(m.imgsz);
-    if size == 0 || size % 32 != 0 {
+    if size == 0 || !size.is_multiple_of(32) {
         bail!("imgsz={size} must be a positive multiple of 32 (the largest stride)");
     }
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));

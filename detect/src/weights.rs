@@ -68,14 +68,31 @@ pub fn load(vs: &VarStore, sd: &StateDict, path: &Path) -> Result<String> {
 }
 
 /// A model for `num_classes` classes from `spec`: a checkpoint path (its scale is read from it
-/// and its tensors loaded, the class branch re-initialised when the count differs) or a scale name
-/// (`yolov8n` … `yolov8x`, random initialisation). Returns the model and a line saying which.
+/// and its tensors loaded, the class branch re-initialised when the count differs), Ultralytics'
+/// release name (`yolov8n.pt` … `yolov8x.pt` when no such file is here: its cached copy,
+/// downloaded first when needed, as Ultralytics does) or a scale name (`yolov8n` … `yolov8x`,
+/// random initialisation). Returns the model and a line saying which.
 pub fn build(
     spec: &str,
     num_classes: i64,
     device: tch::Device,
 ) -> Result<(VarStore, YoloV8, String)> {
-    let path = Path::new(spec);
+    let named;
+    let path = if !Path::new(spec).exists()
+        && ferrovis_core::hub::looks_like_name(spec)
+        && spec.ends_with(".pt")
+        && ferrovis_core::hub::parse(spec).is_some()
+    {
+        named = ferrovis_core::hub::resolve(spec).with_context(|| {
+            format!(
+                "model={spec} (or model={} to start from random initialisation)",
+                spec.trim_end_matches(".pt")
+            )
+        })?;
+        named.as_path()
+    } else {
+        Path::new(spec)
+    };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(spec);
     if path.is_file() {
         let sd = read(path)?;
@@ -104,9 +121,9 @@ pub fn build(
             Ok((vs, model, line))
         }
         _ => bail!(
-            "model={spec}: no such file. Nothing is downloaded here: pass the path of a YOLOv8 \
-             checkpoint (Ultralytics .pt or ferrovis .safetensors), or model=yolov8n (s, m, l, x) \
-             to start from random initialisation"
+            "model={spec}: no such file: pass the path of a YOLOv8 checkpoint (Ultralytics .pt or \
+             ferrovis .safetensors), a release name (model=yolov8n.pt … yolov8x.pt, downloaded \
+             once), or model=yolov8n (s, m, l, x) to start from random initialisation"
         ),
     }
 }

@@ -154,14 +154,16 @@ pub fn transfer(
             tv: weighted.tv.double_value(&[]),
             total: total.double_value(&[]),
         };
-        if cfg.log_every > 0 && (terms.evaluation == 1 || terms.evaluation % cfg.log_every == 0) {
+        if cfg.log_every > 0
+            && (terms.evaluation == 1 || terms.evaluation.is_multiple_of(cfg.log_every))
+        {
             println!(
                 "evaluation {:>4}: total {:.4e}  content {:.4e}  style {:.4e}  tv {:.4e}",
                 terms.evaluation, terms.total, terms.content, terms.style, terms.tv
             );
         }
         if let (Some(dir), true) = (&cfg.frames, cfg.frame_every > 0) {
-            if terms.evaluation % cfg.frame_every == 0 {
+            if terms.evaluation.is_multiple_of(cfg.frame_every) {
                 image::save(&x, &dir.join(format!("frame_{:05}.png", terms.evaluation)))?;
             }
         }

@@ -760,7 +760,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, dict: &Value, items: Vec<Value>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.fail("SETITEMS with an odd number of values");
         }
         let Some(Object::Dict(d)) = self.obj_mut(dict) else {

@@ -47,7 +47,7 @@ impl EpochProgress {
                 bar.set_message(format!("{} loss {running_loss:.4}", self.label));
                 bar.inc(1);
             }
-            None if (step + 1) % self.every == 0
+            None if (step + 1).is_multiple_of(self.every)
                 || step + 1 == self.steps && self.every != usize::MAX =>
             {
                 eprintln!(

@@ -13,6 +13,7 @@ mod detect_reference;
 mod detection_parity;
 mod faster_rcnn;
 mod fpn;
+mod hub;
 mod metrics_reference;
 mod optim_and_freeze;
 mod optim_lbfgs;

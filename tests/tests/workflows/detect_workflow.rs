@@ -216,7 +216,8 @@ fn layout_mistakes_and_missing_weights_are_named() {
         "{err}"
     );
 
-    let cfg = DetectConfig::load(None, &["model=yolov8n.pt".into()]).unwrap();
+    // A path (not the release name, which would be fetched into the cache).
+    let cfg = DetectConfig::load(None, &["model=missing/yolov8n.pt".into()]).unwrap();
     let err = match ferrovis_detect::weights::build(&cfg.model, 3, Device::Cpu) {
         Ok(_) => panic!("a missing checkpoint must be an error"),
         Err(e) => format!("{e:#}"),

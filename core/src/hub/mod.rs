@@ -1,0 +1,183 @@
+//! Pretrained weights by name, fetched and cached as PyTorch users expect.
+//!
+//! Wherever a command takes weights it also takes a name:
+//! - `resnet50` (torchvision's `DEFAULT` weights of that architecture), `resnet50:IMAGENET1K_V1`
+//!   (a named torchvision weight set), the detection and segmentation models
+//!   (`fasterrcnn_resnet50_fpn:COCO_V1`, `ssd300_vgg16`, `deeplabv3_resnet50`, …): cached in
+//!   torch.hub's folder ([`cache::torch_hub_checkpoints`]), so a file PyTorch downloaded is used
+//!   with no request, and checked against the SHA-256 prefix its name carries;
+//! - Ultralytics' `yolov8n.pt` … `yolov8x.pt`: cached in ferrovis' folder;
+//! - `hf-hub:ORG/NAME`: a Hugging Face model repository's `model.safetensors` (timm's
+//!   `hf-hub:timm/resnet50.a1_in1k`), cached in the hub's own layout
+//!   (`models--ORG--NAME/snapshots/<commit>/model.safetensors`, `refs/main`).
+//!
+//! [`resolve`] returns the cached file, downloading it first when needed
+//! ([`download::fetch`]); `FERROVIS_OFFLINE=1` or `HF_HUB_OFFLINE=1` forbid the network, and a
+//! missing file is then an error naming the URL and the path to place it at.
+
+pub mod cache;
+pub mod download;
+pub mod registry;
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+pub use registry::{lookup, Entry, Source, ENTRIES};
+
+/// A weights name, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Name {
+    /// A registry entry.
+    Registry(&'static Entry),
+    /// `hf-hub:ORG/NAME`: the repository's `model.safetensors` on its `main` revision.
+    HfHub {
+        /// `ORG/NAME`.
+        repo: String,
+    },
+}
+
+/// The file a Hugging Face model repository holds the weights in.
+const HF_FILE: &str = "model.safetensors";
+
+/// `spec` as a weights name, or `None` when it is no name ferrovis knows (a path, say).
+pub fn parse(spec: &str) -> Option<Name> {
+    if let Some(repo) = spec.strip_prefix("hf-hub:") {
+        let ok = repo.split('/').count() == 2 && repo.split('/').all(|p| !p.is_empty());
+        return ok.then(|| Name::HfHub {
+            repo: repo.to_string(),
+        });
+    }
+    lookup(spec).map(Name::Registry)
+}
+
+/// True when `spec` looks like a name rather than a path: no path separator and no file
+/// extension but `.pt` (Ultralytics' names are file names), or an `hf-hub:` / `arch:WEIGHT` form.
+pub fn looks_like_name(spec: &str) -> bool {
+    spec.starts_with("hf-hub:")
+        || (!spec.contains('/')
+            && !spec.contains('\\')
+            && (spec.contains(':') || !spec.contains('.') || spec.ends_with(".pt")))
+}
+
+/// Where names are cached and fetched from, and whether the network may be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hub {
+    /// torch.hub's checkpoint folder.
+    pub torch_hub: PathBuf,
+    /// The Hugging Face hub cache.
+    pub hf_cache: PathBuf,
+    /// The Hugging Face endpoint (`https://huggingface.co`).
+    pub hf_endpoint: String,
+    /// ferrovis' own weights folder.
+    pub ferrovis_cache: PathBuf,
+    /// No request is made.
+    pub offline: bool,
+}
+
+impl Hub {
+    /// The folders and endpoint the environment names (see [`cache`]), as PyTorch and
+    /// `huggingface_hub` read them.
+    pub fn from_env() -> Self {
+        Hub {
+            torch_hub: cache::torch_hub_checkpoints(),
+            hf_cache: cache::hf_hub_cache(),
+            hf_endpoint: cache::hf_endpoint(),
+            ferrovis_cache: cache::ferrovis_cache(),
+            offline: cache::offline(),
+        }
+    }
+
+    /// `models--ORG--NAME` in the hub cache.
+    fn hf_repo_dir(&self, repo: &str) -> PathBuf {
+        self.hf_cache
+            .join(format!("models--{}", repo.replace('/', "--")))
+    }
+
+    /// Where `name`'s file is (or will be) cached.
+    pub fn cached_path(&self, name: &Name) -> PathBuf {
+        match name {
+            Name::Registry(e) => match e.source {
+                Source::Torchvision => self.torch_hub.join(e.file_name()),
+                Source::Ultralytics => self.ferrovis_cache.join(e.file_name()),
+            },
+            Name::HfHub { repo } => {
+                let dir = self.hf_repo_dir(repo);
+                let commit = std::fs::read_to_string(dir.join("refs").join("main"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "main".into());
+                dir.join("snapshots").join(commit).join(HF_FILE)
+            }
+        }
+    }
+
+    /// Where `name`'s file is downloaded from.
+    pub fn url(&self, name: &Name) -> String {
+        match name {
+            Name::Registry(e) => e.url.to_string(),
+            Name::HfHub { repo } => format!("{}/{repo}/resolve/main/{HF_FILE}", self.hf_endpoint),
+        }
+    }
+
+    /// The local file `spec` names, downloaded into its cache first when it is not there.
+    pub fn resolve(&self, spec: &str) -> Result<PathBuf> {
+        let name = parse(spec).ok_or_else(|| {
+            let near = registry::suggestions(spec);
+            let hint = if near.is_empty() {
+                "`<task> weights list` shows the names".to_string()
+            } else {
+                format!("did you mean {}?", near.join(", "))
+            };
+            Error::Invalid(format!("{spec}: no such weights file or name; {hint}"))
+        })?;
+        self.fetch(&name)
+    }
+
+    /// The cached file of `name`, downloaded first when it is not there.
+    pub fn fetch(&self, name: &Name) -> Result<PathBuf> {
+        let cached = self.cached_path(name);
+        if cached.is_file() {
+            return Ok(cached);
+        }
+        let url = self.url(name);
+        if self.offline {
+            return Err(Error::Download(format!(
+                "{url}: offline (FERROVIS_OFFLINE or HF_HUB_OFFLINE is set) and not cached; \
+                 place the file by hand at {}",
+                cached.display()
+            )));
+        }
+        match name {
+            Name::Registry(e) => download::fetch(&download::Request {
+                url: &url,
+                dest: &cached,
+                sha256_prefix: e.sha256_prefix(),
+            }),
+            Name::HfHub { repo } => {
+                // The hub names the commit a revision resolves to; the snapshot goes under it
+                // and `refs/main` records it, as huggingface_hub lays its cache out.
+                let headers = download::head(&url)?;
+                let commit = headers
+                    .iter()
+                    .find(|(k, _)| k == "x-repo-commit")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| "main".into());
+                let dir = self.hf_repo_dir(repo);
+                let dest = dir.join("snapshots").join(&commit).join(HF_FILE);
+                let file = download::fetch(&download::Request {
+                    url: &url,
+                    dest: &dest,
+                    sha256_prefix: None,
+                })?;
+                let refs = dir.join("refs");
+                std::fs::create_dir_all(&refs).map_err(|e| Error::io(&refs, e))?;
+                std::fs::write(refs.join("main"), &commit).map_err(|e| Error::io(&refs, e))?;
+                Ok(file)
+            }
+        }
+    }
+}
+
+/// [`Hub::resolve`] with the environment's folders: the local file `spec` names.
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    Hub::from_env().resolve(spec)
+}

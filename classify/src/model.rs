@@ -47,6 +47,9 @@ impl Classifier {
         let opts = LoadOptions::default()
             .strict(true)
             .reinit(&self.model.head_pattern())?;
+        // A weights name (`resnet50`, `mobilenet_v2:IMAGENET1K_V1`) is its cached file.
+        let file = ferrovis_core::run::resolve_weights(path)?.file;
+        let path = file.as_path();
         let report = checkpoint::load_file(&self.vs, path, &opts)
             .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
         Ok(format!("{}: {}", path.display(), report.summary()))

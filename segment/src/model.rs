@@ -209,6 +209,10 @@ impl SegmentationModel {
     /// prefix, its classifier dropped, the decoder starting fresh. Anything else missing or of
     /// another shape is an error naming it.
     pub fn load_weights(&mut self, path: &Path) -> Result<String> {
+        // A weights name (`resnet50`, `deeplabv3_resnet50:COCO_WITH_VOC_LABELS_V1`) is its
+        // cached file.
+        let file = ferrovis_core::run::resolve_weights(path)?.file;
+        let path = file.as_path();
         let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
         let prefix = format!("{}.", self.encoder_prefix());
         let whole = sd.iter().any(|(name, _)| name.starts_with(&prefix));

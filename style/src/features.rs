@@ -64,6 +64,18 @@ fn vgg_name(sd: &StateDict) -> Option<&'static str> {
 impl FeatureNet {
     /// Loads `path`: a torchvision VGG checkpoint or `vgg_r31.pth`, told apart by their names.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
+        // A weights name (`vgg19`) is its cached file.
+        let named;
+        let path = match path
+            .to_str()
+            .filter(|s| !path.exists() && ferrovis_core::hub::looks_like_name(s))
+        {
+            Some(name) if ferrovis_core::hub::parse(name).is_some() => {
+                named = ferrovis_core::hub::resolve(name)?;
+                named.as_path()
+            }
+            _ => path,
+        };
         if !path.is_file() {
             bail!("{}: no such weights file; {VGG19_HINT}", path.display());
         }

@@ -2,7 +2,7 @@
 //! the test serves the files (byte ranges, a connection cut mid-file, 404, HEAD with the Hugging
 //! Face hub's `X-Repo-Commit`). Downloads land whole and hash-checked, resume after a cut with a
 //! Range request, refuse a wrong hash and clean up, name URL and path when they fail, happen once
-//! when two fetch the same file, respect offline mode, use a torch-hub-layout cache without a
+//! when two processes fetch the same file, respect offline mode, use a torch-hub-layout cache without a
 //! request, and store `hf-hub:` files in the hub's layout, loadable into a ResNet. The registry's
 //! torchvision URLs equal torchvision's own (`reference/hub_urls.py`).
 
@@ -236,10 +236,12 @@ fn downloads_resume_check_hashes_and_name_failures() {
     );
 }
 
+/// Two processes (this test binary run twice, each running [`fetch_in_child`]) fetch the same
+/// file at once: one request reaches the server, and both end with the whole file.
 #[test]
-fn two_fetches_of_one_file_download_it_once() {
+fn two_processes_fetching_one_file_download_it_once() {
     let dir = tempfile::tempdir().unwrap();
-    let data = bytes(2_000_000, 3);
+    let data = bytes(4_000_000, 3);
     let server = serve(
         HashMap::from([("/big.pth".to_string(), data.clone())]),
         &[],
@@ -247,23 +249,46 @@ fn two_fetches_of_one_file_download_it_once() {
     );
     let url = format!("{}/big.pth", server.base);
     let dest = dir.path().join("big.pth");
-    let handles: Vec<_> = (0..2)
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
         .map(|_| {
-            let (url, dest) = (url.clone(), dest.clone());
-            std::thread::spawn(move || {
-                fetch(&Request {
-                    url: &url,
-                    dest: &dest,
-                    sha256_prefix: None,
-                })
+            std::process::Command::new(&exe)
+                .args(["--ignored", "--exact", "hub::fetch_in_child", "--nocapture"])
+                .env("FERROVIS_TEST_FETCH_URL", &url)
+                .env("FERROVIS_TEST_FETCH_DEST", &dest)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .unwrap()
-            })
         })
         .collect();
-    for h in handles {
-        assert_eq!(std::fs::read(h.join().unwrap()).unwrap(), data);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
     assert_eq!(server.log.lock().unwrap().gets["/big.pth"], 1);
+}
+
+/// The child side of [`two_processes_fetching_one_file_download_it_once`]: fetches the file the
+/// environment names (ignored, so it runs only when that test starts it).
+#[test]
+#[ignore = "run by two_processes_fetching_one_file_download_it_once"]
+fn fetch_in_child() {
+    let url = std::env::var("FERROVIS_TEST_FETCH_URL").unwrap();
+    let dest = std::path::PathBuf::from(std::env::var("FERROVIS_TEST_FETCH_DEST").unwrap());
+    let file = fetch(&Request {
+        url: &url,
+        dest: &dest,
+        sha256_prefix: None,
+    })
+    .unwrap();
+    assert!(file.is_file());
 }
 
 fn hub(dir: &Path, endpoint: &str, offline: bool) -> Hub {

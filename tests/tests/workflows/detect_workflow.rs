@@ -182,21 +182,9 @@ fn a_stopped_run_resumes_to_the_end() {
     let data = shapes(dir.path());
     let project = dir.path().join("runs");
     let cfg = config(&data, &project, "r", &["mosaic=0"]);
-    let stop = RunControl {
-        stop_after: Some(1),
-        ..RunControl::quiet()
-    };
-    let first = train::train(&cfg, &stop, None).unwrap();
-    let rows = |run: &Path| {
-        std::fs::read_to_string(run.join("results.csv"))
-            .unwrap()
-            .lines()
-            .count()
-    };
-    assert_eq!(rows(&first.run), 2);
-    let resumed = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
-    assert_eq!(resumed.run, first.run);
-    assert_eq!(rows(&first.run), 3);
+    crate::detect_support::stops_then_resumes(|control, resume| {
+        train::train(&cfg, control, resume).unwrap()
+    });
 }
 
 #[test]

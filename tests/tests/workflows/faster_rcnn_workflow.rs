@@ -6,23 +6,11 @@
 
 use std::path::Path;
 
-use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
-use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::references::train;
 
-fn shapes(dir: &Path) -> std::path::PathBuf {
-    let cfg = ShapesConfig {
-        image_size: 96,
-        train: 8,
-        val: 4,
-        classes: ["circle", "square"].map(String::from).to_vec(),
-        max_objects: 2,
-        ..Default::default()
-    };
-    synthetic::write_detection(&dir.join("shapes"), &cfg).unwrap()
-}
+use crate::detect_support::{check_tv_run_folder, stops_then_resumes, tensor, tv_shapes};
 
 fn config(data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConfig {
     let mut args: Vec<String> = vec![
@@ -40,19 +28,11 @@ fn config(data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConf
     DetectConfig::load(None, &args).unwrap()
 }
 
-fn tensor(path: &Path, name: &str) -> tch::Tensor {
-    checkpoint::read(path)
-        .unwrap()
-        .get(name)
-        .unwrap()
-        .shallow_clone()
-}
-
 #[test]
 fn faster_rcnn_train_val_predict_and_fine_tune() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = shapes(dir.path());
+    let data = tv_shapes(dir.path(), 8);
     let project = dir.path().join("runs");
     let cfg = config(&data, &project, "scratch", &[]);
     // torchvision's recipe where nothing else is said.
@@ -62,39 +42,16 @@ fn faster_rcnn_train_val_predict_and_fine_tune() {
     );
     let scratch = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let run = &scratch.run;
-    let results = std::fs::read_to_string(run.join("results.csv")).unwrap();
-    let header = results.lines().next().unwrap();
-    for col in [
-        "train/loss_classifier",
-        "train/loss_box_reg",
-        "train/loss_objectness",
-        "train/loss_rpn_box_reg",
-        "metrics/precision(B)",
-        "metrics/recall(B)",
-        "metrics/mAP50(B)",
-        "metrics/mAP50-95(B)",
-        "fitness",
-    ] {
-        assert!(
-            header.split(',').any(|c| c == col),
-            "{col} missing from {header}"
-        );
-    }
-    assert_eq!(results.lines().count(), 3, "{results}");
-    for f in [
-        "weights/best.safetensors",
-        "weights/last.safetensors",
-        "detect.json",
-        "config.toml",
-        "PR_curve.png",
-        "metrics.json",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing");
-    }
-    let meta = std::fs::read_to_string(run.join("detect.json")).unwrap();
-    assert!(
-        meta.contains("fasterrcnn_mobilenet_v3_large_320_fpn"),
-        "{meta}"
+    check_tv_run_folder(
+        run,
+        "fasterrcnn_mobilenet_v3_large_320_fpn",
+        2,
+        &[
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        ],
     );
 
     // val from the run folder reproduces the final validation.
@@ -165,21 +122,7 @@ fn faster_rcnn_train_val_predict_and_fine_tune() {
 fn a_stopped_faster_rcnn_run_resumes_to_the_end() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = shapes(dir.path());
+    let data = tv_shapes(dir.path(), 8);
     let cfg = config(&data, &dir.path().join("runs"), "r", &[]);
-    let stop = RunControl {
-        stop_after: Some(1),
-        ..RunControl::quiet()
-    };
-    let first = train::train(&cfg, &stop, None).unwrap();
-    let rows = |run: &Path| {
-        std::fs::read_to_string(run.join("results.csv"))
-            .unwrap()
-            .lines()
-            .count()
-    };
-    assert_eq!(rows(&first.run), 2);
-    let resumed = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
-    assert_eq!(resumed.run, first.run);
-    assert_eq!(rows(&first.run), 3);
+    stops_then_resumes(|control, resume| train::train(&cfg, control, resume).unwrap());
 }

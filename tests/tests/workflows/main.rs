@@ -8,6 +8,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 mod classify_workflow;
+mod detect_support;
 mod detect_workflow;
 mod engine;
 mod faster_rcnn_training;

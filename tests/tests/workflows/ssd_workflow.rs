@@ -6,23 +6,14 @@
 
 use std::path::Path;
 
-use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
-use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::references::train;
 
-fn shapes(dir: &Path, train: usize) -> std::path::PathBuf {
-    let cfg = ShapesConfig {
-        image_size: 96,
-        train,
-        val: 4,
-        classes: ["circle", "square"].map(String::from).to_vec(),
-        max_objects: 2,
-        ..Default::default()
-    };
-    synthetic::write_detection(&dir.join("shapes"), &cfg).unwrap()
-}
+use crate::detect_support::{check_tv_run_folder, stops_then_resumes, tensor, tv_shapes};
+
+/// SSD's two losses, as torchvision names them.
+const LOSSES: [&str; 2] = ["bbox_regression", "classification"];
 
 fn config(arch: &str, data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConfig {
     let mut args: Vec<String> = vec![
@@ -38,51 +29,11 @@ fn config(arch: &str, data: &Path, project: &Path, name: &str, extra: &[&str]) -
     DetectConfig::load(None, &args).unwrap()
 }
 
-fn tensor(path: &Path, name: &str) -> tch::Tensor {
-    checkpoint::read(path)
-        .unwrap()
-        .get(name)
-        .unwrap()
-        .shallow_clone()
-}
-
-fn check_run_folder(run: &Path, arch: &str, epochs: usize) {
-    let results = std::fs::read_to_string(run.join("results.csv")).unwrap();
-    let header = results.lines().next().unwrap();
-    for col in [
-        "train/bbox_regression",
-        "train/classification",
-        "metrics/precision(B)",
-        "metrics/recall(B)",
-        "metrics/mAP50(B)",
-        "metrics/mAP50-95(B)",
-        "fitness",
-    ] {
-        assert!(
-            header.split(',').any(|c| c == col),
-            "{col} missing from {header}"
-        );
-    }
-    assert_eq!(results.lines().count(), epochs + 1, "{results}");
-    for f in [
-        "weights/best.safetensors",
-        "weights/last.safetensors",
-        "detect.json",
-        "config.toml",
-        "PR_curve.png",
-        "metrics.json",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing");
-    }
-    let meta = std::fs::read_to_string(run.join("detect.json")).unwrap();
-    assert!(meta.contains(arch), "{meta}");
-}
-
 #[test]
 fn ssdlite_train_val_predict_and_fine_tune() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = shapes(dir.path(), 8);
+    let data = tv_shapes(dir.path(), 8);
     let project = dir.path().join("runs");
     let arch = "ssdlite320_mobilenet_v3_large";
     let cfg = config(arch, &data, &project, "scratch", &[]);
@@ -93,7 +44,7 @@ fn ssdlite_train_val_predict_and_fine_tune() {
     );
     let scratch = train::train(&cfg, &RunControl::quiet(), None).unwrap();
     let run = &scratch.run;
-    check_run_folder(run, arch, 2);
+    check_tv_run_folder(run, arch, 2, &LOSSES);
 
     // val from the run folder reproduces the final validation.
     let out = train::val(run, &cfg, Some(dir.path().join("val"))).unwrap();
@@ -171,7 +122,7 @@ fn ssdlite_train_val_predict_and_fine_tune() {
 fn a_stopped_ssd_run_resumes_to_the_end() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = shapes(dir.path(), 8);
+    let data = tv_shapes(dir.path(), 8);
     let cfg = config(
         "ssdlite320_mobilenet_v3_large",
         &data,
@@ -179,28 +130,14 @@ fn a_stopped_ssd_run_resumes_to_the_end() {
         "r",
         &[],
     );
-    let stop = RunControl {
-        stop_after: Some(1),
-        ..RunControl::quiet()
-    };
-    let first = train::train(&cfg, &stop, None).unwrap();
-    let rows = |run: &Path| {
-        std::fs::read_to_string(run.join("results.csv"))
-            .unwrap()
-            .lines()
-            .count()
-    };
-    assert_eq!(rows(&first.run), 2);
-    let resumed = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
-    assert_eq!(resumed.run, first.run);
-    assert_eq!(rows(&first.run), 3);
+    stops_then_resumes(|control, resume| train::train(&cfg, control, resume).unwrap());
 }
 
 #[test]
 fn ssd300_trains_an_epoch_into_a_complete_run_folder() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = shapes(dir.path(), 2);
+    let data = tv_shapes(dir.path(), 2);
     let arch = "ssd300_vgg16";
     let cfg = config(
         arch,
@@ -211,5 +148,5 @@ fn ssd300_trains_an_epoch_into_a_complete_run_folder() {
     );
     assert_eq!((cfg.lr0, cfg.weight_decay), (0.002, 0.0005));
     let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
-    check_run_folder(&summary.run, arch, 1);
+    check_tv_run_folder(&summary.run, arch, 1, &LOSSES);
 }

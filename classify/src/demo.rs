@@ -7,7 +7,9 @@ use ferrovis_data::synthetic::{self, ShapesConfig};
 use crate::config::{ClassifyConfig, Mode};
 use crate::{eval, train, DemoArgs};
 
-/// torchvision's ImageNet MobileNetV2, looked for in `$FERROVIS_WEIGHTS` when no --weights is given.
+/// torchvision's ImageNet MobileNetV2 when no --weights is given: in `$FERROVIS_WEIGHTS` or
+/// torch.hub's cache, else fetched by its registry name unless offline
+/// (`ferrovis_core::cli::demo_weights`).
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// Generates the data, trains, evaluates.
@@ -30,10 +32,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "data: synthetic shapes (4 classes, 40 + 15 images each) in {}",
         data.display()
     );
-    let weights = args
-        .weights
-        .clone()
-        .or_else(|| ferrovis_core::cli::env_weights_in(&[MOBILENET_V2]));
+    let weights = args.weights.clone().or_else(|| {
+        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+    });
     let mut cfg = ClassifyConfig::default();
     cfg.data.root = data.display().to_string();
     cfg.data.image_size = 96;

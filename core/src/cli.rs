@@ -139,6 +139,23 @@ pub fn env_weights_in(names: &[&str]) -> Option<PathBuf> {
         })
 }
 
+/// The pretrained weights a demo starts from: the first of `file_names` that
+/// [`env_weights_in`] finds (`$FERROVIS_WEIGHTS`, torch.hub's cache), else the registry's `name`
+/// fetched into its cache ([`crate::hub`]) unless offline. `None`, with the reason on stderr,
+/// when none is at hand: the demo then says what it does instead.
+pub fn demo_weights(file_names: &[&str], name: &str) -> Option<PathBuf> {
+    if let Some(found) = env_weights_in(file_names) {
+        return Some(found);
+    }
+    match crate::hub::resolve(name) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            eprintln!("weights {name}: {e}");
+            None
+        }
+    }
+}
+
 /// Runs a `weights` subcommand, printing to stdout.
 pub fn run_weights(cmd: &WeightsCommand) -> Result<()> {
     match cmd {

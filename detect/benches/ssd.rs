@@ -50,6 +50,8 @@ fn model(arch: &str) -> (VarStore, Ssd) {
         checkpoint::load_file(&vs, &file, &LoadOptions::default().strict(true))
             .expect("torchvision's weights load strictly");
     }
+    // As the detect workflow runs it on the CPU.
+    model.use_channels_last(&vs).expect("channels-last");
     (vs, model)
 }
 

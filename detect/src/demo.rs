@@ -216,9 +216,9 @@ fn run_torchvision(
     )?;
     let runs = dir.join("runs");
     let control = RunControl::default();
-    let weights = weights
-        .map(Path::to_path_buf)
-        .or_else(|| ferrovis_core::cli::env_weights_in(&[MOBILENET_V2]));
+    let weights = weights.map(Path::to_path_buf).or_else(|| {
+        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+    });
     let go = |name: &str, extra: &[String]| -> Result<TrainSummary> {
         let _ = std::fs::remove_dir_all(runs.join(name));
         let mut args = vec![

@@ -134,7 +134,8 @@ pub enum Command {
         #[arg(long)]
         epochs: Option<usize>,
         /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` and `arch=ssdlite`
-        /// (default: in $FERROVIS_WEIGHTS).
+        /// (default: in $FERROVIS_WEIGHTS or torch.hub's cache, else `mobilenet_v2:IMAGENET1K_V1`
+        /// fetched unless offline).
         #[arg(long)]
         weights: Option<PathBuf>,
         /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: YOLOv8, then SSDlite).

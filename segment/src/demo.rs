@@ -12,7 +12,9 @@ use crate::config::{Mode, SegmentConfig};
 use crate::infer::InferOptions;
 use crate::{predict, train};
 
-/// torchvision's ImageNet MobileNetV2, looked for in `$FERROVIS_WEIGHTS` when no --weights is given.
+/// torchvision's ImageNet MobileNetV2 when no --weights is given: in `$FERROVIS_WEIGHTS` or
+/// torch.hub's cache, else fetched by its registry name unless offline
+/// (`ferrovis_core::cli::demo_weights`).
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// The demo's configuration for data in `data` and runs under `out`: a U-Net on MobileNetV2
@@ -65,7 +67,9 @@ pub fn run(out: &Path, weights: Option<PathBuf>, epochs: usize) -> Result<()> {
         "data: synthetic shapes masks (background + circle, square, triangle; 80 + 20 images) in {}",
         data.display()
     );
-    let weights = weights.or_else(|| ferrovis_core::cli::env_weights_in(&[MOBILENET_V2]));
+    let weights = weights.or_else(|| {
+        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+    });
     if weights.is_none() {
         println!(
             "no pretrained weights found: the U-Net's ResNet18 encoder starts from random \

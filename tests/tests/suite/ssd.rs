@@ -4,7 +4,8 @@
 //! 3,440,060 with 91 classes); default boxes identical; eval-mode detections on two images of
 //! different sizes equal torchvision's (boxes within 1e-3 px, scores within 1e-5); in training
 //! mode, the matched default boxes equal, both losses within 1e-5 and the classification
-//! predictors' gradients within 1e-4 (relative). ImageNet checkpoints load as the backbone as
+//! predictors' gradients within 1e-4 (relative); channels-last (the CPU workflow's layout) changes
+//! the head outputs by at most 1e-5 (relative). ImageNet checkpoints load as the backbone as
 //! `weights_backbone` does, and a detection checkpoint into another class count keeps all but the
 //! classification head.
 
@@ -106,6 +107,32 @@ fn ssd_detections_losses_and_counts_match_torchvision() {
 
         let dets = tch::no_grad(|| model.detect(&images)).unwrap();
         check_detections_up_to(arch, &dets, &expected, usize::MAX);
+        // Channels-last (what the workflow uses on the CPU): the same head outputs up to float
+        // summation order. (Not the detections: this random model has many exactly equal
+        // scores, and the last bit decides which of them NMS and the cut keep.)
+        let (vs_nhwc, nhwc) = build(arch, 91, false);
+        checkpoint::load_file(
+            &vs_nhwc,
+            reference().join(format!("{arch}.pth")),
+            &LoadOptions::default().strict(true),
+        )
+        .unwrap();
+        nhwc.use_channels_last(&vs_nhwc).unwrap();
+        let (batch, _) = model.config.transform.apply(&images, None, false).unwrap();
+        let outputs =
+            |m: &Ssd| tch::no_grad(|| m.head_outputs(&m.features(&batch.tensors, false), false));
+        let (a, b) = (outputs(&model), outputs(&nhwc));
+        for (name, x, y) in [
+            ("logits", &a.cls_logits, &b.cls_logits),
+            ("offsets", &a.bbox_regression, &b.bbox_regression),
+        ] {
+            let rel = max_diff(x, y) / x.abs().max().double_value(&[]);
+            println!("{arch} channels-last: {name} relative max |Δ| {rel:.1e}");
+            assert!(
+                rel <= 1e-5,
+                "{arch} channels-last: {name} differ by {rel:e}"
+            );
+        }
 
         // Training mode: the same matches, losses and gradient.
         let targets = targets(&expected);

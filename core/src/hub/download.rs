@@ -57,7 +57,13 @@ fn failure(url: &str, dest: Option<&Path>, e: &dyn std::fmt::Display) -> Error {
     let place = dest
         .map(|d| format!("; or place the file by hand at {}", d.display()))
         .unwrap_or_default();
-    Error::Download(format!("{url}: {e}{place}"))
+    // ureq's transport errors already start with the URL.
+    let e = e.to_string();
+    if e.contains(url) {
+        Error::Download(format!("{e}{place}"))
+    } else {
+        Error::Download(format!("{url}: {e}{place}"))
+    }
 }
 
 /// Fetches `req.url` into `req.dest` unless the file is already there. Returns the file.

@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 SHARED ?= $(or $(FERROVIS_SHARED),../shared)
+BIN := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: setup test demo validate bench fmt clippy gpu-check
 
@@ -23,11 +24,15 @@ test: setup
 # encoder/decoder from the same folder). The binaries have no default path into ../shared: this
 # target is the one place that knows of it.
 demo: export FERROVIS_WEIGHTS := $(or $(FERROVIS_WEIGHTS),$(wildcard $(SHARED)/weights))
+# The four binaries are built once, with the workspace's feature set (the one `make test` built
+# its dependencies with: `cargo run -p` per package would resolve features per package and
+# rebuild them), then run.
 demo: setup
-	$(CARGO) run -p ferrovis-classify -- demo
-	$(CARGO) run -p ferrovis-detect -- demo
-	$(CARGO) run -p ferrovis-segment -- demo
-	$(CARGO) run -p ferrovis-style -- demo
+	$(CARGO) build --workspace --bins
+	$(BIN)/classify demo
+	$(BIN)/detect demo
+	$(BIN)/segment demo
+	$(BIN)/style demo
 
 # Real-data checks against ../shared (or FERROVIS_SHARED=<dir>).
 validate: setup

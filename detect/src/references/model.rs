@@ -113,6 +113,17 @@ fn build_net(
     full_tail: bool,
 ) -> Result<TvNet> {
     if ssd::ARCHS.contains(&cfg.arch.as_str()) {
+        let two_stage = [
+            ("min_size", cfg.min_size),
+            ("max_size", cfg.max_size),
+            ("rpn_post_nms_top_n_train", cfg.rpn_post_nms_top_n_train),
+            ("rpn_post_nms_top_n_test", cfg.rpn_post_nms_top_n_test),
+            ("box_batch_size_per_image", cfg.box_batch_size_per_image),
+        ];
+        for (key, _) in two_stage.iter().filter(|(_, v)| v.is_some()) {
+            // As torchvision warns: SSD's input size is fixed, and it has no RPN or RoI heads.
+            tracing::warn!(key, arch = %cfg.arch, "ignored: SSD has a fixed input size and no proposals");
+        }
         let backbone = SsdConfig::backbone_of(&cfg.arch, full_tail)?;
         let config = SsdConfig::by_name(&cfg.arch, num_classes as i64 + 1, backbone)?;
         return Ok(TvNet::Ssd(Ssd::new(p, &config)?));

@@ -306,8 +306,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             if torchvision_run(&weights)? {
                 anyhow::bail!(
-                    "{}: export traces YOLOv8 only; a torchvision detector's proposals and NMS \
-                     run in Rust, outside a traced graph",
+                    "{}: export traces YOLOv8 only; a torchvision detector's post-processing \
+                     (proposals, per-class NMS) runs in Rust, outside a traced graph",
                     weights.display()
                 );
             }

@@ -18,8 +18,8 @@ test: setup
 # The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
 # $FERROVIS_WEIGHTS, else $(SHARED)/weights when present, random initialisation otherwise), then
 # detection (YOLOv8n pretrained on synthetic shapes, fine-tuned with freeze=10 on new shapes,
-# compared with training from scratch; SSDlite on the ImageNet MobileNetV2 against random
-# weights), then segmentation (a U-Net on synthetic shapes masks),
+# compared with training from scratch; SSDlite and Faster R-CNN on the ImageNet MobileNetV2
+# against random weights), then segmentation (a U-Net on synthetic shapes masks),
 # then style transfer (the embedded cat and Starry Night by WCT, AdaIN and Gatys with the relu3_1
 # encoder/decoder from the same folder). The binaries have no default path into ../shared: this
 # target is the one place that knows of it.

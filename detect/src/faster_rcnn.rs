@@ -20,7 +20,7 @@ use tch::nn::{Path, VarStore};
 use tch::Tensor;
 
 use ferrovis_core::backbone::{
-    Backbone, BackboneOptions, MobileNetV3, MobileNetV3Config, ResNet, ResNetConfig,
+    Backbone, BackboneOptions, MobileNetV2, MobileNetV3, MobileNetV3Config, ResNet, ResNetConfig,
 };
 use ferrovis_core::checkpoint::{self, LoadOptions, LoadReport};
 use ferrovis_core::freeze::{set_trainable, FreezeOptions};
@@ -40,6 +40,7 @@ pub const ARCHS: &[&str] = &[
     "fasterrcnn_resnet50_fpn_v2",
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "fasterrcnn_mobilenet_v2_fpn",
 ];
 
 /// Which backbone (with or without FPN) an architecture uses.
@@ -52,6 +53,10 @@ pub enum BackboneKind {
     },
     /// MobileNetV3-Large `features.13` and `features.16` into a 2-level FPN (+ max-pool level).
     MobileNetV3Large,
+    /// MobileNetV2 with an FPN over its last two stages, as torchvision's
+    /// `mobilenet_backbone("mobilenet_v2", fpn=True)` builds it (`backbone.body.N`,
+    /// `backbone.fpn`), with MobileNetV3's anchors.
+    MobileNetV2,
     /// Any core backbone (`fasterrcnn_<name>`) under `backbone`, its last feature map alone, no
     /// FPN: the second recipe of torchvision's fine-tuning tutorial (MobileNetV2's features,
     /// anchors 32–512 × 0.5/1/2 on the one map, RoIAlign on it).
@@ -128,6 +133,15 @@ impl FasterRcnnConfig {
                     rpn,
                 )
             }
+            "fasterrcnn_mobilenet_v2_fpn" => (
+                BackboneKind::MobileNetV2,
+                NormLayer::BatchNorm,
+                RcnnTransform::new(800, 1333),
+                RpnConfig {
+                    score_thresh: 0.05,
+                    ..Default::default()
+                },
+            ),
             other => match other.strip_prefix("fasterrcnn_") {
                 Some(name) if ferrovis_core::backbone::NAMES.contains(&name) => (
                     BackboneKind::Single {
@@ -168,6 +182,11 @@ enum Body {
     ResNet(ResNet),
     MobileNetV3 {
         net: MobileNetV3,
+        /// The `features.N` modules feeding the FPN.
+        taps: Vec<usize>,
+    },
+    MobileNetV2 {
+        net: MobileNetV2,
         /// The `features.N` modules feeding the FPN.
         taps: Vec<usize>,
     },
@@ -221,6 +240,15 @@ impl FasterRcnn {
                 let sizes = vec![vec![32.0, 64.0, 128.0, 256.0, 512.0]; 3];
                 let anchors = AnchorGenerator::new(sizes, vec![vec![0.5, 1.0, 2.0]; 3])?;
                 (Body::MobileNetV3 { net, taps }, channels, anchors, false)
+            }
+            BackboneKind::MobileNetV2 => {
+                let net = MobileNetV2::features_at(&body_path, &opts);
+                let stages = MobileNetV2::STAGE_INDICES;
+                let taps = vec![stages[stages.len() - 2], stages[stages.len() - 1]];
+                let channels = taps.iter().map(|&i| net.module_channels(i)).collect();
+                let sizes = vec![vec![32.0, 64.0, 128.0, 256.0, 512.0]; 3];
+                let anchors = AnchorGenerator::new(sizes, vec![vec![0.5, 1.0, 2.0]; 3])?;
+                (Body::MobileNetV2 { net, taps }, channels, anchors, false)
             }
             BackboneKind::Single { name } => {
                 let net = ferrovis_core::backbone::create(name, &(p / "backbone"), &opts)?;
@@ -287,6 +315,7 @@ impl FasterRcnn {
         let levels = match &self.body {
             Body::ResNet(net) => net.features(x, body_train).split_off(1),
             Body::MobileNetV3 { net, taps } => net.forward_modules(x, taps, body_train),
+            Body::MobileNetV2 { net, taps } => net.forward_modules(x, taps, body_train),
             Body::Single(net) => vec![net.final_features(x, body_train)],
         };
         match &self.fpn {
@@ -348,6 +377,7 @@ impl FasterRcnn {
         match &self.body {
             Body::ResNet(_) => 5,
             Body::MobileNetV3 { net, .. } => net.stage_indices().len(),
+            Body::MobileNetV2 { .. } => MobileNetV2::STAGE_INDICES.len(),
             // Every stage but the classifier, which a detector's backbone lacks.
             Body::Single(net) => net.stages().len().saturating_sub(1),
         }
@@ -374,11 +404,14 @@ impl FasterRcnn {
                         .is_some_and(|rest| !train.iter().any(|t| rest.starts_with(t)))
                 })
             }
-            Body::MobileNetV3 { net, .. } => {
-                let stages = net.stage_indices();
+            Body::MobileNetV3 { .. } | Body::MobileNetV2 { .. } => {
+                let stages = match &self.body {
+                    Body::MobileNetV3 { net, .. } => net.stage_indices(),
+                    _ => MobileNetV2::STAGE_INDICES.to_vec(),
+                };
                 if n > stages.len() {
                     bail!(
-                        "trainable_backbone_layers: expected 0 to {} for MobileNetV3, got {n}",
+                        "trainable_backbone_layers: expected 0 to {} for MobileNet, got {n}",
                         stages.len()
                     );
                 }
@@ -442,7 +475,7 @@ impl FasterRcnn {
             Body::ResNet(_) => opts
                 .rename_regex(r"^(.*)$", "backbone.body.$1")?
                 .skip(r"^backbone\.body\.fc\.")?,
-            Body::MobileNetV3 { .. } => opts
+            Body::MobileNetV3 { .. } | Body::MobileNetV2 { .. } => opts
                 .skip(r"^classifier\.")?
                 .rename_regex(r"^features\.(.*)$", "backbone.body.$1")?,
             Body::Single(net) => {

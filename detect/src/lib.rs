@@ -120,8 +120,8 @@ pub enum Command {
         imgsz: Option<usize>,
     },
     /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
-    /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite on the ImageNet
-    /// MobileNetV2 backbone (or one of them, or the Faster R-CNN tutorial's model, by `arch=`).
+    /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
+    /// ImageNet MobileNetV2 backbone (or one of them, by `arch=`).
     Demo {
         /// Where the data and runs go.
         #[arg(long, default_value = "runs/detect/demo")]
@@ -130,7 +130,7 @@ pub enum Command {
         #[arg(long, hide = true)]
         dir: Option<PathBuf>,
         /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30; Faster
-        /// R-CNN: 12, SSDlite: 20 unless given).
+        /// R-CNN: 24, SSDlite: 20 unless given).
         #[arg(long)]
         epochs: Option<usize>,
         /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` and `arch=ssdlite`
@@ -138,7 +138,7 @@ pub enum Command {
         /// fetched unless offline).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: YOLOv8, then SSDlite).
+        /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: all three in that order).
         settings: Vec<String>,
     },
     /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
@@ -339,17 +339,19 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let weights = weights.as_deref();
             match arch.as_deref() {
-                // Both one-pass detectors: YOLOv8 pretrained on shapes, SSDlite on ImageNet.
+                // All three: YOLOv8 pretrained on shapes, SSDlite and Faster R-CNN on ImageNet.
                 None => {
                     demo::run(&out, epochs.unwrap_or(25))?;
                     println!();
                     demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;
+                    println!();
+                    demo::run_faster_rcnn(&out, epochs.unwrap_or(24), weights)?;
                 }
                 Some("yolov8") => {
                     demo::run(&out, epochs.unwrap_or(25))?;
                 }
-                Some("fasterrcnn" | "fasterrcnn_mobilenet_v2") => {
-                    demo::run_faster_rcnn(&out, epochs.unwrap_or(12), weights)?;
+                Some("fasterrcnn" | "fasterrcnn_mobilenet_v2_fpn") => {
+                    demo::run_faster_rcnn(&out, epochs.unwrap_or(24), weights)?;
                 }
                 Some("ssdlite" | "ssdlite320_mobilenet_v2") => {
                     demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;

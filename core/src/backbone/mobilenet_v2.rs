@@ -109,14 +109,65 @@ pub struct MobileNetV2 {
     classifier: Option<nn::Linear>,
     dropout: f64,
     info: Vec<FeatureInfo>,
+    /// Output channels of each block.
+    block_channels: Vec<i64>,
 }
 
 impl MobileNetV2 {
-    /// Builds the network under `p`.
+    /// torchvision's `stage_indices` for detection: the stem, every block configured with
+    /// stride 2, and the last module (`_mobilenet_extractor`'s trainable layers and FPN taps
+    /// count on them).
+    pub const STAGE_INDICES: [usize; 6] = [0, 2, 4, 7, 14, 18];
+
+    /// Builds the network under `p` (`p.features.*`, `p.classifier.1`).
     pub fn new(p: &Path, opts: &BackboneOptions) -> Self {
-        let f = p / "features";
+        Self::build(&(p / "features"), Some(&(p / "classifier")), opts)
+    }
+
+    /// The `features` Sequential alone, its modules directly under `features` (`features.0.0.*`
+    /// …), with no classifier: what torchvision's `_mobilenet_extractor` holds as a detection
+    /// backbone's body (`backbone.body.N.*`).
+    pub fn features_at(features: &Path, opts: &BackboneOptions) -> Self {
+        let opts = BackboneOptions {
+            num_classes: 0,
+            ..opts.clone()
+        };
+        Self::build(features, None, &opts)
+    }
+
+    /// The outputs of the `features.N` modules listed in `indices` (ascending; 0 the stem, 18
+    /// the head convolution), computing no module past the last one.
+    pub fn forward_modules(&self, x: &Tensor, indices: &[usize], train: bool) -> Vec<Tensor> {
+        let last = indices.iter().copied().max().unwrap_or(0);
+        let mut out = Vec::with_capacity(indices.len());
+        let mut y = self.stem.forward_t(x, train);
+        if indices.contains(&0) {
+            out.push(y.shallow_clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate().take(last) {
+            y = block.forward_t(&y, train);
+            if indices.contains(&(i + 1)) {
+                out.push(y.shallow_clone());
+            }
+        }
+        if last > self.blocks.len() {
+            out.push(self.head_conv.forward_t(&y, train));
+        }
+        out
+    }
+
+    /// Output channels of module `features.N`.
+    pub fn module_channels(&self, index: usize) -> i64 {
+        match index {
+            0 => 32,
+            i if i <= self.blocks.len() => self.block_channels[i - 1],
+            _ => 1280,
+        }
+    }
+
+    fn build(f: &Path, classifier_path: Option<&Path>, opts: &BackboneOptions) -> Self {
         let stem = ConvNormAct::new(
-            &(&f / "0"),
+            &(f / "0"),
             3,
             32,
             Conv2dSpec::new(3).stride(2),
@@ -142,7 +193,7 @@ impl MobileNetV2 {
                 let stride = if i == 0 { stage_stride } else { 1 };
                 stride_total *= stride;
                 blocks.push(InvertedResidual::new(
-                    &(&f / idx.to_string()),
+                    &(f / idx.to_string()),
                     c_in,
                     c,
                     stride,
@@ -161,7 +212,7 @@ impl MobileNetV2 {
             }
         }
         let head_conv = ConvNormAct::new(
-            &(&f / "18"),
+            &(f / "18"),
             320,
             1280,
             Conv2dSpec::new(1),
@@ -177,10 +228,16 @@ impl MobileNetV2 {
             },
             ..Default::default()
         };
-        let classifier = (opts.num_classes > 0)
-            .then(|| nn::linear(p / "classifier" / "1", 1280, opts.num_classes, linear_cfg));
+        let classifier = classifier_path
+            .filter(|_| opts.num_classes > 0)
+            .map(|c| nn::linear(c / "1", 1280, opts.num_classes, linear_cfg));
+        let block_channels = SETTINGS
+            .iter()
+            .flat_map(|&(_, c, n, _)| std::iter::repeat_n(c, n))
+            .collect();
         MobileNetV2 {
             stem,
+            block_channels,
             blocks,
             head_conv,
             classifier,

@@ -154,7 +154,7 @@ impl SsdLiteBackbone {
     pub fn stage_indices(&self) -> Vec<usize> {
         match &self.body {
             LiteBody::V3(net) => net.stage_indices(),
-            LiteBody::V2(_) => vec![0, 2, 4, 7, 14, 18],
+            LiteBody::V2(_) => MobileNetV2::STAGE_INDICES.to_vec(),
         }
     }
 

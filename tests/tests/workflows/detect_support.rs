@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::train::TrainSummary;
 
 /// 96-pixel circles and squares, `train` training images and 4 validation images, at most two
@@ -21,6 +22,28 @@ pub fn tv_shapes(dir: &Path, train: usize) -> PathBuf {
         ..Default::default()
     };
     synthetic::write_detection(&dir.join("shapes"), &cfg).unwrap()
+}
+
+/// A torchvision detector's settings for the workflow tests: `arch` on `data`, runs in
+/// `project/name`, batch 4, 2 epochs, CPU, then `extra` (`key=value`).
+pub fn tv_config(
+    arch: &str,
+    data: &Path,
+    project: &Path,
+    name: &str,
+    extra: &[&str],
+) -> DetectConfig {
+    let mut args: Vec<String> = vec![
+        format!("arch={arch}"),
+        format!("data={}", data.display()),
+        format!("project={}", project.display()),
+        format!("name={name}"),
+        "batch=4".into(),
+        "epochs=2".into(),
+        "device=cpu".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    DetectConfig::load(None, &args).unwrap()
 }
 
 /// The tensor `name` of the checkpoint at `path`.

@@ -10,22 +10,21 @@ use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::references::train;
 
-use crate::detect_support::{check_tv_run_folder, stops_then_resumes, tensor, tv_shapes};
+use crate::detect_support::{
+    check_tv_run_folder, stops_then_resumes, tensor, tv_config, tv_shapes,
+};
 
+/// MobileNetV3-Large 320 FPN on the 96-pixel images as they are.
 fn config(data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConfig {
-    let mut args: Vec<String> = vec![
-        "arch=fasterrcnn_mobilenet_v3_large_320_fpn".into(),
-        format!("data={}", data.display()),
-        format!("project={}", project.display()),
-        format!("name={name}"),
-        "min_size=96".into(),
-        "max_size=96".into(),
-        "batch=4".into(),
-        "epochs=2".into(),
-        "device=cpu".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    DetectConfig::load(None, &args).unwrap()
+    let mut settings = vec!["min_size=96", "max_size=96"];
+    settings.extend_from_slice(extra);
+    tv_config(
+        "fasterrcnn_mobilenet_v3_large_320_fpn",
+        data,
+        project,
+        name,
+        &settings,
+    )
 }
 
 #[test]

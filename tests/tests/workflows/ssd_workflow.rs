@@ -4,30 +4,16 @@
 //! run's weights with 3 trainable backbone layers leaving the frozen ones bit-identical, and a
 //! stopped run resuming to the end; one SSD300-VGG16 epoch writes the same run folder.
 
-use std::path::Path;
-
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::references::train;
 
-use crate::detect_support::{check_tv_run_folder, stops_then_resumes, tensor, tv_shapes};
+use crate::detect_support::{
+    check_tv_run_folder, stops_then_resumes, tensor, tv_config, tv_shapes,
+};
 
 /// SSD's two losses, as torchvision names them.
 const LOSSES: [&str; 2] = ["bbox_regression", "classification"];
-
-fn config(arch: &str, data: &Path, project: &Path, name: &str, extra: &[&str]) -> DetectConfig {
-    let mut args: Vec<String> = vec![
-        format!("arch={arch}"),
-        format!("data={}", data.display()),
-        format!("project={}", project.display()),
-        format!("name={name}"),
-        "batch=4".into(),
-        "epochs=2".into(),
-        "device=cpu".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    DetectConfig::load(None, &args).unwrap()
-}
 
 #[test]
 fn ssdlite_train_val_predict_and_fine_tune() {
@@ -36,7 +22,7 @@ fn ssdlite_train_val_predict_and_fine_tune() {
     let data = tv_shapes(dir.path(), 8);
     let project = dir.path().join("runs");
     let arch = "ssdlite320_mobilenet_v3_large";
-    let cfg = config(arch, &data, &project, "scratch", &[]);
+    let cfg = tv_config(arch, &data, &project, "scratch", &[]);
     // The recipe where nothing else is said (batch given above).
     assert_eq!(
         (cfg.optimizer.as_str(), cfg.lr0, cfg.weight_decay),
@@ -80,7 +66,7 @@ fn ssdlite_train_val_predict_and_fine_tune() {
     let best = run.join("weights/best.safetensors");
     let model = format!("model={}", best.display());
     let tuned = train::train(
-        &config(
+        &tv_config(
             arch,
             &data,
             &project,
@@ -123,7 +109,7 @@ fn a_stopped_ssd_run_resumes_to_the_end() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = tv_shapes(dir.path(), 8);
-    let cfg = config(
+    let cfg = tv_config(
         "ssdlite320_mobilenet_v3_large",
         &data,
         &dir.path().join("runs"),
@@ -139,7 +125,7 @@ fn ssd300_trains_an_epoch_into_a_complete_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let data = tv_shapes(dir.path(), 2);
     let arch = "ssd300_vgg16";
-    let cfg = config(
+    let cfg = tv_config(
         arch,
         &data,
         &dir.path().join("runs"),

@@ -146,14 +146,14 @@ pub fn resolve_weights(path: &Path) -> Result<ResolvedWeights> {
             run: Some(run),
         });
     }
+    let named = crate::hub::local_or_named(path)?;
+    if named != path {
+        return Ok(ResolvedWeights {
+            file: named,
+            run: None,
+        });
+    }
     if !path.is_file() {
-        let spec = path.to_string_lossy();
-        if crate::hub::looks_like_name(&spec) && crate::hub::parse(&spec).is_some() {
-            return Ok(ResolvedWeights {
-                file: crate::hub::resolve(&spec)?,
-                run: None,
-            });
-        }
         return Err(Error::Invalid(format!(
             "{}: no such weights file or run folder",
             path.display()

@@ -491,7 +491,16 @@ impl FasterRcnn {
     /// [`Self::detection_load_options`], anything else as the backbone's classification
     /// checkpoint with [`Self::backbone_load_options`].
     pub fn load_weights(&self, vs: &VarStore, path: &std::path::Path) -> Result<LoadReport> {
-        let sd = checkpoint::read(path)?;
+        self.load_state_dict(vs, &checkpoint::read(path)?, path)
+    }
+
+    /// [`Self::load_weights`] for a state dict already read from `path` (named in errors).
+    pub fn load_state_dict(
+        &self,
+        vs: &VarStore,
+        sd: &checkpoint::StateDict,
+        path: &std::path::Path,
+    ) -> Result<LoadReport> {
         let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
         let opts = if detection {
             let opts = Self::detection_load_options()?;
@@ -506,7 +515,7 @@ impl FasterRcnn {
         } else {
             self.backbone_load_options()?
         };
-        checkpoint::load_into(vs, &sd, &opts)
+        checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
     }
 }

@@ -77,22 +77,18 @@ pub fn build(
     num_classes: i64,
     device: tch::Device,
 ) -> Result<(VarStore, YoloV8, String)> {
-    let named;
-    let path = if !Path::new(spec).exists()
-        && ferrovis_core::hub::looks_like_name(spec)
-        && spec.ends_with(".pt")
-        && ferrovis_core::hub::parse(spec).is_some()
-    {
-        named = ferrovis_core::hub::resolve(spec).with_context(|| {
+    // Ultralytics' release names (`yolov8n.pt`) when no such file is here; scale names stay.
+    let named = if spec.ends_with(".pt") {
+        ferrovis_core::hub::local_or_named(Path::new(spec)).with_context(|| {
             format!(
                 "model={spec} (or model={} to start from random initialisation)",
                 spec.trim_end_matches(".pt")
             )
-        })?;
-        named.as_path()
+        })?
     } else {
-        Path::new(spec)
+        Path::new(spec).to_path_buf()
     };
+    let path = named.as_path();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(spec);
     if path.is_file() {
         let sd = read(path)?;

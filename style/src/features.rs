@@ -65,17 +65,8 @@ impl FeatureNet {
     /// Loads `path`: a torchvision VGG checkpoint or `vgg_r31.pth`, told apart by their names.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         // A weights name (`vgg19`) is its cached file.
-        let named;
-        let path = match path
-            .to_str()
-            .filter(|s| !path.exists() && ferrovis_core::hub::looks_like_name(s))
-        {
-            Some(name) if ferrovis_core::hub::parse(name).is_some() => {
-                named = ferrovis_core::hub::resolve(name)?;
-                named.as_path()
-            }
-            _ => path,
-        };
+        let named = ferrovis_core::hub::local_or_named(path)?;
+        let path = named.as_path();
         if !path.is_file() {
             bail!("{}: no such weights file; {VGG19_HINT}", path.display());
         }

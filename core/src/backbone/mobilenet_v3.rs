@@ -308,7 +308,7 @@ impl MobileNetV3 {
     /// In SSDlite's layout, the C4 expansion (stride 16; 672 channels for Large) and the last
     /// convolution's output (stride 32); in the plain layout, the same two tensors.
     pub fn ssdlite_maps(&self, x: &Tensor, train: bool) -> [Tensor; 2] {
-        let c4 = self.split.unwrap_or_else(|| self.stage_indices()[4]);
+        let c4 = self.c4();
         let mut y = self.stem.forward_t(x, train);
         for block in &self.blocks[..c4 - 1] {
             y = block.forward_t(&y, train);
@@ -323,8 +323,12 @@ impl MobileNetV3 {
 
     /// Channels of [`Self::ssdlite_maps`]'s two outputs.
     pub fn ssdlite_channels(&self) -> [i64; 2] {
-        let c4 = self.split.unwrap_or_else(|| self.stage_indices()[4]);
-        [self.block_expanded[c4 - 1], self.last_channels]
+        [self.block_expanded[self.c4() - 1], self.last_channels]
+    }
+
+    /// `features.N` of the last stride-2 block ("C4"), where SSDlite splits.
+    fn c4(&self) -> usize {
+        self.split.unwrap_or_else(|| self.stage_indices()[4])
     }
 
     /// The outputs of the `features.N` modules listed in `indices` (ascending), computing no

@@ -177,6 +177,17 @@ impl Hub {
     }
 }
 
+/// `path` itself when it exists or names no known weights; else the cached file of the name it
+/// spells (downloaded first when needed). What every command taking weights calls, so a path
+/// and a name work alike and a missing path keeps its caller's own error.
+pub fn local_or_named(path: &std::path::Path) -> Result<PathBuf> {
+    let spec = path.to_string_lossy();
+    if !path.exists() && looks_like_name(&spec) && parse(&spec).is_some() {
+        return resolve(&spec);
+    }
+    Ok(path.to_path_buf())
+}
+
 /// [`Hub::resolve`] with the environment's folders: the local file `spec` names.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     Hub::from_env().resolve(spec)

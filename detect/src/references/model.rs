@@ -181,20 +181,19 @@ impl TvModel {
         } else {
             None
         };
-        let full = match &file {
-            Some(f) => full_tail(&checkpoint::read(f)?),
-            None => false,
-        };
+        // Read once: its names decide the network (SSDlite's tail) and then load into it.
+        let sd = file.as_deref().map(checkpoint::read).transpose()?;
+        let full = sd.as_ref().is_some_and(full_tail);
         let vs = VarStore::new(device);
         let net = build_net(&vs.root(), cfg, names.len(), pretrained, full)?;
         if let TvNet::Ssd(ssd) = &net {
             ssd.init_backbone_normal(&vs);
         }
         let mut line = format!("{} with {} classes", cfg.arch, names.len());
-        if let Some(file) = &file {
+        if let (Some(file), Some(sd)) = (&file, &sd) {
             let report = match &net {
-                TvNet::FasterRcnn(n) => n.load_weights(&vs, file)?,
-                TvNet::Ssd(n) => n.load_weights(&vs, file)?,
+                TvNet::FasterRcnn(n) => n.load_state_dict(&vs, sd, file)?,
+                TvNet::Ssd(n) => n.load_state_dict(&vs, sd, file)?,
             };
             line += &format!(", from {}: {}", file.display(), report.summary());
         } else {

@@ -54,9 +54,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PACKAGES" ]; then
   say "preparing Python environment $venv ($PY_PACKAGES; ~5 GB, a few minutes the first time)"
   mkdir -p "$cache"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
+  # --no-cache-dir: the wheels (torch pulls ~3.5 GB of CUDA libraries) are installed once into
+  # this environment; a second copy in pip's cache only fills the disk (it did, on CI).
+  "$venv/bin/python" -m pip install -q --no-cache-dir --upgrade pip
   # shellcheck disable=SC2086 # the list is meant to split into arguments
-  "$venv/bin/python" -m pip install -q $PY_PACKAGES
+  "$venv/bin/python" -m pip install -q --no-cache-dir $PY_PACKAGES
   "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools, ultralytics; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
   printf '%s' "$PY_PACKAGES" >"$stamp"
 fi

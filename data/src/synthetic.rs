@@ -17,8 +17,20 @@ use crate::error::{Error, Result};
 use crate::image::{Mask, RgbImage};
 use crate::rng::{derive, Rng};
 
-/// Every shape the generator knows, in class-index order.
-pub const SHAPES: &[&str] = &["circle", "square", "triangle", "star", "hexagon", "cross"];
+/// Every shape the generator knows. The first six are the default set; the last four came later
+/// so that the demos can pretrain on the six and transfer to shapes the source model never saw
+/// ([`TARGET_SHAPES`]).
+pub const SHAPES: &[&str] = &[
+    "circle", "square", "triangle", "star", "hexagon", "cross", "pentagon", "diamond", "ellipse",
+    "arrow",
+];
+
+/// The shapes the demos transfer to: none of them is in [`DEFAULT_SHAPES`], on which the demos
+/// pretrain their own source models.
+pub const TARGET_SHAPES: &[&str] = &["pentagon", "diamond", "ellipse", "arrow"];
+
+/// The default classes: the generator's first six shapes.
+pub const DEFAULT_SHAPES: &[&str] = &["circle", "square", "triangle", "star", "hexagon", "cross"];
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +57,7 @@ impl Default for ShapesConfig {
             image_size: 128,
             train: 60,
             val: 20,
-            classes: SHAPES.iter().map(|s| s.to_string()).collect(),
+            classes: DEFAULT_SHAPES.iter().map(|s| s.to_string()).collect(),
             max_objects: 4,
         }
     }
@@ -149,6 +161,32 @@ fn outline(shape: &str, cx: f32, cy: f32, r: f32, turn: f32) -> Option<Vec<(f32,
         "square" => Some(regular(4, std::f32::consts::FRAC_PI_4)),
         "triangle" => Some(regular(3, -std::f32::consts::FRAC_PI_2)),
         "hexagon" => Some(regular(6, 0.0)),
+        "pentagon" => Some(regular(5, -std::f32::consts::FRAC_PI_2)),
+        // A rhombus half as wide as it is tall, so it is not a turned square.
+        "diamond" => Some(rotate(&[
+            (0.0, -r),
+            (0.5 * r, 0.0),
+            (0.0, r),
+            (-0.5 * r, 0.0),
+        ])),
+        // Drawn as a 48-gon: OpenCV's own ellipse would need its own box and mask code.
+        "ellipse" => Some(rotate(
+            &(0..48)
+                .map(|k| {
+                    let a = k as f32 * std::f32::consts::TAU / 48.0;
+                    (r * a.cos(), 0.55 * r * a.sin())
+                })
+                .collect::<Vec<_>>(),
+        )),
+        "arrow" => Some(rotate(&[
+            (r, 0.0),
+            (0.1 * r, -0.75 * r),
+            (0.1 * r, -0.3 * r),
+            (-r, -0.3 * r),
+            (-r, 0.3 * r),
+            (0.1 * r, 0.3 * r),
+            (0.1 * r, 0.75 * r),
+        ])),
         "star" => Some(
             (0..10)
                 .map(|k| {
@@ -434,4 +472,71 @@ pub fn write_segmentation(dir: &Path, config: &ShapesConfig) -> Result<PathBuf> 
         .collect();
     write_text(&dir.join("classes.txt"), &names)?;
     Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shoelace area of a polygon.
+    fn area(pts: &[(f32, f32)]) -> f32 {
+        let n = pts.len();
+        (0..n)
+            .map(|i| {
+                let (a, b) = (pts[i], pts[(i + 1) % n]);
+                a.0 * b.1 - b.0 * a.1
+            })
+            .sum::<f32>()
+            .abs()
+            / 2.0
+    }
+
+    #[test]
+    fn the_later_shapes_have_their_hand_computed_areas() {
+        let r = 10.0;
+        // (shape, area / r²): a regular pentagon 5/2·sin 72°; a rhombus with diagonals 2r and r;
+        // a 48-gon inscribed in the r × 0.55r ellipse, 24·sin(2π/48)·0.55; the arrow's shaft
+        // (1.1r × 0.6r) and head (base 1.5r, height 0.9r).
+        let expected = [
+            ("pentagon", 2.5 * 72f32.to_radians().sin()),
+            ("diamond", 1.0),
+            (
+                "ellipse",
+                24.0 * (std::f32::consts::TAU / 48.0).sin() * 0.55,
+            ),
+            ("arrow", 1.1 * 0.6 + 1.5 * 0.9 / 2.0),
+        ];
+        for (shape, want) in expected {
+            for turn in [0.0, 1.0] {
+                let pts = outline(shape, 50.0, 40.0, r, turn).unwrap();
+                let got = area(&pts) / (r * r);
+                assert!(
+                    (got - want).abs() < 1e-3,
+                    "{shape} at {turn}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_set_is_the_first_six_and_new_shapes_are_accepted() {
+        assert_eq!(ShapesConfig::default().classes, DEFAULT_SHAPES);
+        assert_eq!(&SHAPES[..6], DEFAULT_SHAPES);
+        // The default set and the demos' targets split the shapes.
+        let mut all: Vec<&str> = [DEFAULT_SHAPES, TARGET_SHAPES].concat();
+        all.sort_unstable();
+        let mut known = SHAPES.to_vec();
+        known.sort_unstable();
+        assert_eq!(all, known);
+        let cfg = ShapesConfig {
+            classes: vec!["arrow".into(), "ellipse".into()],
+            ..Default::default()
+        };
+        assert!(cfg.check().is_ok());
+        let bad = ShapesConfig {
+            classes: vec!["heart".into()],
+            ..Default::default()
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("heart"));
+    }
 }

@@ -61,6 +61,10 @@ pub struct DataSection {
     pub augment: bool,
     /// Smallest crop area (fraction of the image) of the random resized crop; torchvision's 0.08.
     pub min_crop_scale: f64,
+    /// Evaluation: the shorter side is resized to `image_size / crop_pct`, then the centre
+    /// `image_size` square is cropped (timm's `crop_pct`; torchvision's presets: 224 of 256 =
+    /// 0.875). 1.0 keeps the whole image, for objects that reach its borders.
+    pub crop_pct: f64,
     /// Colour jitter strength (brightness, contrast, saturation) when augmenting; 0 for none.
     pub color_jitter: f32,
     /// Keep decoded images in memory between epochs.
@@ -81,6 +85,7 @@ impl Default for DataSection {
             workers: 0,
             augment: true,
             min_crop_scale: 0.08,
+            crop_pct: 0.875,
             color_jitter: 0.0,
             cache: false,
             balance_classes: false,

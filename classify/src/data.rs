@@ -89,6 +89,16 @@ pub fn splits(data: &DataSection, seed: u64) -> Result<Splits> {
     })
 }
 
+/// The shorter side evaluation resizes to before the centre crop of `size`: `size / crop_pct`,
+/// rounded as timm rounds it (`floor`), never below `size`. With the default 0.875 this is
+/// torchvision's `ceil(size * 256 / 224)`, as before the setting existed.
+fn eval_resize(size: usize, crop_pct: f64) -> usize {
+    if (crop_pct - 0.875).abs() < 1e-12 {
+        return (size * 256).div_ceil(224);
+    }
+    ((size as f64 / crop_pct.clamp(0.05, 1.0)).floor() as usize).max(size)
+}
+
 /// The training transform (random resized crop, flip, jitter; or the evaluation crop when
 /// augmentation is off) and the evaluation transform, with the backbone's normalisation.
 pub fn transforms(
@@ -98,6 +108,7 @@ pub fn transforms(
     let eval = ClassifyTransform {
         mean: pre.mean,
         std: pre.std,
+        resize: eval_resize(data.image_size, data.crop_pct),
         ..ClassifyTransform::eval(data.image_size)
     };
     let train = if data.augment {
@@ -119,4 +130,19 @@ pub fn transforms(
         eval.clone()
     };
     (train, eval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eval_resize;
+
+    #[test]
+    fn eval_resize_follows_crop_pct() {
+        // torchvision's presets: 224 of 256; at 64 px its rule gives ceil(73.14) = 74.
+        assert_eq!(eval_resize(224, 0.875), 256);
+        assert_eq!(eval_resize(64, 0.875), 74);
+        // timm's floor(size / crop_pct): 64 / 0.9 = 71.1; the whole image at 1.0.
+        assert_eq!(eval_resize(64, 0.9), 71);
+        assert_eq!(eval_resize(64, 1.0), 64);
+    }
 }

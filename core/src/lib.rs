@@ -20,6 +20,7 @@
 //! | [`ops`] | box operations detectors and metrics share: IoU, non-maximum suppression |
 //! | [`export`] | TorchScript export by tracing |
 //! | [`memory_format`] | channels-last layout for faster CPU convolutions |
+//! | [`demo_report`] | the demos' shared summary: one table, `summary.json` and `report.html` for all four tasks |
 //! | [`device`] | CUDA when present, CPU otherwise; `cuda:N` |
 //! | [`allocator`] | glibc tuning that spares training steps re-faulting large tensors |
 //! | [`atomic_file`] | writes that leave the previous file whole if interrupted |
@@ -37,6 +38,7 @@ pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+pub mod demo_report;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -15,14 +15,14 @@ test: setup
 	$(CARGO) check -p ferrovis-core --no-default-features --quiet
 	$(CARGO) test --workspace
 
-# The demos: classification (synthetic shapes, a MobileNetV2 head with ImageNet weights from
-# $FERROVIS_WEIGHTS, else $(SHARED)/weights when present, random initialisation otherwise), then
-# detection (YOLOv8n pretrained on synthetic shapes, fine-tuned with freeze=10 on new shapes,
-# compared with training from scratch; SSDlite and Faster R-CNN on the ImageNet MobileNetV2
-# against random weights), then segmentation (a U-Net on synthetic shapes masks),
-# then style transfer (the embedded cat and Starry Night by WCT, AdaIN and Gatys with the relu3_1
-# encoder/decoder from the same folder). The binaries have no default path into ../shared: this
-# target is the one place that knows of it.
+# The demos: each task's model transferred from a source task against the same model trained from
+# scratch (classify: 4 new shapes; detect: YOLOv8n pretrained on shapes, freeze=10 on new shapes,
+# then SSDlite and Faster R-CNN on the ImageNet MobileNetV2; segment: a U-Net on new shapes' masks;
+# style: WCT, AdaIN and Gatys on the relu3_1 encoder against Gatys on a random VGG19). The source
+# is the ImageNet weights from $FERROVIS_WEIGHTS (else ../shared/weights when present), or, on a
+# fresh offline machine, a model each demo pretrains on synthetic shapes and caches. Every demo
+# adds its rows to runs/demo/summary.json and runs/demo/report.html and prints the table. The
+# binaries have no default path into ../shared: this target is the one place that knows of it.
 demo: export FERROVIS_WEIGHTS := $(or $(FERROVIS_WEIGHTS),$(wildcard $(SHARED)/weights))
 # The four binaries are built once, with the workspace's feature set (the one `make test` built
 # its dependencies with: `cargo run -p` per package would resolve features per package and

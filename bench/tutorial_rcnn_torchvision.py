@@ -5,7 +5,7 @@ decay 5e-4, warm-up over the first epoch, flips, 300/100 proposals, 64 RoIs per 
 
     python bench/tutorial_rcnn_torchvision.py DATA_DIR MOBILENET_V2_PTH OUT_RUN [EPOCHS]
 
-DATA_DIR is the demo's shapes folder (`runs/detect/demo/data/tv-shapes`, YOLO labels); the
+DATA_DIR is the demo's shapes folder (`runs/demo/detect/data/tv-shapes`, YOLO labels); the
 trained weights are written under ferrovis' names as OUT_RUN/weights/best.safetensors with a
 `detect.json`, so `detect val --weights OUT_RUN data=DATA_DIR/shapes.yaml min_size=384
 max_size=384 rpn_post_nms_top_n_test=100` scores them with the same metrics as the demo.

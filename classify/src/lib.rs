@@ -202,7 +202,8 @@ pub struct ExportArgs {
 /// `classify demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the synthetic data and the run go.
+    /// The demo folder: this task writes `<out>/classify`, the summary of every task's demo
+    /// `<out>/report.html`.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Pretrained MobileNetV2 weights (default: mobilenet_v2-b0353104.pth in

@@ -13,18 +13,32 @@
 //! epochs. SSDlite ([`run_ssdlite`], `detect demo arch=ssdlite`): SSDlite320 on the same
 //! ImageNet MobileNetV2, fine-tuned, against random weights.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Result;
+use ferrovis_core::demo_report::{DemoRow, Picture};
+use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::synthetic::{write_detection, ShapesConfig};
 
 use crate::config::DetectConfig;
+use crate::postprocess::NmsConfig;
 use crate::references;
 use crate::train::{train, TrainSummary};
 
 /// torchvision's ImageNet MobileNetV2 checkpoint, looked up in `$FERROVIS_WEIGHTS`.
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
+
+/// The ImageNet MobileNetV2 the torchvision detectors' demos start from: `given`, else found in
+/// `$FERROVIS_WEIGHTS` or torch.hub's cache, else fetched by name unless offline
+/// ([`ferrovis_core::cli::demo_weights`]); `None` when none is at hand, and those demos are
+/// skipped ([`skipped_row`]): from random weights alone they would show nothing.
+pub fn imagenet_weights(given: Option<&Path>) -> Option<PathBuf> {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1"))
+}
 
 /// The demo's three results.
 #[derive(Debug, Clone)]
@@ -35,6 +49,50 @@ pub struct DemoResult {
     pub finetune: TrainSummary,
     /// From scratch on the new shapes, same epochs.
     pub scratch: TrainSummary,
+    /// Its line in the demo summary.
+    pub row: DemoRow,
+}
+
+/// Validation images whose detections the report shows.
+const SHOWN: usize = 3;
+
+/// The first [`SHOWN`] validation images of the data set whose YAML is `yaml`.
+fn shown_images(yaml: &Path) -> Vec<PathBuf> {
+    let images = yaml.with_file_name("images").join("val");
+    (0..SHOWN)
+        .map(|i| images.join(format!("{i:04}.png")))
+        .collect()
+}
+
+/// The pictures of one run for the report (`root` the demo folder): its PR curve and the
+/// detections drawn on [`SHOWN`] validation images, written to `<run>/predict`.
+fn run_pictures(root: &Path, run: &Path, what: &str, drawn: &[PathBuf]) -> Result<Vec<Picture>> {
+    let mut pictures = Vec::new();
+    let pr = run.join("PR_curve.png");
+    if pr.is_file() {
+        pictures.push(Picture::new(
+            root,
+            &pr,
+            format!("{what}: precision-recall"),
+        )?);
+    }
+    for (i, file) in drawn.iter().enumerate() {
+        pictures.push(Picture::new(
+            root,
+            file,
+            format!("{what}: detections on validation image {i}"),
+        )?);
+    }
+    Ok(pictures)
+}
+
+/// The drawn files `predict` writes for `images` into `out`.
+fn drawn_files(images: &[PathBuf], out: &Path) -> Vec<PathBuf> {
+    images
+        .iter()
+        .filter_map(|i| i.file_name())
+        .map(|n| out.join(n))
+        .collect()
 }
 
 fn shapes(seed: u64, classes: &[&str], train: usize) -> ShapesConfig {
@@ -68,9 +126,12 @@ fn settings(data: &Path, runs: &Path, name: &str, model: &str, epochs: usize) ->
 /// Pretraining epochs (the first shapes).
 pub const PRETRAIN_EPOCHS: usize = 30;
 
-/// Runs the demo under `dir`: pretraining for [`PRETRAIN_EPOCHS`], then `epochs` each for the
-/// fine-tuning and the from-scratch run.
-pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
+/// Runs the demo under `root/detect` (`root` is the demo folder the report goes to):
+/// pretraining for [`PRETRAIN_EPOCHS`], then `epochs` each for the fine-tuning and the
+/// from-scratch run.
+pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
+    let started = Instant::now();
+    let dir = &root.join("detect");
     let base = write_detection(
         &dir.join("data").join("pretrain"),
         &shapes(1, &["circle", "square", "triangle"], 300),
@@ -123,20 +184,68 @@ pub fn run(dir: &Path, epochs: usize) -> Result<DemoResult> {
         pretrain.map50,
         runs.display()
     );
+    let device = parse_device("auto")?;
+    let images = shown_images(&new);
+    let mut pictures = Vec::new();
+    for (r, what) in [(&finetune, "fine-tuned"), (&scratch, "from scratch")] {
+        let m = crate::predict::load_model(&RunDir::new(&r.run).best(), device, true)?;
+        let out = r.run.join("predict");
+        crate::predict::predict(&m, &images, 128, &NmsConfig::predict(), &out)?;
+        pictures.extend(run_pictures(
+            root,
+            &r.run,
+            what,
+            &drawn_files(&images, &out),
+        )?);
+    }
+    let row = DemoRow {
+        task: "detect".into(),
+        model: "YOLOv8n, freeze=10".into(),
+        source: "circles, squares, triangles (300 images, pretrained here)".into(),
+        target: "stars, hexagons, crosses (200 images)".into(),
+        metric: "mAP50".into(),
+        transferred: Some(finetune.map50),
+        scratch: Some(scratch.map50),
+        seconds: started.elapsed().as_secs_f64(),
+        note: String::new(),
+        pictures,
+    };
     Ok(DemoResult {
         pretrain,
         finetune,
         scratch,
+        row,
     })
 }
 
 /// A torchvision detector's demo: ImageNet backbone against random weights, same epochs.
 #[derive(Debug, Clone)]
 pub struct TvDemoResult {
-    /// From the ImageNet MobileNetV2 backbone; `None` without the weights.
-    pub pretrained: Option<TrainSummary>,
+    /// From the ImageNet MobileNetV2 backbone.
+    pub pretrained: TrainSummary,
     /// The same detector from random weights.
     pub scratch: TrainSummary,
+    /// Its line in the demo summary.
+    pub row: DemoRow,
+}
+
+/// Without the ImageNet weights a torchvision detector's demo is skipped: the row that says so.
+pub fn skipped_row(model: &str) -> DemoRow {
+    DemoRow {
+        task: "detect".into(),
+        model: model.into(),
+        source: "ImageNet (torchvision's MobileNetV2)".into(),
+        target: "stars, hexagons, crosses (48 images)".into(),
+        metric: "mAP50".into(),
+        transferred: None,
+        scratch: None,
+        seconds: 0.0,
+        note: format!(
+            "skipped: no ImageNet MobileNetV2 weights ({MOBILENET_V2}) in $FERROVIS_WEIGHTS, \
+             torch.hub's cache or the registry's download"
+        ),
+        pictures: vec![],
+    }
 }
 
 /// What one torchvision demo trains: the architecture and its settings, and how the ImageNet
@@ -150,17 +259,23 @@ struct TvDemo {
     pretrained_args: Vec<String>,
     /// How the pretrained run is described.
     pretrained_label: &'static str,
+    /// Its name in the demo summary.
+    model: &'static str,
 }
 
-/// Runs the Faster R-CNN demo under `dir` for `epochs` each: MobileNetV2 with its ImageNet
+/// The Faster R-CNN demo's name in the summary.
+pub const FASTER_RCNN_MODEL: &str = "Faster R-CNN MobileNetV2-FPN, backbone frozen";
+/// The SSDlite demo's name in the summary.
+pub const SSDLITE_MODEL: &str = "SSDlite320 MobileNetV2, fine-tuned";
+
+/// Runs the Faster R-CNN demo under `root/detect` for `epochs` each: MobileNetV2 with its ImageNet
 /// weights, frozen, under an FPN over its last two stages (torchvision's `mobilenet_backbone`
 /// with `fpn=True`), the FPN and the detector's heads trained, against the same from random
-/// weights. The ImageNet backbone is `weights`, else found or fetched as
-/// [`ferrovis_core::cli::demo_weights`] does; without it, only the run from random weights, and
-/// the reason is said. (The tutorial's single-map model, `fasterrcnn_mobilenet_v2`, learns these
+/// weights. `weights` is torchvision's ImageNet MobileNetV2 ([`imagenet_weights`]). (The
+/// tutorial's single-map model, `fasterrcnn_mobilenet_v2`, learns these
 /// shapes too slowly for a demo: mAP50 0.47 after 12 epochs here, 0.345 when torchvision trains
 /// it; see `bench/tutorial_rcnn_torchvision.py`.)
-pub fn run_faster_rcnn(dir: &Path, epochs: usize, weights: Option<&Path>) -> Result<TvDemoResult> {
+pub fn run_faster_rcnn(root: &Path, epochs: usize, weights: &Path) -> Result<TvDemoResult> {
     let demo = TvDemo {
         name: "rcnn",
         args: vec![
@@ -181,14 +296,15 @@ pub fn run_faster_rcnn(dir: &Path, epochs: usize, weights: Option<&Path>) -> Res
         ],
         pretrained_args: vec!["trainable_backbone_layers=0".into()],
         pretrained_label: "Faster R-CNN, ImageNet MobileNetV2 + FPN, backbone frozen",
+        model: FASTER_RCNN_MODEL,
     };
-    run_torchvision(dir, &demo, epochs, weights)
+    run_torchvision(root, &demo, epochs, weights)
 }
 
 /// Runs the SSDlite demo under `dir` for `epochs` each: SSDlite320 on MobileNetV2 (the
 /// MobileNetV2 paper's pairing) with the `ssdlite` augmentation, every layer fine-tuned from the
 /// ImageNet backbone (torchvision's default for SSDlite), against the same from random weights.
-pub fn run_ssdlite(dir: &Path, epochs: usize, weights: Option<&Path>) -> Result<TvDemoResult> {
+pub fn run_ssdlite(root: &Path, epochs: usize, weights: &Path) -> Result<TvDemoResult> {
     let demo = TvDemo {
         name: "ssdlite",
         args: vec![
@@ -202,16 +318,19 @@ pub fn run_ssdlite(dir: &Path, epochs: usize, weights: Option<&Path>) -> Result<
         ],
         pretrained_args: vec![],
         pretrained_label: "SSDlite, ImageNet MobileNetV2 backbone fine-tuned",
+        model: SSDLITE_MODEL,
     };
-    run_torchvision(dir, &demo, epochs, weights)
+    run_torchvision(root, &demo, epochs, weights)
 }
 
 fn run_torchvision(
-    dir: &Path,
+    root: &Path,
     demo: &TvDemo,
     epochs: usize,
-    weights: Option<&Path>,
+    weights: &Path,
 ) -> Result<TvDemoResult> {
+    let started = Instant::now();
+    let dir = root.join("detect");
     let data = write_detection(
         &dir.join("data").join("tv-shapes"),
         &ShapesConfig {
@@ -221,10 +340,7 @@ fn run_torchvision(
     )?;
     let runs = dir.join("runs");
     let control = RunControl::default();
-    let weights = weights.map(Path::to_path_buf).or_else(|| {
-        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
-    });
-    let go = |name: &str, extra: &[String]| -> Result<TrainSummary> {
+    let go = |name: &str, extra: &[String]| -> Result<(TrainSummary, DetectConfig)> {
         let _ = std::fs::remove_dir_all(runs.join(name));
         let mut args = vec![
             format!("data={}", data.display()),
@@ -235,44 +351,57 @@ fn run_torchvision(
         args.extend(demo.args.iter().cloned());
         args.extend(extra.iter().cloned());
         let cfg = DetectConfig::load(None, &args)?;
-        references::train::train(&cfg, &control, None)
+        Ok((references::train::train(&cfg, &control, None)?, cfg))
     };
-    let pretrained = match &weights {
-        Some(w) => {
-            println!(
-                "== 1. {} ({}), {epochs} epochs",
-                demo.pretrained_label,
-                w.display()
-            );
-            let mut extra = vec![format!("model={}", w.display())];
-            extra.extend(demo.pretrained_args.iter().cloned());
-            Some(go(&format!("{}-pretrained", demo.name), &extra)?)
-        }
-        None => {
-            println!(
-                "== 1. skipped: no ImageNet MobileNetV2 weights ({MOBILENET_V2}); set \
-                 FERROVIS_WEIGHTS to the folder holding it, or pass --weights"
-            );
-            None
-        }
-    };
+    println!(
+        "== 1. {} ({}), {epochs} epochs",
+        demo.pretrained_label,
+        weights.display()
+    );
+    let mut extra = vec![format!("model={}", weights.display())];
+    extra.extend(demo.pretrained_args.iter().cloned());
+    let pretrained = go(&format!("{}-pretrained", demo.name), &extra)?;
     println!("== 2. the same detector from random weights, every layer training, {epochs} epochs");
     let scratch = go(&format!("{}-scratch", demo.name), &["model=none".into()])?;
     println!("\nshapes, validation split (24 images):");
     println!("{:<36} {:>7} {:>10}", "", "mAP50", "mAP50-95");
-    if let Some(r) = &pretrained {
-        println!(
-            "{:<36} {:>7.3} {:>10.3}",
-            "ImageNet backbone", r.map50, r.map50_95
-        );
+    for (label, (r, _)) in [
+        ("ImageNet backbone", &pretrained),
+        ("random initialisation", &scratch),
+    ] {
+        println!("{label:<36} {:>7.3} {:>10.3}", r.map50, r.map50_95);
     }
-    println!(
-        "{:<36} {:>7.3} {:>10.3}",
-        "random initialisation", scratch.map50, scratch.map50_95
-    );
     println!("runs in {}", runs.display());
+    let images = shown_images(&data);
+    let mut pictures = Vec::new();
+    for ((r, cfg), what) in [
+        (&pretrained, "ImageNet backbone"),
+        (&scratch, "from scratch"),
+    ] {
+        let out = r.run.join("predict");
+        references::train::predict(&RunDir::new(&r.run).best(), cfg, &images, &out)?;
+        pictures.extend(run_pictures(
+            root,
+            &r.run,
+            what,
+            &drawn_files(&images, &out),
+        )?);
+    }
+    let row = DemoRow {
+        task: "detect".into(),
+        model: demo.model.into(),
+        source: "ImageNet (torchvision's MobileNetV2)".into(),
+        target: "stars, hexagons, crosses (48 images)".into(),
+        metric: "mAP50".into(),
+        transferred: Some(pretrained.0.map50),
+        scratch: Some(scratch.0.map50),
+        seconds: started.elapsed().as_secs_f64(),
+        note: format!("source weights {}", weights.display()),
+        pictures,
+    };
     Ok(TvDemoResult {
-        pretrained,
-        scratch,
+        pretrained: pretrained.0,
+        scratch: scratch.0,
+        row,
     })
 }

@@ -123,8 +123,9 @@ pub enum Command {
     /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
     /// ImageNet MobileNetV2 backbone (or one of them, by `arch=`).
     Demo {
-        /// Where the data and runs go.
-        #[arg(long, default_value = "runs/detect/demo")]
+        /// The demo folder: this task writes `<out>/detect`, the summary of every task's demo
+        /// `<out>/report.html`.
+        #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
         /// Old spelling of --out.
         #[arg(long, hide = true)]
@@ -338,28 +339,53 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
             let weights = weights.as_deref();
-            match arch.as_deref() {
+            let (yolo, ssdlite, rcnn) = match arch.as_deref() {
                 // All three: YOLOv8 pretrained on shapes, SSDlite and Faster R-CNN on ImageNet.
-                None => {
-                    demo::run(&out, epochs.unwrap_or(25))?;
-                    println!();
-                    demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;
-                    println!();
-                    demo::run_faster_rcnn(&out, epochs.unwrap_or(24), weights)?;
-                }
-                Some("yolov8") => {
-                    demo::run(&out, epochs.unwrap_or(25))?;
-                }
-                Some("fasterrcnn" | "fasterrcnn_mobilenet_v2_fpn") => {
-                    demo::run_faster_rcnn(&out, epochs.unwrap_or(24), weights)?;
-                }
-                Some("ssdlite" | "ssdlite320_mobilenet_v2") => {
-                    demo::run_ssdlite(&out, epochs.unwrap_or(20), weights)?;
-                }
+                None => (true, true, true),
+                Some("yolov8") => (true, false, false),
+                Some("fasterrcnn" | "fasterrcnn_mobilenet_v2_fpn") => (false, false, true),
+                Some("ssdlite" | "ssdlite320_mobilenet_v2") => (false, true, false),
                 Some(other) => {
                     anyhow::bail!("demo: arch={other}: expected yolov8, fasterrcnn or ssdlite")
                 }
+            };
+            let mut rows = Vec::new();
+            if yolo {
+                rows.push(demo::run(&out, epochs.unwrap_or(25))?.row);
             }
+            let imagenet = if ssdlite || rcnn {
+                demo::imagenet_weights(weights)
+            } else {
+                None
+            };
+            for (wanted, model, default_epochs) in [
+                (ssdlite, demo::SSDLITE_MODEL, 20),
+                (rcnn, demo::FASTER_RCNN_MODEL, 24),
+            ] {
+                if !wanted {
+                    continue;
+                }
+                println!();
+                let Some(w) = imagenet.as_deref() else {
+                    let row = demo::skipped_row(model);
+                    println!("== {model}: {}", row.note);
+                    rows.push(row);
+                    continue;
+                };
+                let e = epochs.unwrap_or(default_epochs);
+                let result = if model == demo::SSDLITE_MODEL {
+                    demo::run_ssdlite(&out, e, w)?
+                } else {
+                    demo::run_faster_rcnn(&out, e, w)?
+                };
+                rows.push(result.row);
+            }
+            let all = ferrovis_core::demo_report::record(&out, "detect", rows)?;
+            println!("\n{}", ferrovis_core::demo_report::table(&all));
+            println!(
+                "report: {}",
+                ferrovis_core::demo_report::report_path(&out).display()
+            );
         }
         Command::Weights(cmd) => run_weights(&cmd)?,
     }

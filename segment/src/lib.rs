@@ -245,16 +245,17 @@ pub struct PredictArgs {
 /// `segment demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the data and runs go.
+    /// The demo folder: this task writes `<out>/segment`, the summary of every task's demo
+    /// `<out>/report.html`.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// The encoder's ImageNet weights (default: mobilenet_v2-b0353104.pth in
     /// $FERROVIS_WEIGHTS when present).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Epochs.
-    #[arg(long, default_value_t = 25)]
-    pub epochs: usize,
+    /// Epochs on the target shapes (default 20): the first two fifths with the encoder frozen.
+    #[arg(long)]
+    pub epochs: Option<usize>,
 }
 
 fn infer_options(args: &InferArgs, mode: InferMode, size: usize) -> InferOptions {

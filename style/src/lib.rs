@@ -376,8 +376,9 @@ pub struct ExportArgs {
 /// `style demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the results go.
-    #[arg(long, default_value = "runs/style/demo")]
+    /// The demo folder: this task writes `<out>/style`, the summary of every task's demo
+    /// `<out>/report.html`.
+    #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Folder with vgg_r31.pth and dec_r31.pth (default: $FERROVIS_WEIGHTS's folder).
     #[arg(long)]

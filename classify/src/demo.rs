@@ -15,12 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use ferrovis_core::demo_report::{self, DemoRow, Picture};
+use anyhow::Result;
+use ferrovis_core::demo_report::{self, CachedSource, DemoRow, Picture};
 use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
 use ferrovis_data::synthetic::{self, ShapesConfig, DEFAULT_SHAPES, TARGET_SHAPES};
-use serde::{Deserialize, Serialize};
 
 use crate::config::{ClassifyConfig, Mode};
 use crate::{eval, train, DemoArgs};
@@ -31,7 +30,7 @@ use crate::{eval, train, DemoArgs};
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// How much the demo generates and trains.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Side of the generated and trained images.
     pub image_size: usize,
@@ -119,7 +118,7 @@ pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<Vec<
         classes: TARGET_SHAPES.iter().map(|s| s.to_string()).collect(),
         max_objects: 1,
     };
-    write_once(&target, &target_shapes)?;
+    synthetic::write_once(&target, &target_shapes, synthetic::write_classification)?;
     println!(
         "target: {} ({} + {} images each) in {}",
         TARGET_SHAPES.join(", "),
@@ -240,42 +239,29 @@ pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<Vec<
     Ok(rows)
 }
 
-/// Writes the shapes unless a previous run wrote the same ones (`shapes.json` records them).
-fn write_once(dir: &Path, shapes: &ShapesConfig) -> Result<()> {
-    let stamp = dir.join("shapes.json");
-    let want = serde_json::to_string(shapes)?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(dir);
-    synthetic::write_classification(dir, shapes)?;
-    std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
-    Ok(())
-}
-
 /// The source model made here: a ResNet18 trained from random weights on the six
-/// [`DEFAULT_SHAPES`]. Reused when a previous demo trained it with the same plan (`plan.json` beside it).
+/// [`DEFAULT_SHAPES`]. Reused when a previous demo trained it with the same source settings
+/// (`plan.json` beside it).
 fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     let data = dir.join("data").join("source");
     let project = dir.join("source-model");
     let run = project.join("resnet18");
-    let best = RunDir::new(&run).best();
-    let stamp = project.join("plan.json");
+    let cache = CachedSource::new(RunDir::new(&run).best(), project.join("plan.json"));
     let want = plan.source_stamp();
     let images = DEFAULT_SHAPES.len() * plan.source_train;
     let description = format!(
         "{} synthetic shapes, {images} images (pretrained here)",
         DEFAULT_SHAPES.len()
     );
-    if best.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    if cache.reusable(&want) {
         println!(
             "source: the ResNet18 pretrained by an earlier demo on {}: {}",
             DEFAULT_SHAPES.join(", "),
-            best.display()
+            cache.weights.display()
         );
         return Ok(Source {
             arch: "resnet18",
-            weights: best,
+            weights: cache.weights,
             description,
             seconds: 0.0,
             note: "no ImageNet weights at hand; source model cached from an earlier demo".into(),
@@ -289,7 +275,7 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
         plan.source_epochs
     );
     let started = Instant::now();
-    write_once(
+    synthetic::write_once(
         &data,
         &ShapesConfig {
             seed: 0,
@@ -299,6 +285,7 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
             classes: DEFAULT_SHAPES.iter().map(|s| s.to_string()).collect(),
             max_objects: 1,
         },
+        synthetic::write_classification,
     )?;
     let _ = std::fs::remove_dir_all(&project);
     let mut cfg = ClassifyConfig::default();
@@ -320,14 +307,14 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     cfg.train.project = project.display().to_string();
     cfg.train.name = "resnet18".into();
     let summary = train::train(&cfg, &RunControl::default(), None)?;
-    std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
+    cache.mark(&want)?;
     println!(
         "source model: validation accuracy {:.3} on the source shapes ({:.0} s)",
         summary.best_accuracy, summary.seconds
     );
     Ok(Source {
         arch: "resnet18",
-        weights: best,
+        weights: cache.weights,
         description,
         seconds: started.elapsed().as_secs_f64(),
         note: "no ImageNet weights at hand: the source model was pretrained here".into(),

@@ -79,6 +79,34 @@ fn relative_to(root: &Path, file: &Path) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// A source model a demo trains itself, kept between demos: its weights file and, beside it in
+/// `stamp`, the settings it was trained with. A later demo reuses it only while those settings
+/// are unchanged.
+#[derive(Debug, Clone)]
+pub struct CachedSource {
+    /// The weights file the training writes.
+    pub weights: PathBuf,
+    stamp: PathBuf,
+}
+
+impl CachedSource {
+    /// `weights`, with its settings recorded in `stamp`.
+    pub fn new(weights: PathBuf, stamp: PathBuf) -> Self {
+        Self { weights, stamp }
+    }
+
+    /// Whether the weights exist and were trained with `settings`.
+    pub fn reusable(&self, settings: &str) -> bool {
+        self.weights.is_file()
+            && std::fs::read_to_string(&self.stamp).ok().as_deref() == Some(settings)
+    }
+
+    /// Records that the weights were trained with `settings` (after the training succeeded).
+    pub fn mark(&self, settings: &str) -> Result<()> {
+        crate::atomic_file::write_atomic(&self.stamp, settings.as_bytes())
+    }
+}
+
 /// The summary file in `root`.
 pub fn summary_path(root: &Path) -> PathBuf {
     root.join("summary.json")
@@ -274,6 +302,21 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), all);
         let text = table(&all);
         assert!(text.contains("0.950") && text.contains("12s"), "{text}");
+    }
+
+    #[test]
+    fn a_cached_source_is_reused_only_with_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = CachedSource::new(
+            dir.path().join("best.safetensors"),
+            dir.path().join("plan.json"),
+        );
+        assert!(!source.reusable("a"), "no weights yet");
+        std::fs::write(&source.weights, b"weights").unwrap();
+        assert!(!source.reusable("a"), "weights of unknown settings");
+        source.mark("a").unwrap();
+        assert!(source.reusable("a"));
+        assert!(!source.reusable("b"));
     }
 
     #[test]

@@ -474,6 +474,32 @@ pub fn write_segmentation(dir: &Path, config: &ShapesConfig) -> Result<PathBuf> 
     Ok(dir.to_path_buf())
 }
 
+/// A layout [`write_once`] writes.
+pub type Writer = fn(&Path, &ShapesConfig) -> Result<PathBuf>;
+
+/// Writes a data set with `write` ([`write_classification`], [`write_detection`],
+/// [`write_segmentation`]) into `dir` unless it already holds the one `config` describes:
+/// `dir/shapes.json` records the config of a completed write. Returns what `write` returns (for
+/// a reused set, `dir`, or `dir/shapes.yaml` when that exists, as [`write_detection`] returns).
+pub fn write_once(dir: &Path, config: &ShapesConfig, write: Writer) -> Result<PathBuf> {
+    let stamp = dir.join("shapes.json");
+    let want = serde_json::to_string(config).map_err(|e| Error::Invalid(format!("shapes: {e}")))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        let yaml = dir.join("shapes.yaml");
+        return Ok(if yaml.is_file() {
+            yaml
+        } else {
+            dir.to_path_buf()
+        });
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let written = write(dir, config)?;
+    write_text(&stamp, &want)?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +542,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn write_once_skips_a_set_already_written_and_rewrites_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shapes");
+        let config = ShapesConfig {
+            image_size: 32,
+            train: 1,
+            val: 1,
+            classes: vec!["circle".into()],
+            ..Default::default()
+        };
+        write_once(&root, &config, write_classification).unwrap();
+        let marker = root.join("train/circle/extra.txt");
+        std::fs::write(&marker, "kept while the config is the same").unwrap();
+        write_once(&root, &config, write_classification).unwrap();
+        assert!(marker.is_file());
+        let other = ShapesConfig { train: 2, ..config };
+        write_once(&root, &other, write_classification).unwrap();
+        assert!(!marker.is_file());
+        assert_eq!(
+            std::fs::read_dir(root.join("train/circle"))
+                .unwrap()
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod val;
 pub mod weights;
 pub mod yolov8;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -358,13 +358,12 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            for (wanted, model, default_epochs) in [
-                (ssdlite, demo::SSDLITE_MODEL, 20),
-                (rcnn, demo::FASTER_RCNN_MODEL, 24),
-            ] {
-                if !wanted {
-                    continue;
-                }
+            type TvDemo = fn(&Path, usize, &Path) -> Result<demo::TvDemoResult>;
+            let tv_demos: [(bool, &str, usize, TvDemo); 2] = [
+                (ssdlite, demo::SSDLITE_MODEL, 20, demo::run_ssdlite),
+                (rcnn, demo::FASTER_RCNN_MODEL, 24, demo::run_faster_rcnn),
+            ];
+            for (_, model, default_epochs, run_demo) in tv_demos.into_iter().filter(|d| d.0) {
                 println!();
                 let Some(w) = imagenet.as_deref() else {
                     let row = demo::skipped_row(model);
@@ -372,13 +371,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     rows.push(row);
                     continue;
                 };
-                let e = epochs.unwrap_or(default_epochs);
-                let result = if model == demo::SSDLITE_MODEL {
-                    demo::run_ssdlite(&out, e, w)?
-                } else {
-                    demo::run_faster_rcnn(&out, e, w)?
-                };
-                rows.push(result.row);
+                rows.push(run_demo(&out, epochs.unwrap_or(default_epochs), w)?.row);
             }
             let all = ferrovis_core::demo_report::record(&out, "detect", rows)?;
             println!("\n{}", ferrovis_core::demo_report::table(&all));

@@ -18,13 +18,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use ferrovis_core::demo_report::{self, DemoRow, Picture};
+use anyhow::Result;
+use ferrovis_core::demo_report::{self, CachedSource, DemoRow, Picture};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
 use ferrovis_data::synthetic::{self, ShapesConfig, DEFAULT_SHAPES};
-use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, SegmentConfig};
 use crate::infer::InferOptions;
@@ -40,7 +39,7 @@ const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 pub const TARGET_SHAPES: [&str; 3] = ["pentagon", "diamond", "arrow"];
 
 /// How much the demo generates and trains.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Side of the generated and trained images.
     pub image_size: usize,
@@ -137,19 +136,6 @@ fn shapes(seed: u64, classes: &[&str], plan: &Plan, train: usize, val: usize) ->
     }
 }
 
-/// Writes the masks unless a previous run wrote the same ones (`shapes.json` records them).
-fn write_once(dir: &Path, shapes: &ShapesConfig) -> Result<()> {
-    let stamp = dir.join("shapes.json");
-    let want = serde_json::to_string(shapes)?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(dir);
-    synthetic::write_segmentation(dir, shapes)?;
-    std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
-    Ok(())
-}
-
 /// The demo's settings for data in `data`, runs under `project` named `name`.
 fn config(data: &Path, project: &Path, name: &str, encoder: &str, plan: &Plan) -> SegmentConfig {
     let mut cfg = SegmentConfig::default();
@@ -181,9 +167,10 @@ fn config(data: &Path, project: &Path, name: &str, encoder: &str, plan: &Plan) -
 pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<DemoRow> {
     let dir = root.join("segment");
     let target = dir.join("data").join("target");
-    write_once(
+    synthetic::write_once(
         &target,
         &shapes(1, &TARGET_SHAPES, plan, plan.target_train, plan.target_val),
+        synthetic::write_segmentation,
     )?;
     println!(
         "target: masks of {} ({} + {} images) in {}",
@@ -326,22 +313,21 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     let data = dir.join("data").join("source");
     let project = dir.join("source-model");
     let run = project.join("unet-resnet18");
-    let best = RunDir::new(&run).best();
-    let stamp = project.join("plan.json");
+    let cache = CachedSource::new(RunDir::new(&run).best(), project.join("plan.json"));
     let want = plan.source_stamp();
     let description = format!(
         "{} synthetic shapes' masks, {} images (pretrained here)",
         DEFAULT_SHAPES.len(),
         plan.source_train
     );
-    if best.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    if cache.reusable(&want) {
         println!(
             "source: the U-Net pretrained by an earlier demo: {}",
-            best.display()
+            cache.weights.display()
         );
         return Ok(Source {
             encoder: "resnet18",
-            weights: best,
+            weights: cache.weights,
             description,
             seconds: 0.0,
             note: "no ImageNet weights at hand; source model cached from an earlier demo".into(),
@@ -356,22 +342,23 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
         plan.source_epochs
     );
     let started = Instant::now();
-    write_once(
+    synthetic::write_once(
         &data,
         &shapes(0, DEFAULT_SHAPES, plan, plan.source_train, plan.source_val),
+        synthetic::write_segmentation,
     )?;
     let _ = std::fs::remove_dir_all(&project);
     let mut cfg = config(&data, &project, "unet-resnet18", "resnet18", plan);
     cfg.train.epochs = plan.source_epochs;
     let summary = train::train(&cfg, &RunControl::default(), None)?;
-    std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
+    cache.mark(&want)?;
     println!(
         "source model: validation mIoU {:.3} on the source shapes ({:.0} s)",
         summary.best_miou.0, summary.seconds
     );
     Ok(Source {
         encoder: "resnet18",
-        weights: best,
+        weights: cache.weights,
         description,
         seconds: started.elapsed().as_secs_f64(),
         note: "no ImageNet weights at hand: the source model was pretrained here".into(),

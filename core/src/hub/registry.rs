@@ -1,5 +1,6 @@
 //! The weights ferrovis knows by name: torchvision's (checked against torchvision's own
-//! `get_weight(name).url` by `tests/tests/suite/hub.rs`) and Ultralytics' YOLOv8 releases.
+//! `get_weight(name).url` by `tests/tests/suite/hub.rs`) and Ultralytics' YOLOv8 release assets
+//! (checked there against the URL the installed `ultralytics` package downloads from).
 
 /// Where a file comes from, which decides its cache folder and licence note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,23 +378,23 @@ pub const ENTRIES: &[Entry] = &[
     ),
     yolo(
         "yolov8n.pt",
-        "https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov8n.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8n.pt",
     ),
     yolo(
         "yolov8s.pt",
-        "https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov8s.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8s.pt",
     ),
     yolo(
         "yolov8m.pt",
-        "https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov8m.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8m.pt",
     ),
     yolo(
         "yolov8l.pt",
-        "https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov8l.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8l.pt",
     ),
     yolo(
         "yolov8x.pt",
-        "https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov8x.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8x.pt",
     ),
 ];
 

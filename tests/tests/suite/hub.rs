@@ -4,7 +4,8 @@
 //! Range request, refuse a wrong hash and clean up, name URL and path when they fail, happen once
 //! when two processes fetch the same file, respect offline mode, use a torch-hub-layout cache without a
 //! request, and store `hf-hub:` files in the hub's layout, loadable into a ResNet. The registry's
-//! torchvision URLs equal torchvision's own (`reference/hub_urls.py`).
+//! torchvision URLs equal torchvision's own (`reference/hub_urls.py`), and its Ultralytics URLs the
+//! ones the installed `ultralytics` package downloads from (`reference/ultralytics_urls.py`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -395,4 +396,25 @@ fn registry_urls_equal_torchvisions() {
         );
     }
     println!("{} torchvision weight sets checked", theirs.len());
+}
+
+#[test]
+fn registry_urls_equal_the_ultralytics_packages() {
+    let ours: Vec<_> = ENTRIES
+        .iter()
+        .filter(|e| e.source == Source::Ultralytics)
+        .collect();
+    assert_eq!(ours.len(), 5, "yolov8n … yolov8x");
+    let args: Vec<std::ffi::OsString> = ours.iter().map(|e| e.arch.into()).collect();
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let out = run_reference("ultralytics_urls.py", &args);
+    let theirs: HashMap<&str, &str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("URL "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    assert_eq!(theirs.len(), ours.len(), "{out}");
+    for e in ours {
+        assert_eq!(e.url, theirs[e.arch], "{}", e.arch);
+    }
 }

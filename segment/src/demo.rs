@@ -70,7 +70,7 @@ impl Plan {
             target_train: 40,
             target_val: 16,
             frozen_epochs: 10,
-            unfrozen_epochs: 40,
+            unfrozen_epochs: 50,
         }
     }
 

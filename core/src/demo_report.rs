@@ -89,6 +89,14 @@ pub struct CachedSource {
     stamp: PathBuf,
 }
 
+/// The settings a demo's source model depends on, as [`CachedSource`] records them: the image
+/// size, training and validation images, epochs.
+pub fn source_settings(image_size: usize, train: usize, val: usize, epochs: usize) -> String {
+    format!(
+        "{{\"image_size\":{image_size},\"source_train\":{train},\"source_val\":{val},\"source_epochs\":{epochs}}}"
+    )
+}
+
 impl CachedSource {
     /// `weights`, with its settings recorded in `stamp`.
     pub fn new(weights: PathBuf, stamp: PathBuf) -> Self {
@@ -148,8 +156,14 @@ pub fn record(root: &Path, task: &str, rows: Vec<DemoRow>) -> Result<Vec<DemoRow
     Ok(all)
 }
 
+/// Three decimals, or three significant digits for values that would round to 0.000 (style
+/// losses).
 fn value(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.3}"))
+    match v {
+        None => "-".into(),
+        Some(v) if v != 0.0 && v.abs() < 5e-4 => format!("{v:.2e}"),
+        Some(v) => format!("{v:.3}"),
+    }
 }
 
 /// The rows as a plain-text table, for the terminal: one line per comparison, then its source
@@ -302,6 +316,9 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), all);
         let text = table(&all);
         assert!(text.contains("0.950") && text.contains("12s"), "{text}");
+        assert_eq!(value(Some(7.258e-5)), "7.26e-5");
+        assert_eq!(value(Some(0.0749)), "0.075");
+        assert_eq!(value(None), "-");
     }
 
     #[test]

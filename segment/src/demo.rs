@@ -77,9 +77,11 @@ impl Plan {
     /// What the source model depends on, recorded beside it: a cached source model is reused
     /// while this is unchanged, whatever the target settings.
     fn source_stamp(&self) -> String {
-        format!(
-            "{{\"image_size\":{},\"source_train\":{},\"source_val\":{},\"source_epochs\":{}}}",
-            self.image_size, self.source_train, self.source_val, self.source_epochs
+        demo_report::source_settings(
+            self.image_size,
+            self.source_train,
+            self.source_val,
+            self.source_epochs,
         )
     }
 

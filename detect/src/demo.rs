@@ -65,8 +65,8 @@ fn shown_images(yaml: &Path) -> Vec<PathBuf> {
 }
 
 /// The pictures of one run for the report (`root` the demo folder): its PR curve and the
-/// detections drawn on [`SHOWN`] validation images, written to `<run>/predict`.
-fn run_pictures(root: &Path, run: &Path, what: &str, drawn: &[PathBuf]) -> Result<Vec<Picture>> {
+/// detections `predict` drew on `images` into `<run>/predict`.
+fn run_pictures(root: &Path, run: &Path, what: &str, images: &[PathBuf]) -> Result<Vec<Picture>> {
     let mut pictures = Vec::new();
     let pr = run.join("PR_curve.png");
     if pr.is_file() {
@@ -76,23 +76,15 @@ fn run_pictures(root: &Path, run: &Path, what: &str, drawn: &[PathBuf]) -> Resul
             format!("{what}: precision-recall"),
         )?);
     }
-    for (i, file) in drawn.iter().enumerate() {
+    let drawn = images.iter().filter_map(|i| i.file_name());
+    for (i, name) in drawn.enumerate() {
         pictures.push(Picture::new(
             root,
-            file,
+            &run.join("predict").join(name),
             format!("{what}: detections on validation image {i}"),
         )?);
     }
     Ok(pictures)
-}
-
-/// The drawn files `predict` writes for `images` into `out`.
-fn drawn_files(images: &[PathBuf], out: &Path) -> Vec<PathBuf> {
-    images
-        .iter()
-        .filter_map(|i| i.file_name())
-        .map(|n| out.join(n))
-        .collect()
 }
 
 fn shapes(seed: u64, classes: &[&str], train: usize) -> ShapesConfig {
@@ -189,14 +181,14 @@ pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
     let mut pictures = Vec::new();
     for (r, what) in [(&finetune, "fine-tuned"), (&scratch, "from scratch")] {
         let m = crate::predict::load_model(&RunDir::new(&r.run).best(), device, true)?;
-        let out = r.run.join("predict");
-        crate::predict::predict(&m, &images, 128, &NmsConfig::predict(), &out)?;
-        pictures.extend(run_pictures(
-            root,
-            &r.run,
-            what,
-            &drawn_files(&images, &out),
-        )?);
+        crate::predict::predict(
+            &m,
+            &images,
+            128,
+            &NmsConfig::predict(),
+            &r.run.join("predict"),
+        )?;
+        pictures.extend(run_pictures(root, &r.run, what, &images)?);
     }
     let row = DemoRow {
         task: "detect".into(),
@@ -378,14 +370,9 @@ fn run_torchvision(
         (&pretrained, "ImageNet backbone"),
         (&scratch, "from scratch"),
     ] {
-        let out = r.run.join("predict");
-        references::train::predict(&RunDir::new(&r.run).best(), cfg, &images, &out)?;
-        pictures.extend(run_pictures(
-            root,
-            &r.run,
-            what,
-            &drawn_files(&images, &out),
-        )?);
+        let best = RunDir::new(&r.run).best();
+        references::train::predict(&best, cfg, &images, &r.run.join("predict"))?;
+        pictures.extend(run_pictures(root, &r.run, what, &images)?);
     }
     let row = DemoRow {
         task: "detect".into(),

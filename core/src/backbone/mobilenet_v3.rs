@@ -334,22 +334,15 @@ impl MobileNetV3 {
     /// The outputs of the `features.N` modules listed in `indices` (ascending), computing no
     /// module past the last one.
     pub fn forward_modules(&self, x: &Tensor, indices: &[usize], train: bool) -> Vec<Tensor> {
-        let last = indices.iter().copied().max().unwrap_or(0);
-        let mut out = Vec::with_capacity(indices.len());
-        let mut y = self.stem.forward_t(x, train);
-        if indices.contains(&0) {
-            out.push(y.shallow_clone());
-        }
-        for (i, block) in self.blocks.iter().enumerate().take(last) {
-            y = block.forward_t(&y, train);
-            if indices.contains(&(i + 1)) {
-                out.push(y.shallow_clone());
-            }
-        }
-        if last > self.blocks.len() {
-            out.push(self.last_conv.forward_t(&y, train));
-        }
-        out
+        super::features_at(
+            x,
+            indices,
+            &self.stem,
+            &self.blocks,
+            |b, y| b.forward_t(y, train),
+            &self.last_conv,
+            train,
+        )
     }
 
     /// torchvision's `stage_indices` for detection: the stem (0), every block configured with

@@ -324,6 +324,36 @@ pub(crate) fn feature_stages(ends: &[usize], name: impl Fn(usize) -> String) -> 
         .collect()
 }
 
+/// The outputs of the `features.N` modules listed in `indices` (ascending) of a torchvision
+/// `features` Sequential laid out as MobileNets lay it: the stem (0), the blocks (1 ..= n, run by
+/// `block`), the last convolution (n + 1). No module past the last one asked for is computed.
+pub(crate) fn features_at<B>(
+    x: &Tensor,
+    indices: &[usize],
+    stem: &crate::nn::ConvNormAct,
+    blocks: &[B],
+    block: impl Fn(&B, &Tensor) -> Tensor,
+    last_conv: &crate::nn::ConvNormAct,
+    train: bool,
+) -> Vec<Tensor> {
+    let last = indices.iter().copied().max().unwrap_or(0);
+    let mut out = Vec::with_capacity(indices.len());
+    let mut y = stem.forward_t(x, train);
+    if indices.contains(&0) {
+        out.push(y.shallow_clone());
+    }
+    for (i, b) in blocks.iter().enumerate().take(last) {
+        y = block(b, &y);
+        if indices.contains(&(i + 1)) {
+            out.push(y.shallow_clone());
+        }
+    }
+    if last > blocks.len() {
+        out.push(last_conv.forward_t(&y, train));
+    }
+    out
+}
+
 /// Global average pool to `(N, C)`.
 pub(crate) fn global_pool(x: &Tensor) -> Tensor {
     x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)

@@ -42,6 +42,8 @@ pub struct AutoEncoder {
 }
 
 fn load_strict(vs: &VarStore, path: &Path) -> Result<()> {
+    // `vgg_r31` / `dec_r31` as names: the registry's copies, fetched when needed.
+    let path = &ferrovis_core::hub::local_or_named(path)?;
     if !path.is_file() {
         bail!(
             "{}: no such file; WCT and AdaIN need LinearStyleTransfer's relu3_1 encoder and \
@@ -56,7 +58,8 @@ fn load_strict(vs: &VarStore, path: &Path) -> Result<()> {
 }
 
 impl AutoEncoder {
-    /// Loads `vgg_r31.pth` and `dec_r31.pth` as they are.
+    /// Loads `vgg_r31.pth` and `dec_r31.pth` as they are (files, or the names `vgg_r31` and
+    /// `dec_r31`, fetched into ferrovis' cache when needed).
     pub fn load(encoder: &Path, decoder: &Path, device: Device) -> Result<Self> {
         let mut encoder_vs = VarStore::new(device);
         let enc = EncoderR31::new(&encoder_vs.root());

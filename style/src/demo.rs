@@ -75,16 +75,24 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         Picture::new(root, &content_path, "content (CC0)")?,
         Picture::new(root, &style_path, "style (public domain)")?,
     ];
+    // A folder given or in $FERROVIS_WEIGHTS, else the registry's copies (cached, or fetched
+    // from LinearStyleTransfer's archive unless offline).
     let pair = dir
         .as_deref()
-        .and_then(|d| Some((existing(d, "vgg_r31.pth")?, existing(d, "dec_r31.pth")?)));
+        .and_then(|d| Some((existing(d, "vgg_r31.pth")?, existing(d, "dec_r31.pth")?)))
+        .or_else(|| {
+            let enc = ferrovis_core::cli::demo_weights(&["vgg_r31.pth"], "vgg_r31")?;
+            let dec = ferrovis_core::cli::demo_weights(&["dec_r31.pth"], "dec_r31")?;
+            Some((enc, dec))
+        });
     let Some((enc, dec)) = pair else {
         let place = dir.map_or("(no folder given)".to_string(), |d| {
             format!(" in {}", d.display())
         });
         let why = format!(
-            "cannot show real style transfer: no vgg_r31.pth / dec_r31.pth{place} (pass --weights \
-             DIR or set FERROVIS_WEIGHTS=DIR). Style lives in the statistics of features learnt \
+            "cannot show real style transfer: no vgg_r31.pth / dec_r31.pth{place} and the names \
+             vgg_r31 / dec_r31 are neither cached nor fetchable (pass --weights DIR, set \
+             FERROVIS_WEIGHTS=DIR, or run `style weights download vgg_r31 dec_r31` online). Style lives in the statistics of features learnt \
              from natural images (ImageNet VGG19); a network trained here on synthetic shapes, or \
              not at all, has no such features, so WCT, AdaIN and a trained decoder cannot be shown \
              honestly without them. Shown instead: Gatys on a randomly initialised VGG19, which \

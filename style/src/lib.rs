@@ -18,7 +18,7 @@ pub mod transformer;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ferrovis_core::cli::{run_weights, WeightsCommand};
 use ferrovis_core::device::parse_device;
@@ -99,8 +99,9 @@ pub struct TransferArgs {
     /// Images.
     #[command(flatten)]
     pub images: ImageArgs,
-    /// VGG weights: torchvision's vgg19-dcbb9e9d.pth (or another VGG), or vgg_r31.pth
-    /// (default: $FERROVIS_WEIGHTS, a file or a folder holding one of them).
+    /// VGG weights: torchvision's vgg19-dcbb9e9d.pth (or another VGG), or vgg_r31.pth, as a file
+    /// or a name (`vgg19`, `vgg16`, `vgg_r31`; default: $FERROVIS_WEIGHTS, a file or a folder
+    /// holding one of them, else `vgg19`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// The loss.
@@ -211,10 +212,12 @@ pub struct OnePassArgs {
     /// Images.
     #[command(flatten)]
     pub images: ImageArgs,
-    /// The relu3_1 encoder (default: vgg_r31.pth in $FERROVIS_WEIGHTS).
+    /// The relu3_1 encoder, a file or the name `vgg_r31` (default: vgg_r31.pth in
+    /// $FERROVIS_WEIGHTS, else the name).
     #[arg(long)]
     pub encoder: Option<PathBuf>,
-    /// Its decoder (default: dec_r31.pth in $FERROVIS_WEIGHTS).
+    /// Its decoder, a file or the name `dec_r31` (default: dec_r31.pth in $FERROVIS_WEIGHTS,
+    /// else the name).
     #[arg(long)]
     pub decoder: Option<PathBuf>,
     /// Style strength: 1 transfers fully, 0 reconstructs the content.
@@ -232,8 +235,8 @@ pub struct TrainFastArgs {
     /// A folder of content images (e.g. COCO), searched recursively.
     #[arg(long, required_unless_present = "resume")]
     pub content_dir: Option<PathBuf>,
-    /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth; default
-    /// $FERROVIS_WEIGHTS).
+    /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth, a file or a name;
+    /// default $FERROVIS_WEIGHTS, else `vgg19`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Training crop side [default: 256].
@@ -429,7 +432,9 @@ fn finish(result: &Tensor, content: &Tensor, args: &ImageArgs) -> Result<()> {
 }
 
 /// `--weights`, else `$FERROVIS_WEIGHTS` (a VGG checkpoint, or a folder holding torchvision's
-/// VGG19 or VGG16 or the vgg_r31 encoder).
+/// VGG19 or VGG16 or the vgg_r31 encoder), else torchvision's ImageNet VGG19 by its registry
+/// name `vgg19` (torch.hub's cached copy, or fetched), as PyTorch's style-transfer tutorial
+/// starts from `vgg19(weights=VGG19_Weights.DEFAULT)`.
 fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
     const NAMES: [&str; 3] = ["vgg19-dcbb9e9d.pth", "vgg16-397923af.pth", "vgg_r31.pth"];
     let from_env = || {
@@ -438,7 +443,11 @@ fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
     };
     match weights.clone().or_else(from_env) {
         Some(p) => Ok(p),
-        None => bail!("no VGG weights: pass --weights FILE or set FERROVIS_WEIGHTS; {VGG19_HINT}"),
+        None => ferrovis_core::hub::resolve("vgg19").with_context(|| {
+            format!(
+                "no VGG weights: pass --weights FILE or NAME or set FERROVIS_WEIGHTS; {VGG19_HINT}"
+            )
+        }),
     }
 }
 
@@ -490,27 +499,32 @@ pub(crate) fn r31_dir_from_env() -> Option<PathBuf> {
     })
 }
 
-/// The flag's file, else `name` in the folder of `$FERROVIS_WEIGHTS`, else an error saying what
-/// to pass.
-fn r31_path(given: &Option<PathBuf>, name: &str, flag: &str) -> Result<PathBuf> {
+/// The flag's file or name, else `file` in the folder of `$FERROVIS_WEIGHTS`, else the
+/// registry's `name` (cached, or fetched from LinearStyleTransfer's archive), else an error
+/// saying what to pass.
+fn r31_path(given: &Option<PathBuf>, file: &str, name: &str, flag: &str) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
-    match r31_dir_from_env().and_then(|dir| ferrovis_core::cli::weights_in(&dir, &[name])) {
-        Some(p) => Ok(p),
-        None => bail!(
-            "no {name}: pass {flag} FILE, or set FERROVIS_WEIGHTS to the folder holding \
-             vgg_r31.pth and dec_r31.pth (LinearStyleTransfer's relu3_1 encoder and decoder)"
-        ),
+    if let Some(p) =
+        r31_dir_from_env().and_then(|dir| ferrovis_core::cli::weights_in(&dir, &[file]))
+    {
+        return Ok(p);
     }
+    ferrovis_core::hub::resolve(name).with_context(|| {
+        format!(
+            "no {file}: pass {flag} FILE or NAME, or set FERROVIS_WEIGHTS to the folder holding \
+             vgg_r31.pth and dec_r31.pth (LinearStyleTransfer's relu3_1 encoder and decoder)"
+        )
+    })
 }
 
 /// Runs AdaIN or WCT as the arguments say.
 pub fn run_one_pass(args: &OnePassArgs, transform: Transform) -> Result<Tensor> {
     let device = parse_device(&args.images.device)?;
     let ae = AutoEncoder::load(
-        &r31_path(&args.encoder, "vgg_r31.pth", "--encoder")?,
-        &r31_path(&args.decoder, "dec_r31.pth", "--decoder")?,
+        &r31_path(&args.encoder, "vgg_r31.pth", "vgg_r31", "--encoder")?,
+        &r31_path(&args.decoder, "dec_r31.pth", "dec_r31", "--decoder")?,
         device,
     )?;
     let (content, styles) = load_images(&args.images, device)?;

@@ -7,6 +7,8 @@
 //!   torch.hub's folder ([`cache::torch_hub_checkpoints`]), so a file PyTorch downloaded is used
 //!   with no request, and checked against the SHA-256 prefix its name carries;
 //! - Ultralytics' `yolov8n.pt` … `yolov8x.pt`: cached in ferrovis' folder;
+//! - `vgg_r31` and `dec_r31`, the style commands' relu3_1 encoder and decoder: taken out of
+//!   LinearStyleTransfer's `models.zip` ([`archive`]) into ferrovis' folder;
 //! - `hf-hub:ORG/NAME`: a Hugging Face model repository's `model.safetensors` (timm's
 //!   `hf-hub:timm/resnet50.a1_in1k`), cached in the hub's own layout
 //!   (`models--ORG--NAME/snapshots/<commit>/model.safetensors`, `refs/main`).
@@ -15,6 +17,7 @@
 //! ([`download::fetch`]); `FERROVIS_OFFLINE=1` or `HF_HUB_OFFLINE=1` forbid the network, and a
 //! missing file is then an error naming the URL and the path to place it at.
 
+pub mod archive;
 pub mod cache;
 pub mod download;
 pub mod registry;
@@ -98,7 +101,9 @@ impl Hub {
         match name {
             Name::Registry(e) => match e.source {
                 Source::Torchvision => self.torch_hub.join(e.file_name()),
-                Source::Ultralytics => self.ferrovis_cache.join(e.file_name()),
+                Source::Ultralytics | Source::LinearStyleTransfer => {
+                    self.ferrovis_cache.join(e.file_name())
+                }
             },
             Name::HfHub { repo } => {
                 let dir = self.hf_repo_dir(repo);
@@ -140,13 +145,42 @@ impl Hub {
         }
         let url = self.url(name);
         if self.offline {
+            let inside = match name {
+                Name::Registry(Entry {
+                    member: Some(m), ..
+                }) => format!(" (the {} inside the zip archive at that URL)", m.file_name),
+                _ => String::new(),
+            };
             return Err(Error::Download(format!(
                 "{url}: offline (FERROVIS_OFFLINE or HF_HUB_OFFLINE is set) and not cached; \
-                 place the file by hand at {}",
+                 place the file{inside} by hand at {}",
                 cached.display()
             )));
         }
         match name {
+            Name::Registry(
+                e @ Entry {
+                    member: Some(m), ..
+                },
+            ) => {
+                // Every member of the same archive comes out at once: the archive is fetched
+                // once and then deleted.
+                let wanted: Vec<archive::Wanted> = ENTRIES
+                    .iter()
+                    .filter(|x| x.url == e.url)
+                    .filter_map(|x| {
+                        let xm = x.member?;
+                        Some(archive::Wanted {
+                            file_name: xm.file_name.into(),
+                            sha256: xm.sha256.into(),
+                            dest: self.cached_path(&Name::Registry(x)),
+                        })
+                    })
+                    .collect();
+                let zip = self.ferrovis_cache.join(m.archive);
+                archive::fetch_members(&url, &zip, &wanted)?;
+                Ok(cached)
+            }
             Name::Registry(e) => download::fetch(&download::Request {
                 url: &url,
                 dest: &cached,

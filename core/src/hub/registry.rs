@@ -1,6 +1,8 @@
 //! The weights ferrovis knows by name: torchvision's (checked against torchvision's own
-//! `get_weight(name).url` by `tests/tests/suite/hub.rs`) and Ultralytics' YOLOv8 release assets
-//! (checked there against the URL the installed `ultralytics` package downloads from).
+//! `get_weight(name).url` by `tests/tests/suite/hub.rs`), Ultralytics' YOLOv8 release assets
+//! (checked there against the URL the installed `ultralytics` package downloads from), and
+//! LinearStyleTransfer's relu3_1 encoder and decoder, which its authors publish only inside a
+//! zip archive on Google Drive (each member's full SHA-256 is checked on extraction).
 
 /// Where a file comes from, which decides its cache folder and licence note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +11,20 @@ pub enum Source {
     Torchvision,
     /// Ultralytics' GitHub release assets: cached in ferrovis' own cache folder.
     Ultralytics,
+    /// A member of LinearStyleTransfer's `models.zip` (Li et al., CVPR 2019): cached in
+    /// ferrovis' own cache folder.
+    LinearStyleTransfer,
+}
+
+/// A file that is published only inside an archive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Member {
+    /// The archive's file name while it is downloaded (the URL does not end in one).
+    pub archive: &'static str,
+    /// The member's file name inside the archive (in whatever folder).
+    pub file_name: &'static str,
+    /// The member's SHA-256, lower-case hex.
+    pub sha256: &'static str,
 }
 
 /// One named weight file.
@@ -26,13 +42,18 @@ pub struct Entry {
     pub size_mb: f64,
     /// Where it comes from.
     pub source: Source,
+    /// When the URL is an archive: the member that is the weights file.
+    pub member: Option<Member>,
 }
 
 impl Entry {
     /// The file name: the URL's last segment (torchvision's carry the first hex digits of the
     /// file's SHA-256, as torch.hub expects).
     pub fn file_name(&self) -> &'static str {
-        self.url.rsplit('/').next().unwrap_or(self.url)
+        match self.member {
+            Some(m) => m.file_name,
+            None => self.url.rsplit('/').next().unwrap_or(self.url),
+        }
     }
 
     /// The SHA-256 prefix in the file name (`resnet50-0676ba61.pth` → `0676ba61`), which
@@ -50,7 +71,7 @@ impl Entry {
     pub fn name(&self) -> String {
         match self.source {
             Source::Torchvision => format!("{}:{}", self.arch, self.weight),
-            Source::Ultralytics => self.arch.to_string(),
+            Source::Ultralytics | Source::LinearStyleTransfer => self.arch.to_string(),
         }
     }
 
@@ -61,6 +82,7 @@ impl Entry {
                 "torchvision (BSD-3-Clause); the training data's terms (ImageNet, COCO) may apply"
             }
             Source::Ultralytics => "Ultralytics (AGPL-3.0)",
+            Source::LinearStyleTransfer => "LinearStyleTransfer (BSD-2-Clause)",
         }
     }
 }
@@ -79,6 +101,7 @@ const fn e(
         url,
         size_mb,
         source: Source::Torchvision,
+        member: None,
     }
 }
 
@@ -90,11 +113,40 @@ const fn yolo(file: &'static str, url: &'static str) -> Entry {
         url,
         size_mb: 0.0,
         source: Source::Ultralytics,
+        member: None,
+    }
+}
+
+/// LinearStyleTransfer's pre-trained models, as its README links them (Google Drive file
+/// `1H9T5rfXGlGCUh04DGkpkMFbVnmscJAbs`, `models.zip`), in the direct-download form that skips
+/// Drive's "cannot scan this file for viruses" page (`confirm=t`).
+const LINEAR_STYLE_TRANSFER_ZIP: &str = "https://drive.usercontent.google.com/download?\
+    id=1H9T5rfXGlGCUh04DGkpkMFbVnmscJAbs&export=download&confirm=t";
+
+const fn linear_style_transfer(
+    name: &'static str,
+    file_name: &'static str,
+    sha256: &'static str,
+    size_mb: f64,
+) -> Entry {
+    Entry {
+        arch: name,
+        weight: "",
+        default: true,
+        url: LINEAR_STYLE_TRANSFER_ZIP,
+        size_mb,
+        source: Source::LinearStyleTransfer,
+        member: Some(Member {
+            archive: "LinearStyleTransfer-models.zip",
+            file_name,
+            sha256,
+        }),
     }
 }
 
 /// Every entry: torchvision's weights of the architectures ferrovis builds (generated from
-/// torchvision 0.28's weight enums), then YOLOv8's release assets.
+/// torchvision 0.28's weight enums), then YOLOv8's release assets, then the style commands'
+/// relu3_1 encoder and decoder.
 pub const ENTRIES: &[Entry] = &[
     e(
         "resnet18",
@@ -395,6 +447,19 @@ pub const ENTRIES: &[Entry] = &[
     yolo(
         "yolov8x.pt",
         "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8x.pt",
+    ),
+    // The hashes are those of the files `make validate` uses (its test compares them).
+    linear_style_transfer(
+        "vgg_r31",
+        "vgg_r31.pth",
+        "f9bffd632f87360d4de1bcd1627246d2b41a6278aa46e1c1fe7212796b646b7e",
+        2.2,
+    ),
+    linear_style_transfer(
+        "dec_r31",
+        "dec_r31.pth",
+        "3ccc3bbc97a15e1d002d0b13523543c518dda2d0346c8f4d39c1d381d8490f68",
+        2.2,
     ),
 ];
 

@@ -99,18 +99,24 @@ fn old_spellings_work_with_a_note() {
 
 #[test]
 fn weights_have_no_default_outside_the_user_s_own_files() {
-    // No ../shared default: without --encoder or FERROVIS_WEIGHTS, adain says what to pass.
+    // No ../shared default: without --encoder or FERROVIS_WEIGHTS, adain asks for the registry's
+    // `vgg_r31`; offline and not cached, it says what to pass and where the file would go.
+    let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
         .args(["style", "adain", "--content", "c.png", "--style", "s.png"])
         .env_remove("FERROVIS_WEIGHTS")
         .env_remove("FERROVIS_VGG")
         .env_remove("FERROVIS_WEIGHTS_DIR")
+        .env("FERROVIS_OFFLINE", "1")
+        .env("FERROVIS_CACHE", cache.path())
         .output()
         .expect("start ferrovis-cli");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("no vgg_r31.pth: pass --encoder FILE, or set FERROVIS_WEIGHTS"),
+        err.contains("no vgg_r31.pth: pass --encoder FILE or NAME, or set FERROVIS_WEIGHTS")
+            && err.contains(&cache.path().join("vgg_r31.pth").display().to_string())
+            && err.contains("offline"),
         "{err}"
     );
 }

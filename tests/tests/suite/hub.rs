@@ -357,6 +357,101 @@ fn names_use_torch_hub_caches_offline_mode_and_the_hf_hub_layout() {
     assert_eq!(server.log.lock().unwrap().gets.values().sum::<usize>(), 1);
 }
 
+/// A zip holding `members` (name → bytes).
+fn zip_bytes(dir: &Path, members: &[(&str, &[u8])]) -> Vec<u8> {
+    let path = dir.join("built.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for (name, data) in members {
+        z.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn archived_weights_come_out_of_their_zip_once_hash_checked() {
+    use ferrovis_core::hub::archive::{fetch_members, Wanted};
+    let dir = tempfile::tempdir().unwrap();
+    let (enc, dec) = (bytes(70_000, 3), bytes(50_000, 9));
+    let body = zip_bytes(
+        dir.path(),
+        &[
+            ("models/vgg_r31.pth", &enc),
+            ("models/r31.pth", b"not wanted"),
+            ("models/dec_r31.pth", &dec),
+        ],
+    );
+    // Cut the first time, as a long download from Drive may be: resumed with a Range.
+    let server = serve(
+        HashMap::from([("/download".to_string(), body)]),
+        &["/download"],
+        "",
+    );
+    let url = format!("{}/download", server.base);
+    let cache = dir.path().join("cache");
+    let archive = cache.join("models.zip");
+    let wanted = [
+        Wanted {
+            file_name: "vgg_r31.pth".into(),
+            sha256: sha_hex(&enc, dir.path()),
+            dest: cache.join("vgg_r31.pth"),
+        },
+        Wanted {
+            file_name: "dec_r31.pth".into(),
+            sha256: sha_hex(&dec, dir.path()),
+            dest: cache.join("dec_r31.pth"),
+        },
+    ];
+    fetch_members(&url, &archive, &wanted).unwrap();
+    assert_eq!(std::fs::read(&wanted[0].dest).unwrap(), enc);
+    assert_eq!(std::fs::read(&wanted[1].dest).unwrap(), dec);
+    assert!(
+        !archive.exists(),
+        "the archive is deleted once its members are out"
+    );
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
+    // Both members in place: no request at all.
+    fetch_members(&url, &archive, &wanted).unwrap();
+    assert_eq!(server.log.lock().unwrap().gets["/download"], 2);
+    assert_eq!(server.log.lock().unwrap().ranges.len(), 1);
+
+    // A member whose bytes are not the registry's is refused, nothing of it kept.
+    std::fs::remove_file(&wanted[1].dest).unwrap();
+    let wrong = [Wanted {
+        sha256: sha_hex(b"something else", dir.path()),
+        ..wanted[1].clone()
+    }];
+    let err = fetch_members(&url, &archive, &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&wrong[0].sha256) && err.contains(&wanted[1].sha256),
+        "{err}"
+    );
+    assert!(!wanted[1].dest.exists() && !archive.exists());
+
+    // The registry's style pair by name: offline and absent, the error says what to place where;
+    // placed there, it is used with no request.
+    let h = hub(dir.path(), "http://127.0.0.1:9", true);
+    let err = h.resolve("vgg_r31").unwrap_err().to_string();
+    let place = h.ferrovis_cache.join("vgg_r31.pth");
+    assert!(
+        err.contains("vgg_r31.pth inside the zip archive")
+            && err.contains("drive.usercontent.google.com")
+            && err.contains(&place.display().to_string()),
+        "{err}"
+    );
+    std::fs::create_dir_all(&h.ferrovis_cache).unwrap();
+    std::fs::write(&place, &enc).unwrap();
+    assert_eq!(h.resolve("vgg_r31").unwrap(), place);
+}
+
 #[test]
 fn registry_urls_equal_torchvisions() {
     let archs: Vec<&str> = {

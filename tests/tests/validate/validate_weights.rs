@@ -41,3 +41,66 @@ fn validate_shared_weights_match_torch_load() {
         );
     }
 }
+
+/// The registry's `vgg_r31` and `dec_r31` (members of LinearStyleTransfer's `models.zip`, which
+/// cannot be fetched from here) carry the SHA-256 of the files in `../shared/weights`: a zip laid
+/// out as the authors' (`models/…`) gives them up through the registry's own hashes, and the
+/// extracted pair loads into the style commands' encoder and decoder.
+#[test]
+#[ignore = "needs ../shared: run `make validate`"]
+fn validate_registry_style_pair_is_the_shared_one() {
+    use ferrovis_core::hub::{archive, Hub, Name, ENTRIES};
+    use std::io::Write;
+
+    let weights = shared_dir().join("weights");
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("models.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    for file in ["vgg_r31.pth", "dec_r31.pth", "r31.pth"] {
+        // r31.pth (the linear transform) stands in for the members ferrovis does not take.
+        let data = std::fs::read(weights.join(file)).unwrap_or_else(|_| b"other".to_vec());
+        z.start_file(
+            format!("models/{file}"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(&data).unwrap();
+    }
+    z.finish().unwrap();
+
+    let hub = Hub {
+        ferrovis_cache: dir.path().join("cache"),
+        offline: true,
+        ..Hub::from_env()
+    };
+    let entries: Vec<_> = ENTRIES.iter().filter(|e| e.member.is_some()).collect();
+    assert_eq!(
+        entries.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        ["vgg_r31", "dec_r31"]
+    );
+    let wanted: Vec<archive::Wanted> = entries
+        .iter()
+        .map(|e| {
+            let m = e.member.unwrap();
+            archive::Wanted {
+                file_name: m.file_name.into(),
+                sha256: m.sha256.into(),
+                dest: hub.cached_path(&Name::Registry(e)),
+            }
+        })
+        .collect();
+    archive::extract(&zip_path, &wanted.iter().collect::<Vec<_>>())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for w in &wanted {
+        assert_eq!(
+            std::fs::read(&w.dest).unwrap(),
+            std::fs::read(weights.join(&w.file_name)).unwrap()
+        );
+    }
+    // Cached now: the names resolve offline, and the pair loads strictly.
+    let enc = hub.resolve("vgg_r31").unwrap();
+    let dec = hub.resolve("dec_r31").unwrap();
+    ferrovis_style::arbitrary::AutoEncoder::load(&enc, &dec, tch::Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("vgg_r31, dec_r31: the registry's SHA-256 are the shared files'; the pair loads");
+}

@@ -2,7 +2,8 @@
 # One-time (and idempotent) setup for a ferrovis checkout.
 #
 #   1. system packages for the OpenCV bindings and the JPEG region decoder (libopencv-dev,
-#      libjpeg-dev, clang, libclang-dev);
+#      libjpeg-dev, clang, libclang-dev), and Gloo's headers for the c10d shim of
+#      core::distributed (libgloo-dev: the PyTorch wheel ships Gloo's code, not its headers);
 #   2. libtorch 2.13.0: the user's own via $LIBTORCH, otherwise the one inside a PyTorch wheel,
 #      installed into a virtual environment in a per-user cache *outside* the checkout, so every
 #      clone (CI clones fresh) reuses it. The same environment provides torch/torchvision/numpy
@@ -15,7 +16,7 @@ set -euo pipefail
 
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
-APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev)
+APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev libgloo-dev)
 # What the tests' reference scripts import. The stamp records this list, so adding a package
 # re-runs pip once on existing environments.
 # ultralytics is a test oracle only (its own dataset-YAML resolution, its numbers), never imported

@@ -235,6 +235,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 summary.seconds,
                 summary.run.display()
             );
+            // The final report on the best weights is rank 0's alone in a data-parallel run
+            // (the others have written nothing and stop here).
+            if !ferrovis_core::distributed::is_main_process() {
+                return Ok(());
+            }
             let run = ferrovis_core::run::RunDir::new(&summary.run);
             eval::eval_run(
                 &run,

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::run::training_dir;
-use ferrovis_core::{device::parse_device, freeze, memory_format};
+use ferrovis_core::{device::parse_device, distributed, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
-use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use ferrovis_data::transform::ClassifyTransform;
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -86,6 +86,9 @@ pub struct ClassifyTask<'a> {
     channels_last: bool,
     batches: Option<EpochBatches<ClassificationBatch>>,
     order: Option<Tensor>,
+    /// Data-parallel training: this rank's share of the cached features each epoch (the image
+    /// loaders carry their own).
+    shard: Option<Shard>,
 }
 
 impl ClassifyTask<'_> {
@@ -120,7 +123,10 @@ impl ClassifyTask<'_> {
 impl TrainTask for ClassifyTask<'_> {
     fn steps_per_epoch(&self) -> usize {
         match &self.train {
-            Source::Features(f, _) => (f.size()[0] as usize).div_ceil(self.batch_size),
+            Source::Features(f, _) => {
+                let n = f.size()[0] as usize;
+                self.shard.map_or(n, |s| s.len(n)).div_ceil(self.batch_size)
+            }
             Source::Images(l) => l.num_batches(),
         }
     }
@@ -134,7 +140,20 @@ impl TrainTask for ClassifyTask<'_> {
         match &self.train {
             // The engine has seeded libtorch's generator for this epoch: the order is reproducible.
             Source::Features(f, _) => {
-                self.order = Some(Tensor::randperm(f.size()[0], (Kind::Int64, self.device)))
+                let order = Tensor::randperm(f.size()[0], (Kind::Int64, Device::Cpu));
+                let order = match self.shard {
+                    None => order,
+                    Some(s) => {
+                        let all: Vec<usize> = Vec::<i64>::try_from(&order)
+                            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?
+                            .into_iter()
+                            .map(|i| i as usize)
+                            .collect();
+                        let mine: Vec<i64> = s.take(&all).into_iter().map(|i| i as i64).collect();
+                        Tensor::from_slice(&mine)
+                    }
+                };
+                self.order = Some(order.to_device(self.device))
             }
             Source::Images(l) => self.batches = Some(l.epoch(epoch)),
         }
@@ -188,8 +207,20 @@ impl TrainTask for ClassifyTask<'_> {
                     out.push(tch::no_grad(|| self.logits(&x, false)));
                     ys.push(b.labels.to_device(self.device));
                 }
+                if out.is_empty() {
+                    // A rank with no validation images (fewer images than ranks).
+                    let n = self.num_classes as i64;
+                    out.push(Tensor::zeros([0, n], (Kind::Float, self.device)));
+                    ys.push(Tensor::zeros([0], (Kind::Int64, self.device)));
+                }
                 (Tensor::cat(&out, 0), Tensor::cat(&ys, 0))
             }
+        };
+        // Each rank scored its share: every rank gets all the predictions, so the metrics are
+        // those of the whole validation set, identical on every rank and to one process's.
+        let (logits, labels) = match distributed::current() {
+            Some(g) => (g.gather_rows(&logits)?, g.gather_rows(&labels)?),
+            None => (logits, labels),
         };
         let loss = tch::no_grad(|| self.loss(&logits, &labels)).double_value(&[]);
         let (report, top5) = crate::eval::score(&logits, &labels, self.num_classes)
@@ -226,7 +257,17 @@ pub fn train(
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
     let t0 = Instant::now();
-    let device = parse_device(&cfg.train.device)?;
+    // Under torchrun: each rank its own GPU, and the process group joined before the run folder
+    // is chosen (rank 0 chooses it).
+    let device = distributed::rank_device(parse_device(&cfg.train.device)?);
+    let group = distributed::group(device)?;
+    let shard = |pad: bool| {
+        group.map(|g| Shard {
+            rank: g.rank(),
+            world_size: g.world_size(),
+            pad,
+        })
+    };
     let splits = splits(&cfg.data, cfg.train.seed)?;
     println!(
         "data: {} classes ({}), {} training images, {} validation ({})",
@@ -299,7 +340,9 @@ pub fn train(
         Sampler::Shuffle
     };
     let cached = cfg.train.mode == Mode::FeatureExtract && !cfg.data.augment;
-    let val_loader = loader(&splits.val, eval_tf.clone(), cfg, Sampler::Sequential)?;
+    // Validation is sharded without repeats; the predictions are gathered (`validate`).
+    let val_loader =
+        loader(&splits.val, eval_tf.clone(), cfg, Sampler::Sequential)?.with_shard(shard(false));
     let (train_src, val_src, path) = if cached {
         let t = Instant::now();
         let train_loader = loader(&splits.train, eval_tf.clone(), cfg, Sampler::Sequential)?;
@@ -320,7 +363,7 @@ pub fn train(
             println!("feature extraction with augmentation: the frozen backbone runs under no-grad every step");
         }
         (
-            Source::Images(loader(&splits.train, train_tf, cfg, sampler)?),
+            Source::Images(loader(&splits.train, train_tf, cfg, sampler)?.with_shard(shard(true))),
             Source::Images(val_loader),
             "image loader",
         )
@@ -339,6 +382,7 @@ pub fn train(
         unfreeze_at: (cfg.train.mode == Mode::Gradual).then_some(cfg.train.head_epochs),
         batches: None,
         order: None,
+        shard: shard(true),
         channels_last: cfg.train.channels_last && !cached,
     };
     if task.channels_last {

@@ -40,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod demo_report;
 pub mod device;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod export;

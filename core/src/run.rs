@@ -96,6 +96,10 @@ impl RunDir {
 
     /// Writes the task's metadata atomically (creating the folder).
     pub fn write_meta<M: RunMeta>(&self, meta: &M) -> Result<()> {
+        // One writer in a data-parallel run: rank 0 (see crate::distributed).
+        if !crate::distributed::is_main_process() {
+            return Ok(());
+        }
         let path = self.meta_path::<M>();
         let text = serde_json::to_string_pretty(meta)
             .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
@@ -212,7 +216,25 @@ pub fn training_dir(project: &Path, name: &str, resume: Option<&Path>) -> PathBu
 
 /// A new run folder under `project` named `name`, or `name2`, `name3`, … when taken (as
 /// Ultralytics).
+///
+/// In a data-parallel run ([`crate::distributed`]) rank 0 chooses and every rank gets its choice,
+/// so the ranks never pick different folders.
 pub fn new_run_dir(project: &Path, name: &str) -> PathBuf {
+    let chosen = first_free_run_dir(project, name);
+    match crate::distributed::current() {
+        Some(g) => match g.broadcast_string(&chosen.to_string_lossy(), 0) {
+            Ok(p) => PathBuf::from(p),
+            Err(e) => {
+                // The next collective fails the same way and stops training with this error.
+                tracing::error!(error = %e, "could not agree on the run folder");
+                chosen
+            }
+        },
+        None => chosen,
+    }
+}
+
+fn first_free_run_dir(project: &Path, name: &str) -> PathBuf {
     let first = project.join(name);
     if !first.exists() {
         return first;

@@ -120,10 +120,60 @@ pub struct LoadFailure {
     pub message: String,
 }
 
+/// One process's share of every epoch in data-parallel training, as PyTorch's
+/// `DistributedSampler` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's rank, `0..world_size`.
+    pub rank: usize,
+    /// Number of processes.
+    pub world_size: usize,
+    /// Pad the order to a multiple of `world_size` by repeating its start, so every rank runs the
+    /// same number of steps (training); without it every sample goes to exactly one rank and
+    /// the shares differ by at most one (validation, where a repeat would count twice).
+    pub pad: bool,
+}
+
+impl Shard {
+    /// Samples this rank gets out of `n`.
+    pub fn len(&self, n: usize) -> usize {
+        if self.world_size <= 1 {
+            n
+        } else if self.pad {
+            n.div_ceil(self.world_size)
+        } else {
+            (n + self.world_size - 1 - self.rank.min(self.world_size - 1)) / self.world_size
+        }
+    }
+
+    /// True when this rank gets nothing out of `n`.
+    pub fn is_empty(&self, n: usize) -> bool {
+        self.len(n) == 0
+    }
+
+    /// This rank's part of `order`: every `world_size`-th sample from position `rank`, after
+    /// padding when [`pad`](Self::pad) is set.
+    pub fn take(&self, order: &[usize]) -> Vec<usize> {
+        if self.world_size <= 1 || order.is_empty() {
+            return order.to_vec();
+        }
+        let total = if self.pad {
+            order.len().div_ceil(self.world_size) * self.world_size
+        } else {
+            order.len()
+        };
+        (self.rank..total)
+            .step_by(self.world_size)
+            .map(|i| order[i % order.len()])
+            .collect()
+    }
+}
+
 /// Loads batches of a [`Dataset`] in parallel, ahead of their use.
 pub struct Loader<D: Dataset> {
     dataset: Arc<D>,
     options: LoaderOptions,
+    shard: Option<Shard>,
     pool: Arc<rayon::ThreadPool>,
     failures: Arc<Mutex<Vec<LoadFailure>>>,
 }
@@ -167,9 +217,23 @@ impl<D: Dataset> Loader<D> {
         Ok(Self {
             dataset,
             options,
+            shard: None,
             pool: Arc::new(pool),
             failures: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// This loader giving only `shard`'s part of each epoch (data-parallel training): the
+    /// epoch's order is drawn as without it (the same seed on every rank), then shared out; the
+    /// grouped sampler groups within the share.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard.filter(|s| s.world_size > 1);
+        self
+    }
+
+    /// The shard set by [`with_shard`](Self::with_shard).
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// The data set.
@@ -184,7 +248,9 @@ impl<D: Dataset> Loader<D> {
 
     /// Batches per epoch.
     pub fn num_batches(&self) -> usize {
-        let (n, b) = (self.dataset.len(), self.options.batch_size);
+        let n = self.dataset.len();
+        let n = self.shard.map_or(n, |s| s.len(n));
+        let b = self.options.batch_size;
         if self.options.drop_last {
             n / b
         } else {
@@ -192,23 +258,28 @@ impl<D: Dataset> Loader<D> {
         }
     }
 
-    /// The sample indices of `epoch`, in order.
+    /// The sample indices of `epoch` (this rank's share of them under a [`Shard`]), in order.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let n = self.dataset.len();
         let mut rng = derive(self.options.seed, &[u64::MAX, epoch as u64]);
+        let share = |order: Vec<usize>| match self.shard {
+            Some(s) => s.take(&order),
+            None => order,
+        };
         match &self.options.sampler {
-            Sampler::Sequential => (0..n).collect(),
+            Sampler::Sequential => share((0..n).collect()),
             Sampler::Shuffle => {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.shuffle(&mut rng);
-                order
+                share(order)
             }
             Sampler::Grouped(groups) => {
                 let mut shuffled: Vec<usize> = (0..n).collect();
                 shuffled.shuffle(&mut rng);
+                let shuffled = share(shuffled);
                 let b = self.options.batch_size;
                 let mut waiting: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-                let mut order = Vec::with_capacity(n);
+                let mut order = Vec::with_capacity(shuffled.len());
                 for i in shuffled {
                     let buffer = waiting.entry(groups[i]).or_default();
                     buffer.push(i);
@@ -230,12 +301,14 @@ impl<D: Dataset> Loader<D> {
                         Some(*acc)
                     })
                     .collect();
-                (0..n)
-                    .map(|_| {
-                        let u: f64 = rng.gen();
-                        cumulative.partition_point(|&c| c <= u).min(n - 1)
-                    })
-                    .collect()
+                share(
+                    (0..n)
+                        .map(|_| {
+                            let u: f64 = rng.gen();
+                            cumulative.partition_point(|&c| c <= u).min(n - 1)
+                        })
+                        .collect(),
+                )
             }
         }
     }

@@ -15,6 +15,16 @@
 //! Every file is written atomically: killing the process at any instant leaves the previous
 //! checkpoint loadable.
 //!
+//! **Data parallel.** Launched as one of several processes (`torchrun`, see
+//! [`crate::distributed`]), [`fit`] trains one replica per rank as PyTorch's
+//! `DistributedDataParallel` does: the weights are broadcast from rank 0 after loading (and after
+//! a resume), each rank runs its shard of every epoch (the task's loader shards it), the
+//! gradients are averaged over the ranks in ~25 MB buckets after the backward pass and before
+//! loss-scale checks, clipping and the optimiser (once per optimiser step under accumulation), the
+//! buffers (BatchNorm statistics) are set to rank 0's before each validation, and only rank 0
+//! writes the run folder and shows progress. The monitored metric is rank 0's, so every rank
+//! takes the same best/early-stopping decisions.
+//!
 //! **Determinism.** At the start of each epoch the engine seeds libtorch's generator from
 //! `(seed, epoch)`. A task that draws its shuffling, augmentation and dropout from that generator
 //! (or from its own streams derived from `(seed, epoch, index)`) continues after a resume exactly as
@@ -305,9 +315,13 @@ pub fn fit(
     control: &RunControl,
 ) -> Result<FitOutcome> {
     let dir = RunDir(run.to_path_buf());
-    std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
-    if let Some(text) = &control.config_toml {
-        write_atomic(&dir.config(), text.as_bytes())?;
+    let group = crate::distributed::group(vs.device())?;
+    let main = group.is_none_or(|g| g.is_main());
+    if main {
+        std::fs::create_dir_all(dir.0.join("weights")).map_err(|e| Error::io(&dir.0, e))?;
+        if let Some(text) = &control.config_toml {
+            write_atomic(&dir.config(), text.as_bytes())?;
+        }
     }
     let steps = task.steps_per_epoch().max(1);
     let mut schedule = cfg.schedule.clone();
@@ -320,13 +334,16 @@ pub fn fit(
         let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
         (start, best, bad_epochs) = (state.epoch, state.best, state.bad_epochs);
     }
+    if let Some(g) = group {
+        crate::distributed::broadcast_variables(g, vs)?;
+    }
     for epoch in start..cfg.epochs {
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
         task.on_epoch_start(epoch)?;
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
         opt.zero_grad();
-        let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet);
+        let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet || !main);
         let mut steps_since_update = 0usize;
         for step in 0..steps {
             if control
@@ -385,6 +402,9 @@ pub fn fit(
             steps_since_update += 1;
             if steps_since_update >= accumulate || step + 1 == steps {
                 steps_since_update = 0;
+                if let Some(g) = group {
+                    crate::distributed::average_gradients(g, &opt.gradients())?;
+                }
                 let finite = scaler.as_mut().is_none_or(|s| s.unscale_and_check(opt));
                 if finite {
                     if let Some(max) = cfg.grad_clip {
@@ -414,9 +434,16 @@ pub fn fit(
             copy_into(vs, &e.shadow);
             b
         });
+        if let Some(g) = group {
+            crate::distributed::broadcast_buffers(g, vs)?;
+        }
         let mut metrics = task.train_columns();
         metrics.extend(task.validate(epoch)?);
-        let train_loss = loss_sum / steps as f64;
+        let mut train_loss = [loss_sum / steps as f64];
+        if let Some(g) = group {
+            g.all_reduce_f64(&mut train_loss, crate::distributed::ReduceOp::Avg)?;
+        }
+        let train_loss = train_loss[0];
         let monitored = if cfg.monitor == "train_loss" {
             Some(train_loss)
         } else {
@@ -431,6 +458,14 @@ pub fn fit(
                 cfg.monitor
             ))
         })?;
+        let monitored = match group {
+            Some(g) => {
+                let mut v = [monitored];
+                g.broadcast_f64(&mut v, 0)?;
+                v[0]
+            }
+            None => monitored,
+        };
         let improved = best.is_none_or(|(b, _)| {
             if cfg.maximize {
                 monitored > b
@@ -440,11 +475,15 @@ pub fn fit(
         });
         let weights = sorted_vars(vs);
         let named = || weights.iter().map(|(n, t)| (n.as_str(), t));
-        checkpoint::save_safetensors(dir.last(), named())?;
+        if main {
+            checkpoint::save_safetensors(dir.last(), named())?;
+        }
         if improved {
             best = Some((monitored, epoch + 1));
             bad_epochs = 0;
-            checkpoint::save_safetensors(dir.best(), named())?;
+            if main {
+                checkpoint::save_safetensors(dir.best(), named())?;
+            }
         } else {
             bad_epochs += 1;
         }
@@ -452,22 +491,24 @@ pub fn fit(
             copy_into(vs, &b);
         }
         let lr = opt.lrs().first().copied().unwrap_or(0.0);
-        append_results(
-            &dir,
-            epoch + 1,
-            train_loss,
-            &metrics,
-            lr,
-            t0.elapsed().as_secs_f64(),
-        )?;
-        ResumeState {
-            epoch: epoch + 1,
-            best,
-            bad_epochs,
+        if main {
+            append_results(
+                &dir,
+                epoch + 1,
+                train_loss,
+                &metrics,
+                lr,
+                t0.elapsed().as_secs_f64(),
+            )?;
+            ResumeState {
+                epoch: epoch + 1,
+                best,
+                bad_epochs,
+            }
+            .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
+            // The chart first: every way out of the loop leaves it showing the last epoch.
+            crate::metrics::render::results_png(&dir.results(), &dir.results_png())?;
         }
-        .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
-        // The chart first: every way out of the loop leaves it showing the last epoch.
-        crate::metrics::render::results_png(&dir.results(), &dir.results_png())?;
         if cfg.patience.is_some_and(|p| bad_epochs >= p) {
             return Ok(FitOutcome {
                 epochs_completed: epoch + 1,

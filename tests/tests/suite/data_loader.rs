@@ -469,3 +469,108 @@ fn grouped_sampler_batches_one_aspect_ratio_group_at_a_time() {
     .to_string();
     assert!(err.contains("sampler groups: 2 for 3 samples"), "{err}");
 }
+
+#[test]
+fn shards_share_each_epoch_out_once_as_distributed_sampler() {
+    use ferrovis_data::loader::Shard;
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_classification(dir.path(), &shapes(&["circle", "triangle", "star"], 7, 0))
+        .unwrap();
+    let data = image_folder(&dir.path().join("train"), ScanOptions::default()).unwrap();
+    let make = |sampler: Sampler, shard: Option<Shard>| {
+        Loader::new(
+            ClassificationDataset::new(data.items.clone(), ClassifyTransform::eval(32)),
+            LoaderOptions {
+                batch_size: 4,
+                sampler,
+                seed: 9,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .with_shard(shard)
+    };
+    // 21 samples on 2 ranks: training pads to 22 (sample order[0] twice), validation does not.
+    for epoch in 0..3 {
+        let whole = make(Sampler::Shuffle, None).order(epoch);
+        let ranks: Vec<_> = (0..2)
+            .map(|rank| {
+                make(
+                    Sampler::Shuffle,
+                    Some(Shard {
+                        rank,
+                        world_size: 2,
+                        pad: true,
+                    }),
+                )
+            })
+            .collect();
+        let parts: Vec<Vec<usize>> = ranks.iter().map(|l| l.order(epoch)).collect();
+        assert_eq!(parts[0].len(), 11);
+        assert_eq!(parts[1].len(), 11);
+        assert_eq!(ranks[0].num_batches(), 3);
+        // Interleaved, as DistributedSampler: rank r takes positions r, r + 2, …
+        assert_eq!(parts[0][..3], [whole[0], whole[2], whole[4]]);
+        assert_eq!(parts[1][10], whole[0], "the padding repeats the start");
+        let mut seen: Vec<usize> = parts.concat();
+        seen.pop();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..21).collect::<Vec<_>>(), "epoch {epoch}");
+        // The batches the loader gives hold exactly that share.
+        let batches: Vec<usize> = ranks[1]
+            .epoch(epoch)
+            .flat_map(|b| b.unwrap().indices)
+            .collect();
+        assert_eq!(batches, parts[1]);
+
+        let val: Vec<Vec<usize>> = (0..2)
+            .map(|rank| {
+                make(
+                    Sampler::Sequential,
+                    Some(Shard {
+                        rank,
+                        world_size: 2,
+                        pad: false,
+                    }),
+                )
+                .order(epoch)
+            })
+            .collect();
+        assert_eq!((val[0].len(), val[1].len()), (11, 10));
+        let mut all = val.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..21).collect::<Vec<_>>());
+    }
+    // A new order each epoch on each rank, from the shared seed.
+    let r0 = make(
+        Sampler::Shuffle,
+        Some(Shard {
+            rank: 0,
+            world_size: 2,
+            pad: true,
+        }),
+    );
+    assert_ne!(r0.order(0), r0.order(1));
+    // The grouped sampler groups within the share: every batch one group.
+    let groups: Vec<usize> = (0..21).map(|i| i % 2).collect();
+    let g = make(
+        Sampler::Grouped(groups.clone()),
+        Some(Shard {
+            rank: 1,
+            world_size: 2,
+            pad: true,
+        }),
+    );
+    let order = g.order(0);
+    assert_eq!(order.len(), 11);
+    // Whole batches of one group come first; only the leftovers at the end mix.
+    let in_group = |k: usize| order.iter().filter(|&&i| groups[i] == k).count();
+    let whole = in_group(0) / 4 + in_group(1) / 4;
+    assert!(whole >= 1);
+    for chunk in order[..whole * 4].chunks(4) {
+        assert!(
+            chunk.iter().all(|&i| groups[i] == groups[chunk[0]]),
+            "{order:?}"
+        );
+    }
+}

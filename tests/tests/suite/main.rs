@@ -11,6 +11,7 @@ mod data_formats;
 mod data_loader;
 mod detect_reference;
 mod detection_parity;
+mod distributed;
 mod faster_rcnn;
 mod fpn;
 mod hub;

@@ -11,6 +11,7 @@ mod classify_workflow;
 mod demo_report;
 mod detect_support;
 mod detect_workflow;
+mod distributed_training;
 mod engine;
 mod faster_rcnn_training;
 mod faster_rcnn_workflow;

@@ -1,0 +1,260 @@
+//! Data-parallel training on c10d's Gloo backend, with real processes on this machine: the
+//! `classify train` command started as two ranks (by hand, as torchrun would, and by torchrun
+//! itself) against the same command in one process.
+//!
+//! - 2 ranks × batch 8 reach, after 3 optimiser steps, the weights of 1 process × batch 16 over
+//!   the same samples (frozen-BatchNorm backbone, augmentation on, the image loader path), and
+//!   report the same validation metrics (each rank scores half the images; the predictions are
+//!   gathered);
+//! - `torchrun --nproc-per-node 2 --no-python` runs it and one run folder is written;
+//! - a rank killed mid-training stops the other with an error naming the failed collective and
+//!   its rank, within the timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrovis_core::checkpoint;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"));
+    c.env_remove("WORLD_SIZE")
+        .env_remove("RANK")
+        .env_remove("LOCAL_RANK")
+        .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+        .env("FERROVIS_DIST_TIMEOUT", "60");
+    c
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Four shapes, 12 training and 5 validation images each, 32 px.
+fn shapes(dir: &Path) -> PathBuf {
+    let root = dir.join("shapes");
+    synthetic::write_classification(
+        &root,
+        &ShapesConfig {
+            seed: 3,
+            image_size: 32,
+            train: 12,
+            val: 5,
+            classes: ["circle", "square", "triangle", "star"]
+                .map(String::from)
+                .to_vec(),
+            max_objects: 1,
+        },
+    )
+    .unwrap();
+    root
+}
+
+/// `classify train` arguments: ResNet18 from its seeded initialisation, feature extraction with
+/// augmentation (the backbone frozen in eval mode, so no batch statistics; the image loader,
+/// sharded), no dropout, one epoch.
+fn train_args(data: &Path, project: &Path, name: &str, batch: usize, epochs: usize) -> Vec<String> {
+    [
+        "classify",
+        "train",
+        "--data",
+        &data.display().to_string(),
+        "--arch",
+        "resnet18",
+        "--mode",
+        "feature-extract",
+        "--epochs",
+        &epochs.to_string(),
+        "--batch-size",
+        &batch.to_string(),
+        "--image-size",
+        "32",
+        "--lr",
+        "0.01",
+        "--device",
+        "cpu",
+        "model.dropout=0",
+        "data.augment=true",
+        "data.crop_pct=1.0",
+        &format!("train.project={}", project.display()),
+        &format!("train.name={name}"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Starts `args` as ranks 0..world of one group on 127.0.0.1 (the variables torchrun sets; rank
+/// 0 serves the store).
+fn spawn_ranks(args: &[String], world: usize) -> Vec<std::process::Child> {
+    let port = free_port().to_string();
+    (0..world)
+        .map(|rank| {
+            cli()
+                .args(args)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", world.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("OMP_NUM_THREADS", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn results(run: &Path) -> Vec<Vec<f64>> {
+    std::fs::read_to_string(run.join("results.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn two_ranks_of_batch_8_train_as_one_process_of_batch_16() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path());
+    let project = dir.path().join("runs");
+
+    let one = cli()
+        .args(train_args(&data, &project, "single", 16, 1))
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", text(&one));
+
+    let outs: Vec<Output> = spawn_ranks(&train_args(&data, &project, "ddp", 8, 1), 2)
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (rank, out) in outs.iter().enumerate() {
+        assert!(out.status.success(), "rank {rank}: {}", text(out));
+    }
+    // Rank 1 prints nothing (only errors would show); rank 0 reports as one process does.
+    assert!(outs[1].stdout.is_empty(), "{}", text(&outs[1]));
+    assert!(String::from_utf8_lossy(&outs[0].stdout).contains("data: 4 classes"));
+
+    // One run folder, written by rank 0.
+    let folders: Vec<String> = std::fs::read_dir(&project)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+
+    // 48 images: 3 steps of 16, or 3 steps of 8 on each rank. The head's weights agree.
+    let single = checkpoint::read(project.join("single/weights/last.safetensors")).unwrap();
+    let ddp = checkpoint::read(project.join("ddp/weights/last.safetensors")).unwrap();
+    assert_eq!(single.len(), ddp.len());
+    let mut worst = 0.0f64;
+    for (name, a) in single.iter() {
+        let b = ddp.get(name).unwrap();
+        let d = (a - b).abs().max().double_value(&[]);
+        worst = worst.max(d);
+    }
+    assert!(worst < 1e-5, "max |single − ddp| = {worst:e}");
+    // The comparison can fail: one process at batch 8 (6 steps, other batches) ends elsewhere.
+    let eight = cli()
+        .args(train_args(&data, &project, "single8", 8, 1))
+        .output()
+        .unwrap();
+    assert!(eight.status.success(), "{}", text(&eight));
+    let eight = checkpoint::read(project.join("single8/weights/last.safetensors")).unwrap();
+    let apart = (eight.get("fc.weight").unwrap() - ddp.get("fc.weight").unwrap())
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(apart > 1e-3, "batch 8 alone vs 2 × 8: {apart:e}");
+    println!("max |single − ddp| = {worst:e}; batch 8 alone is {apart:e} away");
+
+    // The validation metrics of the whole set: val_loss and accuracy equal.
+    let (a, b) = (
+        results(&project.join("single")),
+        results(&project.join("ddp")),
+    );
+    assert_eq!(a.len(), 1);
+    assert!(
+        (a[0][1] - b[0][1]).abs() < 1e-5,
+        "train_loss {a:?} vs {b:?}"
+    );
+    assert!((a[0][2] - b[0][2]).abs() < 1e-5, "val_loss {a:?} vs {b:?}");
+    assert_eq!(a[0][3], b[0][3], "accuracy");
+}
+
+/// torchrun from the setup's Python environment.
+fn torchrun() -> PathBuf {
+    ferrovis_tests::python().with_file_name("torchrun")
+}
+
+#[test]
+fn torchrun_launches_classify_train_on_two_ranks() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path());
+    let project = dir.path().join("runs");
+    let out = Command::new(torchrun())
+        .args([
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            &free_port().to_string(),
+            "--no-python",
+            env!("CARGO_BIN_EXE_ferrovis-cli"),
+        ])
+        .args(train_args(&data, &project, "tr", 8, 2))
+        .env("OMP_NUM_THREADS", "1")
+        .env("FERROVIS_DIST_TIMEOUT", "60")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let folders: Vec<_> = std::fs::read_dir(&project).unwrap().collect();
+    assert_eq!(folders.len(), 1);
+    let rows = results(&project.join("tr"));
+    assert_eq!(rows.len(), 2, "two epochs");
+    assert!(project.join("tr/weights/best.safetensors").is_file());
+    assert!(project.join("tr/checkpoint.safetensors").is_file());
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_with_a_named_error() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path());
+    let project = dir.path().join("runs");
+    let args = train_args(&data, &project, "killed", 4, 200);
+    let mut ranks = spawn_ranks(&args, 2);
+    // Let both start training (rank 0 writes results.csv after the first epoch).
+    let started = Instant::now();
+    while !project.join("killed/results.csv").is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ranks[1].kill().unwrap();
+    let _ = ranks[1].wait();
+    let t = Instant::now();
+    let out = ranks.remove(0).wait_with_output().unwrap();
+    let waited = t.elapsed();
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("rank 0 of 2") && err.contains("failed"),
+        "rank 0's error should name itself and the collective: {err}"
+    );
+    assert!(waited < Duration::from_secs(60), "took {waited:?}: {err}");
+}

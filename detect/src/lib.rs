@@ -243,7 +243,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 references::train::val(&weights, &cfg, out)?;
                 return Ok(());
             }
-            let device = parse_device(&cfg.device_name())?;
+            // Under torchrun each rank scores its share of the images and rank 0 reports the
+            // whole set's metrics (the statistics are gathered in `val::evaluate`).
+            let device = ferrovis_core::distributed::rank_device(parse_device(&cfg.device_name())?);
+            let group = ferrovis_core::distributed::group(device)?;
             let m = predict::load_model(&weights, device, true)?;
             let (yaml, _, val) = train::check_dataset(&cfg.data)?;
             if yaml.names.len() != m.names.len() {
@@ -255,7 +258,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     yaml.names.len()
                 );
             }
-            let loader = train::loader(&val, &cfg, false, cfg.batch * 2)?;
+            let loader =
+                train::loader(&val, &cfg, false, cfg.batch * 2)?.with_shard(group.map(|g| {
+                    ferrovis_data::loader::Shard {
+                        rank: g.rank(),
+                        world_size: g.world_size(),
+                        pad: false,
+                    }
+                }));
             let result = val::evaluate(
                 &m.model,
                 &loader,
@@ -266,7 +276,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let dir = out.unwrap_or_else(|| {
                 ferrovis_core::engine::new_run_dir(std::path::Path::new(&cfg.project), "val")
             });
-            val::report(&result, &yaml.names, &dir)?;
+            if ferrovis_core::distributed::is_main_process() {
+                val::report(&result, &yaml.names, &dir)?;
+            }
         }
         Command::Predict {
             weights,

@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use ferrovis_core::device::parse_device;
+use ferrovis_core::distributed;
 use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::report::ScanOptions;
 use ferrovis_data::dataset::{DatasetYaml, DetectionBatch, DetectionData, DetectionDataset};
-use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -174,6 +175,9 @@ struct DetectTask<'a> {
     sums: [f64; 3],
     steps: usize,
     mosaic_off: usize,
+    /// Ranks in a data-parallel run (1 alone): the loss is multiplied by it, as Ultralytics does
+    /// under DDP, since its loss is a sum scaled by the batch and DDP averages the gradients.
+    world: f64,
 }
 
 impl TrainTask for DetectTask<'_> {
@@ -209,7 +213,11 @@ impl TrainTask for DetectTask<'_> {
             *s += p;
         }
         self.steps += 1;
-        Ok(out.total)
+        Ok(if self.world > 1.0 {
+            out.total * self.world
+        } else {
+            out.total
+        })
     }
 
     fn train_columns(&mut self) -> Vec<(String, f64)> {
@@ -289,7 +297,9 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let device = parse_device(&cfg.device_name())?;
+    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
+    let device = distributed::rank_device(parse_device(&cfg.device_name())?);
+    let group = distributed::group(device)?;
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     let nc = yaml.names.len() as i64;
     tch::manual_seed(cfg.seed as i64);
@@ -316,9 +326,20 @@ pub fn train(
     };
     RunDir::new(&run).write_meta(&meta)?;
 
-    let train_loader = loader(&train_data, cfg, true, cfg.batch)?;
-    let val_loader = loader(&val_data, cfg, false, cfg.batch * 2)?;
-    let batches = train_data.items.len().div_ceil(cfg.batch);
+    // `batch` is the total over the ranks, as Ultralytics' DDP takes it: each rank loads its
+    // share of it, and the nominal batch (accumulation, weight decay) stays the total's.
+    let world = group.map_or(1, |g| g.world_size());
+    let shard = |pad: bool| {
+        group.map(|g| Shard {
+            rank: g.rank(),
+            world_size: g.world_size(),
+            pad,
+        })
+    };
+    let rank_batch = (cfg.batch / world).max(1);
+    let train_loader = loader(&train_data, cfg, true, rank_batch)?.with_shard(shard(true));
+    let val_loader = loader(&val_data, cfg, false, rank_batch * 2)?.with_shard(shard(false));
+    let batches = train_loader.num_batches();
     let nominal = cfg.nbs as f64 / cfg.batch as f64;
     let accumulate = nominal.round_ties_even().max(1.0);
     let decay = cfg.weight_decay * cfg.batch as f64 * accumulate / cfg.nbs as f64;
@@ -361,6 +382,7 @@ pub fn train(
         sums: [0.0; 3],
         steps: 0,
         mosaic_off: cfg.epochs.saturating_sub(cfg.close_mosaic),
+        world: world as f64,
     };
     let train_cfg = TrainConfig {
         epochs: cfg.epochs,
@@ -392,11 +414,19 @@ pub fn train(
         outcome.epochs_completed, outcome.reason
     );
 
-    // Final validation of the best weights, with plots.
+    // Final validation of the best weights, with plots (every rank scores its share; rank 0,
+    // which wrote the weights before the engine's closing barrier, reports).
     let best = RunDir::new(&run).best();
     let sd = weights::read(&best)?;
     weights::load(&vs, &sd, &best)?;
     let out = evaluate(&model, &task.val, &NmsConfig::val(), device, None)?;
+    if !distributed::is_main_process() {
+        return Ok(TrainSummary {
+            run,
+            map50: out.report.map50,
+            map50_95: out.report.map50_95,
+        });
+    }
     println!("validating {}:", best.display());
     report(&out, &yaml.names, &run)?;
     println!("results in {}", run.display());

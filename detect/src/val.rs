@@ -65,7 +65,7 @@ pub fn evaluate(
                 *s += p;
             }
         }
-        for (dets, info) in detections.iter().zip(&batch.info) {
+        for ((dets, info), &index) in detections.iter().zip(&batch.info).zip(&batch.indices) {
             let truths: Vec<GroundTruth> = info
                 .boxes
                 .iter()
@@ -74,11 +74,23 @@ pub fn evaluate(
                     class: b.class,
                 })
                 .collect();
-            acc.add_image(dets, &truths)?;
+            acc.add_image_at(index, dets, &truths)?;
             confusion.add_image(dets, &truths);
         }
         batches += 1;
         images += batch.info.len();
+    }
+    // A sharded loader (data-parallel run): every rank scored its share; the statistics are
+    // gathered so that each reports the whole set's metrics, those of one process.
+    if loader.shard().is_some() {
+        if let Some(g) = ferrovis_core::distributed::current() {
+            acc.all_gather(g)?;
+            confusion.all_reduce(g)?;
+            let mut sums = [loss_sum[0], loss_sum[1], loss_sum[2], batches as f64];
+            g.all_reduce_f64(&mut sums, ferrovis_core::distributed::ReduceOp::Sum)?;
+            loss_sum = [sums[0], sums[1], sums[2]];
+            batches = sums[3] as usize;
+        }
     }
     let failures = loader.failures();
     if !failures.is_empty() {

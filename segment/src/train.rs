@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::run::training_dir;
-use ferrovis_core::{device::parse_device, memory_format};
+use ferrovis_core::{device::parse_device, distributed, memory_format};
 use ferrovis_data::dataset::{SegmentResize, SegmentationBatch, SegmentationDataset};
-use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler};
+use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use ferrovis_data::transform::segment::SegmentAugment;
 use tch::{Device, Tensor};
 
@@ -110,7 +110,16 @@ pub fn train(
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
     let t0 = Instant::now();
-    let device = parse_device(&cfg.train.device)?;
+    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
+    let device = distributed::rank_device(parse_device(&cfg.train.device)?);
+    let group = distributed::group(device)?;
+    let shard = |pad: bool| {
+        group.map(|g| Shard {
+            rank: g.rank(),
+            world_size: g.world_size(),
+            pad,
+        })
+    };
     let loss: SegmentationLoss = cfg
         .train
         .loss
@@ -216,14 +225,17 @@ pub fn train(
             prefetch: 2,
             workers: cfg.data.workers,
         },
-    )?;
+    )?
+    .with_shard(shard(true));
+    // Each rank scores its share; `val::evaluate` sums the confusion matrices.
     let val_loader = val::loader(
         &splits.val,
         pre.mean,
         pre.std,
         cfg.data.cache,
         cfg.data.workers,
-    )?;
+    )?
+    .with_shard(shard(false));
     let channels_last = cfg.train.channels_last;
     if channels_last {
         model.to_channels_last()?;

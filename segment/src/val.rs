@@ -106,6 +106,18 @@ pub fn evaluate(
         }
         images += batch.indices.len();
     }
+    // A sharded loader (data-parallel run): the confusion matrices and loss sums of the ranks'
+    // shares are summed, so every rank reports the whole set's numbers.
+    if loader.shard().is_some() {
+        if let Some(g) = ferrovis_core::distributed::current() {
+            let mut counts: Vec<f64> = confusion.counts.iter().map(|&c| c as f64).collect();
+            counts.extend([loss_sum, images as f64]);
+            g.all_reduce_f64(&mut counts, ferrovis_core::distributed::ReduceOp::Sum)?;
+            images = counts.pop().unwrap_or(0.0) as usize;
+            loss_sum = counts.pop().unwrap_or(0.0);
+            confusion.counts = counts.into_iter().map(|c| c as u64).collect();
+        }
+    }
     Ok(Evaluation {
         names: names.to_vec(),
         images,

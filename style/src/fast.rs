@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::distributed;
 use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
 use ferrovis_core::optim::{Optimizer, OptimizerKind, ParamGroup};
 use ferrovis_core::run::{resolve_weights, resume_config, training_dir, RunDir};
 use ferrovis_data::dataset::classification::files_recursive;
 use ferrovis_data::decode::{is_image_path, read_rgb};
+use ferrovis_data::loader::Shard;
 use ferrovis_data::transform::{center_crop, resize_shorter, Filter};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -87,6 +89,8 @@ pub struct FastTask<'a> {
     batch_size: usize,
     order: Option<Tensor>,
     device: Device,
+    /// Data-parallel training: this rank's share of each epoch's order.
+    shard: Option<Shard>,
 }
 
 impl<'a> FastTask<'a> {
@@ -114,6 +118,7 @@ impl<'a> FastTask<'a> {
             batch_size: cfg.batch_size.max(1),
             order: None,
             device,
+            shard: None,
         })
     }
 
@@ -131,14 +136,25 @@ impl<'a> FastTask<'a> {
 
 impl TrainTask for FastTask<'_> {
     fn steps_per_epoch(&self) -> usize {
-        (self.images.size()[0] as usize).div_ceil(self.batch_size)
+        let n = self.images.size()[0] as usize;
+        self.shard.map_or(n, |s| s.len(n)).div_ceil(self.batch_size)
     }
 
     fn on_epoch_start(&mut self, _epoch: usize) -> ferrovis_core::Result<()> {
-        self.order = Some(Tensor::randperm(
-            self.images.size()[0],
-            (Kind::Int64, Device::Cpu),
-        ));
+        // The engine seeded the generator for this epoch: every rank draws the same order.
+        let order = Tensor::randperm(self.images.size()[0], (Kind::Int64, Device::Cpu));
+        self.order = Some(match self.shard {
+            None => order,
+            Some(s) => {
+                let all: Vec<usize> = Vec::<i64>::try_from(&order)
+                    .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?
+                    .into_iter()
+                    .map(|i| i as usize)
+                    .collect();
+                let mine: Vec<i64> = s.take(&all).into_iter().map(|i| i as i64).collect();
+                Tensor::from_slice(&mine)
+            }
+        });
         Ok(())
     }
 
@@ -147,7 +163,7 @@ impl TrainTask for FastTask<'_> {
             .order
             .as_ref()
             .ok_or_else(|| ferrovis_core::Error::Invalid("epoch not started".into()))?;
-        let n = self.images.size()[0];
+        let n = order.size()[0];
         let start = (step * self.batch_size) as i64;
         let idx = order.narrow(0, start, (self.batch_size as i64).min(n - start));
         let x = self.images.index_select(0, &idx).to_device(self.device);
@@ -179,12 +195,21 @@ pub fn train_fast(
     resume: Option<&Path>,
     control: &RunControl,
 ) -> Result<PathBuf> {
+    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen;
+    // each rank trains on its share of the images (the fixed validation batch is scored whole).
+    let device = distributed::rank_device(device);
+    let shard = distributed::group(device)?.map(|g| Shard {
+        rank: g.rank(),
+        world_size: g.world_size(),
+        pad: true,
+    });
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
     let mut task = FastTask::new(&net, &fnet, cfg, images, device)?;
+    task.shard = shard;
     println!(
         "train-fast: {} content images at {}px, style {}, {}: content {} style {}",
         task.images.size()[0],

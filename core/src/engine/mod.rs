@@ -314,6 +314,23 @@ pub fn fit(
     run: &Path,
     control: &RunControl,
 ) -> Result<FitOutcome> {
+    let outcome = fit_epochs(vs, task, opt, cfg, run, control)?;
+    // In a data-parallel run, nobody goes on (to read the best weights, say) before rank 0 has
+    // written the last epoch's files.
+    if let Some(g) = crate::distributed::current() {
+        g.barrier()?;
+    }
+    Ok(outcome)
+}
+
+fn fit_epochs(
+    vs: &VarStore,
+    task: &mut dyn TrainTask,
+    opt: &mut Optimizer,
+    cfg: &TrainConfig,
+    run: &Path,
+    control: &RunControl,
+) -> Result<FitOutcome> {
     let dir = RunDir(run.to_path_buf());
     let group = crate::distributed::group(vs.device())?;
     let main = group.is_none_or(|g| g.is_main());

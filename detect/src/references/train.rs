@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::device::parse_device;
+use ferrovis_core::distributed;
 use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::freeze;
 use ferrovis_core::metrics::detection::{
@@ -20,7 +21,7 @@ use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule
 use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::DetectionData;
 use ferrovis_data::decode::image_size;
-use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler};
+use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler, Shard};
 use serde::Serialize;
 
 use super::data::{TvBatch, TvDetectionDataset};
@@ -216,7 +217,9 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let device = parse_device(&cfg.device_name())?;
+    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
+    let device = distributed::rank_device(parse_device(&cfg.device_name())?);
+    let group = distributed::group(device)?;
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     tch::manual_seed(cfg.seed as i64);
     let (model, line) = TvModel::for_training(cfg, &yaml.names, device)?;
@@ -224,9 +227,18 @@ pub fn train(
     let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
     RunDir::new(&run).write_meta(&model.meta(cfg))?;
 
-    let train_loader = loader(&train_data, cfg, true, cfg.batch)?;
+    // `batch` is per rank, as in torchvision's references (`--batch-size` images per GPU); each
+    // rank trains on its share of every epoch, grouped by aspect ratio within it. Validation
+    // is not shared out: COCO evaluation needs every image's detections, so each rank scores
+    // the whole split (the same weights, the same numbers).
+    let shard = group.map(|g| Shard {
+        rank: g.rank(),
+        world_size: g.world_size(),
+        pad: true,
+    });
+    let train_loader = loader(&train_data, cfg, true, cfg.batch)?.with_shard(shard);
     let val_loader = loader(&val_data, cfg, false, cfg.batch)?;
-    let batches = train_data.items.len().div_ceil(cfg.batch);
+    let batches = train_loader.num_batches();
     let kind = match cfg.optimizer.to_ascii_lowercase().as_str() {
         "sgd" | "auto" => OptimizerKind::Sgd {
             momentum: cfg.momentum,
@@ -313,9 +325,11 @@ pub fn train(
         &ferrovis_core::checkpoint::LoadOptions::default().strict(true),
     )?;
     let out = evaluate(&model, &task.val)?;
-    println!("validating {}:", best.display());
-    report(&out, &model.names, &run)?;
-    println!("results in {}", run.display());
+    if distributed::is_main_process() {
+        println!("validating {}:", best.display());
+        report(&out, &model.names, &run)?;
+        println!("results in {}", run.display());
+    }
     Ok(TrainSummary {
         run,
         map50: out.coco.ap50,

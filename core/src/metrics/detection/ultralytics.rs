@@ -65,6 +65,9 @@ pub struct DetectionAccumulator {
     conf: Vec<f64>,
     pred_class: Vec<usize>,
     target_class: Vec<usize>,
+    /// The image each detection row came from (its index in the data set, or the order added),
+    /// so that rows gathered from several ranks go back into one process's order.
+    det_image: Vec<usize>,
     /// Images in which each class has at least one ground truth (the "Images" column).
     images_with_class: Vec<usize>,
     images: usize,
@@ -82,6 +85,18 @@ impl DetectionAccumulator {
 
     /// Adds one image's detections (any order) and ground truth.
     pub fn add_image(&mut self, detections: &[Detection], truths: &[GroundTruth]) -> Result<()> {
+        self.add_image_at(self.images, detections, truths)
+    }
+
+    /// [`add_image`](Self::add_image) for the image of index `image` in the data set: what a
+    /// rank scoring a share of the images calls, so that [`all_gather`](Self::all_gather) can
+    /// restore the data set's order.
+    pub fn add_image_at(
+        &mut self,
+        image: usize,
+        detections: &[Detection],
+        truths: &[GroundTruth],
+    ) -> Result<()> {
         let c = self.num_classes;
         if let Some(bad) = detections
             .iter()
@@ -98,6 +113,8 @@ impl DetectionAccumulator {
         self.tp.extend(match_detections(&dets, truths));
         self.conf.extend(dets.iter().map(|d| d.score as f64));
         self.pred_class.extend(dets.iter().map(|d| d.class));
+        self.det_image
+            .extend(std::iter::repeat_n(image, dets.len()));
         self.target_class.extend(truths.iter().map(|g| g.class));
         let mut seen = vec![false; c];
         for g in truths {
@@ -107,6 +124,57 @@ impl DetectionAccumulator {
             self.images_with_class[k] += s as usize;
         }
         self.images += 1;
+        Ok(())
+    }
+
+    /// Every rank's statistics, merged on every rank into those one process scoring all the
+    /// images in the data set's order would have (the detection rows sorted back by image, the
+    /// per-class image counts summed): the report is then the single-process one, exactly.
+    pub fn all_gather(&mut self, g: &crate::distributed::ProcessGroup) -> Result<()> {
+        use tch::Tensor;
+        let rows: Vec<f64> = (0..self.conf.len())
+            .flat_map(|i| {
+                let mut r = vec![self.det_image[i] as f64];
+                r.extend(self.tp[i].iter().map(|&t| t as u8 as f64));
+                r.extend([self.conf[i], self.pred_class[i] as f64]);
+                r
+            })
+            .collect();
+        let width = 13;
+        let rows = Tensor::from_slice(&rows).reshape([-1, width]);
+        let all = Vec::<f64>::try_from(g.gather_rows(&rows)?.reshape([-1]))
+            .map_err(|e| Error::Invalid(format!("gathering detection statistics: {e}")))?;
+        let mut all: Vec<&[f64]> = all.chunks(width as usize).collect();
+        // Stable: within an image the rows keep their (score) order.
+        all.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        self.det_image = all.iter().map(|r| r[0] as usize).collect();
+        self.tp = all
+            .iter()
+            .map(|r| std::array::from_fn(|t| r[1 + t] != 0.0))
+            .collect();
+        self.conf = all.iter().map(|r| r[11]).collect();
+        self.pred_class = all.iter().map(|r| r[12] as usize).collect();
+        let targets = Tensor::from_slice(
+            &self
+                .target_class
+                .iter()
+                .map(|&k| k as i64)
+                .collect::<Vec<_>>(),
+        );
+        self.target_class = Vec::<i64>::try_from(g.gather_rows(&targets)?)
+            .map_err(|e| Error::Invalid(format!("gathering detection statistics: {e}")))?
+            .into_iter()
+            .map(|k| k as usize)
+            .collect();
+        let mut counts: Vec<f64> = self
+            .images_with_class
+            .iter()
+            .map(|&n| n as f64)
+            .chain([self.images as f64])
+            .collect();
+        g.all_reduce_f64(&mut counts, crate::distributed::ReduceOp::Sum)?;
+        self.images = counts.pop().unwrap_or(0.0) as usize;
+        self.images_with_class = counts.into_iter().map(|n| n as usize).collect();
         Ok(())
     }
 

@@ -6,7 +6,11 @@
 //!   the same samples (frozen-BatchNorm backbone, augmentation on, the image loader path), and
 //!   report the same validation metrics (each rank scores half the images; the predictions are
 //!   gathered);
-//! - `torchrun --nproc-per-node 2 --no-python` runs it and one run folder is written;
+//! - `torchrun --nproc-per-node 2 --no-python` runs it and one run folder is written, which one
+//!   process then resumes;
+//! - YOLOv8 follows Ultralytics' DDP step (total batch shared out, loss × world size): on equal
+//!   halves 2 ranks × 8 reach 1 process × 16's weights; its validation under 2 ranks gives the
+//!   single-process metrics exactly;
 //! - a rank killed mid-training stops the other with an error naming the failed collective and
 //!   its rank, within the timeout.
 
@@ -226,6 +230,27 @@ fn torchrun_launches_classify_train_on_two_ranks() {
     assert_eq!(rows.len(), 2, "two epochs");
     assert!(project.join("tr/weights/best.safetensors").is_file());
     assert!(project.join("tr/checkpoint.safetensors").is_file());
+
+    // Resumed by one process (another world size): the third epoch continues the same run.
+    let out = cli()
+        .args([
+            "classify",
+            "train",
+            "--resume",
+            &project.join("tr").display().to_string(),
+            "--epochs",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let resumed = results(&project.join("tr"));
+    assert_eq!(resumed.len(), 3);
+    assert_eq!(
+        resumed[..2],
+        rows[..],
+        "the first two epochs are kept as they were"
+    );
 }
 
 #[test]
@@ -353,4 +378,105 @@ fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert!(detections > 0, "the comparison has something to compare");
+}
+
+/// YOLOv8's training step under DDP, as Ultralytics defines it: `batch` is the total, each rank
+/// loads its share, and the rank's loss (a sum scaled by its batch) is multiplied by the world
+/// size before the gradients are averaged. Two ranks then equal one process only when the ranks'
+/// halves are alike: YOLO's loss is normalised per batch by its target-score sum and BatchNorm
+/// uses batch statistics (true of Ultralytics' own DDP). With every image the same and no
+/// augmentation, 2 ranks × 8 and 1 process × 16 must reach the same weights after 3 optimiser
+/// steps; without the world-size factor the rank's gradients would be half as large.
+#[test]
+fn yolov8_on_two_ranks_follows_ultralytics_ddp_step() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("same");
+    let yaml = synthetic::write_detection(
+        &root,
+        &ShapesConfig {
+            image_size: 96,
+            train: 1,
+            val: 2,
+            classes: ["circle", "square", "star"].map(String::from).to_vec(),
+            max_objects: 12,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (img, lbl) = (root.join("images/train"), root.join("labels/train"));
+    for i in 1..48 {
+        std::fs::copy(img.join("0000.png"), img.join(format!("{i:04}.png"))).unwrap();
+        std::fs::copy(lbl.join("0000.txt"), lbl.join(format!("{i:04}.txt"))).unwrap();
+    }
+    let project = dir.path().join("runs");
+    let args = |name: &str| -> Vec<String> {
+        [
+            "detect",
+            "train",
+            &format!("data={}", yaml.display()),
+            &format!("project={}", project.display()),
+            &format!("name={name}"),
+            "imgsz=96",
+            "batch=16",
+            "nbs=16",
+            "epochs=1",
+            "device=cpu",
+            "workers=1",
+            "mosaic=0",
+            "close_mosaic=0",
+            "hsv_h=0",
+            "hsv_s=0",
+            "hsv_v=0",
+            "translate=0",
+            "scale=0",
+            "fliplr=0",
+            // SGD: Adam's first steps are sign(gradient)·lr, which turns the rounding noise of
+            // a near-zero gradient into a full step either way; SGD's are linear in it.
+            "optimizer=SGD",
+            "lr0=0.01",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let one = cli().args(args("single")).output().unwrap();
+    assert!(one.status.success(), "{}", text(&one));
+    for out in spawn_ranks(&args("ddp"), 2)
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+    {
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let a = checkpoint::read(project.join("single/weights/last.safetensors")).unwrap();
+    let b = checkpoint::read(project.join("ddp/weights/last.safetensors")).unwrap();
+    // The trained parameters. BatchNorm's running variance is left out: PyTorch updates it with
+    // the unbiased variance of the batch, n/(n−1), and n is a rank's batch (8) under DDP, the
+    // whole batch (16) alone.
+    let (mut worst, mut worst_name) = (0.0f64, String::new());
+    for (name, t) in a.iter() {
+        let u = b.get(name).unwrap();
+        if t.is_floating_point() && !name.ends_with("running_var") {
+            // Relative to the magnitude: float32 sums of 8 and of 16 images round differently.
+            let d = ((t - u).abs() / (t.abs() + 1.0)).max().double_value(&[]);
+            if d > worst {
+                (worst, worst_name) = (d, name.to_string());
+            }
+        }
+    }
+    // The train loss columns agree (without the world-size factor the ranks' would be half).
+    let (ra, rb) = (
+        results(&project.join("single")),
+        results(&project.join("ddp")),
+    );
+    for col in 1..4 {
+        assert!(
+            (ra[0][col] - rb[0][col]).abs() < 1e-4 * ra[0][col].abs().max(1.0),
+            "column {col}: {ra:?} vs {rb:?}"
+        );
+    }
+    assert!(
+        worst < 1e-5,
+        "max |single − ddp| / (1 + |single|) = {worst:e} ({worst_name})"
+    );
+    println!("YOLOv8, 3 steps: max |single − ddp| / (1 + |single|) = {worst:e} ({worst_name})");
 }

@@ -2,8 +2,9 @@
 //! against the same libtorch `tch` links, with the same C++ standard and ABI flags as tch's own
 //! shim. Gloo's headers (which the PyTorch wheel does not ship) come from Debian's `libgloo-dev`;
 //! without them the shim is built as a stub whose process groups fail with a message saying so,
-//! so the library still builds. NCCL is compiled in when libtorch has `libtorch_cuda.so` and the
-//! NCCL and CUDA runtime headers are found beside it (a CUDA toolkit, or the `nvidia-*` wheels).
+//! so the library still builds. NCCL is compiled in when `FERROVIS_NCCL=1` (setup sets it where
+//! a GPU is present), libtorch has `libtorch_cuda.so`, and the NCCL and CUDA runtime headers are
+//! found beside it (a CUDA toolkit, or the `nvidia-*` wheels setup installs).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    println!("cargo:rerun-if-env-changed=FERROVIS_NCCL");
     let Some(libtorch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
         panic!(
             "LIBTORCH is not set: ferrovis-core compiles a small C++ shim against libtorch's \
@@ -33,6 +35,9 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .define("GLOG_USE_GLOG_EXPORT", None)
         .warnings(false);
+    if gloo.join("gloo").is_dir() {
+        println!("cargo:rerun-if-changed={}", gloo.join("gloo").display());
+    }
     if gloo.join("gloo/algorithm.h").is_file() {
         build.include(&gloo).define("USE_C10D_GLOO", None);
     } else {
@@ -43,7 +48,11 @@ fn main() {
         );
         build.define("FERROVIS_NO_GLOO", None);
     }
-    if let Some(includes) = nccl_includes(&libtorch) {
+    // NCCL's process group lives in libtorch_cuda.so: compiling it in makes every binary load
+    // the CUDA libraries (+0.2 s and ~400 MB mapped per process), so only where asked
+    // (setup sets FERROVIS_NCCL=1 on machines with a GPU).
+    let want_nccl = std::env::var("FERROVIS_NCCL").is_ok_and(|v| v == "1");
+    if let Some(includes) = want_nccl.then(|| nccl_includes(&libtorch)).flatten() {
         for dir in includes {
             build.include(dir);
         }
@@ -70,8 +79,20 @@ fn nccl_includes(libtorch: &Path) -> Option<Vec<PathBuf>> {
         nvidia.join("cuda_runtime/include"),
         cuda_home.join("include"),
     ];
-    let has = |file: &str| candidates.iter().any(|d| d.join(file).is_file());
-    // cuda_runtime.h alone is not enough: the wheels lack crt/host_config.h, which it includes.
-    (has("nccl.h") && has("cuda_runtime.h") && has("crt/host_config.h"))
-        .then(|| candidates.iter().filter(|d| d.is_dir()).cloned().collect())
+    // Installing the headers later (setup adds them) must rebuild the shim with NCCL.
+    for dir in candidates.iter().filter(|d| d.is_dir()) {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    let has = |file: &str| candidates.iter().any(|d| d.join(file).exists());
+    // cuda_runtime.h alone is not enough: it includes crt/host_config.h and nv/target, which
+    // come in the nvidia-cuda-crt and nvidia-cuda-cccl wheels (setup installs them) or a toolkit.
+    let found =
+        has("nccl.h") && has("cuda_runtime.h") && has("crt/host_config.h") && has("nv/target");
+    if !found {
+        println!(
+            "cargo:warning=libtorch has CUDA but NCCL's or CUDA's headers are missing (run \
+             `make setup`, or set CUDA_HOME): core::distributed is built with Gloo only"
+        );
+    }
+    found.then(|| candidates.iter().filter(|d| d.is_dir()).cloned().collect())
 }

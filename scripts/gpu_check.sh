@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # GPU check (`make gpu-check`), for a machine with an NVIDIA GPU, in under 8 minutes on one:
 #   1. the engine's mixed-precision test on CUDA (float16 autocast, loss scaling, convergence);
-#   2. one short CUDA training of each task with AMP, through the task binaries, on synthetic data;
+#   2. one short CUDA training of each task with AMP, through the task binaries, on synthetic data,
+#      and one under torchrun (world size 1: the NCCL process group, core::distributed);
 #   3. predict latencies of each trained model on the GPU.
 # It needs what `make setup` installs (libtorch 2.13 with CUDA, which the torch wheel ships; setup
-# links libtorch_cuda when nvidia-smi is present). It exits non-zero on the first failure.
+# links libtorch_cuda and compiles NCCL in when nvidia-smi is present). It exits non-zero on the
+# first failure.
 #
 # `scripts/gpu_check.sh --cpu` runs steps 2 and 3 on the CPU instead: a check of this script
 # itself (its commands, paths and flags) on a machine without a GPU; it proves nothing about CUDA.
@@ -53,6 +55,11 @@ say "2. one short training per task on $device, AMP on"
 "$bin/style" train --style "$work/shapes/classify/train/circle/0000.png" \
   --content-dir "$work/shapes/classify/train" --weights "$work/vgg11.pth" --size 96 --max-images 64 --epochs 1 \
   --device "$device" --project "$work/runs" --name style
+
+say "2b. data-parallel training under torchrun, world size 1 ($([ "$device" = cuda ] && echo NCCL || echo Gloo))"
+"$(dirname "$python")/torchrun" --nproc-per-node 1 --no-python "$bin/classify" train \
+  --data "$work/shapes/classify" --arch resnet18 --mode fine-tune --epochs 1 --image-size 96 \
+  --device "$device" --set train.project="$work/runs" --set train.name=classify-ddp
 
 say "3. predict latencies on $device (wall time per image, model loading included once)"
 images="$work/shapes/detect/images/val"

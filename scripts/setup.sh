@@ -21,7 +21,11 @@ APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev libgloo-dev)
 # re-runs pip once on existing environments.
 # ultralytics is a test oracle only (its own dataset-YAML resolution, its numbers), never imported
 # by ferrovis.
-PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools ultralytics"
+# nvidia-cuda-crt and nvidia-cuda-cccl: the CUDA headers (crt/host_config.h, nv/target) the torch
+# wheel's own CUDA runtime headers include but do not ship; with them core's c10d shim compiles
+# ProcessGroupNCCL in on GPU machines (core/build.rs, FERROVIS_NCCL below), so data-parallel
+# training runs on GPUs with NCCL. Their CUDA version is the wheel's (13.0).
+PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools ultralytics nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${FERROVIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrovis}
@@ -78,10 +82,14 @@ fi
 # libtorch then sees no GPU (Cuda::is_available() is false on a GPU machine). Where a GPU is
 # present (nvidia-smi) or FERROVIS_CUDA=1 asks for it, keep it linked. Elsewhere it stays out:
 # loading the CUDA libraries costs every test process seconds for nothing.
+# The same condition compiles NCCL into core's c10d shim (FERROVIS_NCCL, read by core/build.rs):
+# its ProcessGroupNCCL lives in libtorch_cuda.so, which CPU machines are spared.
 link_args="-Wl,-rpath,$libtorch/lib"
+nccl=0
 if [ -f "$libtorch/lib/libtorch_cuda.so" ] &&
   { [ "${FERROVIS_CUDA:-}" = 1 ] || command -v nvidia-smi >/dev/null 2>&1; }; then
   link_args="$link_args -Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed"
+  nccl=1
 fi
 config="$root/.cargo/config.toml"
 new=$(cat <<EOF
@@ -89,6 +97,7 @@ new=$(cat <<EOF
 [env]
 LIBTORCH = "$libtorch"
 FERROVIS_PYTHON = "$venv/bin/python"
+FERROVIS_NCCL = "$nccl"
 
 [target.x86_64-unknown-linux-gnu]
 rustflags = ["-C", "link-args=$link_args"]

@@ -86,10 +86,11 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
 }
 
 impl LaunchEnv {
-    /// The launch from `WORLD_SIZE` & co.; `None` for a single process (unset or 1).
+    /// The launch from `WORLD_SIZE` & co.; `None` when no launcher set it. A world of one is a
+    /// group too (`torchrun --nproc-per-node 1`: the backend checked end to end on one GPU).
     pub fn from_env() -> Result<Option<LaunchEnv>> {
         let world_size: usize = match env_number("WORLD_SIZE")? {
-            None | Some(0) | Some(1) => return Ok(None),
+            None | Some(0) => return Ok(None),
             Some(n) => n,
         };
         let rank: usize = env_number("RANK")?.ok_or_else(|| {

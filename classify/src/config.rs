@@ -65,6 +65,9 @@ pub struct DataSection {
     /// `image_size` square is cropped (timm's `crop_pct`; torchvision's presets: 224 of 256 =
     /// 0.875). 1.0 keeps the whole image, for objects that reach its borders.
     pub crop_pct: f64,
+    /// Random quarter turns when augmenting (with the flip: all eight symmetries of the square),
+    /// for images with no "up": shapes, aerial or microscope images.
+    pub rotate90: bool,
     /// Colour jitter strength (brightness, contrast, saturation) when augmenting; 0 for none.
     pub color_jitter: f32,
     /// Keep decoded images in memory between epochs.
@@ -86,6 +89,7 @@ impl Default for DataSection {
             augment: true,
             min_crop_scale: 0.08,
             crop_pct: 0.875,
+            rotate90: false,
             color_jitter: 0.0,
             cache: false,
             balance_classes: false,
@@ -124,6 +128,10 @@ pub struct TrainSection {
     pub weight_decay: f64,
     /// SGD momentum.
     pub momentum: f64,
+    /// `cosine` (after `warmup_epochs` of linear warmup, down to `final_lr_factor`) or
+    /// `onecycle` (PyTorch's `OneCycleLR`: a cosine rise from lr/25 over `warmup_epochs`, or
+    /// the first 30 % when that is 0, then a cosine fall to lr/25/10⁴).
+    pub schedule: String,
     /// Cosine decay to this fraction of the base rate; warmup is `warmup_epochs` long.
     pub final_lr_factor: f64,
     /// Linear warmup, in epochs.
@@ -167,6 +175,7 @@ impl Default for TrainSection {
             lr: 1e-3,
             weight_decay: 1e-4,
             momentum: 0.9,
+            schedule: "cosine".into(),
             final_lr_factor: 0.01,
             warmup_epochs: 0.0,
             label_smoothing: 0.0,

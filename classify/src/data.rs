@@ -118,6 +118,7 @@ pub fn transforms(
                 ..RandomResizedCrop::default()
             }),
             hflip: 0.5,
+            rotate90: data.rotate90,
             color_jitter: ColorJitter {
                 brightness: data.color_jitter,
                 contrast: data.color_jitter,

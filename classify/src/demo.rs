@@ -2,15 +2,17 @@
 //!
 //! The **source** model is torchvision's ImageNet MobileNetV2 when its weights are at hand
 //! (`--weights`, `$FERROVIS_WEIGHTS`, torch.hub's cache, or fetched by name). Without them (a
-//! fresh, offline machine) the demo makes its own: a ResNet18 pretrained here on six synthetic
-//! shapes with many images, cached in the demo folder so a second run skips it.
+//! fresh, offline machine) the demo makes its own: a ResNet18 pretrained here on twelve synthetic
+//! shapes ([`SOURCE_SHAPES`]) with many images, cached in the demo folder so a second run skips
+//! it. Twelve rather than six: pretrained on the six default shapes alone, the same ResNet18
+//! transferred to 0.76 (feature extraction) and 0.75 (fine-tuned).
 //!
 //! The **target** task is four shapes the source model never saw (pentagon, diamond, ellipse,
 //! arrow) with few images each. The source model is transferred to it twice, as torchvision's
 //! transfer-learning tutorial does (feature extraction: frozen backbone, new head; fine-tuning:
-//! every layer, the backbone at a tenth of the head's rate), and the same architecture is trained
-//! from random weights on the same images for as many epochs. The rows go into the demo folder's
-//! summary ([`ferrovis_core::demo_report`]).
+//! every layer, the backbone at a tenth of the head's rate, with flips and quarter turns), and the
+//! same architecture is trained from random weights on the same images for as many epochs. The
+//! rows go into the demo folder's summary ([`ferrovis_core::demo_report`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +21,7 @@ use anyhow::Result;
 use ferrovis_core::demo_report::{self, CachedSource, DemoRow, Picture};
 use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
-use ferrovis_data::synthetic::{self, ShapesConfig, DEFAULT_SHAPES, TARGET_SHAPES};
+use ferrovis_data::synthetic::{self, ShapesConfig, SOURCE_SHAPES, TARGET_SHAPES};
 
 use crate::config::{ClassifyConfig, Mode};
 use crate::{eval, train, DemoArgs};
@@ -29,12 +31,20 @@ use crate::{eval, train, DemoArgs};
 /// (`ferrovis_core::cli::demo_weights`).
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
+/// What [`pretrain`] fixes beyond the [`Plan`], recorded with a cached source model so that a
+/// change retrains it.
+const SOURCE_RECIPE: &str = "adamw 1e-3, warmup 20%, cosine, batch 32, flips, no crops";
+
+/// A random resized crop of the whole area: no crop (torchvision's sampling finds no other box
+/// of that area within the aspect-ratio range and falls back to the whole square image).
+const NO_CROP: f64 = 1.0;
+
 /// How much the demo generates and trains.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Side of the generated and trained images.
     pub image_size: usize,
-    /// Source training images per class ([`DEFAULT_SHAPES`]: six classes).
+    /// Source training images per class ([`SOURCE_SHAPES`]: twelve classes).
     pub source_train: usize,
     /// Source validation images per class.
     pub source_val: usize,
@@ -53,7 +63,7 @@ impl Plan {
     pub fn full() -> Self {
         Self {
             image_size: 64,
-            source_train: 500,
+            source_train: 250,
             source_val: 20,
             source_epochs: 12,
             target_train: 30,
@@ -66,6 +76,7 @@ impl Plan {
     /// while this is unchanged, whatever the target settings.
     fn source_stamp(&self) -> String {
         demo_report::source_settings(
+            &format!("resnet18 on {}; {SOURCE_RECIPE}", SOURCE_SHAPES.join(",")),
             self.image_size,
             self.source_train,
             self.source_val,
@@ -168,18 +179,25 @@ pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<Vec<
     fe.train.lr = 3e-3;
     let fe = go(fe)?;
 
+    // Shapes have no "up": quarter turns and flips give each of the few images eight views that
+    // keep its class (a probe in PyTorch: 0.92 with flips alone, 0.98 with turns). Random
+    // resized crops do not: their aspect-ratio jitter stretches a circle towards an ellipse and
+    // a square towards a rhombus, so the whole image is kept ([`NO_CROP`]).
     let mut ft = base("fine-tune");
     ft.model.weights = source.weights.display().to_string();
     ft.train.mode = Mode::FineTune;
-    ft.data.min_crop_scale = 0.85;
+    ft.data.min_crop_scale = NO_CROP;
+    ft.data.rotate90 = true;
     let ft = go(ft)?;
 
     let mut scratch = base("scratch");
     scratch.train.mode = Mode::FineTune;
     scratch.train.backbone_lr_scale = 1.0;
-    // The rate that trains a ResNet18 from random weights best here (see `pretrain`).
-    scratch.train.lr = 3e-4;
-    scratch.data.min_crop_scale = 0.85;
+    // The recipe that trains a ResNet18 from random weights here (see `pretrain`).
+    scratch.train.lr = 1e-3;
+    scratch.train.warmup_epochs = 0.2 * plan.target_epochs as f64;
+    scratch.data.min_crop_scale = NO_CROP;
+    scratch.data.rotate90 = true;
     let scratch = go(scratch)?;
 
     let device = ferrovis_core::device::parse_device("auto")?;
@@ -241,8 +259,8 @@ pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<Vec<
     Ok(rows)
 }
 
-/// The source model made here: a ResNet18 trained from random weights on the six
-/// [`DEFAULT_SHAPES`]. Reused when a previous demo trained it with the same source settings
+/// The source model made here: a ResNet18 trained from random weights on the twelve
+/// [`SOURCE_SHAPES`]. Reused when a previous demo trained it with the same source settings
 /// (`plan.json` beside it).
 fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     let data = dir.join("data").join("source");
@@ -250,15 +268,15 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     let run = project.join("resnet18");
     let cache = CachedSource::new(RunDir::new(&run).best(), project.join("plan.json"));
     let want = plan.source_stamp();
-    let images = DEFAULT_SHAPES.len() * plan.source_train;
+    let images = SOURCE_SHAPES.len() * plan.source_train;
     let description = format!(
         "{} synthetic shapes, {images} images (pretrained here)",
-        DEFAULT_SHAPES.len()
+        SOURCE_SHAPES.len()
     );
     if cache.reusable(&want) {
         println!(
             "source: the ResNet18 pretrained by an earlier demo on {}: {}",
-            DEFAULT_SHAPES.join(", "),
+            SOURCE_SHAPES.join(", "),
             cache.weights.display()
         );
         return Ok(Source {
@@ -272,7 +290,7 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     println!(
         "no pretrained weights found (pass --weights with torchvision's {MOBILENET_V2}, or set \
          FERROVIS_WEIGHTS): pretraining a ResNet18 here on {} ({} images each, {} epochs)",
-        DEFAULT_SHAPES.join(", "),
+        SOURCE_SHAPES.join(", "),
         plan.source_train,
         plan.source_epochs
     );
@@ -284,7 +302,7 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
             image_size: plan.image_size,
             train: plan.source_train,
             val: plan.source_val,
-            classes: DEFAULT_SHAPES.iter().map(|s| s.to_string()).collect(),
+            classes: SOURCE_SHAPES.iter().map(|s| s.to_string()).collect(),
             max_objects: 1,
         },
         synthetic::write_classification,
@@ -293,16 +311,18 @@ fn pretrain(dir: &Path, plan: &Plan) -> Result<Source> {
     let mut cfg = ClassifyConfig::default();
     cfg.data.root = data.display().to_string();
     cfg.data.image_size = plan.image_size;
-    cfg.data.batch_size = 16;
     cfg.data.cache = true;
-    // Crops that keep most of the shape (a shape cut in half is often another shape), and
-    // evaluation on the whole image.
-    cfg.data.min_crop_scale = 0.85;
+    // The whole image, flipped (see the fine-tuning above), and evaluation on the whole image.
+    cfg.data.min_crop_scale = NO_CROP;
     cfg.data.crop_pct = 1.0;
     cfg.model.arch = "resnet18".into();
-    // From random weights on a few thousand images, AdamW at 1e-3 (or more) barely learns
-    // these shapes in ten epochs (PyTorch's own ResNet18 too); 3e-4 learns them.
-    cfg.train.lr = 3e-4;
+    // From random weights, AdamW straight at 1e-3 barely learns these shapes in ten epochs
+    // (PyTorch's own ResNet18 too); after a linear warmup over the first fifth it does. The
+    // source model is not finished (0.70 on the twelve shapes after twelve epochs), but its
+    // features already carry the target shapes' cues (feature extraction 0.89 on them).
+    cfg.data.batch_size = 32;
+    cfg.train.lr = 1e-3;
+    cfg.train.warmup_epochs = 0.2 * plan.source_epochs as f64;
     cfg.train.mode = Mode::FineTune;
     cfg.train.backbone_lr_scale = 1.0;
     cfg.train.epochs = plan.source_epochs;

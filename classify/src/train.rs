@@ -396,14 +396,7 @@ pub fn train(
     let train_cfg = TrainConfig {
         epochs: cfg.train.epochs,
         lr: cfg.train.lr,
-        schedule: Schedule {
-            decay: Decay::Cosine {
-                min_factor: cfg.train.final_lr_factor,
-            },
-            total_iters: 0,
-            warmup_iters: (cfg.train.warmup_epochs * steps) as u64,
-            warmup_start: 0.1,
-        },
+        schedule: schedule(&cfg.train, steps)?,
         accumulate: 1,
         accumulate_mean: true,
         grad_clip: None,
@@ -427,6 +420,36 @@ pub fn train(
     })
 }
 
+/// The learning-rate schedule `train.schedule` names, over `steps` iterations per epoch.
+fn schedule(train: &crate::config::TrainSection, steps: f64) -> Result<Schedule> {
+    Ok(match train.schedule.to_ascii_lowercase().as_str() {
+        "cosine" => Schedule {
+            decay: Decay::Cosine {
+                min_factor: train.final_lr_factor,
+            },
+            total_iters: 0,
+            warmup_iters: (train.warmup_epochs * steps) as u64,
+            warmup_start: 0.1,
+        },
+        // The rise is the warmup: OneCycleLR's defaults (div 25, final div 10⁴).
+        "onecycle" | "one-cycle" => Schedule {
+            decay: Decay::OneCycle {
+                pct: if train.warmup_epochs > 0.0 {
+                    (train.warmup_epochs / train.epochs.max(1) as f64).min(1.0)
+                } else {
+                    0.3
+                },
+                div: 25.0,
+                final_div: 1e4,
+            },
+            total_iters: 0,
+            warmup_iters: 0,
+            warmup_start: 1.0,
+        },
+        other => anyhow::bail!("train.schedule: {other:?} is neither cosine nor onecycle"),
+    })
+}
+
 /// The folder name of a mode.
 pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -434,5 +457,43 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::FineTune => "fine-tune",
         Mode::Partial => "partial",
         Mode::Gradual => "gradual",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_named_and_onecycle_rises_over_the_warmup() {
+        let mut t = crate::config::TrainSection {
+            epochs: 10,
+            warmup_epochs: 2.0,
+            ..Default::default()
+        };
+        let cosine = schedule(&t, 5.0).unwrap();
+        assert_eq!(cosine.warmup_iters, 10);
+        t.schedule = "onecycle".into();
+        let one = schedule(&t, 5.0).unwrap();
+        assert_eq!(
+            one.decay,
+            Decay::OneCycle {
+                pct: 0.2,
+                div: 25.0,
+                final_div: 1e4
+            }
+        );
+        assert_eq!(one.warmup_iters, 0);
+        t.warmup_epochs = 0.0;
+        assert!(matches!(
+            schedule(&t, 5.0).unwrap().decay,
+            Decay::OneCycle { pct, .. } if pct == 0.3
+        ));
+        t.schedule = "step".into();
+        let err = schedule(&t, 5.0).unwrap_err().to_string();
+        assert!(
+            err.contains("train.schedule") && err.contains("step"),
+            "{err}"
+        );
     }
 }

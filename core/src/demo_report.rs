@@ -89,11 +89,19 @@ pub struct CachedSource {
     stamp: PathBuf,
 }
 
-/// The settings a demo's source model depends on, as [`CachedSource`] records them: the image
+/// The settings a demo's source model depends on, as [`CachedSource`] records them: the recipe
+/// (classes, optimiser: whatever the demo's code fixes, so that changing it retrains), the image
 /// size, training and validation images, epochs.
-pub fn source_settings(image_size: usize, train: usize, val: usize, epochs: usize) -> String {
+pub fn source_settings(
+    recipe: &str,
+    image_size: usize,
+    train: usize,
+    val: usize,
+    epochs: usize,
+) -> String {
+    let recipe = serde_json::Value::from(recipe);
     format!(
-        "{{\"image_size\":{image_size},\"source_train\":{train},\"source_val\":{val},\"source_epochs\":{epochs}}}"
+        "{{\"recipe\":{recipe},\"image_size\":{image_size},\"source_train\":{train},\"source_val\":{val},\"source_epochs\":{epochs}}}"
     )
 }
 

@@ -78,6 +78,7 @@ impl Plan {
     /// while this is unchanged, whatever the target settings.
     fn source_stamp(&self) -> String {
         demo_report::source_settings(
+            &format!("unet resnet18 on {}", DEFAULT_SHAPES.join(",")),
             self.image_size,
             self.source_train,
             self.source_val,

@@ -10,7 +10,7 @@ use rand::Rng as _;
 use tch::Tensor;
 
 use super::color::ColorJitter;
-use super::geometry::{crop, hflip, Rect};
+use super::geometry::{crop, hflip, rot90, Rect};
 use crate::decode::{bgr_mat_to_rgb, decode_bgr, probe, read_bytes, rgb_from_mat};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
@@ -233,6 +233,10 @@ pub struct ClassifyTransform {
     pub random_resized_crop: Option<RandomResizedCrop>,
     /// Training: probability of a horizontal flip.
     pub hflip: f64,
+    /// Training: a random quarter turn (0°, 90°, 180° or 270°, equally likely) after the flip,
+    /// which with it gives all eight symmetries of the square; for images with no "up" (shapes,
+    /// aerial or microscope images), as albumentations' `RandomRotate90`.
+    pub rotate90: bool,
     /// Training: colour jitter.
     pub color_jitter: ColorJitter,
     /// Per-channel mean subtracted after scaling to [0, 1].
@@ -261,6 +265,7 @@ impl ClassifyTransform {
             resize: (size * 256).div_ceil(224),
             random_resized_crop: None,
             hflip: 0.0,
+            rotate90: false,
             color_jitter: ColorJitter::default(),
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
@@ -279,7 +284,10 @@ impl ClassifyTransform {
 
     /// True when the output depends on the random stream.
     pub fn is_random(&self) -> bool {
-        self.random_resized_crop.is_some() || self.hflip > 0.0 || !self.color_jitter.is_identity()
+        self.random_resized_crop.is_some()
+            || self.hflip > 0.0
+            || self.rotate90
+            || !self.color_jitter.is_identity()
     }
 
     /// Crops and resizes to `size`×`size` with the random parts drawn from `rng`.
@@ -294,8 +302,22 @@ impl ClassifyTransform {
         if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
             hflip(&mut out);
         }
+        let turns = self.quarter_turns(rng);
+        if turns > 0 {
+            out = rot90(&out, turns);
+        }
         self.color_jitter.apply(&mut out, rng);
         Ok(out)
+    }
+
+    /// The quarter turns of [`rotate90`](Self::rotate90), drawn after the flip (0 when off,
+    /// with nothing drawn).
+    fn quarter_turns(&self, rng: &mut Rng) -> usize {
+        if self.rotate90 {
+            rng.gen_range(0..4usize)
+        } else {
+            0
+        }
     }
 
     /// The pipeline straight from an encoded file, cheaper than decode + [`apply`](Self::apply)
@@ -334,9 +356,17 @@ impl ClassifyTransform {
     }
 
     /// The steps after the crop: the flip (drawn first, applied while converting, since colour
-    /// jitter does not care where a pixel is), colour jitter, normalisation.
+    /// jitter does not care where a pixel is), the quarter turn, colour jitter, normalisation.
     fn finish(&self, mut img: RgbImage, rng: &mut Rng) -> Tensor {
-        let mirror = self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0));
+        let mut mirror = self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0));
+        let turns = self.quarter_turns(rng);
+        if turns > 0 {
+            if mirror {
+                hflip(&mut img);
+                mirror = false;
+            }
+            img = rot90(&img, turns);
+        }
         self.color_jitter.apply(&mut img, rng);
         if mirror {
             to_normalized_chw_mirrored(&img, self.mean, self.std)

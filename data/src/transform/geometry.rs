@@ -94,6 +94,32 @@ pub fn vflip(img: &mut RgbImage) {
     }
 }
 
+/// Turns an image by `quarter_turns` × 90° clockwise (any count; 4 is a full turn).
+pub fn rot90(img: &RgbImage, quarter_turns: usize) -> RgbImage {
+    let (w, h) = (img.width, img.height);
+    let k = quarter_turns % 4;
+    let (ow, oh) = if k % 2 == 1 { (h, w) } else { (w, h) };
+    let mut data = vec![0u8; img.data.len()];
+    for y in 0..oh {
+        for x in 0..ow {
+            // The source pixel that lands at (x, y) after k clockwise turns.
+            let (sx, sy) = match k {
+                0 => (x, y),
+                1 => (y, h - 1 - x),
+                2 => (w - 1 - x, h - 1 - y),
+                _ => (w - 1 - y, x),
+            };
+            let (o, i) = ((y * ow + x) * 3, (sy * w + sx) * 3);
+            data[o..o + 3].copy_from_slice(&img.data[i..i + 3]);
+        }
+    }
+    RgbImage {
+        width: ow,
+        height: oh,
+        data,
+    }
+}
+
 /// Pads an image on each side with a constant colour.
 pub fn pad(
     img: &RgbImage,
@@ -194,6 +220,19 @@ mod tests {
         let mut v = img.clone();
         vflip(&mut v);
         assert_eq!(v.pixel(2, 0), [2, 3, 9]);
+
+        // A quarter turn clockwise: the bottom-left pixel comes to the top-left, the top-left
+        // to the top-right; four turns are none, two are both flips.
+        let r = rot90(&img, 1);
+        assert_eq!((r.width, r.height), (img.height, img.width));
+        assert_eq!(r.pixel(0, 0), img.pixel(0, img.height - 1));
+        assert_eq!(r.pixel(r.width - 1, 0), img.pixel(0, 0));
+        assert_eq!(rot90(&img, 4), img);
+        let mut both = img.clone();
+        hflip(&mut both);
+        vflip(&mut both);
+        assert_eq!(rot90(&img, 2), both);
+        assert_eq!(rot90(&rot90(&img, 1), 3), img);
 
         let p = pad(&img, 1, 2, 0, 1, [114, 114, 114]);
         assert_eq!((p.width, p.height), (6, 7));

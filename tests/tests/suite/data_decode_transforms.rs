@@ -265,4 +265,28 @@ fn file_fast_path_matches_decode_then_transform() {
             "{name}: mean |fast − slow| = {worst:.3} grey levels"
         );
     }
+
+    // Quarter turns: the file path draws and applies them as the image path does, and they
+    // happen (with the same crop and flip draws, a sample differs from the unturned one when
+    // its draw is a turn and equals it when the draw is 0°).
+    let turned = ClassifyTransform {
+        rotate90: true,
+        ..ClassifyTransform::train(224)
+    };
+    let path = dir.path().join("big.png");
+    let img = read_rgb(&path).unwrap();
+    let mut differ = 0;
+    for seed in 0..8 {
+        let slow = turned.apply(&img, &mut derive(seed, &[])).unwrap();
+        let fast = turned.apply_file(&path, &mut derive(seed, &[])).unwrap();
+        assert!(pixel_mad(&slow, &fast) <= 1e-3, "seed {seed}");
+        let plain = train.apply(&img, &mut derive(seed, &[])).unwrap();
+        let mad = pixel_mad(&slow, &plain);
+        if mad > 1.0 {
+            differ += 1;
+        } else {
+            assert!(mad < 1e-6, "seed {seed}: neither turned nor equal ({mad})");
+        }
+    }
+    assert!(differ >= 3, "{differ} of 8 samples turned");
 }

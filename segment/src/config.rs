@@ -93,6 +93,9 @@ pub struct DataSection {
     pub scale: (f32, f32),
     /// Probability of a horizontal flip in training.
     pub hflip: f64,
+    /// Random quarter turns in training (with the flip, all eight symmetries of the square), for
+    /// images with no "up": shapes, aerial or microscope images.
+    pub rotate90: bool,
     /// Samples per training batch.
     pub batch_size: usize,
     /// Loader threads (0: one per core).
@@ -120,6 +123,7 @@ impl Default for DataSection {
             image_size: 256,
             scale: (0.5, 2.0),
             hflip: 0.5,
+            rotate90: false,
             batch_size: 8,
             workers: 0,
             cache: true,

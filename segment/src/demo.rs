@@ -78,7 +78,7 @@ impl Plan {
     /// while this is unchanged, whatever the target settings.
     fn source_stamp(&self) -> String {
         demo_report::source_settings(
-            &format!("unet resnet18 on {}", DEFAULT_SHAPES.join(",")),
+            &format!("unet resnet18 on {}, turns", DEFAULT_SHAPES.join(",")),
             self.image_size,
             self.source_train,
             self.source_val,
@@ -148,6 +148,8 @@ fn config(data: &Path, project: &Path, name: &str, encoder: &str, plan: &Plan) -
     cfg.data.val_masks = data.join("val/masks").display().to_string();
     cfg.data.image_size = plan.image_size;
     cfg.data.scale = (0.75, 1.25);
+    // Shapes have no "up": quarter turns and flips give each mask eight views of its class.
+    cfg.data.rotate90 = true;
     cfg.data.batch_size = 8;
     cfg.data.cache = true;
     cfg.model.encoder = encoder.into();

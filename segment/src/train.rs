@@ -200,6 +200,7 @@ pub fn train(
         size: cfg.data.image_size,
         scale: cfg.data.scale,
         hflip: cfg.data.hflip,
+        rotate90: cfg.data.rotate90,
     };
     let mut train_ds = SegmentationDataset::new(
         splits.train.clone(),

@@ -96,10 +96,36 @@ pub fn vflip(img: &mut RgbImage) {
 
 /// Turns an image by `quarter_turns` × 90° clockwise (any count; 4 is a full turn).
 pub fn rot90(img: &RgbImage, quarter_turns: usize) -> RgbImage {
-    let (w, h) = (img.width, img.height);
-    let k = quarter_turns % 4;
+    let (width, height, data) = rot90_bytes(&img.data, img.width, img.height, 3, quarter_turns);
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+/// Turns a mask as [`rot90`] turns an image.
+pub fn rot90_mask(mask: &Mask, quarter_turns: usize) -> Mask {
+    let (width, height, data) = rot90_bytes(&mask.data, mask.width, mask.height, 1, quarter_turns);
+    Mask {
+        width,
+        height,
+        data,
+    }
+}
+
+/// `k` clockwise quarter turns of a `w`×`h` raster of `channels`-byte pixels: (width, height,
+/// bytes) of the result.
+fn rot90_bytes(
+    data: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    k: usize,
+) -> (usize, usize, Vec<u8>) {
+    let k = k % 4;
     let (ow, oh) = if k % 2 == 1 { (h, w) } else { (w, h) };
-    let mut data = vec![0u8; img.data.len()];
+    let mut out = vec![0u8; data.len()];
     for y in 0..oh {
         for x in 0..ow {
             // The source pixel that lands at (x, y) after k clockwise turns.
@@ -109,15 +135,11 @@ pub fn rot90(img: &RgbImage, quarter_turns: usize) -> RgbImage {
                 2 => (w - 1 - x, h - 1 - y),
                 _ => (w - 1 - y, x),
             };
-            let (o, i) = ((y * ow + x) * 3, (sy * w + sx) * 3);
-            data[o..o + 3].copy_from_slice(&img.data[i..i + 3]);
+            let (o, i) = ((y * ow + x) * channels, (sy * w + sx) * channels);
+            out[o..o + channels].copy_from_slice(&data[i..i + channels]);
         }
     }
-    RgbImage {
-        width: ow,
-        height: oh,
-        data,
-    }
+    (ow, oh, out)
 }
 
 /// Pads an image on each side with a constant colour.

@@ -4,7 +4,9 @@
 use rand::Rng as _;
 
 use super::classify::{resize, Filter};
-use super::geometry::{crop, crop_mask, hflip, hflip_mask, pad, pad_mask, resize_mask, Rect};
+use super::geometry::{
+    crop, crop_mask, hflip, hflip_mask, pad, pad_mask, resize_mask, rot90, rot90_mask, Rect,
+};
 use crate::error::{Error, Result};
 use crate::image::{Mask, RgbImage};
 use crate::rng::Rng;
@@ -98,7 +100,8 @@ pub fn hflip_sample(sample: &mut SegmentationSample) {
     hflip_mask(&mut sample.mask);
 }
 
-/// The usual training augmentation: random scale, pad-and-crop to `size`, horizontal flip.
+/// The usual training augmentation: random scale, pad-and-crop to `size`, horizontal flip (and,
+/// when asked, a quarter turn).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SegmentAugment {
@@ -108,6 +111,8 @@ pub struct SegmentAugment {
     pub scale: (f32, f32),
     /// Probability of a horizontal flip.
     pub hflip: f64,
+    /// A random quarter turn after the flip (image and mask alike), for images with no "up".
+    pub rotate90: bool,
 }
 
 impl Default for SegmentAugment {
@@ -116,6 +121,7 @@ impl Default for SegmentAugment {
             size: 512,
             scale: (0.5, 2.0),
             hflip: 0.5,
+            rotate90: false,
         }
     }
 }
@@ -127,6 +133,13 @@ impl SegmentAugment {
         let mut out = pad_and_random_crop(&scaled, self.size, self.size, rng)?;
         if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
             hflip_sample(&mut out);
+        }
+        if self.rotate90 {
+            let turns = rng.gen_range(0..4usize);
+            if turns > 0 {
+                out.image = rot90(&out.image, turns);
+                out.mask = rot90_mask(&out.mask, turns);
+            }
         }
         Ok(out)
     }
@@ -177,6 +190,7 @@ mod tests {
             size: 24,
             scale: (0.8, 1.5),
             hflip: 0.5,
+            rotate90: true,
         };
         for i in 0..20 {
             let out = aug.apply(&striped(60, 40), &mut derive(2, &[i])).unwrap();

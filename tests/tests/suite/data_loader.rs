@@ -359,6 +359,7 @@ fn detection_and_segmentation_batches() {
         size: 48,
         scale: (0.5, 1.5),
         hflip: 0.5,
+        rotate90: false,
     };
     let loader = Loader::new(
         SegmentationDataset::new(data, SegmentResize::Augment(aug), [0.5; 3], [0.25; 3])

@@ -59,7 +59,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// What `classify demo` runs: about three minutes on two CPU cores without real weights.
+    /// What `classify demo` runs: about three and a half minutes on two CPU cores without real weights.
     pub fn full() -> Self {
         Self {
             image_size: 64,

@@ -143,15 +143,7 @@ impl TrainTask for ClassifyTask<'_> {
                 let order = Tensor::randperm(f.size()[0], (Kind::Int64, Device::Cpu));
                 let order = match self.shard {
                     None => order,
-                    Some(s) => {
-                        let all: Vec<usize> = Vec::<i64>::try_from(&order)
-                            .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?
-                            .into_iter()
-                            .map(|i| i as usize)
-                            .collect();
-                        let mine: Vec<i64> = s.take(&all).into_iter().map(|i| i as i64).collect();
-                        Tensor::from_slice(&mine)
-                    }
+                    Some(s) => s.take_tensor(&order).map_err(ferrovis_core::Error::task)?,
                 };
                 self.order = Some(order.to_device(self.device))
             }
@@ -261,13 +253,7 @@ pub fn train(
     // is chosen (rank 0 chooses it).
     let device = distributed::rank_device(parse_device(&cfg.train.device)?);
     let group = distributed::group(device)?;
-    let shard = |pad: bool| {
-        group.map(|g| Shard {
-            rank: g.rank(),
-            world_size: g.world_size(),
-            pad,
-        })
-    };
+    let shard = |pad: bool| group.map(|g| Shard::new(g.rank(), g.world_size(), pad));
     let splits = splits(&cfg.data, cfg.train.seed)?;
     println!(
         "data: {} classes ({}), {} training images, {} validation ({})",

@@ -135,6 +135,27 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Rank `rank` of `world_size`, padded or not (see [`pad`](Self::pad)).
+    pub fn new(rank: usize, world_size: usize, pad: bool) -> Self {
+        Shard {
+            rank,
+            world_size,
+            pad,
+        }
+    }
+
+    /// [`take`](Self::take) for an order drawn as a 1-D int64 tensor (`randperm`, by a task that
+    /// shuffles its own in-memory samples): this rank's part, on the CPU.
+    pub fn take_tensor(&self, order: &tch::Tensor) -> Result<tch::Tensor> {
+        let all: Vec<usize> = Vec::<i64>::try_from(order)
+            .map_err(|e| Error::Invalid(format!("a sample order: {e}")))?
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+        let mine: Vec<i64> = self.take(&all).into_iter().map(|i| i as i64).collect();
+        Ok(tch::Tensor::from_slice(&mine))
+    }
+
     /// Samples this rank gets out of `n`.
     pub fn len(&self, n: usize) -> usize {
         if self.world_size <= 1 {

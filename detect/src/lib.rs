@@ -258,14 +258,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     yaml.names.len()
                 );
             }
-            let loader =
-                train::loader(&val, &cfg, false, cfg.batch * 2)?.with_shard(group.map(|g| {
-                    ferrovis_data::loader::Shard {
-                        rank: g.rank(),
-                        world_size: g.world_size(),
-                        pad: false,
-                    }
-                }));
+            let loader = train::loader(&val, &cfg, false, cfg.batch * 2)?.with_shard(
+                group.map(|g| ferrovis_data::loader::Shard::new(g.rank(), g.world_size(), false)),
+            );
             let result = val::evaluate(
                 &m.model,
                 &loader,

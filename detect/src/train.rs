@@ -329,13 +329,7 @@ pub fn train(
     // `batch` is the total over the ranks, as Ultralytics' DDP takes it: each rank loads its
     // share of it, and the nominal batch (accumulation, weight decay) stays the total's.
     let world = group.map_or(1, |g| g.world_size());
-    let shard = |pad: bool| {
-        group.map(|g| Shard {
-            rank: g.rank(),
-            world_size: g.world_size(),
-            pad,
-        })
-    };
+    let shard = |pad: bool| group.map(|g| Shard::new(g.rank(), g.world_size(), pad));
     let rank_batch = (cfg.batch / world).max(1);
     let train_loader = loader(&train_data, cfg, true, rank_batch)?.with_shard(shard(true));
     let val_loader = loader(&val_data, cfg, false, rank_batch * 2)?.with_shard(shard(false));

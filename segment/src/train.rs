@@ -113,13 +113,7 @@ pub fn train(
     // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
     let device = distributed::rank_device(parse_device(&cfg.train.device)?);
     let group = distributed::group(device)?;
-    let shard = |pad: bool| {
-        group.map(|g| Shard {
-            rank: g.rank(),
-            world_size: g.world_size(),
-            pad,
-        })
-    };
+    let shard = |pad: bool| group.map(|g| Shard::new(g.rank(), g.world_size(), pad));
     let loss: SegmentationLoss = cfg
         .train
         .loss

@@ -145,15 +145,7 @@ impl TrainTask for FastTask<'_> {
         let order = Tensor::randperm(self.images.size()[0], (Kind::Int64, Device::Cpu));
         self.order = Some(match self.shard {
             None => order,
-            Some(s) => {
-                let all: Vec<usize> = Vec::<i64>::try_from(&order)
-                    .map_err(|e| ferrovis_core::Error::Invalid(e.to_string()))?
-                    .into_iter()
-                    .map(|i| i as usize)
-                    .collect();
-                let mine: Vec<i64> = s.take(&all).into_iter().map(|i| i as i64).collect();
-                Tensor::from_slice(&mine)
-            }
+            Some(s) => s.take_tensor(&order).map_err(ferrovis_core::Error::task)?,
         });
         Ok(())
     }
@@ -198,11 +190,7 @@ pub fn train_fast(
     // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen;
     // each rank trains on its share of the images (the fixed validation batch is scored whole).
     let device = distributed::rank_device(device);
-    let shard = distributed::group(device)?.map(|g| Shard {
-        rank: g.rank(),
-        world_size: g.world_size(),
-        pad: true,
-    });
+    let shard = distributed::group(device)?.map(|g| Shard::new(g.rank(), g.world_size(), true));
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
     tch::manual_seed(cfg.seed as i64);

@@ -231,11 +231,7 @@ pub fn train(
     // rank trains on its share of every epoch, grouped by aspect ratio within it. Validation
     // is not shared out: COCO evaluation needs every image's detections, so each rank scores
     // the whole split (the same weights, the same numbers).
-    let shard = group.map(|g| Shard {
-        rank: g.rank(),
-        world_size: g.world_size(),
-        pad: true,
-    });
+    let shard = group.map(|g| Shard::new(g.rank(), g.world_size(), true));
     let train_loader = loader(&train_data, cfg, true, cfg.batch)?.with_shard(shard);
     let val_loader = loader(&val_data, cfg, false, cfg.batch)?;
     let batches = train_loader.num_batches();

@@ -35,6 +35,8 @@ pub fn run_ranks(name: &str, world: usize, extra: &[(&str, &str)]) -> Vec<(bool,
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", &port)
             .env("FERROVIS_DIST_TIMEOUT", "60")
+            // The test harness reports on stdout, which ranks other than 0 would silence.
+            .env("FERROVIS_LOG_ALL_RANKS", "1")
             .env_remove("TORCHELASTIC_USE_AGENT_STORE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

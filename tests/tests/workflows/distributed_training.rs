@@ -198,9 +198,21 @@ fn two_ranks_of_batch_8_train_as_one_process_of_batch_16() {
     assert_eq!(a[0][3], b[0][3], "accuracy");
 }
 
-/// torchrun from the setup's Python environment.
-fn torchrun() -> PathBuf {
-    ferrovis_tests::python().with_file_name("torchrun")
+/// `torchrun --nproc-per-node 2 … --no-python ferrovis-cli` (from the setup's Python
+/// environment), one thread per rank; the subcommand's arguments follow.
+fn torchrun_cli() -> Command {
+    let mut c = Command::new(ferrovis_tests::python().with_file_name("torchrun"));
+    c.args([
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        &free_port().to_string(),
+        "--no-python",
+        env!("CARGO_BIN_EXE_ferrovis-cli"),
+    ])
+    .env("OMP_NUM_THREADS", "1")
+    .env("FERROVIS_DIST_TIMEOUT", "60");
+    c
 }
 
 #[test]
@@ -209,18 +221,8 @@ fn torchrun_launches_classify_train_on_two_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let data = shapes(dir.path());
     let project = dir.path().join("runs");
-    let out = Command::new(torchrun())
-        .args([
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            &free_port().to_string(),
-            "--no-python",
-            env!("CARGO_BIN_EXE_ferrovis-cli"),
-        ])
+    let out = torchrun_cli()
         .args(train_args(&data, &project, "tr", 8, 2))
-        .env("OMP_NUM_THREADS", "1")
-        .env("FERROVIS_DIST_TIMEOUT", "60")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -308,14 +310,8 @@ fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
     )
     .unwrap();
     let project = dir.path().join("runs");
-    let train = Command::new(torchrun())
+    let train = torchrun_cli()
         .args([
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            &free_port().to_string(),
-            "--no-python",
-            env!("CARGO_BIN_EXE_ferrovis-cli"),
             "detect",
             "train",
             &format!("data={}", data.display()),
@@ -327,7 +323,6 @@ fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
             "epochs=1",
             "device=cpu",
         ])
-        .env("OMP_NUM_THREADS", "1")
         .output()
         .unwrap();
     assert!(train.status.success(), "{}", text(&train));

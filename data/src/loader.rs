@@ -167,11 +167,6 @@ impl Shard {
         }
     }
 
-    /// True when this rank gets nothing out of `n`.
-    pub fn is_empty(&self, n: usize) -> bool {
-        self.len(n) == 0
-    }
-
     /// This rank's part of `order`: every `world_size`-th sample from position `rank`, after
     /// padding when [`pad`](Self::pad) is set.
     pub fn take(&self, order: &[usize]) -> Vec<usize> {

@@ -17,9 +17,8 @@ use crate::error::{Error, Result};
 use crate::image::{Mask, RgbImage};
 use crate::rng::{derive, Rng};
 
-/// Every shape the generator knows. The first six are the default set; the next four came later
-/// so that the demos can pretrain on the six and transfer to shapes the source model never saw
-/// ([`TARGET_SHAPES`]); the last six widen the classify demo's source task ([`SOURCE_SHAPES`]).
+/// Every shape the generator knows: the default six, six more that widen the classify demo's
+/// source task, then the four the demos transfer to (see the slices below).
 pub const SHAPES: &[&str] = &[
     "circle",
     "square",
@@ -27,44 +26,31 @@ pub const SHAPES: &[&str] = &[
     "star",
     "hexagon",
     "cross",
-    "pentagon",
-    "diamond",
-    "ellipse",
-    "arrow",
     "octagon",
     "rectangle",
     "trapezoid",
     "semicircle",
     "chevron",
     "tee",
+    "pentagon",
+    "diamond",
+    "ellipse",
+    "arrow",
 ];
 
-/// The shapes the demos transfer to: none of them is in [`DEFAULT_SHAPES`], on which the demos
-/// pretrain their own source models.
-pub const TARGET_SHAPES: &[&str] = &["pentagon", "diamond", "ellipse", "arrow"];
-
 /// The default classes: the generator's first six shapes.
-pub const DEFAULT_SHAPES: &[&str] = &["circle", "square", "triangle", "star", "hexagon", "cross"];
+pub const DEFAULT_SHAPES: &[&str] = SHAPES.split_at(6).0;
 
 /// A wider source task than [`DEFAULT_SHAPES`] alone, still disjoint from [`TARGET_SHAPES`]:
 /// twelve classes whose differences (corner counts, elongation, concavities, curved against
 /// straight sides) are the ones the targets are told apart by, so that features learnt on them
 /// transfer. Six classes teach too little: a ResNet18 pretrained on the default set alone and
 /// fine-tuned on 30 images of each target shape reached 0.75 accuracy.
-pub const SOURCE_SHAPES: &[&str] = &[
-    "circle",
-    "square",
-    "triangle",
-    "star",
-    "hexagon",
-    "cross",
-    "octagon",
-    "rectangle",
-    "trapezoid",
-    "semicircle",
-    "chevron",
-    "tee",
-];
+pub const SOURCE_SHAPES: &[&str] = SHAPES.split_at(12).0;
+
+/// The shapes the demos transfer to: none of them is in [`SOURCE_SHAPES`] (so none in
+/// [`DEFAULT_SHAPES`]), on which the demos pretrain their own source models.
+pub const TARGET_SHAPES: &[&str] = SHAPES.split_at(12).1;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -664,6 +650,8 @@ mod tests {
         // The demos' wider source set and their targets split the shapes, and the wider set
         // holds the default one.
         assert!(DEFAULT_SHAPES.iter().all(|s| SOURCE_SHAPES.contains(s)));
+        assert_eq!(SOURCE_SHAPES.len(), 12);
+        assert_eq!(TARGET_SHAPES, ["pentagon", "diamond", "ellipse", "arrow"]);
         let mut all: Vec<&str> = [SOURCE_SHAPES, TARGET_SHAPES].concat();
         all.sort_unstable();
         let mut known = SHAPES.to_vec();

@@ -110,12 +110,11 @@ pub fn evaluate(
     // shares are summed, so every rank reports the whole set's numbers.
     if loader.shard().is_some() {
         if let Some(g) = ferrovis_core::distributed::current() {
-            let mut counts: Vec<f64> = confusion.counts.iter().map(|&c| c as f64).collect();
-            counts.extend([loss_sum, images as f64]);
-            g.all_reduce_f64(&mut counts, ferrovis_core::distributed::ReduceOp::Sum)?;
-            images = counts.pop().unwrap_or(0.0) as usize;
-            loss_sum = counts.pop().unwrap_or(0.0);
-            confusion.counts = counts.into_iter().map(|c| c as u64).collect();
+            confusion.all_reduce(g)?;
+            let mut sums = [loss_sum, images as f64];
+            g.all_reduce_f64(&mut sums, ferrovis_core::distributed::ReduceOp::Sum)?;
+            loss_sum = sums[0];
+            images = sums[1] as usize;
         }
     }
     Ok(Evaluation {

@@ -384,28 +384,38 @@ impl ProcessGroup {
 
     /// Sums (or otherwise combines) plain numbers across the ranks: metric statistics, loss sums.
     pub fn all_reduce_f64(&self, values: &mut [f64], op: ReduceOp) -> Result<()> {
-        if values.is_empty() {
-            return Ok(());
-        }
-        let t = Tensor::from_slice(values)
-            .to_kind(Kind::Double)
-            .to_device(self.device());
-        self.all_reduce(&[&t], op)?;
-        let back = Vec::<f64>::try_from(t.to_device(Device::Cpu))
-            .map_err(|e| Error::Invalid(format!("all_reduce_f64: {e}")))?;
-        values.copy_from_slice(&back);
-        Ok(())
+        self.through_tensor(values, "all_reduce_f64", |t| self.all_reduce(&[t], op))
     }
 
     /// Rank `root`'s `values` on every rank.
     pub fn broadcast_f64(&self, values: &mut [f64], root: usize) -> Result<()> {
+        self.through_tensor(values, "broadcast_f64", |t| self.broadcast(&[t], root))
+    }
+
+    /// Counts (confusion matrices, images per class) summed over the ranks; exact below 2⁵³.
+    pub fn sum_counts(&self, counts: &mut [u64]) -> Result<()> {
+        let mut values: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+        self.all_reduce_f64(&mut values, ReduceOp::Sum)?;
+        for (c, v) in counts.iter_mut().zip(values) {
+            *c = v as u64;
+        }
+        Ok(())
+    }
+
+    /// `values` sent through `collective` as one float64 tensor on the backend's device.
+    fn through_tensor(
+        &self,
+        values: &mut [f64],
+        what: &str,
+        collective: impl FnOnce(&Tensor) -> Result<()>,
+    ) -> Result<()> {
         if values.is_empty() {
             return Ok(());
         }
         let t = Tensor::from_slice(values).to_device(self.device());
-        self.broadcast(&[&t], root)?;
+        collective(&t)?;
         let back = Vec::<f64>::try_from(t.to_device(Device::Cpu))
-            .map_err(|e| Error::Invalid(format!("broadcast_f64: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
         values.copy_from_slice(&back);
         Ok(())
     }

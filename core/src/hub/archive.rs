@@ -148,10 +148,11 @@ mod tests {
         assert_eq!(std::fs::read(&enc.dest).unwrap(), b"encoder bytes");
         assert_eq!(std::fs::read(&dec.dest).unwrap(), b"decoder bytes");
 
-        let bad = want("bad.pth", sha(b"other"));
+        // enc.pth, expected to hold other bytes.
         let bad = Wanted {
-            file_name: "enc.pth".into(),
-            ..bad
+            sha256: sha(b"other"),
+            dest: dir.path().join("cache").join("bad.pth"),
+            ..enc.clone()
         };
         let e = extract(&archive, &[&bad]).unwrap_err().to_string();
         assert!(

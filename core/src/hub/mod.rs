@@ -123,6 +123,22 @@ impl Hub {
         }
     }
 
+    /// The registry's members of the archive at `url`, each with its hash and cache path.
+    pub fn archive_members(&self, url: &str) -> Vec<archive::Wanted> {
+        ENTRIES
+            .iter()
+            .filter(|e| e.url == url)
+            .filter_map(|e| {
+                let m = e.member?;
+                Some(archive::Wanted {
+                    file_name: m.file_name.into(),
+                    sha256: m.sha256.into(),
+                    dest: self.cached_path(&Name::Registry(e)),
+                })
+            })
+            .collect()
+    }
+
     /// The local file `spec` names, downloaded into its cache first when it is not there.
     pub fn resolve(&self, spec: &str) -> Result<PathBuf> {
         let name = parse(spec).ok_or_else(|| {
@@ -165,20 +181,8 @@ impl Hub {
             ) => {
                 // Every member of the same archive comes out at once: the archive is fetched
                 // once and then deleted.
-                let wanted: Vec<archive::Wanted> = ENTRIES
-                    .iter()
-                    .filter(|x| x.url == e.url)
-                    .filter_map(|x| {
-                        let xm = x.member?;
-                        Some(archive::Wanted {
-                            file_name: xm.file_name.into(),
-                            sha256: xm.sha256.into(),
-                            dest: self.cached_path(&Name::Registry(x)),
-                        })
-                    })
-                    .collect();
                 let zip = self.ferrovis_cache.join(m.archive);
-                archive::fetch_members(&url, &zip, &wanted)?;
+                archive::fetch_members(&url, &zip, &self.archive_members(e.url))?;
                 Ok(cached)
             }
             Name::Registry(e) => download::fetch(&download::Request {

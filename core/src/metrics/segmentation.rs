@@ -25,6 +25,11 @@ pub struct SegmentationConfusion {
 }
 
 impl SegmentationConfusion {
+    /// The counts summed over the ranks of `g` (each rank counted its share of the images).
+    pub fn all_reduce(&mut self, g: &crate::distributed::ProcessGroup) -> crate::error::Result<()> {
+        g.sum_counts(&mut self.counts)
+    }
+
     /// An empty matrix.
     pub fn new(num_classes: usize, ignore_index: i64) -> Self {
         SegmentationConfusion {

@@ -49,7 +49,7 @@ fn validate_shared_weights_match_torch_load() {
 #[test]
 #[ignore = "needs ../shared: run `make validate`"]
 fn validate_registry_style_pair_is_the_shared_one() {
-    use ferrovis_core::hub::{archive, Hub, Name, ENTRIES};
+    use ferrovis_core::hub::{archive, Hub, ENTRIES};
     use std::io::Write;
 
     let weights = shared_dir().join("weights");
@@ -78,17 +78,8 @@ fn validate_registry_style_pair_is_the_shared_one() {
         entries.iter().map(|e| e.name()).collect::<Vec<_>>(),
         ["vgg_r31", "dec_r31"]
     );
-    let wanted: Vec<archive::Wanted> = entries
-        .iter()
-        .map(|e| {
-            let m = e.member.unwrap();
-            archive::Wanted {
-                file_name: m.file_name.into(),
-                sha256: m.sha256.into(),
-                dest: hub.cached_path(&Name::Registry(e)),
-            }
-        })
-        .collect();
+    let wanted = hub.archive_members(entries[0].url);
+    assert_eq!(wanted.len(), 2);
     archive::extract(&zip_path, &wanted.iter().collect::<Vec<_>>())
         .unwrap_or_else(|e| panic!("{e}"));
     for w in &wanted {

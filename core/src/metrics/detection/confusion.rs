@@ -23,10 +23,7 @@ pub struct DetectionConfusion {
 impl DetectionConfusion {
     /// The counts summed over the ranks of `g` (each rank counted its share of the images).
     pub fn all_reduce(&mut self, g: &crate::distributed::ProcessGroup) -> crate::error::Result<()> {
-        let mut counts: Vec<f64> = self.counts.iter().map(|&c| c as f64).collect();
-        g.all_reduce_f64(&mut counts, crate::distributed::ReduceOp::Sum)?;
-        self.counts = counts.into_iter().map(|c| c as u64).collect();
-        Ok(())
+        g.sum_counts(&mut self.counts)
     }
 
     /// Empty, with Ultralytics' defaults conf 0.25, IoU 0.45.

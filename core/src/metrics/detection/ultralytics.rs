@@ -140,11 +140,12 @@ impl DetectionAccumulator {
                 r
             })
             .collect();
-        let width = 13;
-        let rows = Tensor::from_slice(&rows).reshape([-1, width]);
+        // A row: image, the ten IoU-threshold matches, confidence, class.
+        const WIDTH: usize = 13;
+        let rows = Tensor::from_slice(&rows).reshape([-1, WIDTH as i64]);
         let all = Vec::<f64>::try_from(g.gather_rows(&rows)?.reshape([-1]))
             .map_err(|e| Error::Invalid(format!("gathering detection statistics: {e}")))?;
-        let mut all: Vec<&[f64]> = all.chunks(width as usize).collect();
+        let mut all: Vec<&[f64]> = all.chunks(WIDTH).collect();
         // Stable: within an image the rows keep their (score) order.
         all.sort_by(|a, b| a[0].total_cmp(&b[0]));
         self.det_image = all.iter().map(|r| r[0] as usize).collect();
@@ -166,14 +167,14 @@ impl DetectionAccumulator {
             .into_iter()
             .map(|k| k as usize)
             .collect();
-        let mut counts: Vec<f64> = self
+        let mut counts: Vec<u64> = self
             .images_with_class
             .iter()
-            .map(|&n| n as f64)
-            .chain([self.images as f64])
+            .chain([&self.images])
+            .map(|&n| n as u64)
             .collect();
-        g.all_reduce_f64(&mut counts, crate::distributed::ReduceOp::Sum)?;
-        self.images = counts.pop().unwrap_or(0.0) as usize;
+        g.sum_counts(&mut counts)?;
+        self.images = counts.pop().unwrap_or(0) as usize;
         self.images_with_class = counts.into_iter().map(|n| n as usize).collect();
         Ok(())
     }

@@ -17,9 +17,41 @@ use crate::error::{Error, Result};
 use crate::image::{Mask, RgbImage};
 use crate::rng::{derive, Rng};
 
-/// Every shape the generator knows: the default six, six more that widen the classify demo's
-/// source task, then the four the demos transfer to (see the slices below).
+/// Every shape the generator knows: the default six, the four the demos transfer to, then six
+/// more that widen the classify demo's source task. The order is part of the data: a shape's
+/// position here seeds its classification images, so new shapes go at the end.
 pub const SHAPES: &[&str] = &[
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "hexagon",
+    "cross",
+    "pentagon",
+    "diamond",
+    "ellipse",
+    "arrow",
+    "octagon",
+    "rectangle",
+    "trapezoid",
+    "semicircle",
+    "chevron",
+    "tee",
+];
+
+/// The default classes: the generator's first six shapes.
+pub const DEFAULT_SHAPES: &[&str] = SHAPES.split_at(6).0;
+
+/// The shapes the demos transfer to (the next four): none of them is in [`SOURCE_SHAPES`] (so
+/// none in [`DEFAULT_SHAPES`]), on which the demos pretrain their own source models.
+pub const TARGET_SHAPES: &[&str] = SHAPES.split_at(10).0.split_at(6).1;
+
+/// A wider source task than [`DEFAULT_SHAPES`] alone, still disjoint from [`TARGET_SHAPES`]:
+/// twelve classes whose differences (corner counts, elongation, concavities, curved against
+/// straight sides) are the ones the targets are told apart by, so that features learnt on them
+/// transfer. Six classes teach too little: a ResNet18 pretrained on the default set alone and
+/// fine-tuned on 30 images of each target shape reached 0.75 accuracy.
+pub const SOURCE_SHAPES: &[&str] = &[
     "circle",
     "square",
     "triangle",
@@ -32,25 +64,7 @@ pub const SHAPES: &[&str] = &[
     "semicircle",
     "chevron",
     "tee",
-    "pentagon",
-    "diamond",
-    "ellipse",
-    "arrow",
 ];
-
-/// The default classes: the generator's first six shapes.
-pub const DEFAULT_SHAPES: &[&str] = SHAPES.split_at(6).0;
-
-/// A wider source task than [`DEFAULT_SHAPES`] alone, still disjoint from [`TARGET_SHAPES`]:
-/// twelve classes whose differences (corner counts, elongation, concavities, curved against
-/// straight sides) are the ones the targets are told apart by, so that features learnt on them
-/// transfer. Six classes teach too little: a ResNet18 pretrained on the default set alone and
-/// fine-tuned on 30 images of each target shape reached 0.75 accuracy.
-pub const SOURCE_SHAPES: &[&str] = SHAPES.split_at(12).0;
-
-/// The shapes the demos transfer to: none of them is in [`SOURCE_SHAPES`] (so none in
-/// [`DEFAULT_SHAPES`]), on which the demos pretrain their own source models.
-pub const TARGET_SHAPES: &[&str] = SHAPES.split_at(12).1;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

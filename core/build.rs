@@ -1,4 +1,5 @@
-//! Builds the C++ shim over libtorch's c10d (`csrc/distributed.cpp`, see `src/distributed`)
+//! Builds the C++ shims over libtorch's c10d (`csrc/distributed.cpp`, see `src/distributed`) and
+//! its operator profiler (`csrc/profiler.cpp`, see `src/profiler.rs`)
 //! against the same libtorch `tch` links, with the same C++ standard and ABI flags as tch's own
 //! shim. Gloo's headers (which the PyTorch wheel does not ship) come from Debian's `libgloo-dev`;
 //! without them the shim is built as a stub whose process groups fail with a message saying so,
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/distributed.cpp");
+    println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
@@ -27,6 +29,7 @@ fn main() {
     build
         .cpp(true)
         .file("csrc/distributed.cpp")
+        .file("csrc/profiler.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

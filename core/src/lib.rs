@@ -52,6 +52,7 @@ pub mod neck;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod profiler;
 pub mod run;
 
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@
 //! gradients and keep the run folder to rank 0; the task crates shard each epoch with
 //! `ferrovis_data::loader::Shard`.
 
-mod ffi;
+pub(crate) mod ffi;
 
 use std::ffi::CString;
 use std::os::raw::c_int;

@@ -1,5 +1,6 @@
 //! Builds the C++ shims over libtorch's c10d (`csrc/distributed.cpp`, see `src/distributed`) and
-//! its operator profiler (`csrc/profiler.cpp`, see `src/profiler.rs`)
+//! its operator profiler (`csrc/profiler.cpp`, see `src/profiler.rs`) and fused optimiser kernels
+//! (`csrc/optim.cpp`, see `src/optim/optimizer.rs`)
 //! against the same libtorch `tch` links, with the same C++ standard and ABI flags as tch's own
 //! shim. Gloo's headers (which the PyTorch wheel does not ship) come from Debian's `libgloo-dev`;
 //! without them the shim is built as a stub whose process groups fail with a message saying so,
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo:rerun-if-changed=csrc/distributed.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
+    println!("cargo:rerun-if-changed=csrc/optim.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
@@ -30,6 +32,7 @@ fn main() {
         .cpp(true)
         .file("csrc/distributed.cpp")
         .file("csrc/profiler.cpp")
+        .file("csrc/optim.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -3,17 +3,23 @@
 //! an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median.
 //!
 //!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
+//!
+//! With `FERROVIS_PROFILE=<rows>` it then records three more steps with libtorch's profiler and
+//! prints the operators (by name, then by input shapes) to stderr, as `bench/segment_profile.py`
+//! prints PyTorch's.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::memory_format;
 use ferrovis_core::optim::{param_groups, GroupConfig, Optimizer, OptimizerKind};
+use ferrovis_core::{memory_format, profiler};
 use ferrovis_segment::loss::SegmentationLoss;
 use ferrovis_segment::model::{Architecture, ModelSpec, SegmentationModel};
 use tch::{Device, Kind, Tensor};
 
 fn main() -> Result<()> {
+    // As the `segment` binary does first thing: large blocks reused, not page-faulted every step.
+    ferrovis_core::allocator::reuse_large_blocks();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let arch: Architecture = serde_json::from_value(serde_json::Value::String(arg(0, "unet")))
@@ -57,18 +63,34 @@ fn main() -> Result<()> {
         x = memory_format::channels_last(&x)?;
     }
     let y = Tensor::randint(classes, [batch, size, size], (Kind::Int64, Device::Cpu));
-    let mut times = Vec::new();
-    for _ in 0..steps + 2 {
-        let t = Instant::now();
+    let mut step = || -> Result<()> {
         let out = model.forward_t(&x, true);
         let mut l = loss.compute(&out.out, &y);
         if let Some(aux) = &out.aux {
             l += loss.compute(aux, &y) * 0.5;
         }
-        opt.zero_grad();
+        opt.zero_grad()?;
         l.backward();
-        opt.step();
+        opt.step()?;
+        Ok(())
+    };
+    let mut times = Vec::new();
+    for _ in 0..steps + 2 {
+        let t = Instant::now();
+        step()?;
         times.push(t.elapsed().as_secs_f64());
+    }
+    if let Some(rows) = std::env::var("FERROVIS_PROFILE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let recording = profiler::Recording::start(true)?;
+        for _ in 0..3 {
+            step()?;
+        }
+        let profile = recording.stop()?;
+        eprintln!("{}", profile.table(false, rows));
+        eprintln!("{}", profile.table(true, rows));
     }
     let mut timed = times.split_off(2); // two warm-up steps
     timed.sort_by(f64::total_cmp);

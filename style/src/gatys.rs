@@ -214,7 +214,7 @@ pub fn transfer(
             let mut opt = Optimizer::new(kind, vec![group], cfg.lr);
             for _ in 0..cfg.iterations {
                 let _ = evaluate(&mut history)?;
-                opt.step();
+                opt.step()?;
             }
         }
     }

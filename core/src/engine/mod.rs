@@ -353,13 +353,16 @@ fn fit_epochs(
     }
     if let Some(g) = group {
         crate::distributed::broadcast_variables(g, vs)?;
+        // Every rank must average the same list of gradients, even where a step leaves some
+        // parameter out on one rank only.
+        opt.keep_zeroed_gradients();
     }
     for epoch in start..cfg.epochs {
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
         task.on_epoch_start(epoch)?;
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
-        opt.zero_grad();
+        opt.zero_grad()?;
         let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet || !main);
         let mut steps_since_update = 0usize;
         for step in 0..steps {
@@ -427,7 +430,7 @@ fn fit_epochs(
                     if let Some(max) = cfg.grad_clip {
                         clip_grad_norm(opt, max);
                     }
-                    opt.step();
+                    opt.step()?;
                     if let Some(e) = ema.as_mut() {
                         e.update(vs);
                     }
@@ -438,7 +441,7 @@ fn fit_epochs(
                         "inf/NaN gradients under loss scaling: step skipped"
                     );
                 }
-                opt.zero_grad();
+                opt.zero_grad()?;
             }
         }
         progress.finish();

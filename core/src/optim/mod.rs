@@ -2,6 +2,7 @@
 //! schedules with warmup, the weight EMA, and L-BFGS (closure-driven, as `torch.optim.LBFGS`).
 
 mod ema;
+mod fused;
 mod groups;
 mod lbfgs;
 mod optimizer;

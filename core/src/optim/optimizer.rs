@@ -1,12 +1,15 @@
-//! SGD (momentum, Nesterov), Adam and AdamW with `torch.optim`'s update rules, written on tensors
-//! so their state (momentum buffers, moments, step counts) can be saved in a checkpoint and a run
-//! resumed exactly — which tch's C++-side optimisers do not allow.
+//! SGD (momentum, Nesterov), Adam and AdamW with `torch.optim`'s update rules, their state
+//! (momentum buffers, moments, step counts) held here as tensors so it can be saved in a
+//! checkpoint and a run resumed exactly — which tch's C++-side optimisers do not allow. The
+//! updates themselves run in ATen's fused kernels (`csrc/optim.cpp`).
 
 use tch::Tensor;
 
+use super::fused;
 use super::groups::ParamGroup;
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
+use crate::memory_format::is_channels_last;
 
 /// Which update rule, with its hyper-parameters (learning rate and weight decay live in groups).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +89,8 @@ pub struct Optimizer {
     /// Current learning rate of each group (base lr × group scale, set by [`Optimizer::set_lr`]).
     lrs: Vec<f64>,
     state: Vec<Vec<ParamState>>,
+    /// `zero_grad` fills with zeros rather than dropping gradients.
+    zero_fill: bool,
 }
 
 impl Optimizer {
@@ -109,6 +114,7 @@ impl Optimizer {
             lrs: vec![0.0; groups.len()],
             groups,
             state,
+            zero_fill: false,
         };
         opt.set_lr(lr);
         opt
@@ -153,32 +159,134 @@ impl Optimizer {
             .collect()
     }
 
-    /// Sets every gradient to zero.
-    pub fn zero_grad(&mut self) {
-        for g in &mut self.groups {
-            for (_, p) in &mut g.params {
+    /// Clears the gradients before the next backward pass: drops them (PyTorch's
+    /// `zero_grad(set_to_none=True)`, its default), so the backward pass stores each gradient
+    /// rather than adding it to zeros; or, after [`Optimizer::keep_zeroed_gradients`], fills them
+    /// with zeros.
+    pub fn zero_grad(&mut self) -> Result<()> {
+        let params: Vec<Tensor> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(|(_, p)| p.shallow_clone()))
+            .collect();
+        if self.zero_fill {
+            for mut p in params {
                 p.zero_grad();
             }
+            return Ok(());
         }
+        fused::clear_grads(&params)
     }
 
-    /// One update of every parameter that has a gradient.
-    pub fn step(&mut self) {
+    /// Makes [`Optimizer::zero_grad`] fill gradients with zeros instead of dropping them: every
+    /// parameter then has a gradient after its first backward pass, even where a later step does
+    /// not reach it (data-parallel training averages the same list of gradients on every rank).
+    pub fn keep_zeroed_gradients(&mut self) {
+        self.zero_fill = true;
+    }
+
+    /// One update of every parameter that has a gradient, by ATen's fused kernels (those of
+    /// `torch.optim.SGD/Adam/AdamW(..., fused=True)`: the same rules, one pass per parameter).
+    pub fn step(&mut self) -> Result<()> {
         tch::no_grad(|| {
-            for (gi, group) in self.groups.iter().enumerate() {
-                let (lr, wd) = (self.lrs[gi], group.weight_decay);
-                for (pi, (_, p)) in group.params.iter().enumerate() {
-                    let grad = p.grad();
-                    if !grad.defined() {
+            for gi in 0..self.groups.len() {
+                self.step_group(gi)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn step_group(&mut self, gi: usize) -> Result<()> {
+        let (lr, wd) = (self.lrs[gi], self.groups[gi].weight_decay);
+        // SGD calls the kernel once for parameters whose momentum buffer is new, once for the rest.
+        let (mut fresh, mut going) = (Batch::default(), Batch::default());
+        for (pi, (name, p)) in self.groups[gi].params.iter().enumerate() {
+            let grad = p.grad();
+            if !grad.defined() {
+                continue;
+            }
+            if !(p.is_contiguous() || is_channels_last(p)) {
+                return Err(Error::Invalid(format!(
+                    "{name}: the optimiser needs a contiguous or channels-last parameter \
+                     (strides {:?})",
+                    p.stride()
+                )));
+            }
+            let st = &mut self.state[gi][pi];
+            st.step += 1;
+            let batch = match self.kind {
+                OptimizerKind::Sgd { momentum, .. } => {
+                    let is_new = momentum != 0.0 && st.first.is_none();
+                    if momentum != 0.0 {
+                        let buf = st.first.take().unwrap_or_else(|| p.empty_like());
+                        let buf = like(&buf, p);
+                        going_or(&mut fresh, &mut going, is_new)
+                            .bufs
+                            .push(dense_view(&buf));
+                        st.first = Some(buf);
+                    }
+                    going_or(&mut fresh, &mut going, is_new)
+                }
+                OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. } => {
+                    let m = like(&st.first.take().unwrap_or_else(|| p.zeros_like()), p);
+                    let v = like(&st.second.take().unwrap_or_else(|| p.zeros_like()), p);
+                    going.bufs.push(dense_view(&m));
+                    going.second.push(dense_view(&v));
+                    going
+                        .steps
+                        .push(Tensor::from(st.step as f32).to_device(p.device()));
+                    (st.first, st.second) = (Some(m), Some(v));
+                    &mut going
+                }
+            };
+            batch.params.push(dense_view(p));
+            batch.grads.push(dense_view(&like(&grad, p)));
+        }
+        match self.kind {
+            OptimizerKind::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                for (batch, first_step) in [(&fresh, true), (&going, false)] {
+                    if batch.params.is_empty() {
                         continue;
                     }
-                    let st = &mut self.state[gi][pi];
-                    st.step += 1;
-                    let mut p = p.shallow_clone();
-                    update(self.kind, &mut p, &grad, st, lr, wd);
+                    let step = fused::SgdStep {
+                        lr,
+                        weight_decay: wd,
+                        momentum,
+                        dampening,
+                        nesterov,
+                        first_step,
+                    };
+                    fused::sgd(&batch.params, &batch.grads, &batch.bufs, step)?;
                 }
+                Ok(())
             }
-        });
+            OptimizerKind::Adam { beta1, beta2, eps }
+            | OptimizerKind::AdamW { beta1, beta2, eps } => {
+                if going.params.is_empty() {
+                    return Ok(());
+                }
+                let step = fused::AdamStep {
+                    lr,
+                    beta1,
+                    beta2,
+                    weight_decay: wd,
+                    eps,
+                    decoupled: matches!(self.kind, OptimizerKind::AdamW { .. }),
+                };
+                fused::adam(
+                    &going.params,
+                    &going.grads,
+                    &going.bufs,
+                    &going.second,
+                    &going.steps,
+                    step,
+                )
+            }
+        }
     }
 
     /// The optimiser state as named tensors (`<param>.momentum_buffer`, `.exp_avg`,
@@ -228,64 +336,47 @@ impl Optimizer {
     }
 }
 
-fn update(
-    kind: OptimizerKind,
-    p: &mut Tensor,
-    grad: &Tensor,
-    st: &mut ParamState,
-    lr: f64,
-    wd: f64,
-) {
-    match kind {
-        OptimizerKind::Sgd {
-            momentum,
-            dampening,
-            nesterov,
-        } => {
-            let mut d = if wd != 0.0 {
-                grad + &*p * wd
-            } else {
-                grad.shallow_clone()
-            };
-            if momentum != 0.0 {
-                let buf = match st.first.take() {
-                    None => d.copy(),
-                    Some(b) => b * momentum + &d * (1.0 - dampening),
-                };
-                d = if nesterov {
-                    d + &buf * momentum
-                } else {
-                    buf.shallow_clone()
-                };
-                st.first = Some(buf);
-            }
-            let _ = p.g_sub_(&(d * lr));
-        }
-        OptimizerKind::Adam { beta1, beta2, eps } | OptimizerKind::AdamW { beta1, beta2, eps } => {
-            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
-            let g = if wd != 0.0 && !decoupled {
-                grad + &*p * wd
-            } else {
-                grad.shallow_clone()
-            };
-            if wd != 0.0 && decoupled {
-                let _ = p.g_mul_scalar_(1.0 - lr * wd);
-            }
-            let m = match st.first.take() {
-                None => &g * (1.0 - beta1),
-                Some(m) => m * beta1 + &g * (1.0 - beta1),
-            };
-            let v = match st.second.take() {
-                None => g.square() * (1.0 - beta2),
-                Some(v) => v * beta2 + g.square() * (1.0 - beta2),
-            };
-            let t = st.step as i32;
-            let bc1 = 1.0 - beta1.powi(t);
-            let bc2 = 1.0 - beta2.powi(t);
-            let denom = v.sqrt() / bc2.sqrt() + eps;
-            let _ = p.g_sub_(&(&m / denom * (lr / bc1)));
-            st.first = Some(m);
-            st.second = Some(v);
-        }
+/// The parameters of one fused call with their gradients and state.
+#[derive(Default)]
+struct Batch {
+    params: Vec<Tensor>,
+    grads: Vec<Tensor>,
+    /// SGD's momentum buffers, or Adam's first moments.
+    bufs: Vec<Tensor>,
+    /// Adam's second moments.
+    second: Vec<Tensor>,
+    /// Adam's step counts (float tensors, after this step).
+    steps: Vec<Tensor>,
+}
+
+fn going_or<'a>(fresh: &'a mut Batch, going: &'a mut Batch, is_new: bool) -> &'a mut Batch {
+    if is_new {
+        fresh
+    } else {
+        going
+    }
+}
+
+/// `t`, or a copy of it laid out as `p`: the fused kernels walk the parameter, its gradient and
+/// its state as flat memory, so their strides must agree (a state loaded from a contiguous
+/// checkpoint into a channels-last model does not).
+fn like(t: &Tensor, p: &Tensor) -> Tensor {
+    if t.stride() == p.stride() {
+        t.shallow_clone()
+    } else {
+        let mut out = p.empty_like();
+        out.copy_(t);
+        out
+    }
+}
+
+/// A contiguous view of the memory of `t` (contiguous or channels-last): the kernels are
+/// element-wise, and given a channels-last tensor they would update a contiguous copy and copy it
+/// back.
+fn dense_view(t: &Tensor) -> Tensor {
+    if t.dim() == 4 && !t.is_contiguous() && is_channels_last(t) {
+        t.permute([0, 2, 3, 1])
+    } else {
+        t.shallow_clone()
     }
 }

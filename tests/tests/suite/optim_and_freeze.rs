@@ -133,10 +133,10 @@ fn optimizers_step_like_torch_optim() {
         let model = mlp(&mut vs, &data);
         let mut opt = Optimizer::new(kind, groups(&vs), lr);
         for _ in 0..5 {
-            opt.zero_grad();
+            opt.zero_grad().expect("zero_grad");
             let out = model.l2.forward(&model.l0.forward(x).tanh());
             (out - y).square().mean(Kind::Double).backward();
-            opt.step();
+            opt.step().expect("step");
         }
         let vars = vs.variables();
         for p in ["0.weight", "0.bias", "2.weight", "2.bias"] {
@@ -214,12 +214,12 @@ fn frozen_backbone_and_batchnorm_stay_bit_identical() {
     let x = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu));
     let labels = Tensor::from_slice(&[0i64, 1, 2, 0]);
     for _ in 0..3 {
-        opt.zero_grad();
+        opt.zero_grad().expect("zero_grad");
         model
             .forward_t(&x, true)
             .cross_entropy_for_logits(&labels)
             .backward();
-        opt.step();
+        opt.step().expect("step");
     }
     let vars = vs.variables();
     for (name, sha) in &before {
@@ -334,9 +334,9 @@ fn optimizer_state_round_trips_and_ema_ramps() {
     };
     let mut a = Optimizer::new(kind, group(), 0.1);
     for _ in 0..2 {
-        a.zero_grad();
+        a.zero_grad().expect("zero_grad");
         (&w * &w).sum(Kind::Float).backward();
-        a.step();
+        a.step().expect("step");
     }
     let saved = a.state_dict();
     assert_eq!(saved.get("w.step").unwrap().int64_value(&[]), 2);

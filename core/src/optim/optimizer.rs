@@ -380,3 +380,92 @@ fn dense_view(t: &Tensor) -> Tensor {
         t.shallow_clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory_format::channels_last;
+    use tch::{Device, Kind};
+
+    fn group(w: &Tensor) -> Vec<ParamGroup> {
+        vec![ParamGroup {
+            name: "all".into(),
+            params: vec![("w".into(), w.shallow_clone())],
+            lr_scale: 1.0,
+            weight_decay: 1e-2,
+        }]
+    }
+
+    fn steps(opt: &mut Optimizer, w: &Tensor, target: &Tensor, n: usize) {
+        for _ in 0..n {
+            opt.zero_grad().expect("zero_grad");
+            (w * target).square().sum(Kind::Float).backward();
+            opt.step().expect("step");
+        }
+    }
+
+    /// A channels-last parameter moves as its contiguous twin (to rounding: the kernels' vector
+    /// and scalar tails see the elements in another order), also after resuming from a state
+    /// saved by the contiguous one (whose buffers are contiguous).
+    #[test]
+    fn channels_last_parameters_update_as_contiguous_ones() {
+        let kinds = [
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                dampening: 0.1,
+                nesterov: false,
+            },
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+            },
+            OptimizerKind::AdamW {
+                beta1: 0.9,
+                beta2: 0.99,
+                eps: 1e-8,
+            },
+        ];
+        for kind in kinds {
+            tch::manual_seed(3);
+            let init = Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu));
+            let target = Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu));
+            let dense = init.copy().set_requires_grad(true);
+            let nhwc = channels_last(&init)
+                .expect("layout")
+                .set_requires_grad(true);
+            assert!(is_channels_last(&nhwc) && !nhwc.is_contiguous());
+            let mut a = Optimizer::new(kind, group(&dense), 0.05);
+            let mut b = Optimizer::new(kind, group(&nhwc), 0.05);
+            steps(&mut a, &dense, &target, 3);
+            steps(&mut b, &nhwc, &target, 3);
+            assert!(is_channels_last(&nhwc), "{kind:?}: layout kept");
+            let d = f64::try_from((&dense - &nhwc).abs().max()).unwrap();
+            assert!(d < 1e-6, "{kind:?}: {d:e}");
+            // Resume the channels-last twin from the contiguous one's state.
+            let mut c = Optimizer::new(kind, group(&nhwc), 0.05);
+            c.load_state_dict(&a.state_dict()).expect("load");
+            steps(&mut a, &dense, &target, 2);
+            steps(&mut c, &nhwc, &target, 2);
+            let d = f64::try_from((&dense - &nhwc).abs().max()).unwrap();
+            assert!(d < 1e-6, "{kind:?}: resumed, {d:e}");
+            // The steps did move the weights (so the comparison means something).
+            assert!(f64::try_from((&dense - &init).abs().max()).unwrap() > 1e-2);
+        }
+    }
+
+    /// zero_grad drops gradients by default and fills them with zeros when asked to keep them.
+    #[test]
+    fn zero_grad_drops_or_zeroes() {
+        let w = Tensor::ones([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let kind = OptimizerKind::from_name("sgd", 0.0).expect("sgd");
+        let mut opt = Optimizer::new(kind, group(&w), 0.1);
+        w.sum(Kind::Float).backward();
+        opt.zero_grad().expect("zero_grad");
+        assert!(!w.grad().defined());
+        w.sum(Kind::Float).backward();
+        opt.keep_zeroed_gradients();
+        opt.zero_grad().expect("zero_grad");
+        assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), vec![0.0; 3]);
+    }
+}

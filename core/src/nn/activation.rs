@@ -34,4 +34,16 @@ impl Activation {
             Activation::Sigmoid => x.sigmoid(),
         }
     }
+
+    /// Applies the activation to a tensor nothing else holds (a normalisation's fresh output),
+    /// overwriting it where the activation's backward pass needs only its output — ReLU and
+    /// ReLU6, as torchvision's `inplace=True` — and out of place otherwise. Saves a tensor the
+    /// size of the activation and a pass over memory.
+    pub fn forward_owned(self, mut x: Tensor) -> Tensor {
+        match self {
+            Activation::ReLU => x.relu_(),
+            Activation::ReLU6 => x.relu6_(),
+            other => other.forward(&x),
+        }
+    }
 }

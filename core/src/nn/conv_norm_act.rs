@@ -1,10 +1,10 @@
 //! torchvision's `Conv2dNormActivation`: a Sequential of conv (`0`), BatchNorm or frozen
 //! BatchNorm (`1`) and an activation (parameter-free, so it owns no name).
 
-use tch::nn::{Module, Path};
+use tch::nn::Path;
 use tch::Tensor;
 
-use super::{conv2d, Activation, Conv2dSpec, Norm2d, NormLayer};
+use super::{conv2d, conv2d_live_taps, Activation, Conv2dSpec, Norm2d, NormLayer};
 
 /// Convolution without bias, then BatchNorm (or frozen BatchNorm), then an activation.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub struct ConvNormAct {
     pub bn: Norm2d,
     /// The activation.
     pub act: Activation,
+    /// The convolution's shape (tch keeps its own private).
+    spec: Conv2dSpec,
 }
 
 impl ConvNormAct {
@@ -58,6 +60,7 @@ impl ConvNormAct {
             conv: conv2d(conv, c_in, c_out, spec.bias(false)),
             bn: Norm2d::with(bn, c_out, NormLayer::BatchNorm, eps, momentum),
             act,
+            spec: spec.bias(false),
         }
     }
 
@@ -76,12 +79,15 @@ impl ConvNormAct {
             conv: conv2d(&(p / "0"), c_in, c_out, spec.bias(false)),
             bn: Norm2d::with(&(p / "1"), c_out, norm, eps, momentum),
             act,
+            spec: spec.bias(false),
         }
     }
 
-    /// conv → BatchNorm → activation.
+    /// conv (skipping taps that only read padding) → BatchNorm → activation.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.act
-            .forward(&self.bn.forward_t(&self.conv.forward(x), train))
+        self.act.forward_owned(
+            self.bn
+                .forward_t(&conv2d_live_taps(&self.conv, &self.spec, x), train),
+        )
     }
 }

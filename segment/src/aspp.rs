@@ -70,10 +70,14 @@ impl Aspp {
             .iter()
             .map(|b| b.forward_t(x, train))
             .collect();
-        let pooled = self
-            .pooling
-            .forward_t(&x.adaptive_avg_pool2d([1, 1]), train)
-            .upsample_bilinear2d([h, w], false, None, None);
+        // AdaptiveAvgPool2d(1), written as ATen computes it on the CPU (a sum divided by the
+        // pixel count) so the values are the same; its backward pass then hands the branch's
+        // gradient on as a broadcast view instead of writing a feature-map-sized tensor.
+        let mean = x.sum_dim_intlist([2i64, 3].as_slice(), true, x.kind()) / (h * w) as f64;
+        let pooled =
+            self.pooling
+                .forward_t(&mean, train)
+                .upsample_bilinear2d([h, w], false, None, None);
         outs.push(pooled);
         self.project
             .forward_t(&Tensor::cat(&outs, 1), train)

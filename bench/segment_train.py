@@ -3,13 +3,15 @@
     python bench/segment_train.py [STEPS]   (default 10)
 
 Models: U-Net on ResNet34 (2 classes; in PyTorch the smp-layout U-Net of
-tests/reference/unet.py) and torchvision's DeepLabV3-ResNet50 (21 classes, auxiliary head), random
-initialisation, 256×256, batch 4. A step is a training-mode forward, cross-entropy (+ 0.5 × the
-auxiliary loss), backward and an SGD step (momentum 0.9, weight decay 1e-4), on random data.
-Median of STEPS steps after two warm-up steps. ferrovis runs
-`cargo run --release -p ferrovis-segment --example train_step` (channels-last, its default for
-training). PyTorch runs as a plain loop writes it (contiguous NCHW) and, for reference, with
-`channels_last` too. Prints seconds per step and the ratio ferrovis / PyTorch (target ≤ 1.02).
+tests/reference/unet.py), torchvision's DeepLabV3-ResNet50 (21 classes, auxiliary head) and
+DeepLabV3+ on ResNet50 at output stride 16 (21 classes; in PyTorch tests/reference/deeplabv3plus.py,
+the same network, checked by tests/tests/suite/segment_reference.rs), random initialisation,
+256×256, batch 4. A step is a training-mode forward, cross-entropy (+ 0.5 × the auxiliary loss),
+backward and an SGD step (momentum 0.9, weight decay 1e-4), on random data. Median of STEPS steps
+after two warm-up steps. ferrovis runs `cargo run --release -p ferrovis-segment --example
+train_step` (channels-last, its default for training). PyTorch runs as a plain loop writes it
+(contiguous NCHW, `torch.optim.SGD` defaults) and with `channels_last`, the layout a tuned user
+picks. Prints seconds per step and the ratio ferrovis / the faster PyTorch layout (target ≤ 0.95).
 """
 import json
 import os
@@ -24,6 +26,7 @@ import torchvision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+from deeplabv3plus import DeepLabV3Plus  # noqa: E402
 from unet import Unet  # noqa: E402
 
 SIZE, BATCH = 256, 4
@@ -33,6 +36,8 @@ def pytorch_step_time(name, steps, channels_last):
     torch.manual_seed(0)
     if name == "unet":
         model, classes = Unet("resnet34", classes=2), 2
+    elif name == "deeplabv3plus":
+        model, classes = DeepLabV3Plus("resnet50", 21), 21
     else:
         model = torchvision.models.segmentation.deeplabv3_resnet50(
             weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
@@ -72,13 +77,17 @@ def main():
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     torch.set_num_threads(2)
     print(f"training step, {SIZE}x{SIZE}, batch {BATCH}, CPU, 2 threads, median of {steps}")
-    print(f"{'model':<22}{'ferrovis s':>12}{'PyTorch s':>12}{'ratio':>8}{'PyTorch CL s':>14}")
+    print(f"{'model':<22}{'ferrovis s':>12}{'PyTorch NCHW s':>16}{'PyTorch CL s':>14}"
+          f"{'ratio':>8}")
     for label, arch, encoder, classes in [("U-Net ResNet34", "unet", "resnet34", 2),
-                                          ("DeepLabV3 ResNet50", "deeplabv3", "resnet50", 21)]:
+                                          ("DeepLabV3 ResNet50", "deeplabv3", "resnet50", 21),
+                                          ("DeepLabV3+ ResNet50", "deeplabv3plus", "resnet50", 21)]:
         ours = ferrovis_step_time(arch, encoder, classes, steps)
         theirs = pytorch_step_time(arch, steps, channels_last=False)
         theirs_cl = pytorch_step_time(arch, steps, channels_last=True)
-        print(f"{label:<22}{ours:>12.3f}{theirs:>12.3f}{ours / theirs:>8.2f}{theirs_cl:>14.3f}")
+        best = min(theirs, theirs_cl)
+        print(f"{label:<22}{ours:>12.3f}{theirs:>16.3f}{theirs_cl:>14.3f}{ours / best:>8.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":

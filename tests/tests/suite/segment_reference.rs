@@ -1,11 +1,13 @@
 //! torchvision's `deeplabv3_resnet50` (random init, seeded, saved with `torch.save`) loads into
 //! ferrovis' DeepLabV3 by name, strictly, and gives torchvision's outputs (main and auxiliary);
-//! a PyTorch U-Net with smp's layout does the same for ours; the losses equal PyTorch's.
+//! a PyTorch U-Net with smp's layout and a PyTorch DeepLabV3+ on torchvision's parts do the same
+//! for ours; the losses equal PyTorch's.
 
 use std::path::Path;
 
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_segment::deeplab::{DeepLabConfig, DeepLabV3};
+use ferrovis_segment::deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
 use ferrovis_segment::loss::SegmentationLoss;
 use ferrovis_segment::model::{Architecture, ModelSpec, SegmentationModel};
 use ferrovis_tests::run_reference;
@@ -41,6 +43,38 @@ fn deeplabv3_resnet50_matches_torchvision() {
         println!("{name}: max abs difference {d:.3e}");
         assert!(d <= 1e-4, "{name}: {d:e}");
     }
+}
+
+/// tests/reference/deeplabv3plus.py (the model bench/segment_train.py trains in PyTorch) is the
+/// same network as ours: its seeded weights load strictly and give its outputs. At 67×90 the
+/// ASPP reads a 5×6 map, so its three dilated branches run with their outer taps skipped.
+#[test]
+fn deeplabv3plus_resnet50_matches_its_pytorch_definition() {
+    tch::set_num_threads(1);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deeplabv3plus-reference");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run_reference("deeplabv3plus.py", &[dir.as_os_str()]);
+    assert!(out.contains("parameters 40352181"), "{out}");
+    let sd = checkpoint::read(dir.join("weights.pth")).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = DeepLabV3Plus::new(
+        &vs.root(),
+        DeepLabV3PlusConfig {
+            encoder: "resnet50".into(),
+            num_classes: 21,
+            output_stride: 16,
+        },
+    )
+    .unwrap();
+    let report = checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
+    assert_eq!(report.loaded.len(), sd.len());
+    let exp = checkpoint::read(dir.join("expected.safetensors")).unwrap();
+    let y = tch::no_grad(|| model.forward_t(exp.get("input").unwrap(), false));
+    let theirs = exp.get("out").unwrap();
+    assert_eq!(y.out.size(), theirs.size());
+    let d = (&y.out - theirs).abs().max().double_value(&[]);
+    println!("out: max abs difference {d:.3e}");
+    assert!(d <= 1e-4, "out: {d:e}");
 }
 
 /// Loss values and a U-Net with smp's layout, both from tests/reference/segment.py.

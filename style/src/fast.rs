@@ -328,6 +328,68 @@ pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, Transf
     Ok((vs, net))
 }
 
+/// Stylises `files` (scaled so the longer side is `size`, unless 0) into `out`, one PNG per
+/// image named after it; returns how many were written. The next image is decoded and the
+/// previous one encoded on their own threads while the network runs on this one, so the
+/// network's time is the whole time when it is the slowest stage.
+pub fn stylise_files(
+    net: &TransformerNet,
+    files: &[PathBuf],
+    size: usize,
+    out: &Path,
+    device: Device,
+) -> Result<usize> {
+    std::thread::scope(|scope| {
+        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel::<Result<(PathBuf, Tensor)>>(1);
+        let (stylised, stylised_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Tensor)>(1);
+        scope.spawn(move || {
+            for f in files {
+                let item = image::load(f, size, Device::Cpu).map(|x| (f.clone(), x));
+                let failed = item.is_err();
+                // A closed channel means the network stopped: nothing more to decode.
+                if decoded_tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let writer = scope.spawn(move || -> Result<usize> {
+            let mut written = 0;
+            for (path, y) in stylised_rx {
+                image::save(&y, &path)?;
+                written += 1;
+            }
+            Ok(written)
+        });
+        let mut failure = None;
+        for item in decoded {
+            let (file, x) = match item {
+                Ok(v) => v,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let y = tch::no_grad(|| net.forward(&x.to_device(device)));
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // A closed channel means the writer failed: its error is returned below.
+            if stylised.send((out.join(format!("{name}.png")), y)).is_err() {
+                break;
+            }
+        }
+        drop(stylised);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the PNG writer thread panicked"))?;
+        match failure {
+            Some(e) => Err(e),
+            None => written,
+        }
+    })
+}
+
 /// Traces the network in `weights` (a run folder or a weights file) for `size`×`size` RGB inputs
 /// in [0, 1] and writes TorchScript to `out`.
 pub fn export(weights: &Path, out: &Path, size: i64) -> Result<()> {

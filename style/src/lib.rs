@@ -586,20 +586,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let (_vs, net) = fast::load_transformer(&weights, device)?;
             let files = ferrovis_data::decode::image_files(&a.sources)?;
             let t = Instant::now();
-            for f in &files {
-                let x = image::load(f, a.size, device)?;
-                let y = tch::no_grad(|| net.forward(&x));
-                let name = f
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "image".into());
-                image::save(&y, &a.out.join(format!("{name}.png")))?;
-            }
+            let written = fast::stylise_files(&net, &files, a.size, &a.out, device)?;
             let secs = t.elapsed().as_secs_f64();
             println!(
-                "{} images in {secs:.2} s ({:.2} images/s) into {}",
-                files.len(),
-                files.len() as f64 / secs.max(1e-9),
+                "{written} images in {secs:.2} s ({:.2} images/s) into {}",
+                written as f64 / secs.max(1e-9),
                 a.out.display()
             );
         }

@@ -1,6 +1,7 @@
 //! `style` end to end without real weights: a random VGG11 saved as a torchvision checkpoint is
 //! the loss network; `train-fast` runs one epoch through the engine (one optimiser step per
-//! batch) and writes its run folder; the trained network loads and stylises at the input's size;
+//! batch) and writes its run folder; the trained network loads and stylises at the input's size,
+//! and `predict`'s pipeline writes what it gives;
 //! Gatys with Adam lowers its loss; missing weights get the message that says where VGG19 lives.
 
 use std::path::Path;
@@ -8,10 +9,12 @@ use std::path::Path;
 use ferrovis_core::backbone::{BackboneOptions, Vgg, VggConfig};
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
+use ferrovis_data::decode::read_rgb;
 use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_style::fast::{self, FastConfig};
 use ferrovis_style::features::FeatureNet;
 use ferrovis_style::gatys::{self, GatysConfig, Method};
+use ferrovis_style::image;
 use ferrovis_style::loss::PerceptualLoss;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -131,6 +134,37 @@ fn train_fast_step_stylize_and_gatys() {
     let x = Tensor::rand([1, 3, 40, 52], (Kind::Float, Device::Cpu));
     let y = tch::no_grad(|| net.forward(&x));
     assert_eq!(y.size(), vec![1, 3, 40, 52]);
+    // predict's pipeline: every image stylised into a PNG named after it, the pixels the network
+    // gives for it (in order, whatever the threads did); an image that does not decode is named.
+    let photos = tmp.path().join("photos");
+    let mut inputs = Vec::new();
+    for (i, (h, w)) in [(40, 52), (33, 20), (48, 48)].into_iter().enumerate() {
+        let path = photos.join(format!("p{i}.png"));
+        image::save(
+            &Tensor::rand([1, 3, h, w], (Kind::Float, Device::Cpu)),
+            &path,
+        )
+        .unwrap();
+        inputs.push(path);
+    }
+    let stylised = tmp.path().join("stylised");
+    assert_eq!(
+        fast::stylise_files(&net, &inputs, 0, &stylised, Device::Cpu).unwrap(),
+        3
+    );
+    for p in &inputs {
+        let x = image::load(p, 0, Device::Cpu).unwrap();
+        let want = image::to_image(&tch::no_grad(|| net.forward(&x))).unwrap();
+        let got = read_rgb(&stylised.join(p.file_name().unwrap())).unwrap();
+        assert_eq!((got.width, got.height), (want.width, want.height));
+        assert!(got.data == want.data, "{}", p.display());
+    }
+    let bad = photos.join("bad.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    let files = [inputs[0].clone(), bad, inputs[1].clone()];
+    let err =
+        fast::stylise_files(&net, &files, 0, &tmp.path().join("s2"), Device::Cpu).unwrap_err();
+    assert!(format!("{err:#}").contains("bad.png"), "{err:#}");
     // The step changed the network: its weights differ from a fresh one's.
     let saved = checkpoint::read(run.join("weights/last.safetensors")).unwrap();
     tch::manual_seed(0);

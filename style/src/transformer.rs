@@ -95,8 +95,12 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        let y = self.in1.forward(&self.conv1.forward(x)).relu();
-        self.in2.forward(&self.conv2.forward(&y)) + x
+        // In place on the norms' fresh outputs: neither the norm's backward pass nor the
+        // addition's needs them (a pass over memory and a tensor saved per block).
+        let y = self.in1.forward(&self.conv1.forward(x)).relu_();
+        let mut out = self.in2.forward(&self.conv2.forward(&y));
+        out += x;
+        out
     }
 }
 
@@ -162,14 +166,15 @@ impl TransformerNet {
     /// `H`, `W` when they are multiples of 4.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut y = x * 255.0;
+        // ReLU in place on the norm's output, as in the residual blocks.
         for (conv, norm) in &self.down {
-            y = norm.forward(&conv.forward(&y)).relu();
+            y = norm.forward(&conv.forward(&y)).relu_();
         }
         for block in &self.res {
             y = block.forward(&y);
         }
         for (conv, norm) in &self.up {
-            y = norm.forward(&conv.forward(&y)).relu();
+            y = norm.forward(&conv.forward(&y)).relu_();
         }
         self.out.forward(&y) / 255.0
     }

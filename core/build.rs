@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/distributed.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-changed=csrc/optim.cpp");
+    println!("cargo:rerun-if-changed=csrc/ffi_boundary.h");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");

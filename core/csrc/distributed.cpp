@@ -2,8 +2,9 @@
 // DistributedDataParallel): a TCPStore rendezvous and a Gloo process group (NCCL when built with
 // FERROVIS_NCCL), with all-reduce, broadcast, all-gather and barrier on at::Tensor. Rust calls it
 // through core/src/distributed/ffi.rs. Every function catches C++ exceptions and returns their
-// message in *err (allocated with malloc; the caller frees it with fv_free_error), so no exception
-// crosses into Rust.
+// message in *err (ffi_boundary.h; the caller frees it with fv_free_error).
+
+#include "ffi_boundary.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -21,40 +22,6 @@
 #include <string>
 #include <vector>
 
-namespace {
-
-char *copy_message(const std::string &s) {
-  char *out = static_cast<char *>(std::malloc(s.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, s.c_str(), s.size() + 1);
-  }
-  return out;
-}
-
-template <typename F> int guarded(char **err, F f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error &e) {
-    *err = copy_message(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    *err = copy_message(e.what());
-  } catch (...) {
-    *err = copy_message("unknown C++ exception in c10d");
-  }
-  return 1;
-}
-
-std::vector<at::Tensor> gather(at::Tensor **tensors, int n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (int i = 0; i < n; ++i) {
-    v.push_back(*tensors[i]);
-  }
-  return v;
-}
-
-} // namespace
 
 struct fv_group {
   c10::intrusive_ptr<c10d::Store> store;
@@ -71,7 +38,7 @@ void fv_free_error(char *err) { std::free(err); }
 fv_group *fv_group_new(const char *host, int port, int is_server, int rank, int world,
                        int backend, const char *prefix, double timeout_s, char **err) {
   fv_group *group = nullptr;
-  guarded(err, [&] {
+  fv::guarded(err, "c10d", [&] {
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(port);
@@ -112,8 +79,8 @@ void fv_group_free(fv_group *group) { delete group; }
 
 // op: 0 sum, 1 max, 2 min. Averages are a sum divided by the world size (Gloo has no AVG).
 int fv_all_reduce(fv_group *group, at::Tensor **tensors, int n, int op, char **err) {
-  return guarded(err, [&] {
-    auto v = gather(tensors, n);
+  return fv::guarded(err, "c10d", [&] {
+    auto v = fv::tensors(tensors, n);
     c10d::AllreduceOptions opts;
     opts.reduceOp = op == 1   ? c10d::ReduceOp(c10d::ReduceOp::MAX)
                     : op == 2 ? c10d::ReduceOp(c10d::ReduceOp::MIN)
@@ -124,8 +91,8 @@ int fv_all_reduce(fv_group *group, at::Tensor **tensors, int n, int op, char **e
 }
 
 int fv_broadcast(fv_group *group, at::Tensor **tensors, int n, int root, char **err) {
-  return guarded(err, [&] {
-    auto v = gather(tensors, n);
+  return fv::guarded(err, "c10d", [&] {
+    auto v = fv::tensors(tensors, n);
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     opts.timeout = group->timeout;
@@ -136,8 +103,8 @@ int fv_broadcast(fv_group *group, at::Tensor **tensors, int n, int root, char **
 // outputs: `world` tensors shaped like input, filled with each rank's input in rank order.
 int fv_all_gather(fv_group *group, at::Tensor **outputs, int world, at::Tensor *input,
                   char **err) {
-  return guarded(err, [&] {
-    std::vector<std::vector<at::Tensor>> out{gather(outputs, world)};
+  return fv::guarded(err, "c10d", [&] {
+    std::vector<std::vector<at::Tensor>> out{fv::tensors(outputs, world)};
     std::vector<at::Tensor> in{*input};
     c10d::AllgatherOptions opts;
     opts.timeout = group->timeout;
@@ -146,7 +113,7 @@ int fv_all_gather(fv_group *group, at::Tensor **outputs, int world, at::Tensor *
 }
 
 int fv_barrier(fv_group *group, char **err) {
-  return guarded(err, [&] {
+  return fv::guarded(err, "c10d", [&] {
     c10d::BarrierOptions opts;
     opts.timeout = group->timeout;
     group->backend->barrier(opts)->wait(group->timeout);

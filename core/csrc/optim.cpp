@@ -2,49 +2,14 @@
 // fused=True)` run): one pass over each parameter reads its gradient and state and writes the
 // parameter and state, instead of the five to eight tensor operations (and temporaries) of the
 // per-tensor update. Also gradient reset to "none", as `zero_grad()` does by default in PyTorch.
-// Exceptions come back as messages in *err (malloc'd; freed with fv_free_error).
+// Exceptions come back as messages in *err (ffi_boundary.h).
+
+#include "ffi_boundary.h"
 
 #include <ATen/ATen.h>
 
-#include <cstdlib>
-#include <cstring>
-#include <string>
 #include <vector>
 
-namespace {
-
-char *copy_optim_message(const std::string &s) {
-  char *out = static_cast<char *>(std::malloc(s.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, s.c_str(), s.size() + 1);
-  }
-  return out;
-}
-
-template <typename F> int guarded_optim(char **err, F f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error &e) {
-    *err = copy_optim_message(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    *err = copy_optim_message(e.what());
-  } catch (...) {
-    *err = copy_optim_message("unknown C++ exception in the optimiser");
-  }
-  return 1;
-}
-
-std::vector<at::Tensor> list(at::Tensor **tensors, int n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (int i = 0; i < n; ++i) {
-    v.push_back(*tensors[i]);
-  }
-  return v;
-}
-
-} // namespace
 
 extern "C" {
 
@@ -53,11 +18,11 @@ extern "C" {
 int fv_fused_sgd(at::Tensor **params, at::Tensor **grads, at::Tensor **bufs, int n,
                  double weight_decay, double momentum, double lr, double dampening, int nesterov,
                  int first_step, char **err) {
-  return guarded_optim(err, [&] {
+  return fv::guarded(err, "the optimiser", [&] {
     std::vector<at::Tensor> no_buffers;
-    auto momentum_buffers = momentum != 0.0 ? list(bufs, n) : no_buffers;
-    at::_fused_sgd_(list(params, n), list(grads, n), momentum_buffers, weight_decay, momentum, lr,
-                    dampening, nesterov != 0, /*maximize=*/false, first_step != 0);
+    auto momentum_buffers = momentum != 0.0 ? fv::tensors(bufs, n) : no_buffers;
+    at::_fused_sgd_(fv::tensors(params, n), fv::tensors(grads, n), momentum_buffers, weight_decay,
+                    momentum, lr, dampening, nesterov != 0, /*maximize=*/false, first_step != 0);
   });
 }
 
@@ -66,15 +31,18 @@ int fv_fused_sgd(at::Tensor **params, at::Tensor **grads, at::Tensor **bufs, int
 int fv_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs,
                   at::Tensor **exp_avg_sqs, at::Tensor **steps, int n, double lr, double beta1,
                   double beta2, double weight_decay, double eps, int decoupled, char **err) {
-  return guarded_optim(err, [&] {
+  return fv::guarded(err, "the optimiser", [&] {
     std::vector<at::Tensor> no_max;
+    auto p = fv::tensors(params, n);
+    auto g = fv::tensors(grads, n);
+    auto m = fv::tensors(exp_avgs, n);
+    auto v = fv::tensors(exp_avg_sqs, n);
+    auto t = fv::tensors(steps, n);
     if (decoupled != 0) {
-      at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
-                        no_max, list(steps, n), lr, beta1, beta2, weight_decay, eps,
+      at::_fused_adamw_(p, g, m, v, no_max, t, lr, beta1, beta2, weight_decay, eps,
                         /*amsgrad=*/false, /*maximize=*/false);
     } else {
-      at::_fused_adam_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
-                       no_max, list(steps, n), lr, beta1, beta2, weight_decay, eps,
+      at::_fused_adam_(p, g, m, v, no_max, t, lr, beta1, beta2, weight_decay, eps,
                        /*amsgrad=*/false, /*maximize=*/false);
     }
   });
@@ -83,7 +51,7 @@ int fv_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs
 // Drops the gradients of n tensors (their .grad becomes undefined), so the next backward pass
 // stores its gradient instead of adding it to zeros.
 int fv_clear_grads(at::Tensor **tensors, int n, char **err) {
-  return guarded_optim(err, [&] {
+  return fv::guarded(err, "the optimiser", [&] {
     for (int i = 0; i < n; ++i) {
       tensors[i]->mutable_grad().reset();
     }

@@ -1,49 +1,24 @@
 // A C interface over libtorch's operator profiler (the Kineto-based one torch.profiler drives):
 // start recording every ATen operator and autograd function on the CPU, then stop and hand the
 // events back as text for core/src/profiler.rs to aggregate. Exceptions come back as messages in
-// *err (malloc'd; freed with fv_free_error from distributed.cpp), never across the FFI boundary.
+// *err (ffi_boundary.h), never across the FFI boundary.
+
+#include "ffi_boundary.h"
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <set>
 #include <sstream>
 #include <string>
 
-namespace {
-
-char *copy_text(const std::string &s) {
-  char *out = static_cast<char *>(std::malloc(s.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, s.c_str(), s.size() + 1);
-  }
-  return out;
-}
-
-template <typename F> int guarded_profiler(char **err, F f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error &e) {
-    *err = copy_text(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    *err = copy_text(e.what());
-  } catch (...) {
-    *err = copy_text("unknown C++ exception in the profiler");
-  }
-  return 1;
-}
-
 namespace prof = torch::profiler::impl;
-
-} // namespace
 
 extern "C" {
 
 // Starts recording CPU operators (with their input shapes when record_shapes is non-zero).
 int fv_profiler_start(int record_shapes, char **err) {
-  return guarded_profiler(err, [&] {
+  return fv::guarded(err, "the profiler", [&] {
     prof::ProfilerConfig config(prof::ProfilerState::KINETO, record_shapes != 0);
     std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
     torch::autograd::profiler::prepareProfiler(config, activities);
@@ -54,7 +29,7 @@ int fv_profiler_start(int record_shapes, char **err) {
 // Stops recording; *events receives one line per CPU event:
 // name TAB thread TAB start_ns TAB duration_ns TAB shapes (e.g. [4, 3, 256, 256];[64, 3, 7, 7]).
 int fv_profiler_stop(char **events, char **err) {
-  return guarded_profiler(err, [&] {
+  return fv::guarded(err, "the profiler", [&] {
     auto result = torch::autograd::profiler::disableProfiler();
     std::ostringstream out;
     for (const auto &e : result->events()) {
@@ -76,7 +51,7 @@ int fv_profiler_stop(char **events, char **err) {
       }
       out << '\n';
     }
-    *events = copy_text(out.str());
+    *events = fv::copy_message(out.str());
   });
 }
 

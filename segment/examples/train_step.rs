@@ -1,6 +1,7 @@
 //! Times training steps of a segmentation model on random data, for `bench/segment_train.py`:
 //! forward in training mode, cross-entropy (+ 0.5 × the auxiliary loss for DeepLabV3), backward,
-//! an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median.
+//! an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median and every
+//! timed step.
 //!
 //!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
 //!
@@ -92,13 +93,14 @@ fn main() -> Result<()> {
         eprintln!("{}", profile.table(false, rows));
         eprintln!("{}", profile.table(true, rows));
     }
-    let mut timed = times.split_off(2); // two warm-up steps
-    timed.sort_by(f64::total_cmp);
-    let median = timed[timed.len() / 2];
+    let timed = times.split_off(2); // two warm-up steps
+    let mut sorted = timed.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
     println!(
         "{}",
         serde_json::json!({"arch": arg(0, "unet"), "encoder": encoder, "median_s": median,
-                           "steps": steps, "channels_last": channels_last})
+                           "times_s": timed, "steps": steps, "channels_last": channels_last})
     );
     Ok(())
 }

@@ -1,6 +1,6 @@
 // What every shim function shares at the C boundary with Rust: a C++ exception becomes a message
-// in *err (malloc'd; Rust frees it with fv_free_error) and never crosses into Rust; arrays of
-// tch's tensor handles (at::Tensor*) become vectors.
+// in *err (malloc'd; Rust frees it with fv_free_error, defined once in distributed.cpp) and
+// never crosses into Rust; arrays of tch's tensor handles (at::Tensor*) become vectors.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -7,7 +7,6 @@
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
-#include <cstdlib>
 #include <set>
 #include <sstream>
 #include <string>
@@ -55,5 +54,4 @@ int fv_profiler_stop(char **events, char **err) {
   });
 }
 
-void fv_free_text(char *text) { std::free(text); }
 }

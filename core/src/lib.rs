@@ -54,5 +54,6 @@ pub mod ops;
 pub mod optim;
 pub mod profiler;
 pub mod run;
+mod shim;
 
 pub use error::{Error, Result};

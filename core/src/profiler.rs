@@ -17,17 +17,15 @@
 //! operator, *self* that time less its child operators'.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::distributed::ffi::take_error;
+use crate::shim::{status, take_string};
 use crate::{Error, Result};
 
 extern "C" {
     fn fv_profiler_start(record_shapes: c_int, err: *mut *mut c_char) -> c_int;
     fn fv_profiler_stop(events: *mut *mut c_char, err: *mut *mut c_char) -> c_int;
-    fn fv_free_text(text: *mut c_char);
 }
 
 /// libtorch has one profiler per process.
@@ -52,10 +50,9 @@ impl Recording {
         let mut err = std::ptr::null_mut();
         // SAFETY: `err` is an out-pointer the shim fills only on failure.
         let rc = unsafe { fv_profiler_start(c_int::from(record_shapes), &mut err) };
-        if rc != 0 {
+        if let Err(e) = status(rc, err, "starting the profiler") {
             RECORDING.store(false, Ordering::SeqCst);
-            let msg = take_error(err).unwrap_or_default();
-            return Err(Error::Invalid(format!("starting the profiler: {msg}")));
+            return Err(e);
         }
         Ok(Recording { stopped: false })
     }
@@ -84,20 +81,8 @@ fn stop_profiler() -> Result<String> {
     // SAFETY: both are out-pointers; on success `events` is a malloc'd NUL-terminated string.
     let rc = unsafe { fv_profiler_stop(&mut events, &mut err) };
     RECORDING.store(false, Ordering::SeqCst);
-    if rc != 0 {
-        let msg = take_error(err).unwrap_or_default();
-        return Err(Error::Invalid(format!("stopping the profiler: {msg}")));
-    }
-    if events.is_null() {
-        return Ok(String::new());
-    }
-    // SAFETY: non-null, NUL-terminated, allocated by the shim; freed once right after.
-    let text = unsafe { CStr::from_ptr(events) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: as above.
-    unsafe { fv_free_text(events) };
-    Ok(text)
+    status(rc, err, "stopping the profiler")?;
+    Ok(take_string(events).unwrap_or_default())
 }
 
 /// One operator call.

@@ -1,10 +1,9 @@
 //! The C interface of `csrc/distributed.cpp` (built by `build.rs`). `*mut C_tensor` is tch's
 //! handle, an `at::Tensor*` on the C++ side.
 
-use std::os::raw::{c_char, c_double, c_int, c_void};
+use std::os::raw::{c_char, c_double, c_int};
 
-/// tch's tensor handle (`torch_sys::C_tensor`), passed through untouched.
-pub type CTensor = c_void;
+pub use crate::shim::CTensor;
 
 /// An opaque `fv_group` (store + c10d backend).
 #[repr(C)]
@@ -13,7 +12,6 @@ pub struct FvGroup {
 }
 
 extern "C" {
-    pub fn fv_free_error(err: *mut c_char);
     #[allow(clippy::too_many_arguments)]
     pub fn fv_group_new(
         host: *const c_char,
@@ -49,18 +47,4 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     pub fn fv_barrier(group: *mut FvGroup, err: *mut *mut c_char) -> c_int;
-}
-
-/// The message of a failed call (and frees it); `None` when there was none.
-pub fn take_error(err: *mut c_char) -> Option<String> {
-    if err.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null `err` is a NUL-terminated string the shim malloc'ed for us.
-    let text = unsafe { std::ffi::CStr::from_ptr(err) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: allocated by the shim with malloc, freed once here.
-    unsafe { fv_free_error(err) };
-    Some(text)
 }

@@ -17,7 +17,7 @@
 //! gradients and keep the run folder to rank 0; the task crates shard each epoch with
 //! `ferrovis_data::loader::Shard`.
 
-pub(crate) mod ffi;
+mod ffi;
 
 use std::ffi::CString;
 use std::os::raw::c_int;
@@ -193,7 +193,7 @@ impl ProcessGroup {
                 &mut err,
             )
         };
-        if let Some(message) = ffi::take_error(err) {
+        if let Some(message) = crate::shim::take_string(err) {
             return Err(Error::Invalid(format!(
                 "rank {} of {}: joining the process group at {}:{} ({backend:?}) failed: \
                  {message}",
@@ -240,7 +240,7 @@ impl ProcessGroup {
     }
 
     fn check(&self, what: &str, status: c_int, err: *mut std::os::raw::c_char) -> Result<()> {
-        match ffi::take_error(err) {
+        match crate::shim::take_string(err) {
             Some(message) => Err(Error::Invalid(format!(
                 "rank {} of {}: {what} failed (another rank stopped or timed out?): {message}",
                 self.rank, self.world_size

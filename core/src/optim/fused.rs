@@ -4,7 +4,7 @@ use std::os::raw::{c_char, c_double, c_int};
 
 use tch::Tensor;
 
-use crate::distributed::ffi::{take_error, CTensor};
+use crate::shim::{status, CTensor};
 use crate::{Error, Result};
 
 extern "C" {
@@ -41,14 +41,6 @@ extern "C" {
 
 fn handles(tensors: &[Tensor]) -> Vec<*mut CTensor> {
     tensors.iter().map(|t| t.as_ptr() as *mut CTensor).collect()
-}
-
-fn check(rc: c_int, err: *mut c_char, what: &str) -> Result<()> {
-    if rc == 0 {
-        return Ok(());
-    }
-    let msg = take_error(err).unwrap_or_default();
-    Err(Error::Invalid(format!("{what}: {msg}")))
 }
 
 /// SGD's hyper-parameters for one call.
@@ -89,7 +81,7 @@ pub fn sgd(params: &[Tensor], grads: &[Tensor], bufs: &[Tensor], s: SgdStep) -> 
             &mut err,
         )
     };
-    check(rc, err, "fused SGD step")
+    status(rc, err, "fused SGD step")
 }
 
 /// Adam's (or, `decoupled`, AdamW's) hyper-parameters for one call.
@@ -137,7 +129,7 @@ pub fn adam(
             &mut err,
         )
     };
-    check(rc, err, "fused Adam step")
+    status(rc, err, "fused Adam step")
 }
 
 /// Leaves `tensors` without gradients (PyTorch's `zero_grad(set_to_none=True)`).
@@ -146,5 +138,5 @@ pub fn clear_grads(tensors: &[Tensor]) -> Result<()> {
     let mut err = std::ptr::null_mut();
     // SAFETY: the handles point to live tensors for the whole call.
     let rc = unsafe { fv_clear_grads(h.as_mut_ptr(), h.len() as c_int, &mut err) };
-    check(rc, err, "clearing gradients")
+    status(rc, err, "clearing gradients")
 }

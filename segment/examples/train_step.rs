@@ -6,8 +6,8 @@
 //!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
 //!
 //! With `FERROVIS_PROFILE=<rows>` it then records three more steps with libtorch's profiler and
-//! prints the operators (by name, then by input shapes) to stderr, as `bench/segment_profile.py`
-//! prints PyTorch's.
+//! prints the operators (by name, then by input shapes) to stderr, as `torch.profiler`'s
+//! `key_averages().table()` prints PyTorch's.
 
 use std::time::Instant;
 

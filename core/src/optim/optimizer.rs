@@ -216,16 +216,17 @@ impl Optimizer {
             st.step += 1;
             let batch = match self.kind {
                 OptimizerKind::Sgd { momentum, .. } => {
-                    let is_new = momentum != 0.0 && st.first.is_none();
+                    let batch = if momentum != 0.0 && st.first.is_none() {
+                        &mut fresh
+                    } else {
+                        &mut going
+                    };
                     if momentum != 0.0 {
-                        let buf = st.first.take().unwrap_or_else(|| p.empty_like());
-                        let buf = like(&buf, p);
-                        going_or(&mut fresh, &mut going, is_new)
-                            .bufs
-                            .push(dense_view(&buf));
+                        let buf = like(&st.first.take().unwrap_or_else(|| p.empty_like()), p);
+                        batch.bufs.push(dense_view(&buf));
                         st.first = Some(buf);
                     }
-                    going_or(&mut fresh, &mut going, is_new)
+                    batch
                 }
                 OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. } => {
                     let m = like(&st.first.take().unwrap_or_else(|| p.zeros_like()), p);
@@ -347,14 +348,6 @@ struct Batch {
     second: Vec<Tensor>,
     /// Adam's step counts (float tensors, after this step).
     steps: Vec<Tensor>,
-}
-
-fn going_or<'a>(fresh: &'a mut Batch, going: &'a mut Batch, is_new: bool) -> &'a mut Batch {
-    if is_new {
-        fresh
-    } else {
-        going
-    }
 }
 
 /// `t`, or a copy of it laid out as `p`: the fused kernels walk the parameter, its gradient and

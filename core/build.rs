@@ -19,11 +19,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=FERROVIS_NCCL");
-    let Some(libtorch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
-        panic!(
-            "LIBTORCH is not set: ferrovis-core compiles a small C++ shim against libtorch's \
-             headers (run `make setup`, which writes .cargo/config.toml, or set LIBTORCH)"
-        );
+    let libtorch = match libtorch_root() {
+        Ok(dir) => dir,
+        Err(why) => panic!("{why}"),
     };
     let gloo = std::env::var_os("FERROVIS_GLOO_INCLUDE")
         .map(PathBuf::from)
@@ -68,6 +66,33 @@ fn main() {
             .define("FERROVIS_NCCL", None);
     }
     build.compile("ferrovis_distributed");
+}
+
+/// The libtorch `tch` links: the one torch-sys found (it hands its `lib` folder to direct
+/// dependents as `DEP_TCH_LIBTORCH_LIB`, whichever way it found it: `LIBTORCH`,
+/// `LIBTORCH_USE_PYTORCH`, a system install), else `$LIBTORCH`.
+fn libtorch_root() -> Result<PathBuf, String> {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let from_tch = std::env::var_os("DEP_TCH_LIBTORCH_LIB")
+        .map(PathBuf::from)
+        .and_then(|lib| lib.parent().map(Path::to_path_buf));
+    let root = from_tch
+        .or_else(|| std::env::var_os("LIBTORCH").map(PathBuf::from))
+        .ok_or_else(|| {
+            "ferrovis-core compiles small C++ shims against libtorch's headers, but neither \
+             torch-sys (DEP_TCH_LIBTORCH_LIB) nor LIBTORCH names a libtorch: run `make setup`, \
+             or set LIBTORCH to a libtorch 2.13 folder (or LIBTORCH_USE_PYTORCH=1 with PyTorch \
+             installed)"
+                .to_string()
+        })?;
+    if !root.join("include/torch").is_dir() {
+        return Err(format!(
+            "{}: no include/torch here, so not a libtorch folder with headers (set LIBTORCH to \
+             one)",
+            root.display()
+        ));
+    }
+    Ok(root)
 }
 
 /// The include folders NCCL needs (nccl.h and a complete CUDA runtime header set), when libtorch

@@ -12,13 +12,13 @@
 //! transfer-learning tutorial does (feature extraction: frozen backbone, new head; fine-tuning:
 //! every layer, the backbone at a tenth of the head's rate, with flips and quarter turns), and the
 //! same architecture is trained from random weights on the same images for as many epochs. The
-//! rows go into the demo folder's summary ([`ferrovis_core::demo_report`]).
+//! rows go into the demo folder's summary ([`ferrovis_app::demo_report`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use ferrovis_core::demo_report::{self, CachedSource, DemoRow, Picture};
+use ferrovis_app::demo_report::{self, CachedSource, DemoRow, Picture};
 use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
 use ferrovis_data::synthetic::{self, ShapesConfig, SOURCE_SHAPES, TARGET_SHAPES};
@@ -28,7 +28,7 @@ use crate::{eval, train, DemoArgs};
 
 /// torchvision's ImageNet MobileNetV2 when no --weights is given: in `$FERROVIS_WEIGHTS` or
 /// torch.hub's cache, else fetched by its registry name unless offline
-/// (`ferrovis_core::cli::demo_weights`).
+/// (`ferrovis_app::pretrained::demo_weights`).
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// What [`pretrain`] fixes beyond the [`Plan`], recorded with a cached source model so that a
@@ -101,7 +101,7 @@ impl Plan {
 /// Runs the demo with [`Plan::full`] as the command line asks.
 pub fn run(args: &DemoArgs) -> Result<()> {
     let weights = args.weights.clone().or_else(|| {
-        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+        ferrovis_app::pretrained::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
     });
     run_with(&args.out, weights.as_deref(), &Plan::full())?;
     Ok(())

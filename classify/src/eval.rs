@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use ferrovis_core::metrics::charts::heatmap_png;
 use ferrovis_core::metrics::classification::{
     top_k_accuracy, ClassificationReport, ConfusionMatrix,
 };
-use ferrovis_core::metrics::render::{classification_table, heatmap_png};
+use ferrovis_core::metrics::render::classification_table;
 use ferrovis_core::run::RunDir;
 use ferrovis_data::dataset::{image_folder, ClassificationDataset, ScanOptions};
 use ferrovis_data::loader::{Loader, LoaderOptions, Sampler};

@@ -18,8 +18,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use ferrovis_core::cli::{run_weights, WeightsCommand};
-use ferrovis_core::engine::{ctrl_c_flag, RunControl};
+use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
+use ferrovis_app::weights_command::{run_weights, WeightsCommand};
+use ferrovis_core::engine::RunControl;
 
 use crate::config::{ClassifyConfig, Mode};
 
@@ -49,88 +50,46 @@ pub enum Command {
     Predict(PredictArgs),
     /// Write a run's model as TorchScript (traced) for `torch.jit.load`.
     Export(ExportArgs),
-    /// Generate the synthetic shapes set, train on it, and print the metrics.
+    /// Transfer learning against training from scratch on synthetic shapes: a ResNet18
+    /// pretrained on shapes (or MobileNetV2 on ImageNet, when its weights are at hand) adapted to
+    /// new ones by feature extraction and fine-tuning, against the same model from scratch.
     Demo(DemoArgs),
-    /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
+    /// Weights: list and download them by name, inspect or convert checkpoint files
+    /// (.pth/.pt zip or legacy, .safetensors, .ot), list a backbone's variables (`--arch`).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
-/// `classify train` options; each flag overrides the config file.
+/// `classify train` options; each flag overrides the settings file.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// TOML configuration (defaults are documented in `classify::config`).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Continue the run in this folder from its last checkpoint, with its config.toml (flags
-    /// still override it, e.g. `--epochs` to train longer).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// Image folder with train/ and val/ (or class folders, or a CSV list).
+    /// Image folder with train/ and val/ (or class folders, or a CSV list) (data.root).
     #[arg(long)]
     pub data: Option<String>,
-    /// Backbone name.
+    /// Backbone name (model.arch).
     #[arg(long)]
     pub arch: Option<String>,
-    /// Pretrained weights.
-    #[arg(long)]
-    pub weights: Option<String>,
-    /// Transfer-learning mode.
+    /// Transfer-learning mode (train.mode).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
-    /// Epochs.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Base learning rate.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Batch size.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Input side.
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Any other key: `--set train.label_smoothing=0.1` (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-    /// Settings as key=value, as `--set` (`train.epochs=3 data.batch_size=16`).
-    pub settings: Vec<String>,
+    /// The flags every `train` shares (`--resume`, `--weights`, `--epochs`, `--device`,
+    /// `--config`, `--set`, …); the defaults are documented in `classify::config`.
+    #[command(flatten)]
+    pub common: TrainFlags,
 }
 
 impl TrainArgs {
     /// The configuration: file (or the resumed run's), then flags, then `--set`; each value is
     /// typed by its default, so nothing is quoted.
     pub fn config(&self) -> Result<ClassifyConfig> {
-        let mut sets = Vec::new();
-        let mut put = |key: &str, v: Option<String>| {
-            if let Some(v) = v {
-                sets.push(format!("{key}={v}"));
-            }
-        };
-        put("data.root", self.data.clone());
-        put("model.arch", self.arch.clone());
-        put("model.weights", self.weights.clone());
-        put(
-            "train.mode",
-            self.mode.map(|m| train::mode_name(m).to_string()),
-        );
-        put("train.epochs", self.epochs.map(|v| v.to_string()));
-        put("train.lr", self.lr.map(|v| v.to_string()));
-        put("data.batch_size", self.batch_size.map(|v| v.to_string()));
-        put("data.image_size", self.image_size.map(|v| v.to_string()));
-        put("train.device", self.device.clone());
-        put("train.seed", self.seed.map(|v| v.to_string()));
-        sets.extend(self.set.iter().cloned());
-        sets.extend(ferrovis_core::cli::settings(&self.settings)?);
-        let file =
-            ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
-        Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
+        Ok(self.common.load(flag_settings(&[
+            ("data.root", self.data.clone()),
+            ("model.arch", self.arch.clone()),
+            (
+                "train.mode",
+                self.mode.map(|m| train::mode_name(m).to_string()),
+            ),
+        ]))?)
     }
 }
 
@@ -153,9 +112,9 @@ pub struct ValArgs {
     /// Where val.json and confusion_matrix.png go (default: the run folder, or the current one).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `classify predict` options.
@@ -180,9 +139,9 @@ pub struct PredictArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `classify export` options.
@@ -214,20 +173,14 @@ pub struct DemoArgs {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     match cli.command {
         Command::Train(args) => {
             let cfg = args.config()?;
             let control = RunControl {
-                stop: Some(ctrl_c_flag()?),
+                stop: Some(ferrovis_app::interrupt::flag()?),
                 ..Default::default()
             };
-            let summary = train::train(&cfg, &control, args.resume.as_deref())?;
+            let summary = train::train(&cfg, &control, args.common.resume.as_deref())?;
             println!(
                 "best validation accuracy {:.4} ({}), {:.0} s; run folder {}",
                 summary.best_accuracy,
@@ -251,9 +204,9 @@ pub fn run(cli: Cli) -> Result<()> {
             .map(|_| ())
         }
         Command::Val(args) => {
-            let device = ferrovis_core::device::parse_device(&args.device)?;
+            let device = args.device.device()?;
             let weights =
-                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
+                ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             match predict::ModelSource::resolve(&weights, args.arch.as_deref())? {
                 predict::ModelSource::Run { run, file } => {
                     eval::eval_run(&run, &file, args.data.as_deref(), device, args.out.as_deref())
@@ -272,9 +225,9 @@ pub fn run(cli: Cli) -> Result<()> {
             .map(|_| ())
         }
         Command::Predict(args) => {
-            let device = ferrovis_core::device::parse_device(&args.device)?;
+            let device = args.device.device()?;
             let weights =
-                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
+                ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
             let (clf, classes, transform) = predict::load(&source, device)?;
             let images = ferrovis_data::decode::image_files(&args.images)?;
@@ -284,7 +237,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(args) => {
             let weights =
-                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
+                ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let size = export::export(&weights, &args.out)?;
             println!(
                 "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}), output: logits)",
@@ -293,6 +246,6 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(&args),
-        Command::Weights(cmd) => Ok(run_weights(&cmd)?),
+        Command::Weights(cmd) => run_weights(&cmd, None),
     }
 }

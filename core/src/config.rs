@@ -39,7 +39,25 @@ pub fn load_with_optional<T: Serialize + DeserializeOwned + Default>(
     overrides: &[String],
     optional: &[(&str, Value)],
 ) -> Result<T> {
-    let mut merged = defaults::<T>()?;
+    merge_into(table_of(&T::default())?, path, overrides, optional)
+}
+
+/// [`load`] over `base` instead of `T::default()`: for settings whose starting point is a value
+/// of their own (a resumed run's recorded settings). `base`'s keys are the schema.
+pub fn load_over<T: Serialize + DeserializeOwned>(
+    base: &T,
+    path: Option<&Path>,
+    overrides: &[String],
+) -> Result<T> {
+    merge_into(table_of(base)?, path, overrides, &[])
+}
+
+fn merge_into<T: DeserializeOwned>(
+    mut merged: Table,
+    path: Option<&Path>,
+    overrides: &[String],
+    optional: &[(&str, Value)],
+) -> Result<T> {
     let mut schema = merged.clone();
     for (key, example) in optional {
         schema.insert(key.to_string(), example.clone());
@@ -68,8 +86,8 @@ pub fn to_toml<T: Serialize>(cfg: &T) -> Result<String> {
     toml::to_string_pretty(cfg).map_err(|e| Error::Invalid(format!("configuration: {e}")))
 }
 
-fn defaults<T: Serialize + Default>() -> Result<Table> {
-    match Value::try_from(T::default()) {
+fn table_of<T: Serialize>(value: &T) -> Result<Table> {
+    match Value::try_from(value) {
         Ok(Value::Table(t)) => Ok(t),
         Ok(_) => Err(Error::Invalid(
             "configuration defaults are not a table".into(),

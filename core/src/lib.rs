@@ -2,7 +2,18 @@
 //!
 //! The reusable core of ferrovis, transfer learning for computer vision on libtorch (`tch`).
 //! Everything here is task-agnostic: the `classify`, `detect`, `segment` and `style` crates build
-//! on it, and so can your own project.
+//! on it, and so can your own project (`examples/reuse-core/` in the repository is such a
+//! project, outside the workspace). What the binaries alone need (command-line arguments, the
+//! demo report, their `main`) lives in `ferrovis-app`.
+//!
+//! The names a user calls first are re-exported here: [`parse_device`]; [`create_backbone`],
+//! [`Backbone`] and [`BackboneOptions`]; [`load_weights`] with [`LoadOptions`];
+//! [`freeze_before_stage`]; [`Optimizer`]; [`fit`] of a [`TrainTask`] with [`TrainConfig`] and
+//! [`RunControl`]; [`Error`] and [`Result`].
+//!
+//! Features (both on by default): `hub` downloads weights by name (HTTP, TLS, hashes; without it
+//! names resolve to cached files only), `plot` draws PNG charts (without it the text tables
+//! stay).
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -13,32 +24,27 @@
 //! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
 //! | [`optim`] | parameter groups, SGD/Adam/AdamW/L-BFGS with torch.optim's rules and saveable state, schedules, EMA |
 //! | [`engine`] | [`engine::fit`]: the epoch loop every task shares (accumulation, clipping, AMP, EMA, validation, best/last weights, exact resume, early stopping) for any [`engine::TrainTask`] |
+//! | [`distributed`] | data-parallel training on libtorch's c10d (Gloo, NCCL on GPUs) under `torchrun`: process groups, collectives, sharding |
+//! | [`profiler`] | per-operator profiles from libtorch's own profiler (what `torch.profiler` shows) |
 //! | [`run`] | run folders: paths, the task's metadata, `--weights FILE\|RUN_DIR`, `--resume` |
 //! | [`config`] | TOML configuration over serde defaults with typed `key=value` overrides |
-//! | [`metrics`] | classification, detection (Ultralytics AP, COCO) and segmentation metrics, tables and PNG charts |
+//! | [`metrics`] | classification, detection (Ultralytics AP, COCO) and segmentation metrics, tables and (feature `plot`) PNG charts |
 //! | [`neck`] | torchvision's feature pyramid network (FPN) and its extra levels |
-//! | [`ops`] | box operations detectors and metrics share: IoU, non-maximum suppression |
+//! | [`ops`] | the detection operators: box IoU and NMS, box coding, anchors and SSD's default boxes, proposal matching and sampling, RoIAlign |
 //! | [`export`] | TorchScript export by tracing |
 //! | [`memory_format`] | channels-last layout for faster CPU convolutions |
-//! | [`demo_report`] | the demos' shared summary: one table, `summary.json` and `report.html` for all four tasks |
 //! | [`device`] | CUDA when present, CPU otherwise; `cuda:N` |
-//! | [`allocator`] | glibc tuning that spares training steps re-faulting large tensors |
 //! | [`atomic_file`] | writes that leave the previous file whole if interrupted |
 //! | [`error`] | [`Error`]: every message names the file, key or layer concerned |
-//! | `cli` (feature `cli`, on by default) | the command-line pieces the task binaries share |
 //!
 //! Every fallible function returns [`Result`]. `examples/finetune_head.rs` loads a torchvision
 //! checkpoint and trains a new head in a few lines; `examples/custom_task.rs` runs a task of your
 //! own through [`engine::fit`].
 
-pub mod allocator;
 pub mod atomic_file;
 pub mod backbone;
 pub mod checkpoint;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod config;
-pub mod demo_report;
 pub mod device;
 pub mod distributed;
 pub mod engine;
@@ -56,4 +62,10 @@ pub mod profiler;
 pub mod run;
 mod shim;
 
+pub use backbone::{create as create_backbone, Backbone, BackboneOptions};
+pub use checkpoint::{load_file as load_weights, LoadOptions};
+pub use device::parse_device;
+pub use engine::{fit, RunControl, TrainConfig, TrainTask};
 pub use error::{Error, Result};
+pub use freeze::freeze_before_stage;
+pub use optim::Optimizer;

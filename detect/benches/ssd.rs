@@ -6,8 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_detect::rcnn::Target;
-use ferrovis_detect::ssd::{Ssd, SsdConfig};
+use ferrovis_detect::torchvision::ssd::{Ssd, SsdConfig};
+use ferrovis_detect::torchvision::targets::Target;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 

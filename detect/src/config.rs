@@ -129,6 +129,105 @@ pub struct DetectConfig {
     /// flip); empty: the architecture's (`hflip` for Faster R-CNN, `ssd` for SSD300, `ssdlite`
     /// for SSDlite). Flips happen with probability `fliplr`.
     pub data_augmentation: String,
+    /// The family `arch` names, parsed once when the settings load ([`DetectConfig::load`]).
+    #[serde(skip)]
+    pub family: Family,
+}
+
+/// The detector families `arch=` chooses between: each has its own recipe and reads its own
+/// settings (a setting the chosen family ignores is warned about when the settings load).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Family {
+    /// YOLOv8 with Ultralytics' recipe (`arch=yolov8`).
+    #[default]
+    Yolo,
+    /// torchvision's Faster R-CNN (`arch=fasterrcnn_…`) with torchvision's recipe.
+    FasterRcnn,
+    /// torchvision's SSD300 and SSDlite320 (`arch=ssd300_vgg16`, `arch=ssdlite320_…`) with
+    /// torchvision's recipe.
+    Ssd,
+}
+
+/// Settings only YOLO's recipe reads.
+const YOLO_ONLY: [&str; 20] = [
+    "box",
+    "cls",
+    "dfl",
+    "nbs",
+    "close_mosaic",
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "degrees",
+    "translate",
+    "scale",
+    "shear",
+    "flipud",
+    "mosaic",
+    "freeze",
+    "lrf",
+    "warmup_momentum",
+    "warmup_bias_lr",
+    "cache",
+    "imgsz",
+];
+
+/// Settings only torchvision's recipe reads.
+const TORCHVISION_ONLY: [&str; 10] = [
+    "trainable_backbone_layers",
+    "min_size",
+    "max_size",
+    "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test",
+    "box_batch_size_per_image",
+    "aspect_ratio_group_factor",
+    "lr_step",
+    "lr_gamma",
+    "data_augmentation",
+];
+
+/// Settings of torchvision's two-stage detectors that SSD (fixed input size, no proposals) has
+/// no use for.
+const TWO_STAGE_ONLY: [&str; 5] = [
+    "min_size",
+    "max_size",
+    "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test",
+    "box_batch_size_per_image",
+];
+
+impl Family {
+    /// The family of architecture `arch`; an error listing the architectures for anything else.
+    pub fn of(arch: &str) -> Result<Self> {
+        use crate::torchvision::{faster_rcnn, ssd};
+        if arch == "yolov8" {
+            Ok(Family::Yolo)
+        } else if ssd::ARCHS.contains(&arch) {
+            Ok(Family::Ssd)
+        } else if arch.starts_with("fasterrcnn_") {
+            Ok(Family::FasterRcnn)
+        } else {
+            bail!(
+                "arch={arch}: expected yolov8, one of {}, fasterrcnn_<backbone>, or one of {}",
+                faster_rcnn::ARCHS.join(", "),
+                ssd::ARCHS.join(", ")
+            )
+        }
+    }
+
+    /// Whether this is one of torchvision's detectors (trained with torchvision's recipe).
+    pub fn is_torchvision(self) -> bool {
+        self != Family::Yolo
+    }
+
+    /// The settings this family ignores.
+    pub fn ignored_settings(self) -> Vec<&'static str> {
+        match self {
+            Family::Yolo => TORCHVISION_ONLY.to_vec(),
+            Family::FasterRcnn => YOLO_ONLY.to_vec(),
+            Family::Ssd => YOLO_ONLY.iter().chain(&TWO_STAGE_ONLY).copied().collect(),
+        }
+    }
 }
 
 impl Default for DetectConfig {
@@ -184,6 +283,7 @@ impl Default for DetectConfig {
             lr_step: 3,
             lr_gamma: 0.1,
             data_augmentation: String::new(),
+            family: Family::Yolo,
         }
     }
 }
@@ -210,8 +310,14 @@ impl DetectConfig {
             ("box_batch_size_per_image", Value::Integer(512)),
         ];
         let mut cfg: DetectConfig = config::load_with_optional(file, overrides, &optional)?;
-        if cfg.is_torchvision() {
-            let given = given_keys(file, overrides)?;
+        let family = Family::of(&cfg.arch)?;
+        let given = given_keys(file, overrides)?;
+        for key in family.ignored_settings() {
+            if given.contains(key) {
+                tracing::warn!(key, arch = %cfg.arch, "ignored: {family:?} does not use this setting");
+            }
+        }
+        if family.is_torchvision() {
             let mut with_recipe: Vec<String> = torchvision_recipe(&cfg.arch)
                 .iter()
                 .filter(|(key, _)| !given.contains(*key))
@@ -220,6 +326,7 @@ impl DetectConfig {
             with_recipe.extend(overrides.iter().cloned());
             cfg = config::load_with_optional(file, &with_recipe, &optional)?;
         }
+        cfg.family = family;
         if !cfg.imgsz.is_multiple_of(32) || cfg.imgsz == 0 {
             bail!(
                 "imgsz={} must be a positive multiple of 32 (the largest stride)",
@@ -250,7 +357,7 @@ impl DetectConfig {
 
     /// True for a torchvision architecture (anything but `yolov8`).
     pub fn is_torchvision(&self) -> bool {
-        self.arch != "yolov8"
+        self.family.is_torchvision()
     }
 
     /// Training augmentation from these settings.

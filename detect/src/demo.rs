@@ -17,27 +17,27 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use ferrovis_core::demo_report::{DemoRow, Picture};
+use ferrovis_app::demo_report::{DemoRow, Picture};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::{RunControl, RunDir};
 use ferrovis_data::synthetic::{write_detection, ShapesConfig};
 
 use crate::config::DetectConfig;
-use crate::postprocess::NmsConfig;
-use crate::references;
-use crate::train::{train, TrainSummary};
+use crate::run::TrainSummary;
+use crate::yolo::postprocess::NmsConfig;
+use crate::yolo::train::train;
 
 /// torchvision's ImageNet MobileNetV2 checkpoint, looked up in `$FERROVIS_WEIGHTS`.
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// The ImageNet MobileNetV2 the torchvision detectors' demos start from: `given`, else found in
 /// `$FERROVIS_WEIGHTS` or torch.hub's cache, else fetched by name unless offline
-/// ([`ferrovis_core::cli::demo_weights`]); `None` when none is at hand, and those demos are
+/// ([`ferrovis_app::pretrained::demo_weights`]); `None` when none is at hand, and those demos are
 /// skipped ([`skipped_row`]): from random weights alone they would show nothing.
 pub fn imagenet_weights(given: Option<&Path>) -> Option<PathBuf> {
-    given
-        .map(Path::to_path_buf)
-        .or_else(|| ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1"))
+    given.map(Path::to_path_buf).or_else(|| {
+        ferrovis_app::pretrained::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+    })
 }
 
 /// The demo's three results.
@@ -180,8 +180,8 @@ pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
     let images = shown_images(&new);
     let mut pictures = Vec::new();
     for (r, what) in [(&finetune, "fine-tuned"), (&scratch, "from scratch")] {
-        let m = crate::predict::load_model(&RunDir::new(&r.run).best(), device, true)?;
-        crate::predict::predict(
+        let m = crate::yolo::predict::load_model(&RunDir::new(&r.run).best(), device, true)?;
+        crate::yolo::predict::predict(
             &m,
             &images,
             128,
@@ -343,7 +343,7 @@ fn run_torchvision(
         args.extend(demo.args.iter().cloned());
         args.extend(extra.iter().cloned());
         let cfg = DetectConfig::load(None, &args)?;
-        Ok((references::train::train(&cfg, &control, None)?, cfg))
+        Ok((crate::torchvision::train::train(&cfg, &control, None)?, cfg))
     };
     println!(
         "== 1. {} ({}), {epochs} epochs",
@@ -371,7 +371,12 @@ fn run_torchvision(
         (&scratch, "from scratch"),
     ] {
         let best = RunDir::new(&r.run).best();
-        references::train::predict(&best, cfg, &images, &r.run.join("predict"))?;
+        crate::torchvision::train::predict(
+            &crate::source::identify(&best, None)?,
+            cfg,
+            &images,
+            &r.run.join("predict"),
+        )?;
         pictures.extend(run_pictures(root, &r.run, what, &images)?);
     }
     let row = DemoRow {

@@ -1,6 +1,3 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    ferrovis_core::allocator::reuse_large_blocks();
-    ferrovis_core::cli::exit_code(ferrovis_detect::run(ferrovis_detect::Cli::parse()))
+    ferrovis_app::process::main(ferrovis_detect::run)
 }

@@ -1,6 +1,8 @@
 //! What a detection run folder records about its model (`<run>/detect.json`), so `val`,
 //! `predict` and `export` need no flags.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// `<run>/detect.json`.
@@ -21,4 +23,15 @@ pub struct RunMeta {
 impl ferrovis_core::run::RunMeta for RunMeta {
     const FILE: &'static str = "detect.json";
     const TASK: &'static str = "detect";
+}
+
+/// What a finished training reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Metrics of the best weights on the validation split.
+    pub map50: f64,
+    /// mAP50-95 of the best weights.
+    pub map50_95: f64,
 }

@@ -20,7 +20,7 @@ use tch::{Device, Kind, Tensor};
 
 fn main() -> Result<()> {
     // As the `segment` binary does first thing: large blocks reused, not page-faulted every step.
-    ferrovis_core::allocator::reuse_large_blocks();
+    ferrovis_app::allocator::reuse_large_blocks();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let arch: Architecture = serde_json::from_value(serde_json::Value::String(arg(0, "unet")))

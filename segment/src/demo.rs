@@ -13,13 +13,13 @@
 //! statistics too) while the decoder and the new segmentation head adapt, then everything
 //! unfrozen with the encoder at a tenth of the rate. The same U-Net trains from random weights
 //! for as many epochs. The rows go into the demo folder's summary
-//! ([`ferrovis_core::demo_report`]).
+//! ([`ferrovis_app::demo_report`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use ferrovis_core::demo_report::{self, CachedSource, DemoRow, Picture};
+use ferrovis_app::demo_report::{self, CachedSource, DemoRow, Picture};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
@@ -32,7 +32,7 @@ use crate::{predict, train};
 
 /// torchvision's ImageNet MobileNetV2 when no --weights is given: in `$FERROVIS_WEIGHTS` or
 /// torch.hub's cache, else fetched by its registry name unless offline
-/// (`ferrovis_core::cli::demo_weights`).
+/// (`ferrovis_app::pretrained::demo_weights`).
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
 /// The target task's shapes: three of the classify demo's targets, none in the source task.
@@ -103,10 +103,10 @@ impl Plan {
 
 /// Runs the demo with [`Plan::full`] (or `epochs` on the target, two fifths of them frozen)
 /// under `root` (the demo folder), from `weights` or the ImageNet MobileNetV2 found as
-/// [`ferrovis_core::cli::demo_weights`] finds it.
+/// [`ferrovis_app::pretrained::demo_weights`] finds it.
 pub fn run(root: &Path, weights: Option<PathBuf>, epochs: Option<usize>) -> Result<()> {
     let weights = weights.or_else(|| {
-        ferrovis_core::cli::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
+        ferrovis_app::pretrained::demo_weights(&[MOBILENET_V2], "mobilenet_v2:IMAGENET1K_V1")
     });
     let mut plan = Plan::full();
     if let Some(e) = epochs {

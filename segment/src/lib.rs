@@ -24,9 +24,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_core::cli::{run_weights, WeightsCommand};
-use ferrovis_core::device::parse_device;
-use ferrovis_core::engine::{ctrl_c_flag, new_run_dir, RunControl};
+use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
+use ferrovis_app::weights_command::{run_weights, WeightsCommand};
+use ferrovis_core::engine::{new_run_dir, RunControl};
 
 use crate::config::{InferMode, Mode, SegmentConfig};
 use crate::infer::InferOptions;
@@ -56,97 +56,56 @@ pub enum Command {
     Predict(PredictArgs),
     /// Write a run's model as TorchScript (traced) for `torch.jit.load`.
     Export(ExportArgs),
-    /// Generate synthetic shapes masks, train a U-Net on them, report and predict.
+    /// Transfer learning against training from scratch on synthetic shapes' masks: a U-Net on an
+    /// encoder pretrained on shapes (or ImageNet's MobileNetV2, when at hand), against the same
+    /// U-Net from scratch; reports mIoU and draws predictions.
     Demo(DemoArgs),
-    /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
+    /// Weights: list and download them by name, inspect or convert checkpoint files
+    /// (.pth/.pt zip or legacy, .safetensors, .ot), list a backbone's variables (`--arch`).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
 
-/// `segment train` options; each flag overrides the config file.
+/// `segment train` options; each flag overrides the settings file.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// TOML configuration (defaults are documented in `segment::config`).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Continue the run in this folder from its last checkpoint, with its config.toml (flags
-    /// still override it, e.g. `--epochs` to train longer).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// A semantic.yaml data set file.
+    /// A semantic.yaml data set file (data.yaml).
     #[arg(long)]
     pub data: Option<String>,
-    /// Training images (with --masks), instead of --data.
+    /// Training images (with --masks), instead of --data (data.images).
     #[arg(long)]
     pub images: Option<String>,
-    /// Training masks.
+    /// Training masks (data.masks).
     #[arg(long)]
     pub masks: Option<String>,
-    /// Architecture.
+    /// Architecture (model.arch).
     #[arg(long, value_enum)]
     pub arch: Option<Architecture>,
-    /// Encoder (a backbone name).
+    /// Encoder, a backbone name (model.encoder).
     #[arg(long)]
     pub encoder: Option<String>,
-    /// Pretrained weights (the encoder's ImageNet checkpoint, or a whole model).
-    #[arg(long)]
-    pub weights: Option<String>,
-    /// Transfer-learning mode.
+    /// Transfer-learning mode (train.mode).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
-    /// Epochs.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Base learning rate.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Batch size.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Training crop side.
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Any other key: `--set train.loss=ce+dice` (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-    /// Settings as key=value, as `--set` (`train.epochs=3 data.batch_size=16`).
-    pub settings: Vec<String>,
+    /// The flags every `train` shares (`--resume`, `--weights` (the encoder's ImageNet
+    /// checkpoint, or a whole model), `--epochs`, `--device`, `--config`, `--set`, …); the
+    /// defaults are documented in `segment::config`.
+    #[command(flatten)]
+    pub common: TrainFlags,
 }
 
 impl TrainArgs {
     /// The configuration: file (or the resumed run's), then flags, then `--set`; each value is
     /// typed by its default, so nothing is quoted.
     pub fn config(&self) -> Result<SegmentConfig> {
-        let mut sets = Vec::new();
-        let mut put = |key: &str, v: Option<String>| {
-            if let Some(v) = v {
-                sets.push(format!("{key}={v}"));
-            }
-        };
-        put("data.yaml", self.data.clone());
-        put("data.images", self.images.clone());
-        put("data.masks", self.masks.clone());
-        put("model.arch", self.arch.map(|a| enum_name(&a)));
-        put("model.encoder", self.encoder.clone());
-        put("model.weights", self.weights.clone());
-        put("train.mode", self.mode.map(|m| enum_name(&m)));
-        put("train.epochs", self.epochs.map(|v| v.to_string()));
-        put("train.lr", self.lr.map(|v| v.to_string()));
-        put("data.batch_size", self.batch_size.map(|v| v.to_string()));
-        put("data.image_size", self.image_size.map(|v| v.to_string()));
-        put("train.device", self.device.clone());
-        put("train.seed", self.seed.map(|v| v.to_string()));
-        sets.extend(self.set.iter().cloned());
-        sets.extend(ferrovis_core::cli::settings(&self.settings)?);
-        let file =
-            ferrovis_core::run::resume_config(self.config.as_deref(), self.resume.as_deref())?;
-        Ok(ferrovis_core::config::load(file.as_deref(), &sets)?)
+        Ok(self.common.load(flag_settings(&[
+            ("data.yaml", self.data.clone()),
+            ("data.images", self.images.clone()),
+            ("data.masks", self.masks.clone()),
+            ("model.arch", self.arch.map(|a| enum_name(&a))),
+            ("model.encoder", self.encoder.clone()),
+            ("train.mode", self.mode.map(|m| enum_name(&m))),
+        ]))?)
     }
 }
 
@@ -171,9 +130,9 @@ pub struct InferArgs {
     /// Average with the prediction of the mirrored image (test-time augmentation).
     #[arg(long)]
     pub flip: bool,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `segment val` options.
@@ -273,10 +232,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => {
             let cfg = args.config()?;
             let control = RunControl {
-                stop: Some(ctrl_c_flag()?),
+                stop: Some(ferrovis_app::interrupt::flag()?),
                 ..Default::default()
             };
-            let summary = train::train(&cfg, &control, args.resume.as_deref())?;
+            let summary = train::train(&cfg, &control, args.common.resume.as_deref())?;
             if let Some(e) = &summary.last {
                 println!("\n{}", e.table());
             }
@@ -289,9 +248,9 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Val(args) => {
-            let device = parse_device(&args.infer.device)?;
+            let device = args.infer.device.device()?;
             let weights =
-                ferrovis_core::cli::renamed_required(args.weights, args.run, "--run", "--weights")?;
+                ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let run = ferrovis_core::run::resolve_weights(&weights)?.run;
             let loaded = predict::load_model(&weights, None, None, device)?;
             let mut cfg: SegmentConfig = match run.as_ref().map(|r| r.config()) {
@@ -341,7 +300,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Predict(args) => {
-            let device = parse_device(&args.infer.device)?;
+            let device = args.infer.device.device()?;
             let spec = match (args.arch, &args.encoder, args.classes) {
                 (Some(arch), Some(encoder), Some(classes)) => Some(ModelSpec {
                     arch,
@@ -377,7 +336,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Demo(args) => demo::run(&args.out, args.weights, args.epochs)?,
-        Command::Weights(cmd) => run_weights(&cmd)?,
+        Command::Weights(cmd) => run_weights(&cmd, None)?,
     }
     Ok(())
 }

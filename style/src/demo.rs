@@ -7,13 +7,13 @@
 //! against the same optimisation, same budget, on a randomly initialised VGG19 (the "scratch"
 //! features), both judged by the style loss the ImageNet encoder measures. Without the pair it
 //! says plainly that it cannot show real style transfer, and why, and shows what random features
-//! give. The row goes into the demo folder's summary ([`ferrovis_core::demo_report`]).
+//! give. The row goes into the demo folder's summary ([`ferrovis_app::demo_report`]).
 
 use std::path::Path;
 
 use anyhow::Result;
+use ferrovis_app::demo_report::{self, DemoRow, Picture};
 use ferrovis_core::backbone::{BackboneOptions, Vgg, VggConfig};
-use ferrovis_core::demo_report::{self, DemoRow, Picture};
 use ferrovis_core::device::parse_device;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
@@ -57,7 +57,7 @@ fn judged_style_loss(judge: &FeatureNet, image: &Tensor, style: &Tensor) -> Resu
 pub fn run(args: &DemoArgs) -> Result<()> {
     let root = &args.out;
     let out = root.join("style");
-    let dir = ferrovis_core::cli::renamed(
+    let dir = ferrovis_app::args::renamed(
         args.weights.clone(),
         args.weights_dir.clone(),
         "--weights-dir",
@@ -81,8 +81,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .as_deref()
         .and_then(|d| Some((existing(d, "vgg_r31.pth")?, existing(d, "dec_r31.pth")?)))
         .or_else(|| {
-            let enc = ferrovis_core::cli::demo_weights(&["vgg_r31.pth"], "vgg_r31")?;
-            let dec = ferrovis_core::cli::demo_weights(&["dec_r31.pth"], "dec_r31")?;
+            let enc = ferrovis_app::pretrained::demo_weights(&["vgg_r31.pth"], "vgg_r31")?;
+            let dec = ferrovis_app::pretrained::demo_weights(&["dec_r31.pth"], "dec_r31")?;
             Some((enc, dec))
         });
     let Some((enc, dec)) = pair else {

@@ -54,6 +54,28 @@ pub struct FastConfig {
     pub name: String,
 }
 
+impl Default for FastConfig {
+    /// No style image or content folder yet (the command requires them), the VGG weights
+    /// resolved when the run starts, and Johnson et al.'s recipe as the PyTorch examples run it:
+    /// 256-pixel crops, batches of 4, 2 epochs, Adam at 1e-3.
+    fn default() -> Self {
+        FastConfig {
+            style: PathBuf::new(),
+            content_dir: PathBuf::new(),
+            vgg: PathBuf::new(),
+            size: 256,
+            max_images: 0,
+            batch_size: 4,
+            epochs: 2,
+            lr: 1e-3,
+            loss: PerceptualLoss::default(),
+            seed: 0,
+            project: PathBuf::from("runs/style"),
+            name: "fast".into(),
+        }
+    }
+}
+
 /// Loads every content image as a `size`×`size` crop, stacked `(N, 3, size, size)`.
 pub fn content_batch(dir: &Path, size: usize, max_images: usize) -> Result<Tensor> {
     if !dir.is_dir() {
@@ -72,9 +94,23 @@ pub fn content_batch(dir: &Path, size: usize, max_images: usize) -> Result<Tenso
     }
     let mut images = Vec::with_capacity(files.len());
     for f in &files {
-        let img = read_rgb(f).with_context(|| format!("reading {}", f.display()))?;
+        // As the other tasks' loaders do: an image that does not decode is left out, named.
+        let img = match read_rgb(f) {
+            Ok(img) => img,
+            Err(e) => {
+                tracing::warn!(file = %f.display(), error = %e, "content image skipped");
+                continue;
+            }
+        };
         let img = center_crop(&resize_shorter(&img, size, Filter::Bilinear)?, size)?;
         images.push(image::to_tensor(&img));
+    }
+    if images.is_empty() {
+        bail!(
+            "{}: none of its {} images could be read",
+            dir.display(),
+            files.len()
+        );
     }
     Ok(Tensor::cat(&images, 0))
 }

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_core::cli::{run_weights, WeightsCommand};
-use ferrovis_core::device::parse_device;
+use ferrovis_app::args::{flag_settings, DeviceArg, SettingsArgs};
+use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use tch::{Device, Tensor};
 
 use crate::arbitrary::{AutoEncoder, Transform};
@@ -61,7 +61,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Stylise the embedded cat with the embedded Starry Night.
     Demo(DemoArgs),
-    /// Inspect or convert checkpoint files (.pth/.pt zip or legacy, .safetensors, .ot).
+    /// Weights: list and download them by name, inspect or convert checkpoint files
+    /// (.pth/.pt zip or legacy, .safetensors, .ot), list a backbone's variables (`--arch`).
     #[command(subcommand)]
     Weights(WeightsCommand),
 }
@@ -88,9 +89,9 @@ pub struct ImageArgs {
     /// Output image.
     #[arg(long, default_value = "stylised.png")]
     pub out: PathBuf,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `style transfer` options.
@@ -168,7 +169,7 @@ impl LossArgs {
 
     /// Replaces in `loss` what these options set (layers given, weights given).
     pub fn apply(&self, loss: &mut PerceptualLoss) {
-        use ferrovis_core::cli::renamed;
+        use ferrovis_app::args::renamed;
         if !self.content_layers.is_empty() {
             loss.content_layers = self.content_layers.clone();
         }
@@ -225,33 +226,35 @@ pub struct OnePassArgs {
     pub alpha: f64,
 }
 
-/// `style train` options. With `--resume`, the run's recorded settings (its style.json) are the
-/// defaults, and each option given here replaces one (e.g. `--epochs 8 --lr 3e-3`).
+/// `style train` options. The settings start from the defaults, or with `--resume` from the
+/// run's own (its style.json); a settings file (`--config`, TOML with [`fast::FastConfig`]'s keys),
+/// then each option given, then `--set key=value` and trailing `key=value` replace them (e.g.
+/// `--epochs 8 --lr 3e-3`, `--set loss.tv_weight=1e-6`).
 #[derive(Debug, Args)]
 pub struct TrainFastArgs {
-    /// The style image.
-    #[arg(long, required_unless_present = "resume")]
+    /// The style image (style).
+    #[arg(long)]
     pub style: Option<PathBuf>,
-    /// A folder of content images (e.g. COCO), searched recursively.
-    #[arg(long, required_unless_present = "resume")]
+    /// A folder of content images (e.g. COCO), searched recursively (content_dir).
+    #[arg(long)]
     pub content_dir: Option<PathBuf>,
     /// VGG weights for the perceptual loss (torchvision VGG or vgg_r31.pth, a file or a name;
-    /// default $FERROVIS_WEIGHTS, else `vgg19`).
+    /// default $FERROVIS_WEIGHTS, else `vgg19`) (vgg).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Training crop side [default: 256].
+    /// Training crop side [default: 256] (size).
     #[arg(long)]
     pub size: Option<usize>,
-    /// Use at most this many content images (0: all) [default: 0].
+    /// Use at most this many content images (0: all) [default: 0] (max_images).
     #[arg(long)]
     pub max_images: Option<usize>,
-    /// Images per step [default: 4].
+    /// Images per step [default: 4] (batch_size).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Epochs in all [default: 2].
+    /// Epochs in all [default: 2] (epochs).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Adam's learning rate [default: 1e-3].
+    /// Adam's learning rate [default: 1e-3] (lr).
     #[arg(long)]
     pub lr: Option<f64>,
     /// The loss.
@@ -260,61 +263,55 @@ pub struct TrainFastArgs {
     /// Continue the run in this folder from its last checkpoint, up to --epochs in all.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Where runs go.
-    #[arg(long, default_value = "runs/style")]
-    pub project: PathBuf,
-    /// Run name.
-    #[arg(long, default_value = "fast")]
-    pub name: String,
-    /// Seed [default: 0].
+    /// Where runs go [default: runs/style] (project).
+    #[arg(long)]
+    pub project: Option<PathBuf>,
+    /// Run name [default: fast] (name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seed [default: 0] (seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// `--config`, `--set` and trailing settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 impl TrainFastArgs {
-    /// The settings: the resumed run's own (its style.json) or the defaults, then every option
-    /// given.
+    /// The settings: the resumed run's own (its style.json) or the defaults, then the settings
+    /// file, the options given, `--set` and trailing settings.
     pub fn config(&self) -> Result<fast::FastConfig> {
-        let mut cfg = match &self.resume {
+        let base = match &self.resume {
             Some(run) => ferrovis_core::run::RunDir::new(run).read_meta()?,
-            None => {
-                let (Some(style), Some(content_dir)) = (&self.style, &self.content_dir) else {
-                    bail!("style train needs --style and --content-dir (or --resume RUN)");
-                };
-                fast::FastConfig {
-                    style: style.clone(),
-                    content_dir: content_dir.clone(),
-                    vgg: vgg_path(&self.weights)?,
-                    size: 256,
-                    max_images: 0,
-                    batch_size: 4,
-                    epochs: 2,
-                    lr: 1e-3,
-                    loss: PerceptualLoss::default(),
-                    seed: 0,
-                    project: self.project.clone(),
-                    name: self.name.clone(),
-                }
-            }
+            None => fast::FastConfig::default(),
         };
-        fn set<T>(slot: &mut T, v: Option<T>) {
-            if let Some(v) = v {
-                *slot = v;
-            }
-        }
-        set(&mut cfg.style, self.style.clone());
-        set(&mut cfg.content_dir, self.content_dir.clone());
-        set(&mut cfg.vgg, self.weights.clone());
-        set(&mut cfg.size, self.size);
-        set(&mut cfg.max_images, self.max_images);
-        set(&mut cfg.batch_size, self.batch_size);
-        set(&mut cfg.epochs, self.epochs);
-        set(&mut cfg.lr, self.lr);
-        set(&mut cfg.seed, self.seed);
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let mut cfg = self.settings.load_over(
+            &base,
+            flag_settings(&[
+                ("style", path(&self.style)),
+                ("content_dir", path(&self.content_dir)),
+                ("vgg", path(&self.weights)),
+                ("size", self.size.map(|v| v.to_string())),
+                ("max_images", self.max_images.map(|v| v.to_string())),
+                ("batch_size", self.batch_size.map(|v| v.to_string())),
+                ("epochs", self.epochs.map(|v| v.to_string())),
+                ("lr", self.lr.map(|v| v.to_string())),
+                ("seed", self.seed.map(|v| v.to_string())),
+                ("project", path(&self.project)),
+                ("name", self.name.clone()),
+            ]),
+        )?;
         self.loss.apply(&mut cfg.loss);
+        if cfg.style.as_os_str().is_empty() || cfg.content_dir.as_os_str().is_empty() {
+            bail!("style train needs --style and --content-dir (or --resume RUN)");
+        }
+        if cfg.vgg.as_os_str().is_empty() {
+            cfg.vgg = vgg_path(&None)?;
+        }
         Ok(cfg)
     }
 }
@@ -334,9 +331,9 @@ pub struct ValArgs {
     /// Where val.json goes (default: the run folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `style predict` options.
@@ -357,9 +354,9 @@ pub struct StylizeArgs {
     /// Output folder.
     #[arg(long, default_value = "runs/style/stylized")]
     pub out: PathBuf,
-    /// Device: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// `--device`.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `style export` options.
@@ -401,7 +398,7 @@ pub struct DemoArgs {
 pub fn load_images(args: &ImageArgs, device: Device) -> Result<(Tensor, Vec<(Tensor, f64)>)> {
     if !args.style_weights.is_empty() && args.style_weights.len() != args.styles.len() {
         bail!(
-            "{} --style-weight values for {} --style images",
+            "{} --style-blend values for {} --style images",
             args.style_weights.len(),
             args.styles.len()
         );
@@ -438,8 +435,8 @@ fn finish(result: &Tensor, content: &Tensor, args: &ImageArgs) -> Result<()> {
 fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
     const NAMES: [&str; 3] = ["vgg19-dcbb9e9d.pth", "vgg16-397923af.pth", "vgg_r31.pth"];
     let from_env = || {
-        ferrovis_core::cli::env_weights()
-            .map(|p| ferrovis_core::cli::weights_in(&p, &NAMES).unwrap_or(p))
+        ferrovis_app::pretrained::env_weights()
+            .map(|p| ferrovis_app::pretrained::weights_in(&p, &NAMES).unwrap_or(p))
     };
     match weights.clone().or_else(from_env) {
         Some(p) => Ok(p),
@@ -453,7 +450,7 @@ fn vgg_path(weights: &Option<PathBuf>) -> Result<PathBuf> {
 
 /// Runs a Gatys transfer as the arguments say.
 pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
-    let device = parse_device(&args.images.device)?;
+    let device = args.images.device.device()?;
     let net = FeatureNet::load(&vgg_path(&args.weights)?, device)?;
     let (content, styles) = load_images(&args.images, device)?;
     let cfg = GatysConfig {
@@ -493,7 +490,7 @@ pub fn run_transfer(args: &TransferArgs) -> Result<gatys::Transfer> {
 /// The folder `$FERROVIS_WEIGHTS` names for the relu3_1 pair: itself, or the folder of the file
 /// it names (vgg_r31.pth and dec_r31.pth lie side by side).
 pub(crate) fn r31_dir_from_env() -> Option<PathBuf> {
-    ferrovis_core::cli::env_weights().map(|p| match p.parent() {
+    ferrovis_app::pretrained::env_weights().map(|p| match p.parent() {
         Some(dir) if p.is_file() => dir.to_path_buf(),
         _ => p,
     })
@@ -507,7 +504,7 @@ fn r31_path(given: &Option<PathBuf>, file: &str, name: &str, flag: &str) -> Resu
         return Ok(p.clone());
     }
     if let Some(p) =
-        r31_dir_from_env().and_then(|dir| ferrovis_core::cli::weights_in(&dir, &[file]))
+        r31_dir_from_env().and_then(|dir| ferrovis_app::pretrained::weights_in(&dir, &[file]))
     {
         return Ok(p);
     }
@@ -521,7 +518,7 @@ fn r31_path(given: &Option<PathBuf>, file: &str, name: &str, flag: &str) -> Resu
 
 /// Runs AdaIN or WCT as the arguments say.
 pub fn run_one_pass(args: &OnePassArgs, transform: Transform) -> Result<Tensor> {
-    let device = parse_device(&args.images.device)?;
+    let device = args.images.device.device()?;
     let ae = AutoEncoder::load(
         &r31_path(&args.encoder, "vgg_r31.pth", "vgg_r31", "--encoder")?,
         &r31_path(&args.decoder, "dec_r31.pth", "dec_r31", "--decoder")?,
@@ -548,17 +545,17 @@ pub fn run(cli: Cli) -> Result<()> {
             let _ = run_one_pass(&args, Transform::Wct)?;
         }
         Command::Train(a) => {
-            let device = parse_device(&a.device)?;
+            let device = a.device.device()?;
             let cfg = a.config()?;
             let control = ferrovis_core::engine::RunControl {
-                stop: Some(ferrovis_core::engine::ctrl_c_flag()?),
+                stop: Some(ferrovis_app::interrupt::flag()?),
                 ..Default::default()
             };
             let run = fast::train_fast(&cfg, device, a.resume.as_deref(), &control)?;
             println!("run folder: {}", run.display());
         }
         Command::Val(a) => {
-            let device = parse_device(&a.device)?;
+            let device = a.device.device()?;
             let v = fast::validate(&a.weights, a.content_dir.as_deref(), a.max_images, device)?;
             println!(
                 "{} images: loss {:.4} (content {:.4}, style {:.4}, tv {:.4})",
@@ -580,9 +577,9 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", path.display());
         }
         Command::Predict(a) => {
-            let device = parse_device(&a.device)?;
+            let device = a.device.device()?;
             let weights =
-                ferrovis_core::cli::renamed_required(a.weights, a.model, "--model", "--weights")?;
+                ferrovis_app::args::renamed_required(a.weights, a.model, "--model", "--weights")?;
             let (_vs, net) = fast::load_transformer(&weights, device)?;
             let files = ferrovis_data::decode::image_files(&a.sources)?;
             let t = Instant::now();
@@ -604,7 +601,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Demo(args) => demo::run(&args)?,
-        Command::Weights(cmd) => run_weights(&cmd)?,
+        Command::Weights(cmd) => run_weights(&cmd, None)?,
     }
     Ok(())
 }

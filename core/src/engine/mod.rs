@@ -228,21 +228,6 @@ impl RunControl {
     }
 }
 
-/// Installs a Ctrl-C handler that sets the returned flag (pass it in [`RunControl::stop`]); a
-/// second Ctrl-C exits at once.
-pub fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: stopping after this step (Ctrl-C again to quit at once)");
-    })
-    .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
-    Ok(flag)
-}
-
 /// The next batch for [`TrainTask::train_step`] from an epoch's batches (any iterator of
 /// results, such as the data crate's `EpochBatches`): batches that ended before
 /// [`TrainTask::steps_per_epoch`], or were never started, are an error; a batch that failed to
@@ -375,6 +360,7 @@ fn fit_epochs(
                 tracing::warn!(
                     epoch = epoch + 1,
                     step,
+                    run = %dir.path().display(),
                     "interrupted; the last completed epoch's checkpoint is kept"
                 );
                 return Ok(FitOutcome {
@@ -527,7 +513,8 @@ fn fit_epochs(
             }
             .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
             // The chart first: every way out of the loop leaves it showing the last epoch.
-            crate::metrics::render::results_png(&dir.results(), &dir.results_png())?;
+            #[cfg(feature = "plot")]
+            crate::metrics::charts::results_png(&dir.results(), &dir.results_png())?;
         }
         if cfg.patience.is_some_and(|p| bad_epochs >= p) {
             return Ok(FitOutcome {

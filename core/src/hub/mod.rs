@@ -15,10 +15,14 @@
 //!
 //! [`resolve`] returns the cached file, downloading it first when needed
 //! ([`download::fetch`]); `FERROVIS_OFFLINE=1` or `HF_HUB_OFFLINE=1` forbid the network, and a
-//! missing file is then an error naming the URL and the path to place it at.
+//! missing file is then an error naming the URL and the path to place it at. Built without the
+//! `hub` feature (on by default), nothing is downloaded: a name resolves to its cached file, and
+//! a file not cached is the same error.
 
+#[cfg(feature = "hub")]
 pub mod archive;
 pub mod cache;
+#[cfg(feature = "hub")]
 pub mod download;
 pub mod registry;
 
@@ -124,6 +128,7 @@ impl Hub {
     }
 
     /// The registry's members of the archive at `url`, each with its hash and cache path.
+    #[cfg(feature = "hub")]
     pub fn archive_members(&self, url: &str) -> Vec<archive::Wanted> {
         ENTRIES
             .iter()
@@ -161,18 +166,18 @@ impl Hub {
         }
         let url = self.url(name);
         if self.offline {
-            let inside = match name {
-                Name::Registry(Entry {
-                    member: Some(m), ..
-                }) => format!(" (the {} inside the zip archive at that URL)", m.file_name),
-                _ => String::new(),
-            };
-            return Err(Error::Download(format!(
-                "{url}: offline (FERROVIS_OFFLINE or HF_HUB_OFFLINE is set) and not cached; \
-                 place the file{inside} by hand at {}",
-                cached.display()
-            )));
+            return Err(self.not_cached(
+                name,
+                &url,
+                "offline (FERROVIS_OFFLINE or HF_HUB_OFFLINE is set)",
+            ));
         }
+        self.download(name, &url)
+    }
+
+    #[cfg(feature = "hub")]
+    fn download(&self, name: &Name, url: &str) -> Result<PathBuf> {
+        let cached = self.cached_path(name);
         match name {
             Name::Registry(
                 e @ Entry {
@@ -182,18 +187,18 @@ impl Hub {
                 // Every member of the same archive comes out at once: the archive is fetched
                 // once and then deleted.
                 let zip = self.ferrovis_cache.join(m.archive);
-                archive::fetch_members(&url, &zip, &self.archive_members(e.url))?;
+                archive::fetch_members(url, &zip, &self.archive_members(e.url))?;
                 Ok(cached)
             }
             Name::Registry(e) => download::fetch(&download::Request {
-                url: &url,
+                url,
                 dest: &cached,
                 sha256_prefix: e.sha256_prefix(),
             }),
             Name::HfHub { repo } => {
                 // The hub names the commit a revision resolves to; the snapshot goes under it
                 // and `refs/main` records it, as huggingface_hub lays its cache out.
-                let headers = download::head(&url)?;
+                let headers = download::head(url)?;
                 let commit = headers
                     .iter()
                     .find(|(k, _)| k == "x-repo-commit")
@@ -202,7 +207,7 @@ impl Hub {
                 let dir = self.hf_repo_dir(repo);
                 let dest = dir.join("snapshots").join(&commit).join(HF_FILE);
                 let file = download::fetch(&download::Request {
-                    url: &url,
+                    url,
                     dest: &dest,
                     sha256_prefix: None,
                 })?;
@@ -212,6 +217,29 @@ impl Hub {
                 Ok(file)
             }
         }
+    }
+
+    #[cfg(not(feature = "hub"))]
+    fn download(&self, name: &Name, url: &str) -> Result<PathBuf> {
+        Err(self.not_cached(
+            name,
+            url,
+            "ferrovis-core was built without its `hub` feature",
+        ))
+    }
+
+    /// The error for `name` not cached and not to be downloaded (`why`), saying where to put it.
+    fn not_cached(&self, name: &Name, url: &str, why: &str) -> Error {
+        let inside = match name {
+            Name::Registry(Entry {
+                member: Some(m), ..
+            }) => format!(" (the {} inside the zip archive at that URL)", m.file_name),
+            _ => String::new(),
+        };
+        Error::Download(format!(
+            "{url}: {why} and not cached; place the file{inside} by hand at {}",
+            self.cached_path(name).display()
+        ))
     }
 }
 

@@ -1,8 +1,10 @@
 //! Evaluation metrics with the definitions of the reference implementations users compare
 //! against: scikit-learn for classification, Ultralytics and pycocotools for detection, the
-//! standard confusion-matrix definitions for segmentation. [`render`] prints them as tables and
-//! draws the pictures.
+//! standard confusion-matrix definitions for segmentation. [`render`] prints them as tables,
+//! `charts` (feature `plot`) draws the pictures.
 
+#[cfg(feature = "plot")]
+pub mod charts;
 pub mod classification;
 pub mod detection;
 pub mod render;

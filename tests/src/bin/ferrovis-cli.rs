@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    ferrovis_app::process::start();
     // The task name stands where each binary's own name would (argv[0]).
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let task = argv.first().and_then(|t| t.to_str()).unwrap_or_default();
@@ -21,5 +22,5 @@ fn main() -> ExitCode {
             "usage: ferrovis-cli classify|detect|segment|style ARGS… (got {task:?})"
         )),
     };
-    ferrovis_core::cli::exit_code(result)
+    ferrovis_app::process::exit_code(result)
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
-use ferrovis_detect::loss::DetectionLoss;
-use ferrovis_detect::weights;
-use ferrovis_detect::yolov8::{Scale, YoloConfig, YoloV8};
+use ferrovis_detect::yolo::loss::DetectionLoss;
+use ferrovis_detect::yolo::weights;
+use ferrovis_detect::yolo::yolov8::{Scale, YoloConfig, YoloV8};
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
@@ -126,7 +126,7 @@ fn ultralytics_checkpoint_loads_into_new_classes() {
         (names.len(), names[0].as_str(), names[79].as_str()),
         (80, "thing0", "thing79")
     );
-    let m = ferrovis_detect::predict::load_model(&path, Device::Cpu, false).expect("load");
+    let m = ferrovis_detect::yolo::predict::load_model(&path, Device::Cpu, false).expect("load");
     assert_eq!(m.names, names);
     // A plain state dict stores none.
     assert_eq!(

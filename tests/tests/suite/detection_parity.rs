@@ -2,7 +2,7 @@
 //! file), for the Faster R-CNN and SSD parity tests.
 
 use ferrovis_core::checkpoint::StateDict;
-use ferrovis_detect::rcnn::Detections;
+use ferrovis_detect::torchvision::targets::Detections;
 use tch::Tensor;
 
 /// Largest absolute difference (0 for empty tensors).

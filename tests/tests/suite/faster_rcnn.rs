@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::parameter_counts;
-use ferrovis_detect::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
-use ferrovis_detect::rcnn::transform::RcnnTransform;
+use ferrovis_detect::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
+use ferrovis_detect::torchvision::transform::RcnnTransform;
 use ferrovis_tests::run_reference;
 
 use crate::detection_parity::{check_detections_up_to, max_diff};

@@ -12,8 +12,8 @@ use ferrovis_core::metrics::classification::{
 use ferrovis_core::metrics::detection::{
     coco_evaluate, CocoTruth, Detection, DetectionAccumulator, DetectionConfusion, GroundTruth,
 };
-use ferrovis_core::metrics::render;
 use ferrovis_core::metrics::segmentation::SegmentationConfusion;
+use ferrovis_core::metrics::{charts, render};
 use ferrovis_tests::run_reference;
 use serde_json::Value;
 use tch::Tensor;
@@ -331,12 +331,12 @@ fn tables_json_and_pngs_render() {
 
     let dir = tempfile::tempdir().unwrap();
     let pr = dir.path().join("PR_curve.png");
-    render::pr_curves_png(&pr, &r, &names).unwrap();
+    charts::pr_curves_png(&pr, &r, &names).unwrap();
     let mut labels = names.clone();
     labels.push("background".into());
     let values: Vec<f64> = confusion.counts.iter().map(|&v| v as f64).collect();
     let heat = dir.path().join("confusion_matrix.png");
-    render::heatmap_png(
+    charts::heatmap_png(
         &heat,
         "Confusion matrix",
         &values,

@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::parameter_counts;
-use ferrovis_detect::rcnn::Target;
-use ferrovis_detect::ssd::{Ssd, SsdBackboneKind, SsdConfig};
+use ferrovis_detect::torchvision::ssd::{Ssd, SsdBackboneKind, SsdConfig};
+use ferrovis_detect::torchvision::targets::Target;
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};

@@ -5,7 +5,7 @@
 
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::{predict, train};
+use ferrovis_detect::yolo::{predict, train};
 use ferrovis_tests::shared_dir;
 
 #[test]
@@ -78,7 +78,7 @@ fn validate_detect_coco128_from_scratch() {
         &m,
         &[photos],
         320,
-        &ferrovis_detect::postprocess::NmsConfig::predict(),
+        &ferrovis_detect::yolo::postprocess::NmsConfig::predict(),
         &out.join("predict"),
     )
     .unwrap();

@@ -13,7 +13,7 @@ use ferrovis_core::engine::RunControl;
 use ferrovis_data::dataset::{DatasetYaml, ScanOptions};
 use ferrovis_data::decode::image_size;
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::references::train;
+use ferrovis_detect::torchvision::train;
 use ferrovis_tests::shared_dir;
 
 fn column(csv: &str, name: &str) -> Vec<f64> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::references::train;
+use ferrovis_detect::torchvision::train;
 use ferrovis_tests::shared_dir;
 
 fn losses(run: &Path) -> Vec<f64> {

@@ -4,7 +4,7 @@
 //! folder, and `report.html` links only pictures those runs wrote. A second classify demo reuses
 //! the cached source model.
 
-use ferrovis_core::demo_report;
+use ferrovis_app::demo_report;
 
 use crate::serial;
 

@@ -8,7 +8,7 @@ use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::train::TrainSummary;
+use ferrovis_detect::run::TrainSummary;
 
 /// 96-pixel circles and squares, `train` training images and 4 validation images, at most two
 /// objects each.

@@ -9,8 +9,8 @@ use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::postprocess::NmsConfig;
-use ferrovis_detect::{predict, train, val};
+use ferrovis_detect::yolo::postprocess::NmsConfig;
+use ferrovis_detect::yolo::{predict, train, val};
 use tch::Device;
 
 fn shapes(dir: &Path) -> std::path::PathBuf {
@@ -131,7 +131,7 @@ fn train_val_predict_on_a_run_folder() {
     let m = predict::load_model(run, Device::Cpu, false).unwrap();
     assert_eq!(m.names, ["circle", "square", "star"]);
     let cfg = config(&data, &project, "v", &[]);
-    let (_, _, val_data) = train::check_dataset(&cfg.data).unwrap();
+    let (_, _, val_data) = ferrovis_detect::data::check_dataset(&cfg.data).unwrap();
     let loader = train::loader(&val_data, &cfg, false, 4).unwrap();
     let out = val::evaluate(&m.model, &loader, &NmsConfig::val(), Device::Cpu, None).unwrap();
     assert_eq!(out.report.images, 6);
@@ -139,7 +139,7 @@ fn train_val_predict_on_a_run_folder() {
 
     // export: Python's torch.jit.load gives the same boxes and probabilities before NMS.
     let ts = dir.path().join("yolo.pt");
-    let (exported, size) = ferrovis_detect::export::export(run, &ts, None).unwrap();
+    let (exported, size) = ferrovis_detect::yolo::export::export(run, &ts, None).unwrap();
     assert_eq!(size, 64);
     let input = tch::Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| exported.model.predict(&input));
@@ -197,7 +197,7 @@ fn layout_mistakes_and_missing_weights_are_named() {
     std::fs::rename(root.join("labels"), root.join("annotations")).unwrap();
     let err = format!(
         "{:#}",
-        train::check_dataset(&data.display().to_string()).unwrap_err()
+        ferrovis_detect::data::check_dataset(&data.display().to_string()).unwrap_err()
     );
     assert!(
         err.contains("no labels found") && err.contains("labels/train"),
@@ -206,7 +206,7 @@ fn layout_mistakes_and_missing_weights_are_named() {
 
     // A path (not the release name, which would be fetched into the cache).
     let cfg = DetectConfig::load(None, &["model=missing/yolov8n.pt".into()]).unwrap();
-    let err = match ferrovis_detect::weights::build(&cfg.model, 3, Device::Cpu) {
+    let err = match ferrovis_detect::yolo::weights::build(&cfg.model, 3, Device::Cpu) {
         Ok(_) => panic!("a missing checkpoint must be an error"),
         Err(e) => format!("{e:#}"),
     };
@@ -214,6 +214,9 @@ fn layout_mistakes_and_missing_weights_are_named() {
         err.contains("yolov8n.pt") && err.contains("model=yolov8n"),
         "{err}"
     );
-    let err = format!("{:#}", train::check_dataset("").unwrap_err());
+    let err = format!(
+        "{:#}",
+        ferrovis_detect::data::check_dataset("").unwrap_err()
+    );
     assert!(err.contains("data= is required"), "{err}");
 }

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::freeze::parameter_counts;
-use ferrovis_detect::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
-use ferrovis_detect::rcnn::transform::RcnnTransform;
-use ferrovis_detect::rcnn::Target;
+use ferrovis_detect::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
+use ferrovis_detect::torchvision::targets::Target;
+use ferrovis_detect::torchvision::transform::RcnnTransform;
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
-use ferrovis_detect::references::train;
+use ferrovis_detect::source::identify;
+use ferrovis_detect::torchvision::train;
 
 use crate::detect_support::{
     check_tv_run_folder, stops_then_resumes, tensor, tv_config, tv_shapes,
@@ -54,7 +55,12 @@ fn faster_rcnn_train_val_predict_and_fine_tune() {
     );
 
     // val from the run folder reproduces the final validation.
-    let out = train::val(run, &cfg, Some(dir.path().join("val"))).unwrap();
+    let out = train::val(
+        &identify(run, None).unwrap(),
+        &cfg,
+        Some(dir.path().join("val")),
+    )
+    .unwrap();
     assert_eq!(out.report.images, 4);
     assert!(
         (out.coco.ap50 - scratch.map50).abs() < 1e-9,
@@ -71,7 +77,13 @@ fn faster_rcnn_train_val_predict_and_fine_tune() {
         conf: Some(0.0),
         ..cfg.clone()
     };
-    let preds = train::predict(run, &low, std::slice::from_ref(&images), &pred_dir).unwrap();
+    let preds = train::predict(
+        &identify(run, None).unwrap(),
+        &low,
+        std::slice::from_ref(&images),
+        &pred_dir,
+    )
+    .unwrap();
     assert_eq!(preds.len(), 4);
     assert!(pred_dir.join("0000.png").is_file() && pred_dir.join("labels/0000.txt").is_file());
     assert!(pred_dir.join("predictions.json").is_file());

@@ -20,6 +20,7 @@ mod sampler;
 mod segment_workflow;
 mod ssd_workflow;
 mod style_workflow;
+mod warnings;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -1,7 +1,9 @@
 //! `classify train --resume RUN` and `segment train --resume RUN` continue a run whose process was
-//! killed (SIGKILL, in the middle of an epoch: nothing gets to clean up) to the same final weights
-//! as an uninterrupted run, bit for bit on the CPU. The commands run as a user runs them, through
-//! the task CLIs in a real process (`ferrovis-cli`, the four binaries' command lines in one).
+//! killed (SIGKILL, in the middle of an epoch: nothing gets to clean up) or interrupted (SIGINT,
+//! as Ctrl-C: the run says its checkpoint is kept and exits 130) to the same final weights as an
+//! uninterrupted run, bit for bit on the CPU. The commands run as a user runs them, through the
+//! task CLIs in a real process (`ferrovis-cli`, the four binaries' command lines in one, with the
+//! same `main`).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -31,9 +33,19 @@ fn run_to_end(args: &[&str]) -> String {
     stderr
 }
 
-/// Starts `ferrovis-cli args…` and SIGKILLs it as soon as it reports a step of epoch 2 (the
-/// engine prints `epoch 2/3 step 2/8 …` on a non-terminal stderr), so it dies mid-epoch.
-fn kill_in_epoch_two(args: &[&str]) -> Vec<String> {
+/// How a run is stopped in the middle of epoch 2.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGKILL: the process dies at once.
+    Kill,
+    /// SIGINT, as Ctrl-C: the run stops after its current step.
+    Interrupt,
+}
+
+/// Starts `ferrovis-cli args…` and stops it (`how`) as soon as it reports a step of epoch 2 (the
+/// engine prints `epoch 2/3 step 2/8 …` on a non-terminal stderr), so it stops mid-epoch. Every
+/// stderr line is returned.
+fn stop_in_epoch_two(args: &[&str], how: Stop) -> Vec<String> {
     let mut child = cli()
         .args(args)
         .stdout(Stdio::null())
@@ -41,23 +53,51 @@ fn kill_in_epoch_two(args: &[&str]) -> Vec<String> {
         .spawn()
         .expect("start ferrovis-cli");
     let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
     let mut seen = Vec::new();
-    for line in BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("stderr line");
         let mid_epoch_two = matches!(epoch_two_step(&line), Some((n, m)) if n < m);
         seen.push(line);
         if mid_epoch_two {
-            child.kill().expect("SIGKILL");
+            match how {
+                Stop::Kill => child.kill().expect("SIGKILL"),
+                Stop::Interrupt => {
+                    let sent = Command::new("kill")
+                        .args(["-INT", &child.id().to_string()])
+                        .status()
+                        .expect("run kill -INT");
+                    assert!(sent.success(), "kill -INT failed");
+                }
+            }
             break;
         }
     }
+    // The rest of what it says on the way out.
+    seen.extend(lines.map_while(|l| l.ok()));
     let status = child.wait().expect("wait");
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the run ended before it could be killed in epoch 2 ({status}):\n{}",
-        seen.join("\n")
-    );
+    match how {
+        Stop::Kill => assert_eq!(
+            status.signal(),
+            Some(9),
+            "the run ended before it could be killed in epoch 2 ({status}):\n{}",
+            seen.join("\n")
+        ),
+        Stop::Interrupt => {
+            assert_eq!(
+                status.code(),
+                Some(130),
+                "an interrupted run exits 130 ({status}):\n{}",
+                seen.join("\n")
+            );
+            assert!(
+                seen.iter().any(|l| l.contains("WARN")
+                    && l.contains("interrupted; the last completed epoch's checkpoint is kept")),
+                "the engine's warning reaches stderr:\n{}",
+                seen.join("\n")
+            );
+        }
+    }
     seen
 }
 
@@ -92,21 +132,21 @@ fn write_config(toml: String, path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-/// The kill → resume → compare cycle for one task: `config(name)` is the TOML of the run named
+/// The stop → resume → compare cycle for one task: `config(name)` is the TOML of the run named
 /// `name`.
-fn check_task(task: &str, dir: &Path, config: impl Fn(&str) -> String) {
+fn check_task(task: &str, dir: &Path, how: Stop, config: impl Fn(&str) -> String) {
     let project = dir.join("runs");
     let whole = write_config(config("whole"), &dir.join("whole.toml"));
     let killed = write_config(config("killed"), &dir.join("killed.toml"));
     run_to_end(&[task, "train", "--config", whole.to_str().unwrap()]);
 
-    let seen = kill_in_epoch_two(&[task, "train", "--config", killed.to_str().unwrap()]);
+    let seen = stop_in_epoch_two(&[task, "train", "--config", killed.to_str().unwrap()], how);
     let run = RunDir::new(project.join("killed"));
     let rows = std::fs::read_to_string(run.results()).unwrap();
     assert_eq!(
         rows.lines().count(),
         2,
-        "killed after epoch 1 only:\n{rows}\n{}",
+        "stopped after epoch 1 only:\n{rows}\n{}",
         seen.join("\n")
     );
 
@@ -133,6 +173,16 @@ fn check_task(task: &str, dir: &Path, config: impl Fn(&str) -> String) {
 #[test]
 fn classify_resumes_a_killed_run_to_identical_weights() {
     let _serial = crate::serial();
+    classify_resumes(Stop::Kill);
+}
+
+#[test]
+fn classify_resumes_an_interrupted_run_to_identical_weights() {
+    let _serial = crate::serial();
+    classify_resumes(Stop::Interrupt);
+}
+
+fn classify_resumes(how: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("shapes");
     let shapes = ShapesConfig {
@@ -143,7 +193,7 @@ fn classify_resumes_a_killed_run_to_identical_weights() {
         ..Default::default()
     };
     synthetic::write_classification(&data, &shapes).unwrap();
-    check_task("classify", dir.path(), |name| {
+    check_task("classify", dir.path(), how, |name| {
         // Fine-tuning through the image loader: shuffling, augmentation, dropout and the
         // optimiser's state all have to come back exactly.
         let mut cfg =
@@ -169,7 +219,7 @@ fn segment_resumes_a_killed_run_to_identical_weights() {
         ..Default::default()
     };
     let data = synthetic::write_segmentation(&dir.path().join("shapes"), &shapes).unwrap();
-    check_task("segment", dir.path(), |name| {
+    check_task("segment", dir.path(), Stop::Kill, |name| {
         let mut cfg = crate::segment_workflow::config(&data, &dir.path().join("runs"), name);
         cfg.data.batch_size = 2;
         cfg.train.epochs = EPOCHS;

@@ -19,7 +19,7 @@ use ferrovis_style::loss::PerceptualLoss;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-fn random_vgg11(path: &Path) {
+pub(crate) fn random_vgg11(path: &Path) {
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
     let _vgg = Vgg::new(

@@ -11,87 +11,21 @@ use ferrovis_core::run::resolve_weights;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-use crate::config::DetectConfig;
-use crate::faster_rcnn::{FasterRcnn, FasterRcnnConfig, ARCHS};
-use crate::rcnn::{Detections, Target};
+use crate::config::{DetectConfig, Family};
 use crate::run::RunMeta;
-use crate::ssd::{self, Ssd, SsdConfig};
-
-/// One of torchvision's detectors (one per model, so the variants' sizes do not matter).
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum TvNet {
-    /// `fasterrcnn_*`.
-    FasterRcnn(FasterRcnn),
-    /// `ssd300_vgg16`, `ssdlite320_*`.
-    Ssd(Ssd),
-}
-
-impl TvNet {
-    /// The architecture's name.
-    pub fn arch(&self) -> &str {
-        match self {
-            TvNet::FasterRcnn(n) => &n.config.arch,
-            TvNet::Ssd(n) => &n.config.arch,
-        }
-    }
-
-    /// The input size `results` and `detect.json` report: the (last) short side, or SSD's
-    /// fixed height.
-    pub fn input_size(&self) -> usize {
-        let size = match self {
-            TvNet::FasterRcnn(n) => n.config.transform.min_size.last().copied().unwrap_or(800),
-            TvNet::Ssd(n) => n.config.transform.fixed_size.map_or(300, |s| s.0),
-        };
-        size as usize
-    }
-
-    fn backbone_layers(&self) -> usize {
-        match self {
-            TvNet::FasterRcnn(n) => n.backbone_layers(),
-            TvNet::Ssd(n) => n.backbone_layers(),
-        }
-    }
-
-    /// SSD on the CPU runs channels-last ([`Ssd::use_channels_last`], measured faster); Faster
-    /// R-CNN keeps NCHW, not measured the other way yet.
-    fn prefer_layout(&self, vs: &VarStore) -> Result<()> {
-        match self {
-            TvNet::Ssd(n) if vs.device() == Device::Cpu => n.use_channels_last(vs),
-            _ => Ok(()),
-        }
-    }
-
-    fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
-        match self {
-            TvNet::FasterRcnn(net) => net.set_trainable_backbone_layers(vs, n),
-            TvNet::Ssd(net) => net.set_trainable_backbone_layers(vs, n),
-        }
-    }
-}
-
-/// The names of each architecture's training losses, in the order [`TvModel::losses`] returns
-/// them (torchvision's names).
-pub fn loss_names(arch: &str) -> &'static [&'static str] {
-    if arch.starts_with("fasterrcnn_") {
-        &[
-            "loss_classifier",
-            "loss_box_reg",
-            "loss_objectness",
-            "loss_rpn_box_reg",
-        ]
-    } else {
-        &["bbox_regression", "classification"]
-    }
-}
+use crate::source::{identify, WeightsSource};
+use crate::torchvision::detector::Detector;
+use crate::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
+use crate::torchvision::ssd::{Ssd, SsdConfig};
+use crate::torchvision::targets::{Detections, Target};
 
 /// A torchvision detector with its variables.
 #[derive(Debug)]
-pub struct TvModel {
+pub struct Model {
     /// The variables (on the model's device).
     pub vs: VarStore,
     /// The network.
-    pub net: TvNet,
+    pub net: Box<dyn Detector>,
     /// Class names (without the background).
     pub names: Vec<String>,
 }
@@ -105,31 +39,24 @@ fn no_weights(model: &str) -> bool {
 /// The network `cfg.arch` names for `num_classes` object classes (the background is added).
 /// `frozen_norm`: Faster R-CNN's backbone with FrozenBatchNorm (torchvision's choice when weights
 /// are given); `full_tail`: SSDlite's MobileNetV3 without the reduced tail (see [`full_tail`]).
-fn build_net(
+pub(crate) fn build_net(
     p: &tch::nn::Path,
     cfg: &DetectConfig,
     num_classes: usize,
     frozen_norm: bool,
     full_tail: bool,
-) -> Result<TvNet> {
-    if ssd::ARCHS.contains(&cfg.arch.as_str()) {
-        let two_stage = [
-            ("min_size", cfg.min_size),
-            ("max_size", cfg.max_size),
-            ("rpn_post_nms_top_n_train", cfg.rpn_post_nms_top_n_train),
-            ("rpn_post_nms_top_n_test", cfg.rpn_post_nms_top_n_test),
-            ("box_batch_size_per_image", cfg.box_batch_size_per_image),
-        ];
-        for (key, _) in two_stage.iter().filter(|(_, v)| v.is_some()) {
-            // As torchvision warns: SSD's input size is fixed, and it has no RPN or RoI heads.
-            tracing::warn!(key, arch = %cfg.arch, "ignored: SSD has a fixed input size and no proposals");
-        }
+) -> Result<Box<dyn Detector>> {
+    let family = Family::of(&cfg.arch)?;
+    if family == Family::Yolo {
+        bail!("arch=yolov8 is not one of torchvision's detectors");
+    }
+    if family == Family::Ssd {
         let backbone = SsdConfig::backbone_of(&cfg.arch, full_tail)?;
         let config = SsdConfig::by_name(&cfg.arch, num_classes as i64 + 1, backbone)?;
-        return Ok(TvNet::Ssd(Ssd::new(p, &config)?));
+        return Ok(Box::new(Ssd::new(p, &config)?));
     }
     let config = rcnn_config(cfg, num_classes, frozen_norm)?;
-    Ok(TvNet::FasterRcnn(FasterRcnn::new(p, &config)?))
+    Ok(Box::new(FasterRcnn::new(p, &config)?))
 }
 
 /// Faster R-CNN's settings for `num_classes` object classes (the background is added), with
@@ -139,14 +66,6 @@ fn rcnn_config(
     num_classes: usize,
     pretrained: bool,
 ) -> Result<FasterRcnnConfig> {
-    if !cfg.arch.starts_with("fasterrcnn_") {
-        bail!(
-            "arch={}: expected yolov8, one of {}, fasterrcnn_<backbone>, or one of {}",
-            cfg.arch,
-            ARCHS.join(", "),
-            ssd::ARCHS.join(", ")
-        );
-    }
     let mut config = FasterRcnnConfig::by_name(&cfg.arch, num_classes as i64 + 1, pretrained)?;
     if let Some(s) = cfg.min_size {
         config.transform.min_size = vec![s as i64];
@@ -166,7 +85,7 @@ fn rcnn_config(
     Ok(config)
 }
 
-impl TvModel {
+impl Model {
     /// A model to train: `cfg.arch` for `names`, from `cfg.model` when it names weights, with
     /// torchvision's `trainable_backbone_layers` (3 by default with weights; every layer
     /// without). Returns the model and a line describing what was loaded.
@@ -186,24 +105,16 @@ impl TvModel {
         let full = sd.as_ref().is_some_and(full_tail);
         let vs = VarStore::new(device);
         let net = build_net(&vs.root(), cfg, names.len(), pretrained, full)?;
-        if let TvNet::Ssd(ssd) = &net {
-            ssd.init_backbone_normal(&vs);
-        }
+        net.init_fresh(&vs);
         let mut line = format!("{} with {} classes", cfg.arch, names.len());
         if let (Some(file), Some(sd)) = (&file, &sd) {
-            let report = match &net {
-                TvNet::FasterRcnn(n) => n.load_state_dict(&vs, sd, file)?,
-                TvNet::Ssd(n) => n.load_state_dict(&vs, sd, file)?,
-            };
+            let report = net.load_state_dict(&vs, sd, file)?;
             line += &format!(", from {}: {}", file.display(), report.summary());
         } else {
             line += ", random initialisation (no model= weights)";
         }
         let all = net.backbone_layers();
-        let default_trainable = match &net {
-            TvNet::FasterRcnn(_) => 3,
-            TvNet::Ssd(n) => n.default_trainable_layers(),
-        };
+        let default_trainable = net.default_trainable_layers();
         let trainable = match cfg.trainable_backbone_layers {
             Some(n) if !pretrained && n != all => {
                 // torchvision trains every layer when nothing is pretrained, whatever is asked.
@@ -222,7 +133,7 @@ impl TvModel {
         line +=
             &format!("; {trainable} of {all} backbone layers trainable ({frozen} tensors frozen)");
         Ok((
-            TvModel {
+            Model {
                 vs,
                 net,
                 names: names.to_vec(),
@@ -233,53 +144,67 @@ impl TvModel {
 
     /// The model of a run folder (or its weights file), as its `detect.json` describes it.
     pub fn from_run(weights: &Path, cfg: &DetectConfig, device: Device) -> Result<Self> {
-        let resolved = resolve_weights(weights)?;
-        let meta: RunMeta = resolved.meta()?.with_context(|| {
-            format!(
+        let source = identify(weights, None)?;
+        if source.meta.is_none() {
+            bail!(
                 "{}: no detect.json next to it, so its architecture and classes are unknown",
                 weights.display()
-            )
-        })?;
-        let Some(arch) = meta.arch.clone() else {
-            bail!(
-                "{}: a YOLOv8 run, not a torchvision detector's",
-                weights.display()
             );
-        };
+        }
+        Self::from_source(&source, cfg, None, device)
+    }
+
+    /// The model `source` holds: a run's (its `detect.json` names the classes), or a torchvision
+    /// checkpoint on its own, whose class count is read off its predictor: torchvision's 91 COCO
+    /// categories when it has 91 outputs and no `names` are given, else `names` (the data set's),
+    /// else `class1`, `class2`, ….
+    pub fn from_source(
+        source: &WeightsSource,
+        cfg: &DetectConfig,
+        names: Option<&[String]>,
+        device: Device,
+    ) -> Result<Self> {
+        if !source.family.is_torchvision() {
+            bail!(
+                "{}: a {} checkpoint, not one of torchvision's detectors",
+                source.file.display(),
+                source.arch
+            );
+        }
         let cfg = DetectConfig {
-            arch,
+            family: source.family,
+            arch: source.arch.clone(),
             ..cfg.clone()
         };
-        let sd = checkpoint::read(&resolved.file)?;
+        let sd = checkpoint::read(&source.file)?;
+        let names = match &source.meta {
+            Some(meta) => meta.names.clone(),
+            None => class_names(&sd, &source.file, source.family, names)?,
+        };
         // A backbone trained from pretrained weights has frozen BatchNorms, which keep no step
         // counter: the checkpoint says which normalisation to build.
         let frozen = !sd
             .iter()
             .any(|(k, _)| k.starts_with("backbone.body.") && k.ends_with(".num_batches_tracked"));
         let vs = VarStore::new(device);
-        let net = build_net(&vs.root(), &cfg, meta.names.len(), frozen, full_tail(&sd))?;
-        checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true))
-            .with_context(|| format!("loading {}", resolved.file.display()))?;
+        let net = build_net(&vs.root(), &cfg, names.len(), frozen, full_tail(&sd))?;
+        let opts = FasterRcnn::legacy_renames(LoadOptions::default().strict(true))?;
+        checkpoint::load_into(&vs, &sd, &opts)
+            .with_context(|| format!("loading {} as {}", source.file.display(), source.arch))?;
         net.prefer_layout(&vs)?;
-        Ok(TvModel {
-            vs,
-            net,
-            names: meta.names,
-        })
+        Ok(Model { vs, net, names })
     }
 
     /// Detections of each image (`(3, H, W)`, 0–1, any device), 0-based classes, in its pixels.
     pub fn detect(&self, images: &[Tensor]) -> Result<Vec<Vec<Detection>>> {
         let device = self.vs.device();
         let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
-        let dets = tch::no_grad(|| match &self.net {
-            TvNet::FasterRcnn(n) => n.detect(&images),
-            TvNet::Ssd(n) => n.detect(&images),
-        })?;
+        let dets = tch::no_grad(|| self.net.detect(&images))?;
         dets.iter().map(to_detections).collect()
     }
 
-    /// The training losses of a batch, named as [`loss_names`] names them, in that order.
+    /// The training losses of a batch, named as [`Detector::loss_names`] names them, in that
+    /// order.
     pub fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
         let device = self.vs.device();
         let images: Vec<Tensor> = images.iter().map(|t| t.to_device(device)).collect();
@@ -290,21 +215,7 @@ impl TvModel {
                 labels: t.labels.to_device(device),
             })
             .collect();
-        Ok(match &self.net {
-            TvNet::FasterRcnn(n) => {
-                let l = n.losses(&images, &targets)?;
-                vec![
-                    l.loss_classifier,
-                    l.loss_box_reg,
-                    l.loss_objectness,
-                    l.loss_rpn_box_reg,
-                ]
-            }
-            TvNet::Ssd(n) => {
-                let l = n.losses(&images, &targets)?;
-                vec![l.bbox_regression, l.classification]
-            }
-        })
+        self.net.losses(&images, &targets)
     }
 
     /// The run metadata of this model.
@@ -339,4 +250,50 @@ fn to_detections(d: &Detections) -> Result<Vec<Detection>> {
         .zip(scores.iter().zip(&labels))
         .map(|(b, (&s, &l))| Detection::new([b[0], b[1], b[2], b[3]], s, (l - 1).max(0) as usize))
         .collect())
+}
+
+/// torchvision's COCO categories, index 0 the background, `N/A` where COCO skips an id
+/// (`FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]`).
+const COCO_CATEGORIES: &str = include_str!("../../assets/coco91_names.txt");
+
+/// The object classes of a torchvision checkpoint outside a run folder: its predictor's output
+/// count (the background included) decides how many; `names` (without the background) name them
+/// when given, torchvision's COCO categories when there are 91, else `class1`, `class2`, ….
+fn class_names(
+    sd: &ferrovis_core::checkpoint::StateDict,
+    file: &Path,
+    family: Family,
+    names: Option<&[String]>,
+) -> Result<Vec<String>> {
+    let out = |name: &str| sd.get(name).map(|t| t.size()[0]);
+    // SSD's class head predicts every class for each default box of a cell: 4 boxes at SSD300's
+    // first level, 6 at SSDlite's (torchvision's aspect ratios).
+    let with_background = match family {
+        Family::FasterRcnn => out("roi_heads.box_predictor.cls_score.weight"),
+        Family::Ssd => out("head.classification_head.module_list.0.weight")
+            .map(|n| n / 4)
+            .or_else(|| out("head.classification_head.module_list.0.1.weight").map(|n| n / 6)),
+        Family::Yolo => None,
+    }
+    .with_context(|| {
+        format!(
+            "{}: no class predictor to count the classes by",
+            file.display()
+        )
+    })?;
+    let count = (with_background - 1).max(0) as usize;
+    match names {
+        Some(names) if names.len() == count => Ok(names.to_vec()),
+        Some(names) => bail!(
+            "{} predicts {count} classes (and the background) but {} names are given",
+            file.display(),
+            names.len()
+        ),
+        None if with_background == 91 => Ok(COCO_CATEGORIES
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()),
+        None => Ok((1..=count).map(|i| format!("class{i}")).collect()),
+    }
 }

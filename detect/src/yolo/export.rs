@@ -4,14 +4,14 @@
 //! `(N, 4 + classes, anchors)`, each anchor's box centre x, y, width and height in input pixels
 //! followed by its class probabilities: what Ultralytics' exported models return. Non-maximum
 //! suppression is not in the graph (which boxes survive depends on the data, which a trace cannot
-//! record): run it on this output, as `detect predict` does with [`crate::postprocess`].
+//! record): run it on this output, as `detect predict` does with [`crate::yolo::postprocess`].
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::predict::{load_model, LoadedModel};
+use crate::yolo::predict::{load_model, LoadedModel};
 
 /// Traces the model in `weights` (a run folder, or any checkpoint `detect predict` takes) for
 /// `imgsz`×`imgsz` inputs (default: the size it was trained at) and writes it to `out`. Returns

@@ -17,7 +17,7 @@ use ferrovis_core::ops::matcher::{Matcher, BELOW_LOW_THRESHOLD, BETWEEN_THRESHOL
 use ferrovis_core::ops::roi_align::MultiScaleRoiAlign;
 use ferrovis_core::ops::sampler::BalancedPositiveNegativeSampler;
 
-use super::{Detections, Target};
+use super::targets::{Detections, Target};
 
 /// The box head between pooling and predictor.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use ferrovis_core::error::{Error, Result};
 
 /// One comparison: a model transferred from `source` against the same model from scratch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,18 @@ pub struct Picture {
     pub caption: String,
 }
 
+/// The file names of the charts the runs draw (training curves, confusion matrices, PR curves):
+/// text and axes that must be read, so the report shows them at their own size, not as
+/// thumbnails.
+const CHARTS: [&str; 3] = ["results.png", "confusion_matrix.png", "PR_curve.png"];
+
 impl Picture {
+    /// Whether this is one of the runs' charts ([`CHARTS`]) rather than a sample image.
+    pub fn is_chart(&self) -> bool {
+        let file = self.path.rsplit('/').next().unwrap_or(&self.path);
+        CHARTS.contains(&file)
+    }
+
     /// `file` (under `root`) with `caption`; an error when `file` is not inside `root`, which
     /// would make a link that breaks when the folder moves.
     pub fn new(root: &Path, file: &Path, caption: impl Into<String>) -> Result<Self> {
@@ -119,7 +130,7 @@ impl CachedSource {
 
     /// Records that the weights were trained with `settings` (after the training succeeded).
     pub fn mark(&self, settings: &str) -> Result<()> {
-        crate::atomic_file::write_atomic(&self.stamp, settings.as_bytes())
+        ferrovis_core::atomic_file::write_atomic(&self.stamp, settings.as_bytes())
     }
 }
 
@@ -159,8 +170,8 @@ pub fn record(root: &Path, task: &str, rows: Vec<DemoRow>) -> Result<Vec<DemoRow
     all.sort_by_key(|r| order(&r.task));
     let json = serde_json::to_string_pretty(&all)
         .map_err(|e| Error::Invalid(format!("demo summary: {e}")))?;
-    crate::atomic_file::write_atomic(&summary_path(root), json.as_bytes())?;
-    crate::atomic_file::write_atomic(&report_path(root), html(&all).as_bytes())?;
+    ferrovis_core::atomic_file::write_atomic(&summary_path(root), json.as_bytes())?;
+    ferrovis_core::atomic_file::write_atomic(&report_path(root), html(&all).as_bytes())?;
     Ok(all)
 }
 
@@ -218,6 +229,8 @@ pub fn html(rows: &[DemoRow]) -> String {
          td.num { text-align: right; font-variant-numeric: tabular-nums; }\n\
          figure { display: inline-block; margin: 0.5em; vertical-align: top; }\n\
          img { max-width: 24em; max-height: 24em; image-rendering: pixelated; }\n\
+         figure.chart { display: block; }\n\
+         figure.chart img { max-width: 100%; max-height: none; image-rendering: auto; }\n\
          </style>\n</head>\n<body>\n\
          <h1>Transfer learning against training from scratch</h1>\n\
          <p>Each row: a model pretrained on a source task, transferred to a target task, against \
@@ -252,10 +265,11 @@ pub fn html(rows: &[DemoRow]) -> String {
         for p in &r.pictures {
             let _ = writeln!(
                 out,
-                "<figure><a href=\"{0}\"><img src=\"{0}\" alt=\"{1}\"></a>\
+                "<figure{2}><a href=\"{0}\"><img src=\"{0}\" alt=\"{1}\"></a>\
                  <figcaption>{1}</figcaption></figure>",
                 escape(&p.path),
-                escape(&p.caption)
+                escape(&p.caption),
+                if p.is_chart() { " class=\"chart\"" } else { "" }
             );
         }
     }

@@ -7,7 +7,7 @@
 //! each default box of each cell ([`head`]), and [`Ssd::compute_loss`] /
 //! [`Ssd::postprocess_detections`] are torchvision's `compute_loss` and
 //! `postprocess_detections`. Images are stretched to a fixed size by the two-stage detectors'
-//! transform ([`crate::rcnn::transform`]) with `fixed_size`.
+//! transform ([`crate::torchvision::transform`]) with `fixed_size`.
 //!
 //! - [`vgg`]: SSD300's VGG16 with the L2-normalised conv4_3 and the extra layers;
 //! - [`mobilenet`]: SSDlite's MobileNetV3/V2 with its four depthwise extra blocks;
@@ -30,8 +30,9 @@ use ferrovis_core::ops::matcher::SsdMatcher;
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::rcnn::transform::{ImageList, RcnnTransform};
-use crate::rcnn::{Detections, Target};
+use crate::torchvision::detector::Detector;
+use crate::torchvision::targets::{Detections, Target};
+use crate::torchvision::transform::{ImageList, RcnnTransform};
 use head::{ScoringHead, SsdHead};
 use mobilenet::SsdLiteBackbone;
 use vgg::SsdVgg;
@@ -592,6 +593,62 @@ impl Ssd {
         };
         checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+    }
+}
+
+impl Detector for Ssd {
+    fn arch(&self) -> &str {
+        &self.config.arch
+    }
+
+    fn input_size(&self) -> usize {
+        self.config.transform.fixed_size.map_or(300, |s| s.0) as usize
+    }
+
+    fn backbone_layers(&self) -> usize {
+        Ssd::backbone_layers(self)
+    }
+
+    fn default_trainable_layers(&self) -> usize {
+        Ssd::default_trainable_layers(self)
+    }
+
+    fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
+        Ssd::set_trainable_backbone_layers(self, vs, n)
+    }
+
+    /// Channels-last on the CPU ([`Ssd::use_channels_last`], measured faster).
+    fn prefer_layout(&self, vs: &VarStore) -> Result<()> {
+        if vs.device() == tch::Device::Cpu {
+            self.use_channels_last(vs)?;
+        }
+        Ok(())
+    }
+
+    fn init_fresh(&self, vs: &VarStore) {
+        self.init_backbone_normal(vs)
+    }
+
+    fn load_state_dict(
+        &self,
+        vs: &VarStore,
+        sd: &checkpoint::StateDict,
+        file: &std::path::Path,
+    ) -> Result<LoadReport> {
+        Ssd::load_state_dict(self, vs, sd, file)
+    }
+
+    fn loss_names(&self) -> &'static [&'static str] {
+        &["bbox_regression", "classification"]
+    }
+
+    fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
+        let l = Ssd::losses(self, images, targets)?;
+        Ok(vec![l.bbox_regression, l.classification])
+    }
+
+    fn detect(&self, images: &[Tensor]) -> Result<Vec<Detections>> {
+        Ssd::detect(self, images)
     }
 }
 

@@ -1,6 +1,6 @@
 //! YOLOv8's training loss, from its published definition:
 //!
-//! - targets come from the [task-aligned assigner](crate::assigner) run on the detached
+//! - targets come from the [task-aligned assigner](crate::yolo::assigner) run on the detached
 //!   predictions (class probabilities, boxes in pixels, anchor centres in pixels);
 //! - class loss: binary cross-entropy of every class logit at every anchor against the soft
 //!   targets, summed and divided by the sum of the targets (at least 1);
@@ -15,9 +15,9 @@
 
 use tch::{Kind, Reduction, Tensor};
 
-use crate::assigner::TaskAlignedAssigner;
-use crate::boxes::{ciou, xywh_to_xyxy};
-use crate::yolov8::{dist_to_box, expected_distance, make_anchors, REG_MAX, STRIDES};
+use crate::yolo::assigner::TaskAlignedAssigner;
+use crate::yolo::boxes::{ciou, xywh_to_xyxy};
+use crate::yolo::yolov8::{dist_to_box, expected_distance, make_anchors, REG_MAX, STRIDES};
 
 /// Loss gains.
 #[derive(Debug, Clone, Copy, PartialEq)]

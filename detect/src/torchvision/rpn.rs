@@ -17,8 +17,8 @@ use ferrovis_core::ops::detection::{
 use ferrovis_core::ops::matcher::{Matcher, BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS};
 use ferrovis_core::ops::sampler::BalancedPositiveNegativeSampler;
 
+use super::targets::Target;
 use super::transform::ImageList;
-use super::Target;
 
 /// torchvision's `RPNHead`: `conv.i.0` (3×3 with bias, ReLU) `conv_depth` times, then
 /// `cls_logits` (A channels) and `bbox_pred` (4A), all N(0, 0.01) with zero bias.

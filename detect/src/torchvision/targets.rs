@@ -1,16 +1,5 @@
-//! The parts of torchvision's two-stage detectors (`GeneralizedRCNN`): the input transform, the
-//! region proposal network and the RoI heads, with torchvision's names and defaults. Faster R-CNN
-//! ([`crate::faster_rcnn`]) assembles them on a backbone; the transform also serves SSD, as in
-//! torchvision.
-//!
-//! - [`transform`]: normalise, resize (min/max size), pad to a multiple of 32, boxes mapped back;
-//! - [`rpn`]: `RPNHead` and `RegionProposalNetwork` (anchors, proposals, its two losses);
-//! - [`roi_heads`]: `TwoMLPHead` / `FastRCNNConvFCHead`, `FastRCNNPredictor` and `RoIHeads`
-//!   (sampling, the two box losses, post-processing).
-
-pub mod roi_heads;
-pub mod rpn;
-pub mod transform;
+//! What torchvision's detectors take and give per image: the ground truth ([`Target`]), the
+//! detections ([`Detections`]), and the two-stage detectors' four losses ([`RcnnLosses`]).
 
 use tch::Tensor;
 

@@ -8,7 +8,7 @@
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use super::{Detections, Target};
+use super::targets::{Detections, Target};
 
 /// The transform's settings (torchvision's defaults for Faster R-CNN: 800, 1333, ImageNet
 /// statistics, 32).

@@ -12,7 +12,7 @@
 //!   size), clipped to norm 10; EMA (0.9999, τ 2000) weights are validated and saved;
 //! - every epoch validates; `best` is chosen by fitness 0.1·mAP50 + 0.9·mAP50-95.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use ferrovis_core::device::parse_device;
@@ -21,66 +21,19 @@ use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_core::run::training_dir;
-use ferrovis_data::dataset::report::ScanOptions;
-use ferrovis_data::dataset::{DatasetYaml, DetectionBatch, DetectionData, DetectionDataset};
-use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
+use ferrovis_data::dataset::{DetectionBatch, DetectionData, DetectionDataset};
+use ferrovis_data::loader::{EpochBatches, Loader, Shard};
 use tch::nn::VarStore;
 use tch::Device;
 
 use crate::config::DetectConfig;
-use crate::loss::{DetectionLoss, LossGains};
-use crate::postprocess::NmsConfig;
-use crate::run::RunMeta;
-use crate::val::{evaluate, report};
-use crate::weights;
-use crate::yolov8::{YoloV8, DETECT_INDEX};
-
-/// What a finished training reports.
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    /// The run folder.
-    pub run: PathBuf,
-    /// Metrics of the best weights on the validation split.
-    pub map50: f64,
-    /// mAP50-95 of the best weights.
-    pub map50_95: f64,
-}
-
-/// Reads the dataset YAML, scans both splits and prints Ultralytics' dataset check.
-pub fn check_dataset(data: &str) -> Result<(DatasetYaml, DetectionData, DetectionData)> {
-    if data.is_empty() {
-        bail!(
-            "data= is required: the dataset YAML (path, train, val, names), e.g. data=coco128.yaml"
-        );
-    }
-    let yaml = DatasetYaml::read(Path::new(data))?;
-    let train = yaml.scan("train", ScanOptions::default())?;
-    let val = yaml.scan("val", ScanOptions::default())?;
-    for (split, d) in [("train", &train), ("val", &val)] {
-        println!(
-            "{split}: {} images, {} boxes, {} backgrounds",
-            d.items.len(),
-            d.num_boxes(),
-            d.num_background()
-        );
-        if !d.report.is_clean() {
-            print!("{}", d.report);
-        }
-    }
-    let per_class = train.instances_per_class();
-    let listed: Vec<String> = yaml
-        .names
-        .iter()
-        .zip(&per_class)
-        .filter(|(_, &n)| n > 0)
-        .map(|(name, n)| format!("{name} {n}"))
-        .collect();
-    println!("train instances per class: {}", listed.join(", "));
-    if train.items.is_empty() {
-        bail!("{}: the train split has no images", yaml.file.display());
-    }
-    Ok((yaml, train, val))
-}
+use crate::data::{check_dataset, loader_options};
+use crate::run::{RunMeta, TrainSummary};
+use crate::yolo::loss::{DetectionLoss, LossGains};
+use crate::yolo::postprocess::NmsConfig;
+use crate::yolo::val::{evaluate, report};
+use crate::yolo::weights;
+use crate::yolo::yolov8::{YoloV8, DETECT_INDEX};
 
 /// The three Ultralytics parameter groups of the trainable variables.
 fn yolo_groups(vs: &VarStore, decay: f64) -> Vec<ParamGroup> {
@@ -272,23 +225,6 @@ pub fn loader(
         ds = ds.with_cache();
     }
     Ok(Loader::new(ds, loader_options(cfg, augment, batch))?)
-}
-
-/// The loader settings every detector uses: shuffled batches in training, the data set's order
-/// otherwise, `cfg`'s seed and workers.
-pub fn loader_options(cfg: &DetectConfig, train: bool, batch: usize) -> LoaderOptions {
-    LoaderOptions {
-        batch_size: batch,
-        sampler: if train {
-            Sampler::Shuffle
-        } else {
-            Sampler::Sequential
-        },
-        drop_last: false,
-        seed: cfg.seed,
-        prefetch: 2,
-        workers: cfg.workers,
-    }
 }
 
 /// Trains as `cfg` says in a new run folder (or continues `resume`).

@@ -16,11 +16,11 @@ use ferrovis_data::transform::detect::{BoxLabel, DetectionSample};
 use ferrovis_data::transform::ssd::SsdAugment;
 use tch::{Kind, Tensor};
 
-use crate::rcnn::Target;
+use crate::torchvision::targets::Target;
 
 /// One loaded image.
 #[derive(Debug)]
-pub struct TvSample {
+pub struct Sample {
     /// `(3, H, W)` float in 0–1.
     pub image: Tensor,
     /// Boxes (pixels of this, possibly augmented, image) and 1-based labels.
@@ -31,7 +31,7 @@ pub struct TvSample {
 
 /// A batch: images of different sizes stay apart.
 #[derive(Debug)]
-pub struct TvBatch {
+pub struct Batch {
     /// The images.
     pub images: Vec<Tensor>,
     /// Their targets.
@@ -43,15 +43,15 @@ pub struct TvBatch {
 }
 
 /// The data set for the loader.
-pub struct TvDetectionDataset {
+pub struct NativeSizeDataset {
     items: Vec<DetectionItem>,
     augment: Option<SsdAugment>,
 }
 
-impl TvDetectionDataset {
+impl NativeSizeDataset {
     /// `items`, augmented by `augment` (`None` for evaluation).
     pub fn new(items: Vec<DetectionItem>, augment: Option<SsdAugment>) -> Self {
-        TvDetectionDataset { items, augment }
+        NativeSizeDataset { items, augment }
     }
 
     /// The items.
@@ -60,15 +60,15 @@ impl TvDetectionDataset {
     }
 }
 
-impl Dataset for TvDetectionDataset {
-    type Sample = TvSample;
-    type Batch = TvBatch;
+impl Dataset for NativeSizeDataset {
+    type Sample = Sample;
+    type Batch = Batch;
 
     fn len(&self) -> usize {
         self.items.len()
     }
 
-    fn get(&self, index: usize, _epoch: usize, rng: &mut Rng) -> ferrovis_data::Result<TvSample> {
+    fn get(&self, index: usize, _epoch: usize, rng: &mut Rng) -> ferrovis_data::Result<Sample> {
         let item = &self.items[index];
         let image = read_rgb(&item.path)?;
         let (w, h) = (image.width as f32, image.height as f32);
@@ -111,7 +111,7 @@ impl Dataset for TvDetectionDataset {
                 class: b.class,
             });
         }
-        Ok(TvSample {
+        Ok(Sample {
             image: tensor,
             target: Target {
                 boxes: Tensor::from_slice(&boxes)
@@ -123,8 +123,8 @@ impl Dataset for TvDetectionDataset {
         })
     }
 
-    fn collate(&self, samples: Vec<(usize, TvSample)>) -> ferrovis_data::Result<TvBatch> {
-        let mut batch = TvBatch {
+    fn collate(&self, samples: Vec<(usize, Sample)>) -> ferrovis_data::Result<Batch> {
+        let mut batch = Batch {
             images: Vec::with_capacity(samples.len()),
             targets: Vec::with_capacity(samples.len()),
             truths: Vec::with_capacity(samples.len()),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use tch::nn::VarStore;
 
-use crate::yolov8::{Scale, YoloConfig, YoloV8, DETECT_INDEX};
+use crate::yolo::yolov8::{Scale, YoloConfig, YoloV8, DETECT_INDEX};
 
 /// What a checkpoint holds, read off its tensor shapes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,7 +112,7 @@ pub fn build(
             let line = format!(
                 "yolov8{}: random initialisation ({} parameters)",
                 scale.name,
-                crate::yolov8::parameter_count(&vs)
+                crate::yolo::yolov8::parameter_count(&vs)
             );
             Ok((vs, model, line))
         }

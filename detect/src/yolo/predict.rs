@@ -6,29 +6,26 @@
 
 use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ferrovis_core::checkpoint;
 use ferrovis_core::metrics::detection::Detection;
 use ferrovis_core::run::resolve_weights;
-use ferrovis_data::decode::{read_rgb, write_rgb};
-use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
 use ferrovis_data::tensor::to_normalized_chw;
 use ferrovis_data::transform::detect::{letterbox_to, DetectionSample};
-use serde::Serialize;
 use tch::nn::VarStore;
 use tch::Device;
 
-use crate::boxes::to_original;
-use crate::postprocess::{non_max_suppression, NmsConfig};
+use crate::output::{write_predictions, ImagePrediction, PixelDetection};
 use crate::run::RunMeta;
-use crate::weights;
-use crate::yolov8::{YoloConfig, YoloV8};
+use crate::yolo::boxes::to_original;
+use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
+use crate::yolo::weights;
+use crate::yolo::yolov8::{YoloConfig, YoloV8};
 
 /// COCO's 80 class names (index order of Ultralytics' COCO models).
-pub const COCO_NAMES: &str = include_str!("../assets/coco_names.txt");
+pub const COCO_NAMES: &str = include_str!("../../assets/coco_names.txt");
 
 /// A model ready for inference, with its class names and input size.
 pub struct LoadedModel {
@@ -82,30 +79,6 @@ pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<Loa
     })
 }
 
-/// One detection in original-image pixels.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PixelDetection {
-    /// Class index.
-    pub class: usize,
-    /// Class name.
-    pub name: String,
-    /// Confidence.
-    pub confidence: f32,
-    /// `[x1, y1, x2, y2]` in the original image.
-    pub xyxy: [f32; 4],
-}
-
-/// The detections of one image.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ImagePrediction {
-    /// The image file.
-    pub image: PathBuf,
-    /// Its width and height.
-    pub size: (usize, usize),
-    /// What was found, by decreasing confidence.
-    pub detections: Vec<PixelDetection>,
-}
-
 /// Detects objects in one decoded image (`path` is recorded with the result).
 pub fn predict_image(
     m: &LoadedModel,
@@ -156,78 +129,4 @@ pub fn predict(
     write_predictions(sources, out, |file, image| {
         predict_image(m, file, image, imgsz, nms)
     })
-}
-
-/// The outputs of `predict` for any detector: every image of `sources` through `detect_one`,
-/// then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and `<out>/predictions.json`.
-pub fn write_predictions(
-    sources: &[PathBuf],
-    out: &Path,
-    mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
-) -> Result<Vec<ImagePrediction>> {
-    let files = ferrovis_data::decode::image_files(sources)?;
-    std::fs::create_dir_all(out.join("labels"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    let mut all = Vec::new();
-    for file in files {
-        let t = Instant::now();
-        let image = read_rgb(&file).with_context(|| format!("reading {}", file.display()))?;
-        let p = detect_one(&file, &image)?;
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let counts = summary(&p);
-        println!("{}: {counts} ({ms:.1} ms)", file.display());
-        let name = file
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("image.jpg"));
-        let boxes: Vec<LabelledBox> = p
-            .detections
-            .iter()
-            .map(|d| LabelledBox {
-                xyxy: d.xyxy,
-                caption: format!("{} {:.2}", d.name, d.confidence),
-                color: class_color(d.class),
-            })
-            .collect();
-        let drawn = draw_boxes(&image, &boxes)?;
-        write_rgb(&out.join(&name), &drawn)?;
-        let txt: String = p
-            .detections
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}\n",
-                    d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
-                )
-            })
-            .collect();
-        let stem = name.with_extension("txt");
-        std::fs::write(out.join("labels").join(&stem), txt)?;
-        all.push(p);
-    }
-    std::fs::write(
-        out.join("predictions.json"),
-        serde_json::to_string_pretty(&all)?,
-    )?;
-    println!("results in {}", out.display());
-    Ok(all)
-}
-
-/// "2 person, 1 dog" (or "no detections").
-pub fn summary(p: &ImagePrediction) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for d in &p.detections {
-        match counts.iter_mut().find(|(n, _)| *n == d.name) {
-            Some((_, c)) => *c += 1,
-            None => counts.push((d.name.clone(), 1)),
-        }
-    }
-    if counts.is_empty() {
-        return "no detections".into();
-    }
-    counts
-        .iter()
-        .map(|(n, c)| format!("{c} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ferrovis_core::metrics::detection::{DetectionConfusion, GroundTruth};
-use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
+use ferrovis_core::metrics::{charts, DetectionAccumulator, DetectionReport};
 use ferrovis_data::dataset::DetectionDataset;
 use ferrovis_data::loader::Loader;
 use tch::Device;
 
-use crate::loss::DetectionLoss;
-use crate::postprocess::{non_max_suppression, NmsConfig};
-use crate::yolov8::YoloV8;
+use crate::output;
+use crate::yolo::loss::DetectionLoss;
+use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
+use crate::yolo::yolov8::YoloV8;
 
 /// What one validation pass measured.
 #[derive(Debug)]
@@ -109,17 +110,16 @@ pub fn evaluate(
 
 /// Prints the table and writes `PR_curve.png`, `confusion_matrix.png` and `metrics.json` into `dir`.
 pub fn report(out: &ValOutput, names: &[String], dir: &Path) -> Result<()> {
-    println!("{}", render::detection_table(&out.report, names));
+    output::print_table(&out.report, names);
     println!(
         "speed: {:.1} ms per image (inference + NMS)",
         out.ms_per_image
     );
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    render::pr_curves_png(&dir.join("PR_curve.png"), &out.report, names)?;
     let mut labels = names.to_vec();
     labels.push("background".into());
     let counts: Vec<f64> = out.confusion.counts.iter().map(|&c| c as f64).collect();
-    render::heatmap_png(
+    charts::heatmap_png(
         &dir.join("confusion_matrix.png"),
         "Confusion matrix",
         &counts,
@@ -133,11 +133,5 @@ pub fn report(out: &ValOutput, names: &[String], dir: &Path) -> Result<()> {
         "confusion_matrix": &out.confusion,
         "names": names,
     });
-    std::fs::write(
-        dir.join("metrics.json"),
-        serde_json::to_string_pretty(&json)?,
-    )
-    .with_context(|| format!("writing {}", dir.join("metrics.json").display()))?;
-    println!("plots and metrics.json in {}", dir.display());
-    Ok(())
+    output::write_validation(&out.report, names, dir, &json)
 }

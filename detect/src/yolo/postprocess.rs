@@ -87,7 +87,7 @@ fn image_detections(pred: &Tensor, classes: i64, cfg: &NmsConfig) -> Vec<Detecti
     let anchors = anchor_idx.index_select(0, &order);
     let class_idx = class_idx.index_select(0, &order);
     let xywh = pred.narrow(1, 0, 4).index_select(0, &anchors);
-    let xyxy = crate::boxes::xywh_to_xyxy(&xywh);
+    let xyxy = crate::yolo::boxes::xywh_to_xyxy(&xywh);
 
     let flat = Vec::<f32>::try_from(xyxy.contiguous().view([-1])).unwrap_or_default();
     let boxes: Vec<[f32; 4]> = flat

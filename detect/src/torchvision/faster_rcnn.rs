@@ -29,10 +29,11 @@ use ferrovis_core::nn::NormLayer;
 use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::roi_align::MultiScaleRoiAlign;
 
-use crate::rcnn::roi_heads::{BoxHead, FastRcnnPredictor, RoiHeads, RoiHeadsConfig};
-use crate::rcnn::rpn::{Rpn, RpnConfig};
-use crate::rcnn::transform::RcnnTransform;
-use crate::rcnn::{Detections, RcnnLosses, Target};
+use crate::torchvision::detector::Detector;
+use crate::torchvision::roi_heads::{BoxHead, FastRcnnPredictor, RoiHeads, RoiHeadsConfig};
+use crate::torchvision::rpn::{Rpn, RpnConfig};
+use crate::torchvision::targets::{Detections, RcnnLosses, Target};
+use crate::torchvision::transform::RcnnTransform;
 
 /// Every architecture name [`FasterRcnnConfig::by_name`] knows.
 pub const ARCHS: &[&str] = &[
@@ -517,5 +518,64 @@ impl FasterRcnn {
         };
         checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+    }
+}
+
+impl Detector for FasterRcnn {
+    fn arch(&self) -> &str {
+        &self.config.arch
+    }
+
+    fn input_size(&self) -> usize {
+        self.config
+            .transform
+            .min_size
+            .last()
+            .copied()
+            .unwrap_or(800) as usize
+    }
+
+    fn backbone_layers(&self) -> usize {
+        FasterRcnn::backbone_layers(self)
+    }
+
+    fn default_trainable_layers(&self) -> usize {
+        3
+    }
+
+    fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
+        FasterRcnn::set_trainable_backbone_layers(self, vs, n)
+    }
+
+    fn load_state_dict(
+        &self,
+        vs: &VarStore,
+        sd: &checkpoint::StateDict,
+        file: &std::path::Path,
+    ) -> Result<LoadReport> {
+        FasterRcnn::load_state_dict(self, vs, sd, file)
+    }
+
+    fn loss_names(&self) -> &'static [&'static str] {
+        &[
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        ]
+    }
+
+    fn losses(&self, images: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
+        let l = FasterRcnn::losses(self, images, targets)?;
+        Ok(vec![
+            l.loss_classifier,
+            l.loss_box_reg,
+            l.loss_objectness,
+            l.loss_rpn_box_reg,
+        ])
+    }
+
+    fn detect(&self, images: &[Tensor]) -> Result<Vec<Detections>> {
+        FasterRcnn::detect(self, images)
     }
 }

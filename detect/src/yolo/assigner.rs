@@ -10,7 +10,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::boxes::ciou;
+use crate::yolo::boxes::ciou;
 
 /// The assigner's settings (YOLOv8: top-k 10, α 0.5, β 6.0).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -16,7 +16,7 @@ use ferrovis_core::freeze;
 use ferrovis_core::metrics::detection::{
     coco_evaluate, CocoReport, CocoTruth, Detection, GroundTruth,
 };
-use ferrovis_core::metrics::{render, DetectionAccumulator, DetectionReport};
+use ferrovis_core::metrics::{DetectionAccumulator, DetectionReport};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::DetectionData;
@@ -24,15 +24,17 @@ use ferrovis_data::decode::image_size;
 use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler, Shard};
 use serde::Serialize;
 
-use super::data::{TvBatch, TvDetectionDataset};
-use super::model::{loss_names, TvModel};
+use super::data::{Batch, NativeSizeDataset};
+use super::model::Model;
 use crate::config::DetectConfig;
-use crate::predict::{write_predictions, ImagePrediction, PixelDetection};
-use crate::train::{check_dataset, loader_options, TrainSummary};
+use crate::data::{check_dataset, loader_options};
+use crate::output::{self, write_predictions, ImagePrediction, PixelDetection};
+use crate::run::TrainSummary;
+use crate::source::WeightsSource;
 
 /// What one validation pass measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct TvValOutput {
+pub struct ValOutput {
     /// pycocotools' twelve numbers.
     pub coco: CocoReport,
     /// Ultralytics' precision, recall and mAP (for the same columns as YOLOv8).
@@ -41,7 +43,7 @@ pub struct TvValOutput {
     pub ms_per_image: f64,
 }
 
-impl TvValOutput {
+impl ValOutput {
     /// YOLOv8's fitness on COCO's numbers: 0.1·AP50 + 0.9·AP.
     pub fn fitness(&self) -> f64 {
         0.1 * self.coco.ap50 + 0.9 * self.coco.ap
@@ -61,7 +63,7 @@ impl TvValOutput {
 }
 
 /// Every image of `loader` through the model (evaluation mode), scored against its boxes.
-pub fn evaluate(model: &TvModel, loader: &Loader<TvDetectionDataset>) -> Result<TvValOutput> {
+pub fn evaluate(model: &Model, loader: &Loader<NativeSizeDataset>) -> Result<ValOutput> {
     let nc = model.names.len();
     let mut acc = DetectionAccumulator::new(nc);
     let mut images: Vec<(Vec<Detection>, Vec<CocoTruth>)> = Vec::new();
@@ -83,7 +85,7 @@ pub fn evaluate(model: &TvModel, loader: &Loader<TvDetectionDataset>) -> Result<
             "validation images could not be loaded and were left out"
         );
     }
-    Ok(TvValOutput {
+    Ok(ValOutput {
         coco: coco_evaluate(&images, nc),
         report: acc.report(),
         ms_per_image: 1000.0 * seconds / images.len().max(1) as f64,
@@ -101,27 +103,21 @@ fn coco_truth(g: &GroundTruth) -> CocoTruth {
 }
 
 /// Prints the table and COCO's summary; writes `PR_curve.png` and `metrics.json` into `dir`.
-pub fn report(out: &TvValOutput, names: &[String], dir: &Path) -> Result<()> {
-    println!("{}", render::detection_table(&out.report, names));
+pub fn report(out: &ValOutput, names: &[String], dir: &Path) -> Result<()> {
+    output::print_table(&out.report, names);
     let c = &out.coco;
     println!(
         "COCO: AP {:.3}  AP50 {:.3}  AP75 {:.3}  AP small/medium/large {:.3}/{:.3}/{:.3}  AR100 {:.3}",
         c.ap, c.ap50, c.ap75, c.ap_small, c.ap_medium, c.ap_large, c.ar100
     );
     println!("speed: {:.1} ms per image", out.ms_per_image);
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    render::pr_curves_png(&dir.join("PR_curve.png"), &out.report, names)?;
     let json = serde_json::json!({
         "coco": &out.coco,
         "metrics": &out.report,
         "fitness": out.fitness(),
         "names": names,
     });
-    let path = dir.join("metrics.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("plots and metrics.json in {}", dir.display());
-    Ok(())
+    output::write_validation(&out.report, names, dir, &json)
 }
 
 /// A loader of `data`: in training augmented (`data_augmentation`), and batched by aspect-ratio
@@ -131,13 +127,13 @@ pub fn loader(
     cfg: &DetectConfig,
     train: bool,
     batch: usize,
-) -> Result<Loader<TvDetectionDataset>> {
+) -> Result<Loader<NativeSizeDataset>> {
     let augment = if train {
         Some(cfg.tv_augmentation()?)
     } else {
         None
     };
-    let ds = TvDetectionDataset::new(data.items.clone(), augment);
+    let ds = NativeSizeDataset::new(data.items.clone(), augment);
     let mut opts = loader_options(cfg, train, batch);
     if train && cfg.aspect_ratio_group_factor >= 0 {
         // Image headers only: the sizes, not the pixels.
@@ -155,25 +151,25 @@ pub fn loader(
     Ok(Loader::new(ds, opts)?)
 }
 
-struct TvTask<'a> {
-    model: &'a TvModel,
-    train: Loader<TvDetectionDataset>,
-    val: Loader<TvDetectionDataset>,
-    batches: Option<EpochBatches<TvBatch>>,
+struct TrainingTask<'a> {
+    model: &'a Model,
+    train: Loader<NativeSizeDataset>,
+    val: Loader<NativeSizeDataset>,
+    batches: Option<EpochBatches<Batch>>,
     steps_per_epoch: usize,
-    /// Each loss's sum over the epoch's steps, in [`loss_names`]' order.
+    /// Each loss's sum over the epoch's steps, in [`Detector::loss_names`]' order.
     sums: Vec<f64>,
     steps: usize,
 }
 
-impl TrainTask for TvTask<'_> {
+impl TrainTask for TrainingTask<'_> {
     fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
     }
 
     fn on_epoch_start(&mut self, epoch: usize) -> ferrovis_core::Result<()> {
         self.batches = Some(self.train.epoch(epoch));
-        self.sums = vec![0.0; loss_names(self.model.net.arch()).len()];
+        self.sums = vec![0.0; self.model.net.loss_names().len()];
         self.steps = 0;
         Ok(())
     }
@@ -197,7 +193,9 @@ impl TrainTask for TvTask<'_> {
 
     fn train_columns(&mut self) -> Vec<(String, f64)> {
         let n = self.steps.max(1) as f64;
-        loss_names(self.model.net.arch())
+        self.model
+            .net
+            .loss_names()
             .iter()
             .zip(&self.sums)
             .map(|(name, s)| (format!("train/{name}"), s / n))
@@ -222,7 +220,7 @@ pub fn train(
     let group = distributed::group(device)?;
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     tch::manual_seed(cfg.seed as i64);
-    let (model, line) = TvModel::for_training(cfg, &yaml.names, device)?;
+    let (model, line) = Model::for_training(cfg, &yaml.names, device)?;
     println!("model: {line}");
     let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
     RunDir::new(&run).write_meta(&model.meta(cfg))?;
@@ -295,7 +293,7 @@ pub fn train(
         seed: cfg.seed,
         amp: false,
     };
-    let mut task = TvTask {
+    let mut task = TrainingTask {
         model: &model,
         train: train_loader,
         val: val_loader,
@@ -333,15 +331,17 @@ pub fn train(
     })
 }
 
-/// `detect val` for a torchvision detector's run: its val split (or `cfg.data`'s) scored.
-pub fn val(weights: &Path, cfg: &DetectConfig, out: Option<PathBuf>) -> Result<TvValOutput> {
+/// `detect val` for a torchvision detector: a run's weights, or a checkpoint with the data set's
+/// classes, on its val split (or `cfg.data`'s).
+pub fn val(source: &WeightsSource, cfg: &DetectConfig, out: Option<PathBuf>) -> Result<ValOutput> {
     let device = parse_device(&cfg.device_name())?;
-    let model = TvModel::from_run(weights, cfg, device)?;
     let (yaml, _, val_data) = check_dataset(&cfg.data)?;
+    let names = source.meta.is_none().then_some(yaml.names.as_slice());
+    let model = Model::from_source(source, cfg, names, device)?;
     if yaml.names.len() != model.names.len() {
         bail!(
             "{} detects {} classes but {} has {}",
-            weights.display(),
+            source.file.display(),
             model.names.len(),
             yaml.file.display(),
             yaml.names.len()
@@ -354,16 +354,17 @@ pub fn val(weights: &Path, cfg: &DetectConfig, out: Option<PathBuf>) -> Result<T
     Ok(result)
 }
 
-/// `detect predict` for a torchvision detector's run: the same outputs as YOLOv8's, detections
-/// scoring at least `conf` (0.25 unless given).
+/// `detect predict` for a torchvision detector (a run's weights, or a checkpoint on its own: see
+/// [`Model::from_source`]): the same outputs as YOLO's, detections scoring at least `conf` (0.25
+/// unless given).
 pub fn predict(
-    weights: &Path,
+    source: &WeightsSource,
     cfg: &DetectConfig,
     sources: &[PathBuf],
     out: &Path,
 ) -> Result<Vec<ImagePrediction>> {
     let device = parse_device(&cfg.device_name())?;
-    let model = TvModel::from_run(weights, cfg, device)?;
+    let model = Model::from_source(source, cfg, None, device)?;
     let conf = cfg.conf.unwrap_or(0.25);
     write_predictions(sources, out, |file, image| {
         let x = ferrovis_data::tensor::to_normalized_chw(image, [0.0; 3], [1.0; 3]);

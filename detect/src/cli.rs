@@ -1,0 +1,401 @@
+//! The `detect` command line: the clap tree and one function per command, each dispatching to
+//! the family the weights or `arch=` name ([`crate::yolo`] or [`crate::torchvision`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferrovis_app::args::{DeviceOverride, SetArg, SettingsArgs};
+use ferrovis_app::weights_command::{run_weights, WeightsCommand};
+use ferrovis_core::device::parse_device;
+use ferrovis_core::engine::RunControl;
+
+use crate::config::DetectConfig;
+use crate::source::{identify, WeightsSource};
+use crate::yolo::postprocess::NmsConfig;
+use crate::{demo, torchvision, yolo};
+
+/// Command line of the `detect` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "detect",
+    version,
+    about = "Object detection: YOLOv8 (Ultralytics' recipe), Faster R-CNN and SSD (torchvision's): fine-tune, validate, predict"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `detect` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train or fine-tune: `detect train data=coco128.yaml model=yolov8n.pt epochs=3 imgsz=320`.
+    Train {
+        /// Continue the run in this folder from its last checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Starting weights: a checkpoint, a run folder, or a scale name (as model=).
+        #[arg(long)]
+        weights: Option<String>,
+        /// Seed (as seed=).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// `--device` (as device=).
+        #[command(flatten)]
+        device: DeviceOverride,
+        /// `--config` (a TOML file of settings with Ultralytics' names, applied before the
+        /// key=value arguments), `--set`, and settings as key=value (data, model, epochs, batch,
+        /// imgsz, freeze, lr0, device, …).
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Validate weights on a data set's val split: `detect val --weights best.pt data=coco128.yaml`.
+    Val {
+        /// A run folder (its weights/best.safetensors), or any detector's checkpoint or weights
+        /// name (YOLOv8, torchvision's Faster R-CNN or SSD).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Where the plots and metrics.json go (default: runs/detect/val).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
+        /// Settings as key=value (data, imgsz, batch, conf, iou, max_det, device, and arch= for
+        /// a checkpoint outside a run folder whose tensors do not say it).
+        settings: Vec<String>,
+    },
+    /// Detect objects in images or folders: `detect predict --weights best.pt img.jpg dir/`.
+    Predict {
+        /// A checkpoint, or a run folder.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Where drawn images, labels/*.txt and predictions.json go.
+        #[arg(long, default_value = "runs/detect/predict")]
+        out: PathBuf,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
+        /// Images, folders, and key=value settings (conf, iou, imgsz, max_det, device, arch).
+        sources: Vec<String>,
+    },
+    /// Write a model as TorchScript (traced; NMS stays outside): `detect export --weights RUN`.
+    Export {
+        /// A checkpoint, or a run folder.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The TorchScript file to write.
+        #[arg(long, default_value = "yolov8.pt")]
+        out: PathBuf,
+        /// Input size traced (default: the size the run was trained at, else 640).
+        #[arg(long)]
+        imgsz: Option<usize>,
+    },
+    /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
+    /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
+    /// ImageNet MobileNetV2 backbone (or one of them, by `arch=`).
+    Demo {
+        /// The demo folder: this task writes `<out>/detect`, the summary of every task's demo
+        /// `<out>/report.html`.
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        /// Old spelling of --out.
+        #[arg(long, hide = true)]
+        dir: Option<PathBuf>,
+        /// Epochs of the fine-tuning and of the from-scratch run (pretraining: 30; Faster
+        /// R-CNN: 24, SSDlite: 20 unless given).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// The ImageNet MobileNetV2 checkpoint for `arch=fasterrcnn` and `arch=ssdlite`
+        /// (default: in $FERROVIS_WEIGHTS or torch.hub's cache, else `mobilenet_v2:IMAGENET1K_V1`
+        /// fetched unless offline).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: all three in that order).
+        settings: Vec<String>,
+    },
+    /// Weights: list and download them by name, inspect or convert checkpoint files
+    /// (.pth/.pt zip or legacy, .safetensors, .ot), list a model's variables (`--arch`).
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+/// `--device` and `--set`, which mean what they mean in the other binaries; each becomes the
+/// Ultralytics setting of the same meaning.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonFlags {
+    /// `--device` (as device=).
+    #[command(flatten)]
+    pub device: DeviceOverride,
+    /// `--set`.
+    #[command(flatten)]
+    pub set: SetArg,
+}
+
+impl CommonFlags {
+    /// `settings` (key=value arguments) followed by these flags' settings.
+    fn overrides(&self, mut settings: Vec<String>) -> Vec<String> {
+        settings.retain(|s| !s.is_empty());
+        settings.extend(self.set.set.iter().cloned());
+        settings.extend(device_setting(&self.device));
+        settings
+    }
+}
+
+/// `device=…` for `--device`, when given.
+fn device_setting(device: &DeviceOverride) -> Option<String> {
+    device.device.as_ref().map(|d| format!("device={d}"))
+}
+
+/// Splits positional arguments into `key=value` settings and the rest.
+fn split_settings(args: &[String]) -> (Vec<String>, Vec<PathBuf>) {
+    let (kv, rest): (Vec<&String>, Vec<&String>) = args
+        .iter()
+        .partition(|a| a.contains('=') && !std::path::Path::new(a.as_str()).exists());
+    (
+        kv.into_iter().cloned().collect(),
+        rest.into_iter().map(PathBuf::from).collect(),
+    )
+}
+
+fn nms_from(cfg: &DetectConfig, mut base: NmsConfig) -> NmsConfig {
+    if let Some(c) = cfg.conf {
+        base.conf = c;
+    }
+    base.iou = cfg.iou;
+    base.max_det = cfg.max_det;
+    base
+}
+
+/// The `arch=` among `settings`, when given.
+fn given_arch(settings: &[String]) -> Option<&str> {
+    settings
+        .iter()
+        .rev()
+        .find_map(|s| s.strip_prefix("arch="))
+        .filter(|a| !a.is_empty())
+}
+
+/// `settings` with `arch=` set to `source`'s architecture (so the recipe and the warnings follow
+/// the weights' family) unless given.
+fn with_arch(mut settings: Vec<String>, source: &WeightsSource) -> Vec<String> {
+    if given_arch(&settings).is_none() {
+        settings.insert(0, format!("arch={}", source.arch));
+    }
+    settings
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            resume,
+            weights,
+            seed,
+            device,
+            settings,
+        } => train(resume, weights, seed, &device, &settings),
+        Command::Val {
+            weights,
+            out,
+            common,
+            settings,
+        } => val(&weights, out, common.overrides(settings)),
+        Command::Predict {
+            weights,
+            out,
+            common,
+            sources,
+        } => {
+            let (settings, files) = split_settings(&sources);
+            predict(&weights, &out, common.overrides(settings), &files)
+        }
+        Command::Export {
+            weights,
+            out,
+            imgsz,
+        } => export(&weights, &out, imgsz),
+        Command::Demo {
+            out,
+            dir,
+            epochs,
+            weights,
+            settings,
+        } => run_demo(out, dir, epochs, weights, &settings),
+        Command::Weights(cmd) => run_weights(&cmd, Some(&crate::weights_arch::build)),
+    }
+}
+
+/// `detect train`: the family `arch=` names, on its recipe.
+fn train(
+    resume: Option<PathBuf>,
+    weights: Option<String>,
+    seed: Option<u64>,
+    device: &DeviceOverride,
+    settings: &SettingsArgs,
+) -> Result<()> {
+    let mut flags: Vec<String> = weights.map(|w| format!("model={w}")).into_iter().collect();
+    flags.extend(seed.map(|s| format!("seed={s}")));
+    flags.extend(device_setting(device));
+    let file = ferrovis_core::run::resume_config(settings.config.as_deref(), resume.as_deref())?;
+    let cfg = DetectConfig::load(file.as_deref(), &settings.overrides(flags)?)?;
+    let control = RunControl {
+        stop: Some(ferrovis_app::interrupt::flag()?),
+        ..Default::default()
+    };
+    if cfg.is_torchvision() {
+        torchvision::train::train(&cfg, &control, resume.as_deref())?;
+    } else {
+        yolo::train::train(&cfg, &control, resume.as_deref())?;
+    }
+    Ok(())
+}
+
+/// `detect val`: any detector's weights on a data set's val split.
+fn val(weights: &Path, out: Option<PathBuf>, settings: Vec<String>) -> Result<()> {
+    let source = identify(weights, given_arch(&settings))?;
+    // A run's own settings (its data set, image size) are the defaults of its validation.
+    let file = ferrovis_core::run::resolve_weights(weights)?
+        .run
+        .map(|r| r.config())
+        .filter(|p| p.is_file());
+    let cfg = DetectConfig::load(file.as_deref(), &with_arch(settings, &source))?;
+    if source.family.is_torchvision() {
+        torchvision::train::val(&source, &cfg, out)?;
+        return Ok(());
+    }
+    // Under torchrun each rank scores its share of the images and rank 0 reports the whole
+    // set's metrics (the statistics are gathered in `val::evaluate`).
+    let device = ferrovis_core::distributed::rank_device(parse_device(&cfg.device_name())?);
+    let group = ferrovis_core::distributed::group(device)?;
+    let m = yolo::predict::load_model(&source.file, device, true)?;
+    let (yaml, _, val) = crate::data::check_dataset(&cfg.data)?;
+    if yaml.names.len() != m.names.len() {
+        anyhow::bail!(
+            "{} predicts {} classes but {} has {}",
+            weights.display(),
+            m.names.len(),
+            yaml.file.display(),
+            yaml.names.len()
+        );
+    }
+    let loader = yolo::train::loader(&val, &cfg, false, cfg.batch * 2)?.with_shard(
+        group.map(|g| ferrovis_data::loader::Shard::new(g.rank(), g.world_size(), false)),
+    );
+    let result = yolo::val::evaluate(
+        &m.model,
+        &loader,
+        &nms_from(&cfg, NmsConfig::val()),
+        device,
+        None,
+    )?;
+    let dir =
+        out.unwrap_or_else(|| ferrovis_core::engine::new_run_dir(Path::new(&cfg.project), "val"));
+    if ferrovis_core::distributed::is_main_process() {
+        yolo::val::report(&result, &yaml.names, &dir)?;
+    }
+    Ok(())
+}
+
+/// `detect predict`: any detector's weights on images and folders.
+fn predict(weights: &Path, out: &Path, settings: Vec<String>, files: &[PathBuf]) -> Result<()> {
+    if files.is_empty() {
+        anyhow::bail!("give at least one image or folder to predict on");
+    }
+    let source = identify(weights, given_arch(&settings))?;
+    let imgsz_given = settings.iter().any(|s| s.starts_with("imgsz="));
+    let cfg = DetectConfig::load(None, &with_arch(settings, &source))?;
+    if source.family.is_torchvision() {
+        torchvision::train::predict(&source, &cfg, files, out)?;
+        return Ok(());
+    }
+    let device = parse_device(&cfg.device_name())?;
+    let m = yolo::predict::load_model(&source.file, device, true)
+        .with_context(|| format!("loading {}", weights.display()))?;
+    let imgsz = if imgsz_given { cfg.imgsz } else { m.imgsz };
+    yolo::predict::predict(&m, files, imgsz, &nms_from(&cfg, NmsConfig::predict()), out)?;
+    Ok(())
+}
+
+/// `detect export`: YOLO as TorchScript.
+fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<()> {
+    let source = identify(weights, None)?;
+    if source.family.is_torchvision() {
+        anyhow::bail!(
+            "{}: export traces YOLOv8 only; a torchvision detector's post-processing \
+             (proposals, per-class NMS) runs in Rust, outside a traced graph",
+            weights.display()
+        );
+    }
+    let (m, size) = yolo::export::export(weights, out, imgsz)?;
+    println!(
+        "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \
+         letterboxed; output: (N, 4 + {}, anchors) boxes cx, cy, w, h in pixels and class \
+         probabilities, before NMS)",
+        out.display(),
+        m.names.len()
+    );
+    Ok(())
+}
+
+/// `detect demo`: transfer against scratch for each family.
+fn run_demo(
+    out: PathBuf,
+    dir: Option<PathBuf>,
+    epochs: Option<usize>,
+    weights: Option<PathBuf>,
+    settings: &[String],
+) -> Result<()> {
+    let out = ferrovis_app::args::renamed(None, dir, "--dir", "--out").unwrap_or(out);
+    let mut arch = None;
+    for s in settings {
+        match s.split_once('=') {
+            Some(("arch", a)) => arch = Some(a.to_string()),
+            _ => anyhow::bail!("demo: unknown setting {s:?} (arch=yolov8, fasterrcnn or ssdlite)"),
+        }
+    }
+    let weights = weights.as_deref();
+    let (yolo, ssdlite, rcnn) = match arch.as_deref() {
+        // All three: YOLOv8 pretrained on shapes, SSDlite and Faster R-CNN on ImageNet.
+        None => (true, true, true),
+        Some("yolov8") => (true, false, false),
+        Some("fasterrcnn" | "fasterrcnn_mobilenet_v2_fpn") => (false, false, true),
+        Some("ssdlite" | "ssdlite320_mobilenet_v2") => (false, true, false),
+        Some(other) => {
+            anyhow::bail!("demo: arch={other}: expected yolov8, fasterrcnn or ssdlite")
+        }
+    };
+    let mut rows = Vec::new();
+    if yolo {
+        rows.push(demo::run(&out, epochs.unwrap_or(25))?.row);
+    }
+    let imagenet = if ssdlite || rcnn {
+        demo::imagenet_weights(weights)
+    } else {
+        None
+    };
+    type TvDemo = fn(&Path, usize, &Path) -> Result<demo::TvDemoResult>;
+    let tv_demos: [(bool, &str, usize, TvDemo); 2] = [
+        (ssdlite, demo::SSDLITE_MODEL, 20, demo::run_ssdlite),
+        (rcnn, demo::FASTER_RCNN_MODEL, 24, demo::run_faster_rcnn),
+    ];
+    for (_, model, default_epochs, run_demo) in tv_demos.into_iter().filter(|d| d.0) {
+        println!();
+        let Some(w) = imagenet.as_deref() else {
+            let row = demo::skipped_row(model);
+            println!("== {model}: {}", row.note);
+            rows.push(row);
+            continue;
+        };
+        rows.push(run_demo(&out, epochs.unwrap_or(default_epochs), w)?.row);
+    }
+    let all = ferrovis_app::demo_report::record(&out, "detect", rows)?;
+    println!("\n{}", ferrovis_app::demo_report::table(&all));
+    println!(
+        "report: {}",
+        ferrovis_app::demo_report::report_path(&out).display()
+    );
+    Ok(())
+}

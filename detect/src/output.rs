@@ -1,0 +1,134 @@
+//! What every detector's `predict` and `val` write, whichever family it is: the predictions
+//! (drawn images, `labels/<stem>.txt`, `predictions.json`, as Ultralytics lays them out) and the
+//! validation's table, precision-recall curves and `metrics.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ferrovis_core::metrics::{charts, render, DetectionReport};
+use ferrovis_data::decode::{read_rgb, write_rgb};
+use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
+use ferrovis_data::image::RgbImage;
+use serde::Serialize;
+
+/// One detection in original-image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PixelDetection {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub name: String,
+    /// Confidence.
+    pub confidence: f32,
+    /// `[x1, y1, x2, y2]` in the original image.
+    pub xyxy: [f32; 4],
+}
+
+/// The detections of one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImagePrediction {
+    /// The image file.
+    pub image: PathBuf,
+    /// Its width and height.
+    pub size: (usize, usize),
+    /// What was found, by decreasing confidence.
+    pub detections: Vec<PixelDetection>,
+}
+
+/// The outputs of `predict` for any detector: every image of `sources` through `detect_one`,
+/// then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and `<out>/predictions.json`.
+pub fn write_predictions(
+    sources: &[PathBuf],
+    out: &Path,
+    mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
+) -> Result<Vec<ImagePrediction>> {
+    let files = ferrovis_data::decode::image_files(sources)?;
+    std::fs::create_dir_all(out.join("labels"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let mut all = Vec::new();
+    for file in files {
+        let t = Instant::now();
+        let image = read_rgb(&file).with_context(|| format!("reading {}", file.display()))?;
+        let p = detect_one(&file, &image)?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let counts = summary(&p);
+        println!("{}: {counts} ({ms:.1} ms)", file.display());
+        let name = file
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("image.jpg"));
+        let boxes: Vec<LabelledBox> = p
+            .detections
+            .iter()
+            .map(|d| LabelledBox {
+                xyxy: d.xyxy,
+                caption: format!("{} {:.2}", d.name, d.confidence),
+                color: class_color(d.class),
+            })
+            .collect();
+        let drawn = draw_boxes(&image, &boxes)?;
+        write_rgb(&out.join(&name), &drawn)?;
+        let txt: String = p
+            .detections
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}\n",
+                    d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
+                )
+            })
+            .collect();
+        let stem = name.with_extension("txt");
+        std::fs::write(out.join("labels").join(&stem), txt)?;
+        all.push(p);
+    }
+    std::fs::write(
+        out.join("predictions.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    println!("results in {}", out.display());
+    Ok(all)
+}
+
+/// "2 person, 1 dog" (or "no detections").
+pub fn summary(p: &ImagePrediction) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for d in &p.detections {
+        match counts.iter_mut().find(|(n, _)| *n == d.name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((d.name.clone(), 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "no detections".into();
+    }
+    counts
+        .iter()
+        .map(|(n, c)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The part of a validation report every detector writes: the metrics table on stdout,
+/// `PR_curve.png`, and `metrics.json` holding `json` (its caller's fields: metrics, fitness, …)
+/// in `dir`; then the line saying where they are.
+pub fn write_validation(
+    report: &DetectionReport,
+    names: &[String],
+    dir: &Path,
+    json: &serde_json::Value,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    charts::pr_curves_png(&dir.join("PR_curve.png"), report, names)?;
+    let path = dir.join("metrics.json");
+    std::fs::write(&path, serde_json::to_string_pretty(json)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("plots and metrics.json in {}", dir.display());
+    Ok(())
+}
+
+/// The metrics table of a validation, as every detector prints it first.
+pub fn print_table(report: &DetectionReport, names: &[String]) {
+    println!("{}", render::detection_table(report, names));
+}

@@ -40,6 +40,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bn_stats import randomise_bn_stats  # noqa: E402
+from detector_calibration import calibrate_rcnn  # noqa: E402
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -52,37 +53,6 @@ images = [torch.rand(3, 240, 320, generator=g), torch.rand(3, 300, 200, generato
 def count(name, m):
     sd = m.state_dict()
     counts[name] = {"keys": len(sd), "params": sum(p.numel() for p in m.parameters())}
-
-
-def calibrate(m, spread=1.5):
-    """Rescale the RPN's objectness and the classifier's logits to a spread a trained model has."""
-    cap = {}
-    head, predictor = m.rpn.head, m.roi_heads.box_predictor
-    hooks = [
-        head.cls_logits.register_forward_hook(lambda mod, i, o: cap.setdefault("rpn", []).append(o)),
-        head.bbox_pred.register_forward_hook(lambda mod, i, o: cap.setdefault("rpn_box", []).append(o)),
-        predictor.cls_score.register_forward_hook(lambda mod, i, o: cap.__setitem__("cls_in", i[0])),
-        predictor.bbox_pred.register_forward_hook(lambda mod, i, o: cap.__setitem__("box", o)),
-    ]
-    m.eval()
-    with torch.no_grad():
-        m(images)
-        std_of = lambda key: torch.cat([x.flatten() for x in cap[key]]).std()
-        # Objectness and class logits spread as a trained model's; offsets of a trained model's
-        # size (a random model's would send boxes thousands of pixels away).
-        head.cls_logits.weight.mul_(2.0 / std_of("rpn"))
-        head.cls_logits.bias.zero_()
-        head.bbox_pred.weight.mul_(0.3 / std_of("rpn_box"))
-        # A random head's logits differ by class far more than by proposal, which leaves many
-        # proposals within 1e-7 of the same score and NMS choosing between them on rounding:
-        # centre them per class and scale what varies between proposals.
-        x = cap["cls_in"]
-        w = predictor.cls_score.weight
-        w.mul_(spread / ((x - x.mean(0)) @ w.t()).std())
-        predictor.cls_score.bias.copy_(-(x.mean(0) @ w.t()))
-        predictor.bbox_pred.weight.mul_(1.0 / cap["box"].std())
-    for h in hooks:
-        h.remove()
 
 
 def detections(m, prefix=""):
@@ -124,7 +94,7 @@ if not only_train:
         m = build()
         count(arch, m)
         randomise_bn_stats(m, torch.Generator().manual_seed(100 + seed), affine=True)
-        calibrate(m)
+        calibrate_rcnn(m, images)
         torch.save(m.state_dict(), os.path.join(out, arch + ".pth"))
         if arch == "fasterrcnn_resnet50_fpn":
             # The spellings of checkpoints saved before the FPN and RPN head reached version 2.
@@ -162,7 +132,7 @@ if not only_train:
     randomise_bn_stats(m, torch.Generator().manual_seed(105), affine=True)
     noise, images = images, blobs
     # Two classes: a narrower spread keeps the scores off the saturated end, where many round alike.
-    calibrate(m, spread=0.3)
+    calibrate_rcnn(m, images, spread=0.3)
     data = {"image0": blobs[0], "image1": blobs[1]}
     data.update(detections(m))
     torch.save(m.state_dict(), os.path.join(out, "fasterrcnn_mobilenet_v2.pth"))
@@ -176,7 +146,7 @@ backbone = _resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3)
 m = FasterRCNN(backbone, 91, **small)
 count("fasterrcnn_resnet50_fpn_frozen", m)
 randomise_bn_stats(m, torch.Generator().manual_seed(107), affine=True)
-calibrate(m)
+calibrate_rcnn(m, images)
 torch.save(m.state_dict(), os.path.join(out, "train.pth"))
 targets = [
     {"boxes": torch.tensor([[20.0, 30.0, 120.0, 150.0], [150.0, 40.0, 300.0, 220.0]]),

@@ -34,6 +34,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extract
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bn_stats import randomise_bn_stats  # noqa: E402
+from detector_calibration import calibrate_ssd  # noqa: E402
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -55,29 +56,6 @@ def count(name, m):
     counts[name] = {"keys": len(m.state_dict()), "params": sum(p.numel() for p in m.parameters())}
 
 
-def calibrate(m):
-    """Class logits spread as a trained model's (std 2, centred per class), offsets of a trained
-    model's size (std 0.5)."""
-    cap = {}
-    heads = (m.head.classification_head, m.head.regression_head)
-    hooks = [h.register_forward_hook(lambda mod, i, o, k=k: cap.__setitem__(k, o))
-             for k, h in zip(("cls", "reg"), heads)]
-    m.eval()
-    with torch.no_grad():
-        m(images)
-        cls, reg = cap["cls"], cap["reg"]
-        for mod in heads[0].module_list:
-            last = mod if isinstance(mod, nn.Conv2d) else mod[1]
-            last.weight.mul_(2.0 / (cls - cls.mean((0, 1))).std())
-            last.bias.zero_()
-        for mod in heads[1].module_list:
-            last = mod if isinstance(mod, nn.Conv2d) else mod[1]
-            last.weight.mul_(0.5 / reg.std())
-            last.bias.zero_()
-    for h in hooks:
-        h.remove()
-
-
 builders = {
     "ssd300_vgg16": lambda: ssd300_vgg16(weights=None, weights_backbone=None, num_classes=91),
     "ssdlite320_mobilenet_v3_large": lambda: ssdlite320_mobilenet_v3_large(
@@ -88,7 +66,7 @@ for seed, (arch, build) in enumerate(builders.items()):
     m = build()
     count(arch, m)
     randomise_bn_stats(m, torch.Generator().manual_seed(130 + seed), affine=True)
-    calibrate(m)
+    calibrate_ssd(m, images)
     torch.save(m.state_dict(), os.path.join(out, arch + ".pth"))
     data = {"image0": images[0], "image1": images[1]}
     m.eval()

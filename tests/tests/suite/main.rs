@@ -9,6 +9,7 @@ mod cli;
 mod data_decode_transforms;
 mod data_formats;
 mod data_loader;
+mod detect_checkpoint;
 mod detect_reference;
 mod detection_parity;
 mod distributed;

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
-use ferrovis_core::run::training_dir;
-use ferrovis_core::{device::parse_device, distributed, freeze, memory_format};
+use ferrovis_core::{distributed, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use ferrovis_data::transform::ClassifyTransform;
@@ -248,12 +247,27 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let t0 = Instant::now();
-    // Under torchrun: each rank its own GPU, and the process group joined before the run folder
-    // is chosen (rank 0 chooses it).
-    let device = distributed::rank_device(parse_device(&cfg.train.device)?);
-    let group = distributed::group(device)?;
-    let shard = |pad: bool| group.map(|g| Shard::new(g.rank(), g.world_size(), pad));
+    let session = Session::start(
+        &SessionConfig {
+            device: ferrovis_core::parse_device(&cfg.train.device)?,
+            seed: cfg.train.seed,
+            project: Path::new(&cfg.train.project),
+            name: if cfg.train.name.is_empty() {
+                mode_name(cfg.train.mode)
+            } else {
+                &cfg.train.name
+            },
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?;
+    let device = session.device();
+    let shard = |pad: bool| {
+        session
+            .shard()
+            .map(|(rank, world)| Shard::new(rank, world, pad))
+    };
     let splits = splits(&cfg.data, cfg.train.seed)?;
     println!(
         "data: {} classes ({}), {} training images, {} validation ({})",
@@ -268,7 +282,6 @@ pub fn train(
             print!("{report}");
         }
     }
-    tch::manual_seed(cfg.train.seed as i64);
     let mut clf = Classifier::new(
         &cfg.model.arch,
         splits.classes.len(),
@@ -295,22 +308,13 @@ pub fn train(
     );
     let pre = clf.model.pretrained_cfg();
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
-    let run = training_dir(
-        Path::new(&cfg.train.project),
-        if cfg.train.name.is_empty() {
-            mode_name(cfg.train.mode)
-        } else {
-            &cfg.train.name
-        },
-        resume,
-    );
     let meta = RunMeta {
         arch: cfg.model.arch.clone(),
         classes: splits.classes.clone(),
         dropout: cfg.model.dropout,
         transform: eval_tf.clone(),
     };
-    RunDir::new(&run).write_meta(&meta)?;
+    session.write_meta(&meta)?;
 
     let sampler = if cfg.data.balance_classes {
         let counts = splits.train.class_counts();
@@ -393,15 +397,12 @@ pub fn train(
         seed: cfg.train.seed,
         amp: cfg.train.amp && device.is_cuda(),
     };
-    let mut control = control.clone();
-    control.resume = resume.is_some();
-    control.config_toml = Some(ferrovis_core::config::to_toml(cfg)?);
-    let outcome = fit(&clf.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    let outcome = session.fit(&clf.vs, &mut task, &mut opt, &train_cfg)?;
     let best_accuracy = outcome.best.map(|(v, _)| v).unwrap_or(0.0);
     Ok(TrainSummary {
-        run,
+        run: session.path(),
         best_accuracy,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: session.seconds(),
         path,
     })
 }
@@ -413,7 +414,6 @@ fn schedule(train: &crate::config::TrainSection, steps: f64) -> Result<Schedule>
             decay: Decay::Cosine {
                 min_factor: train.final_lr_factor,
             },
-            total_iters: 0,
             warmup_iters: (train.warmup_epochs * steps) as u64,
             warmup_start: 0.1,
         },
@@ -428,7 +428,6 @@ fn schedule(train: &crate::config::TrainSection, steps: f64) -> Result<Schedule>
                 div: 25.0,
                 final_div: 1e4,
             },
-            total_iters: 0,
             warmup_iters: 0,
             warmup_start: 1.0,
         },

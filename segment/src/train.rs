@@ -3,13 +3,11 @@
 //! epoch's mIoU is the number `segment val` reports.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
+use ferrovis_core::memory_format;
 use ferrovis_core::optim::{param_groups, Decay, GroupConfig, Optimizer, OptimizerKind, Schedule};
-use ferrovis_core::run::training_dir;
-use ferrovis_core::{device::parse_device, distributed, memory_format};
 use ferrovis_data::dataset::{SegmentResize, SegmentationBatch, SegmentationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use ferrovis_data::transform::segment::SegmentAugment;
@@ -109,11 +107,28 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let t0 = Instant::now();
-    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
-    let device = distributed::rank_device(parse_device(&cfg.train.device)?);
-    let group = distributed::group(device)?;
-    let shard = |pad: bool| group.map(|g| Shard::new(g.rank(), g.world_size(), pad));
+    let name = if cfg.train.name.is_empty() {
+        run_name(cfg.model.arch, &cfg.model.encoder)
+    } else {
+        cfg.train.name.clone()
+    };
+    let session = Session::start(
+        &SessionConfig {
+            device: ferrovis_core::parse_device(&cfg.train.device)?,
+            seed: cfg.train.seed,
+            project: Path::new(&cfg.train.project),
+            name: &name,
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?;
+    let device = session.device();
+    let shard = |pad: bool| {
+        session
+            .shard()
+            .map(|(rank, world)| Shard::new(rank, world, pad))
+    };
     let loss: SegmentationLoss = cfg
         .train
         .loss
@@ -132,7 +147,6 @@ pub fn train(
         splits.val_source,
         splits.train.encoding
     );
-    tch::manual_seed(cfg.train.seed as i64);
     let spec = ModelSpec {
         arch: cfg.model.arch,
         encoder: cfg.model.encoder.clone(),
@@ -170,16 +184,6 @@ pub fn train(
         spec.arch, spec.encoder, cfg.train.mode
     );
     let pre = model.pretrained_cfg();
-    let run = training_dir(
-        Path::new(&cfg.train.project),
-        if cfg.train.name.is_empty() {
-            arch_name(&spec)
-        } else {
-            cfg.train.name.clone()
-        }
-        .as_str(),
-        resume,
-    );
     let meta = RunMeta {
         model: spec.clone(),
         names: splits.names.clone(),
@@ -188,7 +192,7 @@ pub fn train(
         infer: cfg.data.infer,
         infer_size: cfg.data.infer_size,
     };
-    RunDir::new(&run).write_meta(&meta)?;
+    session.write_meta(&meta)?;
 
     let augment = SegmentAugment {
         size: cfg.data.image_size,
@@ -268,7 +272,6 @@ pub fn train(
         lr: cfg.train.lr,
         schedule: Schedule {
             decay,
-            total_iters: 0,
             warmup_iters: (cfg.train.warmup_epochs * steps) as u64,
             warmup_start: 0.1,
         },
@@ -282,27 +285,29 @@ pub fn train(
         seed: cfg.train.seed,
         amp: cfg.train.amp && device.is_cuda(),
     };
-    let mut control = control.clone();
-    control.resume = resume.is_some();
-    control.config_toml = Some(ferrovis_core::config::to_toml(cfg)?);
-    let outcome = fit(&model.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    let outcome = session.fit(&model.vs, &mut task, &mut opt, &train_cfg)?;
     let last = task.last_evaluation.take();
     drop(task);
     Ok(TrainSummary {
-        run,
+        run: session.path(),
         best_miou: outcome.best.unwrap_or((0.0, 0)),
         last,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: session.seconds(),
     })
 }
 
 /// The default run-folder name: `unet-resnet34`.
 pub fn arch_name(spec: &ModelSpec) -> String {
-    let arch = serde_json::to_value(spec.arch)
+    run_name(spec.arch, &spec.encoder)
+}
+
+/// The default run-folder name of `arch` on `encoder`.
+fn run_name(arch: crate::model::Architecture, encoder: &str) -> String {
+    let arch = serde_json::to_value(arch)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
-    format!("{arch}-{}", spec.encoder)
+    format!("{arch}-{encoder}")
 }
 
 fn preview(names: &[String]) -> String {

@@ -32,24 +32,33 @@
 //! process-global: two trainings running at the same time in one process would draw from each
 //! other's stream, so run them one after the other.
 
+mod amp;
+mod control;
+mod end_of_epoch;
+mod epoch;
 mod progress;
+mod resume;
+mod session;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 pub use crate::run::{new_run_dir, RunDir};
+pub use amp::LossScaler;
+pub use control::RunControl;
 pub use progress::EpochProgress;
+pub use session::{Session, SessionConfig};
 
 use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::atomic_file::write_atomic;
-use crate::checkpoint::{self, LoadOptions, StateDict};
+use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::optim::{ModelEma, Optimizer, Schedule};
+
+use epoch::Steps;
+use resume::ResumeState;
 
 /// What the engine needs from a task.
 pub trait TrainTask {
@@ -92,7 +101,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Base learning rate (the schedule multiplies it).
     pub lr: f64,
-    /// Learning-rate schedule over all iterations; `total_iters` is filled in by the engine.
+    /// Learning-rate schedule over all iterations (the engine knows how many: epochs × the
+    /// task's steps per epoch).
     pub schedule: Schedule,
     /// Forward/backward steps per optimiser update (1 = none).
     pub accumulate: usize,
@@ -137,48 +147,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// Dynamic loss scaling (PyTorch's `GradScaler` rule): start at 2^16, halve and skip the step when
-/// a gradient is inf/NaN, double after 2000 steps without one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LossScaler {
-    /// Current scale.
-    pub scale: f64,
-    good_steps: u32,
-}
-
-impl Default for LossScaler {
-    fn default() -> Self {
-        LossScaler {
-            scale: 65536.0,
-            good_steps: 0,
-        }
-    }
-}
-
-impl LossScaler {
-    /// Unscales the gradients of `opt` in place and tells whether all are finite; updates the scale.
-    pub fn unscale_and_check(&mut self, opt: &Optimizer) -> bool {
-        let grads = opt.gradients();
-        let finite = tch::no_grad(|| {
-            grads.iter().all(|g| {
-                let _ = g.shallow_clone().g_mul_scalar_(1.0 / self.scale);
-                g.isfinite().all().int64_value(&[]) == 1
-            })
-        });
-        if finite {
-            self.good_steps += 1;
-            if self.good_steps == 2000 {
-                self.scale *= 2.0;
-                self.good_steps = 0;
-            }
-        } else {
-            self.scale /= 2.0;
-            self.good_steps = 0;
-        }
-        finite
-    }
-}
-
 /// Why [`fit`] returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
@@ -199,33 +167,6 @@ pub struct FitOutcome {
     pub best: Option<(f64, usize)>,
     /// Why training stopped.
     pub reason: StopReason,
-}
-
-/// How a call to [`fit`] starts and may stop.
-#[derive(Debug, Clone, Default)]
-pub struct RunControl {
-    /// Continue from `<run>/checkpoint.safetensors`.
-    pub resume: bool,
-    /// Stop cleanly after this many completed epochs.
-    pub stop_after: Option<usize>,
-    /// Set (by a Ctrl-C handler, say) to stop after the current step. The epoch in progress is
-    /// dropped; the checkpoint of the last completed epoch stays, and resuming redoes that epoch
-    /// exactly.
-    pub stop: Option<Arc<AtomicBool>>,
-    /// No progress output.
-    pub quiet: bool,
-    /// The resolved configuration, written to `<run>/config.toml` (see [`crate::config::to_toml`]).
-    pub config_toml: Option<String>,
-}
-
-impl RunControl {
-    /// A fresh run without progress output (tests, scripts, library callers).
-    pub fn quiet() -> Self {
-        RunControl {
-            quiet: true,
-            ..Default::default()
-        }
-    }
 }
 
 /// The next batch for [`TrainTask::train_step`] from an epoch's batches (any iterator of
@@ -249,45 +190,6 @@ pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) >> 1) as i64
-}
-
-fn sorted_vars(vs: &VarStore) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-/// Clips the global L2 norm of all gradients to `max`, as `torch.nn.utils.clip_grad_norm_`.
-fn clip_grad_norm(opt: &Optimizer, max: f64) {
-    let grads = opt.gradients();
-    if grads.is_empty() {
-        return;
-    }
-    let total: f64 = grads
-        .iter()
-        .map(|g| g.square().sum(tch::Kind::Double).double_value(&[]))
-        .sum::<f64>()
-        .sqrt();
-    let coef = max / (total + 1e-6);
-    if coef < 1.0 {
-        tch::no_grad(|| {
-            for g in &grads {
-                let _ = g.shallow_clone().g_mul_scalar_(coef);
-            }
-        });
-    }
-}
-
-/// Copies `src` tensors into the model variables of the same names.
-fn copy_into(vs: &VarStore, src: &[(String, Tensor)]) {
-    let vars = vs.variables();
-    tch::no_grad(|| {
-        for (n, t) in src {
-            if let Some(v) = vars.get(n) {
-                v.shallow_clone().copy_(t);
-            }
-        }
-    });
 }
 
 /// Runs (or, with [`RunControl::resume`], continues) training in the run folder `run`.
@@ -325,16 +227,24 @@ fn fit_epochs(
             write_atomic(&dir.config(), text.as_bytes())?;
         }
     }
-    let steps = task.steps_per_epoch().max(1);
-    let mut schedule = cfg.schedule.clone();
-    schedule.total_iters = (cfg.epochs * steps) as u64;
-    let mut ema = cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau));
-    let mut scaler = cfg.amp.then(LossScaler::default);
-    let autocast = cfg.amp && vs.device().is_cuda();
-    let (mut start, mut best, mut bad_epochs) = (0usize, None::<(f64, usize)>, 0usize);
+    let mut fit = Fit {
+        vs,
+        cfg,
+        control,
+        dir,
+        group,
+        main,
+        steps: task.steps_per_epoch().max(1),
+        autocast: cfg.amp && vs.device().is_cuda(),
+        ema: cfg.ema.map(|(decay, tau)| ModelEma::new(vs, decay, tau)),
+        scaler: cfg.amp.then(LossScaler::default),
+        best: None,
+        bad_epochs: 0,
+    };
+    let mut start = 0usize;
     if control.resume {
-        let state = ResumeState::load(&dir, vs, opt, ema.as_mut())?;
-        (start, best, bad_epochs) = (state.epoch, state.best, state.bad_epochs);
+        let state = ResumeState::load(&fit.dir, vs, opt, fit.ema.as_mut())?;
+        (start, fit.best, fit.bad_epochs) = (state.epoch, state.best, state.bad_epochs);
     }
     if let Some(g) = group {
         crate::distributed::broadcast_variables(g, vs)?;
@@ -345,332 +255,42 @@ fn fit_epochs(
     for epoch in start..cfg.epochs {
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
         task.on_epoch_start(epoch)?;
-        let t0 = Instant::now();
-        let mut loss_sum = 0.0;
-        opt.zero_grad()?;
-        let progress = EpochProgress::new(epoch + 1, cfg.epochs, steps, control.quiet || !main);
-        let mut steps_since_update = 0usize;
-        for step in 0..steps {
-            if control
-                .stop
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::SeqCst))
-            {
-                progress.finish();
-                tracing::warn!(
-                    epoch = epoch + 1,
-                    step,
-                    run = %dir.path().display(),
-                    "interrupted; the last completed epoch's checkpoint is kept"
-                );
-                return Ok(FitOutcome {
-                    epochs_completed: epoch,
-                    best,
-                    reason: StopReason::Interrupted,
-                });
-            }
-            let it = (epoch * steps + step) as u64;
-            opt.set_lr(cfg.lr * schedule.factor(it));
-            let accumulate = task
-                .before_step(opt, epoch, step)?
-                .unwrap_or(cfg.accumulate)
-                .max(1);
-            let loss = if autocast {
-                tch::autocast(true, || task.train_step(epoch, step))?
-            } else {
-                task.train_step(epoch, step)?
-            };
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                let kept = if epoch > 0 {
-                    format!(
-                        "the checkpoint of epoch {epoch} is kept in {}",
-                        dir.checkpoint().display()
-                    )
-                } else {
-                    "no checkpoint had been written yet".into()
-                };
-                return Err(Error::Invalid(format!(
-                    "loss became {value} at epoch {} step {}; training stopped and {kept}",
-                    epoch + 1,
-                    step + 1
-                )));
-            }
-            loss_sum += value;
-            progress.step(step, loss_sum / (step + 1) as f64);
-            let loss_scale = scaler.map_or(1.0, |s| s.scale);
-            let divisor = if cfg.accumulate_mean {
-                accumulate as f64
-            } else {
-                1.0
-            };
-            (loss * (loss_scale / divisor)).backward();
-            steps_since_update += 1;
-            if steps_since_update >= accumulate || step + 1 == steps {
-                steps_since_update = 0;
-                if let Some(g) = group {
-                    crate::distributed::average_gradients(g, &opt.gradients())?;
-                }
-                let finite = scaler.as_mut().is_none_or(|s| s.unscale_and_check(opt));
-                if finite {
-                    if let Some(max) = cfg.grad_clip {
-                        clip_grad_norm(opt, max);
-                    }
-                    opt.step()?;
-                    if let Some(e) = ema.as_mut() {
-                        e.update(vs);
-                    }
-                } else {
-                    tracing::warn!(
-                        epoch = epoch + 1,
-                        step = step + 1,
-                        "inf/NaN gradients under loss scaling: step skipped"
-                    );
-                }
-                opt.zero_grad()?;
-            }
-        }
-        progress.finish();
-        // Validate (and save) the EMA weights when there are some, then restore the model's.
-        let backup: Option<Vec<(String, Tensor)>> = ema.as_ref().map(|e| {
-            let b = sorted_vars(vs)
-                .into_iter()
-                .map(|(n, t)| (n, t.detach().copy()))
-                .collect();
-            copy_into(vs, &e.shadow);
-            b
-        });
-        if let Some(g) = group {
-            crate::distributed::broadcast_buffers(g, vs)?;
-        }
-        let mut metrics = task.train_columns();
-        metrics.extend(task.validate(epoch)?);
-        let mut train_loss = [loss_sum / steps as f64];
-        if let Some(g) = group {
-            g.all_reduce_f64(&mut train_loss, crate::distributed::ReduceOp::Avg)?;
-        }
-        let train_loss = train_loss[0];
-        let monitored = if cfg.monitor == "train_loss" {
-            Some(train_loss)
-        } else {
-            metrics
-                .iter()
-                .find(|(n, _)| *n == cfg.monitor)
-                .map(|(_, v)| *v)
-        }
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "monitored metric {:?} is not among the task's metrics",
-                cfg.monitor
-            ))
-        })?;
-        let monitored = match group {
-            Some(g) => {
-                let mut v = [monitored];
-                g.broadcast_f64(&mut v, 0)?;
-                v[0]
-            }
-            None => monitored,
+        let started = Instant::now();
+        let loss_sum = match fit.train_epoch(task, opt, epoch)? {
+            Steps::Done(sum) => sum,
+            Steps::Stopped(outcome) => return Ok(outcome),
         };
-        let improved = best.is_none_or(|(b, _)| {
-            if cfg.maximize {
-                monitored > b
-            } else {
-                monitored < b
-            }
-        });
-        let weights = sorted_vars(vs);
-        let named = || weights.iter().map(|(n, t)| (n.as_str(), t));
-        if main {
-            checkpoint::save_safetensors(dir.last(), named())?;
-        }
-        if improved {
-            best = Some((monitored, epoch + 1));
-            bad_epochs = 0;
-            if main {
-                checkpoint::save_safetensors(dir.best(), named())?;
-            }
-        } else {
-            bad_epochs += 1;
-        }
-        if let Some(b) = backup {
-            copy_into(vs, &b);
-        }
-        let lr = opt.lrs().first().copied().unwrap_or(0.0);
-        if main {
-            append_results(
-                &dir,
-                epoch + 1,
-                train_loss,
-                &metrics,
-                lr,
-                t0.elapsed().as_secs_f64(),
-            )?;
-            ResumeState {
-                epoch: epoch + 1,
-                best,
-                bad_epochs,
-            }
-            .save(&dir, vs, opt, ema.as_ref(), control.config_toml.as_deref())?;
-            // The chart first: every way out of the loop leaves it showing the last epoch.
-            #[cfg(feature = "plot")]
-            crate::metrics::charts::results_png(&dir.results(), &dir.results_png())?;
-        }
-        if cfg.patience.is_some_and(|p| bad_epochs >= p) {
-            return Ok(FitOutcome {
-                epochs_completed: epoch + 1,
-                best,
-                reason: StopReason::EarlyStopped,
-            });
-        }
-        if control.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
-            return Ok(FitOutcome {
-                epochs_completed: epoch + 1,
-                best,
-                reason: StopReason::Interrupted,
-            });
+        if let Some(outcome) = fit.end_epoch(task, opt, epoch, loss_sum, started)? {
+            return Ok(outcome);
         }
     }
     Ok(FitOutcome {
         epochs_completed: cfg.epochs.max(start),
-        best,
+        best: fit.best,
         reason: StopReason::Completed,
     })
 }
 
-/// Appends one row to `results.csv` (writing the header first in a new file), atomically.
-fn append_results(
-    dir: &RunDir,
-    epoch: usize,
-    train_loss: f64,
-    metrics: &[(String, f64)],
-    lr: f64,
-    seconds: f64,
-) -> Result<()> {
-    let path = dir.results();
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    let names: Vec<String> = std::iter::once("epoch".to_string())
-        .chain(std::iter::once("train_loss".to_string()))
-        .chain(metrics.iter().map(|(n, _)| n.clone()))
-        .chain(["lr".to_string(), "seconds".to_string()])
-        .collect();
-    let header = names.join(",");
-    match text.lines().next() {
-        None => text = header + "\n",
-        // A resumed run whose task now reports other metrics would misalign the columns.
-        Some(existing) if existing != header => {
-            return Err(Error::Invalid(format!(
-                "{}: its columns are {existing:?}, this run's are {header:?}; resume with the \
-                 settings the run started with",
-                path.display()
-            )))
-        }
-        Some(_) => {}
-    }
-    let mut row = vec![epoch.to_string(), format!("{train_loss:.6}")];
-    row.extend(metrics.iter().map(|(_, v)| format!("{v:.6}")));
-    row.push(format!("{lr:.6e}"));
-    row.push(format!("{seconds:.2}"));
-    text += &(row.join(",") + "\n");
-    write_atomic(&path, text.as_bytes())
-}
-
-/// The bookkeeping stored with a checkpoint.
-struct ResumeState {
-    epoch: usize,
+/// A run being fitted: what [`fit`] was given, and what it carries from one epoch to the next.
+struct Fit<'a> {
+    vs: &'a VarStore,
+    cfg: &'a TrainConfig,
+    control: &'a RunControl,
+    dir: RunDir,
+    group: Option<&'static ProcessGroup>,
+    /// Rank 0, or the only process: the one that writes and shows progress.
+    main: bool,
+    steps: usize,
+    autocast: bool,
+    ema: Option<ModelEma>,
+    scaler: Option<LossScaler>,
     best: Option<(f64, usize)>,
     bad_epochs: usize,
 }
 
-impl ResumeState {
-    fn save(
-        &self,
-        dir: &RunDir,
-        vs: &VarStore,
-        opt: &Optimizer,
-        ema: Option<&ModelEma>,
-        config: Option<&str>,
-    ) -> Result<()> {
-        let mut all = StateDict::new();
-        for (n, t) in sorted_vars(vs) {
-            all.insert(format!("model.{n}"), t);
-        }
-        for (n, t) in opt.state_dict().iter() {
-            all.insert(format!("optim.{n}"), t.shallow_clone());
-        }
-        let mut meta = HashMap::from([
-            ("format".to_string(), "ferrovis-checkpoint-1".to_string()),
-            ("epoch".to_string(), self.epoch.to_string()),
-            ("bad_epochs".to_string(), self.bad_epochs.to_string()),
-        ]);
-        if let Some(text) = config {
-            meta.insert("config".into(), text.to_string());
-        }
-        if let Some((v, e)) = self.best {
-            // Exact bits, so a resumed run compares against the very same value.
-            meta.insert("best".into(), format!("{}", v.to_bits()));
-            meta.insert("best_epoch".into(), e.to_string());
-        }
-        if let Some(e) = ema {
-            for (n, t) in &e.shadow {
-                all.insert(format!("ema.{n}"), t.shallow_clone());
-            }
-            meta.insert("ema_updates".into(), e.updates.to_string());
-        }
-        checkpoint::save_safetensors_with_metadata(dir.checkpoint(), all.iter(), Some(meta))
-    }
-
-    fn load(
-        dir: &RunDir,
-        vs: &VarStore,
-        opt: &mut Optimizer,
-        ema: Option<&mut ModelEma>,
-    ) -> Result<Self> {
-        let path = dir.checkpoint();
-        let meta = checkpoint::read_safetensors_metadata(&path)?;
-        let field = |k: &str| -> Result<u64> {
-            meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                Error::checkpoint(&path, format!("checkpoint metadata has no valid {k:?}"))
-            })
-        };
-        if meta.get("format").map(String::as_str) != Some("ferrovis-checkpoint-1") {
-            return Err(Error::checkpoint(
-                &path,
-                "not a ferrovis training checkpoint",
-            ));
-        }
-        let all = checkpoint::read(&path)?;
-        let part = |prefix: &str| -> StateDict {
-            all.iter()
-                .filter_map(|(n, t)| {
-                    n.strip_prefix(prefix)
-                        .map(|n| (n.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        checkpoint::load_into(vs, &part("model."), &LoadOptions::default().strict(true))?;
-        opt.load_state_dict(&part("optim."))?;
-        if let Some(e) = ema {
-            let saved = part("ema.");
-            for (n, t) in &mut e.shadow {
-                let s = saved
-                    .get(n)
-                    .ok_or_else(|| Error::checkpoint(&path, format!("no EMA weight for {n}")))?;
-                tch::no_grad(|| t.copy_(s));
-            }
-            e.updates = field("ema_updates")?;
-        }
-        let best = match (meta.get("best"), meta.get("best_epoch")) {
-            (Some(_), Some(_)) => Some((
-                f64::from_bits(field("best")?),
-                field("best_epoch")? as usize,
-            )),
-            _ => None,
-        };
-        Ok(ResumeState {
-            epoch: field("epoch")? as usize,
-            best,
-            bad_epochs: field("bad_epochs")? as usize,
-        })
+impl Fit<'_> {
+    /// The iterations of the whole run: what the learning-rate schedule spans.
+    fn total_iters(&self) -> u64 {
+        (self.cfg.epochs * self.steps) as u64
     }
 }

@@ -28,13 +28,12 @@ pub enum Decay {
     OneCycle { pct: f64, div: f64, final_div: f64 },
 }
 
-/// A learning-rate schedule.
+/// A learning-rate schedule. Its length is the training's, which the engine knows (epochs ×
+/// steps per epoch) and passes to [`Schedule::factor`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     /// The decay after warmup.
     pub decay: Decay,
-    /// Total iterations (warmup included).
-    pub total_iters: u64,
     /// Warmup iterations (0 for none).
     pub warmup_iters: u64,
     /// Factor at the first warmup iteration.
@@ -46,7 +45,6 @@ impl Default for Schedule {
     fn default() -> Self {
         Schedule {
             decay: Decay::Constant,
-            total_iters: 0,
             warmup_iters: 0,
             warmup_start: 1.0,
         }
@@ -54,15 +52,16 @@ impl Default for Schedule {
 }
 
 impl Schedule {
-    /// The factor of the base learning rate at iteration `it` (0-based).
-    pub fn factor(&self, it: u64) -> f64 {
+    /// The factor of the base learning rate at iteration `it` (0-based) of `total_iters` (warmup
+    /// included).
+    pub fn factor(&self, it: u64, total_iters: u64) -> f64 {
         let warm = if it < self.warmup_iters {
             self.warmup_start + (1.0 - self.warmup_start) * it as f64 / self.warmup_iters as f64
         } else {
             1.0
         };
         let t = it.saturating_sub(self.warmup_iters) as f64;
-        let total = self.total_iters.saturating_sub(self.warmup_iters).max(1) as f64;
+        let total = total_iters.saturating_sub(self.warmup_iters).max(1) as f64;
         let frac = (t / total).min(1.0);
         let f = match &self.decay {
             Decay::Constant => 1.0,
@@ -102,13 +101,14 @@ impl Schedule {
 mod tests {
     use super::*;
 
-    fn sched(decay: Decay, total: u64, warmup: u64) -> Schedule {
-        Schedule {
+    /// `decay` after `warmup` iterations from 0.1, as a function of the iteration over `total`.
+    fn sched(decay: Decay, total: u64, warmup: u64) -> impl Fn(u64) -> f64 {
+        let s = Schedule {
             decay,
-            total_iters: total,
             warmup_iters: warmup,
             warmup_start: 0.1,
-        }
+        };
+        move |it| s.factor(it, total)
     }
 
     #[test]
@@ -122,7 +122,7 @@ mod tests {
             0,
         );
         assert_eq!(
-            (0..7).map(|i| s.factor(i)).collect::<Vec<_>>(),
+            (0..7).map(&s).collect::<Vec<_>>(),
             [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
         );
         let s = sched(
@@ -133,22 +133,22 @@ mod tests {
             10,
             0,
         );
-        let f: Vec<f64> = (0..6).map(|i| s.factor(i)).collect();
+        let f: Vec<f64> = (0..6).map(&s).collect();
         assert!(
             (f[1] - 1.0).abs() < 1e-12 && (f[2] - 0.1).abs() < 1e-12 && (f[5] - 0.01).abs() < 1e-12
         );
         // Cosine over 4 iterations to 0: 1, (1+cos(π/4))/2, 0.5, (1+cos(3π/4))/2, 0.
         let s = sched(Decay::Cosine { min_factor: 0.0 }, 4, 0);
-        assert!((s.factor(1) - (1.0 + std::f64::consts::FRAC_1_SQRT_2) / 2.0).abs() < 1e-12);
-        assert!((s.factor(2) - 0.5).abs() < 1e-12 && s.factor(4).abs() < 1e-12);
+        assert!((s(1) - (1.0 + std::f64::consts::FRAC_1_SQRT_2) / 2.0).abs() < 1e-12);
+        assert!((s(2) - 0.5).abs() < 1e-12 && s(4).abs() < 1e-12);
         // Linear to 0.01 over 100: at 50, 1 − 0.99·0.5 = 0.505.
         let s = sched(Decay::Linear { final_factor: 0.01 }, 100, 0);
-        assert!((s.factor(50) - 0.505).abs() < 1e-12);
+        assert!((s(50) - 0.505).abs() < 1e-12);
         // Poly 0.9 at half way: 0.5^0.9.
         let s = sched(Decay::Poly { power: 0.9 }, 10, 0);
-        assert!((s.factor(5) - 0.5f64.powf(0.9)).abs() < 1e-12);
+        assert!((s(5) - 0.5f64.powf(0.9)).abs() < 1e-12);
         // Warmup over 4 iterations from 0.1: 0.1, 0.325, 0.55, 0.775, then the decay.
         let s = sched(Decay::Constant, 10, 4);
-        assert!((s.factor(1) - 0.325).abs() < 1e-12 && (s.factor(4) - 1.0).abs() < 1e-12);
+        assert!((s(1) - 0.325).abs() < 1e-12 && (s(4) - 1.0).abs() < 1e-12);
     }
 }

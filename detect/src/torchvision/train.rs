@@ -10,15 +10,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::device::parse_device;
-use ferrovis_core::distributed;
-use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
 use ferrovis_core::freeze;
 use ferrovis_core::metrics::detection::{
     coco_evaluate, CocoReport, CocoTruth, Detection, GroundTruth,
 };
 use ferrovis_core::metrics::{DetectionAccumulator, DetectionReport};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
-use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::DetectionData;
 use ferrovis_data::decode::image_size;
 use ferrovis_data::loader::{aspect_ratio_groups, EpochBatches, Loader, Sampler, Shard};
@@ -215,15 +213,22 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
-    let device = distributed::rank_device(parse_device(&cfg.device_name())?);
-    let group = distributed::group(device)?;
+    let session = Session::start(
+        &SessionConfig {
+            device: ferrovis_core::parse_device(&cfg.device_name())?,
+            seed: cfg.seed,
+            project: Path::new(&cfg.project),
+            name: &cfg.name,
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?;
+    let (device, group) = (session.device(), session.group());
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
-    tch::manual_seed(cfg.seed as i64);
     let (model, line) = Model::for_training(cfg, &yaml.names, device)?;
     println!("model: {line}");
-    let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
-    RunDir::new(&run).write_meta(&model.meta(cfg))?;
+    session.write_meta(&model.meta(cfg))?;
 
     // `batch` is per rank, as in torchvision's references (`--batch-size` images per GPU); each
     // rank trains on its share of every epoch, grouped by aspect ratio within it. Validation
@@ -279,7 +284,6 @@ pub fn train(
                 step: (cfg.lr_step.max(1) * batches) as u64,
                 gamma: cfg.lr_gamma,
             },
-            total_iters: 0,
             warmup_iters: warmup,
             warmup_start: 0.001,
         },
@@ -302,24 +306,15 @@ pub fn train(
         sums: Vec::new(),
         steps: 0,
     };
-    let mut control = control.clone();
-    control.resume = resume.is_some();
-    if control.config_toml.is_none() {
-        control.config_toml = Some(toml::to_string(cfg)?);
-    }
-    let outcome = fit(&model.vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    let outcome = session.fit(&model.vs, &mut task, &mut opt, &train_cfg)?;
     println!(
         "{} epochs completed ({:?})",
         outcome.epochs_completed, outcome.reason
     );
-    let best = RunDir::new(&run).best();
-    ferrovis_core::checkpoint::load_file(
-        &model.vs,
-        &best,
-        &ferrovis_core::checkpoint::LoadOptions::default().strict(true),
-    )?;
+    let run = session.path();
+    let best = session.load_best(&model.vs)?;
     let out = evaluate(&model, &task.val)?;
-    if distributed::is_main_process() {
+    if session.is_main() {
         println!("validating {}:", best.display());
         report(&out, &model.names, &run)?;
         println!("results in {}", run.display());

@@ -15,12 +15,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use ferrovis_core::device::parse_device;
 use ferrovis_core::distributed;
-use ferrovis_core::engine::{fit, RunControl, RunDir, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
-use ferrovis_core::run::training_dir;
 use ferrovis_data::dataset::{DetectionBatch, DetectionData, DetectionDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, Shard};
 use tch::nn::VarStore;
@@ -233,12 +231,20 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen.
-    let device = distributed::rank_device(parse_device(&cfg.device_name())?);
-    let group = distributed::group(device)?;
+    let session = Session::start(
+        &SessionConfig {
+            device: ferrovis_core::parse_device(&cfg.device_name())?,
+            seed: cfg.seed,
+            project: Path::new(&cfg.project),
+            name: &cfg.name,
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?;
+    let (device, group) = (session.device(), session.group());
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     let nc = yaml.names.len() as i64;
-    tch::manual_seed(cfg.seed as i64);
     let (vs, model, line) = weights::build(&cfg.model, nc, device)?;
     println!("model: {line}");
     if cfg.freeze > 0 {
@@ -253,14 +259,13 @@ pub fn train(
             cfg.freeze - 1
         );
     }
-    let run = training_dir(Path::new(&cfg.project), &cfg.name, resume);
     let meta = RunMeta {
         scale: model.config.scale.name,
         names: yaml.names.clone(),
         imgsz: cfg.imgsz,
         arch: None,
     };
-    RunDir::new(&run).write_meta(&meta)?;
+    session.write_meta(&meta)?;
 
     // `batch` is the total over the ranks, as Ultralytics' DDP takes it: each rank loads its
     // share of it, and the nominal batch (accumulation, weight decay) stays the total's.
@@ -319,7 +324,6 @@ pub fn train(
         lr: lr0,
         schedule: Schedule {
             decay: Decay::Constant,
-            total_iters: 0,
             warmup_iters: 0,
             warmup_start: 1.0,
         },
@@ -333,12 +337,7 @@ pub fn train(
         seed: cfg.seed,
         amp: device.is_cuda(),
     };
-    let mut control = control.clone();
-    control.resume = resume.is_some();
-    if control.config_toml.is_none() {
-        control.config_toml = Some(toml::to_string(cfg)?);
-    }
-    let outcome = fit(&vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
+    let outcome = session.fit(&vs, &mut task, &mut opt, &train_cfg)?;
     println!(
         "{} epochs completed ({:?})",
         outcome.epochs_completed, outcome.reason
@@ -346,7 +345,8 @@ pub fn train(
 
     // Final validation of the best weights, with plots (every rank scores its share; rank 0,
     // which wrote the weights before the engine's closing barrier, reports).
-    let best = RunDir::new(&run).best();
+    let run = session.path();
+    let best = session.run().best();
     let sd = weights::read(&best)?;
     weights::load(&vs, &sd, &best)?;
     let out = evaluate(&model, &task.val, &NmsConfig::val(), device, None)?;

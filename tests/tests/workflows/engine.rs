@@ -103,7 +103,6 @@ fn config(epochs: usize) -> TrainConfig {
         lr: 0.05,
         schedule: Schedule {
             decay: Decay::Cosine { min_factor: 0.1 },
-            total_iters: 0,
             warmup_iters: 4,
             warmup_start: 0.1,
         },

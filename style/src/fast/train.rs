@@ -1,17 +1,11 @@
-//! Fast feed-forward style transfer: `style train` fits a [`TransformerNet`] to one style with the
-//! perceptual loss on a frozen VGG (content at the content layers, Gram matrices at the style
-//! layers, optional total variation), through the core engine (run folder, results.csv,
-//! best/last weights, resume); `style predict` applies a trained network in one pass, `style val`
-//! scores it with its run's loss, `style export` traces it.
+//! `style train`: a [`TransformerNet`] fitted to one style through the core engine.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::distributed;
-use ferrovis_core::engine::{fit, RunControl, TrainConfig, TrainTask};
+use anyhow::{bail, Result};
+use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
 use ferrovis_core::optim::{Optimizer, OptimizerKind, ParamGroup};
-use ferrovis_core::run::{resolve_weights, resume_config, training_dir, RunDir};
+use ferrovis_core::run::{resume_config, RunDir};
 use ferrovis_data::dataset::classification::files_recursive;
 use ferrovis_data::decode::{is_image_path, read_rgb};
 use ferrovis_data::loader::Shard;
@@ -122,7 +116,7 @@ pub struct FastTask<'a> {
     images: Tensor,
     style_grams: Vec<Tensor>,
     loss: PerceptualLoss,
-    batch_size: usize,
+    pub(super) batch_size: usize,
     order: Option<Tensor>,
     device: Device,
     /// Data-parallel training: this rank's share of each epoch's order.
@@ -132,7 +126,7 @@ pub struct FastTask<'a> {
 impl<'a> FastTask<'a> {
     /// The task of `cfg` on `images`: its loss resolved on `fnet` (Johnson's layers by default)
     /// and the style image's Gram matrices computed once.
-    fn new(
+    pub(super) fn new(
         net: &'a TransformerNet,
         fnet: &'a FeatureNet,
         cfg: &FastConfig,
@@ -223,13 +217,28 @@ pub fn train_fast(
     resume: Option<&Path>,
     control: &RunControl,
 ) -> Result<PathBuf> {
-    // Under torchrun: each rank its own GPU, the group joined before the run folder is chosen;
-    // each rank trains on its share of the images (the fixed validation batch is scored whole).
-    let device = distributed::rank_device(device);
-    let shard = distributed::group(device)?.map(|g| Shard::new(g.rank(), g.world_size(), true));
+    if let Some(dir) = resume {
+        // Checks the folder holds a checkpoint (the configuration comes from the caller).
+        resume_config(Some(&RunDir::new(dir).config()), Some(dir))?;
+    }
+    let session = Session::start(
+        &SessionConfig {
+            device,
+            seed: cfg.seed,
+            project: &cfg.project,
+            name: &cfg.name,
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?;
+    let device = session.device();
+    // Each rank trains on its share of the images (the fixed validation batch is scored whole).
+    let shard = session
+        .shard()
+        .map(|(rank, world)| Shard::new(rank, world, true));
     let fnet = FeatureNet::load(&cfg.vgg, device)?;
     let images = content_batch(&cfg.content_dir, cfg.size, cfg.max_images)?;
-    tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
     let net = TransformerNet::new(&vs.root());
     let mut task = FastTask::new(&net, &fnet, cfg, images, device)?;
@@ -243,17 +252,7 @@ pub fn train_fast(
         task.loss.content_layers.join(","),
         task.loss.style_layers.join(",")
     );
-    if let Some(dir) = resume {
-        // Checks the folder holds a checkpoint (the configuration comes from the caller).
-        resume_config(Some(&RunDir::new(dir).config()), Some(dir))?;
-    }
-    let run = training_dir(&cfg.project, &cfg.name, resume);
-    RunDir::new(&run).write_meta(cfg)?;
-    let control = RunControl {
-        resume: resume.is_some(),
-        config_toml: Some(ferrovis_core::config::to_toml(cfg)?),
-        ..control.clone()
-    };
+    session.write_meta(cfg)?;
     let (output, body): (Vec<_>, Vec<_>) = vs
         .variables()
         .into_iter()
@@ -282,157 +281,6 @@ pub fn train_fast(
         amp: device.is_cuda(),
         ..TrainConfig::default()
     };
-    fit(&vs, &mut task, &mut opt, &train_cfg, &run, &control)?;
-    Ok(run)
-}
-
-/// What `style val` measures: the weighted perceptual-loss terms of a trained network's outputs,
-/// averaged over content images (the quantity training minimised, on images it may not have
-/// seen).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Validation {
-    /// Content images scored.
-    pub images: usize,
-    /// Total loss.
-    pub loss: f64,
-    /// Weighted content term.
-    pub content: f64,
-    /// Weighted style term.
-    pub style: f64,
-    /// Weighted total-variation term.
-    pub tv: f64,
-}
-
-/// Scores the network in `weights` (a `style train` run folder, or a weights file inside one)
-/// with its run's loss, style image and VGG, on the images of `content_dir` (default: the
-/// run's content folder), `max_images` at most (0: all).
-pub fn validate(
-    weights: &Path,
-    content_dir: Option<&Path>,
-    max_images: usize,
-    device: Device,
-) -> Result<Validation> {
-    let resolved = resolve_weights(weights)?;
-    let cfg: FastConfig = resolved.meta()?.with_context(|| {
-        format!(
-            "{} is not in a style run folder (no style.json): val needs the run's style image, \
-             VGG and loss",
-            weights.display()
-        )
-    })?;
-    let (_vs, net) = load_transformer(&resolved.file, device)?;
-    let fnet = FeatureNet::load(&cfg.vgg, device)?;
-    let dir = content_dir.unwrap_or(&cfg.content_dir);
-    let images = content_batch(dir, cfg.size, max_images)?;
-    let task = FastTask::new(&net, &fnet, &cfg, images.shallow_clone(), device)?;
-    let n = images.size()[0];
-    let mut sums = [0.0f64; 4];
-    for start in (0..n).step_by(task.batch_size) {
-        let k = (task.batch_size as i64).min(n - start);
-        let x = images.narrow(0, start, k).to_device(device);
-        let t = tch::no_grad(|| task.terms(&x))?;
-        // Each term is a batch mean: weight it by the batch's size for the mean over images.
-        for (sum, term) in sums
-            .iter_mut()
-            .zip([&t.total(), &t.content, &t.style, &t.tv])
-        {
-            *sum += term.double_value(&[]) * k as f64;
-        }
-    }
-    let mean = |i: usize| sums[i] / n as f64;
-    Ok(Validation {
-        images: n as usize,
-        loss: mean(0),
-        content: mean(1),
-        style: mean(2),
-        tv: mean(3),
-    })
-}
-
-/// A trained transformation network: a run folder (its best weights) or a weights file, such as
-/// the PyTorch examples' `candy.pth` (their stale InstanceNorm statistics are ignored).
-pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, TransformerNet)> {
-    let file = resolve_weights(path)?.file;
-    let mut vs = VarStore::new(device);
-    let net = TransformerNet::new(&vs.root());
-    let opts = LoadOptions::default()
-        .strict(true)
-        .skip("running_(mean|var)$")?;
-    checkpoint::load_file(&vs, &file, &opts)
-        .with_context(|| format!("{} is not a TransformerNet", file.display()))?;
-    vs.freeze();
-    Ok((vs, net))
-}
-
-/// Stylises `files` (scaled so the longer side is `size`, unless 0) into `out`, one PNG per
-/// image named after it; returns how many were written. The next image is decoded and the
-/// previous one encoded on their own threads while the network runs on this one, so the
-/// network's time is the whole time when it is the slowest stage.
-pub fn stylise_files(
-    net: &TransformerNet,
-    files: &[PathBuf],
-    size: usize,
-    out: &Path,
-    device: Device,
-) -> Result<usize> {
-    std::thread::scope(|scope| {
-        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel::<Result<(PathBuf, Tensor)>>(1);
-        let (stylised, stylised_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Tensor)>(1);
-        scope.spawn(move || {
-            for f in files {
-                let item = image::load(f, size, Device::Cpu).map(|x| (f.clone(), x));
-                let failed = item.is_err();
-                // A closed channel means the network stopped: nothing more to decode.
-                if decoded_tx.send(item).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let writer = scope.spawn(move || -> Result<usize> {
-            let mut written = 0;
-            for (path, y) in stylised_rx {
-                image::save(&y, &path)?;
-                written += 1;
-            }
-            Ok(written)
-        });
-        let mut failure = None;
-        for item in decoded {
-            let (file, x) = match item {
-                Ok(v) => v,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            let y = tch::no_grad(|| net.forward(&x.to_device(device)));
-            let name = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "image".into());
-            // A closed channel means the writer failed: its error is returned below.
-            if stylised.send((out.join(format!("{name}.png")), y)).is_err() {
-                break;
-            }
-        }
-        drop(stylised);
-        let written = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the PNG writer thread panicked"))?;
-        match failure {
-            Some(e) => Err(e),
-            None => written,
-        }
-    })
-}
-
-/// Traces the network in `weights` (a run folder or a weights file) for `size`×`size` RGB inputs
-/// in [0, 1] and writes TorchScript to `out`.
-pub fn export(weights: &Path, out: &Path, size: i64) -> Result<()> {
-    let (_vs, net) = load_transformer(weights, Device::Cpu)?;
-    let example = Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu));
-    ferrovis_core::export::trace_to_file("TransformerNet", &[example], out, &mut |x| {
-        vec![net.forward(&x[0])]
-    })?;
-    Ok(())
+    session.fit(&vs, &mut task, &mut opt, &train_cfg)?;
+    Ok(session.path())
 }

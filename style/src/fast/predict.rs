@@ -1,0 +1,89 @@
+//! `style predict`: a trained network applied to image files in one pass each.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::run::resolve_weights;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use crate::image;
+use crate::transformer::TransformerNet;
+
+/// A trained transformation network: a run folder (its best weights) or a weights file, such as
+/// the PyTorch examples' `candy.pth` (their stale InstanceNorm statistics are ignored).
+pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, TransformerNet)> {
+    let file = resolve_weights(path)?.file;
+    let mut vs = VarStore::new(device);
+    let net = TransformerNet::new(&vs.root());
+    let opts = LoadOptions::default()
+        .strict(true)
+        .skip("running_(mean|var)$")?;
+    checkpoint::load_file(&vs, &file, &opts)
+        .with_context(|| format!("{} is not a TransformerNet", file.display()))?;
+    vs.freeze();
+    Ok((vs, net))
+}
+
+/// Stylises `files` (scaled so the longer side is `size`, unless 0) into `out`, one PNG per
+/// image named after it; returns how many were written. The next image is decoded and the
+/// previous one encoded on their own threads while the network runs on this one, so the
+/// network's time is the whole time when it is the slowest stage.
+pub fn stylise_files(
+    net: &TransformerNet,
+    files: &[PathBuf],
+    size: usize,
+    out: &Path,
+    device: Device,
+) -> Result<usize> {
+    std::thread::scope(|scope| {
+        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel::<Result<(PathBuf, Tensor)>>(1);
+        let (stylised, stylised_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Tensor)>(1);
+        scope.spawn(move || {
+            for f in files {
+                let item = image::load(f, size, Device::Cpu).map(|x| (f.clone(), x));
+                let failed = item.is_err();
+                // A closed channel means the network stopped: nothing more to decode.
+                if decoded_tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let writer = scope.spawn(move || -> Result<usize> {
+            let mut written = 0;
+            for (path, y) in stylised_rx {
+                image::save(&y, &path)?;
+                written += 1;
+            }
+            Ok(written)
+        });
+        let mut failure = None;
+        for item in decoded {
+            let (file, x) = match item {
+                Ok(v) => v,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let y = tch::no_grad(|| net.forward(&x.to_device(device)));
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // A closed channel means the writer failed: its error is returned below.
+            if stylised.send((out.join(format!("{name}.png")), y)).is_err() {
+                break;
+            }
+        }
+        drop(stylised);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the PNG writer thread panicked"))?;
+        match failure {
+            Some(e) => Err(e),
+            None => written,
+        }
+    })
+}

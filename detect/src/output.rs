@@ -132,3 +132,23 @@ pub fn write_validation(
 pub fn print_table(report: &DetectionReport, names: &[String]) {
     println!("{}", render::detection_table(report, names));
 }
+
+/// Warns (once, with the count and the files) about the validation images a loader left out,
+/// so metrics over fewer images than the split holds are never silent.
+pub fn warn_left_out(failures: &[ferrovis_data::loader::LoadFailure]) {
+    if failures.is_empty() {
+        return;
+    }
+    let files: Vec<String> = failures
+        .iter()
+        .map(|f| match &f.source {
+            Some(path) => format!("{} ({})", path.display(), f.message),
+            None => format!("sample {} ({})", f.index, f.message),
+        })
+        .collect();
+    tracing::warn!(
+        count = failures.len(),
+        files = %files.join(", "),
+        "validation images could not be loaded and were left out"
+    );
+}

@@ -1,9 +1,12 @@
 //! What a detection run folder records about its model (`<run>/detect.json`), so `val`,
 //! `predict` and `export` need no flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use ferrovis_core::engine::{RunControl, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::config::DetectConfig;
 
 /// `<run>/detect.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,4 +37,24 @@ pub struct TrainSummary {
     pub map50: f64,
     /// mAP50-95 of the best weights.
     pub map50_95: f64,
+}
+
+/// Starts a training session as `cfg` says (device, seed, `project/name` or the run `resume`
+/// continues), whichever family trains in it.
+pub fn start_session(
+    cfg: &DetectConfig,
+    control: &RunControl,
+    resume: Option<&Path>,
+) -> anyhow::Result<Session> {
+    Ok(Session::start(
+        &SessionConfig {
+            device: ferrovis_core::parse_device(&cfg.device_name())?,
+            seed: cfg.seed,
+            project: Path::new(&cfg.project),
+            name: &cfg.name,
+            resume,
+            config_toml: ferrovis_core::config::to_toml(cfg)?,
+        },
+        control,
+    )?)
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferrovis_core::device::parse_device;
-use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, TrainConfig, TrainTask};
 use ferrovis_core::freeze;
 use ferrovis_core::metrics::detection::{
     coco_evaluate, CocoReport, CocoTruth, Detection, GroundTruth,
@@ -76,13 +76,7 @@ pub fn evaluate(model: &Model, loader: &Loader<NativeSizeDataset>) -> Result<Val
             images.push((d, truths.iter().map(coco_truth).collect()));
         }
     }
-    let failures = loader.failures();
-    if !failures.is_empty() {
-        tracing::warn!(
-            count = failures.len(),
-            "validation images could not be loaded and were left out"
-        );
-    }
+    crate::output::warn_left_out(&loader.failures());
     Ok(ValOutput {
         coco: coco_evaluate(&images, nc),
         report: acc.report(),
@@ -213,17 +207,7 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let session = Session::start(
-        &SessionConfig {
-            device: ferrovis_core::parse_device(&cfg.device_name())?,
-            seed: cfg.seed,
-            project: Path::new(&cfg.project),
-            name: &cfg.name,
-            resume,
-            config_toml: ferrovis_core::config::to_toml(cfg)?,
-        },
-        control,
-    )?;
+    let session = crate::run::start_session(cfg, control, resume)?;
     let (device, group) = (session.device(), session.group());
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     let (model, line) = Model::for_training(cfg, &yaml.names, device)?;

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use ferrovis_core::distributed;
-use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
+use ferrovis_core::engine::{RunControl, TrainConfig, TrainTask};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::{Decay, Optimizer, OptimizerKind, ParamGroup, Schedule};
 use ferrovis_data::dataset::{DetectionBatch, DetectionData, DetectionDataset};
@@ -231,17 +231,7 @@ pub fn train(
     control: &RunControl,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let session = Session::start(
-        &SessionConfig {
-            device: ferrovis_core::parse_device(&cfg.device_name())?,
-            seed: cfg.seed,
-            project: Path::new(&cfg.project),
-            name: &cfg.name,
-            resume,
-            config_toml: ferrovis_core::config::to_toml(cfg)?,
-        },
-        control,
-    )?;
+    let session = crate::run::start_session(cfg, control, resume)?;
     let (device, group) = (session.device(), session.group());
     let (yaml, train_data, val_data) = check_dataset(&cfg.data)?;
     let nc = yaml.names.len() as i64;

@@ -93,13 +93,7 @@ pub fn evaluate(
             batches = sums[3] as usize;
         }
     }
-    let failures = loader.failures();
-    if !failures.is_empty() {
-        tracing::warn!(
-            count = failures.len(),
-            "validation images could not be loaded and were left out"
-        );
-    }
+    crate::output::warn_left_out(&loader.failures());
     Ok(ValOutput {
         report: acc.report(),
         confusion,

@@ -17,7 +17,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
+//! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2, MobileNetV3 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
 //! | [`hub`] | pretrained weights by name (torchvision, Ultralytics, `hf-hub:`), cached where PyTorch and the Hugging Face hub cache them, downloaded with resume and hash check |
 //! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |

@@ -46,12 +46,12 @@ trap 'rm -rf "$work"' EXIT
 say "2. one short training per task on $device, AMP on"
 "$bin/classify" train --data "$work/shapes/classify" --arch resnet18 --mode fine-tune --epochs 2 \
   --image-size 96 \
-  --device "$device" --set train.amp=true --set train.project="$work/runs" --set train.name=classify
+  --device "$device" --set train.amp=true --project "$work/runs" --name classify
 "$bin/detect" train data="$work/shapes/detect/shapes.yaml" model=yolov8n epochs=2 imgsz=256 batch=16 \
-  device="$gpu" project="$work/runs" name=detect
+  --project "$work/runs" --name detect device="$gpu"
 "$bin/segment" train --images "$work/shapes/segment/train/images" --masks "$work/shapes/segment/train/masks" \
   --encoder resnet18 --epochs 2 --image-size 128 --device "$device" --set train.amp=true \
-  --set train.project="$work/runs" --set train.name=segment
+  --project "$work/runs" --name segment
 "$bin/style" train --style "$work/shapes/classify/train/circle/0000.png" \
   --content-dir "$work/shapes/classify/train" --weights "$work/vgg11.pth" --size 96 --max-images 64 --epochs 1 \
   --device "$device" --project "$work/runs" --name style
@@ -59,7 +59,7 @@ say "2. one short training per task on $device, AMP on"
 say "2b. data-parallel training under torchrun, world size 1 ($([ "$device" = cuda ] && echo NCCL || echo Gloo))"
 "$(dirname "$python")/torchrun" --nproc-per-node 1 --no-python "$bin/classify" train \
   --data "$work/shapes/classify" --arch resnet18 --mode fine-tune --epochs 1 --image-size 96 \
-  --device "$device" --set train.project="$work/runs" --set train.name=classify-ddp
+  --device "$device" --project "$work/runs" --name classify-ddp
 
 say "3. predict latencies on $device (wall time per image, model loading included once)"
 images="$work/shapes/detect/images/val"

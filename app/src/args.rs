@@ -91,6 +91,33 @@ impl SettingsArgs {
     }
 }
 
+/// `--project DIR --name NAME`: where a training's run folder goes (`DIR/NAME`, then `NAME2`, …
+/// when taken, as Ultralytics numbers them). Every `train` takes them; each task maps them to
+/// its own settings (classify and segment `train.project`/`train.name`, detect `project=`/`name=`,
+/// style `project`/`name`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunFolderArgs {
+    /// Where run folders go.
+    #[arg(long)]
+    pub project: Option<PathBuf>,
+    /// The run folder's name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl RunFolderArgs {
+    /// `project_key=…` and `name_key=…` for the flags given.
+    pub fn settings(&self, project_key: &str, name_key: &str) -> Vec<String> {
+        flag_settings(&[
+            (
+                project_key,
+                self.project.as_ref().map(|p| p.display().to_string()),
+            ),
+            (name_key, self.name.clone()),
+        ])
+    }
+}
+
 /// The flags every `train` command shares; each is a shorthand for one setting (named in its
 /// help) and overrides the settings file.
 #[derive(Debug, Clone, Default, Args)]
@@ -121,6 +148,9 @@ pub struct TrainFlags {
     /// `--device` (train.device).
     #[command(flatten)]
     pub device: DeviceOverride,
+    /// `--project`, `--name` (train.project, train.name).
+    #[command(flatten)]
+    pub run_folder: RunFolderArgs,
     /// `--config`, `--set` and trailing settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -145,6 +175,7 @@ impl TrainFlags {
         put("data.image_size", self.image_size.map(|v| v.to_string()));
         put("train.device", self.device.device.clone());
         put("train.seed", self.seed.map(|v| v.to_string()));
+        task_flags.extend(self.run_folder.settings("train.project", "train.name"));
         self.settings.load(task_flags, self.resume.as_deref())
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ferrovis_app::args::{DeviceOverride, SetArg, SettingsArgs};
+use ferrovis_app::args::{DeviceOverride, RunFolderArgs, SetArg, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::RunControl;
@@ -45,6 +45,9 @@ pub enum Command {
         /// `--device` (as device=).
         #[command(flatten)]
         device: DeviceOverride,
+        /// `--project`, `--name` (as project=, name=).
+        #[command(flatten)]
+        run_folder: RunFolderArgs,
         /// `--config` (a TOML file of settings with Ultralytics' names, applied before the
         /// key=value arguments), `--set`, and settings as key=value (data, model, epochs, batch,
         /// imgsz, freeze, lr0, device, …).
@@ -195,8 +198,9 @@ pub fn run(cli: Cli) -> Result<()> {
             weights,
             seed,
             device,
+            run_folder,
             settings,
-        } => train(resume, weights, seed, &device, &settings),
+        } => train(resume, weights, seed, &device, &run_folder, &settings),
         Command::Val {
             weights,
             out,
@@ -234,11 +238,13 @@ fn train(
     weights: Option<String>,
     seed: Option<u64>,
     device: &DeviceOverride,
+    run_folder: &RunFolderArgs,
     settings: &SettingsArgs,
 ) -> Result<()> {
     let mut flags: Vec<String> = weights.map(|w| format!("model={w}")).into_iter().collect();
     flags.extend(seed.map(|s| format!("seed={s}")));
     flags.extend(device_setting(device));
+    flags.extend(run_folder.settings("project", "name"));
     let file = ferrovis_core::run::resume_config(settings.config.as_deref(), resume.as_deref())?;
     let cfg = DetectConfig::load(file.as_deref(), &settings.overrides(flags)?)?;
     let control = RunControl {

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, SettingsArgs};
+use ferrovis_app::args::{flag_settings, DeviceArg, RunFolderArgs, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use tch::{Device, Tensor};
 
@@ -263,12 +263,9 @@ pub struct TrainFastArgs {
     /// Continue the run in this folder from its last checkpoint, up to --epochs in all.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Where runs go [default: runs/style] (project).
-    #[arg(long)]
-    pub project: Option<PathBuf>,
-    /// Run name [default: fast] (name).
-    #[arg(long)]
-    pub name: Option<String>,
+    /// `--project` [default: runs/style], `--name` [default: fast].
+    #[command(flatten)]
+    pub run_folder: RunFolderArgs,
     /// Seed [default: 0] (seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -289,22 +286,19 @@ impl TrainFastArgs {
             None => fast::FastConfig::default(),
         };
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        let mut cfg = self.settings.load_over(
-            &base,
-            flag_settings(&[
-                ("style", path(&self.style)),
-                ("content_dir", path(&self.content_dir)),
-                ("vgg", path(&self.weights)),
-                ("size", self.size.map(|v| v.to_string())),
-                ("max_images", self.max_images.map(|v| v.to_string())),
-                ("batch_size", self.batch_size.map(|v| v.to_string())),
-                ("epochs", self.epochs.map(|v| v.to_string())),
-                ("lr", self.lr.map(|v| v.to_string())),
-                ("seed", self.seed.map(|v| v.to_string())),
-                ("project", path(&self.project)),
-                ("name", self.name.clone()),
-            ]),
-        )?;
+        let mut flags = flag_settings(&[
+            ("style", path(&self.style)),
+            ("content_dir", path(&self.content_dir)),
+            ("vgg", path(&self.weights)),
+            ("size", self.size.map(|v| v.to_string())),
+            ("max_images", self.max_images.map(|v| v.to_string())),
+            ("batch_size", self.batch_size.map(|v| v.to_string())),
+            ("epochs", self.epochs.map(|v| v.to_string())),
+            ("lr", self.lr.map(|v| v.to_string())),
+            ("seed", self.seed.map(|v| v.to_string())),
+        ]);
+        flags.extend(self.run_folder.settings("project", "name"));
+        let mut cfg = self.settings.load_over(&base, flags)?;
         self.loss.apply(&mut cfg.loss);
         if cfg.style.as_os_str().is_empty() || cfg.content_dir.as_os_str().is_empty() {
             bail!("style train needs --style and --content-dir (or --resume RUN)");

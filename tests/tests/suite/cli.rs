@@ -69,6 +69,66 @@ fn settings_are_typed_in_every_binary() {
 }
 
 #[test]
+fn every_train_takes_the_shared_flags() {
+    // Declared once (ferrovis_app::args), flattened into each binary's `train`.
+    for task in ["classify", "detect", "segment", "style"] {
+        let (ok, help, err) = cli(&[task, "train", "--help"]);
+        assert!(ok, "{task} train --help: {err}");
+        for flag in [
+            "--device",
+            "--config",
+            "--set",
+            "--resume",
+            "--project",
+            "--name",
+        ] {
+            assert!(
+                help.contains(&format!("{flag} ")),
+                "{task} train has no {flag}:\n{help}"
+            );
+        }
+    }
+    // style's settings go through the same typed loader as the others'.
+    let (ok, _, err) = cli(&[
+        "style",
+        "train",
+        "--style",
+        "s.png",
+        "--content-dir",
+        "c",
+        "--set",
+        "epoch=3",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown key \"epoch\"") && err.contains("did you mean \"epochs\"?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_setting_the_family_ignores_is_warned_about() {
+    // SSD has a fixed input size and no proposals: min_size is Faster R-CNN's. The warning comes
+    // when the settings load, before the missing data set stops the command.
+    let (ok, _, err) = cli(&[
+        "detect",
+        "train",
+        "arch=ssdlite320_mobilenet_v3_large",
+        "min_size=300",
+        "mosaic=0.5",
+    ]);
+    assert!(!ok);
+    for key in ["min_size", "mosaic"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("WARN") && l.contains("ignored") && l.contains(key)),
+            "no warning for {key}:\n{err}"
+        );
+    }
+    assert!(err.contains("data= is required"), "{err}");
+}
+
+#[test]
 fn old_spellings_work_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-run");

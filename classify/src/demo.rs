@@ -23,8 +23,9 @@ use ferrovis_core::engine::RunControl;
 use ferrovis_core::run::RunDir;
 use ferrovis_data::synthetic::{self, ShapesConfig, SOURCE_SHAPES, TARGET_SHAPES};
 
+use crate::cli::DemoArgs;
 use crate::config::{ClassifyConfig, Mode};
-use crate::{eval, train, DemoArgs};
+use crate::{eval, train};
 
 /// torchvision's ImageNet MobileNetV2 when no --weights is given: in `$FERROVIS_WEIGHTS` or
 /// torch.hub's cache, else fetched by its registry name unless offline

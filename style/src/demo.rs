@@ -19,10 +19,11 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use crate::arbitrary::{AutoEncoder, Transform};
+use crate::cli::{existing, DemoArgs};
 use crate::features::{DefaultLayers, FeatureNet, VGG19_HINT};
 use crate::gatys::{self, GatysConfig};
+use crate::image;
 use crate::loss::{gram, style_loss};
-use crate::{existing, image, DemoArgs};
 
 const CONTENT: &[u8] = include_bytes!("../assets/chelsea.png");
 const STYLE: &[u8] = include_bytes!("../assets/starry_night.jpg");
@@ -63,7 +64,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "--weights-dir",
         "--weights",
     )
-    .or_else(crate::r31_dir_from_env);
+    .or_else(crate::cli::r31_dir_from_env);
     std::fs::create_dir_all(&out)?;
     let content_path = out.join("content_chelsea.png");
     let style_path = out.join("style_starry_night.jpg");

@@ -163,18 +163,15 @@ impl TrainFlags {
         &self,
         mut task_flags: Vec<String>,
     ) -> Result<T> {
-        let mut put = |key: &str, v: Option<String>| {
-            if let Some(v) = v {
-                task_flags.push(format!("{key}={v}"));
-            }
-        };
-        put("model.weights", self.weights.clone());
-        put("train.epochs", self.epochs.map(|v| v.to_string()));
-        put("train.lr", self.lr.map(|v| v.to_string()));
-        put("data.batch_size", self.batch_size.map(|v| v.to_string()));
-        put("data.image_size", self.image_size.map(|v| v.to_string()));
-        put("train.device", self.device.device.clone());
-        put("train.seed", self.seed.map(|v| v.to_string()));
+        task_flags.extend(flag_settings(&[
+            ("model.weights", self.weights.clone()),
+            ("train.epochs", self.epochs.map(|v| v.to_string())),
+            ("train.lr", self.lr.map(|v| v.to_string())),
+            ("data.batch_size", self.batch_size.map(|v| v.to_string())),
+            ("data.image_size", self.image_size.map(|v| v.to_string())),
+            ("train.device", self.device.device.clone()),
+            ("train.seed", self.seed.map(|v| v.to_string())),
+        ]));
         task_flags.extend(self.run_folder.settings("train.project", "train.name"));
         self.settings.load(task_flags, self.resume.as_deref())
     }

@@ -287,7 +287,9 @@ fn val(weights: &Path, out: Option<PathBuf>, settings: Vec<String>) -> Result<()
             yaml.names.len()
         );
     }
-    let loader = yolo::train::loader(&val, &cfg, false, cfg.batch * 2)?.with_shard(
+    // Standalone validation batches `batch` images, as Ultralytics' does (training validates
+    // twice as many at a time); the rectangular batch shapes depend on it.
+    let loader = yolo::train::loader(&val, &cfg, false, cfg.batch)?.with_shard(
         group.map(|g| ferrovis_data::loader::Shard::new(g.rank(), g.world_size(), false)),
     );
     let result = yolo::val::evaluate(

@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
-    /// The detector: `yolov8` (Ultralytics' recipe), or a torchvision architecture
+    /// The detector: `yolov8` or `yolo11` (Ultralytics' recipe; the version of a checkpoint
+    /// given as `model=` is read off its tensors), or a torchvision architecture
     /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …, `ssd300_vgg16`,
     /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`) trained with torchvision's
     /// recipe (see [`DetectConfig::load`]).
     pub arch: String,
-    /// A checkpoint to start from (`yolov8n.pt`, `best.pt`, `.safetensors`), or a scale name
-    /// (`yolov8n` … `yolov8x`) for random initialisation.
+    /// A checkpoint to start from (`yolo11n.pt`, `yolov8n.pt`, `best.pt`, `.safetensors`), or a
+    /// model name (`yolo11n` … `yolo11x`, `yolov8n` … `yolov8x`, `.yaml` allowed) for random
+    /// initialisation.
     pub model: String,
     /// Dataset YAML (`path`, `train`, `val`, `names`).
     pub data: String,
@@ -138,7 +140,7 @@ pub struct DetectConfig {
 /// settings (a setting the chosen family ignores is warned about when the settings load).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Family {
-    /// YOLOv8 with Ultralytics' recipe (`arch=yolov8`).
+    /// YOLOv8 and YOLO11 with Ultralytics' recipe (`arch=yolov8`, `arch=yolo11`).
     #[default]
     Yolo,
     /// torchvision's Faster R-CNN (`arch=fasterrcnn_…`) with torchvision's recipe.
@@ -200,7 +202,7 @@ impl Family {
     /// The family of architecture `arch`; an error listing the architectures for anything else.
     pub fn of(arch: &str) -> Result<Self> {
         use crate::torchvision::{faster_rcnn, ssd};
-        if arch == "yolov8" {
+        if crate::yolo::model::Version::of_arch(arch).is_some() {
             Ok(Family::Yolo)
         } else if ssd::ARCHS.contains(&arch) {
             Ok(Family::Ssd)
@@ -208,7 +210,7 @@ impl Family {
             Ok(Family::FasterRcnn)
         } else {
             bail!(
-                "arch={arch}: expected yolov8, one of {}, fasterrcnn_<backbone>, or one of {}",
+                "arch={arch}: expected yolov8, yolo11, one of {}, fasterrcnn_<backbone>, or one of {}",
                 faster_rcnn::ARCHS.join(", "),
                 ssd::ARCHS.join(", ")
             )
@@ -327,6 +329,10 @@ impl DetectConfig {
             cfg = config::load_with_optional(file, &with_recipe, &optional)?;
         }
         cfg.family = family;
+        // `arch=yolo11` alone means YOLO11's smallest model, as `arch=yolov8` means YOLOv8's.
+        if cfg.arch == "yolo11" && !given.contains("model") {
+            cfg.model = "yolo11n".into();
+        }
         if !cfg.imgsz.is_multiple_of(32) || cfg.imgsz == 0 {
             bail!(
                 "imgsz={} must be a positive multiple of 32 (the largest stride)",

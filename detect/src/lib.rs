@@ -1,4 +1,4 @@
-//! The `detect` task: object detection by family. YOLOv8 with Ultralytics' recipe, and
+//! The `detect` task: object detection by family. YOLOv8 and YOLO11 with Ultralytics' recipe, and
 //! torchvision's Faster R-CNN and SSD with torchvision's recipe: fine-tune, validate, predict,
 //! with the same commands, settings (Ultralytics' names, `arch=` choosing the family) and run
 //! folders for both. `main.rs` only runs [`cli::run`]; the commands live here so other programs
@@ -14,7 +14,8 @@
 //! | the dataset check and loader settings every family shares | `data.rs` |
 //! | the prediction files and validation reports every family writes | `output.rs` |
 //! | a run folder's record (`detect.json`) | `run.rs` |
-//! | YOLOv8's layer table | `yolo/yolov8.rs` |
+//! | YOLOv8's / YOLO11's layer table | `yolo/yolov8.rs`, `yolo/yolo11.rs` |
+//! | the blocks and the Detect head they share; a model of either version | `yolo/{blocks,head,model}.rs` |
 //! | YOLO's loss / assigner / NMS | `yolo/loss.rs`, `yolo/assigner.rs`, `yolo/postprocess.rs` |
 //! | YOLO's training loop / validation / prediction / export | `yolo/{train,val,predict,export}.rs` |
 //! | Faster R-CNN / its RPN / its RoI heads / the input transform | `torchvision/{faster_rcnn,rpn,roi_heads,transform}.rs` |

@@ -17,8 +17,8 @@ pub struct RunMeta {
     pub names: Vec<String>,
     /// Training input size.
     pub imgsz: usize,
-    /// The torchvision architecture (`fasterrcnn_resnet50_fpn`, …); absent for YOLOv8, whose
-    /// `scale` says all.
+    /// The architecture: `yolov8`, `yolo11` or a torchvision one (`fasterrcnn_resnet50_fpn`, …);
+    /// absent in runs written before YOLO11, which were all YOLOv8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
 }

@@ -16,7 +16,7 @@ use crate::run::RunMeta;
 pub struct WeightsSource {
     /// The checkpoint file.
     pub file: PathBuf,
-    /// The architecture (`yolov8`, `fasterrcnn_resnet50_fpn`, …).
+    /// The architecture (`yolov8`, `yolo11`, `fasterrcnn_resnet50_fpn`, …).
     pub arch: String,
     /// Its family.
     pub family: Family,
@@ -50,7 +50,8 @@ pub fn identify(weights: &Path, arch: Option<&str>) -> Result<WeightsSource> {
     })
 }
 
-/// The architecture a checkpoint's tensors imply: YOLOv8 (`model.N.*`), torchvision's Faster
+/// The architecture a checkpoint's tensors imply: YOLOv8 or YOLO11 (`model.N.*`; the Detect
+/// head tells which), torchvision's Faster
 /// R-CNNs (`rpn.*`, `roi_heads.*`; the backbone and RPN convolutions tell which) or SSDs
 /// (`head.classification_head.*`; the backbone tells which). Where two architectures share every
 /// tensor (MobileNetV3 Faster R-CNN at 800 or 320 pixels) the error names both: give `arch=`.
@@ -58,7 +59,7 @@ pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
     let has = |name: &str| sd.get(name).is_some();
     let any_prefix = |prefix: &str| sd.names().any(|n| n.starts_with(prefix));
     let arch = if has("model.0.conv.weight") {
-        "yolov8"
+        crate::yolo::weights::shape_of(sd, file)?.version.prefix()
     } else if has("rpn.head.cls_logits.weight") {
         if has("backbone.body.conv1.weight") {
             if has("rpn.head.conv.1.0.weight") {
@@ -98,7 +99,7 @@ pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
         }
     } else {
         bail!(
-            "{}: not a detector checkpoint ferrovis knows (no model.0.conv.weight of YOLOv8, no \
+            "{}: not a detector checkpoint ferrovis knows (no model.0.conv.weight of YOLO, no \
              rpn.* of Faster R-CNN, no head.classification_head.* of SSD); give arch= if it is \
              one",
             file.display()

@@ -1,18 +1,19 @@
 //! `detect weights inspect --arch NAME`: the detectors this binary builds, by name, with their
-//! COCO class counts (80 for YOLOv8 as Ultralytics releases it; 90 and the background for
+//! COCO class counts (80 for YOLOv8 and YOLO11 as Ultralytics releases them; 90 and the background for
 //! torchvision's), so their variables can be listed as a checkpoint's are.
 
 use crate::config::{DetectConfig, Family};
-use crate::yolo::yolov8::{Scale, YoloConfig, YoloV8};
+use crate::yolo::model::{Version, Yolo, YoloConfig};
 
-/// Builds detector `arch` under `p` (the root of an empty VarStore): `yolov8n` … `yolov8x`, or a
+/// Builds detector `arch` under `p` (the root of an empty VarStore): `yolov8n` … `yolo11x`, or a
 /// torchvision architecture (`fasterrcnn_resnet50_fpn`, `ssd300_vgg16`, …). `Ok(false)` for a
 /// name that is no detector, which the caller then tries as a backbone.
 pub(crate) fn build(arch: &str, p: &tch::nn::Path) -> anyhow::Result<bool> {
-    if let Some(scale) = arch.strip_prefix("yolov8").and_then(Scale::by_name) {
-        let _model = YoloV8::new(
+    if let Some((version, scale)) = Version::parse_model_name(arch) {
+        let _model = Yolo::new(
             p,
             YoloConfig {
+                version,
                 scale,
                 num_classes: 80,
             },

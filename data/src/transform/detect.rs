@@ -82,17 +82,20 @@ fn scale_boxes(boxes: &mut [BoxLabel], sx: f32, sy: f32, dx: f32, dy: f32) {
     }
 }
 
-/// Resizes so the longer side is `size` (Ultralytics' image loading step before mosaic/letterbox),
-/// with OpenCV's area filter when shrinking and bilinear when enlarging, as Ultralytics loads
-/// images for validation.
+/// Resizes so the longer side is `size` (Ultralytics' image loading step before mosaic/letterbox):
+/// sides `min(⌈side·r⌉, size)`, OpenCV bilinear, as Ultralytics 8.4 loads every image (8.3 shrank
+/// validation images with the area filter and rounded).
 pub fn resize_long_side(sample: &DetectionSample, size: usize) -> Result<DetectionSample> {
     let (w, h) = (sample.image.width, sample.image.height);
-    let r = size as f32 / w.max(h) as f32;
+    if w.max(h) == size {
+        return Ok(sample.clone());
+    }
+    let r = size as f64 / w.max(h) as f64;
     let (nw, nh) = (
-        ((w as f32 * r).round() as usize).clamp(1, size),
-        ((h as f32 * r).round() as usize).clamp(1, size),
+        ((w as f64 * r).ceil() as usize).clamp(1, size),
+        ((h as f64 * r).ceil() as usize).clamp(1, size),
     );
-    let image = resize(&sample.image, nw, nh, Filter::Area)?;
+    let image = resize(&sample.image, nw, nh, Filter::Linear)?;
     let mut boxes = sample.boxes.clone();
     scale_boxes(
         &mut boxes,
@@ -149,6 +152,74 @@ pub fn letterbox_to(
         pad_top: top as f32,
     };
     Ok((DetectionSample { image, boxes }, info))
+}
+
+/// Fits the image into a `width`×`height` canvas without enlarging it, keeping its aspect ratio,
+/// and pads the rest with grey 114 split evenly (the odd pixel goes to the bottom/right): how
+/// Ultralytics letterboxes a validation image into its batch's rectangular shape (see
+/// [`rect_batch_shapes`]).
+pub fn letterbox_rect(
+    sample: &DetectionSample,
+    width: usize,
+    height: usize,
+) -> Result<(DetectionSample, Letterbox)> {
+    let (w, h) = (sample.image.width, sample.image.height);
+    let r = (height as f32 / h as f32)
+        .min(width as f32 / w as f32)
+        .min(1.0);
+    let (nw, nh) = (
+        ((w as f32 * r).round() as usize).clamp(1, width),
+        ((h as f32 * r).round() as usize).clamp(1, height),
+    );
+    let resized = if (nw, nh) == (w, h) {
+        sample.image.clone()
+    } else {
+        resize(&sample.image, nw, nh, Filter::Linear)?
+    };
+    let (dw, dh) = (width - nw, height - nh);
+    let (left, top) = (dw / 2, dh / 2);
+    let image = pad(&resized, left, top, dw - left, dh - top, PAD_GREY);
+    let mut boxes = sample.boxes.clone();
+    let (sx, sy) = (nw as f32 / w as f32, nh as f32 / h as f32);
+    scale_boxes(&mut boxes, sx, sy, left as f32, top as f32);
+    let info = Letterbox {
+        scale: r,
+        pad_left: left as f32,
+        pad_top: top as f32,
+    };
+    Ok((DetectionSample { image, boxes }, info))
+}
+
+/// Ultralytics' rectangular validation batches: with images sorted by aspect ratio `h / w`
+/// (`ratios`, already in that order) and grouped `batch` at a time, each batch gets the
+/// `(width, height)` that fits its images at `size` with the shorter side cut to the widest
+/// ratio it must hold, rounded up to a multiple of `stride` after adding `pad` strides
+/// (`⌈shape·size/stride + pad⌉·stride`). Returns one shape per image.
+pub fn rect_batch_shapes(
+    ratios: &[f64],
+    batch: usize,
+    size: usize,
+    stride: usize,
+    pad: f64,
+) -> Vec<(usize, usize)> {
+    let side =
+        |fraction: f64| ((fraction * size as f64 / stride as f64 + pad).ceil() as usize) * stride;
+    ratios
+        .chunks(batch.max(1))
+        .flat_map(|group| {
+            let lo = group.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = group.iter().copied().fold(0.0, f64::max);
+            // (h, w) as fractions of `size`.
+            let (fh, fw) = if hi < 1.0 {
+                (hi, 1.0)
+            } else if lo > 1.0 {
+                (1.0, 1.0 / lo)
+            } else {
+                (1.0, 1.0)
+            };
+            std::iter::repeat_n((side(fw), side(fh)), group.len())
+        })
+        .collect()
 }
 
 /// Places four samples (each already resized so its longer side is `size`, see

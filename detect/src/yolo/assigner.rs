@@ -7,6 +7,10 @@
 //! claimed by several g keeps the one it overlaps most. The class target of a positive anchor is
 //! one-hot on its g's class, scaled by `t / max_a(t) · max_a(u)` over g's positives, so the best
 //! aligned anchor of each g aims at that g's best IoU and the others at proportionally less.
+//!
+//! Which anchors lie inside g is decided on g with each side raised to at least `min_side` pixels
+//! about its centre (the middle stride, 16), so a tiny box still gets candidates at the coarser
+//! levels: Ultralytics' assigner does this since 8.4, which the test suite runs as its reference.
 
 use tch::{Kind, Tensor};
 
@@ -23,6 +27,8 @@ pub struct TaskAlignedAssigner {
     pub alpha: f64,
     /// Exponent of the IoU.
     pub beta: f64,
+    /// Ground-truth sides shorter than this count as this long when choosing candidate anchors.
+    pub min_side: f64,
 }
 
 /// What the assigner decides, per image and anchor.
@@ -46,6 +52,7 @@ impl TaskAlignedAssigner {
             num_classes,
             alpha: 0.5,
             beta: 6.0,
+            min_side: crate::yolo::head::STRIDES[1] as f64,
         }
     }
 
@@ -75,7 +82,7 @@ impl TaskAlignedAssigner {
             };
         }
         let gt_valid = gt_mask.to_kind(Kind::Bool); // (b, n, 1)
-        let in_gts = anchors_in_boxes(anchors, gt_boxes); // (b, n, a)
+        let in_gts = anchors_in_boxes(anchors, &with_min_side(gt_boxes, self.min_side)); // (b, n, a)
         let candidates = in_gts.logical_and(&gt_valid);
 
         // Alignment metric over candidates.
@@ -145,6 +152,15 @@ impl TaskAlignedAssigner {
     }
 }
 
+/// Corner boxes `(…, 4)` with each side at least `min` long about the same centre (through centre
+/// and size, as Ultralytics computes it, so unchanged boxes round alike).
+pub fn with_min_side(boxes: &Tensor, min: f64) -> Tensor {
+    let centre = (boxes.narrow(-1, 0, 2) + boxes.narrow(-1, 2, 2)) / 2.0;
+    let size = boxes.narrow(-1, 2, 2) - boxes.narrow(-1, 0, 2);
+    let half = size.clamp_min(min) / 2.0;
+    Tensor::cat(&[&centre - &half, &centre + &half], -1)
+}
+
 /// Whether each anchor point lies strictly inside each box: `(b, n, a)` from points `(a, 2)` and
 /// corner boxes `(b, n, 4)`.
 pub fn anchors_in_boxes(anchors: &Tensor, boxes: &Tensor) -> Tensor {
@@ -178,6 +194,7 @@ mod tests {
         let scores = f(&[0.1, 0.9, 0.6, 0.4, 0.9, 0.1, 0.1, 0.9], &[1, 4, 2]);
         let asg = TaskAlignedAssigner {
             topk: 2,
+            min_side: 0.0,
             ..TaskAlignedAssigner::yolov8(2)
         }
         .assign(&scores, &pred, &anchors, &labels, &gt, &mask);
@@ -213,8 +230,11 @@ mod tests {
             &[1, 3, 4],
         );
         let scores = Tensor::full([1, 3, 2], 0.5, (Kind::Float, Device::Cpu));
-        let asg =
-            TaskAlignedAssigner::yolov8(2).assign(&scores, &pred, &anchors, &labels, &gt, &mask);
+        let asg = TaskAlignedAssigner {
+            min_side: 0.0,
+            ..TaskAlignedAssigner::yolov8(2)
+        }
+        .assign(&scores, &pred, &anchors, &labels, &gt, &mask);
         let idx = Vec::<i64>::try_from(asg.gt_index.view([-1])).expect("ints");
         let fg = Vec::<bool>::try_from(asg.foreground.view([-1])).expect("bools");
         assert_eq!(fg, vec![true, true, true]);
@@ -225,7 +245,11 @@ mod tests {
     fn no_ground_truth_means_all_background() {
         let anchors = f(&[0.5, 0.5], &[1, 2]);
         let empty = Tensor::zeros([2, 0, 4], (Kind::Float, Device::Cpu));
-        let asg = TaskAlignedAssigner::yolov8(3).assign(
+        let asg = TaskAlignedAssigner {
+            min_side: 0.0,
+            ..TaskAlignedAssigner::yolov8(3)
+        }
+        .assign(
             &Tensor::full([2, 1, 3], 0.5, (Kind::Float, Device::Cpu)),
             &Tensor::zeros([2, 1, 4], (Kind::Float, Device::Cpu)),
             &anchors,

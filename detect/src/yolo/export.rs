@@ -24,7 +24,8 @@ pub fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<(Loade
         bail!("imgsz={size} must be a positive multiple of 32 (the largest stride)");
     }
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
-    ferrovis_core::export::trace_to_file("YoloV8", &[example], out, &mut |x| {
+    let name = m.model.config().name();
+    ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
         vec![m.model.predict(&x[0])]
     })?;
     Ok((m, size))

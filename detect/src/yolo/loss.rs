@@ -17,7 +17,7 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::yolo::assigner::TaskAlignedAssigner;
 use crate::yolo::boxes::{ciou, xywh_to_xyxy};
-use crate::yolo::yolov8::{dist_to_box, expected_distance, make_anchors, REG_MAX, STRIDES};
+use crate::yolo::head::{dist_to_box, expected_distance, make_anchors, REG_MAX, STRIDES};
 
 /// Loss gains.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,8 +5,12 @@
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | [`model`] | versions and scales, and [`Yolo`](model::Yolo), the model the workflows take |
 //! | [`yolov8`] | YOLOv8 n/s/m/l/x: the layer table with Ultralytics' state-dict names |
-//! | [`weights`] | Ultralytics `.pt` and ferrovis `.safetensors` checkpoints, by scale |
+//! | [`yolo11`] | YOLO11 n/s/m/l/x: C3k2, C2PSA and its attention, the same way |
+//! | [`blocks`] | the blocks both share: Conv, Bottleneck, C2f, C3/C3k, SPPF |
+//! | [`head`] | the Detect head (DFL box branch, class branch) and its decoding |
+//! | [`weights`] | Ultralytics `.pt` and ferrovis `.safetensors` checkpoints: version, scale, classes |
 //! | [`loss`] | the detection loss (CIoU box, BCE class, distribution focal loss) |
 //! | [`assigner`] | the task-aligned assigner |
 //! | [`boxes`] | box coding, CIoU, letterbox mapping |
@@ -17,12 +21,16 @@
 //! | [`export`] | TorchScript |
 
 pub mod assigner;
+pub mod blocks;
 pub mod boxes;
 pub mod export;
+pub mod head;
 pub mod loss;
+pub mod model;
 pub mod postprocess;
 pub mod predict;
 pub mod train;
 pub mod val;
 pub mod weights;
+pub mod yolo11;
 pub mod yolov8;

@@ -20,9 +20,9 @@ use tch::Device;
 use crate::output::{write_predictions, ImagePrediction, PixelDetection};
 use crate::run::RunMeta;
 use crate::yolo::boxes::to_original;
+use crate::yolo::model::{Yolo, YoloConfig};
 use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
 use crate::yolo::weights;
-use crate::yolo::yolov8::{YoloConfig, YoloV8};
 
 /// COCO's 80 class names (index order of Ultralytics' COCO models).
 pub const COCO_NAMES: &str = include_str!("../../assets/coco_names.txt");
@@ -32,7 +32,7 @@ pub struct LoadedModel {
     /// The variables.
     pub vs: VarStore,
     /// The network.
-    pub model: YoloV8,
+    pub model: Yolo,
     /// Class names.
     pub names: Vec<String>,
     /// Input size it was trained at.
@@ -50,14 +50,15 @@ pub fn load_model(weights_path: &Path, device: Device, fuse: bool) -> Result<Loa
     let sd = weights::read(&file)?;
     let shape = weights::shape_of(&sd, &file)?;
     let vs = VarStore::new(device);
-    let mut model = YoloV8::new(
+    let mut model = Yolo::new(
         &vs.root(),
         YoloConfig {
+            version: shape.version,
             scale: shape.scale,
             num_classes: shape.num_classes,
         },
     );
-    weights::load(&vs, &sd, &file)?;
+    weights::load(&vs, shape.version, &sd, &file)?;
     if fuse {
         model.fuse(true);
     }

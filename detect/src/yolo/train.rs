@@ -28,10 +28,10 @@ use crate::config::DetectConfig;
 use crate::data::{check_dataset, loader_options};
 use crate::run::{RunMeta, TrainSummary};
 use crate::yolo::loss::{DetectionLoss, LossGains};
+use crate::yolo::model::Yolo;
 use crate::yolo::postprocess::NmsConfig;
 use crate::yolo::val::{evaluate, report};
 use crate::yolo::weights;
-use crate::yolo::yolov8::{YoloV8, DETECT_INDEX};
 
 /// The three Ultralytics parameter groups of the trainable variables.
 fn yolo_groups(vs: &VarStore, decay: f64) -> Vec<ParamGroup> {
@@ -116,7 +116,7 @@ impl Recipe {
 }
 
 struct DetectTask<'a> {
-    model: &'a YoloV8,
+    model: &'a Yolo,
     loss: DetectionLoss,
     train: Loader<DetectionDataset>,
     val: Loader<DetectionDataset>,
@@ -210,7 +210,8 @@ impl TrainTask for DetectTask<'_> {
     }
 }
 
-/// A loader over `data`.
+/// A loader over `data`: augmented square training batches, or Ultralytics' rectangular
+/// validation batches (images grouped by aspect ratio, each batch letterboxed to its own shape).
 pub fn loader(
     data: &DetectionData,
     cfg: &DetectConfig,
@@ -219,6 +220,9 @@ pub fn loader(
 ) -> Result<Loader<DetectionDataset>> {
     let aug = augment.then(|| cfg.augment());
     let mut ds = DetectionDataset::new(data.items.clone(), cfg.imgsz, aug);
+    if !augment {
+        ds = ds.with_rect_batches(batch, crate::yolo::head::STRIDES[2] as usize);
+    }
     if cfg.cache {
         ds = ds.with_cache();
     }
@@ -238,7 +242,8 @@ pub fn train(
     let (vs, model, line) = weights::build(&cfg.model, nc, device)?;
     println!("model: {line}");
     if cfg.freeze > 0 {
-        let patterns: Vec<String> = (0..cfg.freeze.min(DETECT_INDEX + 1))
+        let detect_index = model.config().version.detect_index();
+        let patterns: Vec<String> = (0..cfg.freeze.min(detect_index + 1))
             .map(|i| format!("model.{i}.*"))
             .collect();
         let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
@@ -250,10 +255,10 @@ pub fn train(
         );
     }
     let meta = RunMeta {
-        scale: model.config.scale.name,
+        scale: model.config().scale.name,
         names: yaml.names.clone(),
         imgsz: cfg.imgsz,
-        arch: None,
+        arch: Some(model.config().version.prefix().to_string()),
     };
     session.write_meta(&meta)?;
 
@@ -338,7 +343,7 @@ pub fn train(
     let run = session.path();
     let best = session.run().best();
     let sd = weights::read(&best)?;
-    weights::load(&vs, &sd, &best)?;
+    weights::load(&vs, model.config().version, &sd, &best)?;
     let out = evaluate(&model, &task.val, &NmsConfig::val(), device, None)?;
     if !distributed::is_main_process() {
         return Ok(TrainSummary {

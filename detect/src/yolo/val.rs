@@ -14,8 +14,8 @@ use tch::Device;
 
 use crate::output;
 use crate::yolo::loss::DetectionLoss;
+use crate::yolo::model::Yolo;
 use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
-use crate::yolo::yolov8::YoloV8;
 
 /// What one validation pass measured.
 #[derive(Debug)]
@@ -41,13 +41,13 @@ impl ValOutput {
 /// against the boxes in the input's pixels (IoU does not change under the letterbox's uniform
 /// scale, so the numbers equal those in original pixels, up to clipping).
 pub fn evaluate(
-    model: &YoloV8,
+    model: &Yolo,
     loader: &Loader<DetectionDataset>,
     nms: &NmsConfig,
     device: Device,
     loss: Option<&DetectionLoss>,
 ) -> Result<ValOutput> {
-    let nc = model.config.num_classes as usize;
+    let nc = model.config().num_classes as usize;
     let mut acc = DetectionAccumulator::new(nc);
     let mut confusion = DetectionConfusion::new(nc);
     let mut loss_sum = [0.0; 3];

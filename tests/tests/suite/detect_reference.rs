@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_detect::yolo::loss::DetectionLoss;
+use ferrovis_detect::yolo::model::{Version, Yolo, YoloConfig};
 use ferrovis_detect::yolo::weights;
-use ferrovis_detect::yolo::yolov8::{Scale, YoloConfig, YoloV8};
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
@@ -36,12 +36,13 @@ fn check_close(what: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
     assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
 }
 
-fn yolov8n(classes: i64) -> (VarStore, YoloV8) {
+fn yolov8n(classes: i64) -> (VarStore, Yolo) {
     let vs = VarStore::new(Device::Cpu);
-    let scale = Scale::by_name("n").expect("yolov8n");
-    let model = YoloV8::new(
+    let scale = Version::V8.scale('n').expect("yolov8n");
+    let model = Yolo::new(
         &vs.root(),
         YoloConfig {
+            version: Version::V8,
             scale,
             num_classes: classes,
         },
@@ -89,7 +90,7 @@ fn ultralytics_checkpoint_loads_into_new_classes() {
     let shape = weights::shape_of(&sd, &path).expect("shape");
     assert_eq!((shape.scale.name, shape.num_classes), ('n', 80));
     let (vs, _model) = yolov8n(3);
-    let line = weights::load(&vs, &sd, &path).expect("load with a new class branch");
+    let line = weights::load(&vs, Version::V8, &sd, &path).expect("load with a new class branch");
     println!("{line}");
     assert!(line.contains("319 of 355 tensors loaded"), "{line}");
     // A loaded tensor equals the float16 original (widened); the new class branch is untouched.
@@ -102,17 +103,21 @@ fn ultralytics_checkpoint_loads_into_new_classes() {
 
     // The same checkpoint into an 80-class model loads all 355; into yolov8s it is refused by name.
     let (vs80, _m) = yolov8n(80);
-    let line = weights::load(&vs80, &sd, &path).expect("full load");
+    let line = weights::load(&vs80, Version::V8, &sd, &path).expect("full load");
     assert!(line.contains("355 of 355"), "{line}");
     let vs_s = VarStore::new(Device::Cpu);
-    let _s = YoloV8::new(
+    let _s = Yolo::new(
         &vs_s.root(),
         YoloConfig {
-            scale: Scale::by_name("s").expect("s"),
+            version: Version::V8,
+            scale: Version::V8.scale('s').expect("s"),
             num_classes: 80,
         },
     );
-    let err = format!("{:#}", weights::load(&vs_s, &sd, &path).unwrap_err());
+    let err = format!(
+        "{:#}",
+        weights::load(&vs_s, Version::V8, &sd, &path).unwrap_err()
+    );
     assert!(
         err.contains("another scale") && err.contains("model."),
         "{err}"

@@ -23,3 +23,4 @@ mod roi_align;
 mod segment_reference;
 mod ssd;
 mod style_reference;
+mod yolo_ultralytics;

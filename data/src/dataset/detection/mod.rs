@@ -25,8 +25,8 @@ use crate::loader::Dataset;
 use crate::rng::Rng;
 use crate::tensor::to_normalized_chw;
 use crate::transform::detect::{
-    hflip_sample, letterbox, mosaic, resize_long_side, vflip_sample, BoxLabel, DetectAugment,
-    DetectionSample, Letterbox,
+    hflip_sample, letterbox, letterbox_rect, mosaic, rect_batch_shapes, resize_long_side,
+    vflip_sample, BoxLabel, DetectAugment, DetectionSample, Letterbox, PAD_GREY,
 };
 
 /// A box normalised to the image size: centre and size in [0, 1].
@@ -113,6 +113,10 @@ pub struct DetectionDataset {
     size: usize,
     augment: Option<DetectAugment>,
     cache: Option<Cache<Resized>>,
+    /// Per image, the `(width, height)` of its rectangular batch (see [`with_rect_batches`]).
+    ///
+    /// [`with_rect_batches`]: DetectionDataset::with_rect_batches
+    rect: Option<Vec<(usize, usize)>>,
 }
 
 impl DetectionDataset {
@@ -123,7 +127,30 @@ impl DetectionDataset {
             size,
             augment,
             cache: None,
+            rect: None,
         }
+    }
+
+    /// Ultralytics' validation batches (evaluation only): the images sorted by aspect ratio
+    /// (height / width, read from the file headers with EXIF orientation), and each batch of
+    /// `batch` of them letterboxed into its own shape, a multiple of `stride` with half a stride
+    /// of padding around the widest of them ([`rect_batch_shapes`]), instead of the `size`²
+    /// square. Load with a sequential loader of the same batch size. An image whose header cannot
+    /// be read counts as square here, and fails where it is loaded.
+    pub fn with_rect_batches(mut self, batch: usize, stride: usize) -> Self {
+        let ratio = |item: &DetectionItem| -> f64 {
+            std::fs::read(&item.path)
+                .ok()
+                .and_then(|bytes| crate::decode::probe(&item.path, &bytes).ok())
+                .map_or(1.0, |p| p.height as f64 / p.width as f64)
+        };
+        let mut keyed: Vec<(f64, DetectionItem)> =
+            self.items.drain(..).map(|i| (ratio(&i), i)).collect();
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ratios: Vec<f64> = keyed.iter().map(|(r, _)| *r).collect();
+        self.items = keyed.into_iter().map(|(_, i)| i).collect();
+        self.rect = Some(rect_batch_shapes(&ratios, batch, self.size, stride, 0.5));
+        self
     }
 
     /// Keeps decoded images, resized so the longer side is `size`, in memory.
@@ -192,7 +219,10 @@ impl Dataset for DetectionDataset {
         let s = self.size;
         let (mut sample, letterbox_info) = match &self.augment {
             None => {
-                let (out, lb) = letterbox(resized, s, false)?;
+                let (out, lb) = match self.rect.as_ref().and_then(|shapes| shapes.get(index)) {
+                    Some(&(w, h)) => letterbox_rect(resized, w, h)?,
+                    None => letterbox(resized, s, false)?,
+                };
                 let r = resized.image.width as f32 / original.0 as f32;
                 (
                     out,
@@ -250,7 +280,19 @@ impl Dataset for DetectionDataset {
     }
 
     fn collate(&self, samples: Vec<(usize, Self::Sample)>) -> Result<Self::Batch> {
-        let s = self.size as f32;
+        // Rectangular batches share one shape, unless a sharded loader mixed images of two
+        // batches: those are padded (bottom and right, grey) to the largest, boxes unmoved.
+        let height = samples
+            .iter()
+            .map(|(_, t)| t.image.size()[1])
+            .max()
+            .unwrap_or(0);
+        let width = samples
+            .iter()
+            .map(|(_, t)| t.image.size()[2])
+            .max()
+            .unwrap_or(0);
+        let (sw, sh) = (width as f32, height as f32);
         let mut rows = Vec::new();
         let mut images = Vec::with_capacity(samples.len());
         let mut info = Vec::with_capacity(samples.len());
@@ -261,13 +303,25 @@ impl Dataset for DetectionDataset {
                 rows.extend_from_slice(&[
                     b as f32,
                     bx.class as f32,
-                    (x1 + x2) / 2.0 / s,
-                    (y1 + y2) / 2.0 / s,
-                    (x2 - x1) / s,
-                    (y2 - y1) / s,
+                    (x1 + x2) / 2.0 / sw,
+                    (y1 + y2) / 2.0 / sh,
+                    (x2 - x1) / sw,
+                    (y2 - y1) / sh,
                 ]);
             }
-            images.push(std::mem::replace(&mut target.image, Tensor::new()));
+            let image = std::mem::replace(&mut target.image, Tensor::new());
+            let (h, w) = (image.size()[1], image.size()[2]);
+            images.push(if (h, w) == (height, width) {
+                image
+            } else {
+                let canvas = Tensor::full(
+                    [3, height, width],
+                    f64::from(PAD_GREY[0]) / 255.0,
+                    (image.kind(), image.device()),
+                );
+                canvas.narrow(1, 0, h).narrow(2, 0, w).copy_(&image);
+                canvas
+            });
             info.push(target);
             indices.push(index);
         }

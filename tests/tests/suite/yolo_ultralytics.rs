@@ -1,0 +1,304 @@
+//! YOLOv8 and YOLO11 against the installed `ultralytics` package (`tests/reference/
+//! yolo_ultralytics.py`): every scale's parameter count and state-dict names and shapes; and, for
+//! a yolov8n and a yolo11n trained briefly by Ultralytics on two real photographs, the checkpoint
+//! it wrote (recognised and loaded), the boxes of its predictor, the loss items of one training
+//! step, and the mAP of its validator (rectangular batches).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_data::decode::read_rgb;
+use ferrovis_detect::config::DetectConfig;
+use ferrovis_detect::yolo::loss::DetectionLoss;
+use ferrovis_detect::yolo::model::{parameter_count, Version, Yolo, YoloConfig};
+use ferrovis_detect::yolo::postprocess::NmsConfig;
+use ferrovis_detect::yolo::{predict, train, val, weights};
+use ferrovis_tests::run_reference;
+use serde_json::Value;
+use tch::nn::VarStore;
+use tch::Device;
+
+fn reference_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("yolo-ultralytics")
+        .join(case)
+}
+
+fn model_case(version: &str) -> &'static Path {
+    static DIRS: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
+    let dirs = DIRS.get_or_init(|| {
+        ["yolov8n", "yolo11n"]
+            .into_iter()
+            .map(|v| {
+                let dir = reference_dir(v);
+                let _ = std::fs::remove_dir_all(&dir);
+                let out = run_reference(
+                    "yolo_ultralytics.py",
+                    &["model".as_ref(), v.as_ref(), dir.as_os_str()],
+                );
+                println!("{v}: {out}");
+                (v, dir)
+            })
+            .collect()
+    });
+    &dirs[version]
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("reference JSON")
+}
+
+#[test]
+fn every_scale_has_ultralytics_names_shapes_and_parameter_count() {
+    let dir = reference_dir("shapes");
+    run_reference("yolo_ultralytics.py", &["shapes".as_ref(), dir.as_os_str()]);
+    let theirs = json(&dir.join("shapes.json"));
+    let models = theirs.as_object().expect("object");
+    assert_eq!(models.len(), 10, "yolov8 and yolo11, n to x");
+    for (name, expected) in models {
+        let (version, scale) = Version::parse_model_name(name).expect("a model name");
+        let vs = VarStore::new(Device::Cpu);
+        let _model = Yolo::new(
+            &vs.root(),
+            YoloConfig {
+                version,
+                scale,
+                num_classes: 80,
+            },
+        );
+        let ours: HashMap<String, Vec<i64>> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k, t.size()))
+            .collect();
+        let keys = expected["keys"].as_object().expect("keys");
+        let mut missing: Vec<&String> = keys.keys().filter(|k| !ours.contains_key(*k)).collect();
+        missing.sort();
+        let mut extra: Vec<&String> = ours.keys().filter(|k| !keys.contains_key(*k)).collect();
+        extra.sort();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{name}: missing {missing:?}, extra {extra:?}"
+        );
+        for (k, shape) in keys {
+            let shape: Vec<i64> = serde_json::from_value(shape.clone()).expect("shape");
+            assert_eq!(ours[k], shape, "{name}: {k}");
+        }
+        let params = expected["params"].as_i64().expect("params");
+        assert_eq!(parameter_count(&vs), params, "{name}");
+        println!("{name}: {} tensors, {params} parameters", ours.len());
+    }
+    assert_eq!(models["yolo11n"]["params"], 2_624_080);
+    assert_eq!(models["yolo11x"]["params"], 56_966_176);
+
+    // A YOLO checkpoint of another task is refused, naming what its last layer holds.
+    let cls = dir.join("yolo11n-cls.pt");
+    let sd = weights::read(&cls).expect("a readable checkpoint");
+    let err = format!("{:#}", weights::shape_of(&sd, &cls).unwrap_err());
+    assert!(
+        err.contains("yolo11n-cls.pt") && err.contains("model.10.") && err.contains("neither"),
+        "{err}"
+    );
+    let err = format!("{:#}", ferrovis_detect::source::identify(&cls, None).unwrap_err());
+    assert!(err.contains("YOLO11"), "{err}");
+}
+
+#[test]
+fn truncated_checkpoint_is_a_named_error() {
+    let dir = model_case("yolo11n");
+    let whole = std::fs::read(dir.join("yolo11n-2cls.pt")).expect("checkpoint");
+    let cut = reference_dir("truncated.pt");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    let err = match predict::load_model(&cut, Device::Cpu, false) {
+        Ok(_) => panic!("half a checkpoint loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("truncated.pt"), "{err}");
+}
+
+fn checkpoint_is_recognised(version: &str, expected: Version) {
+    let dir = model_case(version);
+    let path = dir.join(format!("{version}-2cls.pt"));
+    let sd = weights::read(&path).expect("Ultralytics checkpoint");
+    let shape = weights::shape_of(&sd, &path).expect("shape");
+    assert_eq!(
+        (shape.version, shape.scale.name, shape.num_classes),
+        (expected, 'n', 2)
+    );
+    let source = ferrovis_detect::source::identify(&path, None).expect("identify");
+    assert_eq!(source.arch, expected.prefix());
+    // The class names an Ultralytics checkpoint carries on its model.
+    let m = predict::load_model(&path, Device::Cpu, false).expect("load");
+    assert_eq!(m.names, ["person", "bus"]);
+}
+
+#[test]
+fn yolov8_checkpoint_is_recognised() {
+    checkpoint_is_recognised("yolov8n", Version::V8);
+}
+
+#[test]
+fn yolo11_checkpoint_is_recognised() {
+    checkpoint_is_recognised("yolo11n", Version::V11);
+}
+
+fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+fn predictions_match(version: &str) {
+    tch::set_num_threads(1);
+    let dir = model_case(version);
+    let m = predict::load_model(&dir.join(format!("{version}-2cls.pt")), Device::Cpu, true)
+        .expect("load");
+    let theirs = json(&dir.join("predict.json"));
+    let nms = NmsConfig {
+        conf: 0.1,
+        ..NmsConfig::predict()
+    };
+    let mut compared = 0;
+    for (name, expected) in theirs.as_object().expect("object") {
+        let path = dir.join("images").join(name);
+        let image = read_rgb(&path).expect("image");
+        let ours = predict::predict_image(&m, &path, &image, 320, &nms).expect("predict");
+        let boxes: Vec<Vec<f64>> =
+            serde_json::from_value(expected["boxes"].clone()).expect("boxes");
+        let scores: Vec<f64> = serde_json::from_value(expected["scores"].clone()).expect("scores");
+        let classes: Vec<usize> =
+            serde_json::from_value(expected["classes"].clone()).expect("classes");
+        assert_eq!(
+            ours.detections.len(),
+            scores.len(),
+            "{version} {name}: ours {:?}, theirs {scores:?}",
+            ours.detections
+                .iter()
+                .map(|d| d.confidence)
+                .collect::<Vec<_>>()
+        );
+        for ((b, &s), &c) in boxes.iter().zip(&scores).zip(&classes) {
+            let best = ours
+                .detections
+                .iter()
+                .filter(|d| d.class == c)
+                .map(|d| {
+                    let xyxy: Vec<f64> = d.xyxy.iter().map(|&v| v as f64).collect();
+                    (iou(&xyxy, b), xyxy, d.confidence as f64)
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .unwrap_or_else(|| panic!("{version} {name}: no class {c} detection"));
+            let (_, xyxy, score) = best;
+            let db = xyxy
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                (score - s).abs() <= 1e-4 && db <= 0.5,
+                "{version} {name}: ours {xyxy:?} {score}, theirs {b:?} {s} (box Δ {db:.3} px)"
+            );
+            compared += 1;
+        }
+    }
+    println!("{version}: {compared} detections equal Ultralytics' predictor's");
+    assert!(compared >= 10, "only {compared} detections to compare");
+}
+
+#[test]
+fn yolov8_predictions_match_ultralytics_predictor() {
+    predictions_match("yolov8n");
+}
+
+#[test]
+fn yolo11_predictions_match_ultralytics_predictor() {
+    predictions_match("yolo11n");
+}
+
+fn training_step_loss_matches(version: &str) {
+    tch::set_num_threads(1);
+    let dir = model_case(version);
+    let (v, scale) = Version::parse_model_name(version).expect("name");
+    let vs = VarStore::new(Device::Cpu);
+    let model = Yolo::new(
+        &vs.root(),
+        YoloConfig {
+            version: v,
+            scale,
+            num_classes: 2,
+        },
+    );
+    let sd = checkpoint::read(dir.join("step.pt")).expect("step.pt");
+    checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).expect("strict load");
+    let batch = checkpoint::read(dir.join("step_batch.safetensors")).expect("batch");
+    let img = batch.get("img").expect("img");
+    let targets = batch.get("targets").expect("targets");
+    let raw = model.forward_t(img, true);
+    let out = DetectionLoss::new(2).compute(&raw, targets);
+    let theirs = json(&dir.join("step_loss.json"));
+    let items: Vec<f64> = serde_json::from_value(theirs["items"].clone()).expect("items");
+    for ((name, ours), theirs) in ["box", "cls", "dfl"].iter().zip(out.parts).zip(&items) {
+        let rel = (ours - theirs).abs() / theirs.abs().max(1e-12);
+        println!("{version} {name}: ours {ours:.6}, Ultralytics {theirs:.6} (relative {rel:.1e})");
+        assert!(
+            rel <= 1e-4,
+            "{version} {name}: ours {ours}, theirs {theirs}"
+        );
+    }
+}
+
+#[test]
+fn yolov8_training_step_loss_matches_ultralytics() {
+    training_step_loss_matches("yolov8n");
+}
+
+#[test]
+fn yolo11_training_step_loss_matches_ultralytics() {
+    training_step_loss_matches("yolo11n");
+}
+
+fn val_map_matches(version: &str) {
+    tch::set_num_threads(1);
+    let dir = model_case(version);
+    let m = predict::load_model(&dir.join(format!("{version}-2cls.pt")), Device::Cpu, true)
+        .expect("load");
+    let data = dir.join("data.yaml");
+    let (_, _, val_data) =
+        ferrovis_detect::data::check_dataset(&data.to_string_lossy()).expect("data set");
+    let cfg = DetectConfig {
+        imgsz: 320,
+        workers: 1,
+        ..DetectConfig::default()
+    };
+    let loader = train::loader(&val_data, &cfg, false, 4).expect("loader");
+    let out = val::evaluate(&m.model, &loader, &NmsConfig::val(), Device::Cpu, None).expect("val");
+    let theirs = json(&dir.join("val.json"));
+    let (map50, map) = (
+        theirs["map50"].as_f64().expect("map50"),
+        theirs["map50_95"].as_f64().expect("map50_95"),
+    );
+    println!(
+        "{version}: mAP50 {:.4} (Ultralytics {map50:.4}), mAP50-95 {:.4} (Ultralytics {map:.4})",
+        out.report.map50, out.report.map50_95
+    );
+    assert!(
+        map50 > 0.2,
+        "the reference model should detect something: {map50}"
+    );
+    assert!((out.report.map50 - map50).abs() <= 0.005);
+    assert!((out.report.map50_95 - map).abs() <= 0.005);
+}
+
+#[test]
+fn yolov8_val_map_matches_ultralytics_validator() {
+    val_map_matches("yolov8n");
+}
+
+#[test]
+fn yolo11_val_map_matches_ultralytics_validator() {
+    val_map_matches("yolo11n");
+}

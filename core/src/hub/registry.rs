@@ -448,6 +448,26 @@ pub const ENTRIES: &[Entry] = &[
         "yolov8x.pt",
         "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8x.pt",
     ),
+    yolo(
+        "yolo11n.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11n.pt",
+    ),
+    yolo(
+        "yolo11s.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11s.pt",
+    ),
+    yolo(
+        "yolo11m.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11m.pt",
+    ),
+    yolo(
+        "yolo11l.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11l.pt",
+    ),
+    yolo(
+        "yolo11x.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11x.pt",
+    ),
     // The hashes are those of the files `make validate` uses (its test compares them).
     linear_style_transfer(
         "vgg_r31",

@@ -94,9 +94,10 @@ impl Attention {
     /// `proj(v·softmax(qᵀk/√d)ᵀ + pe(v))`, per head, over all `h·w` positions.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let size = x.size();
-        let (b, c, h, w) = (size[0], size[1], size[2], size[3]);
+        let (c, h, w) = (size[1], size[2], size[3]);
+        // The batch as -1, never read: a traced export then takes any batch size.
         let qkv = self.qkv.forward_t(x, train).view([
-            b,
+            -1,
             self.heads,
             2 * self.key_dim + self.head_dim,
             h * w,
@@ -105,8 +106,8 @@ impl Attention {
         let (q, k, v) = (&parts[0], &parts[1], &parts[2]);
         let scale = (self.key_dim as f64).powf(-0.5);
         let attn = (q.transpose(-2, -1).matmul(k) * scale).softmax(-1, q.kind());
-        let y = v.matmul(&attn.transpose(-2, -1)).view([b, c, h, w])
-            + self.pe.forward_t(&v.reshape([b, c, h, w]), train);
+        let y = v.matmul(&attn.transpose(-2, -1)).view([-1, c, h, w])
+            + self.pe.forward_t(&v.reshape([-1, c, h, w]), train);
         self.proj.forward_t(&y, train)
     }
 }

@@ -499,7 +499,7 @@ fn registry_urls_equal_the_ultralytics_packages() {
         .iter()
         .filter(|e| e.source == Source::Ultralytics)
         .collect();
-    assert_eq!(ours.len(), 5, "yolov8n … yolov8x");
+    assert_eq!(ours.len(), 10, "yolov8n … yolov8x, yolo11n … yolo11x");
     let args: Vec<std::ffi::OsString> = ours.iter().map(|e| e.arch.into()).collect();
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let out = run_reference("ultralytics_urls.py", &args);

@@ -102,7 +102,10 @@ fn every_scale_has_ultralytics_names_shapes_and_parameter_count() {
         err.contains("yolo11n-cls.pt") && err.contains("model.10.") && err.contains("neither"),
         "{err}"
     );
-    let err = format!("{:#}", ferrovis_detect::source::identify(&cls, None).unwrap_err());
+    let err = format!(
+        "{:#}",
+        ferrovis_detect::source::identify(&cls, None).unwrap_err()
+    );
     assert!(err.contains("YOLO11"), "{err}");
 }
 
@@ -301,4 +304,65 @@ fn yolov8_val_map_matches_ultralytics_validator() {
 #[test]
 fn yolo11_val_map_matches_ultralytics_validator() {
     val_map_matches("yolo11n");
+}
+
+/// `detect train model=<an Ultralytics yolo11n checkpoint> freeze=10`, as an Ultralytics user
+/// fine-tunes: its 499 tensors load, the backbone (model.0 … model.9) stays as it was, the run
+/// records YOLO11 and still detects the photographs it was trained on.
+#[test]
+fn ultralytics_yolo11_checkpoint_fine_tunes() {
+    let dir = model_case("yolo11n");
+    let ckpt = dir.join("yolo11n-2cls.pt");
+    let project = reference_dir("fine-tune");
+    let _ = std::fs::remove_dir_all(&project);
+    let args: Vec<String> = vec![
+        format!("model={}", ckpt.display()),
+        format!("data={}", dir.join("data.yaml").display()),
+        format!("project={}", project.display()),
+        "name=tuned".into(),
+        "imgsz=320".into(),
+        "batch=4".into(),
+        "epochs=1".into(),
+        "freeze=10".into(),
+        "workers=1".into(),
+        "device=cpu".into(),
+    ];
+    let cfg = DetectConfig::load(None, &args).expect("settings");
+    let summary =
+        train::train(&cfg, &ferrovis_core::engine::RunControl::quiet(), None).expect("fine-tuning");
+    let meta = std::fs::read_to_string(summary.run.join("detect.json")).expect("detect.json");
+    assert!(meta.contains("\"arch\": \"yolo11\""), "{meta}");
+    println!("fine-tuned one epoch: mAP50 {:.3}", summary.map50);
+    assert!(summary.map50 > 0.2, "mAP50 {}", summary.map50);
+    let before = weights::read(&ckpt).expect("checkpoint");
+    let after = checkpoint::read(summary.run.join("weights/last.safetensors")).expect("last");
+    for (name, frozen) in [
+        ("model.0.conv.weight", true),
+        ("model.9.cv2.conv.weight", true),
+        ("model.10.m.0.attn.qkv.conv.weight", false),
+        ("model.23.cv3.0.0.0.conv.weight", false),
+    ] {
+        let a = before.get(name).expect(name).to_kind(tch::Kind::Float);
+        let b = after.get(name).expect(name);
+        let d = (a - b).abs().max().double_value(&[]);
+        assert_eq!(d == 0.0, frozen, "{name}: changed by {d}");
+    }
+}
+
+/// `detect export` of an Ultralytics yolo11n checkpoint: the TorchScript file gives, in Python,
+/// what the model gives here (Ultralytics' export layout, `(N, 4 + classes, anchors)`).
+#[test]
+fn yolo11_exports_to_torchscript() {
+    let dir = model_case("yolo11n");
+    let ts = reference_dir("yolo11n-export.pt");
+    let (exported, size) =
+        ferrovis_detect::yolo::export::export(&dir.join("yolo11n-2cls.pt"), &ts, Some(320))
+            .expect("export");
+    assert_eq!(size, 320);
+    let input = tch::Tensor::rand([2, 3, 320, 320], (tch::Kind::Float, Device::Cpu));
+    let output = tch::no_grad(|| exported.model.predict(&input));
+    assert_eq!(output.size(), [2, 6, 40 * 40 + 20 * 20 + 10 * 10]);
+    let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+    println!("yolo11 export: max abs difference {diff:e}");
+    assert!(diff < 1e-4, "yolo11 export: {diff:e}");
 }

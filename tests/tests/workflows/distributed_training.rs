@@ -295,6 +295,15 @@ fn detection_metrics(dir: &Path) -> (serde_json::Value, serde_json::Value) {
 
 #[test]
 fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
+    trains_on_two_ranks_and_validates_as_one_process("yolov8n");
+}
+
+#[test]
+fn yolo11_trains_on_two_ranks_and_validates_as_one_process() {
+    trains_on_two_ranks_and_validates_as_one_process("yolo11n");
+}
+
+fn trains_on_two_ranks_and_validates_as_one_process(model: &str) {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic::write_detection(
@@ -317,6 +326,7 @@ fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
             &format!("data={}", data.display()),
             &format!("project={}", project.display()),
             "name=ddp",
+            &format!("model={model}"),
             "imgsz=64",
             "batch=8",
             "nbs=8",
@@ -329,6 +339,9 @@ fn yolov8_trains_on_two_ranks_and_validates_as_one_process() {
     assert_eq!(std::fs::read_dir(&project).unwrap().count(), 1);
     let run = project.join("ddp");
     assert_eq!(results(&run).len(), 1);
+    let meta = std::fs::read_to_string(run.join("detect.json")).unwrap();
+    let version = model.trim_end_matches('n');
+    assert!(meta.contains(&format!("\"arch\": \"{version}\"")), "{meta}");
 
     // The trained weights scored alone, and by two ranks each scoring half of the 9 images:
     // the gathered statistics give the same precision, recall, mAP and confusion matrix.

@@ -1,4 +1,5 @@
-//! `classify train --resume RUN` and `segment train --resume RUN` continue a run whose process was
+//! `classify train --resume RUN`, `segment train --resume RUN` and `detect train --resume RUN`
+//! (YOLO11) continue a run whose process was
 //! killed (SIGKILL, in the middle of an epoch: nothing gets to clean up) or interrupted (SIGINT,
 //! as Ctrl-C: the run says its checkpoint is kept and exits 130) to the same final weights as an
 //! uninterrupted run, bit for bit on the CPU. The commands run as a user runs them, through the
@@ -225,4 +226,40 @@ fn segment_resumes_a_killed_run_to_identical_weights() {
         cfg.train.epochs = EPOCHS;
         ferrovis_core::config::to_toml(&cfg).unwrap()
     });
+}
+
+#[test]
+fn detect_yolo11_resumes_a_killed_run_to_identical_weights() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = ShapesConfig {
+        image_size: 64,
+        train: 16,
+        val: 4,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        max_objects: 2,
+        ..Default::default()
+    };
+    let data = synthetic::write_detection(&dir.path().join("shapes"), &shapes).unwrap();
+    let project = dir.path().join("runs");
+    check_task("detect", dir.path(), Stop::Kill, |name| {
+        // Mosaic, the affine and colour augmentation, the warmup and the EMA all have to come
+        // back exactly.
+        let args: Vec<String> = vec![
+            format!("data={}", data.display()),
+            format!("project={}", project.display()),
+            format!("name={name}"),
+            "model=yolo11n".into(),
+            "imgsz=64".into(),
+            "batch=4".into(),
+            "nbs=4".into(),
+            format!("epochs={EPOCHS}"),
+            "close_mosaic=1".into(),
+            "device=cpu".into(),
+        ];
+        let cfg = ferrovis_detect::config::DetectConfig::load(None, &args).unwrap();
+        ferrovis_core::config::to_toml(&cfg).unwrap()
+    });
+    let meta = std::fs::read_to_string(project.join("whole/detect.json")).unwrap();
+    assert!(meta.contains("\"arch\": \"yolo11\""), "{meta}");
 }

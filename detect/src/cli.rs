@@ -98,7 +98,8 @@ pub enum Command {
     },
     /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
     /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
-    /// ImageNet MobileNetV2 backbone (or one of them, by `arch=`).
+    /// ImageNet MobileNetV2 backbone (or one of them, by `arch=`; `model=yolo11n` runs the YOLO
+    /// demo with YOLO11n).
     Demo {
         /// The demo folder: this task writes `<out>/detect`, the summary of every task's demo
         /// `<out>/report.html`.
@@ -116,7 +117,9 @@ pub enum Command {
         /// fetched unless offline).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// `arch=yolov8`, `arch=fasterrcnn` or `arch=ssdlite` (none: all three in that order).
+        /// `arch=yolov8`, `arch=yolo11`, `arch=fasterrcnn` or `arch=ssdlite` (none: YOLOv8,
+        /// SSDlite and Faster R-CNN in that order); `model=yolo11n` (or another YOLO model name)
+        /// for the YOLO demo's model, which alone then runs unless `arch=` says otherwise.
         settings: Vec<String>,
     },
     /// Weights: list and download them by name, inspect or convert checkpoint files
@@ -357,27 +360,38 @@ fn run_demo(
     settings: &[String],
 ) -> Result<()> {
     let out = ferrovis_app::args::renamed(None, dir, "--dir", "--out").unwrap_or(out);
-    let mut arch = None;
+    let (mut arch, mut model) = (None, None);
     for s in settings {
         match s.split_once('=') {
             Some(("arch", a)) => arch = Some(a.to_string()),
-            _ => anyhow::bail!("demo: unknown setting {s:?} (arch=yolov8, fasterrcnn or ssdlite)"),
+            Some(("model", m)) => model = Some(m.to_string()),
+            _ => anyhow::bail!(
+                "demo: unknown setting {s:?} (arch=yolov8, yolo11, fasterrcnn or ssdlite; \
+                 model=yolo11n)"
+            ),
         }
     }
     let weights = weights.as_deref();
+    let yolo_model = match (arch.as_deref(), model) {
+        (_, Some(m)) => m,
+        (Some("yolo11"), None) => "yolo11n".to_string(),
+        _ => "yolov8n".to_string(),
+    };
     let (yolo, ssdlite, rcnn) = match arch.as_deref() {
+        // A YOLO model named alone: its demo.
+        None if yolo_model != "yolov8n" => (true, false, false),
         // All three: YOLOv8 pretrained on shapes, SSDlite and Faster R-CNN on ImageNet.
         None => (true, true, true),
-        Some("yolov8") => (true, false, false),
+        Some("yolov8" | "yolo11") => (true, false, false),
         Some("fasterrcnn" | "fasterrcnn_mobilenet_v2_fpn") => (false, false, true),
         Some("ssdlite" | "ssdlite320_mobilenet_v2") => (false, true, false),
         Some(other) => {
-            anyhow::bail!("demo: arch={other}: expected yolov8, fasterrcnn or ssdlite")
+            anyhow::bail!("demo: arch={other}: expected yolov8, yolo11, fasterrcnn or ssdlite")
         }
     };
     let mut rows = Vec::new();
     if yolo {
-        rows.push(demo::run(&out, epochs.unwrap_or(25))?.row);
+        rows.push(demo::run(&out, epochs.unwrap_or(25), &yolo_model)?.row);
     }
     let imagenet = if ssdlite || rcnn {
         demo::imagenet_weights(weights)

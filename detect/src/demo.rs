@@ -1,7 +1,7 @@
 //! `detect demo`: transfer learning on synthetic shapes, end to end on a CPU in minutes.
 //!
-//! YOLOv8 ([`run`]):
-//! 1. pretrain YOLOv8n from scratch on circles, squares and triangles;
+//! YOLO ([`run`], YOLOv8n, or YOLO11n with `detect demo model=yolo11n`):
+//! 1. pretrain the model from scratch on circles, squares and triangles;
 //! 2. fine-tune that model on stars, hexagons and crosses with `freeze=10` (backbone frozen, a new
 //!    class branch);
 //! 3. train the same model from scratch on the new shapes for the same epochs;
@@ -118,10 +118,13 @@ fn settings(data: &Path, runs: &Path, name: &str, model: &str, epochs: usize) ->
 /// Pretraining epochs (the first shapes).
 pub const PRETRAIN_EPOCHS: usize = 30;
 
-/// Runs the demo under `root/detect` (`root` is the demo folder the report goes to):
-/// pretraining for [`PRETRAIN_EPOCHS`], then `epochs` each for the fine-tuning and the
-/// from-scratch run.
-pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
+/// Runs the demo of YOLO model `model` (`yolov8n`, `yolo11n`, …) under `root/detect` (`root` is
+/// the demo folder the report goes to): pretraining for [`PRETRAIN_EPOCHS`], then `epochs` each
+/// for the fine-tuning and the from-scratch run.
+pub fn run(root: &Path, epochs: usize, model: &str) -> Result<DemoResult> {
+    let (version, scale) = crate::yolo::model::Version::parse_model_name(model)
+        .ok_or_else(|| anyhow::anyhow!("demo: model={model}: expected yolov8n … yolo11x"))?;
+    let title = format!("{version}{}", scale.name);
     let started = Instant::now();
     let dir = &root.join("detect");
     let base = write_detection(
@@ -132,21 +135,20 @@ pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
         &dir.join("data").join("new-shapes"),
         &shapes(2, &["star", "hexagon", "cross"], 200),
     )?;
-    let runs = dir.join("runs");
+    // YOLOv8n's runs keep their old place; another model's go beside them.
+    let runs = if model == "yolov8n" {
+        dir.join("runs")
+    } else {
+        dir.join(format!("runs-{model}"))
+    };
     let _ = std::fs::remove_dir_all(&runs);
     let control = RunControl::default();
     let go = |args: Vec<String>| -> Result<TrainSummary> {
         let cfg = DetectConfig::load(None, &args)?;
         train(&cfg, &control, None)
     };
-    println!("== 1. pretraining YOLOv8n on circles, squares, triangles ({PRETRAIN_EPOCHS} epochs)");
-    let pretrain = go(settings(
-        &base,
-        &runs,
-        "pretrain",
-        "yolov8n",
-        PRETRAIN_EPOCHS,
-    ))?;
+    println!("== 1. pretraining {title} on circles, squares, triangles ({PRETRAIN_EPOCHS} epochs)");
+    let pretrain = go(settings(&base, &runs, "pretrain", model, PRETRAIN_EPOCHS))?;
     let weights = RunDir::new(&pretrain.run).best();
     println!("== 2. fine-tuning on stars, hexagons, crosses with freeze=10 ({epochs} epochs)");
     let mut ft = settings(
@@ -162,7 +164,7 @@ pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
     ft.push("warmup_epochs=0".into());
     let finetune = go(ft)?;
     println!("== 3. the same from scratch ({epochs} epochs)");
-    let scratch = go(settings(&new, &runs, "scratch", "yolov8n", epochs))?;
+    let scratch = go(settings(&new, &runs, "scratch", model, epochs))?;
     println!("\nnew shapes, validation split ({} images):", 40);
     println!("{:<28} {:>7} {:>10}", "", "mAP50", "mAP50-95");
     for (name, r) in [
@@ -192,7 +194,7 @@ pub fn run(root: &Path, epochs: usize) -> Result<DemoResult> {
     }
     let row = DemoRow {
         task: "detect".into(),
-        model: "YOLOv8n, freeze=10".into(),
+        model: format!("{title}, freeze=10"),
         source: "circles, squares, triangles (300 images, pretrained here)".into(),
         target: "stars, hexagons, crosses (200 images)".into(),
         metric: "mAP50".into(),

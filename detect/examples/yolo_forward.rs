@@ -33,6 +33,9 @@ fn main() {
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(f64::total_cmp);
-        println!("{name} {h}x{w} fuse={fuse} channels_last={cl}: median {:.1} ms", times[6]);
+        println!(
+            "{name} {h}x{w} fuse={fuse} channels_last={cl}: median {:.1} ms",
+            times[6]
+        );
     }
 }

@@ -176,7 +176,13 @@ pub fn build(
             );
             Ok((vs, model, line))
         }
-        _ => bail!(
+        Some((version, scale)) => bail!(
+            "model={spec}: no such file: give the path of a {version} checkpoint, or \
+             model={}{} to start from random initialisation",
+            version.prefix(),
+            scale.name
+        ),
+        None => bail!(
             "model={spec}: no such file: pass the path of a YOLOv8 or YOLO11 checkpoint \
              (Ultralytics .pt or ferrovis .safetensors), a release name (model=yolo11n.pt … \
              yolo11x.pt, yolov8n.pt … yolov8x.pt, downloaded once), or a model name \

@@ -55,17 +55,25 @@ impl Conv {
 
     /// conv → BN → SiLU (in eval mode after [`fuse`](Self::fuse): one convolution with bias → SiLU).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = match (train, &self.fused) {
+        match (train, &self.fused) {
             (false, Some((w, b))) => {
                 let (s, p) = (self.stride, w.size()[2] / 2);
-                x.conv2d(w, Some(b), [s, s], [p, p], [1, 1], self.groups)
+                let mut y = x.conv2d(w, Some(b), [s, s], [p, p], [1, 1], self.groups);
+                // In place: inference keeps no graph, and the fresh output needs no copy.
+                if self.act {
+                    y.silu_()
+                } else {
+                    y
+                }
             }
-            _ => self.bn.forward_t(&self.conv.forward(x), train),
-        };
-        if self.act {
-            y.silu()
-        } else {
-            y
+            _ => {
+                let y = self.bn.forward_t(&self.conv.forward(x), train);
+                if self.act {
+                    y.silu()
+                } else {
+                    y
+                }
+            }
         }
     }
 

@@ -95,6 +95,10 @@ pub enum Command {
         /// Input size traced (default: the size the run was trained at, else 640).
         #[arg(long)]
         imgsz: Option<usize>,
+        /// An end-to-end model (YOLO26): trace its one-to-one head's NMS-free output, (N, 300, 6)
+        /// rows x1, y1, x2, y2, score, class (Ultralytics' `nms=False`).
+        #[arg(long)]
+        end2end: bool,
     },
     /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
     /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
@@ -172,6 +176,7 @@ fn nms_from(cfg: &DetectConfig, mut base: NmsConfig) -> NmsConfig {
     }
     base.iou = cfg.iou;
     base.max_det = cfg.max_det;
+    base.end2end = !cfg.nms;
     base
 }
 
@@ -223,7 +228,8 @@ pub fn run(cli: Cli) -> Result<()> {
             weights,
             out,
             imgsz,
-        } => export(&weights, &out, imgsz),
+            end2end,
+        } => export(&weights, &out, imgsz, end2end),
         Command::Demo {
             out,
             dir,
@@ -331,14 +337,24 @@ fn predict(weights: &Path, out: &Path, settings: Vec<String>, files: &[PathBuf])
 }
 
 /// `detect export`: YOLO as TorchScript.
-fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<()> {
+fn export(weights: &Path, out: &Path, imgsz: Option<usize>, end2end: bool) -> Result<()> {
     let source = identify(weights, None)?;
     if source.family.is_torchvision() {
         anyhow::bail!(
-            "{}: export traces YOLOv8 only; a torchvision detector's post-processing \
+            "{}: export traces YOLO models only; a torchvision detector's post-processing \
              (proposals, per-class NMS) runs in Rust, outside a traced graph",
             weights.display()
         );
+    }
+    if end2end {
+        let (_, size) = yolo::export::export_end2end(weights, out, imgsz)?;
+        println!(
+            "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \
+             letterboxed; output: (N, 300, 6) rows x1, y1, x2, y2, score, class in pixels, by \
+             decreasing score, no NMS needed: keep the rows above your confidence threshold)",
+            out.display()
+        );
+        return Ok(());
     }
     let (m, size) = yolo::export::export(weights, out, imgsz)?;
     println!(

@@ -103,6 +103,10 @@ pub struct DetectConfig {
     pub iou: f32,
     /// Detections per image.
     pub max_det: usize,
+    /// `false`: an end-to-end model (YOLO26) reports its one-to-one head's detections without
+    /// NMS, as Ultralytics' `nms=False` does; by default (`true`) every YOLO goes through NMS,
+    /// YOLO26 with its one-to-many head, as Ultralytics 8.4 predicts and validates it.
+    pub nms: bool,
     /// torchvision detectors: the backbone layers left trainable (`None`: torchvision's default,
     /// 3 with pretrained weights, all without).
     pub trainable_backbone_layers: Option<usize>,
@@ -151,7 +155,7 @@ pub enum Family {
 }
 
 /// Settings only YOLO's recipe reads.
-const YOLO_ONLY: [&str; 20] = [
+const YOLO_ONLY: [&str; 21] = [
     "box",
     "cls",
     "dfl",
@@ -172,6 +176,7 @@ const YOLO_ONLY: [&str; 20] = [
     "warmup_bias_lr",
     "cache",
     "imgsz",
+    "nms",
 ];
 
 /// Settings only torchvision's recipe reads.
@@ -275,6 +280,7 @@ impl Default for DetectConfig {
             conf: None,
             iou: 0.7,
             max_det: 300,
+            nms: true,
             trainable_backbone_layers: None,
             min_size: None,
             max_size: None,

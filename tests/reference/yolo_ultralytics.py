@@ -5,7 +5,7 @@ Ultralytics itself.
     yolo_ultralytics.py shapes OUT          # OUT/shapes.json: every scale's parameter count and
                                             # state-dict names and shapes (80 classes); and
                                             # OUT/yolo11n-cls.pt, a classifier's checkpoint
-    yolo_ultralytics.py model VERSION OUT   # VERSION = yolov8n or yolo11n, see model_case
+    yolo_ultralytics.py model VERSION OUT   # VERSION = yolov8n, yolo11n or yolo26n, see model_case
 
 `model` builds the model for 2 classes, draws its BatchNorm statistics at random, and trains it
 for a few SGD steps with Ultralytics' own loss on two real photographs (the package's bus.jpg and
@@ -19,7 +19,8 @@ scores spread out. It writes:
 - OUT/VERSION-2cls.pt: the trained model as an Ultralytics checkpoint (the pickled module in
   float16 under "ema", as its trainer saves it);
 - OUT/predict.json: Ultralytics' predictor on OUT/images at imgsz 320, conf 0.1 (boxes in
-  original pixels, scores, classes per image);
+  original pixels, scores, classes per image); for YOLO26 also OUT/predict_end2end.json, its
+  NMS-free one-to-one path (`nms=False`);
 - OUT/val.json: Ultralytics' validator on OUT/data.yaml at imgsz 320, batch 4 (mAP50, mAP50-95).
 """
 import json
@@ -57,7 +58,7 @@ LABELS = {
 def shapes_case(out):
     os.makedirs(out, exist_ok=True)
     result = {}
-    for version in ("yolov8", "yolo11"):
+    for version in ("yolov8", "yolo11", "yolo26"):
         for scale in "nsmlx":
             name = f"{version}{scale}"
             model = DetectionModel(f"{name}.yaml", nc=80, verbose=False)
@@ -153,7 +154,8 @@ def model_case(version, out):
     # average over a few passes), so the evaluated network behaves as the trained one and its
     # scores spread from 0 to 1.
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(STEPS):
+    # YOLO26's two heads learn these photographs more slowly.
+    for _ in range(STEPS * 2 if version.startswith("yolo26") else STEPS):
         loss, items_ = model.loss(batch)
         opt.zero_grad()
         loss.sum().backward()
@@ -186,6 +188,17 @@ def model_case(version, out):
         }
     with open(os.path.join(out, "predict.json"), "w") as f:
         json.dump(preds, f)
+    if version.startswith("yolo26"):
+        # The NMS-free path of the one-to-one head (Ultralytics' nms=False).
+        e2e = {}
+        for name in files:
+            r = yolo.predict(os.path.join(images, name), imgsz=320, conf=0.1, device="cpu", nms=False,
+                             verbose=False)[0]
+            e2e[name] = {"boxes": r.boxes.xyxy.tolist(), "scores": r.boxes.conf.tolist(),
+                         "classes": [int(c) for c in r.boxes.cls.tolist()]}
+        with open(os.path.join(out, "predict_end2end.json"), "w") as f:
+            json.dump(e2e, f)
+        print("end-to-end detections", {k: len(v["scores"]) for k, v in e2e.items()})
     print("detections", {k: len(v["scores"]) for k, v in preds.items()})
 
     project = tempfile.mkdtemp()

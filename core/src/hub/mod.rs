@@ -6,7 +6,8 @@
 //!   (`fasterrcnn_resnet50_fpn:COCO_V1`, `ssd300_vgg16`, `deeplabv3_resnet50`, …): cached in
 //!   torch.hub's folder ([`cache::torch_hub_checkpoints`]), so a file PyTorch downloaded is used
 //!   with no request, and checked against the SHA-256 prefix its name carries;
-//! - Ultralytics' `yolov8n.pt` … `yolov8x.pt` and `yolo11n.pt` … `yolo11x.pt`: cached in ferrovis' folder;
+//! - Ultralytics' `yolov8n.pt` … `yolov8x.pt`, `yolo11n.pt` … `yolo11x.pt` and `yolo26n.pt` …
+//!   `yolo26x.pt`: cached in ferrovis' folder;
 //! - `vgg_r31` and `dec_r31`, the style commands' relu3_1 encoder and decoder: taken out of
 //!   LinearStyleTransfer's `models.zip` ([`archive`]) into ferrovis' folder;
 //! - `hf-hub:ORG/NAME`: a Hugging Face model repository's `model.safetensors` (timm's

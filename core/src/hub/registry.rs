@@ -468,6 +468,26 @@ pub const ENTRIES: &[Entry] = &[
         "yolo11x.pt",
         "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo11x.pt",
     ),
+    yolo(
+        "yolo26n.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26n.pt",
+    ),
+    yolo(
+        "yolo26s.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26s.pt",
+    ),
+    yolo(
+        "yolo26m.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26m.pt",
+    ),
+    yolo(
+        "yolo26l.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26l.pt",
+    ),
+    yolo(
+        "yolo26x.pt",
+        "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolo26x.pt",
+    ),
     // The hashes are those of the files `make validate` uses (its test compares them).
     linear_style_transfer(
         "vgg_r31",

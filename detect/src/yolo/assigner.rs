@@ -16,11 +16,15 @@ use tch::{Kind, Tensor};
 
 use crate::yolo::boxes::ciou;
 
-/// The assigner's settings (YOLOv8: top-k 10, α 0.5, β 6.0).
+/// The assigner's settings (YOLOv8: top-k 10, α 0.5, β 6.0; YOLO26's one-to-one branch: top-k 7,
+/// then the single best).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaskAlignedAssigner {
-    /// Positives per ground truth.
+    /// Candidates per ground truth.
     pub topk: i64,
+    /// Positives kept per ground truth after conflicts are resolved, by alignment (YOLO26's
+    /// one-to-one branch keeps 1; equal to `topk`, nothing more is dropped).
+    pub topk2: i64,
     /// Classes.
     pub num_classes: i64,
     /// Exponent of the class score.
@@ -49,6 +53,7 @@ impl TaskAlignedAssigner {
     pub fn yolov8(num_classes: i64) -> Self {
         TaskAlignedAssigner {
             topk: 10,
+            topk2: 10,
             num_classes,
             alpha: 0.5,
             beta: 6.0,
@@ -117,6 +122,11 @@ impl TaskAlignedAssigner {
             let best = overlaps.argmax(1, true); // (b, 1, a)
             let is_best = Tensor::zeros([b, n, a], (Kind::Float, dev)).scatter_value(1, &best, 1.0);
             positive = is_best.where_self(&multi, &positive);
+        }
+        if self.topk2 < self.topk {
+            let (_, best) = (&metric * &positive).topk(self.topk2.min(a), -1, true, true);
+            let keep = Tensor::zeros([b, n, a], (Kind::Float, dev)).scatter_value(-1, &best, 1.0);
+            positive *= keep;
         }
         let foreground = positive.sum_dim_intlist(1, false, Kind::Float).gt(0.0); // (b, a)
         let gt_index = positive.argmax(1, false); // (b, a)

@@ -9,6 +9,8 @@ use tch::Tensor;
 use ferrovis_core::memory_format;
 use ferrovis_core::nn::BatchNorm2d;
 
+use crate::yolo::psa::PsaBlock;
+
 /// Ultralytics' `Conv`: convolution (no bias, "same" padding, `groups`) → BatchNorm (eps 1e-3,
 /// momentum 0.03) → SiLU (or nothing, for the attention's projections). Variables
 /// `<p>.conv.weight`, `<p>.bn.*`.
@@ -186,8 +188,9 @@ impl C3 {
     }
 }
 
-/// What runs inside a [`C2f`]: a Bottleneck (YOLOv8's C2f, YOLO11's C3k2 at n/s scales) or a
-/// `C3k` (YOLO11's C3k2 where the layer table or the scale asks for it).
+/// What runs inside a [`C2f`]: a Bottleneck (YOLOv8's C2f, YOLO11's C3k2 at n/s scales), a
+/// `C3k` (YOLO11's C3k2 where the layer table or the scale asks for it), or a Bottleneck followed
+/// by a PSA block (YOLO26's attention C3k2, `m.i.0`, `m.i.1`).
 // Built once per model and never moved in a loop: boxing the larger variant buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -196,6 +199,8 @@ pub enum Inner {
     Bottleneck(Bottleneck),
     /// A C3 with 3×3 bottlenecks.
     C3k(C3),
+    /// A Bottleneck, then self-attention.
+    BottleneckPsa(Bottleneck, PsaBlock),
 }
 
 impl Inner {
@@ -203,6 +208,10 @@ impl Inner {
         match self {
             Inner::Bottleneck(b) => b.fuse(cl),
             Inner::C3k(c) => c.fuse(cl),
+            Inner::BottleneckPsa(b, a) => {
+                b.fuse(cl);
+                a.fuse(cl);
+            }
         }
     }
 
@@ -210,6 +219,7 @@ impl Inner {
         match self {
             Inner::Bottleneck(b) => b.forward_t(x, train),
             Inner::C3k(c) => c.forward_t(x, train),
+            Inner::BottleneckPsa(b, a) => a.forward_t(&b.forward_t(x, train), train),
         }
     }
 }
@@ -270,23 +280,56 @@ impl C2f {
     }
 }
 
-/// Spatial pyramid pooling, fast: three chained 5×5 max-pools (receptive fields 5, 9, 13)
-/// concatenated with their input.
+/// YOLO11's and YOLO26's `C3k2`: a [`C2f`] of hidden width `c2·e` whose inner blocks are
+/// Bottlenecks at half their width, `C3k` blocks (two 3×3 bottlenecks) when `c3k`, or a Bottleneck
+/// and a PSA block (one head per 64 channels) when `attn`.
+pub fn c3k2(p: &Path, c1: i64, c2: i64, n: i64, c3k: bool, e: f64, attn: bool) -> C2f {
+    C2f::with_inner(p, c1, c2, n, e, |p, c| {
+        if attn {
+            Inner::BottleneckPsa(
+                Bottleneck::new(&(p / 0), c, c, true, (3, 3), 0.5),
+                PsaBlock::new(&(p / 1), c, (c / 64).max(1)),
+            )
+        } else if c3k {
+            Inner::C3k(C3::c3k(p, c, c, 2, true, 3))
+        } else {
+            Inner::Bottleneck(Bottleneck::new(p, c, c, true, (3, 3), 0.5))
+        }
+    })
+}
+
+/// Spatial pyramid pooling, fast: `n` chained k×k max-pools (three 5×5: receptive fields 5, 9,
+/// 13) concatenated with their input. YOLO26's variant drops `cv1`'s activation and adds the
+/// input back (`shortcut`).
 #[derive(Debug)]
 pub struct Sppf {
     cv1: Conv,
     cv2: Conv,
     k: i64,
+    n: usize,
+    add: bool,
 }
 
 impl Sppf {
-    /// `c1` → `c2` channels, pooling window `k`.
+    /// YOLOv8's and YOLO11's: `c1` → `c2` channels, three pools of window `k`.
     pub fn new(p: &Path, c1: i64, c2: i64, k: i64) -> Self {
+        Self::with(p, c1, c2, k, 3, false, true)
+    }
+
+    /// YOLO26's `SPPF(c1, c2, k, n, shortcut)`: `n` pools, `cv1` without activation, the input
+    /// added back when `shortcut` and the widths agree.
+    pub fn yolo26(p: &Path, c1: i64, c2: i64, k: i64, n: usize, shortcut: bool) -> Self {
+        Self::with(p, c1, c2, k, n, shortcut && c1 == c2, false)
+    }
+
+    fn with(p: &Path, c1: i64, c2: i64, k: i64, n: usize, add: bool, cv1_act: bool) -> Self {
         let c = c1 / 2;
         Sppf {
-            cv1: Conv::new(&(p / "cv1"), c1, c, 1, 1),
-            cv2: Conv::new(&(p / "cv2"), 4 * c, c2, 1, 1),
+            cv1: Conv::with(&(p / "cv1"), c1, c, 1, 1, 1, cv1_act),
+            cv2: Conv::new(&(p / "cv2"), (n as i64 + 1) * c, c2, 1, 1),
             k,
+            n,
+            add,
         }
     }
 
@@ -296,10 +339,10 @@ impl Sppf {
         self.cv2.fuse(cl);
     }
 
-    /// `cv2(cat(y, pool(y), pool²(y), pool³(y)))` with `y = cv1(x)`.
+    /// `cv2(cat(y, pool(y), pool²(y), …))` with `y = cv1(x)`, plus `x` with the shortcut.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut ys = vec![self.cv1.forward_t(x, train)];
-        for _ in 0..3 {
+        for _ in 0..self.n {
             let pooled = ys[ys.len() - 1].max_pool2d(
                 [self.k, self.k],
                 [1, 1],
@@ -309,7 +352,12 @@ impl Sppf {
             );
             ys.push(pooled);
         }
-        self.cv2.forward_t(&Tensor::cat(&ys, 1), train)
+        let y = self.cv2.forward_t(&Tensor::cat(&ys, 1), train);
+        if self.add {
+            y + x
+        } else {
+            y
+        }
     }
 }
 

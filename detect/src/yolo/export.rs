@@ -17,16 +17,53 @@ use crate::yolo::predict::{load_model, LoadedModel};
 /// `imgsz`×`imgsz` inputs (default: the size it was trained at) and writes it to `out`. Returns
 /// the loaded model and the size traced.
 pub fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<(LoadedModel, usize)> {
-    let mut m = load_model(weights, Device::Cpu, false)?;
+    let (mut m, size) = prepare(weights, imgsz)?;
     m.vs.freeze();
-    let size = imgsz.unwrap_or(m.imgsz);
-    if size == 0 || !size.is_multiple_of(32) {
-        bail!("imgsz={size} must be a positive multiple of 32 (the largest stride)");
-    }
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
     ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
         vec![m.model.predict(&x[0])]
     })?;
+    Ok((m, size))
+}
+
+/// YOLO26's NMS-free export: the one-to-one head's [`Detect::decode_end2end`] rows, `(N, 300, 6)`
+/// (`x1, y1, x2, y2, score, class` in input pixels, by decreasing score), as Ultralytics exports
+/// with `nms=False`. A model without a one-to-one head is an error naming what it is.
+///
+/// [`Detect::decode_end2end`]: crate::yolo::head::Detect::decode_end2end
+pub fn export_end2end(
+    weights: &Path,
+    out: &Path,
+    imgsz: Option<usize>,
+) -> Result<(LoadedModel, usize)> {
+    let (mut m, size) = prepare(weights, imgsz)?;
+    if !m.model.detect().is_end2end() {
+        bail!(
+            "{}: a {} has no one-to-one head to export without NMS (only YOLO26 has one)",
+            weights.display(),
+            m.model.config().version
+        );
+    }
+    m.vs.freeze();
+    let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
+    let name = m.model.config().name();
+    let max_det = crate::yolo::yolo26::MAX_DET;
+    ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
+        m.model
+            .predict_end2end(&x[0], max_det)
+            .into_iter()
+            .collect()
+    })?;
+    Ok((m, size))
+}
+
+/// The model in `weights` and the size to trace it at (`imgsz`, default the training size).
+fn prepare(weights: &Path, imgsz: Option<usize>) -> Result<(LoadedModel, usize)> {
+    let m = load_model(weights, Device::Cpu, false)?;
+    let size = imgsz.unwrap_or(m.imgsz);
+    if size == 0 || !size.is_multiple_of(32) {
+        bail!("imgsz={size} must be a positive multiple of 32 (the largest stride)");
+    }
     Ok((m, size))
 }

@@ -97,47 +97,28 @@ impl HeadBranch {
     }
 }
 
-/// The decoupled head: per level a box branch (`cv2.i`, 4·16 distance logits) and a class branch
-/// (`cv3.i`, one logit per class). The fixed DFL projection `dfl.conv.weight` (0…15) exists as a
-/// variable so checkpoints keep Ultralytics' layout; [`expected_distance`] computes its product.
+/// The decoupled head: per level a box branch (`cv2.i`: 4·16 distance logits, or with YOLO26's
+/// `reg_max` 1 the four distances themselves) and a class branch (`cv3.i`, one logit per class).
+/// YOLOv8's and YOLO11's fixed DFL projection `dfl.conv.weight` (0…15) exists as a variable so
+/// checkpoints keep Ultralytics' layout; [`expected_distance`] computes its product. YOLO26's
+/// end-to-end head has a second pair of branches (`one2one_cv2.i`, `one2one_cv3.i`) trained with
+/// one positive per object, whose outputs need no NMS ([`Detect::decode_end2end`]).
 #[derive(Debug)]
 pub struct Detect {
     cv2: Vec<HeadBranch>,
     cv3: Vec<HeadBranch>,
+    one2one: Option<(Vec<HeadBranch>, Vec<HeadBranch>)>,
     /// Classes predicted.
     pub num_classes: i64,
+    /// Bins per box side (16 with DFL; 1: the distance itself).
+    pub reg_max: i64,
 }
 
 impl Detect {
-    /// A head over levels of `channels` input channels whose class branches are `kind`.
+    /// YOLOv8's and YOLO11's head over levels of `channels` input channels whose class branches
+    /// are `kind`.
     pub fn new(p: &Path, num_classes: i64, channels: [i64; 3], kind: ClassBranch) -> Self {
-        let c2 = (channels[0] / 4).max(16).max(4 * REG_MAX);
-        let c3 = channels[0].max(num_classes.min(100));
-        let cv2: Vec<HeadBranch> = channels
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                HeadBranch::new(&(p / "cv2" / i), ClassBranch::Conv3x3, c, c2, 4 * REG_MAX)
-            })
-            .collect();
-        let cv3: Vec<HeadBranch> = channels
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| HeadBranch::new(&(p / "cv3" / i), kind, c, c3, num_classes))
-            .collect();
-        // Ultralytics' bias prior: box logits 1.0; class logits so that about 5 objects per
-        // 640² image are expected at each level before training.
-        tch::no_grad(|| {
-            for ((a, b), s) in cv2.iter().zip(&cv3).zip(STRIDES) {
-                if let Some(bias) = &a.out.bs {
-                    let _ = bias.shallow_clone().fill_(1.0);
-                }
-                if let Some(bias) = &b.out.bs {
-                    let prior = (5.0 / num_classes as f64 / (640.0 / s as f64).powi(2)).ln();
-                    let _ = bias.shallow_clone().fill_(prior);
-                }
-            }
-        });
+        let (cv2, cv3) = branches(p, "cv2", "cv3", num_classes, channels, kind, REG_MAX, 1.0);
         // A parameter in Ultralytics' state dict that never trains.
         let proj = Tensor::arange(REG_MAX, (Kind::Float, p.device())).view([1, REG_MAX, 1, 1]);
         let _ = (p / "dfl" / "conv")
@@ -146,49 +127,198 @@ impl Detect {
         Detect {
             cv2,
             cv3,
+            one2one: None,
             num_classes,
+            reg_max: REG_MAX,
         }
     }
 
-    /// Folds every BatchNorm of both branches (see [`Conv::fuse`]).
+    /// YOLO26's end-to-end head: direct distances (`reg_max` 1, no DFL), depthwise class
+    /// branches, and the one-to-one pair beside the one-to-many one.
+    pub fn end2end(p: &Path, num_classes: i64, channels: [i64; 3]) -> Self {
+        let kind = ClassBranch::DepthwiseSeparable;
+        let (cv2, cv3) = branches(p, "cv2", "cv3", num_classes, channels, kind, 1, 2.0);
+        let one2one = branches(
+            p,
+            "one2one_cv2",
+            "one2one_cv3",
+            num_classes,
+            channels,
+            kind,
+            1,
+            2.0,
+        );
+        Detect {
+            cv2,
+            cv3,
+            one2one: Some(one2one),
+            num_classes,
+            reg_max: 1,
+        }
+    }
+
+    /// Whether the head has a one-to-one branch (YOLO26).
+    pub fn is_end2end(&self) -> bool {
+        self.one2one.is_some()
+    }
+
+    /// Folds every BatchNorm of every branch (see [`Conv::fuse`]).
     pub fn fuse(&mut self, cl: bool) {
-        for branch in self.cv2.iter_mut().chain(self.cv3.iter_mut()) {
+        let extra = self
+            .one2one
+            .iter_mut()
+            .flat_map(|(a, b)| a.iter_mut().chain(b.iter_mut()));
+        for branch in self.cv2.iter_mut().chain(self.cv3.iter_mut()).chain(extra) {
             branch.fuse(cl);
         }
     }
 
-    /// Raw outputs per level, each `(batch, 64 + classes, h, w)`: box distance logits, then class
-    /// logits.
+    /// Raw one-to-many outputs per level, each `(batch, 4·reg_max + classes, h, w)`: box
+    /// distance logits (or distances), then class logits.
     pub fn forward_t(&self, feats: [&Tensor; 3], train: bool) -> Vec<Tensor> {
-        feats
-            .iter()
-            .zip(self.cv2.iter().zip(&self.cv3))
-            .map(|(x, (box_branch, cls_branch))| {
-                Tensor::cat(
-                    &[
-                        box_branch.forward_t(x, train),
-                        cls_branch.forward_t(x, train),
-                    ],
-                    1,
-                )
-            })
-            .collect()
+        run_branches(&self.cv2, &self.cv3, feats, train)
     }
 
-    /// Decoded predictions `(batch, 4 + classes, anchors)` from raw outputs: box centre and size
-    /// in input pixels, then class probabilities (what Ultralytics' model returns in eval mode).
-    pub fn decode(&self, raw: &[Tensor]) -> Tensor {
+    /// Raw one-to-one outputs (YOLO26), laid out as [`forward_t`](Self::forward_t)'s. In
+    /// training they are computed on detached features: the one-to-one loss trains the branch,
+    /// never the network under it (as Ultralytics does).
+    pub fn forward_one2one_t(&self, feats: [&Tensor; 3], train: bool) -> Option<Vec<Tensor>> {
+        let (cv2, cv3) = self.one2one.as_ref()?;
+        Some(if train {
+            let detached = feats.map(Tensor::detach);
+            run_branches(cv2, cv3, [&detached[0], &detached[1], &detached[2]], train)
+        } else {
+            run_branches(cv2, cv3, feats, train)
+        })
+    }
+
+    /// Boxes `(batch, 4, anchors)` in input pixels (corners, or centre and size with `xywh`) and
+    /// class probabilities `(batch, classes, anchors)` of raw outputs.
+    fn boxes_and_probabilities(&self, raw: &[Tensor], xywh: bool) -> (Tensor, Tensor) {
         let sizes: Vec<(i64, i64)> = raw.iter().map(|t| (t.size()[2], t.size()[3])).collect();
         // (b, no, h, w) → (b, no, h·w) without reading b, so a traced export takes any batch.
         let flat: Vec<Tensor> = raw.iter().map(|t| t.flatten(2, 3)).collect();
         let all = Tensor::cat(&flat, 2);
-        let parts = all.split_with_sizes([REG_MAX * 4, self.num_classes], 1);
+        let parts = all.split_with_sizes([self.reg_max * 4, self.num_classes], 1);
         let (anchors, strides) = make_anchors(&sizes, all.device());
-        let dist = expected_distance(&parts[0].transpose(1, 2)).transpose(1, 2);
-        let boxes = dist_to_box(&dist, &anchors.transpose(0, 1).unsqueeze(0), true, 1)
+        let dist = if self.reg_max > 1 {
+            expected_distance(&parts[0].transpose(1, 2)).transpose(1, 2)
+        } else {
+            parts[0].shallow_clone()
+        };
+        let boxes = dist_to_box(&dist, &anchors.transpose(0, 1).unsqueeze(0), xywh, 1)
             * strides.transpose(0, 1).unsqueeze(0);
-        Tensor::cat(&[boxes, parts[1].sigmoid()], 1)
+        (boxes, parts[1].sigmoid())
     }
+
+    /// Decoded predictions `(batch, 4 + classes, anchors)` from raw outputs: box centre and size
+    /// in input pixels, then class probabilities (what Ultralytics' model returns in eval mode,
+    /// the input of NMS).
+    pub fn decode(&self, raw: &[Tensor]) -> Tensor {
+        let (boxes, probs) = self.boxes_and_probabilities(raw, true);
+        Tensor::cat(&[boxes, probs], 1)
+    }
+
+    /// YOLO26's NMS-free detections from raw one-to-one outputs: `(batch, k, 6)` rows `x1, y1,
+    /// x2, y2, score, class` in input pixels, by decreasing score, `k = min(max_det, anchors)`.
+    /// The `k` anchors with the best class scores are candidates, and of their (anchor, class)
+    /// pairs the `k` best are kept, so an anchor may appear once per class (Ultralytics'
+    /// `Detect.postprocess`).
+    pub fn decode_end2end(&self, raw: &[Tensor], max_det: i64) -> Tensor {
+        let (boxes, probs) = self.boxes_and_probabilities(raw, false);
+        let (boxes, probs) = (boxes.transpose(1, 2), probs.transpose(1, 2)); // (b, a, 4|c)
+        let (a, nc) = (probs.size()[1], self.num_classes);
+        let k = max_det.min(a);
+        let (best, _) = probs.max_dim(-1, false);
+        let (_, candidates) = best.topk(k, 1, true, true); // (b, k)
+        let candidate_probs = probs.gather(
+            1,
+            &candidates.unsqueeze(-1).expand([-1, -1, nc], false),
+            false,
+        );
+        let (scores, index) = candidate_probs.flatten(1, 2).topk(k, 1, true, true);
+        let classes = index.remainder(nc);
+        let anchors = candidates.gather(1, &index.floor_divide_scalar(nc), false);
+        let chosen = boxes.gather(1, &anchors.unsqueeze(-1).expand([-1, -1, 4], false), false);
+        Tensor::cat(
+            &[
+                chosen,
+                scores.unsqueeze(-1),
+                classes.to_kind(scores.kind()).unsqueeze(-1),
+            ],
+            -1,
+        )
+    }
+}
+
+/// The box and class branches of one head (`<box>.i`, `<cls>.i`), with Ultralytics' bias prior:
+/// box outputs `box_bias`; class logits so that about 5 objects per 640² image are expected at
+/// each level before training.
+#[allow(clippy::too_many_arguments)]
+fn branches(
+    p: &Path,
+    box_name: &str,
+    cls_name: &str,
+    num_classes: i64,
+    channels: [i64; 3],
+    kind: ClassBranch,
+    reg_max: i64,
+    box_bias: f64,
+) -> (Vec<HeadBranch>, Vec<HeadBranch>) {
+    let c2 = (channels[0] / 4).max(16).max(4 * reg_max);
+    let c3 = channels[0].max(num_classes.min(100));
+    let cv2: Vec<HeadBranch> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            HeadBranch::new(
+                &(p / box_name / i),
+                ClassBranch::Conv3x3,
+                c,
+                c2,
+                4 * reg_max,
+            )
+        })
+        .collect();
+    let cv3: Vec<HeadBranch> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| HeadBranch::new(&(p / cls_name / i), kind, c, c3, num_classes))
+        .collect();
+    tch::no_grad(|| {
+        for ((a, b), s) in cv2.iter().zip(&cv3).zip(STRIDES) {
+            if let Some(bias) = &a.out.bs {
+                let _ = bias.shallow_clone().fill_(box_bias);
+            }
+            if let Some(bias) = &b.out.bs {
+                let prior = (5.0 / num_classes as f64 / (640.0 / s as f64).powi(2)).ln();
+                let _ = bias.shallow_clone().fill_(prior);
+            }
+        }
+    });
+    (cv2, cv3)
+}
+
+/// Per level, the box branch's and the class branch's outputs concatenated along channels.
+fn run_branches(
+    cv2: &[HeadBranch],
+    cv3: &[HeadBranch],
+    feats: [&Tensor; 3],
+    train: bool,
+) -> Vec<Tensor> {
+    feats
+        .iter()
+        .zip(cv2.iter().zip(cv3))
+        .map(|(x, (box_branch, cls_branch))| {
+            Tensor::cat(
+                &[
+                    box_branch.forward_t(x, train),
+                    cls_branch.forward_t(x, train),
+                ],
+                1,
+            )
+        })
+        .collect()
 }
 
 /// The expected distance of each side, in grid cells, from bin logits `(…, 4·16)`: `(…, 4)`, the

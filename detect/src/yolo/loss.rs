@@ -49,11 +49,14 @@ pub struct LossOutput {
     pub parts: [f64; 3],
 }
 
-/// YOLOv8's detection loss for `num_classes` classes.
+/// YOLOv8's detection loss for `num_classes` classes (YOLO11's too; with `reg_max` 1, each branch
+/// of YOLO26's, whose third term is then an L1 distance instead of DFL).
 #[derive(Debug, Clone, Copy)]
 pub struct DetectionLoss {
     /// Classes.
     pub num_classes: i64,
+    /// Bins per box side: 16 (DFL), or 1 (the distance itself, an L1 loss on it).
+    pub reg_max: i64,
     /// Gains.
     pub gains: LossGains,
     /// Target assignment.
@@ -65,6 +68,7 @@ impl DetectionLoss {
     pub fn new(num_classes: i64) -> Self {
         DetectionLoss {
             num_classes,
+            reg_max: REG_MAX,
             gains: LossGains::default(),
             assigner: TaskAlignedAssigner::yolov8(num_classes),
         }
@@ -75,9 +79,10 @@ impl DetectionLoss {
     pub fn compute(&self, raw: &[Tensor], targets: &Tensor) -> LossOutput {
         let b = raw[0].size()[0];
         let dev = raw[0].device();
-        let no = 4 * REG_MAX + self.num_classes;
+        let reg_max = self.reg_max;
+        let no = 4 * reg_max + self.num_classes;
         let flat: Vec<Tensor> = raw.iter().map(|t| t.view([b, no, -1])).collect();
-        let parts = Tensor::cat(&flat, 2).split_with_sizes([4 * REG_MAX, self.num_classes], 1);
+        let parts = Tensor::cat(&flat, 2).split_with_sizes([4 * reg_max, self.num_classes], 1);
         let pred_dist = parts[0].permute([0, 2, 1]); // (b, a, 64)
         let pred_logits = parts[1].permute([0, 2, 1]); // (b, a, c)
         let kind = pred_logits.kind();
@@ -94,7 +99,12 @@ impl DetectionLoss {
         );
 
         // Boxes in grid cells of their level.
-        let pred_boxes = dist_to_box(&expected_distance(&pred_dist), &anchors, false, -1);
+        let distances = if reg_max > 1 {
+            expected_distance(&pred_dist)
+        } else {
+            pred_dist.shallow_clone()
+        };
+        let pred_boxes = dist_to_box(&distances, &anchors, false, -1);
         let asg = self.assigner.assign(
             &pred_logits.detach().sigmoid(),
             &(pred_boxes.detach() * &strides).to_kind(gt_boxes.kind()),
@@ -122,12 +132,32 @@ impl DetectionLoss {
             let sel4 = |t: &Tensor| t.masked_select(&fg.unsqueeze(-1)).view([-1, 4]);
             let iou = ciou(&sel4(&pred_boxes), &sel4(&target_boxes));
             let box_loss = (iou.neg() + 1.0).multiply(&weight).sum(Kind::Float) / &score_sum;
-            let target_ltrb = box_to_dist(&anchors, &target_boxes, (REG_MAX - 1) as f64 - 0.01);
-            let dist = pred_dist
-                .masked_select(&fg.unsqueeze(-1))
-                .view([-1, REG_MAX]);
-            let dfl = (df_loss(&dist, &sel4(&target_ltrb)) * &weight).sum(Kind::Float) / &score_sum;
-            (box_loss, dfl)
+            let third = if reg_max > 1 {
+                let target_ltrb = box_to_dist(&anchors, &target_boxes, (reg_max - 1) as f64 - 0.01);
+                let dist = pred_dist
+                    .masked_select(&fg.unsqueeze(-1))
+                    .view([-1, reg_max]);
+                df_loss(&dist, &sel4(&target_ltrb))
+            } else {
+                // Sides in pixels as fractions of the input: left and right of its width, top
+                // and bottom of its height.
+                let scale = Tensor::from_slice(&[
+                    1.0 / input_w,
+                    1.0 / input_h,
+                    1.0 / input_w,
+                    1.0 / input_h,
+                ])
+                .to_kind(pred_dist.kind())
+                .to_device(dev);
+                let to_fraction = |t: &Tensor| t * &strides * &scale;
+                let target_ltrb = to_fraction(&distance_from(&anchors, &target_boxes));
+                let pred_ltrb = to_fraction(&pred_dist);
+                (sel4(&pred_ltrb) - sel4(&target_ltrb))
+                    .abs()
+                    .mean_dim(-1, true, Kind::Float)
+            };
+            let third = (third * &weight).sum(Kind::Float) / &score_sum;
+            (box_loss, third)
         } else {
             let zero = Tensor::zeros([], (Kind::Float, dev));
             (zero.shallow_clone(), zero)
@@ -147,9 +177,14 @@ impl DetectionLoss {
 /// Distances (left, top, right, bottom) from anchor points to corner boxes, clamped to
 /// `[0, max]`.
 pub fn box_to_dist(anchors: &Tensor, boxes: &Tensor, max: f64) -> Tensor {
+    distance_from(anchors, boxes).clamp(0.0, max)
+}
+
+/// Distances (left, top, right, bottom) from anchor points to corner boxes, unclamped.
+pub fn distance_from(anchors: &Tensor, boxes: &Tensor) -> Tensor {
     let lt = anchors - boxes.narrow(-1, 0, 2);
     let rb = boxes.narrow(-1, 2, 2) - anchors;
-    Tensor::cat(&[lt, rb], -1).clamp(0.0, max)
+    Tensor::cat(&[lt, rb], -1)
 }
 
 /// Distribution focal loss of bin logits `(m·4, 16)` against distances `(m, 4)`: `(m, 1)`.
@@ -203,4 +238,117 @@ pub fn pad_targets(targets: &Tensor, batch: i64, w: f64, h: f64) -> (Tensor, Ten
         boxes,
         Tensor::from_slice(&mask).view([batch, m, 1]),
     )
+}
+
+/// YOLO26's end-to-end loss: the [`DetectionLoss`] of the one-to-many branch (task-aligned top 10)
+/// and of the one-to-one branch (top 7 candidates, then the single best per object), weighted
+/// `o2m` and `1 − o2m`, `o2m` falling linearly from 0.8 at the first epoch to 0.1 at the last
+/// ([`E2eLoss::one2many_weight`]). The parts reported are the one-to-one branch's (box, cls, l1).
+#[derive(Debug, Clone, Copy)]
+pub struct E2eLoss {
+    /// The one-to-many branch's loss.
+    pub one2many: DetectionLoss,
+    /// The one-to-one branch's loss.
+    pub one2one: DetectionLoss,
+    /// The one-to-many branch's weight this epoch.
+    pub o2m: f64,
+}
+
+impl E2eLoss {
+    /// Ultralytics' settings for `num_classes` classes, at the first epoch.
+    pub fn new(num_classes: i64) -> Self {
+        let branch = DetectionLoss {
+            reg_max: 1,
+            ..DetectionLoss::new(num_classes)
+        };
+        let mut one2one = branch;
+        one2one.assigner.topk = 7;
+        one2one.assigner.topk2 = 1;
+        E2eLoss {
+            one2many: branch,
+            one2one,
+            o2m: Self::one2many_weight(0, 2),
+        }
+    }
+
+    /// The one-to-many weight in epoch `epoch` (from 0) of `epochs`:
+    /// `0.1 + 0.7 · max(1 − epoch / max(epochs − 1, 1), 0)`.
+    pub fn one2many_weight(epoch: usize, epochs: usize) -> f64 {
+        let span = epochs.saturating_sub(1).max(1) as f64;
+        0.1 + 0.7 * (1.0 - epoch as f64 / span).max(0.0)
+    }
+
+    /// Gains of both branches.
+    pub fn set_gains(&mut self, gains: LossGains) {
+        self.one2many.gains = gains;
+        self.one2one.gains = gains;
+    }
+
+    /// The weighted sum of both branches' losses (raw outputs of each), reporting the one-to-one
+    /// parts.
+    pub fn compute(&self, one2many: &[Tensor], one2one: &[Tensor], targets: &Tensor) -> LossOutput {
+        let many = self.one2many.compute(one2many, targets);
+        let one = self.one2one.compute(one2one, targets);
+        LossOutput {
+            total: many.total * self.o2m + one.total * (1.0 - self.o2m),
+            parts: one.parts,
+        }
+    }
+}
+
+/// The loss a YOLO model trains with: [`DetectionLoss`] (YOLOv8, YOLO11) or [`E2eLoss`]
+/// (YOLO26's two heads).
+#[derive(Debug, Clone, Copy)]
+pub enum YoloLoss {
+    /// One head.
+    Single(DetectionLoss),
+    /// One-to-many and one-to-one heads.
+    EndToEnd(E2eLoss),
+}
+
+impl YoloLoss {
+    /// The loss of `model`, Ultralytics' defaults, `gains`.
+    pub fn for_model(model: &crate::yolo::model::Yolo, gains: LossGains) -> Self {
+        let nc = model.config().num_classes;
+        if model.detect().is_end2end() {
+            let mut e2e = E2eLoss::new(nc);
+            e2e.set_gains(gains);
+            YoloLoss::EndToEnd(e2e)
+        } else {
+            let mut single = DetectionLoss::new(nc);
+            single.gains = gains;
+            YoloLoss::Single(single)
+        }
+    }
+
+    /// Names of the three parts in `results.csv` after `train/` or `val/`: box, cls, and dfl
+    /// (or l1 without DFL), as Ultralytics names them.
+    pub fn part_names(&self) -> [&'static str; 3] {
+        match self {
+            YoloLoss::Single(_) => ["box_loss", "cls_loss", "dfl_loss"],
+            YoloLoss::EndToEnd(_) => ["box_loss", "cls_loss", "l1_loss"],
+        }
+    }
+
+    /// Sets the branch weights of epoch `epoch` (from 0) of `epochs` (end-to-end only).
+    pub fn set_epoch(&mut self, epoch: usize, epochs: usize) {
+        if let YoloLoss::EndToEnd(e2e) = self {
+            e2e.o2m = E2eLoss::one2many_weight(epoch, epochs);
+        }
+    }
+
+    /// The loss of a model's raw outputs (see
+    /// [`Yolo::forward_both`](crate::yolo::model::Yolo::forward_both)).
+    pub fn compute(
+        &self,
+        one2many: &[Tensor],
+        one2one: Option<&[Tensor]>,
+        targets: &Tensor,
+    ) -> LossOutput {
+        match (self, one2one) {
+            (YoloLoss::EndToEnd(e2e), Some(o2o)) => e2e.compute(one2many, o2o, targets),
+            (YoloLoss::EndToEnd(e2e), None) => e2e.one2many.compute(one2many, targets),
+            (YoloLoss::Single(single), _) => single.compute(one2many, targets),
+        }
+    }
 }

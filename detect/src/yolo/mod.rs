@@ -8,7 +8,9 @@
 //! | [`model`] | versions and scales, and [`Yolo`](model::Yolo), the model the workflows take |
 //! | [`yolov8`] | YOLOv8 n/s/m/l/x: the layer table with Ultralytics' state-dict names |
 //! | [`yolo11`] | YOLO11 n/s/m/l/x: C3k2, C2PSA and its attention, the same way |
-//! | [`blocks`] | the blocks both share: Conv, Bottleneck, C2f, C3/C3k, SPPF |
+//! | [`yolo26`] | YOLO26 n/s/m/l/x: YOLO11's table with an end-to-end (NMS-free) head |
+//! | [`blocks`] | the blocks the versions share: Conv, Bottleneck, C2f, C3/C3k, C3k2, SPPF |
+//! | [`psa`] | self-attention blocks: Attention, PSABlock, C2PSA |
 //! | [`head`] | the Detect head (DFL box branch, class branch) and its decoding |
 //! | [`weights`] | Ultralytics `.pt` and ferrovis `.safetensors` checkpoints: version, scale, classes |
 //! | [`loss`] | the detection loss (CIoU box, BCE class, distribution focal loss) |
@@ -29,8 +31,10 @@ pub mod loss;
 pub mod model;
 pub mod postprocess;
 pub mod predict;
+pub mod psa;
 pub mod train;
 pub mod val;
 pub mod weights;
 pub mod yolo11;
+pub mod yolo26;
 pub mod yolov8;

@@ -8,6 +8,7 @@ use tch::Tensor;
 
 use crate::yolo::head::Detect;
 use crate::yolo::yolo11::Yolo11;
+use crate::yolo::yolo26;
 use crate::yolo::yolov8::YoloV8;
 
 /// A YOLO generation with its own layer table.
@@ -17,17 +18,20 @@ pub enum Version {
     V8,
     /// YOLO11 (2024): C3k2 and C2PSA blocks, depthwise class branch, Detect at `model.23`.
     V11,
+    /// YOLO26 (2025): YOLO11's table with an end-to-end head (no DFL, a one-to-one branch).
+    V26,
 }
 
 impl Version {
     /// Both versions, oldest first.
-    pub const ALL: [Version; 2] = [Version::V8, Version::V11];
+    pub const ALL: [Version; 3] = [Version::V8, Version::V11, Version::V26];
 
     /// Ultralytics' model-name prefix: `yolov8`, `yolo11`.
     pub fn prefix(self) -> &'static str {
         match self {
             Version::V8 => "yolov8",
             Version::V11 => "yolo11",
+            Version::V26 => "yolo26",
         }
     }
 
@@ -35,7 +39,7 @@ impl Version {
     pub fn detect_index(self) -> usize {
         match self {
             Version::V8 => 22,
-            Version::V11 => 23,
+            Version::V11 | Version::V26 => 23,
         }
     }
 
@@ -49,7 +53,7 @@ impl Version {
                 Scale::new('l', 1.00, 1.00, 512),
                 Scale::new('x', 1.00, 1.25, 512),
             ],
-            Version::V11 => [
+            Version::V11 | Version::V26 => [
                 Scale::new('n', 0.50, 0.25, 1024),
                 Scale::new('s', 0.50, 0.50, 1024),
                 Scale::new('m', 0.50, 1.00, 512),
@@ -91,6 +95,7 @@ impl fmt::Display for Version {
         f.write_str(match self {
             Version::V8 => "YOLOv8",
             Version::V11 => "YOLO11",
+            Version::V26 => "YOLO26",
         })
     }
 }
@@ -161,6 +166,8 @@ pub enum Yolo {
     V8(YoloV8),
     /// YOLO11.
     V11(Yolo11),
+    /// YOLO26: YOLO11's topology with [`yolo26::TABLE`].
+    V26(Yolo11),
 }
 
 impl Yolo {
@@ -169,6 +176,7 @@ impl Yolo {
         match config.version {
             Version::V8 => Yolo::V8(YoloV8::new(p, config)),
             Version::V11 => Yolo::V11(Yolo11::new(p, config)),
+            Version::V26 => Yolo::V26(Yolo11::with_table(p, config, yolo26::TABLE)),
         }
     }
 
@@ -176,7 +184,7 @@ impl Yolo {
     pub fn config(&self) -> YoloConfig {
         match self {
             Yolo::V8(m) => m.config,
-            Yolo::V11(m) => m.config,
+            Yolo::V11(m) | Yolo::V26(m) => m.config,
         }
     }
 
@@ -184,7 +192,7 @@ impl Yolo {
     pub fn detect(&self) -> &Detect {
         match self {
             Yolo::V8(m) => &m.detect,
-            Yolo::V11(m) => &m.detect,
+            Yolo::V11(m) | Yolo::V26(m) => &m.detect,
         }
     }
 
@@ -192,8 +200,24 @@ impl Yolo {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         match self {
             Yolo::V8(m) => m.forward_t(x, train),
-            Yolo::V11(m) => m.forward_t(x, train),
+            Yolo::V11(m) | Yolo::V26(m) => m.forward_t(x, train),
         }
+    }
+
+    /// Raw outputs of both heads: one-to-many, and one-to-one for an end-to-end model (YOLO26;
+    /// `None` otherwise).
+    pub fn forward_both(&self, x: &Tensor, train: bool) -> (Vec<Tensor>, Option<Vec<Tensor>>) {
+        match self {
+            Yolo::V8(m) => (m.forward_t(x, train), None),
+            Yolo::V11(m) | Yolo::V26(m) => m.forward_both(x, train),
+        }
+    }
+
+    /// NMS-free detections of an end-to-end model, `(batch, k, 6)` (see
+    /// [`Detect::decode_end2end`]); `None` for a model without a one-to-one head.
+    pub fn predict_end2end(&self, x: &Tensor, max_det: i64) -> Option<Tensor> {
+        let (_, one2one) = self.forward_both(x, false);
+        Some(self.detect().decode_end2end(&one2one?, max_det))
     }
 
     /// Decoded predictions `(batch, 4 + classes, anchors)` (see [`Detect::decode`]).
@@ -213,7 +237,7 @@ impl Yolo {
     pub fn fuse(&mut self, channels_last: bool) {
         match self {
             Yolo::V8(m) => m.fuse(channels_last),
-            Yolo::V11(m) => m.fuse(channels_last),
+            Yolo::V11(m) | Yolo::V26(m) => m.fuse(channels_last),
         }
     }
 }
@@ -273,6 +297,11 @@ mod tests {
             (Version::V11, 'm', 80, 20_114_688),
             (Version::V11, 'l', 80, 25_372_160),
             (Version::V11, 'x', 80, 56_966_176),
+            (Version::V26, 'n', 80, 2_572_280),
+            (Version::V26, 's', 80, 10_009_784),
+            (Version::V26, 'm', 80, 21_896_248),
+            (Version::V26, 'l', 80, 26_299_704),
+            (Version::V26, 'x', 80, 58_993_368),
         ];
         for (version, name, classes, count) in expect {
             let vs = nn::VarStore::new(tch::Device::Cpu);
@@ -355,9 +384,10 @@ mod tests {
                 )
             });
             let shapes: Vec<Vec<i64>> = raw.iter().map(|t| t.size()).collect();
+            let no = 4 * model.detect().reg_max + 3;
             assert_eq!(
                 shapes,
-                vec![vec![2, 67, 8, 12], vec![2, 67, 4, 6], vec![2, 67, 2, 3]]
+                vec![vec![2, no, 8, 12], vec![2, no, 4, 6], vec![2, no, 2, 3]]
             );
             let decoded = model.decode(&raw);
             assert_eq!(decoded.size(), vec![2, 7, 96 + 24 + 6]);
@@ -368,13 +398,15 @@ mod tests {
                 "model.2.m.0.cv1.bn.running_var".into(),
                 "model.9.cv2.conv.weight".into(),
                 format!("model.{d}.cv2.0.0.conv.weight"),
-                format!("model.{d}.dfl.conv.weight"),
                 last.into(),
             ] {
                 assert!(vars.contains_key(&name), "{name}");
             }
-            // Ultralytics' state dicts hold 355 (yolov8n) and 499 (yolo11n) tensors,
-            // num_batches_tracked included.
+            // DFL's fixed projection is a variable where there is a DFL.
+            let dfl = format!("model.{d}.dfl.conv.weight");
+            assert_eq!(vars.contains_key(&dfl), version != Version::V26, "{dfl}");
+            // Ultralytics' state dicts hold 355 (yolov8n), 499 (yolo11n) and 708 (yolo26n)
+            // tensors, num_batches_tracked included.
             assert_eq!(vars.len(), keys, "{version}");
         }
     }

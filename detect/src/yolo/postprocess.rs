@@ -21,6 +21,9 @@ pub struct NmsConfig {
     pub multi_label: bool,
     /// Boxes of different classes suppress each other too.
     pub agnostic: bool,
+    /// An end-to-end model (YOLO26) reports its one-to-one head's detections, no NMS
+    /// (Ultralytics' `nms=False`); other models ignore it.
+    pub end2end: bool,
 }
 
 impl NmsConfig {
@@ -33,6 +36,7 @@ impl NmsConfig {
             max_candidates: 30_000,
             multi_label: true,
             agnostic: false,
+            end2end: false,
         }
     }
 
@@ -53,6 +57,30 @@ pub fn non_max_suppression(decoded: &Tensor, cfg: &NmsConfig) -> Vec<Vec<Detecti
     let (b, c) = (decoded.size()[0], decoded.size()[1] - 4);
     (0..b)
         .map(|i| image_detections(&decoded.get(i).transpose(0, 1), c, cfg))
+        .collect()
+}
+
+/// Detections per image from an end-to-end head's rows `(batch, k, 6)` (`x1, y1, x2, y2, score,
+/// class`, by decreasing score; see
+/// [`Detect::decode_end2end`](crate::yolo::head::Detect::decode_end2end)): the rows scoring above
+/// `conf`, at most `max_det`, in order. There is nothing to suppress.
+pub fn end2end_detections(rows: &Tensor, cfg: &NmsConfig) -> Vec<Vec<Detection>> {
+    let rows = rows.to_device(Device::Cpu).to_kind(Kind::Float);
+    let b = rows.size()[0];
+    (0..b)
+        .map(|i| {
+            let flat =
+                Vec::<f32>::try_from(rows.get(i).contiguous().view([-1])).unwrap_or_default();
+            flat.chunks_exact(6)
+                .filter(|r| r[4] > cfg.conf)
+                .take(cfg.max_det)
+                .map(|r| Detection {
+                    bbox: [r[0], r[1], r[2], r[3]],
+                    score: r[4],
+                    class: r[5] as usize,
+                })
+                .collect()
+        })
         .collect()
 }
 

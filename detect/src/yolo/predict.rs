@@ -21,7 +21,7 @@ use crate::output::{write_predictions, ImagePrediction, PixelDetection};
 use crate::run::RunMeta;
 use crate::yolo::boxes::to_original;
 use crate::yolo::model::{Yolo, YoloConfig};
-use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
+use crate::yolo::postprocess::{end2end_detections, non_max_suppression, NmsConfig};
 use crate::yolo::weights;
 
 /// COCO's 80 class names (index order of Ultralytics' COCO models).
@@ -97,11 +97,22 @@ pub fn predict_image(
     let x = to_normalized_chw(&boxed.image, [0.0; 3], [1.0; 3])
         .unsqueeze(0)
         .to_device(m.vs.device());
-    let decoded = tch::no_grad(|| m.model.predict(&x));
-    let dets: Vec<Detection> = non_max_suppression(&decoded, nms)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+    // The one-to-one head where asked and present (at least 300 candidates before the
+    // threshold, as Ultralytics' predictor keeps), else the NMS path.
+    let end2end = nms
+        .end2end
+        .then(|| {
+            let k = (nms.max_det as i64).max(crate::yolo::yolo26::MAX_DET);
+            tch::no_grad(|| m.model.predict_end2end(&x, k))
+        })
+        .flatten();
+    let dets: Vec<Detection> = match end2end {
+        Some(rows) => end2end_detections(&rows, nms),
+        None => non_max_suppression(&tch::no_grad(|| m.model.predict(&x)), nms),
+    }
+    .into_iter()
+    .next()
+    .unwrap_or_default();
     let detections = dets
         .into_iter()
         .map(|d| PixelDetection {

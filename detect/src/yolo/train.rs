@@ -27,7 +27,7 @@ use tch::Device;
 use crate::config::DetectConfig;
 use crate::data::{check_dataset, loader_options};
 use crate::run::{RunMeta, TrainSummary};
-use crate::yolo::loss::{DetectionLoss, LossGains};
+use crate::yolo::loss::{LossGains, YoloLoss};
 use crate::yolo::model::Yolo;
 use crate::yolo::postprocess::NmsConfig;
 use crate::yolo::val::{evaluate, report};
@@ -117,7 +117,8 @@ impl Recipe {
 
 struct DetectTask<'a> {
     model: &'a Yolo,
-    loss: DetectionLoss,
+    loss: YoloLoss,
+    epochs: usize,
     train: Loader<DetectionDataset>,
     val: Loader<DetectionDataset>,
     batches: Option<EpochBatches<DetectionBatch>>,
@@ -141,6 +142,7 @@ impl TrainTask for DetectTask<'_> {
             println!("closing mosaic for the last epochs (close_mosaic)");
         }
         self.batches = Some(self.train.epoch(epoch));
+        self.loss.set_epoch(epoch, self.epochs);
         self.sums = [0.0; 3];
         self.steps = 0;
         Ok(())
@@ -158,8 +160,8 @@ impl TrainTask for DetectTask<'_> {
     fn train_step(&mut self, _epoch: usize, _step: usize) -> ferrovis_core::Result<tch::Tensor> {
         let batch = ferrovis_core::engine::next_batch(self.batches.as_mut())?;
         let x = batch.images.to_device(self.device);
-        let raw = self.model.forward_t(&x, true);
-        let out = self.loss.compute(&raw, &batch.targets);
+        let (raw, one2one) = self.model.forward_both(&x, true);
+        let out = self.loss.compute(&raw, one2one.as_deref(), &batch.targets);
         for (s, p) in self.sums.iter_mut().zip(out.parts) {
             *s += p;
         }
@@ -173,10 +175,11 @@ impl TrainTask for DetectTask<'_> {
 
     fn train_columns(&mut self) -> Vec<(String, f64)> {
         let n = self.steps.max(1) as f64;
-        ["train/box_loss", "train/cls_loss", "train/dfl_loss"]
+        self.loss
+            .part_names()
             .iter()
             .zip(self.sums)
-            .map(|(name, s)| (name.to_string(), s / n))
+            .map(|(name, s)| (format!("train/{name}"), s / n))
             .collect()
     }
 
@@ -198,11 +201,8 @@ impl TrainTask for DetectTask<'_> {
             ("metrics/mAP50-95(B)".to_string(), r.map50_95),
         ];
         if let Some(l) = out.losses {
-            for (name, v) in ["val/box_loss", "val/cls_loss", "val/dfl_loss"]
-                .iter()
-                .zip(l)
-            {
-                m.push((name.to_string(), v));
+            for (name, v) in self.loss.part_names().iter().zip(l) {
+                m.push((format!("val/{name}"), v));
             }
         }
         m.push(("fitness".into(), out.fitness()));
@@ -295,15 +295,18 @@ pub fn train(
         warmup_bias_lr: bias_lr,
         nominal,
     };
-    let mut loss = DetectionLoss::new(nc);
-    loss.gains = LossGains {
-        box_gain: cfg.box_gain,
-        cls: cfg.cls,
-        dfl: cfg.dfl,
-    };
+    let loss = YoloLoss::for_model(
+        &model,
+        LossGains {
+            box_gain: cfg.box_gain,
+            cls: cfg.cls,
+            dfl: cfg.dfl,
+        },
+    );
     let mut task = DetectTask {
         model: &model,
         loss,
+        epochs: cfg.epochs,
         train: train_loader,
         val: val_loader,
         batches: None,

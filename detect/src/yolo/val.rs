@@ -13,9 +13,9 @@ use ferrovis_data::loader::Loader;
 use tch::Device;
 
 use crate::output;
-use crate::yolo::loss::DetectionLoss;
+use crate::yolo::loss::YoloLoss;
 use crate::yolo::model::Yolo;
-use crate::yolo::postprocess::{non_max_suppression, NmsConfig};
+use crate::yolo::postprocess::{end2end_detections, non_max_suppression, NmsConfig};
 
 /// What one validation pass measured.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub fn evaluate(
     loader: &Loader<DetectionDataset>,
     nms: &NmsConfig,
     device: Device,
-    loss: Option<&DetectionLoss>,
+    loss: Option<&YoloLoss>,
 ) -> Result<ValOutput> {
     let nc = model.config().num_classes as usize;
     let mut acc = DetectionAccumulator::new(nc);
@@ -56,12 +56,18 @@ pub fn evaluate(
         let batch = batch.context("loading a validation batch")?;
         let x = batch.images.to_device(device);
         let t = Instant::now();
-        let raw = tch::no_grad(|| model.forward_t(&x, false));
-        let decoded = tch::no_grad(|| model.decode(&raw));
-        let detections = non_max_suppression(&decoded, nms);
+        let (raw, one2one) = tch::no_grad(|| model.forward_both(&x, false));
+        let detections = match one2one.as_ref().filter(|_| nms.end2end) {
+            // An end-to-end model's one-to-one head: at most max_det rows, no NMS.
+            Some(o2o) => end2end_detections(
+                &tch::no_grad(|| model.detect().decode_end2end(o2o, nms.max_det as i64)),
+                nms,
+            ),
+            None => non_max_suppression(&tch::no_grad(|| model.decode(&raw)), nms),
+        };
         seconds += t.elapsed().as_secs_f64();
         if let Some(l) = loss {
-            let out = tch::no_grad(|| l.compute(&raw, &batch.targets));
+            let out = tch::no_grad(|| l.compute(&raw, one2one.as_deref(), &batch.targets));
             for (s, p) in loss_sum.iter_mut().zip(out.parts) {
                 *s += p;
             }

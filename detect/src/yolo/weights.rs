@@ -29,7 +29,7 @@ pub fn read(path: &Path) -> Result<StateDict> {
 
 /// The version, scale and class count of a YOLO state dict: the Detect head's index and class
 /// branch say the version (YOLOv8's `model.22.cv3.i` starts with a full 3×3 Conv, YOLO11's
-/// `model.23.cv3.i.0.0` with a depthwise one), the stem's width and the first block's repeats the
+/// `model.23.cv3.i.0.0` with a depthwise one, YOLO26's has a `one2one_cv2`), the stem's width and the first block's repeats the
 /// scale, the class branch's last bias the classes.
 pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
     let stem = sd.get("model.0.conv.weight").with_context(|| {
@@ -38,7 +38,9 @@ pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
             path.display()
         )
     })?;
-    let version = if sd.get("model.23.cv3.0.0.0.conv.weight").is_some() {
+    let version = if sd.get("model.23.one2one_cv2.0.2.weight").is_some() {
+        Version::V26
+    } else if sd.get("model.23.cv3.0.0.0.conv.weight").is_some() {
         Version::V11
     } else if sd.get("model.22.cv3.0.0.conv.weight").is_some() {
         Version::V8
@@ -60,8 +62,9 @@ pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
             .take(3)
             .collect();
         bail!(
-            "{}: neither a YOLOv8 Detect head (model.22.cv3.0.0.conv.weight) nor a YOLO11 one \
-             (model.23.cv3.0.0.0.conv.weight); its last layer is model.{last} ({}, …): another \
+            "{}: neither a YOLOv8 Detect head (model.22.cv3.0.0.conv.weight) nor a YOLO11 \
+             (model.23.cv3.0.0.0.conv.weight) or YOLO26 (model.23.one2one_cv2.0.2.weight) one; \
+             its last layer is model.{last} ({}, …): another \
              YOLO version or task, which ferrovis does not build",
             path.display(),
             heads.join(", ")
@@ -78,7 +81,7 @@ pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
         .count() as i64;
     let nominal = match version {
         Version::V8 => 3,
-        Version::V11 => 2,
+        Version::V11 | Version::V26 => 2,
     };
     let scale = version
         .scales()
@@ -109,7 +112,8 @@ pub fn shape_of(sd: &StateDict, path: &Path) -> Result<CheckpointShape> {
 /// branch (`model.22.cv3` or `model.23.cv3`), which is left freshly initialised where the class
 /// count differs. Returns a one-line report ("319 of 355 tensors loaded; 36 start fresh (…)").
 pub fn load(vs: &VarStore, version: Version, sd: &StateDict, path: &Path) -> Result<String> {
-    let class_branch = format!("^model\\.{}\\.cv3\\.", version.detect_index());
+    // YOLO26's one-to-one class branch is a class branch too.
+    let class_branch = format!("^model\\.{}\\.(one2one_)?cv3\\.", version.detect_index());
     let opts = LoadOptions::default().strict(true).reinit(&class_branch)?;
     let report = checkpoint::load_into(vs, sd, &opts).with_context(|| {
         format!(

@@ -40,156 +40,10 @@
 use tch::nn::Path;
 use tch::Tensor;
 
-use crate::yolo::blocks::{upsample2, Bottleneck, C2f, Conv, Inner, Sppf, C3};
+use crate::yolo::blocks::{c3k2, upsample2, C2f, Conv, Sppf};
 use crate::yolo::head::{ClassBranch, Detect};
 use crate::yolo::model::{input_layout, YoloConfig};
-
-/// YOLO11's `C3k2`: a [`C2f`] of hidden width `c2·e` whose inner blocks are Bottlenecks at half
-/// their width, or `C3k` blocks (two 3×3 bottlenecks) when `c3k`.
-pub fn c3k2(p: &Path, c1: i64, c2: i64, n: i64, c3k: bool, e: f64) -> C2f {
-    C2f::with_inner(p, c1, c2, n, e, |p, c| {
-        if c3k {
-            Inner::C3k(C3::c3k(p, c, c, 2, true, 3))
-        } else {
-            Inner::Bottleneck(Bottleneck::new(p, c, c, true, (3, 3), 0.5))
-        }
-    })
-}
-
-/// Multi-head self-attention over the pixels of a feature map, with 1×1 convolutions for the
-/// projections and a depthwise 3×3 positional encoding added from the values. Keys and queries
-/// are half a head wide (`attn_ratio` 0.5).
-#[derive(Debug)]
-pub struct Attention {
-    qkv: Conv,
-    proj: Conv,
-    pe: Conv,
-    heads: i64,
-    key_dim: i64,
-    head_dim: i64,
-}
-
-impl Attention {
-    /// `dim` channels in `heads` heads.
-    pub fn new(p: &Path, dim: i64, heads: i64) -> Self {
-        let head_dim = dim / heads;
-        let key_dim = head_dim / 2;
-        let h = dim + 2 * key_dim * heads;
-        Attention {
-            qkv: Conv::with(&(p / "qkv"), dim, h, 1, 1, 1, false),
-            proj: Conv::with(&(p / "proj"), dim, dim, 1, 1, 1, false),
-            pe: Conv::with(&(p / "pe"), dim, dim, 3, 1, dim, false),
-            heads,
-            key_dim,
-            head_dim,
-        }
-    }
-
-    fn fuse(&mut self, cl: bool) {
-        for c in [&mut self.qkv, &mut self.proj, &mut self.pe] {
-            c.fuse(cl);
-        }
-    }
-
-    /// `proj(v·softmax(qᵀk/√d)ᵀ + pe(v))`, per head, over all `h·w` positions.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let size = x.size();
-        let (c, h, w) = (size[1], size[2], size[3]);
-        // The batch as -1, never read: a traced export then takes any batch size.
-        let qkv = self.qkv.forward_t(x, train).view([
-            -1,
-            self.heads,
-            2 * self.key_dim + self.head_dim,
-            h * w,
-        ]);
-        let parts = qkv.split_with_sizes([self.key_dim, self.key_dim, self.head_dim], 2);
-        let (q, k, v) = (&parts[0], &parts[1], &parts[2]);
-        let scale = (self.key_dim as f64).powf(-0.5);
-        let attn = (q.transpose(-2, -1).matmul(k) * scale).softmax(-1, q.kind());
-        let y = v.matmul(&attn.transpose(-2, -1)).view([-1, c, h, w])
-            + self.pe.forward_t(&v.reshape([-1, c, h, w]), train);
-        self.proj.forward_t(&y, train)
-    }
-}
-
-/// A transformer-style block on feature maps: `x + attn(x)`, then `x + ffn(x)` with a 1×1
-/// Conv (×2 width, SiLU) and a 1×1 Conv back (no activation).
-#[derive(Debug)]
-pub struct PsaBlock {
-    attn: Attention,
-    ffn: [Conv; 2],
-}
-
-impl PsaBlock {
-    /// `c` channels, `heads` attention heads.
-    pub fn new(p: &Path, c: i64, heads: i64) -> Self {
-        PsaBlock {
-            attn: Attention::new(&(p / "attn"), c, heads),
-            ffn: [
-                Conv::new(&(p / "ffn" / 0), c, 2 * c, 1, 1),
-                Conv::with(&(p / "ffn" / 1), 2 * c, c, 1, 1, 1, false),
-            ],
-        }
-    }
-
-    fn fuse(&mut self, cl: bool) {
-        self.attn.fuse(cl);
-        for c in &mut self.ffn {
-            c.fuse(cl);
-        }
-    }
-
-    /// The two residual sub-blocks.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = x + self.attn.forward_t(x, train);
-        let ffn = self.ffn[1].forward_t(&self.ffn[0].forward_t(&x, train), train);
-        x + ffn
-    }
-}
-
-/// `C2PSA`: `cv1` splits into two halves, `n` PSA blocks (one head per 64 channels) run on the
-/// second, `cv2` merges both.
-#[derive(Debug)]
-pub struct C2Psa {
-    cv1: Conv,
-    cv2: Conv,
-    m: Vec<PsaBlock>,
-    hidden: i64,
-}
-
-impl C2Psa {
-    /// `c` → `c` channels with `n` blocks of width `c / 2`.
-    pub fn new(p: &Path, c1: i64, n: i64) -> Self {
-        let c = c1 / 2;
-        C2Psa {
-            cv1: Conv::new(&(p / "cv1"), c1, 2 * c, 1, 1),
-            cv2: Conv::new(&(p / "cv2"), 2 * c, c1, 1, 1),
-            m: (0..n)
-                .map(|i| PsaBlock::new(&(p / "m" / i), c, c / 64))
-                .collect(),
-            hidden: c,
-        }
-    }
-
-    fn fuse(&mut self, cl: bool) {
-        self.cv1.fuse(cl);
-        self.cv2.fuse(cl);
-        for m in &mut self.m {
-            m.fuse(cl);
-        }
-    }
-
-    /// `cv2(cat(a, m(b)))` where `a, b = split(cv1(x))`.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let halves = self.cv1.forward_t(x, train).split(self.hidden, 1);
-        let mut b = halves[1].shallow_clone();
-        for m in &self.m {
-            b = m.forward_t(&b, train);
-        }
-        self.cv2
-            .forward_t(&Tensor::cat(&[&halves[0], &b], 1), train)
-    }
-}
+use crate::yolo::psa::C2Psa;
 
 /// YOLO11: backbone, neck and head, variables under `model.<i>`.
 #[derive(Debug)]
@@ -219,9 +73,38 @@ pub struct Yolo11 {
     channels_last: bool,
 }
 
+/// What a table of YOLO11's topology says beyond it: YOLO11's own, or YOLO26's (which keeps
+/// every layer and index and changes these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// The neck's C3k2 at layers 13, 16 and 19 run C3k blocks.
+    pub c3k_neck: bool,
+    /// Layer 22's C3k2 runs a Bottleneck and a PSA block, once whatever the scale's depth.
+    pub attn_last: bool,
+    /// SPPF without `cv1`'s activation, with a residual (`SPPF(c, c, 5, 3, True)`).
+    pub sppf_shortcut: bool,
+    /// The end-to-end head: direct box regression (no DFL) and a one-to-one branch.
+    pub end2end: bool,
+}
+
+impl Table {
+    /// `yolo11.yaml`.
+    pub const YOLO11: Table = Table {
+        c3k_neck: false,
+        attn_last: false,
+        sppf_shortcut: false,
+        end2end: false,
+    };
+}
+
 impl Yolo11 {
     /// Builds the model under `p` (pass the VarStore root: variables go to `p/model/<i>`).
     pub fn new(p: &Path, config: YoloConfig) -> Self {
+        Self::with_table(p, config, Table::YOLO11)
+    }
+
+    /// Builds a model of YOLO11's topology as `table` says (see [`crate::yolo::yolo26`]).
+    pub fn with_table(p: &Path, config: YoloConfig, table: Table) -> Self {
         let s = config.scale;
         let m = p / "model";
         let ch = |c| s.channels(c);
@@ -229,31 +112,51 @@ impl Yolo11 {
         // Ultralytics turns C3k on in every C3k2 of the larger scales.
         let c3k = |table: bool| table || matches!(s.name, 'm' | 'l' | 'x');
         let (c0, c1, c2, c3, c5, c7) = (ch(64), ch(128), ch(256), ch(256), ch(512), ch(1024));
-        Yolo11 {
-            config,
-            conv0: Conv::new(&(&m / 0), 3, c0, 3, 2),
-            conv1: Conv::new(&(&m / 1), c0, c1, 3, 2),
-            c3k2_2: c3k2(&(&m / 2), c1, c2, n, c3k(false), 0.25),
-            conv3: Conv::new(&(&m / 3), c2, c3, 3, 2),
-            c3k2_4: c3k2(&(&m / 4), c3, c5, n, c3k(false), 0.25),
-            conv5: Conv::new(&(&m / 5), c5, c5, 3, 2),
-            c3k2_6: c3k2(&(&m / 6), c5, c5, n, c3k(true), 0.5),
-            conv7: Conv::new(&(&m / 7), c5, c7, 3, 2),
-            c3k2_8: c3k2(&(&m / 8), c7, c7, n, c3k(true), 0.5),
-            sppf9: Sppf::new(&(&m / 9), c7, c7, 5),
-            c2psa10: C2Psa::new(&(&m / 10), c7, n),
-            c3k2_13: c3k2(&(&m / 13), c7 + c5, c5, n, c3k(false), 0.5),
-            c3k2_16: c3k2(&(&m / 16), c5 + c5, c3, n, c3k(false), 0.5),
-            conv17: Conv::new(&(&m / 17), c3, c3, 3, 2),
-            c3k2_19: c3k2(&(&m / 19), c3 + c5, c5, n, c3k(false), 0.5),
-            conv20: Conv::new(&(&m / 20), c5, c5, 3, 2),
-            c3k2_22: c3k2(&(&m / 22), c5 + c7, c7, n, c3k(true), 0.5),
-            detect: Detect::new(
+        let neck = c3k(table.c3k_neck);
+        let sppf = if table.sppf_shortcut {
+            Sppf::yolo26(&(&m / 9), c7, c7, 5, 3, true)
+        } else {
+            Sppf::new(&(&m / 9), c7, c7, 5)
+        };
+        let last_n = if table.attn_last { 1 } else { n };
+        let detect = if table.end2end {
+            Detect::end2end(&(&m / 23), config.num_classes, [c3, c5, c7])
+        } else {
+            Detect::new(
                 &(&m / 23),
                 config.num_classes,
                 [c3, c5, c7],
                 ClassBranch::DepthwiseSeparable,
+            )
+        };
+        Yolo11 {
+            config,
+            conv0: Conv::new(&(&m / 0), 3, c0, 3, 2),
+            conv1: Conv::new(&(&m / 1), c0, c1, 3, 2),
+            c3k2_2: c3k2(&(&m / 2), c1, c2, n, c3k(false), 0.25, false),
+            conv3: Conv::new(&(&m / 3), c2, c3, 3, 2),
+            c3k2_4: c3k2(&(&m / 4), c3, c5, n, c3k(false), 0.25, false),
+            conv5: Conv::new(&(&m / 5), c5, c5, 3, 2),
+            c3k2_6: c3k2(&(&m / 6), c5, c5, n, c3k(true), 0.5, false),
+            conv7: Conv::new(&(&m / 7), c5, c7, 3, 2),
+            c3k2_8: c3k2(&(&m / 8), c7, c7, n, c3k(true), 0.5, false),
+            sppf9: sppf,
+            c2psa10: C2Psa::new(&(&m / 10), c7, n),
+            c3k2_13: c3k2(&(&m / 13), c7 + c5, c5, n, neck, 0.5, false),
+            c3k2_16: c3k2(&(&m / 16), c5 + c5, c3, n, neck, 0.5, false),
+            conv17: Conv::new(&(&m / 17), c3, c3, 3, 2),
+            c3k2_19: c3k2(&(&m / 19), c3 + c5, c5, n, neck, 0.5, false),
+            conv20: Conv::new(&(&m / 20), c5, c5, 3, 2),
+            c3k2_22: c3k2(
+                &(&m / 22),
+                c5 + c7,
+                c7,
+                last_n,
+                c3k(true),
+                0.5,
+                table.attn_last,
             ),
+            detect,
             channels_last: false,
         }
     }
@@ -292,6 +195,16 @@ impl Yolo11 {
         let x = input_layout(x, !train && self.channels_last);
         let [a, b, c] = self.neck_features(&x, train);
         self.detect.forward_t([&a, &b, &c], train)
+    }
+
+    /// Raw outputs of both heads of an end-to-end model: one-to-many, and one-to-one (`None`
+    /// without that branch), the latter on detached features in training.
+    pub fn forward_both(&self, x: &Tensor, train: bool) -> (Vec<Tensor>, Option<Vec<Tensor>>) {
+        let x = input_layout(x, !train && self.channels_last);
+        let [a, b, c] = self.neck_features(&x, train);
+        let one2many = self.detect.forward_t([&a, &b, &c], train);
+        let one2one = self.detect.forward_one2one_t([&a, &b, &c], train);
+        (one2many, one2one)
     }
 
     /// Prepares for inference (see [`Yolo::fuse`](crate::yolo::model::Yolo::fuse)).

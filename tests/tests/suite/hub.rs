@@ -499,7 +499,11 @@ fn registry_urls_equal_the_ultralytics_packages() {
         .iter()
         .filter(|e| e.source == Source::Ultralytics)
         .collect();
-    assert_eq!(ours.len(), 10, "yolov8n … yolov8x, yolo11n … yolo11x");
+    assert_eq!(
+        ours.len(),
+        15,
+        "yolov8n … yolov8x, yolo11n … yolo11x, yolo26n … yolo26x"
+    );
     let args: Vec<std::ffi::OsString> = ours.iter().map(|e| e.arch.into()).collect();
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let out = run_reference("ultralytics_urls.py", &args);

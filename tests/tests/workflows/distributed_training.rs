@@ -303,6 +303,11 @@ fn yolo11_trains_on_two_ranks_and_validates_as_one_process() {
     trains_on_two_ranks_and_validates_as_one_process("yolo11n");
 }
 
+#[test]
+fn yolo26_trains_on_two_ranks_and_validates_as_one_process() {
+    trains_on_two_ranks_and_validates_as_one_process("yolo26n");
+}
+
 fn trains_on_two_ranks_and_validates_as_one_process(model: &str) {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,55 @@ int fv_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs
   });
 }
 
+// MuSGD's momentum step for its Muon part, as Ultralytics' muon_update runs it, operation for
+// operation (so the orthogonalised update sees the same bits): bufs = beta·bufs + (1 − beta)·grads;
+// the update is beta·bufs + (1 − beta)·grads with Nesterov, else bufs; copied into `out`.
+int fv_muon_momentum(at::Tensor **grads, at::Tensor **bufs, at::Tensor **out, int n, double beta,
+                     int nesterov, char **err) {
+  return fv::guarded(err, "the optimiser", [&] {
+    auto g = fv::tensors(grads, n);
+    auto b = fv::tensors(bufs, n);
+    at::_foreach_mul_(b, beta);
+    at::_foreach_add_(b, g, 1.0 - beta);
+    std::vector<at::Tensor> updates = b;
+    if (nesterov != 0) {
+      updates = at::_foreach_mul(b, beta);
+      at::_foreach_add_(updates, g, 1.0 - beta);
+    }
+    auto o = fv::tensors(out, n);
+    for (int i = 0; i < n; ++i) {
+      o[i].copy_(updates[i]);
+    }
+  });
+}
+
+// params += alpha · updates, elementwise over n pairs (MuSGD's Muon step).
+int fv_foreach_add(at::Tensor **params, at::Tensor **updates, int n, double alpha, char **err) {
+  return fv::guarded(err, "the optimiser", [&] {
+    auto p = fv::tensors(params, n);
+    at::_foreach_add_(p, fv::tensors(updates, n), alpha);
+  });
+}
+
+// MuSGD's SGD part, as Ultralytics writes it with foreach operations (no dampening; momentum
+// buffers start at zero, so the first step's buffer is the gradient): g' = grads + wd·params,
+// bufs = momentum·bufs + g', params −= lr·(g' + momentum·bufs with Nesterov, else bufs).
+int fv_musgd_sgd(at::Tensor **params, at::Tensor **grads, at::Tensor **bufs, int n, double lr,
+                 double momentum, double weight_decay, int nesterov, char **err) {
+  return fv::guarded(err, "the optimiser", [&] {
+    auto p = fv::tensors(params, n);
+    auto g = fv::tensors(grads, n);
+    auto b = fv::tensors(bufs, n);
+    if (weight_decay != 0.0) {
+      g = at::_foreach_add(g, p, weight_decay);
+    }
+    at::_foreach_mul_(b, momentum);
+    at::_foreach_add_(b, g);
+    auto updates = nesterov != 0 ? at::_foreach_add(g, b, momentum) : b;
+    at::_foreach_add_(p, updates, -lr);
+  });
+}
+
 // Drops the gradients of n tensors (their .grad becomes undefined), so the next backward pass
 // stores its gradient instead of adding it to zeros.
 int fv_clear_grads(at::Tensor **tensors, int n, char **err) {

@@ -37,6 +37,106 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn fv_clear_grads(tensors: *mut *mut CTensor, n: c_int, err: *mut *mut c_char) -> c_int;
+    fn fv_muon_momentum(
+        grads: *mut *mut CTensor,
+        bufs: *mut *mut CTensor,
+        out: *mut *mut CTensor,
+        n: c_int,
+        beta: c_double,
+        nesterov: c_int,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn fv_foreach_add(
+        params: *mut *mut CTensor,
+        updates: *mut *mut CTensor,
+        n: c_int,
+        alpha: c_double,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn fv_musgd_sgd(
+        params: *mut *mut CTensor,
+        grads: *mut *mut CTensor,
+        bufs: *mut *mut CTensor,
+        n: c_int,
+        lr: c_double,
+        momentum: c_double,
+        weight_decay: c_double,
+        nesterov: c_int,
+        err: *mut *mut c_char,
+    ) -> c_int;
+}
+
+/// MuSGD's Muon momentum (see `csrc/optim.cpp`): updates `bufs` in place and writes each
+/// parameter's pre-orthogonalisation update into `out`.
+pub fn muon_momentum(
+    grads: &[Tensor],
+    bufs: &[Tensor],
+    out: &[Tensor],
+    beta: f64,
+    nesterov: bool,
+) -> Result<()> {
+    let (mut g, mut b, mut o) = (handles(grads), handles(bufs), handles(out));
+    let mut err = std::ptr::null_mut();
+    // SAFETY: the handles point to live tensors owned by the slices for the whole call; the shim
+    // reads `n` of each and fills `err` only on failure.
+    let rc = unsafe {
+        fv_muon_momentum(
+            g.as_mut_ptr(),
+            b.as_mut_ptr(),
+            o.as_mut_ptr(),
+            grads.len() as c_int,
+            beta,
+            c_int::from(nesterov),
+            &mut err,
+        )
+    };
+    status(rc, err, "MuSGD momentum")
+}
+
+/// `params += alpha · updates` (ATen's foreach add).
+pub fn foreach_add(params: &[Tensor], updates: &[Tensor], alpha: f64) -> Result<()> {
+    let (mut p, mut u) = (handles(params), handles(updates));
+    let mut err = std::ptr::null_mut();
+    // SAFETY: as for `muon_momentum`.
+    let rc = unsafe {
+        fv_foreach_add(
+            p.as_mut_ptr(),
+            u.as_mut_ptr(),
+            params.len() as c_int,
+            alpha,
+            &mut err,
+        )
+    };
+    status(rc, err, "MuSGD Muon step")
+}
+
+/// MuSGD's SGD part (see `csrc/optim.cpp`).
+pub fn musgd_sgd(
+    params: &[Tensor],
+    grads: &[Tensor],
+    bufs: &[Tensor],
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+) -> Result<()> {
+    let (mut p, mut g, mut b) = (handles(params), handles(grads), handles(bufs));
+    let mut err = std::ptr::null_mut();
+    // SAFETY: as for `muon_momentum`.
+    let rc = unsafe {
+        fv_musgd_sgd(
+            p.as_mut_ptr(),
+            g.as_mut_ptr(),
+            b.as_mut_ptr(),
+            params.len() as c_int,
+            lr,
+            momentum,
+            weight_decay,
+            c_int::from(nesterov),
+            &mut err,
+        )
+    };
+    status(rc, err, "MuSGD SGD step")
 }
 
 fn handles(tensors: &[Tensor]) -> Vec<*mut CTensor> {

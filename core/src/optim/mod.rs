@@ -5,6 +5,7 @@ mod ema;
 mod fused;
 mod groups;
 mod lbfgs;
+pub mod muon;
 mod optimizer;
 mod schedule;
 

@@ -41,6 +41,21 @@ pub enum OptimizerKind {
         /// ε.
         eps: f64,
     },
+    /// Ultralytics' MuSGD (YOLO26): every matrix or convolution weight (2-D or 4-D) gets a Muon
+    /// step, its momentum orthogonalised ([`crate::optim::muon`]) and applied at `lr · muon`,
+    /// then an SGD step at `lr · sgd` with its own momentum buffer and the weight decay; other
+    /// parameters get the SGD step alone. The Muon momentum is an average
+    /// (`b ← βb + (1 − β)g`), SGD's a sum; both Nesterov when `nesterov`.
+    MuSgd {
+        /// β of both momenta.
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// Scale of the Muon step (Ultralytics: 0.2).
+        muon: f64,
+        /// Scale of the SGD step (Ultralytics: 1.0).
+        sgd: f64,
+    },
 }
 
 impl OptimizerKind {
@@ -63,9 +78,15 @@ impl OptimizerKind {
                 beta2: 0.999,
                 eps: 1e-8,
             },
+            "musgd" => OptimizerKind::MuSgd {
+                momentum,
+                nesterov: true,
+                muon: 0.2,
+                sgd: 1.0,
+            },
             other => {
                 return Err(Error::Invalid(format!(
-                    "unknown optimiser {other:?} (sgd, adam, adamw)"
+                    "unknown optimiser {other:?} (sgd, adam, adamw, musgd)"
                 )))
             }
         })
@@ -135,7 +156,9 @@ impl Optimizer {
     /// Changes SGD momentum / Adam β₁ (YOLO warms momentum up from 0.8).
     pub fn set_momentum(&mut self, m: f64) {
         match &mut self.kind {
-            OptimizerKind::Sgd { momentum, .. } => *momentum = m,
+            OptimizerKind::Sgd { momentum, .. } | OptimizerKind::MuSgd { momentum, .. } => {
+                *momentum = m
+            }
             OptimizerKind::Adam { beta1, .. } | OptimizerKind::AdamW { beta1, .. } => *beta1 = m,
         }
     }
@@ -197,6 +220,15 @@ impl Optimizer {
     }
 
     fn step_group(&mut self, gi: usize) -> Result<()> {
+        if let OptimizerKind::MuSgd {
+            momentum,
+            nesterov,
+            muon,
+            sgd,
+        } = self.kind
+        {
+            return self.step_musgd(gi, momentum, nesterov, muon, sgd);
+        }
         let (lr, wd) = (self.lrs[gi], self.groups[gi].weight_decay);
         // SGD calls the kernel once for parameters whose momentum buffer is new, once for the rest.
         let (mut fresh, mut going) = (Batch::default(), Batch::default());
@@ -228,6 +260,7 @@ impl Optimizer {
                     }
                     batch
                 }
+                OptimizerKind::MuSgd { .. } => unreachable!("MuSGD steps in step_musgd"),
                 OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. } => {
                     let m = like(&st.first.take().unwrap_or_else(|| p.zeros_like()), p);
                     let v = like(&st.second.take().unwrap_or_else(|| p.zeros_like()), p);
@@ -265,6 +298,7 @@ impl Optimizer {
                 }
                 Ok(())
             }
+            OptimizerKind::MuSgd { .. } => Ok(()),
             OptimizerKind::Adam { beta1, beta2, eps }
             | OptimizerKind::AdamW { beta1, beta2, eps } => {
                 if going.params.is_empty() {
@@ -290,6 +324,70 @@ impl Optimizer {
         }
     }
 
+    /// One MuSGD step of group `gi` (see [`OptimizerKind::MuSgd`]): the Muon step of its
+    /// matrices and convolution weights, batched as Ultralytics batches them (per group), then
+    /// the SGD step of all.
+    fn step_musgd(
+        &mut self,
+        gi: usize,
+        momentum: f64,
+        nesterov: bool,
+        muon_scale: f64,
+        sgd_scale: f64,
+    ) -> Result<()> {
+        let (lr, wd) = (self.lrs[gi], self.groups[gi].weight_decay);
+        let (mut muon, mut plain) = (Batch::default(), Batch::default());
+        for (pi, (_, p)) in self.groups[gi].params.iter().enumerate() {
+            let grad = p.grad();
+            if !grad.defined() {
+                continue;
+            }
+            let st = &mut self.state[gi][pi];
+            st.step += 1;
+            let first = st.first.take().unwrap_or_else(|| p.zeros_like());
+            let batch = if matches!(p.dim(), 2 | 4) {
+                let second = st.second.take().unwrap_or_else(|| p.zeros_like());
+                muon.second.push(second.shallow_clone());
+                st.second = Some(second);
+                &mut muon
+            } else {
+                &mut plain
+            };
+            batch.bufs.push(first.shallow_clone());
+            st.first = Some(first);
+            batch.params.push(p.shallow_clone());
+            batch.grads.push(grad);
+        }
+        if !muon.params.is_empty() {
+            let updates: Vec<Tensor> = muon.grads.iter().map(Tensor::zeros_like).collect();
+            fused::muon_momentum(&muon.grads, &muon.bufs, &updates, momentum, nesterov)?;
+            let orthogonal = crate::optim::muon::orthogonalise(&updates);
+            fused::foreach_add(&muon.params, &orthogonal, -(lr * muon_scale))?;
+            let step = lr * sgd_scale;
+            fused::musgd_sgd(
+                &muon.params,
+                &muon.grads,
+                &muon.second,
+                step,
+                momentum,
+                wd,
+                nesterov,
+            )?;
+        }
+        if !plain.params.is_empty() {
+            fused::musgd_sgd(
+                &plain.params,
+                &plain.grads,
+                &plain.bufs,
+                lr,
+                momentum,
+                wd,
+                nesterov,
+            )?;
+        }
+        Ok(())
+    }
+
     /// The optimiser state as named tensors (`<param>.momentum_buffer`, `.exp_avg`,
     /// `.exp_avg_sq`, `.step`), for checkpoints.
     pub fn state_dict(&self) -> StateDict {
@@ -299,6 +397,7 @@ impl Optimizer {
                 sd.insert(format!("{name}.step"), Tensor::from(st.step));
                 let (a, b) = match self.kind {
                     OptimizerKind::Sgd { .. } => ("momentum_buffer", ""),
+                    OptimizerKind::MuSgd { .. } => ("momentum_buffer", "momentum_buffer_SGD"),
                     _ => ("exp_avg", "exp_avg_sq"),
                 };
                 if let Some(t) = &st.first {
@@ -326,6 +425,10 @@ impl Optimizer {
                 };
                 match self.kind {
                     OptimizerKind::Sgd { .. } => st.first = get("momentum_buffer"),
+                    OptimizerKind::MuSgd { .. } => {
+                        st.first = get("momentum_buffer");
+                        st.second = get("momentum_buffer_SGD");
+                    }
                     _ => {
                         st.first = get("exp_avg");
                         st.second = get("exp_avg_sq");

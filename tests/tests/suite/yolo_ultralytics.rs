@@ -443,3 +443,101 @@ fn yolo26_exports_its_end_to_end_output() {
         "{err}"
     );
 }
+
+/// Two MuSGD steps on a yolo26n's parameters equal those of Ultralytics' own `MuSGD`
+/// (`tests/reference/musgd.py`): the Muon step (momentum average, batched Newton–Schulz in
+/// bfloat16) and the SGD step, with the same gradients.
+#[test]
+fn musgd_steps_equal_ultralytics() {
+    use ferrovis_core::optim::{Optimizer, OptimizerKind, ParamGroup};
+    tch::set_num_threads(1);
+    let dir = reference_dir("musgd");
+    run_reference("musgd.py", &[dir.as_os_str()]);
+    let sd = checkpoint::read(dir.join("musgd.safetensors")).expect("reference");
+    let vs = VarStore::new(Device::Cpu);
+    let (version, scale) = Version::parse_model_name("yolo26n").expect("name");
+    let _model = Yolo::new(
+        &vs.root(),
+        YoloConfig {
+            version,
+            scale,
+            num_classes: 2,
+        },
+    );
+    let mut muon = Vec::new();
+    let mut plain = Vec::new();
+    let mut vars: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (name, t) in &vars {
+            let start = sd.get(&format!("start.{name}")).expect(name);
+            t.shallow_clone().copy_(start);
+        }
+    });
+    for (name, t) in vars.iter() {
+        if matches!(t.dim(), 2 | 4) {
+            muon.push((name.clone(), t.shallow_clone()));
+        } else {
+            plain.push((name.clone(), t.shallow_clone()));
+        }
+    }
+    assert_eq!(
+        muon.len() + plain.len(),
+        sd.names().filter(|n| n.starts_with("end.")).count()
+    );
+    let groups = vec![
+        ParamGroup {
+            name: "muon".into(),
+            params: muon,
+            lr_scale: 1.0,
+            weight_decay: 5e-4,
+        },
+        ParamGroup {
+            name: "plain".into(),
+            params: plain,
+            lr_scale: 1.0,
+            weight_decay: 0.0,
+        },
+    ];
+    let kind = OptimizerKind::MuSgd {
+        momentum: 0.9,
+        nesterov: true,
+        muon: 0.2,
+        sgd: 1.0,
+    };
+    let mut opt = Optimizer::new(kind, groups, 0.01);
+    for step in 1..=2 {
+        opt.zero_grad().expect("zero_grad");
+        // Each gradient exactly the reference's: d(Σ p·g)/dp = g.
+        let loss = vars
+            .iter()
+            .map(|(name, t)| {
+                let g = sd.get(&format!("grad{step}.{name}")).expect(name);
+                (t * g).sum(tch::Kind::Float)
+            })
+            .fold(
+                tch::Tensor::zeros([], (tch::Kind::Float, Device::Cpu)),
+                |a, b| a + b,
+            );
+        loss.backward();
+        opt.step().expect("step");
+    }
+    let mut worst = (0.0f64, String::new());
+    for (name, t) in &vars {
+        let theirs = sd.get(&format!("end.{name}")).expect(name);
+        let scale = theirs.abs().max().double_value(&[]).max(1e-12);
+        let rel = (t - theirs).abs().max().double_value(&[]) / scale;
+        if rel > worst.0 {
+            worst = (rel, name.clone());
+        }
+    }
+    println!(
+        "MuSGD, two steps: largest relative difference {:.2e} ({})",
+        worst.0, worst.1
+    );
+    assert!(worst.0 <= 1e-6, "{}: {:e}", worst.1, worst.0);
+}

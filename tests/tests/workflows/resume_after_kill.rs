@@ -230,6 +230,17 @@ fn segment_resumes_a_killed_run_to_identical_weights() {
 
 #[test]
 fn detect_yolo11_resumes_a_killed_run_to_identical_weights() {
+    detect_resumes("yolo11n", "auto", "yolo11");
+}
+
+/// YOLO26 with MuSGD: both of its momentum buffers per weight, the one-to-one head and the
+/// end-to-end loss's epoch weights all come back.
+#[test]
+fn detect_yolo26_with_musgd_resumes_a_killed_run_to_identical_weights() {
+    detect_resumes("yolo26n", "MuSGD", "yolo26");
+}
+
+fn detect_resumes(model: &str, optimizer: &str, arch: &str) {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let shapes = ShapesConfig {
@@ -249,7 +260,8 @@ fn detect_yolo11_resumes_a_killed_run_to_identical_weights() {
             format!("data={}", data.display()),
             format!("project={}", project.display()),
             format!("name={name}"),
-            "model=yolo11n".into(),
+            format!("model={model}"),
+            format!("optimizer={optimizer}"),
             "imgsz=64".into(),
             "batch=4".into(),
             "nbs=4".into(),
@@ -261,5 +273,5 @@ fn detect_yolo11_resumes_a_killed_run_to_identical_weights() {
         ferrovis_core::config::to_toml(&cfg).unwrap()
     });
     let meta = std::fs::read_to_string(project.join("whole/detect.json")).unwrap();
-    assert!(meta.contains("\"arch\": \"yolo11\""), "{meta}");
+    assert!(meta.contains(&format!("\"arch\": \"{arch}\"")), "{meta}");
 }

@@ -123,7 +123,7 @@ def main():
     print(f"{'ferrovis (read + predict)':<34} {o_med:>16.1f}")
     print(f"{'Ultralytics speed (no reading)':<34} {t_med:>16.1f}")
     print(f"{'Ultralytics wall (read + predict)':<34} {w_med:>16.1f}")
-    target = 0.6 if name.startswith("yolo11") else 0.8
+    target = 0.6 if name.startswith(("yolo11", "yolo26")) else 0.8
     print(f"ferrovis time / Ultralytics speed: {o_med / t_med:.2f}  (target <= {target})")
     print(f"ferrovis time / Ultralytics wall time: {o_med / w_med:.2f}")
     print("top detections on", os.path.basename(files[0]), "(class, conf, xyxy):")

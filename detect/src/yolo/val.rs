@@ -56,7 +56,12 @@ pub fn evaluate(
         let batch = batch.context("loading a validation batch")?;
         let x = batch.images.to_device(device);
         let t = Instant::now();
-        let (raw, one2one) = tch::no_grad(|| model.forward_both(&x, false));
+        // YOLO26's one-to-one head only where it is read: its detections, or the loss.
+        let (raw, one2one) = if nms.end2end || matches!(loss, Some(YoloLoss::EndToEnd(_))) {
+            tch::no_grad(|| model.forward_both(&x, false))
+        } else {
+            (tch::no_grad(|| model.forward_t(&x, false)), None)
+        };
         let detections = match one2one.as_ref().filter(|_| nms.end2end) {
             // An end-to-end model's one-to-one head: at most max_det rows, no NMS.
             Some(o2o) => end2end_detections(

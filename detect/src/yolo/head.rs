@@ -118,7 +118,7 @@ impl Detect {
     /// YOLOv8's and YOLO11's head over levels of `channels` input channels whose class branches
     /// are `kind`.
     pub fn new(p: &Path, num_classes: i64, channels: [i64; 3], kind: ClassBranch) -> Self {
-        let (cv2, cv3) = branches(p, "cv2", "cv3", num_classes, channels, kind, REG_MAX, 1.0);
+        let (cv2, cv3) = branches(p, "cv2", "cv3", num_classes, channels, kind, REG_MAX, 2.0);
         // A parameter in Ultralytics' state dict that never trains.
         let proj = Tensor::arange(REG_MAX, (Kind::Float, p.device())).view([1, REG_MAX, 1, 1]);
         let _ = (p / "dfl" / "conv")

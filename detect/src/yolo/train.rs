@@ -1,15 +1,19 @@
-//! `detect train`: YOLOv8 fine-tuning with Ultralytics' recipe on the core engine.
+//! `detect train`: YOLO (v8, 11, 26) fine-tuning with Ultralytics' recipe (as of 8.4) on the core
+//! engine.
 //!
-//! - parameter groups as Ultralytics builds them: biases (group 0, no decay), convolution weights
-//!   (group 1, decay `weight_decay · batch · accumulate / nbs`), BatchNorm weights (group 2, no
-//!   decay); `optimizer=auto` picks SGD(lr 0.01, momentum 0.9) beyond 10 000 iterations and
-//!   AdamW(lr `0.002·5/(4+nc)`, β₁ 0.9) otherwise, with no bias warmup for AdamW;
+//! - parameter groups as Ultralytics builds them: biases (no decay), convolution weights (decay
+//!   `weight_decay · batch · accumulate / nbs`), BatchNorm weights (no decay), and under MuSGD
+//!   the class branches' share of each at three times the rate; `optimizer=auto` picks
+//!   MuSGD(lr 0.01, momentum 0.9) beyond 10 000 iterations and AdamW(lr `0.002·5/(4+nc)`, β₁ 0.9)
+//!   otherwise, with no bias warmup;
 //! - the learning rate follows `lr0 · lf(epoch)`, `lf` linear from 1 to `lrf`, stepped per epoch;
-//!   for the first `max(round(warmup_epochs · batches), 100)` iterations every group's rate rises
-//!   linearly from 0 (biases fall from `warmup_bias_lr`) to that value, momentum from
-//!   `warmup_momentum` to `momentum`, and accumulation from 1 to `nbs / batch`;
+//!   for the first `round(min(warmup_epochs, epochs − 1) · batches)` iterations every group's
+//!   rate rises linearly from 0 (biases fall from `warmup_bias_lr`) to that value, SGD's and
+//!   MuSGD's momentum from `warmup_momentum` to `momentum` (Adam's β₁ stays), and accumulation
+//!   from 1 to `nbs / batch`;
 //! - gradients of the nominal batch `nbs` are summed (the loss is already scaled by the batch
 //!   size), clipped to norm 10; EMA (0.9999, τ 2000) weights are validated and saved;
+//! - YOLO26 trains both heads, the one-to-many weight falling per epoch ([`YoloLoss`]);
 //! - every epoch validates; `best` is chosen by fitness 0.1·mAP50 + 0.9·mAP50-95.
 
 use std::path::Path;
@@ -83,6 +87,7 @@ struct Recipe {
     lr0: f64,
     lrf: f64,
     momentum: f64,
+    warm_momentum: bool,
     warmup_momentum: f64,
     warmup_bias_lr: f64,
     nominal: f64,
@@ -114,7 +119,9 @@ impl Recipe {
                 let end = target * group.lr_scale;
                 opt.set_group_lr(g, lerp(start, end));
             }
-            opt.set_momentum(lerp(self.warmup_momentum, self.momentum));
+            if self.warm_momentum {
+                opt.set_momentum(lerp(self.warmup_momentum, self.momentum));
+            }
             lerp(1.0, self.nominal).round_ties_even().max(1.0) as usize
         } else {
             for g in 0..opt.groups().len() {
@@ -297,8 +304,11 @@ pub fn train(
         Vec::new()
     };
     let mut opt = Optimizer::new(kind, yolo_groups(&vs, decay, &boost), lr0);
+    // Ultralytics 8.4: warmup leaves at least the last epoch for regular training (8.3 instead
+    // warmed up for at least 100 iterations).
     let warmup_iters = if cfg.warmup_epochs > 0.0 {
-        ((cfg.warmup_epochs * batches as f64).round() as usize).max(100)
+        let epochs = cfg.warmup_epochs.min(cfg.epochs.saturating_sub(1) as f64);
+        (epochs * batches as f64).round_ties_even() as usize
     } else {
         0
     };
@@ -308,7 +318,13 @@ pub fn train(
         epochs: cfg.epochs,
         lr0,
         lrf: cfg.lrf,
-        momentum,
+        // Warmup raises SGD's and MuSGD's momentum to the `momentum` setting, whatever
+        // optimizer=auto built them with; Adam's β₁ is not warmed (Ultralytics 8.4).
+        momentum: cfg.momentum,
+        warm_momentum: matches!(
+            kind,
+            OptimizerKind::Sgd { .. } | OptimizerKind::MuSgd { .. }
+        ),
         warmup_momentum: cfg.warmup_momentum,
         warmup_bias_lr: bias_lr,
         nominal,
@@ -470,6 +486,7 @@ mod tests {
             lr0: 0.01,
             lrf: 0.01,
             momentum: 0.937,
+            warm_momentum: true,
             warmup_momentum: 0.8,
             warmup_bias_lr: 0.1,
             nominal: 4.0,

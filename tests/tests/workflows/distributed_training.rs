@@ -447,7 +447,10 @@ fn yolov8_on_two_ranks_follows_ultralytics_ddp_step() {
             // SGD: Adam's first steps are sign(gradient)·lr, which turns the rounding noise of
             // a near-zero gradient into a full step either way; SGD's are linear in it.
             "optimizer=SGD",
-            "lr0=0.01",
+            // One epoch has no warmup (Ultralytics 8.4 leaves the last epoch out of it): a
+            // small rate keeps the three full steps where float32 sums of 8 and of 16 images
+            // agree to the tolerance below.
+            "lr0=0.001",
         ]
         .map(String::from)
         .to_vec()

@@ -136,22 +136,11 @@ pub fn letterbox_to(
         ((w as f32 * r).round() as usize).clamp(1, size),
         ((h as f32 * r).round() as usize).clamp(1, size),
     );
-    let resized = resize(&sample.image, nw, nh, Filter::Linear)?;
     let (mut dw, mut dh) = (size - nw, size - nh);
     if let Some(stride) = stride.filter(|&s| s > 0) {
         (dw, dh) = (dw % stride, dh % stride);
     }
-    let (left, top) = (dw / 2, dh / 2);
-    let image = pad(&resized, left, top, dw - left, dh - top, PAD_GREY);
-    let mut boxes = sample.boxes.clone();
-    let (sx, sy) = (nw as f32 / w as f32, nh as f32 / h as f32);
-    scale_boxes(&mut boxes, sx, sy, left as f32, top as f32);
-    let info = Letterbox {
-        scale: r,
-        pad_left: left as f32,
-        pad_top: top as f32,
-    };
-    Ok((DetectionSample { image, boxes }, info))
+    resize_and_pad(sample, r, (nw, nh), (dw, dh))
 }
 
 /// Fits the image into a `width`×`height` canvas without enlarging it, keeping its aspect ratio,
@@ -171,12 +160,23 @@ pub fn letterbox_rect(
         ((w as f32 * r).round() as usize).clamp(1, width),
         ((h as f32 * r).round() as usize).clamp(1, height),
     );
+    resize_and_pad(sample, r, (nw, nh), (width - nw, height - nh))
+}
+
+/// The letterbox both shapes share: `sample` resized (bilinear) to `nw`×`nh` at scale `r`, then
+/// padded with grey by `dw`, `dh` split evenly (the odd pixel bottom/right), boxes moved along.
+fn resize_and_pad(
+    sample: &DetectionSample,
+    r: f32,
+    (nw, nh): (usize, usize),
+    (dw, dh): (usize, usize),
+) -> Result<(DetectionSample, Letterbox)> {
+    let (w, h) = (sample.image.width, sample.image.height);
     let resized = if (nw, nh) == (w, h) {
         sample.image.clone()
     } else {
         resize(&sample.image, nw, nh, Filter::Linear)?
     };
-    let (dw, dh) = (width - nw, height - nh);
     let (left, top) = (dw / 2, dh / 2);
     let image = pad(&resized, left, top, dw - left, dh - top, PAD_GREY);
     let mut boxes = sample.boxes.clone();

@@ -184,6 +184,11 @@ pub struct BackboneOptions {
     /// torchvision's FrozenBatchNorm2d for detection backbones (ResNet and MobileNetV3; other
     /// families refuse anything but the default).
     pub norm: crate::nn::NormLayer,
+    /// The square input size a transformer is built for (ViT's positional embedding, Swin's and
+    /// MaxViT's attention grids): `None` keeps the size its weights were trained at, another
+    /// size interpolates the pretrained positional embedding when weights load, as torchvision
+    /// allows. Convolutional families take any size and ignore it.
+    pub image_size: Option<i64>,
 }
 
 impl Default for BackboneOptions {
@@ -194,6 +199,7 @@ impl Default for BackboneOptions {
             dropout: None,
             stochastic_depth: None,
             norm: crate::nn::NormLayer::BatchNorm,
+            image_size: None,
         }
     }
 }
@@ -215,6 +221,11 @@ pub const NAMES: &[&str] = &[
     "resnet50",
     "resnet101",
     "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
     "vgg11",
     "vgg13",
     "vgg16",
@@ -255,7 +266,8 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             opts.output_stride
         )));
     }
-    if opts.output_stride != 32 && !(name.starts_with("resnet") || name.starts_with("mobilenet")) {
+    let resnet_family = ResNetConfig::by_name(name).is_some();
+    if opts.output_stride != 32 && !(resnet_family || name.starts_with("mobilenet")) {
         return Err(Error::Invalid(format!(
             "{name}: output_stride {} needs dilation, which only ResNet and MobileNet support here",
             opts.output_stride
@@ -268,7 +280,7 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
         ))
     };
     if opts.norm != crate::nn::NormLayer::BatchNorm
-        && !(name.starts_with("resnet") || name.starts_with("mobilenet_v3"))
+        && !(resnet_family || name.starts_with("mobilenet_v3"))
     {
         return Err(Error::Invalid(format!(
             "{name}: another normalisation than BatchNorm is only available for ResNet and \

@@ -1,7 +1,9 @@
 //! ResNet (He et al., "Deep Residual Learning for Image Recognition", 2015) as torchvision builds
 //! it: the stride of a bottleneck sits on its 3×3 convolution ("ResNet v1.5"), and
 //! `replace_stride_with_dilation` turns the strides of `layer3`/`layer4` into dilation for
-//! output stride 16 or 8 (DeepLab).
+//! output stride 16 or 8 (DeepLab). ResNeXt (Xie et al., 2017) splits the bottleneck's 3×3 into
+//! `groups` paths of `width_per_group` channels; Wide ResNet (Zagoruyko & Komodakis, 2016)
+//! doubles that width.
 
 use tch::nn::{self, Module, Path};
 use tch::Tensor;
@@ -35,20 +37,36 @@ pub struct ResNetConfig {
     pub block: BlockKind,
     /// Blocks in `layer1` … `layer4`.
     pub layers: [usize; 4],
+    /// Groups of the bottleneck's 3×3 convolution (ResNeXt's cardinality; 1 for ResNet).
+    pub groups: i64,
+    /// Channels per group at `layer1` (64 for ResNet, 128 for Wide ResNet).
+    pub width_per_group: i64,
 }
 
 impl ResNetConfig {
-    /// The torchvision variants `resnet18` … `resnet152`.
+    /// The torchvision variants `resnet18` … `resnet152`, `resnext50_32x4d`,
+    /// `resnext101_32x8d`, `resnext101_64x4d`, `wide_resnet50_2` and `wide_resnet101_2`.
     pub fn by_name(name: &str) -> Option<Self> {
-        let (block, layers) = match name {
-            "resnet18" => (BlockKind::Basic, [2, 2, 2, 2]),
-            "resnet34" => (BlockKind::Basic, [3, 4, 6, 3]),
-            "resnet50" => (BlockKind::Bottleneck, [3, 4, 6, 3]),
-            "resnet101" => (BlockKind::Bottleneck, [3, 4, 23, 3]),
-            "resnet152" => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+        use BlockKind::{Basic, Bottleneck};
+        let (block, layers, groups, width_per_group) = match name {
+            "resnet18" => (Basic, [2, 2, 2, 2], 1, 64),
+            "resnet34" => (Basic, [3, 4, 6, 3], 1, 64),
+            "resnet50" => (Bottleneck, [3, 4, 6, 3], 1, 64),
+            "resnet101" => (Bottleneck, [3, 4, 23, 3], 1, 64),
+            "resnet152" => (Bottleneck, [3, 8, 36, 3], 1, 64),
+            "resnext50_32x4d" => (Bottleneck, [3, 4, 6, 3], 32, 4),
+            "resnext101_32x8d" => (Bottleneck, [3, 4, 23, 3], 32, 8),
+            "resnext101_64x4d" => (Bottleneck, [3, 4, 23, 3], 64, 4),
+            "wide_resnet50_2" => (Bottleneck, [3, 4, 6, 3], 1, 128),
+            "wide_resnet101_2" => (Bottleneck, [3, 4, 23, 3], 1, 128),
             _ => return None,
         };
-        Some(ResNetConfig { block, layers })
+        Some(ResNetConfig {
+            block,
+            layers,
+            groups,
+            width_per_group,
+        })
     }
 }
 
@@ -84,7 +102,7 @@ impl Block {
     #[allow(clippy::too_many_arguments)]
     fn new(
         p: &Path,
-        kind: BlockKind,
+        cfg: &ResNetConfig,
         norm: NormLayer,
         c_in: i64,
         planes: i64,
@@ -92,7 +110,11 @@ impl Block {
         dilation: i64,
         downsample: bool,
     ) -> Self {
+        let kind = cfg.block;
         let c_out = planes * kind.expansion();
+        // The bottleneck's inner width: `planes` for ResNet, scaled by the group width for
+        // ResNeXt and Wide ResNet.
+        let width = planes * cfg.width_per_group / 64 * cfg.groups;
         let unit = |i: usize, c_in: i64, c_out: i64, spec: Conv2dSpec| {
             (
                 conv2d(&(p / format!("conv{i}")), c_in, c_out, spec),
@@ -110,14 +132,17 @@ impl Block {
                 unit(2, planes, planes, Conv2dSpec::new(3).dilation(dilation)),
             ],
             BlockKind::Bottleneck => vec![
-                unit(1, c_in, planes, Conv2dSpec::new(1)),
+                unit(1, c_in, width, Conv2dSpec::new(1)),
                 unit(
                     2,
-                    planes,
-                    planes,
-                    Conv2dSpec::new(3).stride(stride).dilation(dilation),
+                    width,
+                    width,
+                    Conv2dSpec::new(3)
+                        .stride(stride)
+                        .dilation(dilation)
+                        .groups(cfg.groups),
                 ),
-                unit(3, planes, c_out, Conv2dSpec::new(1)),
+                unit(3, width, c_out, Conv2dSpec::new(1)),
             ],
         };
         let downsample =
@@ -200,7 +225,7 @@ impl ResNet {
             let needs_downsample = stride != 1 || c_in != c_out;
             let mut blocks = vec![Block::new(
                 &(&lp / "0"),
-                cfg.block,
+                cfg,
                 opts.norm,
                 c_in,
                 planes,
@@ -211,7 +236,7 @@ impl ResNet {
             for b in 1..n {
                 blocks.push(Block::new(
                     &(&lp / b.to_string()),
-                    cfg.block,
+                    cfg,
                     opts.norm,
                     c_out,
                     planes,

@@ -1,0 +1,204 @@
+"""Reference side of the classification-zoo parity tests: every architecture
+torchvision.models.list_models(module=torchvision.models) names, computed by torchvision itself.
+
+    zoo.py layout OUT.json            for every architecture: trainable parameter count and the
+                                      state_dict's names and shapes, built on the meta device (no
+                                      memory, no time)
+    zoo.py parity OUT_DIR NAME...     for each NAME, a seeded model with randomised
+                                      normalisation and the outputs ferrovis must reproduce:
+                                      OUT_DIR/NAME/weights.pth and OUT_DIR/NAME/expected.safetensors
+
+expected.safetensors holds: input (2×3×S×S, S from SPECS); logits and feat0..featK in eval mode,
+float32. With "f64" in the case's checks: logits64 and feat64_0..K for the same network in
+float64. With "train": train_feat0..K in training mode (stochastic depth and dropout switched
+off on both sides), "grad:<param>" the gradient of the spec's first parameter for the loss
+sum_levels mean(level**2), and "after:<buffer>" the spec's buffer after that step (if it names
+one). Feature levels are the outputs of the modules SPECS lists, turned to N×C×H×W by the spec's
+"layout" (Swin's stages are N×H×W×C; ViT's are token sequences).
+"""
+import copy
+import json
+import os
+import sys
+import warnings
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+
+def nhwc(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def vit_tokens(x):
+    # The class token dropped, the patch tokens laid out on their grid.
+    n, t, c = x.shape
+    side = int(round((t - 1) ** 0.5))
+    return x[:, 1:].transpose(1, 2).reshape(n, c, side, side)
+
+
+LAYOUTS = {"nchw": lambda x: x, "nhwc": nhwc, "vit_tokens": vit_tokens}
+
+# Per architecture (longest matching name prefix wins): the modules whose outputs are the feature
+# levels, finest first; the input side; the parameter whose gradient and the buffer whose
+# post-step value the training check compares; how a level's output becomes N×C×H×W; extra
+# keyword arguments to the torchvision constructor (sizes that depend on the input).
+SPECS = {
+    "resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
+                   first=("conv1.weight", "bn1.running_mean")),
+    "resnext": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
+                    first=("conv1.weight", "bn1.running_mean")),
+    "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
+                        first=("conv1.weight", "bn1.running_mean")),
+    # --- families added by the zoo work: one entry (or a few) per family ---
+}
+
+# Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
+# "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
+CHECKS = {
+    "resnext50_32x4d": ("f64", "train"),
+}
+
+# Architectures too large for make test's budget: their layout is checked there, their forward
+# in make validate (which runs `zoo.py parity` on them like any other).
+LARGE = set()
+
+
+def spec(name):
+    key = max((k for k in SPECS if name.startswith(k)), key=len, default=None)
+    if key is None:
+        raise SystemExit(f"zoo.py: no SPECS entry for {name}")
+    s = dict(size=64, layout="nchw", kwargs={})
+    s.update(SPECS[key])
+    return s
+
+
+def layout(out):
+    # RegNet computes its stage widths with tensor arithmetic, which the meta device cannot
+    # read back: that arithmetic runs on the CPU.
+    regnet = torchvision.models.regnet.BlockParams
+    from_init = regnet.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return from_init(cls, *args, **kwargs)
+
+    regnet.from_init_params = classmethod(on_cpu)
+    result = {}
+    for name in torchvision.models.list_models(module=torchvision.models):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # GoogLeNet's, Inception's init notice
+            model = torchvision.models.get_model(name)
+        result[name] = {
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "state_dict": {k: list(v.shape) for k, v in model.state_dict().items()},
+        }
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+def randomise(model):
+    """Realistic, asymmetric parameters: norm affines away from (1, 0), every constant-initialised
+    tensor (zero biases, zero-initialised heads, layer scales of 1e-6) given noise, BatchNorm
+    running statistics calibrated on data as a trained network's are."""
+    norms = (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)
+    with torch.no_grad():
+        norm_params = set()
+        for m in model.modules():
+            if isinstance(m, norms) and getattr(m, "weight", None) is not None:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                norm_params.update({id(m.weight), id(m.bias)})
+        for n, p in model.named_parameters():
+            if id(p) in norm_params or p.numel() == 0:
+                continue
+            if p.numel() == 1 or float(p.std()) == 0.0:
+                scale = 0.5 if "layer_scale" in n or "logit_scale" in n else 0.02
+                p.add_(torch.randn_like(p) * scale)
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in bns:
+            m.momentum, m.saved_momentum = None, m.momentum  # cumulative average
+            m.reset_running_stats()
+        if bns:
+            model.train()
+            model(torch.randn(8, 3, *model.zoo_size))
+        for m in bns:
+            m.momentum = m.saved_momentum
+            del m.saved_momentum
+    model.eval()
+
+
+def no_randomness(model):
+    # Stochastic depth and dropout are random in training; both sides switch them off for the
+    # training check.
+    for m in model.modules():
+        if isinstance(m, torchvision.ops.StochasticDepth):
+            m.p = 0.0
+        elif isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        elif hasattr(m, "stochastic_depth_prob"):
+            m.stochastic_depth_prob = 0.0
+
+
+def run_levels(model, names, x, to_nchw):
+    feats = {}
+    modules = dict(model.named_modules())
+    hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: feats.__setitem__(n, o))
+             for n in names]
+    logits = model(x)
+    for h in hooks:
+        h.remove()
+    if isinstance(logits, tuple):  # Inception's and GoogLeNet's (logits, aux…) in training
+        logits = logits[0]
+    return logits, [to_nchw(feats[n]).contiguous() for n in names]
+
+
+def parity(name, out):
+    os.makedirs(out, exist_ok=True)
+    s = spec(name)
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, **s["kwargs"])
+    model.zoo_size = (s["size"], s["size"])
+    randomise(model)
+    del model.zoo_size
+    torch.save(model.state_dict(), os.path.join(out, "weights.pth"))
+    x = torch.randn(2, 3, s["size"], s["size"])
+    to_nchw = LAYOUTS[s["layout"]]
+    with torch.no_grad():
+        logits, feats = run_levels(model, s["levels"], x, to_nchw)
+    result = {"input": x, "logits": logits}
+    result.update({f"feat{i}": f for i, f in enumerate(feats)})
+    checks = CHECKS.get(name, ())
+    if "f64" in checks:
+        # An exact port agrees to ~1e-12 in float64, which separates implementation differences
+        # from float32 summation-order noise.
+        with torch.no_grad():
+            logits64, feats64 = run_levels(copy.deepcopy(model).double(), s["levels"], x.double(),
+                                           to_nchw)
+        result["logits64"] = logits64
+        result.update({f"feat64_{i}": f for i, f in enumerate(feats64)})
+    if "train" in checks:
+        no_randomness(model)
+        model.train()
+        _, feats = run_levels(model, s["levels"], x, to_nchw)
+        loss = sum((f ** 2).mean() for f in feats)
+        loss.backward()
+        result.update({f"train_feat{i}": f.detach() for i, f in enumerate(feats)})
+        grad_name, buffer_name = s["first"]
+        result["grad:" + grad_name] = dict(model.named_parameters())[grad_name].grad
+        if buffer_name is not None:
+            result["after:" + buffer_name] = dict(model.named_buffers())[buffer_name]
+    save_file({k: v.contiguous() for k, v in result.items()},
+              os.path.join(out, "expected.safetensors"))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    if sys.argv[1] == "layout":
+        layout(sys.argv[2])
+    elif sys.argv[1] == "parity":
+        for name in sys.argv[3:]:
+            parity(name, os.path.join(sys.argv[2], name))
+    else:
+        raise SystemExit(f"unknown command {sys.argv[1]}")

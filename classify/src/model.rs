@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ferrovis_core::backbone::{self, Backbone, BackboneOptions};
+use ferrovis_core::backbone::{self, Backbone, BackboneOptions, PretrainedCfg};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::GroupConfig;
@@ -24,12 +24,27 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Builds `arch` with a `num_classes` head on `device`.
+    /// Builds `arch` with a `num_classes` head on `device`, for the input size its weights were
+    /// trained at.
     pub fn new(arch: &str, num_classes: usize, dropout: f64, device: Device) -> Result<Self> {
+        Self::at_size(arch, num_classes, dropout, None, device)
+    }
+
+    /// Builds `arch` for `image_size` inputs: transformers (ViT) size their positional
+    /// embedding to it, and pretrained weights trained at another size are interpolated when
+    /// they load; convolutional networks take any size and ignore it.
+    pub fn at_size(
+        arch: &str,
+        num_classes: usize,
+        dropout: f64,
+        image_size: Option<i64>,
+        device: Device,
+    ) -> Result<Self> {
         let vs = VarStore::new(device);
         let opts = BackboneOptions {
             num_classes: num_classes as i64,
             dropout: Some(dropout),
+            image_size,
             ..Default::default()
         };
         let model = backbone::create(arch, &vs.root(), &opts)
@@ -50,9 +65,24 @@ impl Classifier {
         // A weights name (`resnet50`, `mobilenet_v2:IMAGENET1K_V1`) is its cached file.
         let file = ferrovis_core::run::resolve_weights(path)?.file;
         let path = file.as_path();
-        let report = checkpoint::load_file(&self.vs, path, &opts)
+        let mut sd =
+            checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.model
+            .adapt_checkpoint(&mut sd)
+            .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
+        let report = checkpoint::load_into(&self.vs, &sd, &opts)
             .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
         Ok(format!("{}: {}", path.display(), report.summary()))
+    }
+
+    /// The normalisation and sizes the weights named `weights` expect: the registry's entry for
+    /// a torchvision weight set (`vit_b_16:IMAGENET1K_SWAG_E2E_V1`: 384 px, bicubic), else the
+    /// architecture's default weights'.
+    pub fn pretrained_cfg(&self, weights: &str) -> PretrainedCfg {
+        ferrovis_core::hub::registry::lookup(weights)
+            .filter(|e| e.arch == self.arch)
+            .and_then(|e| e.transforms)
+            .unwrap_or_else(|| self.model.pretrained_cfg())
     }
 
     /// Freezes for `mode` and returns how the optimiser should group the parameters.

@@ -125,7 +125,13 @@ pub fn load(
 /// weights files) loaded strictly.
 pub fn load_run(run: &RunDir, file: &Path, device: Device) -> Result<(Classifier, RunMeta)> {
     let meta: RunMeta = run.read_meta()?;
-    let clf = Classifier::new(&meta.arch, meta.classes.len(), meta.dropout, device)?;
+    let clf = Classifier::at_size(
+        &meta.arch,
+        meta.classes.len(),
+        meta.dropout,
+        Some(meta.transform.size as i64),
+        device,
+    )?;
     checkpoint::load_file(&clf.vs, file, &LoadOptions::default().strict(true))
         .with_context(|| format!("loading {} into {}", file.display(), meta.arch))?;
     Ok((clf, meta))

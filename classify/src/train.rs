@@ -282,10 +282,11 @@ pub fn train(
             print!("{report}");
         }
     }
-    let mut clf = Classifier::new(
+    let mut clf = Classifier::at_size(
         &cfg.model.arch,
         splits.classes.len(),
         cfg.model.dropout,
+        Some(cfg.data.image_size as i64),
         device,
     )?;
     if cfg.model.weights.is_empty() {
@@ -306,7 +307,7 @@ pub fn train(
         "mode: {:?}, {trainable} of {total} parameters train",
         cfg.train.mode
     );
-    let pre = clf.model.pretrained_cfg();
+    let pre = clf.pretrained_cfg(&cfg.model.weights);
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
     let meta = RunMeta {
         arch: cfg.model.arch.clone(),

@@ -7,6 +7,9 @@ torchvision.models.list_models(module=torchvision.models) names, computed by tor
     zoo.py parity OUT_DIR NAME...     for each NAME, a seeded model with randomised
                                       normalisation and the outputs ferrovis must reproduce:
                                       OUT_DIR/NAME/weights.pth and OUT_DIR/NAME/expected.safetensors
+    zoo.py parity OUT_DIR --small     every architecture not in LARGE (make test), and
+                                      OUT_DIR/cases.json: {"small": [...], "large": [...]}
+    zoo.py parity OUT_DIR --large     the LARGE ones (make validate)
 
 expected.safetensors holds: input (2×3×S×S, S from SPECS); logits and feat0..featK in eval mode,
 float32. With "f64" in the case's checks: logits64 and feat64_0..K for the same network in
@@ -198,7 +201,16 @@ if __name__ == "__main__":
     if sys.argv[1] == "layout":
         layout(sys.argv[2])
     elif sys.argv[1] == "parity":
-        for name in sys.argv[3:]:
-            parity(name, os.path.join(sys.argv[2], name))
+        out, names = sys.argv[2], sys.argv[3:]
+        everything = torchvision.models.list_models(module=torchvision.models)
+        if names in (["--small"], ["--large"]):
+            small = [n for n in everything if n not in LARGE]
+            large = [n for n in everything if n in LARGE]
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "cases.json"), "w") as f:
+                json.dump({"small": small, "large": large}, f)
+            names = small if names == ["--small"] else large
+        for name in names:
+            parity(name, os.path.join(out, name))
     else:
         raise SystemExit(f"unknown command {sys.argv[1]}")

@@ -2,6 +2,8 @@
 //! `tests/reference/` with the Python environment that `make setup` created, and comparing tensors
 //! bit for bit.
 
+pub mod zoo;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -48,7 +48,7 @@ pub struct FeatureInfo {
 }
 
 /// How the weights expect images to be prepared (what torchvision's `weights.transforms()` does).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PretrainedCfg {
     /// Square training/evaluation input size (the centre crop).
     pub input_size: i64,
@@ -151,6 +151,14 @@ pub trait Backbone: Send + std::fmt::Debug {
 
     /// Parameter groups from stem to head; the last one is the classifier.
     fn stages(&self) -> Vec<Stage>;
+
+    /// Adapts a checkpoint of this architecture to this network before it loads, where the
+    /// network was built for another input size than the checkpoint was trained at (ViT
+    /// interpolates its positional embedding, as torchvision's `interpolate_embeddings`). Most
+    /// families have nothing that depends on the input size and leave it as it is.
+    fn adapt_checkpoint(&self, _sd: &mut crate::checkpoint::StateDict) -> Result<()> {
+        Ok(())
+    }
 
     /// A regex matching the classifier's state_dict names, to skip them when the class count
     /// changes (`^fc\.` for ResNet).

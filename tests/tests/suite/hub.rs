@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ferrovis_core::backbone::{self, BackboneOptions};
+use ferrovis_core::backbone::{self, BackboneOptions, Interpolation};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::hub::download::{fetch, sha256_file, Request};
 use ferrovis_core::hub::{Hub, Source, ENTRIES};
@@ -466,13 +466,19 @@ fn registry_urls_equal_torchvisions() {
     let args: Vec<std::ffi::OsString> = archs.iter().map(|a| a.into()).collect();
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let out = run_reference("hub_urls.py", &args);
-    let theirs: HashMap<String, (String, bool)> = out
+    // name → (url, default, classification transforms as hub_urls.py prints them)
+    let theirs: HashMap<String, (String, bool, Option<String>)> = out
         .lines()
         .map(|l| {
             let mut p = l.split_whitespace();
             let name = p.next().unwrap().to_string();
             let url = p.next().unwrap().to_string();
-            (name, (url, p.next() == Some("default")))
+            let default = p.next() == Some("default");
+            let rest: Vec<&str> = p.collect();
+            (
+                name,
+                (url, default, (!rest.is_empty()).then(|| rest.join(" "))),
+            )
         })
         .collect();
     let ours: Vec<_> = ENTRIES
@@ -481,9 +487,24 @@ fn registry_urls_equal_torchvisions() {
         .collect();
     assert_eq!(ours.len(), theirs.len(), "entries per architecture");
     for e in ours {
-        let (url, default) = &theirs[&e.name()];
+        let (url, default, transforms) = &theirs[&e.name()];
         assert_eq!(e.url, url, "{}", e.name());
         assert_eq!(e.default, *default, "{} DEFAULT", e.name());
+        let ours = e.transforms.map(|t| {
+            let list = |v: [f64; 3]| format!("{:?},{:?},{:?}", v[0], v[1], v[2]);
+            let interp = match t.interpolation {
+                Interpolation::Bilinear => "bilinear",
+                Interpolation::Bicubic => "bicubic",
+            };
+            format!(
+                "{} {} {interp} {} {}",
+                t.input_size,
+                t.resize_size,
+                list(t.mean),
+                list(t.std)
+            )
+        });
+        assert_eq!(&ours, transforms, "{} transforms", e.name());
         assert!(
             e.sha256_prefix().is_some(),
             "{}: no hash in its name",

@@ -24,3 +24,4 @@ mod segment_reference;
 mod ssd;
 mod style_reference;
 mod yolo_ultralytics;
+mod zoo_parity;

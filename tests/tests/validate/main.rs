@@ -10,3 +10,4 @@ mod validate_segment;
 mod validate_ssd;
 mod validate_style;
 mod validate_weights;
+mod validate_zoo;

@@ -59,8 +59,11 @@ impl DeepLabV3Plus {
         let info = backbone.feature_info();
         let low_level_index = info.iter().position(|f| f.stride == 4).ok_or_else(|| {
             ferrovis_core::Error::Invalid(format!(
-                "{}: DeepLabV3+ needs a stride-4 feature level",
-                config.encoder
+                "{}: DeepLabV3+ needs a stride-4 feature level (its levels are at strides {:?}; a \
+                 plain Vision Transformer has a single scale: choose a hierarchical encoder such \
+                 as swin_t or convnext_tiny)",
+                config.encoder,
+                info.iter().map(|f| f.stride).collect::<Vec<_>>()
             ))
         })?;
         let c_low = info[low_level_index].channels;

@@ -2,7 +2,8 @@
 //! segmentation_models.pytorch: the encoder's pyramid (strides 2…32) is decoded from the coarsest
 //! level up; each decoder block upsamples (nearest) to its skip's size, concatenates the skip and
 //! applies two 3×3 Conv-BN-ReLU; the last block has no skip and doubles the size back to the input;
-//! a 3×3 convolution gives the class logits.
+//! a 3×3 convolution gives the class logits. Encoders whose pyramid starts at stride 4 (ConvNeXt,
+//! Swin) have no stride-2 skip: that block only doubles the size, as smp does for such encoders.
 //!
 //! Variables are named as smp's state dict: `encoder.*` (the torchvision names of the backbone,
 //! without its classifier), `decoder.blocks.<i>.conv{1,2}.{0,1}.*`, `segmentation_head.0.*`.
@@ -67,6 +68,8 @@ impl DecoderBlock {
 pub struct Unet {
     /// The pretrained encoder (built without a classifier).
     pub encoder: Box<dyn Backbone>,
+    /// The encoder level each decoder block concatenates (`None`: it only upsamples).
+    skip_levels: Vec<Option<usize>>,
     blocks: Vec<DecoderBlock>,
     head: nn::Conv2D,
     /// What was built.
@@ -82,10 +85,36 @@ impl Unet {
             &(p / "encoder"),
             &BackboneOptions::classes(0),
         )?;
-        let skips: Vec<i64> = encoder.feature_info().iter().map(|f| f.channels).collect();
-        // Coarsest level is the decoder's input; the others are skips, coarse to fine, then none.
-        let mut c_in = *skips.last().unwrap_or(&0);
-        let skip_channels: Vec<i64> = skips.iter().rev().skip(1).copied().chain([0]).collect();
+        let info = encoder.feature_info();
+        let strides: Vec<i64> = info.iter().map(|f| f.stride).collect();
+        if info.len() < 3 || strides.last() != Some(&32) {
+            return Err(ferrovis_core::Error::Invalid(format!(
+                "{}: a U-Net needs a feature pyramid ending at stride 32, and this encoder's \
+                 levels are at strides {strides:?}{}",
+                config.encoder,
+                if info.len() == 1 {
+                    " (a plain Vision Transformer has a single scale; choose a hierarchical \
+                     encoder such as swin_t or convnext_tiny)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        // The coarsest level is the decoder's input; block i reads the skip at stride 16 >> i
+        // (none where the encoder has no such level, and none for the last block).
+        let skip_levels: Vec<Option<usize>> = (0..DECODER_CHANNELS.len())
+            .map(|i| {
+                let stride = 16 >> i;
+                (stride >= 2)
+                    .then(|| strides.iter().rposition(|&s| s == stride))
+                    .flatten()
+            })
+            .collect();
+        let mut c_in = info[info.len() - 1].channels;
+        let skip_channels: Vec<i64> = skip_levels
+            .iter()
+            .map(|l| l.map_or(0, |l| info[l].channels))
+            .collect();
         let d = p / "decoder" / "blocks";
         let mut blocks = Vec::new();
         for (i, (&c_skip, &c_out)) in skip_channels.iter().zip(&DECODER_CHANNELS).enumerate() {
@@ -104,6 +133,7 @@ impl Unet {
         );
         Ok(Unet {
             encoder,
+            skip_levels,
             blocks,
             head,
             config,
@@ -122,9 +152,8 @@ impl Unet {
         };
         let feats = self.encoder.features(&padded, train);
         let mut y = feats[feats.len() - 1].shallow_clone();
-        let skips: Vec<&Tensor> = feats.iter().rev().skip(1).collect();
-        for (i, block) in self.blocks.iter().enumerate() {
-            y = block.forward_t(&y, skips.get(i).copied(), train);
+        for (block, level) in self.blocks.iter().zip(&self.skip_levels) {
+            y = block.forward_t(&y, level.map(|l| &feats[l]), train);
         }
         let logits = self.head.forward(&y);
         if ph > 0 || pw > 0 {

@@ -24,4 +24,5 @@ mod segment_reference;
 mod ssd;
 mod style_reference;
 mod yolo_ultralytics;
+mod zoo_finetune;
 mod zoo_parity;

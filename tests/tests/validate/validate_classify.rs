@@ -97,3 +97,53 @@ fn validate_predict_with_plain_imagenet_weights() {
     let top1: Vec<&str> = preds.iter().map(|p| p.top[0].0.as_str()).collect();
     assert_eq!(top1, ["Egyptian cat", "espresso", "moped"]);
 }
+
+/// The ImageNet weights of `arch` (its torchvision DEFAULT) where this machine has them: in
+/// `../shared/weights` or torch.hub's cache. Nothing is downloaded here.
+fn imagenet_weights(arch: &str) -> Result<std::path::PathBuf, String> {
+    let entry = ferrovis_core::hub::registry::lookup(arch)
+        .ok_or_else(|| format!("{arch}: no registry entry"))?;
+    let places = [
+        shared_dir().join("weights").join(entry.file_name()),
+        ferrovis_core::hub::cache::torch_hub_checkpoints().join(entry.file_name()),
+    ];
+    places.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        format!(
+            "{} ({}) is in neither {} nor {}, and validate downloads nothing",
+            entry.file_name(),
+            entry.name(),
+            places[0].parent().unwrap().display(),
+            places[1].parent().unwrap().display()
+        )
+    })
+}
+
+/// Fine-tuning from the new families' ImageNet weights: ConvNeXt-T, EfficientNetV2-S and
+/// RegNet-Y-400MF on ants/bees, 4 epochs with augmentation, each ≥ 0.90. An architecture whose
+/// weights this machine lacks is reported as SKIPPED with the reason (the rule: `../shared`
+/// holds none of the three, and validate downloads nothing), and the summary line says how many
+/// ran.
+#[test]
+#[ignore = "needs ../shared (make validate)"]
+fn validate_new_families_fine_tuning_on_ants_bees() {
+    let mut ran = 0;
+    let mut skipped = Vec::new();
+    for arch in ["convnext_tiny", "efficientnet_v2_s", "regnet_y_400mf"] {
+        match imagenet_weights(arch) {
+            Ok(file) => {
+                let acc = run(arch, &file.display().to_string(), Mode::FineTune, 4, true);
+                assert!(acc >= 0.90, "{arch}: accuracy {acc}");
+                ran += 1;
+            }
+            Err(why) => {
+                println!("SKIPPED {arch}: {why}");
+                skipped.push(why);
+            }
+        }
+    }
+    println!(
+        "new families fine-tuned: {ran} of 3; SKIPPED {}: {}",
+        skipped.len(),
+        skipped.join("; ")
+    );
+}

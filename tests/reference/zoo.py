@@ -55,17 +55,25 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    # An 80-pixel input leaves odd maps (5×5, 3×3) for the last stride-2 blocks.
+    "regnet": dict(levels=["stem", "trunk_output.block1", "trunk_output.block2",
+                           "trunk_output.block3", "trunk_output.block4"],
+                   size=80, first=("stem.0.weight", "stem.1.running_mean")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "regnet_y_400mf": ("f64", "train"),
+    "regnet_x_400mf": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
-LARGE = set()
+LARGE = {
+    "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf", "regnet_x_16gf", "regnet_x_32gf",
+}
 
 
 def spec(name):

@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and RegNet; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
@@ -21,6 +21,7 @@ mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
 mod mobilenet_v3;
+mod regnet;
 mod resnet;
 mod vgg;
 
@@ -28,6 +29,7 @@ pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
+pub use regnet::{RegNet, RegNetConfig, RegNetStage};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
 
@@ -258,6 +260,21 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "regnet_y_400mf",
+    "regnet_y_800mf",
+    "regnet_y_1_6gf",
+    "regnet_y_3_2gf",
+    "regnet_y_8gf",
+    "regnet_y_16gf",
+    "regnet_y_32gf",
+    "regnet_y_128gf",
+    "regnet_x_400mf",
+    "regnet_x_800mf",
+    "regnet_x_1_6gf",
+    "regnet_x_3_2gf",
+    "regnet_x_8gf",
+    "regnet_x_16gf",
+    "regnet_x_32gf",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -312,6 +329,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = RegNetConfig::by_name(name) {
+        return Ok(Box::new(RegNet::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

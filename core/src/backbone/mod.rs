@@ -1,8 +1,8 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
-//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and ConvNeXt; the `EfficientNet-PyTorch` port for
+//! EfficientNet-Lite), so their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
 //! use ferrovis_core::backbone::{self, BackboneOptions};
@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod convnext;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
@@ -24,6 +25,7 @@ mod mobilenet_v3;
 mod resnet;
 mod vgg;
 
+pub use convnext::{ConvNext, ConvNextConfig};
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
@@ -250,6 +252,10 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "convnext_tiny",
+    "convnext_small",
+    "convnext_base",
+    "convnext_large",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -304,6 +310,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = ConvNextConfig::by_name(name) {
+        return Ok(Box::new(ConvNext::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

@@ -59,6 +59,8 @@ SPECS = {
     "regnet": dict(levels=["stem", "trunk_output.block1", "trunk_output.block2",
                            "trunk_output.block3", "trunk_output.block4"],
                    size=80, first=("stem.0.weight", "stem.1.running_mean")),
+    "convnext": dict(levels=["features.1", "features.3", "features.5", "features.7"],
+                     first=("features.0.0.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -67,12 +69,14 @@ CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
     "regnet_y_400mf": ("f64", "train"),
     "regnet_x_400mf": ("f64", "train"),
+    "convnext_tiny": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
 LARGE = {
-    "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf", "regnet_x_16gf", "regnet_x_32gf",
+    "convnext_base", "convnext_large", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf",
+    "regnet_y_16gf", "regnet_y_32gf",
 }
 
 

@@ -1,7 +1,8 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
-//! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and RegNet; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! Every classification architecture torchvision 0.28 ships (`list_models(module=torchvision.models)`:
+//! 80, see [`NAMES`]) and EfficientNet-Lite. Variable paths equal the reference implementation's
+//! state_dict keys (torchvision's; the `EfficientNet-PyTorch` port's for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
@@ -17,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod convnext;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
@@ -25,6 +27,7 @@ mod regnet;
 mod resnet;
 mod vgg;
 
+pub use convnext::{ConvNext, ConvNextConfig};
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
@@ -275,6 +278,10 @@ pub const NAMES: &[&str] = &[
     "regnet_x_8gf",
     "regnet_x_16gf",
     "regnet_x_32gf",
+    "convnext_tiny",
+    "convnext_small",
+    "convnext_base",
+    "convnext_large",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -332,6 +339,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = RegNetConfig::by_name(name) {
         return Ok(Box::new(RegNet::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = ConvNextConfig::by_name(name) {
+        return Ok(Box::new(ConvNext::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

@@ -1,8 +1,9 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
-//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3, ShuffleNetV2, SqueezeNet and AlexNet; the
+//! `EfficientNet-PyTorch` port for EfficientNet-Lite), so their checkpoints load by name with
+//! [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
 //! use ferrovis_core::backbone::{self, BackboneOptions};
@@ -17,18 +18,24 @@
 //! # Ok(()) }
 //! ```
 
+mod alexnet;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
+mod shufflenet_v2;
+mod squeezenet;
 mod vgg;
 
+pub use alexnet::AlexNet;
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
+pub use shufflenet_v2::{ShuffleNetV2, ShuffleNetV2Config};
+pub use squeezenet::{SqueezeLayer, SqueezeNet, SqueezeNetConfig};
 pub use vgg::{Vgg, VggConfig};
 
 use tch::nn::Path;
@@ -250,6 +257,13 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "shufflenet_v2_x0_5",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "alexnet",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -304,6 +318,15 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = ShuffleNetV2Config::by_name(name) {
+        return Ok(Box::new(ShuffleNetV2::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = SqueezeNetConfig::by_name(name) {
+        return Ok(Box::new(SqueezeNet::new(p, &cfg, opts)?));
+    }
+    if name == "alexnet" {
+        return Ok(Box::new(AlexNet::new(p, opts)));
     }
     Err(unknown())
 }

@@ -52,17 +52,29 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    "shufflenet_v2": dict(levels=["conv1", "maxpool", "stage2", "stage3", "conv5"],
+                          first=("conv1.0.weight", "conv1.1.running_mean")),
+    # Sizes at which every ceil-mode pool rounds up (an odd span before it).
+    "squeezenet1_0": dict(levels=["features.1", "features.5", "features.10", "features.12"],
+                          size=70, first=("features.0.weight", None)),
+    "squeezenet1_1": dict(levels=["features.1", "features.4", "features.7", "features.12"],
+                          size=66, first=("features.0.weight", None)),
+    "alexnet": dict(levels=["features.1", "features.4", "features.11", "features.12"],
+                    size=224, first=("features.0.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "shufflenet_v2_x1_0": ("f64", "train"),
+    "squeezenet1_1": ("f64", "train"),
+    "alexnet": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
-LARGE = set()
+LARGE = {"alexnet"}  # 61M parameters, a 233 MB weights.pth, ~6 s here
 
 
 def spec(name):

@@ -61,6 +61,15 @@ SPECS = {
                    size=80, first=("stem.0.weight", "stem.1.running_mean")),
     "convnext": dict(levels=["features.1", "features.3", "features.5", "features.7"],
                      first=("features.0.0.weight", None)),
+    "shufflenet_v2": dict(levels=["conv1", "maxpool", "stage2", "stage3", "conv5"],
+                          first=("conv1.0.weight", "conv1.1.running_mean")),
+    # Sizes at which every ceil-mode pool rounds up (an odd span before it).
+    "squeezenet1_0": dict(levels=["features.1", "features.5", "features.10", "features.12"],
+                          size=70, first=("features.0.weight", None)),
+    "squeezenet1_1": dict(levels=["features.1", "features.4", "features.7", "features.12"],
+                          size=66, first=("features.0.weight", None)),
+    "alexnet": dict(levels=["features.1", "features.4", "features.11", "features.12"],
+                    size=224, first=("features.0.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -70,13 +79,16 @@ CHECKS = {
     "regnet_y_400mf": ("f64", "train"),
     "regnet_x_400mf": ("f64", "train"),
     "convnext_tiny": ("f64", "train"),
+    "shufflenet_v2_x1_0": ("f64", "train"),
+    "squeezenet1_1": ("f64", "train"),
+    "alexnet": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
 LARGE = {
-    "convnext_base", "convnext_large", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf",
-    "regnet_y_16gf", "regnet_y_32gf",
+    "alexnet", "convnext_base", "convnext_large", "regnet_x_16gf", "regnet_x_32gf",
+    "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
 }
 
 

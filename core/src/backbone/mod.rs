@@ -19,21 +19,27 @@
 //! ```
 
 mod convnext;
+mod alexnet;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod regnet;
 mod resnet;
+mod shufflenet_v2;
+mod squeezenet;
 mod vgg;
 
 pub use convnext::{ConvNext, ConvNextConfig};
+pub use alexnet::AlexNet;
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use regnet::{RegNet, RegNetConfig, RegNetStage};
 pub use resnet::{ResNet, ResNetConfig};
+pub use shufflenet_v2::{ShuffleNetV2, ShuffleNetV2Config};
+pub use squeezenet::{SqueezeLayer, SqueezeNet, SqueezeNetConfig};
 pub use vgg::{Vgg, VggConfig};
 
 use tch::nn::Path;
@@ -282,6 +288,13 @@ pub const NAMES: &[&str] = &[
     "convnext_small",
     "convnext_base",
     "convnext_large",
+    "shufflenet_v2_x0_5",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "alexnet",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -342,6 +355,15 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = ConvNextConfig::by_name(name) {
         return Ok(Box::new(ConvNext::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = ShuffleNetV2Config::by_name(name) {
+        return Ok(Box::new(ShuffleNetV2::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = SqueezeNetConfig::by_name(name) {
+        return Ok(Box::new(SqueezeNet::new(p, &cfg, opts)?));
+    }
+    if name == "alexnet" {
+        return Ok(Box::new(AlexNet::new(p, opts)));
     }
     Err(unknown())
 }

@@ -52,12 +52,18 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    # 224 is the smallest side whose every block is a multiple of the 7×7 partitions.
+    "maxvit": dict(levels=["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3"], size=224,
+                   first=("blocks.0.layers.0.layers.window_attention.attn_layer.1."
+                          "relative_position_bias_table",
+                          "blocks.0.layers.0.layers.MBconv.layers.pre_norm.running_mean")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "maxvit_t": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward

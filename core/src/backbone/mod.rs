@@ -1,8 +1,8 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
-//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and MaxViT; the `EfficientNet-PyTorch` port for
+//! EfficientNet-Lite), so their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
 //! use ferrovis_core::backbone::{self, BackboneOptions};
@@ -19,6 +19,7 @@
 
 mod efficientnet;
 mod efficientnet_lite;
+mod maxvit;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
@@ -26,6 +27,7 @@ mod vgg;
 
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use maxvit::{MaxVit, MaxVitConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
@@ -250,6 +252,7 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "maxvit_t",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -304,6 +307,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = MaxVitConfig::by_name(name) {
+        return Ok(Box::new(MaxVit::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

@@ -210,9 +210,10 @@ impl MBConv {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let res = match &self.shortcut {
-            Some(s) if s.pool => s
-                .conv
-                .forward(&x.avg_pool2d([3, 3], [2, 2], [1, 1], false, true, None)),
+            Some(s) if s.pool => {
+                s.conv
+                    .forward(&x.avg_pool2d([3, 3], [2, 2], [1, 1], false, true, None))
+            }
             Some(s) => s.conv.forward(x),
             None => x.shallow_clone(),
         };
@@ -490,12 +491,7 @@ impl MaxVit {
             stride: 2,
         }];
         let (mut blocks, mut c_in, mut k) = (Vec::new(), c0, 0usize);
-        for (bi, (&c_out, &n)) in cfg
-            .block_channels
-            .iter()
-            .zip(&cfg.block_layers)
-            .enumerate()
-        {
+        for (bi, (&c_out, &n)) in cfg.block_channels.iter().zip(&cfg.block_layers).enumerate() {
             let bp = p / "blocks" / bi;
             let mut layers = Vec::with_capacity(n);
             for li in 0..n {
@@ -623,7 +619,9 @@ mod tests {
             image_size: Some(256),
             ..Default::default()
         };
-        let err = MaxVit::new(&vs.root(), &cfg, &opts).unwrap_err().to_string();
+        let err = MaxVit::new(&vs.root(), &cfg, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[64, 32, 16, 8]"), "{err}");
 
         let vs = nn::VarStore::new(Device::Cpu);

@@ -70,6 +70,11 @@ SPECS = {
                           size=66, first=("features.0.weight", None)),
     "alexnet": dict(levels=["features.1", "features.4", "features.11", "features.12"],
                     size=224, first=("features.0.weight", None)),
+    # 224 is the smallest side whose every block is a multiple of the 7×7 partitions.
+    "maxvit": dict(levels=["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3"], size=224,
+                   first=("blocks.0.layers.0.layers.window_attention.attn_layer.1."
+                          "relative_position_bias_table",
+                          "blocks.0.layers.0.layers.MBconv.layers.pre_norm.running_mean")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -82,12 +87,13 @@ CHECKS = {
     "shufflenet_v2_x1_0": ("f64", "train"),
     "squeezenet1_1": ("f64", "train"),
     "alexnet": ("f64", "train"),
+    "maxvit_t": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
 LARGE = {
-    "alexnet", "convnext_base", "convnext_large", "regnet_x_16gf", "regnet_x_32gf",
+    "alexnet", "convnext_base", "convnext_large", "maxvit_t", "regnet_x_16gf", "regnet_x_32gf",
     "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
 }
 

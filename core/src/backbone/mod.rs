@@ -22,6 +22,7 @@ mod convnext;
 mod alexnet;
 mod efficientnet;
 mod efficientnet_lite;
+mod maxvit;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod regnet;
@@ -34,6 +35,7 @@ pub use convnext::{ConvNext, ConvNextConfig};
 pub use alexnet::AlexNet;
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use maxvit::{MaxVit, MaxVitConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use regnet::{RegNet, RegNetConfig, RegNetStage};
@@ -295,6 +297,7 @@ pub const NAMES: &[&str] = &[
     "squeezenet1_0",
     "squeezenet1_1",
     "alexnet",
+    "maxvit_t",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -364,6 +367,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if name == "alexnet" {
         return Ok(Box::new(AlexNet::new(p, opts)));
+    }
+    if let Some(cfg) = MaxVitConfig::by_name(name) {
+        return Ok(Box::new(MaxVit::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

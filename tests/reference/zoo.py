@@ -52,17 +52,28 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    # EfficientNet V1 and V2: the last stage at each stride (V2-S has six stages, V2-M/L seven).
+    "efficientnet_b": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                   "features.7"],
+                           first=("features.0.0.weight", "features.0.1.running_mean")),
+    "efficientnet_v2": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                    "features.7"],
+                            first=("features.0.0.weight", "features.0.1.running_mean")),
+    "efficientnet_v2_s": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                      "features.6"],
+                              first=("features.0.0.weight", "features.0.1.running_mean")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "efficientnet_v2_s": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
-LARGE = set()
+LARGE = {"efficientnet_v2_l"}
 
 
 def spec(name):

@@ -1,8 +1,9 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
-//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//! VGG, EfficientNet and EfficientNetV2, MobileNetV2 and MobileNetV3; the
+//! `EfficientNet-PyTorch` port for EfficientNet-Lite), so their checkpoints load by name with
+//! [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
 //! use ferrovis_core::backbone::{self, BackboneOptions};
@@ -24,7 +25,7 @@ mod mobilenet_v3;
 mod resnet;
 mod vgg;
 
-pub use efficientnet::{EfficientNet, EfficientNetConfig};
+pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
@@ -242,6 +243,9 @@ pub const NAMES: &[&str] = &[
     "efficientnet_b5",
     "efficientnet_b6",
     "efficientnet_b7",
+    "efficientnet_v2_s",
+    "efficientnet_v2_m",
+    "efficientnet_v2_l",
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
@@ -294,7 +298,7 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
         return Ok(Box::new(Vgg::new(p, &cfg, opts)));
     }
     if let Some(cfg) = EfficientNetConfig::by_name(name) {
-        return Ok(Box::new(EfficientNet::new(p, &cfg, opts)));
+        return Ok(Box::new(EfficientNet::new(p, &cfg, opts)?));
     }
     if let Some(cfg) = EfficientNetLiteConfig::by_name(name) {
         return Ok(Box::new(EfficientNetLite::new(p, &cfg, opts)));

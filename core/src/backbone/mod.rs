@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet and EfficientNetV2, MobileNetV2 and MobileNetV3; the
+//! VGG, EfficientNet and EfficientNetV2, MNASNet, MobileNetV2 and MobileNetV3; the
 //! `EfficientNet-PyTorch` port for EfficientNet-Lite), so their checkpoints load by name with
 //! [`crate::checkpoint::load_into`].
 //!
@@ -20,6 +20,7 @@
 
 mod efficientnet;
 mod efficientnet_lite;
+mod mnasnet;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
@@ -27,6 +28,7 @@ mod vgg;
 
 pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use mnasnet::{MnasNet, MnasNetConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
@@ -251,6 +253,10 @@ pub const NAMES: &[&str] = &[
     "efficientnet_lite2",
     "efficientnet_lite3",
     "efficientnet_lite4",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
@@ -302,6 +308,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = EfficientNetLiteConfig::by_name(name) {
         return Ok(Box::new(EfficientNetLite::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = MnasNetConfig::by_name(name) {
+        return Ok(Box::new(MnasNet::new(p, &cfg, opts)?));
     }
     if name == "mobilenet_v2" {
         return Ok(Box::new(MobileNetV2::new(p, opts)));

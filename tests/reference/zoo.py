@@ -75,6 +75,21 @@ SPECS = {
                    first=("blocks.0.layers.0.layers.window_attention.attn_layer.1."
                           "relative_position_bias_table",
                           "blocks.0.layers.0.layers.MBconv.layers.pre_norm.running_mean")),
+    # EfficientNet V1 and V2: the last stage at each stride (V2-S has six stages, V2-M/L seven).
+    "efficientnet_b": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                   "features.7"],
+                           first=("features.0.0.weight", "features.0.1.running_mean")),
+    "efficientnet_v2": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                    "features.7"],
+                            first=("features.0.0.weight", "features.0.1.running_mean")),
+    "efficientnet_v2_s": dict(levels=["features.1", "features.2", "features.3", "features.5",
+                                      "features.6"],
+                              first=("features.0.0.weight", "features.0.1.running_mean")),
+    # MNASNet: the stem's projection (stride 2), then the last stack at each stride. Its BatchNorm
+    # momentum is 3e-4, so the first BatchNorm's mean moves by less than the check's tolerance in
+    # one step; a deep running variance moves by ~3e-3 and tells a wrong (or absent) update.
+    "mnasnet": dict(levels=["layers.7", "layers.8", "layers.9", "layers.11", "layers.13"],
+                    first=("layers.0.weight", "layers.12.3.layers.7.running_var")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -88,13 +103,15 @@ CHECKS = {
     "squeezenet1_1": ("f64", "train"),
     "alexnet": ("f64", "train"),
     "maxvit_t": ("f64", "train"),
+    "efficientnet_v2_s": ("f64", "train"),
+    "mnasnet1_0": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
 LARGE = {
-    "alexnet", "convnext_base", "convnext_large", "maxvit_t", "regnet_x_16gf", "regnet_x_32gf",
-    "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
+    "alexnet", "convnext_base", "convnext_large", "efficientnet_v2_l", "maxvit_t",
+    "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
 }
 
 

@@ -23,6 +23,7 @@ mod alexnet;
 mod efficientnet;
 mod efficientnet_lite;
 mod maxvit;
+mod mnasnet;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod regnet;
@@ -36,6 +37,9 @@ pub use alexnet::AlexNet;
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use maxvit::{MaxVit, MaxVitConfig};
+pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
+pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use mnasnet::{MnasNet, MnasNetConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use regnet::{RegNet, RegNetConfig, RegNetStage};
@@ -263,11 +267,18 @@ pub const NAMES: &[&str] = &[
     "efficientnet_b5",
     "efficientnet_b6",
     "efficientnet_b7",
+    "efficientnet_v2_s",
+    "efficientnet_v2_m",
+    "efficientnet_v2_l",
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
     "efficientnet_lite3",
     "efficientnet_lite4",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
@@ -342,10 +353,13 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
         return Ok(Box::new(Vgg::new(p, &cfg, opts)));
     }
     if let Some(cfg) = EfficientNetConfig::by_name(name) {
-        return Ok(Box::new(EfficientNet::new(p, &cfg, opts)));
+        return Ok(Box::new(EfficientNet::new(p, &cfg, opts)?));
     }
     if let Some(cfg) = EfficientNetLiteConfig::by_name(name) {
         return Ok(Box::new(EfficientNetLite::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = MnasNetConfig::by_name(name) {
+        return Ok(Box::new(MnasNet::new(p, &cfg, opts)?));
     }
     if name == "mobilenet_v2" {
         return Ok(Box::new(MobileNetV2::new(p, opts)));

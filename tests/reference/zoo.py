@@ -41,6 +41,11 @@ def vit_tokens(x):
     return x[:, 1:].transpose(1, 2).reshape(n, c, side, side)
 
 
+def vgg_levels(model):
+    pools = [i for i, m in enumerate(model.features) if isinstance(m, torch.nn.MaxPool2d)]
+    return [f"features.{i - 1}" for i in pools[1:]] + [f"features.{pools[-1]}"]
+
+
 LAYOUTS = {"nchw": lambda x: x, "nhwc": nhwc, "vit_tokens": vit_tokens}
 
 # Per architecture (longest matching name prefix wins): the modules whose outputs are the feature
@@ -54,6 +59,26 @@ SPECS = {
                     first=("conv1.weight", "bn1.running_mean")),
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
+    # VGG: the last ReLU before each max-pool from the second on (strides 2, 4, 8, 16), then the
+    # last max-pool (32); the indices depend on the variant, so they are found in the model.
+    "vgg": dict(levels=lambda m: vgg_levels(m), first=("features.0.weight", None)),
+    "vgg11_bn": dict(levels=lambda m: vgg_levels(m),
+                     first=("features.0.weight", "features.1.running_mean")),
+    "vgg13_bn": dict(levels=lambda m: vgg_levels(m),
+                     first=("features.0.weight", "features.1.running_mean")),
+    "vgg16_bn": dict(levels=lambda m: vgg_levels(m),
+                     first=("features.0.weight", "features.1.running_mean")),
+    "vgg19_bn": dict(levels=lambda m: vgg_levels(m),
+                     first=("features.0.weight", "features.1.running_mean")),
+    "mobilenet_v2": dict(levels=["features.1", "features.3", "features.6", "features.13",
+                                 "features.17"],
+                         first=("features.0.0.weight", "features.0.1.running_mean")),
+    "mobilenet_v3_large": dict(levels=["features.1", "features.3", "features.6", "features.12",
+                                       "features.16"],
+                               first=("features.0.0.weight", "features.0.1.running_mean")),
+    "mobilenet_v3_small": dict(levels=["features.0", "features.1", "features.3", "features.8",
+                                       "features.12"],
+                               first=("features.0.0.weight", "features.0.1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
     # An 80-pixel input leaves odd maps (5×5, 3×3) for the last stride-2 blocks.
     "regnet": dict(levels=["stem", "trunk_output.block1", "trunk_output.block2",
@@ -215,6 +240,8 @@ def parity(name, out):
     torch.save(model.state_dict(), os.path.join(out, "weights.pth"))
     x = torch.randn(2, 3, s["size"], s["size"])
     to_nchw = LAYOUTS[s["layout"]]
+    if callable(s["levels"]):
+        s["levels"] = s["levels"](model)
     with torch.no_grad():
         logits, feats = run_levels(model, s["levels"], x, to_nchw)
     result = {"input": x, "logits": logits}

@@ -34,8 +34,6 @@ mod vgg;
 
 pub use convnext::{ConvNext, ConvNextConfig};
 pub use alexnet::AlexNet;
-pub use efficientnet::{EfficientNet, EfficientNetConfig};
-pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use maxvit::{MaxVit, MaxVitConfig};
 pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};

@@ -52,17 +52,27 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    # Swin: 224 (V1, window 7) and 256 (V2, window 8) shift windows in stages 1-3; 200 pads every
+    # stage to a window multiple and merges an odd 25×25 map.
+    "swin": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=200,
+                 layout="nhwc", first=("features.0.0.weight", None)),
+    "swin_t": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=224,
+                   layout="nhwc", first=("features.0.0.weight", None)),
+    "swin_v2_t": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=256,
+                      layout="nhwc", first=("features.0.0.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "swin_t": ("f64", "train"),
+    "swin_v2_t": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
-LARGE = set()
+LARGE = {"swin_b", "swin_v2_b"}
 
 
 def spec(name):

@@ -1,7 +1,8 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and Swin Transformer V1/V2; the `EfficientNet-PyTorch` port
+//! for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
@@ -22,6 +23,7 @@ mod efficientnet_lite;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
+mod swin;
 mod vgg;
 
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
@@ -29,6 +31,7 @@ pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
+pub use swin::{SwinConfig, SwinTransformer, SwinVersion};
 pub use vgg::{Vgg, VggConfig};
 
 use tch::nn::Path;
@@ -250,6 +253,12 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "swin_t",
+    "swin_s",
+    "swin_b",
+    "swin_v2_t",
+    "swin_v2_s",
+    "swin_v2_b",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -304,6 +313,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = SwinConfig::by_name(name) {
+        return Ok(Box::new(SwinTransformer::new(p, &cfg, opts)));
     }
     Err(unknown())
 }

@@ -115,6 +115,14 @@ SPECS = {
     # one step; a deep running variance moves by ~3e-3 and tells a wrong (or absent) update.
     "mnasnet": dict(levels=["layers.7", "layers.8", "layers.9", "layers.11", "layers.13"],
                     first=("layers.0.weight", "layers.12.3.layers.7.running_var")),
+    # Swin: 224 (V1, window 7) and 256 (V2, window 8) shift windows in stages 1-3; 200 pads every
+    # stage to a window multiple and merges an odd 25×25 map.
+    "swin": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=200,
+                 layout="nhwc", first=("features.0.0.weight", None)),
+    "swin_t": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=224,
+                   layout="nhwc", first=("features.0.0.weight", None)),
+    "swin_v2_t": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=256,
+                      layout="nhwc", first=("features.0.0.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -130,6 +138,8 @@ CHECKS = {
     "maxvit_t": ("f64", "train"),
     "efficientnet_v2_s": ("f64", "train"),
     "mnasnet1_0": ("f64", "train"),
+    "swin_t": ("f64", "train"),
+    "swin_v2_t": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
@@ -137,6 +147,7 @@ CHECKS = {
 LARGE = {
     "alexnet", "convnext_base", "convnext_large", "efficientnet_v2_l", "maxvit_t",
     "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
+    "swin_b", "swin_v2_b",
 }
 
 

@@ -30,6 +30,7 @@ mod regnet;
 mod resnet;
 mod shufflenet_v2;
 mod squeezenet;
+mod swin;
 mod vgg;
 
 pub use convnext::{ConvNext, ConvNextConfig};
@@ -44,6 +45,7 @@ pub use regnet::{RegNet, RegNetConfig, RegNetStage};
 pub use resnet::{ResNet, ResNetConfig};
 pub use shufflenet_v2::{ShuffleNetV2, ShuffleNetV2Config};
 pub use squeezenet::{SqueezeLayer, SqueezeNet, SqueezeNetConfig};
+pub use swin::{SwinConfig, SwinTransformer, SwinVersion};
 pub use vgg::{Vgg, VggConfig};
 
 use tch::nn::Path;
@@ -307,6 +309,12 @@ pub const NAMES: &[&str] = &[
     "squeezenet1_1",
     "alexnet",
     "maxvit_t",
+    "swin_t",
+    "swin_s",
+    "swin_b",
+    "swin_v2_t",
+    "swin_v2_s",
+    "swin_v2_b",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -382,6 +390,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MaxVitConfig::by_name(name) {
         return Ok(Box::new(MaxVit::new(p, &cfg, opts)?));
+    }
+    if let Some(cfg) = SwinConfig::by_name(name) {
+        return Ok(Box::new(SwinTransformer::new(p, &cfg, opts)));
     }
     Err(unknown())
 }

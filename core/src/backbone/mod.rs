@@ -1,8 +1,10 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
-//! their checkpoints load by name with [`crate::checkpoint::load_into`].
+//! VGG, DenseNet, EfficientNet, MobileNetV2 and MobileNetV3; the
+//! `EfficientNet-PyTorch` port for EfficientNet-Lite), so their checkpoints load by name with
+//! [`crate::checkpoint::load_into`] (DenseNet's after [`DENSENET_LEGACY_RENAME`], as torchvision
+//! renames them too).
 //!
 //! ```no_run
 //! use ferrovis_core::backbone::{self, BackboneOptions};
@@ -17,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
@@ -24,6 +27,7 @@ mod mobilenet_v3;
 mod resnet;
 mod vgg;
 
+pub use densenet::{DenseNet, DenseNetConfig, DENSENET_LEGACY_RENAME};
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mobilenet_v2::MobileNetV2;
@@ -234,6 +238,10 @@ pub const NAMES: &[&str] = &[
     "vgg13_bn",
     "vgg16_bn",
     "vgg19_bn",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -292,6 +300,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = VggConfig::by_name(name) {
         return Ok(Box::new(Vgg::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = DenseNetConfig::by_name(name) {
+        return Ok(Box::new(DenseNet::new(p, &cfg, opts)));
     }
     if let Some(cfg) = EfficientNetConfig::by_name(name) {
         return Ok(Box::new(EfficientNet::new(p, &cfg, opts)));

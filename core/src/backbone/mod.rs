@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, DenseNet, EfficientNet, MobileNetV2 and MobileNetV3; the
+//! VGG, DenseNet, GoogLeNet, Inception v3, EfficientNet, MobileNetV2 and MobileNetV3; the
 //! `EfficientNet-PyTorch` port for EfficientNet-Lite), so their checkpoints load by name with
 //! [`crate::checkpoint::load_into`] (DenseNet's after [`DENSENET_LEGACY_RENAME`], as torchvision
 //! renames them too).
@@ -22,6 +22,8 @@
 mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
+mod googlenet;
+mod inception;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
@@ -30,6 +32,8 @@ mod vgg;
 pub use densenet::{DenseNet, DenseNetConfig, DENSENET_LEGACY_RENAME};
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use googlenet::{GoogLeNet, GoogLeNetConfig};
+pub use inception::{InceptionV3, InceptionV3Config};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
@@ -118,6 +122,15 @@ pub trait Backbone: Send + std::fmt::Debug {
     /// depth.
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.forward_head(&self.pooled_features(x, train), train)
+    }
+
+    /// Class logits and, in training, the logits of the auxiliary classifiers that GoogLeNet
+    /// (`aux1`, `aux2`) and Inception v3 (`AuxLogits`) attach to intermediate layers, for the
+    /// training loss (torchvision's recipes add them weighted 0.3 and 0.4). Without `train`, or
+    /// for a family without auxiliary classifiers, the list is empty and the logits are
+    /// [`Backbone::forward_t`]'s.
+    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
+        (self.forward_t(x, train), Vec::new())
     }
 
     /// The classifier alone, from [`Backbone::pooled_features`] to logits (with its dropout when
@@ -242,6 +255,8 @@ pub const NAMES: &[&str] = &[
     "densenet161",
     "densenet169",
     "densenet201",
+    "googlenet",
+    "inception_v3",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -303,6 +318,12 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = DenseNetConfig::by_name(name) {
         return Ok(Box::new(DenseNet::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = GoogLeNetConfig::by_name(name) {
+        return Ok(Box::new(GoogLeNet::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = InceptionV3Config::by_name(name) {
+        return Ok(Box::new(InceptionV3::new(p, &cfg, opts)));
     }
     if let Some(cfg) = EfficientNetConfig::by_name(name) {
         return Ok(Box::new(EfficientNet::new(p, &cfg, opts)));

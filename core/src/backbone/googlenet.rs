@@ -361,7 +361,7 @@ impl Backbone for GoogLeNet {
     }
 
     /// In training, the logits and `[aux1, aux2]` (network order; torchvision's named tuple
-    /// lists `aux_logits2` first). torchvision's training recipe weighs each auxiliary loss 0.3.
+    /// lists `aux_logits2` first). The paper weighs each auxiliary loss 0.3.
     fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         let (mut levels, aux) = self.run(x, train, train);
         let last = levels.pop().expect("GoogLeNet has five levels");

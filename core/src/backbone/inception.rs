@@ -436,8 +436,8 @@ impl Backbone for InceptionV3 {
         }
     }
 
-    /// In training, the logits and `[AuxLogits]` (torchvision's training recipe weighs the
-    /// auxiliary loss 0.4); the input must then be at least 299×299.
+    /// In training, the logits and `[AuxLogits]` (TF-slim's recipe, where the weights come from,
+    /// weighs the auxiliary loss 0.4); the input must then be at least 299×299.
     fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         let (mut levels, aux) = self.run(x, train, train);
         let last = levels.pop().expect("Inception v3 has five levels");

@@ -126,9 +126,9 @@ pub trait Backbone: Send + std::fmt::Debug {
 
     /// Class logits and, in training, the logits of the auxiliary classifiers that GoogLeNet
     /// (`aux1`, `aux2`) and Inception v3 (`AuxLogits`) attach to intermediate layers, for the
-    /// training loss (torchvision's recipes add them weighted 0.3 and 0.4). Without `train`, or
-    /// for a family without auxiliary classifiers, the list is empty and the logits are
-    /// [`Backbone::forward_t`]'s.
+    /// training loss (the GoogLeNet paper adds each weighted 0.3, TF-slim's Inception v3 recipe
+    /// 0.4). Without `train`, or for a family without auxiliary classifiers, the list is empty
+    /// and the logits are [`Backbone::forward_t`]'s.
     fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         (self.forward_t(x, train), Vec::new())
     }

@@ -19,6 +19,7 @@ sum_levels mean(level**2), and "after:<buffer>" the spec's buffer after that ste
 one). Feature levels are the outputs of the modules SPECS lists, turned to N×C×H×W by the spec's
 "layout" (Swin's stages are N×H×W×C; ViT's are token sequences).
 """
+import contextlib
 import copy
 import json
 import os
@@ -123,6 +124,20 @@ SPECS = {
                    layout="nhwc", first=("features.0.0.weight", None)),
     "swin_v2_t": dict(levels=["features.1", "features.3", "features.5", "features.7"], size=256,
                       layout="nhwc", first=("features.0.0.weight", None)),
+    # DenseNet's last level is norm5 and the forward's functional ReLU, which runs in place on
+    # norm5's output: the hooked tensor is the rectified one.
+    "densenet": dict(levels=["features.relu0", "features.denseblock1", "features.denseblock2",
+                             "features.denseblock3", "features.norm5"],
+                     first=("features.conv0.weight", "features.norm0.running_mean")),
+    # 112: the ceil-mode max-pools round up at every stage (7 → 4 before inception5a).
+    "googlenet": dict(levels=["conv1", "conv3", "inception3b", "inception4e", "inception5b"],
+                      size=112, first=("conv1.conv.weight", "conv1.bn.running_mean")),
+    # 171: the smallest side whose levels are at nominal strides 2 … 32 (83, 39, 19, 9, 4); the
+    # auxiliary classifier, which would need 299, is off in the training passes (without_aux).
+    "inception_v3": dict(levels=["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e",
+                                 "Mixed_7c"],
+                         size=171, first=("Conv2d_1a_3x3.conv.weight",
+                                          "Conv2d_1a_3x3.bn.running_mean")),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -140,6 +155,9 @@ CHECKS = {
     "mnasnet1_0": ("f64", "train"),
     "swin_t": ("f64", "train"),
     "swin_v2_t": ("f64", "train"),
+    "densenet121": ("f64", "train"),
+    "googlenet": ("f64", "train"),
+    "inception_v3": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
@@ -184,6 +202,22 @@ def layout(out):
         json.dump(result, f)
 
 
+@contextlib.contextmanager
+def without_aux(model):
+    """GoogLeNet's and Inception v3's auxiliary classifiers run in training only, no check
+    compares their outputs, and Inception v3's needs a 299×299 input: they are detached for the
+    training passes (their parameters stay in the state_dict) so that cases can be smaller."""
+    names = ("aux1", "aux2", "AuxLogits")
+    saved = {n: getattr(model, n) for n in names if getattr(model, n, None) is not None}
+    for n in saved:
+        setattr(model, n, None)
+    try:
+        yield
+    finally:
+        for n, m in saved.items():
+            setattr(model, n, m)
+
+
 def randomise(model):
     """Realistic, asymmetric parameters: norm affines away from (1, 0), every constant-initialised
     tensor (zero biases, zero-initialised heads, layer scales of 1e-6) given noise, BatchNorm
@@ -208,7 +242,8 @@ def randomise(model):
             m.reset_running_stats()
         if bns:
             model.train()
-            model(torch.randn(8, 3, *model.zoo_size))
+            with without_aux(model):
+                model(torch.randn(8, 3, *model.zoo_size))
         for m in bns:
             m.momentum = m.saved_momentum
             del m.saved_momentum
@@ -269,7 +304,8 @@ def parity(name, out):
     if "train" in checks:
         no_randomness(model)
         model.train()
-        _, feats = run_levels(model, s["levels"], x, to_nchw)
+        with without_aux(model):
+            _, feats = run_levels(model, s["levels"], x, to_nchw)
         loss = sum((f ** 2).mean() for f in feats)
         loss.backward()
         result.update({f"train_feat{i}": f.detach() for i, f in enumerate(feats)})

@@ -18,10 +18,13 @@
 //! # Ok(()) }
 //! ```
 
-mod convnext;
 mod alexnet;
+mod convnext;
+mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
+mod googlenet;
+mod inception;
 mod maxvit;
 mod mnasnet;
 mod mobilenet_v2;
@@ -33,11 +36,14 @@ mod squeezenet;
 mod swin;
 mod vgg;
 
-pub use convnext::{ConvNext, ConvNextConfig};
 pub use alexnet::AlexNet;
-pub use maxvit::{MaxVit, MaxVitConfig};
+pub use convnext::{ConvNext, ConvNextConfig};
+pub use densenet::{DenseNet, DenseNetConfig, DENSENET_LEGACY_RENAME};
 pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use googlenet::{GoogLeNet, GoogLeNetConfig};
+pub use inception::{InceptionV3, InceptionV3Config};
+pub use maxvit::{MaxVit, MaxVitConfig};
 pub use mnasnet::{MnasNet, MnasNetConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
@@ -131,6 +137,15 @@ pub trait Backbone: Send + std::fmt::Debug {
     /// depth.
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.forward_head(&self.pooled_features(x, train), train)
+    }
+
+    /// Class logits and, in training, the logits of the auxiliary classifiers that GoogLeNet
+    /// (`aux1`, `aux2`) and Inception v3 (`AuxLogits`) attach to intermediate layers, for the
+    /// training loss (the GoogLeNet paper adds each weighted 0.3, TF-slim's Inception v3 recipe
+    /// 0.4). Without `train`, or for a family without auxiliary classifiers, the list is empty
+    /// and the logits are [`Backbone::forward_t`]'s.
+    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
+        (self.forward_t(x, train), Vec::new())
     }
 
     /// The classifier alone, from [`Backbone::pooled_features`] to logits (with its dropout when
@@ -259,6 +274,12 @@ pub const NAMES: &[&str] = &[
     "vgg13_bn",
     "vgg16_bn",
     "vgg19_bn",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "googlenet",
+    "inception_v3",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -357,6 +378,15 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = VggConfig::by_name(name) {
         return Ok(Box::new(Vgg::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = DenseNetConfig::by_name(name) {
+        return Ok(Box::new(DenseNet::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = GoogLeNetConfig::by_name(name) {
+        return Ok(Box::new(GoogLeNet::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = InceptionV3Config::by_name(name) {
+        return Ok(Box::new(InceptionV3::new(p, &cfg, opts)));
     }
     if let Some(cfg) = EfficientNetConfig::by_name(name) {
         return Ok(Box::new(EfficientNet::new(p, &cfg, opts)?));

@@ -8,8 +8,8 @@
 //! Names are torchvision's: `features.conv0`/`norm0`, `features.denseblockB.denselayerL.{norm1,
 //! conv1, norm2, conv2}`, `features.transitionB.{norm, conv}`, `features.norm5`, `classifier`.
 //! torchvision's checkpoints predate that naming (`denselayerL.norm.1.weight`); torchvision
-//! renames them when it loads, and [`DENSENET_LEGACY_RENAME`] does the same for
-//! [`crate::checkpoint::LoadOptions::rename_regex`].
+//! renames them when it loads, and so does [`Backbone::adapt_checkpoint`] here
+//! ([`DENSENET_LEGACY_RENAME`], also usable with [`crate::checkpoint::LoadOptions::rename_regex`]).
 
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{self, Init, Module, Path};
@@ -254,6 +254,17 @@ impl DenseNet {
 }
 
 impl Backbone for DenseNet {
+    /// torchvision's own DenseNet files carry the old dense-layer names: renamed as torchvision
+    /// renames them when it loads ([`DENSENET_LEGACY_RENAME`]); current names pass unchanged.
+    fn adapt_checkpoint(&self, sd: &mut crate::checkpoint::StateDict) -> crate::error::Result<()> {
+        let (pattern, replacement) = DENSENET_LEGACY_RENAME;
+        let re = regex::Regex::new(pattern)
+            .map_err(|e| crate::error::Error::Invalid(format!("{pattern}: {e}")))?;
+        let old = std::mem::take(sd);
+        *sd = old.rename(|k| Some(re.replace(k, replacement).into_owned()));
+        Ok(())
+    }
+
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.classifier {
             Some(fc) => fc.forward(&pooled.dropout(self.dropout, train)),

@@ -53,16 +53,21 @@ enum Block {
 impl Block {
     fn new(p: &Path, c_in: i64, c_out: i64, k: i64, batch_norm: bool) -> Self {
         if batch_norm {
-            let spec = Conv2dSpec::new(k).pytorch_default_init();
-            return Block::Normed(ConvNormAct::new(
+            let block = ConvNormAct::new(
                 p,
                 c_in,
                 c_out,
-                spec,
+                Conv2dSpec::new(k),
                 Activation::None,
                 1e-5,
                 0.1,
-            ));
+            );
+            // torchvision's FPN re-draws every convolution it holds, the normed ones too.
+            let bound = (3.0 / (c_in * k * k) as f64).sqrt();
+            tch::no_grad(|| {
+                let _ = block.conv.ws.shallow_clone().uniform_(-bound, bound);
+            });
+            return Block::Normed(block);
         }
         Block::Plain(fpn_conv(&(p / "0"), c_in, c_out, k, 1))
     }

@@ -79,7 +79,7 @@ impl Conv2dSpec {
 
 /// A convolution with weights drawn Kaiming-normal (fan-out, ReLU gain) and zero bias, as
 /// torchvision's ResNet, MobileNetV2 and EfficientNet initialise theirs; with
-/// [`Conv2dSpec::pytorch_init`], as PyTorch initialises any `nn.Conv2d` (tch's default).
+/// [`Conv2dSpec::pytorch_init`], as PyTorch initialises any `nn.Conv2d`.
 pub fn conv2d(p: &Path, c_in: i64, c_out: i64, spec: Conv2dSpec) -> nn::Conv2D {
     let mut cfg = nn::ConvConfig {
         stride: spec.stride,
@@ -89,7 +89,22 @@ pub fn conv2d(p: &Path, c_in: i64, c_out: i64, spec: Conv2dSpec) -> nn::Conv2D {
         bias: spec.bias,
         ..Default::default()
     };
-    if !spec.pytorch_init {
+    if spec.pytorch_init {
+        // `nn.Conv2d.reset_parameters`: kaiming_uniform_(a=√5), i.e. gain √(1/3) and bound
+        // 1/√fan_in, the bias uniform within the same bound. (tch's own default uses the ReLU
+        // gain, a √6 times wider bound, and a zero bias.)
+        let fan_in = c_in / spec.groups.max(1) * spec.kernel * spec.kernel;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        cfg.ws_init = Init::Kaiming {
+            dist: NormalOrUniform::Uniform,
+            fan: FanInOut::FanIn,
+            non_linearity: NonLinearity::ExplicitGain((1.0f64 / 3.0).sqrt()),
+        };
+        cfg.bs_init = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+    } else {
         cfg.ws_init = Init::Kaiming {
             dist: NormalOrUniform::Normal,
             fan: FanInOut::FanOut,
@@ -98,4 +113,26 @@ pub fn conv2d(p: &Path, c_in: i64, c_out: i64, spec: Conv2dSpec) -> nn::Conv2D {
         cfg.bs_init = Init::Const(0.0);
     }
     nn::conv2d(p, c_in, c_out, spec.kernel, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch's `nn.Conv2d(64, 32, 3)` draws weights and bias uniformly within 1/√(64·9) = 1/24
+    /// (std 1/(24√3) ≈ 0.0241 for the weights).
+    #[test]
+    fn pytorch_init_is_pytorchs_default() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let spec = Conv2dSpec::new(3).bias(true).pytorch_default_init();
+        let c = conv2d(&vs.root(), 64, 32, spec);
+        let bound = 1.0 / 24.0;
+        let max = c.ws.abs().max().double_value(&[]);
+        assert!(max <= bound && max > 0.99 * bound, "weight max {max}");
+        let std = c.ws.std(true).double_value(&[]);
+        assert!((std - bound / 3f64.sqrt()).abs() < 0.002, "weight std {std}");
+        let b = c.bs.as_ref().unwrap();
+        let bmax = b.abs().max().double_value(&[]);
+        assert!(bmax <= bound && bmax > 0.5 * bound, "bias max {bmax}");
+    }
 }

@@ -52,12 +52,18 @@ SPECS = {
     "wide_resnet": dict(levels=["relu", "layer1", "layer2", "layer3", "layer4"],
                         first=("conv1.weight", "bn1.running_mean")),
     # --- families added by the zoo work: one entry (or a few) per family ---
+    # ViT is built for its input size; ViT-H/14's patches need a multiple of 14.
+    "vit_": dict(levels=["encoder"], layout="vit_tokens", kwargs={"image_size": 64},
+                 first=("conv_proj.weight", None)),
+    "vit_h_14": dict(levels=["encoder"], layout="vit_tokens", size=56, kwargs={"image_size": 56},
+                     first=("conv_proj.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
     "resnext50_32x4d": ("f64", "train"),
+    "vit_b_16": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward

@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Variable paths equal the reference implementation's state_dict keys (torchvision for ResNet,
-//! VGG, EfficientNet, MobileNetV2 and MobileNetV3; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
+//! VGG, EfficientNet, MobileNetV2, MobileNetV3 and the Vision Transformer; the `EfficientNet-PyTorch` port for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
 //! ```no_run
@@ -23,6 +23,7 @@ mod mobilenet_v2;
 mod mobilenet_v3;
 mod resnet;
 mod vgg;
+mod vit;
 
 pub use efficientnet::{EfficientNet, EfficientNetConfig};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
@@ -30,6 +31,7 @@ pub use mobilenet_v2::MobileNetV2;
 pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
+pub use vit::{interpolate_embeddings, interpolate_pos_embedding, VisionTransformer, VitConfig};
 
 use tch::nn::Path;
 use tch::Tensor;
@@ -250,6 +252,11 @@ pub const NAMES: &[&str] = &[
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "vit_b_16",
+    "vit_b_32",
+    "vit_l_16",
+    "vit_l_32",
+    "vit_h_14",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -304,6 +311,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = MobileNetV3Config::by_name(name) {
         return Ok(Box::new(MobileNetV3::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = VitConfig::by_name(name) {
+        return Ok(Box::new(VisionTransformer::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

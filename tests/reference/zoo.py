@@ -68,7 +68,7 @@ CHECKS = {
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
 # in make validate (which runs `zoo.py parity` on them like any other).
-LARGE = set()
+LARGE = {"vit_l_16", "vit_l_32", "vit_h_14"}
 
 
 def spec(name):

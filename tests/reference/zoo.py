@@ -138,6 +138,11 @@ SPECS = {
                                  "Mixed_7c"],
                          size=171, first=("Conv2d_1a_3x3.conv.weight",
                                           "Conv2d_1a_3x3.bn.running_mean")),
+    # ViT is built for its input size; ViT-H/14's patches need a multiple of 14.
+    "vit_": dict(levels=["encoder"], layout="vit_tokens", kwargs={"image_size": 64},
+                 first=("conv_proj.weight", None)),
+    "vit_h_14": dict(levels=["encoder"], layout="vit_tokens", size=56, kwargs={"image_size": 56},
+                     first=("conv_proj.weight", None)),
 }
 
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
@@ -158,6 +163,7 @@ CHECKS = {
     "densenet121": ("f64", "train"),
     "googlenet": ("f64", "train"),
     "inception_v3": ("f64", "train"),
+    "vit_b_16": ("f64", "train"),
 }
 
 # Architectures too large for make test's budget: their layout is checked there, their forward
@@ -165,7 +171,7 @@ CHECKS = {
 LARGE = {
     "alexnet", "convnext_base", "convnext_large", "efficientnet_v2_l", "maxvit_t",
     "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
-    "swin_b", "swin_v2_b",
+    "swin_b", "swin_v2_b", "vit_h_14", "vit_l_16", "vit_l_32",
 }
 
 

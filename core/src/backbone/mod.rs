@@ -35,6 +35,7 @@ mod shufflenet_v2;
 mod squeezenet;
 mod swin;
 mod vgg;
+mod vit;
 
 pub use alexnet::AlexNet;
 pub use convnext::{ConvNext, ConvNextConfig};
@@ -53,6 +54,7 @@ pub use shufflenet_v2::{ShuffleNetV2, ShuffleNetV2Config};
 pub use squeezenet::{SqueezeLayer, SqueezeNet, SqueezeNetConfig};
 pub use swin::{SwinConfig, SwinTransformer, SwinVersion};
 pub use vgg::{Vgg, VggConfig};
+pub use vit::{interpolate_embeddings, interpolate_pos_embedding, VisionTransformer, VitConfig};
 
 use tch::nn::Path;
 use tch::Tensor;
@@ -336,6 +338,11 @@ pub const NAMES: &[&str] = &[
     "swin_v2_t",
     "swin_v2_s",
     "swin_v2_b",
+    "vit_b_16",
+    "vit_b_32",
+    "vit_l_16",
+    "vit_l_32",
+    "vit_h_14",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -423,6 +430,9 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = SwinConfig::by_name(name) {
         return Ok(Box::new(SwinTransformer::new(p, &cfg, opts)));
+    }
+    if let Some(cfg) = VitConfig::by_name(name) {
+        return Ok(Box::new(VisionTransformer::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

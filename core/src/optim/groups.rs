@@ -71,7 +71,7 @@ pub fn param_groups(vs: &VarStore, stages: &[Stage], cfg: &GroupConfig) -> Vec<P
             .position(|s| {
                 s.prefixes
                     .iter()
-                    .any(|p| name.starts_with(&format!("{p}.")))
+                    .any(|p| name == p || name.starts_with(&format!("{p}.")))
             })
             .unwrap_or(n.saturating_sub(1))
     };

@@ -165,4 +165,41 @@ mod tests {
         .expect_err("no dilation");
         assert!(err.to_string().contains("dilation"), "{err}");
     }
+
+    /// The new hierarchical families at output stride 32 (they do not dilate): the decoder reads
+    /// their stride-4 level; a plain ViT has none and is refused with the reason.
+    #[test]
+    fn hierarchical_encoders_of_the_zoo_decode_at_stride_32() {
+        for encoder in [
+            "convnext_tiny",
+            "swin_t",
+            "regnet_y_400mf",
+            "efficientnet_v2_s",
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = DeepLabV3Plus::new(
+                &vs.root(),
+                DeepLabV3PlusConfig {
+                    encoder: encoder.into(),
+                    num_classes: 3,
+                    output_stride: 32,
+                },
+            )
+            .expect(encoder);
+            let x = Tensor::zeros([1, 3, 64, 96], (Kind::Float, Device::Cpu));
+            let y = tch::no_grad(|| m.forward_t(&x, false));
+            assert_eq!(y.out.size(), vec![1, 3, 64, 96], "{encoder}");
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = DeepLabV3Plus::new(
+            &vs.root(),
+            DeepLabV3PlusConfig {
+                encoder: "vit_b_16".into(),
+                num_classes: 2,
+                output_stride: 32,
+            },
+        )
+        .expect_err("single scale");
+        assert!(err.to_string().contains("single scale"), "{err}");
+    }
 }

@@ -155,7 +155,13 @@ impl Unet {
         for (block, level) in self.blocks.iter().zip(&self.skip_levels) {
             y = block.forward_t(&y, level.map(|l| &feats[l]), train);
         }
-        let logits = self.head.forward(&y);
+        let mut logits = self.head.forward(&y);
+        // Encoders with unpadded layers (Inception v3, AlexNet, SqueezeNet) end a few pixels
+        // short of the padded input: the logits are resized to it.
+        let (hp, wp) = (h + ph, w + pw);
+        if logits.size()[2..] != [hp, wp] {
+            logits = logits.upsample_bilinear2d([hp, wp], false, None, None);
+        }
         if ph > 0 || pw > 0 {
             logits.narrow(2, 0, h).narrow(3, 0, w)
         } else {
@@ -217,5 +223,54 @@ mod tests {
             let y = tch::no_grad(|| m.forward_t(&x, false));
             assert_eq!(y.size(), vec![1, 3, h, w]);
         }
+    }
+
+    /// One encoder of each new family decodes to logits of the input's size, those whose pyramid
+    /// starts at stride 4 (ConvNeXt, Swin) and those with unpadded layers (Inception v3) too; a
+    /// plain ViT is refused with the reason.
+    #[test]
+    fn encoders_of_every_family_give_input_sized_logits() {
+        for encoder in [
+            "convnext_tiny",
+            "swin_t",
+            "swin_v2_t",
+            "regnet_x_400mf",
+            "resnext50_32x4d",
+            "efficientnet_v2_s",
+            "densenet121",
+            "mnasnet0_5",
+            "shufflenet_v2_x0_5",
+            "googlenet",
+            "inception_v3",
+            "alexnet",
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = Unet::new(
+                &vs.root(),
+                UnetConfig {
+                    encoder: encoder.into(),
+                    num_classes: 2,
+                },
+            )
+            .expect(encoder);
+            let (h, w) = if encoder == "inception_v3" {
+                (160, 176)
+            } else {
+                (64, 70)
+            };
+            let x = Tensor::zeros([1, 3, h, w], (Kind::Float, Device::Cpu));
+            let y = tch::no_grad(|| m.forward_t(&x, false));
+            assert_eq!(y.size(), vec![1, 2, h, w], "{encoder}");
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = Unet::new(
+            &vs.root(),
+            UnetConfig {
+                encoder: "vit_b_16".into(),
+                num_classes: 2,
+            },
+        )
+        .expect_err("single scale");
+        assert!(err.to_string().contains("single scale"), "{err}");
     }
 }

@@ -362,7 +362,8 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     let resnet_family = ResNetConfig::by_name(name).is_some();
     if opts.output_stride != 32 && !(resnet_family || name.starts_with("mobilenet")) {
         return Err(Error::Invalid(format!(
-            "{name}: output_stride {} needs dilation, which only ResNet and MobileNet support here",
+            "{name}: output_stride {} needs dilation, which only ResNet and MobileNet support here \
+             (with this encoder use output_stride 32)",
             opts.output_stride
         )));
     }

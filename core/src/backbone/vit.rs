@@ -411,6 +411,18 @@ impl VisionTransformer {
 }
 
 impl Backbone for VisionTransformer {
+    /// A checkpoint trained at another image size (torchvision's 224 weights into a model built
+    /// for 384, or the reverse) gets its positional embedding interpolated to this model's grid,
+    /// as torchvision's `interpolate_embeddings` does before it loads.
+    fn adapt_checkpoint(&self, sd: &mut StateDict) -> Result<()> {
+        match sd.get(POS_EMBEDDING) {
+            Some(pos) if pos.size() != self.pos_embedding.size() => {
+                interpolate_embeddings(sd, self.grid * self.cfg.patch_size, self.cfg.patch_size)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
         match &self.head {
             Some(fc) => fc.forward(pooled),

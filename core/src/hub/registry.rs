@@ -67,9 +67,16 @@ impl Entry {
         if self.source != Source::Torchvision {
             return None;
         }
-        let stem = self.file_name().split('.').next()?;
-        let (_, hash) = stem.rsplit_once('-')?;
-        (hash.len() >= 6 && hash.chars().all(|c| c.is_ascii_hexdigit())).then_some(hash)
+        // torch.hub's HASH_REGEX, `-([a-f0-9]*)\.`, first match: file names may hold other dots
+        // and dashes (`mnasnet0.5_top1_67.823-3ffadce67e.pth`, `vgg16_features-amdegroot-…`).
+        let name = self.file_name();
+        name.match_indices('-').find_map(|(i, _)| {
+            let rest = &name[i + 1..];
+            let len = rest
+                .find(|c: char| !matches!(c, '0'..='9' | 'a'..='f'))
+                .filter(|&end| rest[end..].starts_with('.'))?;
+            (len >= 6).then(|| &rest[..len])
+        })
     }
 
     /// `arch:WEIGHT`, or the file name for Ultralytics.
@@ -1991,6 +1998,14 @@ mod tests {
             Some(Source::Ultralytics)
         );
         assert_eq!(lookup("yolov8n.pt").and_then(Entry::sha256_prefix), None);
+        assert_eq!(
+            lookup("mnasnet0_5").and_then(Entry::sha256_prefix),
+            Some("3ffadce67e")
+        );
+        assert_eq!(
+            lookup("vgg16:IMAGENET1K_FEATURES").and_then(Entry::sha256_prefix),
+            Some("88682ab5")
+        );
         assert!(lookup("resnet50:IMAGENET9K").is_none());
         assert!(suggestions("resnet50:IMAGENET9K").contains(&"resnet50:IMAGENET1K_V1".into()));
         // Exactly one DEFAULT per torchvision architecture.

@@ -130,7 +130,10 @@ mod tests {
         let max = c.ws.abs().max().double_value(&[]);
         assert!(max <= bound && max > 0.99 * bound, "weight max {max}");
         let std = c.ws.std(true).double_value(&[]);
-        assert!((std - bound / 3f64.sqrt()).abs() < 0.002, "weight std {std}");
+        assert!(
+            (std - bound / 3f64.sqrt()).abs() < 0.002,
+            "weight std {std}"
+        );
         let b = c.bs.as_ref().unwrap();
         let bmax = b.abs().max().double_value(&[]);
         assert!(bmax <= bound && bmax > 0.5 * bound, "bias max {bmax}");

@@ -148,7 +148,13 @@ SPECS = {
 # Which checks each case runs beyond float32 eval: "f64" (the same network in float64) and
 # "train" (training-mode levels, a gradient, a buffer). One architecture per family runs them.
 CHECKS = {
+    "resnet50": ("f64", "train"),
     "resnext50_32x4d": ("f64", "train"),
+    "vgg16_bn": ("f64", "train"),
+    "efficientnet_b0": ("f64", "train"),
+    "mobilenet_v2": ("f64", "train"),
+    "mobilenet_v3_large": ("f64", "train"),
+    "mobilenet_v3_small": ("f64", "train"),
     "regnet_y_400mf": ("f64", "train"),
     "regnet_x_400mf": ("f64", "train"),
     "convnext_tiny": ("f64", "train"),
@@ -166,12 +172,16 @@ CHECKS = {
     "vit_b_16": ("f64", "train"),
 }
 
-# Architectures too large for make test's budget: their layout is checked there, their forward
-# in make validate (which runs `zoo.py parity` on them like any other).
+# Architectures too large for make test's budget (over ~80 M parameters, or slow at their
+# smallest input: AlexNet's and VGG's 4096-wide classifiers, MaxViT-T at 224): their layout is
+# checked there, their forward in make validate (which runs `zoo.py parity` on them like any
+# other). VGG keeps vgg16_bn in make test, the one code path of all eight variants.
 LARGE = {
     "alexnet", "convnext_base", "convnext_large", "efficientnet_v2_l", "maxvit_t",
     "regnet_x_16gf", "regnet_x_32gf", "regnet_y_128gf", "regnet_y_16gf", "regnet_y_32gf",
-    "swin_b", "swin_v2_b", "vit_h_14", "vit_l_16", "vit_l_32",
+    "resnext101_32x8d", "resnext101_64x4d", "swin_b", "swin_v2_b", "vgg11", "vgg11_bn", "vgg13",
+    "vgg13_bn", "vgg16", "vgg19", "vgg19_bn", "vit_h_14", "vit_l_16", "vit_l_32",
+    "wide_resnet101_2",
 }
 
 

@@ -1,7 +1,8 @@
 //! Backbones built by ferrovis load torchvision's real `state_dict()` by name (strict) and give
 //! torchvision's outputs: logits and every feature level in eval mode, feature levels, first-conv
-//! gradients and BatchNorm running statistics in training mode. Parameter counts equal
-//! torchvision's for every variant.
+//! gradients and BatchNorm running statistics in training mode. The plain architectures are
+//! `zoo_parity`'s; here are the variants ferrovis' options build (dilated ResNet-50 and
+//! MobileNetV3, SSDlite's reduced tail), frozen BatchNorm and EfficientNet-Lite.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -151,33 +152,8 @@ fn resnet18_matches_torchvision() {
 }
 
 #[test]
-fn resnet50_matches_torchvision() {
-    parity("resnet50", "resnet50", 32);
-}
-
-#[test]
 fn resnet50_dilated_output_stride_8_matches_torchvision() {
     parity("resnet50_os8", "resnet50", 8);
-}
-
-#[test]
-fn vgg16_bn_matches_torchvision() {
-    parity("vgg16_bn", "vgg16_bn", 32);
-}
-
-#[test]
-fn efficientnet_b0_matches_torchvision() {
-    parity("efficientnet_b0", "efficientnet_b0", 32);
-}
-
-#[test]
-fn mobilenet_v2_matches_torchvision() {
-    parity("mobilenet_v2", "mobilenet_v2", 32);
-}
-
-#[test]
-fn mobilenet_v3_large_matches_torchvision() {
-    parity("mobilenet_v3_large", "mobilenet_v3_large", 32);
 }
 
 #[test]
@@ -192,11 +168,6 @@ fn mobilenet_v3_large_reduced_tail_matches_torchvision() {
         "mobilenet_v3_large_reduced_tail",
         32,
     );
-}
-
-#[test]
-fn mobilenet_v3_small_matches_torchvision() {
-    parity("mobilenet_v3_small", "mobilenet_v3_small", 32);
 }
 
 /// The figures, beside the check against torchvision's own count: large 5,483,032,
@@ -217,29 +188,6 @@ fn trainable_parameters(vs: &VarStore) -> i64 {
         .iter()
         .map(|t| t.numel() as i64)
         .sum()
-}
-
-#[test]
-fn parameter_counts_equal_torchvision_for_every_variant() {
-    let counts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(references().join("counts.json")).unwrap())
-            .unwrap();
-    let counts = counts.as_object().unwrap();
-    for name in backbone::NAMES
-        .iter()
-        .filter(|n| !n.starts_with("efficientnet_lite"))
-    {
-        let want = counts[*name]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no reference count for {name}"));
-        let (vs, _model) = build(name, 32);
-        assert_eq!(trainable_parameters(&vs), want, "{name}");
-    }
-    assert_eq!(
-        counts.len(),
-        backbone::NAMES.len() - 5,
-        "every torchvision variant is checked"
-    );
 }
 
 #[test]

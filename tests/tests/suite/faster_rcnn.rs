@@ -262,7 +262,13 @@ fn faster_rcnn_on_a_core_backbone_matches_the_tutorial_model() {
 /// `backbone.` (its classifier left out) and detects on an image of any size.
 #[test]
 fn faster_rcnn_builds_on_the_zoos_newer_families() {
-    for name in ["convnext_tiny", "swin_t", "vit_b_32", "regnet_y_400mf", "densenet121"] {
+    for name in [
+        "convnext_tiny",
+        "swin_t",
+        "vit_b_32",
+        "regnet_y_400mf",
+        "densenet121",
+    ] {
         let arch = format!("fasterrcnn_{name}");
         let mut config = FasterRcnnConfig::by_name(&arch, 3, false).unwrap();
         config.transform = RcnnTransform::new(128, 160);
@@ -277,11 +283,17 @@ fn faster_rcnn_builds_on_the_zoos_newer_families() {
         .unwrap();
         let vars = vs.variables();
         for key in encoder.variables().keys() {
-            assert!(vars.contains_key(&format!("backbone.{key}")), "{arch}: {key}");
+            assert!(
+                vars.contains_key(&format!("backbone.{key}")),
+                "{arch}: {key}"
+            );
         }
         let image = Tensor::rand([3, 120, 150], (tch::Kind::Float, Device::Cpu));
         let dets = tch::no_grad(|| model.detect(&[image])).unwrap();
         assert_eq!(dets.len(), 1, "{arch}");
-        println!("{arch}: {} detections on a random image", dets[0].boxes.size()[0]);
+        println!(
+            "{arch}: {} detections on a random image",
+            dets[0].boxes.size()[0]
+        );
     }
 }

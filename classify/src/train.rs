@@ -172,6 +172,14 @@ impl TrainTask for ClassifyTask<'_> {
                 let x = batch.images.to_device(self.device);
                 let y = batch.labels.to_device(self.device);
                 match mix::mix_batch(&x, self.mixup, self.cutmix) {
+                    // GoogLeNet's and Inception's auxiliary classifiers add their weighted
+                    // losses while the whole network trains (the heads were re-sized with `fc`).
+                    None if !self.frozen_backbone => {
+                        let (logits, aux) = self.clf.model.forward_aux_t(&self.layout(&x), true);
+                        Ok(aux.iter().fold(self.loss(&logits, &y), |loss, (w, a)| {
+                            loss + self.loss(a, &y) * *w
+                        }))
+                    }
                     None => Ok(self.loss(&self.logits(&x, true), &y)),
                     Some((mixed, perm, lam)) => {
                         let logits = self.logits(&mixed, true);

@@ -213,9 +213,17 @@ impl SegmentationModel {
         // cached file.
         let file = ferrovis_core::run::resolve_weights(path)?.file;
         let path = file.as_path();
-        let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut sd =
+            checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
         let prefix = format!("{}.", self.encoder_prefix());
         let whole = sd.iter().any(|(name, _)| name.starts_with(&prefix));
+        if !whole {
+            // The encoder's own names: renamed or resized as the architecture needs (DenseNet's
+            // legacy names, ViT's positional embedding), before they move under the prefix.
+            self.encoder().adapt_checkpoint(&mut sd).with_context(|| {
+                format!("{} does not fit {}", path.display(), self.spec.encoder)
+            })?;
+        }
         let alternatives = |layers: &[&str]| -> String {
             let alts: Vec<String> = layers
                 .iter()
@@ -231,9 +239,12 @@ impl SegmentationModel {
             // The encoder's classifier pattern is anchored at its root: match it after the prefix.
             let head = head.replacen('^', &format!("^{}", regex::escape(&prefix)), 1);
             // An encoder has no classifier at all: every classifier layer of the ImageNet
-            // checkpoint goes, VGG's and MobileNetV3's hidden fully connected layers included
-            // (`fc.*` in ResNet, `classifier.*` elsewhere).
-            let classifier = format!("^{}(fc|classifier)\\.", regex::escape(&prefix));
+            // checkpoint goes, VGG's and MobileNetV3's hidden fully connected layers included.
+            let classifier = self.encoder().classifier_pattern().replacen(
+                '^',
+                &format!("^{}", regex::escape(&prefix)),
+                1,
+            );
             let decoder = self.stages().pop().map(|s| s.prefixes).unwrap_or_default();
             let decoder: Vec<&str> = decoder.iter().map(String::as_str).collect();
             opts = opts

@@ -99,6 +99,11 @@ impl AlexNet {
 }
 
 impl Backbone for AlexNet {
+    /// The whole `classifier` Sequential: an encoder keeps none of its layers.
+    fn classifier_pattern(&self) -> String {
+        r"^classifier\.".into()
+    }
+
     /// `classifier.6` alone: torchvision has no dropout right before it.
     fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
         match &self.classifier {

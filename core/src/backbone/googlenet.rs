@@ -362,10 +362,13 @@ impl Backbone for GoogLeNet {
 
     /// In training, the logits and `[aux1, aux2]` (network order; torchvision's named tuple
     /// lists `aux_logits2` first). The paper weighs each auxiliary loss 0.3.
-    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
+    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<(f64, Tensor)>) {
         let (mut levels, aux) = self.run(x, train, train);
-        let last = levels.pop().expect("GoogLeNet has five levels");
-        (self.forward_head(&global_pool(&last), train), aux)
+        let logits = match levels.pop() {
+            Some(last) => self.forward_head(&global_pool(&last), train),
+            None => self.forward_t(x, train),
+        };
+        (logits, aux.into_iter().map(|a| (0.3, a)).collect())
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

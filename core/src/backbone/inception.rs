@@ -420,7 +420,13 @@ impl InceptionV3 {
                 levels.push(y.shallow_clone());
             }
             match &self.aux {
-                Some(head) if with_aux && i == MIXED_AUX => aux.push(head.forward_t(&y, train)),
+                // The head's 5×5/3 pool and 5×5 convolution need a 17-pixel map (a 299
+                // input): smaller inputs train without it rather than fail.
+                Some(head)
+                    if with_aux && i == MIXED_AUX && y.size()[2..].iter().all(|&s| s >= 17) =>
+                {
+                    aux.push(head.forward_t(&y, train))
+                }
                 _ => {}
             }
         }
@@ -437,11 +443,15 @@ impl Backbone for InceptionV3 {
     }
 
     /// In training, the logits and `[AuxLogits]` (TF-slim's recipe, where the weights come from,
-    /// weighs the auxiliary loss 0.4); the input must then be at least 299×299.
-    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
+    /// weighs the auxiliary loss 0.4), when the input is at least 299×299 (smaller inputs give no
+    /// auxiliary logits).
+    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<(f64, Tensor)>) {
         let (mut levels, aux) = self.run(x, train, train);
-        let last = levels.pop().expect("Inception v3 has five levels");
-        (self.forward_head(&global_pool(&last), train), aux)
+        let logits = match levels.pop() {
+            Some(last) => self.forward_head(&global_pool(&last), train),
+            None => self.forward_t(x, train),
+        };
+        (logits, aux.into_iter().map(|a| (0.4, a)).collect())
     }
 
     fn features(&self, x: &Tensor, train: bool) -> Vec<Tensor> {

@@ -527,6 +527,11 @@ impl MaxVit {
 }
 
 impl Backbone for MaxVit {
+    /// The whole `classifier` Sequential: an encoder keeps none of its layers.
+    fn classifier_pattern(&self) -> String {
+        r"^classifier\.".into()
+    }
+
     fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
         match &self.classifier {
             Some(c) => c.fc.forward(pooled),

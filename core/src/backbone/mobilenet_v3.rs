@@ -481,6 +481,11 @@ impl MobileNetV3 {
 }
 
 impl Backbone for MobileNetV3 {
+    /// The whole `classifier` Sequential: an encoder keeps none of its layers.
+    fn classifier_pattern(&self) -> String {
+        r"^classifier\.".into()
+    }
+
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.classifier {
             Some((_, fc)) => fc.forward(&pooled.dropout(self.dropout, train)),

@@ -142,11 +142,11 @@ pub trait Backbone: Send + std::fmt::Debug {
     }
 
     /// Class logits and, in training, the logits of the auxiliary classifiers that GoogLeNet
-    /// (`aux1`, `aux2`) and Inception v3 (`AuxLogits`) attach to intermediate layers, for the
-    /// training loss (the GoogLeNet paper adds each weighted 0.3, TF-slim's Inception v3 recipe
-    /// 0.4). Without `train`, or for a family without auxiliary classifiers, the list is empty
-    /// and the logits are [`Backbone::forward_t`]'s.
-    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
+    /// (`aux1`, `aux2`) and Inception v3 (`AuxLogits`) attach to intermediate layers, each with
+    /// the weight its loss gets in the training loss (the GoogLeNet paper's 0.3, TF-slim's
+    /// Inception v3 recipe's 0.4). Without `train`, or for a family without auxiliary
+    /// classifiers, the list is empty and the logits are [`Backbone::forward_t`]'s.
+    fn forward_aux_t(&self, x: &Tensor, train: bool) -> (Tensor, Vec<(f64, Tensor)>) {
         (self.forward_t(x, train), Vec::new())
     }
 
@@ -185,6 +185,14 @@ pub trait Backbone: Send + std::fmt::Debug {
 
     /// Parameter groups from stem to head; the last one is the classifier.
     fn stages(&self) -> Vec<Stage>;
+
+    /// A regex matching every classifier name a classification checkpoint of this architecture
+    /// holds that the network built as an encoder (`num_classes` 0) lacks: the head, and the
+    /// hidden fully connected layers of VGG, AlexNet, MobileNetV3 and MaxViT. Segmentation
+    /// encoders and detection bodies skip these when they load ImageNet weights.
+    fn classifier_pattern(&self) -> String {
+        self.head_pattern()
+    }
 
     /// Adapts a checkpoint of this architecture to this network before it loads, where the
     /// network was built for another input size than the checkpoint was trained at (ViT

@@ -52,6 +52,9 @@ pub struct SwinConfig {
     pub crop: i64,
     /// Shorter side before the crop.
     pub resize: i64,
+    /// torchvision's `dropout` argument: after the attention projection and in the MLPs (0 in
+    /// every torchvision builder).
+    pub dropout: f64,
 }
 
 impl SwinConfig {
@@ -78,6 +81,7 @@ impl SwinConfig {
             stochastic_depth: sd,
             crop,
             resize,
+            dropout: 0.0,
         })
     }
 }
@@ -487,13 +491,17 @@ pub struct SwinTransformer {
     norm: nn::LayerNorm,
     /// `None` for an encoder (`num_classes` 0).
     head: Option<nn::Linear>,
+    /// Dropout before `head` ([`BackboneOptions::dropout`]).
+    head_dropout: f64,
     info: Vec<FeatureInfo>,
     cfg: SwinConfig,
 }
 
 impl SwinTransformer {
-    /// Builds the network under `p`. `opts.dropout` sets torchvision's `dropout` argument (after
-    /// the attention projection and in the MLPs, 0 by default): the classifier has none.
+    /// Builds the network under `p`. `opts.dropout` is dropout before the classifier, as for every
+    /// family (0 by default: torchvision's head has none); torchvision's own `dropout` argument
+    /// (after the attention projection and in the MLPs) is [`SwinConfig::dropout`], 0 as in every
+    /// builder.
     /// `opts.image_size` is not needed: windows are padded, so any input of at least 32 pixels
     /// works with the same weights.
     pub fn new(p: &Path, cfg: &SwinConfig, opts: &BackboneOptions) -> Self {
@@ -511,7 +519,7 @@ impl SwinTransformer {
         );
         let patch_norm = layer_norm(&(&f / 0 / 2), e);
         let sd_prob = opts.stochastic_depth.unwrap_or(cfg.stochastic_depth);
-        let dropout = opts.dropout.unwrap_or(0.0);
+        let dropout = cfg.dropout;
         let total: usize = cfg.depths.iter().sum();
         let mut block_id = 0;
         let (mut stages, mut merges, mut info) = (Vec::new(), Vec::new(), Vec::new());
@@ -555,6 +563,7 @@ impl SwinTransformer {
             merges,
             norm,
             head,
+            head_dropout: opts.dropout.unwrap_or(0.0),
             info,
             cfg: cfg.clone(),
         }
@@ -580,9 +589,9 @@ impl SwinTransformer {
 }
 
 impl Backbone for SwinTransformer {
-    fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.head {
-            Some(fc) => fc.forward(pooled),
+            Some(fc) => fc.forward(&pooled.dropout(self.head_dropout, train)),
             None => pooled.shallow_clone(),
         }
     }

@@ -255,6 +255,11 @@ impl Vgg {
 }
 
 impl Backbone for Vgg {
+    /// The whole `classifier` Sequential: an encoder keeps none of its layers.
+    fn classifier_pattern(&self) -> String {
+        r"^classifier\.".into()
+    }
+
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.classifier {
             Some(c) => c[2].forward(&pooled.dropout(self.dropout, train)),

@@ -60,6 +60,9 @@ pub struct VitConfig {
     pub resize: i64,
     /// Interpolation of the resize.
     pub interpolation: Interpolation,
+    /// torchvision's `dropout` argument: after the positional embedding, after each attention
+    /// and inside each MLP (0 in every torchvision builder).
+    pub dropout: f64,
 }
 
 impl VitConfig {
@@ -86,6 +89,7 @@ impl VitConfig {
             crop,
             resize,
             interpolation,
+            dropout: 0.0,
         })
     }
 }
@@ -304,10 +308,11 @@ pub fn interpolate_embeddings(sd: &mut StateDict, image_size: i64, patch_size: i
 
 /// Vision Transformer with torchvision's names.
 ///
-/// [`BackboneOptions::dropout`] sets torchvision's `dropout` argument, the only dropout ViT has
-/// (after the positional embedding, after each attention and inside each MLP; 0 by default):
-/// the classifier itself has none. [`BackboneOptions::stochastic_depth`] is ignored, torchvision's
-/// ViT having no stochastic depth.
+/// [`BackboneOptions::dropout`] is dropout before the classifier, as for every family (0 by
+/// default: torchvision's head has none); torchvision's own `dropout` argument (after the
+/// positional embedding, after each attention and inside each MLP) is [`VitConfig::dropout`], 0
+/// as in every builder. [`BackboneOptions::stochastic_depth`] is ignored, torchvision's ViT
+/// having no stochastic depth.
 #[derive(Debug)]
 pub struct VisionTransformer {
     conv_proj: nn::Conv2D,
@@ -320,6 +325,7 @@ pub struct VisionTransformer {
     /// Side of the token grid the model is built for.
     grid: i64,
     dropout: f64,
+    head_dropout: f64,
     cfg: VitConfig,
 }
 
@@ -334,11 +340,13 @@ impl VisionTransformer {
                 cfg.patch_size
             )));
         }
-        let dropout = opts.dropout.unwrap_or(0.0);
-        if !(0.0..1.0).contains(&dropout) {
-            return Err(Error::Invalid(format!(
-                "ViT: dropout must be in [0, 1), got {dropout}"
-            )));
+        let (dropout, head_dropout) = (cfg.dropout, opts.dropout.unwrap_or(0.0));
+        for (what, p) in [("dropout", dropout), ("classifier dropout", head_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::Invalid(format!(
+                    "ViT: {what} must be in [0, 1), got {p}"
+                )));
+            }
         }
         let (e, ps) = (cfg.hidden_dim, cfg.patch_size);
         let fan_in = 3 * ps * ps;
@@ -385,6 +393,7 @@ impl VisionTransformer {
             head,
             grid,
             dropout,
+            head_dropout,
             cfg: cfg.clone(),
         })
     }
@@ -423,9 +432,9 @@ impl Backbone for VisionTransformer {
         }
     }
 
-    fn forward_head(&self, pooled: &Tensor, _train: bool) -> Tensor {
+    fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.head {
-            Some(fc) => fc.forward(pooled),
+            Some(fc) => fc.forward(&dropout(pooled.shallow_clone(), self.head_dropout, train)),
             None => pooled.shallow_clone(),
         }
     }

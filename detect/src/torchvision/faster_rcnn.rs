@@ -480,7 +480,7 @@ impl FasterRcnn {
                 .skip(r"^classifier\.")?
                 .rename_regex(r"^features\.(.*)$", "backbone.body.$1")?,
             Body::Single(net) => {
-                let head = net.head_pattern();
+                let head = net.classifier_pattern();
                 opts.rename_regex(r"^(.*)$", "backbone.$1")?
                     .skip(&format!(r"^backbone\.{}", head.trim_start_matches('^')))?
             }
@@ -516,6 +516,17 @@ impl FasterRcnn {
         } else {
             self.backbone_load_options()?
         };
+        if let (false, Body::Single(net)) = (detection, &self.body) {
+            // The backbone's own checkpoint, adapted as its architecture needs (DenseNet's legacy
+            // names, ViT's positional embedding) before it loads.
+            let mut sd: checkpoint::StateDict = sd
+                .iter()
+                .map(|(k, t)| (k.to_string(), t.shallow_clone()))
+                .collect();
+            net.adapt_checkpoint(&mut sd)?;
+            return checkpoint::load_into(vs, &sd, &opts)
+                .with_context(|| format!("loading {} into {}", path.display(), self.config.arch));
+        }
         checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
     }

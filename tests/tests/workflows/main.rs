@@ -8,6 +8,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 mod classify_workflow;
+mod classify_zoo;
 mod demo_report;
 mod detect_support;
 mod detect_workflow;

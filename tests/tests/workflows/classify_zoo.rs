@@ -1,0 +1,90 @@
+//! `classify train --arch <family> --weights <its name>` for the zoo's newer families, the
+//! weights resolved by name from torch.hub's cache (filled here with seeded torchvision
+//! checkpoints under the real file names: nothing is downloaded): ConvNeXt-T, Swin-T, DenseNet-121
+//! (whose files carry torchvision's legacy names) and ViT-B/32 trained at 64 px from a 224
+//! checkpoint (its positional embedding interpolated as torchvision's `interpolate_embeddings`).
+//! Feature extraction keeps the backbone as loaded, so the run's weights show what loaded; the
+//! run records the weight set's normalisation.
+
+use ferrovis_classify::config::Mode;
+use ferrovis_classify::train;
+use ferrovis_core::checkpoint;
+use ferrovis_core::engine::RunControl;
+use ferrovis_data::synthetic::{self, ShapesConfig};
+use ferrovis_tests::run_reference;
+
+#[test]
+fn new_families_train_from_their_weights_by_name() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    let shapes = ShapesConfig {
+        image_size: 72,
+        train: 4,
+        val: 2,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    synthetic::write_classification(&data, &shapes).unwrap();
+    let torch_home = dir.path().join("torch");
+    let cache = torch_home.join("hub").join("checkpoints");
+    let archs = ["convnext_tiny", "swin_t", "densenet121", "vit_b_32"];
+    let mut args: Vec<std::ffi::OsString> = vec![cache.clone().into()];
+    args.extend(archs.iter().map(|a| a.into()));
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    run_reference("zoo_checkpoints.py", &args);
+    // The hub reads these on every resolve; the lock above keeps other tests out meanwhile.
+    std::env::set_var("TORCH_HOME", &torch_home);
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(|| {
+        for (arch, probe, checkpoint_name) in [
+            ("convnext_tiny", "features.5.3.block.3.weight", None),
+            ("swin_t", "features.5.1.attn.qkv.weight", None),
+            (
+                "densenet121",
+                "features.denseblock2.denselayer4.norm2.running_var",
+                Some("features.denseblock2.denselayer4.norm.2.running_var"),
+            ),
+            (
+                "vit_b_32",
+                "encoder.layers.encoder_layer_7.mlp.0.weight",
+                None,
+            ),
+        ] {
+            let mut cfg = crate::classify_workflow::config(
+                &data,
+                &dir.path().join("runs").join(arch),
+                Mode::FeatureExtract,
+            );
+            cfg.model.arch = arch.into();
+            cfg.model.weights = arch.into();
+            cfg.data.image_size = 64;
+            cfg.data.augment = false;
+            cfg.train.epochs = 1;
+            let summary = train::train(&cfg, &RunControl::quiet(), None)
+                .unwrap_or_else(|e| panic!("{arch}: {e:#}"));
+            let entry = ferrovis_core::hub::registry::lookup(arch).unwrap();
+            let source = checkpoint::read(cache.join(entry.file_name())).unwrap();
+            let trained = checkpoint::read(summary.run.join("weights/best.safetensors")).unwrap();
+            let want = source.get(checkpoint_name.unwrap_or(probe)).unwrap();
+            let got = trained.get(probe).unwrap();
+            assert!(got.equal(want), "{arch}: {probe} is not the checkpoint's");
+            if arch == "vit_b_32" {
+                // 224 / 32 = 7 → 64 / 32 = 2: a 1 + 2·2 token embedding.
+                let pos = trained.get("encoder.pos_embedding").unwrap();
+                assert_eq!(pos.size(), [1, 5, 768]);
+            }
+            let meta = std::fs::read_to_string(summary.run.join("classify.json")).unwrap();
+            let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+            let want_mean = entry.transforms.unwrap().mean;
+            let mean: Vec<f64> = serde_json::from_value(meta["transform"]["mean"].clone()).unwrap();
+            assert_eq!(mean, want_mean, "{arch}: normalisation");
+            println!("{arch}: trained from {} by name", entry.file_name());
+        }
+    });
+    std::env::remove_var("TORCH_HOME");
+    std::env::remove_var("FERROVIS_OFFLINE");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -361,6 +361,16 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             opts.num_classes
         )));
     }
+    for (what, p) in [
+        ("dropout", opts.dropout),
+        ("stochastic_depth", opts.stochastic_depth),
+    ] {
+        if let Some(p) = p.filter(|p| !(0.0..=1.0).contains(p)) {
+            return Err(Error::Invalid(format!(
+                "{name}: {what} is a probability, got {p}"
+            )));
+        }
+    }
     if ![8, 16, 32].contains(&opts.output_stride) {
         return Err(Error::Invalid(format!(
             "{name}: output_stride must be 8, 16 or 32, got {}",

@@ -272,10 +272,10 @@ impl Backbone for ConvNext {
             Stage::new("stage1", &["features.1"]),
             Stage::new("stage2", &["features.2", "features.3"]),
             Stage::new("stage3", &["features.4", "features.5"]),
-            Stage::new("stage4", &["features.6", "features.7"]),
-            // Apart from the linear layer, so that a new class count (which re-initialises the
-            // head) keeps the pretrained normalisation of the pooled features.
-            Stage::new("head_norm", &["classifier.0"]),
+            // The pooled features' LayerNorm goes with the last stage, apart from the linear
+            // layer: a new class count (which re-initialises the head) keeps it pretrained, and
+            // `partial` with 2 stages trains stage 4 and the head, as in the other families.
+            Stage::new("stage4", &["features.6", "features.7", "classifier.0"]),
             Stage::new("head", &["classifier.2"]),
         ]
     }

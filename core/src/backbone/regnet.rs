@@ -361,7 +361,7 @@ impl RegNet {
             stages,
             fc,
             info,
-            pretrained: cfg.pretrained.clone(),
+            pretrained: cfg.pretrained,
         })
     }
 }
@@ -396,7 +396,7 @@ impl Backbone for RegNet {
     }
 
     fn pretrained_cfg(&self) -> PretrainedCfg {
-        self.pretrained.clone()
+        self.pretrained
     }
 
     fn stages(&self) -> Vec<Stage> {

@@ -481,14 +481,19 @@ impl Backbone for VisionTransformer {
         let per_group = self.cfg.num_layers.div_ceil(BLOCK_GROUPS);
         for g in 0..BLOCK_GROUPS {
             let end = ((g + 1) * per_group).min(self.cfg.num_layers);
+            let mut prefixes: Vec<String> = (g * per_group..end)
+                .map(|i| format!("encoder.layers.encoder_layer_{i}"))
+                .collect();
+            // The final LayerNorm goes with the last blocks, as a stage's last norm does in the
+            // other families: `partial` with 2 stages trains the last blocks and the head.
+            if g + 1 == BLOCK_GROUPS {
+                prefixes.push("encoder.ln".into());
+            }
             stages.push(Stage {
                 name: format!("blocks{g}"),
-                prefixes: (g * per_group..end)
-                    .map(|i| format!("encoder.layers.encoder_layer_{i}"))
-                    .collect(),
+                prefixes,
             });
         }
-        stages.push(Stage::new("norm", &["encoder.ln"]));
         stages.push(Stage::new("head", &["heads"]));
         stages
     }

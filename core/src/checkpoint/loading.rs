@@ -279,17 +279,17 @@ pub fn load_into(vs: &VarStore, sd: &StateDict, opts: &LoadOptions) -> Result<Lo
         .map(|m| m.name.clone())
         .chain(report.reinitialized.iter().cloned())
         .collect();
-    // A BatchNorm step counter the checkpoint lacks (files saved before PyTorch 0.4.1, such as
-    // torchvision's DenseNet and Inception v3 weights) stays 0, as PyTorch's BatchNorm fills it.
     let mut missing: Vec<String> = vars
         .keys()
         .filter(|k| !used.contains(*k) && !seen.contains(k.as_str()))
-        .filter(|k| !k.ends_with(".num_batches_tracked"))
         .cloned()
         .collect();
     missing.sort();
-    let (fresh, missing): (Vec<String>, Vec<String>) =
+    let (fresh, mut missing): (Vec<String>, Vec<String>) =
         missing.into_iter().partition(|k| opts.is_reinit(k));
+    // A BatchNorm step counter the checkpoint lacks (files saved before PyTorch 0.4.1, such as
+    // torchvision's DenseNet and Inception v3 weights) stays 0, as PyTorch's BatchNorm fills it.
+    missing.retain(|k| !k.ends_with(".num_batches_tracked"));
     report.reinitialized.extend(fresh);
     report.reinitialized.sort();
     report.missing = missing;

@@ -7,9 +7,10 @@ torchvision.models.list_models(module=torchvision.models) names, computed by tor
     zoo.py parity OUT_DIR NAME...     for each NAME, a seeded model with randomised
                                       normalisation and the outputs ferrovis must reproduce:
                                       OUT_DIR/NAME/weights.pth and OUT_DIR/NAME/expected.safetensors
-    zoo.py parity OUT_DIR --small     every architecture not in LARGE (make test), and
+    zoo.py parity OUT_DIR --small     every architecture not in VALIDATE_ONLY (make test), and
                                       OUT_DIR/cases.json: {"small": [...], "large": [...]}
-    zoo.py parity OUT_DIR --large     the LARGE ones (make validate)
+    zoo.py parity OUT_DIR --large     the VALIDATE_ONLY ones (make validate): LARGE and
+                                      SIZE_VARIANTS
 
 expected.safetensors holds: input (2×3×S×S, S from SPECS); logits and feat0..featK in eval mode,
 float32. With "f64" in the case's checks: logits64 and feat64_0..K for the same network in
@@ -184,6 +185,23 @@ LARGE = {
     "wide_resnet101_2",
 }
 
+# Size variants whose every code path a make-test case of the same family runs (same blocks,
+# other widths and depths; their layouts, widths included, are checked for all 80 in make test):
+# their forward is checked in make validate too, for make test's 20-minute budget.
+SIZE_VARIANTS = {
+    "resnet34", "resnet101", "resnet152", "wide_resnet50_2",
+    "densenet161", "densenet169", "densenet201",
+    "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b6",
+    "efficientnet_b7", "mnasnet0_75", "mnasnet1_3",
+    "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_x_8gf",
+    "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "convnext_small", "swin_s", "swin_v2_s", "vit_b_32",
+}
+
+# What make validate checks instead of make test.
+VALIDATE_ONLY = LARGE | SIZE_VARIANTS
+
 
 def spec(name):
     key = max((k for k in SPECS if name.startswith(k)), key=len, default=None)
@@ -341,8 +359,8 @@ if __name__ == "__main__":
         out, names = sys.argv[2], sys.argv[3:]
         everything = torchvision.models.list_models(module=torchvision.models)
         if names in (["--small"], ["--large"]):
-            small = [n for n in everything if n not in LARGE]
-            large = [n for n in everything if n in LARGE]
+            small = [n for n in everything if n not in VALIDATE_ONLY]
+            large = [n for n in everything if n in VALIDATE_ONLY]
             os.makedirs(out, exist_ok=True)
             with open(os.path.join(out, "cases.json"), "w") as f:
                 json.dump({"small": small, "large": large}, f)

@@ -11,12 +11,13 @@ pub fn stochastic_depth(x: &Tensor, p: f64, train: bool) -> Tensor {
     let survival = 1.0 - p;
     let mut shape = vec![1i64; x.dim()];
     shape[0] = x.size()[0];
-    let keep = Tensor::empty(&shape, (Kind::Float, x.device()))
+    let mut keep = Tensor::empty(&shape, (Kind::Float, x.device()))
         .bernoulli_float_(survival)
         .to_kind(x.kind());
+    // The scale goes on the per-sample mask (N numbers), as torchvision's does: one full-size
+    // multiplication, one autograd node.
     if survival > 0.0 {
-        x * keep / survival
-    } else {
-        x * keep
+        let _ = keep.g_div_scalar_(survival);
     }
+    x * keep
 }

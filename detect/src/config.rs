@@ -565,4 +565,20 @@ mod tests {
             .to_string();
         assert!(bad.contains("data_augmentation=lsj"), "{bad}");
     }
+
+    #[test]
+    fn fcos_is_a_torchvision_family_with_its_recipe() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cfg = DetectConfig::load(None, &args(&["arch=fcos_resnet50_fpn", "min_size=512"]))
+            .expect("valid");
+        assert_eq!(cfg.family, Family::Fcos);
+        assert!(cfg.family.is_torchvision());
+        assert_eq!((cfg.lr0, cfg.weight_decay, cfg.batch), (0.0025, 1e-4, 2));
+        assert_eq!(cfg.min_size, Some(512));
+        assert!(!cfg.tv_augmentation().expect("known").iou_crop);
+        let ignored = Family::Fcos.ignored_settings();
+        assert!(ignored.contains(&"rpn_post_nms_top_n_test") && !ignored.contains(&"min_size"));
+        let err = Family::of("fcos_resnet101_fpn").unwrap_err().to_string();
+        assert!(err.contains("fcos_resnet50_fpn"), "{err}");
+    }
 }

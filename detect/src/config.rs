@@ -19,8 +19,8 @@ pub struct DetectConfig {
     /// The detector: `yolov8` or `yolo11` (Ultralytics' recipe; the version of a checkpoint
     /// given as `model=` is read off its tensors), or a torchvision architecture
     /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …, `ssd300_vgg16`,
-    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`) trained with torchvision's
-    /// recipe (see [`DetectConfig::load`]).
+    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`, `fcos_resnet50_fpn`) trained
+    /// with torchvision's recipe (see [`DetectConfig::load`]).
     pub arch: String,
     /// A checkpoint to start from (`yolo11n.pt`, `yolov8n.pt`, `best.pt`, `.safetensors`), or a
     /// model name (`yolo11n` … `yolo11x`, `yolov8n` … `yolov8x`, `.yaml` allowed) for random
@@ -152,6 +152,8 @@ pub enum Family {
     /// torchvision's SSD300 and SSDlite320 (`arch=ssd300_vgg16`, `arch=ssdlite320_…`) with
     /// torchvision's recipe.
     Ssd,
+    /// torchvision's FCOS (`arch=fcos_resnet50_fpn`) with torchvision's recipe.
+    Fcos,
 }
 
 /// Settings only YOLO's recipe reads.
@@ -203,21 +205,30 @@ const TWO_STAGE_ONLY: [&str; 5] = [
     "box_batch_size_per_image",
 ];
 
+/// Settings of the proposals and RoI heads, which single-stage detectors lack.
+const PROPOSAL_ONLY: [&str; 3] = [
+    "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test",
+    "box_batch_size_per_image",
+];
+
 impl Family {
     /// The family of architecture `arch`; an error listing the architectures for anything else.
     pub fn of(arch: &str) -> Result<Self> {
-        use crate::torchvision::{faster_rcnn, ssd};
+        use crate::torchvision::{faster_rcnn, fcos, ssd};
         if crate::yolo::model::Version::of_arch(arch).is_some() {
             Ok(Family::Yolo)
         } else if ssd::ARCHS.contains(&arch) {
             Ok(Family::Ssd)
+        } else if fcos::ARCHS.contains(&arch) {
+            Ok(Family::Fcos)
         } else if arch.starts_with("fasterrcnn_") {
             Ok(Family::FasterRcnn)
         } else {
             bail!(
                 "arch={arch}: expected yolov8, yolo11, one of {}, fasterrcnn_<backbone>, or one of {}",
                 faster_rcnn::ARCHS.join(", "),
-                ssd::ARCHS.join(", ")
+                ssd::ARCHS.iter().chain(&fcos::ARCHS).copied().collect::<Vec<_>>().join(", ")
             )
         }
     }
@@ -233,6 +244,7 @@ impl Family {
             Family::Yolo => TORCHVISION_ONLY.to_vec(),
             Family::FasterRcnn => YOLO_ONLY.to_vec(),
             Family::Ssd => YOLO_ONLY.iter().chain(&TWO_STAGE_ONLY).copied().collect(),
+            Family::Fcos => YOLO_ONLY.iter().chain(&PROPOSAL_ONLY).copied().collect(),
         }
     }
 }
@@ -305,7 +317,7 @@ impl DetectConfig {
     /// [`torchvision_recipe`]): SGD, momentum 0.9, warm-up over the first epoch, 10 epochs, the
     /// rate divided by 10 every 3 epochs, horizontal flips; Faster R-CNN lr0 0.005, weight decay
     /// 5e-4, batch 2; SSD300 lr0 0.002, weight decay 5e-4, batch 4; SSDlite lr0 0.006, weight
-    /// decay 4e-5, batch 8.
+    /// decay 4e-5, batch 8; FCOS lr0 0.0025, weight decay 1e-4, batch 2.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
         // These have no default: each command or architecture picks its own.
         let optional = [
@@ -406,10 +418,14 @@ impl DetectConfig {
 /// is its detection tutorial's. SSD300's learning rate, weight decay and batch are its
 /// references' per-device settings (`--lr 0.002 --batch-size 4 --weight-decay 0.0005`); SSDlite's
 /// references train from scratch at lr 0.15 on 192 images a step, so fine-tuning takes that rate
-/// scaled to a batch of 8 (0.15 · 8/192 ≈ 0.006) with its weight decay 4e-5. Epochs, warm-up and
-/// the step schedule are the tutorial's for all.
+/// scaled to a batch of 8 (0.15 · 8/192 ≈ 0.006) with its weight decay 4e-5. FCOS's references
+/// train at lr 0.01 on 16 images a step with weight decay 1e-4: at a batch of 2, that rate scaled
+/// as the tutorial scales Faster R-CNN's (0.02 for 16 images → 0.005 for 2), 0.0025. Epochs,
+/// warm-up and the step schedule are the tutorial's for all.
 pub fn torchvision_recipe(arch: &str) -> [(&'static str, &'static str); 7] {
-    let (lr0, weight_decay, batch) = if arch.starts_with("ssdlite") {
+    let (lr0, weight_decay, batch) = if arch.starts_with("fcos") {
+        ("0.0025", "0.0001", "2")
+    } else if arch.starts_with("ssdlite") {
         ("0.006", "0.00004", "8")
     } else if arch.starts_with("ssd") {
         ("0.002", "0.0005", "4")
@@ -548,5 +564,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("data_augmentation=lsj"), "{bad}");
+    }
+
+    #[test]
+    fn fcos_is_a_torchvision_family_with_its_recipe() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cfg = DetectConfig::load(None, &args(&["arch=fcos_resnet50_fpn", "min_size=512"]))
+            .expect("valid");
+        assert_eq!(cfg.family, Family::Fcos);
+        assert!(cfg.family.is_torchvision());
+        assert_eq!((cfg.lr0, cfg.weight_decay, cfg.batch), (0.0025, 1e-4, 2));
+        assert_eq!(cfg.min_size, Some(512));
+        assert!(!cfg.tv_augmentation().expect("known").iou_crop);
+        let ignored = Family::Fcos.ignored_settings();
+        assert!(ignored.contains(&"rpn_post_nms_top_n_test") && !ignored.contains(&"min_size"));
+        let err = Family::of("fcos_resnet101_fpn").unwrap_err().to_string();
+        assert!(err.contains("fcos_resnet50_fpn"), "{err}");
     }
 }

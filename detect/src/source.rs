@@ -52,8 +52,9 @@ pub fn identify(weights: &Path, arch: Option<&str>) -> Result<WeightsSource> {
 
 /// The architecture a checkpoint's tensors imply: YOLOv8 or YOLO11 (`model.N.*`; the Detect
 /// head tells which), torchvision's Faster
-/// R-CNNs (`rpn.*`, `roi_heads.*`; the backbone and RPN convolutions tell which) or SSDs
-/// (`head.classification_head.*`; the backbone tells which). Where two architectures share every
+/// R-CNNs (`rpn.*`, `roi_heads.*`; the backbone and RPN convolutions tell which), FCOS
+/// (`head.regression_head.bbox_ctrness.*`) or SSDs (`head.classification_head.*`; the backbone
+/// tells which). Where two architectures share every
 /// tensor (MobileNetV3 Faster R-CNN at 800 or 320 pixels) the error names both: give `arch=`.
 pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
     let has = |name: &str| sd.get(name).is_some();
@@ -81,6 +82,8 @@ pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
                 file.display()
             )
         }
+    } else if has("head.regression_head.bbox_ctrness.weight") {
+        "fcos_resnet50_fpn"
     } else if any_prefix("head.classification_head.") {
         if has("backbone.scale_weight") {
             "ssd300_vgg16"

@@ -1840,6 +1840,13 @@ pub const ENTRIES: &[Entry] = &[
         74.239,
     ),
     e(
+        "fcos_resnet50_fpn",
+        "COCO_V1",
+        true,
+        "https://download.pytorch.org/models/fcos_resnet50_fpn_coco-99b0c9b7.pth",
+        123.608,
+    ),
+    e(
         "ssd300_vgg16",
         "COCO_V1",
         true,

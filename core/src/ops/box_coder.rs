@@ -2,6 +2,9 @@
 //! centre shift in units of the reference's size and log size ratio. Faster R-CNN's RPN uses
 //! weights (1, 1, 1, 1), its RoI heads (10, 10, 5, 5), SSD (10, 10, 5, 5); decoding clamps the
 //! log sizes at log(1000/16) so `exp` cannot overflow.
+//!
+//! [`BoxLinearCoder`] is torchvision's FCOS coder: a box as the distances from a reference box's
+//! centre to its four sides, divided by the reference's size.
 
 use tch::Tensor;
 
@@ -89,6 +92,75 @@ impl BoxCoder {
         )
         .flatten(1, -1))
     }
+}
+
+/// torchvision's `BoxLinearCoder` (FCOS): a box as the distances `(l, t, r, b)` from a reference
+/// box's centre to its left, top, right and bottom sides, divided by the reference's width and
+/// height when `normalize_by_size` (FCOS's choice). Both directions work on any leading shape
+/// `(…, 4)` and are element-wise, so a subset of rows codes exactly as it would in the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxLinearCoder {
+    /// Divide the distances by the reference's width (l, r) and height (t, b).
+    pub normalize_by_size: bool,
+}
+
+impl BoxLinearCoder {
+    /// The coder, normalising by the reference's size or not.
+    pub fn new(normalize_by_size: bool) -> Self {
+        BoxLinearCoder { normalize_by_size }
+    }
+
+    /// The distances `(…, 4)` from the centres of `reference_boxes` to the sides of `proposals`
+    /// (both `(…, 4)`, `[x1, y1, x2, y2]`).
+    pub fn encode(&self, reference_boxes: &Tensor, proposals: &Tensor) -> Result<Tensor> {
+        check_last4(reference_boxes, "reference_boxes")?;
+        check_last4(proposals, "proposals")?;
+        let r = |i: i64| reference_boxes.select(-1, i);
+        let p = |i: i64| proposals.select(-1, i);
+        let ctr_x = (r(0) + r(2)) * 0.5;
+        let ctr_y = (r(1) + r(3)) * 0.5;
+        let targets = Tensor::stack(
+            &[&ctr_x - p(0), &ctr_y - p(1), p(2) - &ctr_x, p(3) - &ctr_y],
+            -1,
+        );
+        if !self.normalize_by_size {
+            return Ok(targets);
+        }
+        let (w, h) = (r(2) - r(0), r(3) - r(1));
+        Ok(targets / Tensor::stack(&[&w, &h, &w, &h], -1))
+    }
+
+    /// The boxes `(…, 4)` that distances `rel_codes` give from the centres of `boxes` (same
+    /// leading shape).
+    pub fn decode(&self, rel_codes: &Tensor, boxes: &Tensor) -> Result<Tensor> {
+        check_last4(rel_codes, "rel_codes")?;
+        check_last4(boxes, "boxes")?;
+        let boxes = boxes.to_kind(rel_codes.kind());
+        let b = |i: i64| boxes.select(-1, i);
+        let ctr_x = (b(0) + b(2)) * 0.5;
+        let ctr_y = (b(1) + b(3)) * 0.5;
+        let rel = if self.normalize_by_size {
+            let (w, h) = (b(2) - b(0), b(3) - b(1));
+            rel_codes * Tensor::stack(&[&w, &h, &w, &h], -1)
+        } else {
+            rel_codes.shallow_clone()
+        };
+        let d = |i: i64| rel.select(-1, i);
+        Ok(Tensor::stack(
+            &[&ctr_x - d(0), &ctr_y - d(1), &ctr_x + d(2), &ctr_y + d(3)],
+            -1,
+        ))
+    }
+}
+
+fn check_last4(t: &Tensor, name: &str) -> Result<()> {
+    let s = t.size();
+    if s.last() != Some(&4) {
+        return Err(Error::Invalid(format!(
+            "{name}: expected boxes of shape (…, 4), got {s:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_pair(a: &Tensor, a_name: &str, b: &Tensor, b_name: &str) -> Result<()> {

@@ -4,7 +4,8 @@
 //!   slices of `[x1, y1, x2, y2]` (what the metrics and YOLO's post-processing use);
 //! - [`detection`]: torchvision's box operations on tensors, with its semantics (conversions,
 //!   area, pairwise IoU, clipping, small-box removal, `nms`, `batched_nms`);
-//! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back);
+//! - [`box_coder`]: torchvision's `BoxCoder` (offsets from reference boxes and back) and
+//!   `BoxLinearCoder` (FCOS: distances from a reference centre to the sides);
 //! - [`matcher`]: torchvision's `Matcher` (with low-quality matches) and `SSDMatcher`;
 //! - [`anchors`]: torchvision's `AnchorGenerator`;
 //! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD);

@@ -1,6 +1,6 @@
-//! A torchvision detector by architecture name (Faster R-CNN or SSD): built for a class count,
-//! started from pretrained weights (a torchvision detection checkpoint, or an ImageNet one for the
-//! backbone) or from a run folder, and run on decoded images.
+//! A torchvision detector by architecture name (Faster R-CNN, SSD or FCOS): built for a class
+//! count, started from pretrained weights (a torchvision detection checkpoint, or an ImageNet one
+//! for the backbone) or from a run folder, and run on decoded images.
 
 use std::path::Path;
 
@@ -16,6 +16,7 @@ use crate::run::RunMeta;
 use crate::source::{identify, WeightsSource};
 use crate::torchvision::detector::Detector;
 use crate::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
+use crate::torchvision::fcos::{Fcos, FcosConfig};
 use crate::torchvision::ssd::{Ssd, SsdConfig};
 use crate::torchvision::targets::{Detections, Target};
 
@@ -37,8 +38,9 @@ fn no_weights(model: &str) -> bool {
 }
 
 /// The network `cfg.arch` names for `num_classes` object classes (the background is added).
-/// `frozen_norm`: Faster R-CNN's backbone with FrozenBatchNorm (torchvision's choice when weights
-/// are given); `full_tail`: SSDlite's MobileNetV3 without the reduced tail (see [`full_tail`]).
+/// `frozen_norm`: Faster R-CNN's and FCOS's backbone with FrozenBatchNorm (torchvision's choice
+/// when weights are given); `full_tail`: SSDlite's MobileNetV3 without the reduced tail (see
+/// [`full_tail`]).
 pub(crate) fn build_net(
     p: &tch::nn::Path,
     cfg: &DetectConfig,
@@ -54,6 +56,16 @@ pub(crate) fn build_net(
         let backbone = SsdConfig::backbone_of(&cfg.arch, full_tail)?;
         let config = SsdConfig::by_name(&cfg.arch, num_classes as i64 + 1, backbone)?;
         return Ok(Box::new(Ssd::new(p, &config)?));
+    }
+    if family == Family::Fcos {
+        let mut config = FcosConfig::by_name(&cfg.arch, num_classes as i64 + 1, frozen_norm)?;
+        if let Some(s) = cfg.min_size {
+            config.transform.min_size = vec![s as i64];
+        }
+        if let Some(s) = cfg.max_size {
+            config.transform.max_size = s as i64;
+        }
+        return Ok(Box::new(Fcos::new(p, &config)?));
     }
     let config = rcnn_config(cfg, num_classes, frozen_norm)?;
     Ok(Box::new(FasterRcnn::new(p, &config)?))
@@ -273,6 +285,7 @@ fn class_names(
         Family::Ssd => out("head.classification_head.module_list.0.weight")
             .map(|n| n / 4)
             .or_else(|| out("head.classification_head.module_list.0.1.weight").map(|n| n / 6)),
+        Family::Fcos => out("head.classification_head.cls_logits.weight"),
         Family::Yolo => None,
     }
     .with_context(|| {

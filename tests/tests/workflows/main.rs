@@ -16,6 +16,7 @@ mod distributed_training;
 mod engine;
 mod faster_rcnn_training;
 mod faster_rcnn_workflow;
+mod fcos_workflow;
 mod resume_after_kill;
 mod sampler;
 mod segment_workflow;

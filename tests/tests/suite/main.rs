@@ -14,6 +14,7 @@ mod detect_reference;
 mod detection_parity;
 mod distributed;
 mod faster_rcnn;
+mod fcn_lraspp;
 mod fpn;
 mod hub;
 mod metrics_reference;

@@ -62,8 +62,7 @@ fn fcn_and_lraspp_match_torchvision() {
     for (name, arch, encoder) in MODELS {
         let d = dir.join(name);
         let layout: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(d.join("layout.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(d.join("layout.json")).unwrap()).unwrap();
         let model = SegmentationModel::new(&spec(arch, encoder, 21), Device::Cpu).unwrap();
 
         // Parameter count, names and shapes (buffers included) equal torchvision's.
@@ -146,10 +145,7 @@ fn another_class_count_replaces_only_the_class_layers() {
         );
         let class_layers: &[&str] = match arch {
             Architecture::Fcn => &["classifier.4.", "aux_classifier.4."],
-            _ => &[
-                "classifier.low_classifier.",
-                "classifier.high_classifier.",
-            ],
+            _ => &["classifier.low_classifier.", "classifier.high_classifier."],
         };
         let sd = checkpoint::read(&file).unwrap();
         let vars = model.vs.variables();
@@ -233,7 +229,10 @@ fn bad_inputs_are_named() {
     // FCN's encoder must dilate to output stride 8.
     let err = build_err(Architecture::Fcn, "vgg16");
     println!("{err}");
-    assert!(err.contains("vgg16") && err.contains("output_stride"), "{err}");
+    assert!(
+        err.contains("vgg16") && err.contains("output_stride"),
+        "{err}"
+    );
     // torchvision's FCN checkpoint has the auxiliary head a model without one has no place for.
     let mut no_aux = spec(Architecture::Fcn, "resnet50", 21);
     no_aux.aux = false;

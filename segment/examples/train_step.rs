@@ -1,7 +1,7 @@
 //! Times training steps of a segmentation model on random data, for `bench/segment_train.py`:
-//! forward in training mode, cross-entropy (+ 0.5 × the auxiliary loss for DeepLabV3), backward,
-//! an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median and every
-//! timed step.
+//! forward in training mode, cross-entropy (+ 0.5 × the auxiliary loss for DeepLabV3 and FCN),
+//! backward, an SGD step (momentum 0.9, weight decay 1e-4). Prints one JSON line with the median
+//! and every timed step.
 //!
 //!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
 //!
@@ -24,7 +24,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let arch: Architecture = serde_json::from_value(serde_json::Value::String(arg(0, "unet")))
-        .context("architecture: unet, deeplabv3 or deeplabv3plus")?;
+        .context("architecture: unet, deeplabv3, deeplabv3plus, fcn or lraspp")?;
     let encoder = arg(1, "resnet34");
     let classes: i64 = arg(2, "2").parse()?;
     let size: i64 = arg(3, "256").parse()?;

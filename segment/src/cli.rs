@@ -18,7 +18,7 @@ use crate::{data, demo, export, predict, train, val};
 #[command(
     name = "segment",
     version,
-    about = "Semantic segmentation with U-Net and DeepLab on pretrained encoders"
+    about = "Semantic segmentation with U-Net, DeepLab, FCN and LR-ASPP on pretrained encoders"
 )]
 pub struct Cli {
     /// What to do.

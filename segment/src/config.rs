@@ -22,16 +22,18 @@ pub struct SegmentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
-    /// `unet`, `deeplabv3` or `deeplabv3plus`.
+    /// `unet`, `deeplabv3`, `deeplabv3plus`, `fcn` or `lraspp` (on `mobilenet_v3_large` or
+    /// `mobilenet_v3_small`).
     pub arch: Architecture,
     /// Encoder: a core backbone name (`resnet34`, `resnet50`, `mobilenet_v2`,
     /// `efficientnet_lite0`, `vgg16_bn`, …).
     pub encoder: String,
     /// Pretrained weights: the encoder's ImageNet checkpoint (torchvision's `.pth`, loaded under
     /// the encoder's prefix, its classifier dropped) or a whole segmentation checkpoint
-    /// (torchvision's DeepLab, a previous run's weights); empty: random initialisation.
+    /// (torchvision's DeepLabV3, FCN or LR-ASPP, a previous run's weights); empty: random
+    /// initialisation.
     pub weights: String,
-    /// DeepLabV3: the auxiliary head on `layer3`.
+    /// DeepLabV3 and FCN: the auxiliary head on `layer3` (LR-ASPP has none and ignores it).
     pub aux: bool,
     /// DeepLabV3+: the encoder's output stride.
     pub output_stride: i64,
@@ -169,7 +171,7 @@ pub struct TrainSection {
     pub encoder_lr_scale: f64,
     /// The loss: `ce`, `dice`, `focal` or a sum such as `ce+dice` or `ce+0.5*dice`.
     pub loss: String,
-    /// Weight of the auxiliary head's loss (DeepLabV3).
+    /// Weight of the auxiliary head's loss (DeepLabV3, FCN).
     pub aux_weight: f64,
     /// Seed of every random choice.
     pub seed: u64,

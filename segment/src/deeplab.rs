@@ -14,6 +14,7 @@ use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
 use crate::aspp::{conv_bn_relu, Aspp};
+use crate::fcn::FcnHead;
 use crate::logits::SegmentationLogits;
 
 /// What to build.
@@ -35,7 +36,7 @@ pub struct DeepLabV3 {
     aspp: Aspp,
     head_conv: ConvNormAct,
     classifier: nn::Conv2D,
-    aux: Option<(ConvNormAct, nn::Conv2D)>,
+    aux: Option<FcnHead>,
     /// What was built.
     pub config: DeepLabConfig,
 }
@@ -53,13 +54,10 @@ impl DeepLabV3 {
         let (c3, c4) = (info[3].channels, info[4].channels);
         let cls = p / "classifier";
         let nc = config.num_classes;
-        let aux = config.aux.then(|| {
-            let a = p / "aux_classifier";
-            (
-                conv_bn_relu(&(&a / 0), &(&a / 1), c3, 256, 3, 1),
-                nn::conv2d(&a / 4, 256, nc, 1, Default::default()),
-            )
-        });
+        // torchvision's `FCNHead(1024, num_classes)`: 256 channels, kept for every encoder.
+        let aux = config
+            .aux
+            .then(|| FcnHead::new(&(p / "aux_classifier"), c3, 256, nc));
         Ok(DeepLabV3 {
             backbone,
             aspp: Aspp::new(&(&cls / 0), c4, [12, 24, 36], 0.5),
@@ -85,10 +83,10 @@ impl DeepLabV3 {
             .head_conv
             .forward_t(&self.aspp.forward_t(&feats[4], train), train);
         let out = up(self.classifier.forward(&y));
-        let aux = self.aux.as_ref().map(|(conv, cls)| {
-            // FCNHead: conv-BN-ReLU, dropout 0.1, 1×1 classifier.
-            up(cls.forward(&conv.forward_t(&feats[3], train).dropout(0.1, train)))
-        });
+        let aux = self
+            .aux
+            .as_ref()
+            .map(|head| up(head.forward_t(&feats[3], train)));
         SegmentationLogits { out, aux }
     }
 }

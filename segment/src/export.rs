@@ -1,9 +1,9 @@
 //! `segment export`: a traced TorchScript module for `torch.jit.load`.
 //!
 //! Input: an image normalised with the run's mean and std, `(N, 3, size, size)`. Output: the main
-//! head's logits `(N, classes, size, size)` (DeepLabV3's auxiliary head, a training aid, is left
-//! out); the class of a pixel is their argmax. The padding to a multiple of 32 that U-Net needs
-//! is traced for `size`: export at the size the module will be given.
+//! head's logits `(N, classes, size, size)` (DeepLabV3's and FCN's auxiliary heads, a training
+//! aid, are left out); the class of a pixel is their argmax. The padding to a multiple of 32 that
+//! U-Net needs is traced for `size`: export at the size the module will be given.
 
 use std::path::Path;
 

@@ -1,12 +1,13 @@
-//! The `segment` task: semantic segmentation with U-Net, DeepLabV3 and DeepLabV3+ on pretrained
-//! encoders. `main.rs` only runs [`cli::run`]; the commands live in [`cli`], one function each, so
-//! other programs can call them.
+//! The `segment` task: semantic segmentation with U-Net, DeepLabV3, DeepLabV3+, FCN and LR-ASPP
+//! on pretrained encoders. `main.rs` only runs [`cli::run`]; the commands live in [`cli`], one
+//! function each, so other programs can call them.
 //!
 //! | file | what it holds |
 //! |---|---|
 //! | `cli.rs` | the command line and one function per command |
-//! | `unet.rs`, `deeplab.rs`, `deeplabv3plus.rs`, `aspp.rs` | the architectures, one file each (ASPP shared) |
-//! | `model.rs` | one type over the three, encoder freezing, weight loading |
+//! | `unet.rs`, `deeplab.rs`, `deeplabv3plus.rs`, `fcn.rs`, `lraspp.rs` | the architectures, one file each |
+//! | `aspp.rs` | ASPP and conv-BN-ReLU, shared by the DeepLabs (FCN's head is `fcn.rs`'s, DeepLabV3's aux too) |
+//! | `model.rs` | one type over the five, encoder freezing, weight loading |
 //! | `loss.rs` | cross-entropy, Dice, focal |
 //! | `config.rs`, `data.rs` | settings; splits and class names |
 //! | `train.rs` | the training task on the core engine's session |
@@ -24,9 +25,11 @@ pub mod deeplab;
 pub mod deeplabv3plus;
 pub mod demo;
 pub mod export;
+pub mod fcn;
 pub mod infer;
 pub mod logits;
 pub mod loss;
+pub mod lraspp;
 pub mod model;
 pub mod predict;
 pub mod run;

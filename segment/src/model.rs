@@ -1,4 +1,4 @@
-//! One type over the three architectures, so training, validation and prediction do not care
+//! One type over the five architectures, so training, validation and prediction do not care
 //! which one runs: building from a [`ModelSpec`], loading pretrained encoder weights or a whole
 //! checkpoint, the stages that freezing and learning-rate groups work on.
 
@@ -14,7 +14,9 @@ use tch::{Device, Tensor};
 
 use crate::deeplab::{DeepLabConfig, DeepLabV3};
 use crate::deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
+use crate::fcn::{Fcn, FcnConfig};
 pub use crate::logits::SegmentationLogits;
+use crate::lraspp::{Lraspp, LrasppConfig};
 use crate::unet::{Unet, UnetConfig};
 
 /// Which architecture.
@@ -27,6 +29,10 @@ pub enum Architecture {
     Deeplabv3,
     /// DeepLabV3+ (output stride 16, ASPP 6/12/18, low-level decoder).
     Deeplabv3plus,
+    /// torchvision's FCN (output stride 8, FCNHead, auxiliary head).
+    Fcn,
+    /// torchvision's LR-ASPP on a dilated MobileNetV3 (output stride 16, no auxiliary head).
+    Lraspp,
 }
 
 /// Everything that fixes the network's shape: what a run folder records so `val` and `predict`
@@ -40,7 +46,8 @@ pub struct ModelSpec {
     pub encoder: String,
     /// Output classes (background included).
     pub num_classes: i64,
-    /// DeepLabV3: build the auxiliary FCN head on `layer3`.
+    /// DeepLabV3 and FCN: build the auxiliary FCN head on `layer3` (LR-ASPP has none and
+    /// ignores it).
     pub aux: bool,
     /// DeepLabV3+: encoder output stride (16; 8; 32 for encoders that cannot dilate).
     pub output_stride: i64,
@@ -63,6 +70,8 @@ enum Net {
     Unet(Unet),
     DeepLabV3(DeepLabV3),
     DeepLabV3Plus(DeepLabV3Plus),
+    Fcn(Fcn),
+    Lraspp(Lraspp),
 }
 
 /// A segmentation network and its variables (named as the PyTorch state dict).
@@ -113,6 +122,23 @@ impl SegmentationModel {
                 },
             )
             .map(Net::DeepLabV3Plus),
+            Architecture::Fcn => Fcn::new(
+                &root,
+                FcnConfig {
+                    backbone: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                    aux: spec.aux,
+                },
+            )
+            .map(Net::Fcn),
+            Architecture::Lraspp => Lraspp::new(
+                &root,
+                LrasppConfig {
+                    backbone: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                },
+            )
+            .map(Net::Lraspp),
         };
         let net = built.with_context(|| format!("building {:?} on {}", spec.arch, spec.encoder))?;
         Ok(SegmentationModel {
@@ -131,6 +157,8 @@ impl SegmentationModel {
             },
             Net::DeepLabV3(m) => m.forward_t(x, train),
             Net::DeepLabV3Plus(m) => m.forward_t(x, train),
+            Net::Fcn(m) => m.forward_t(x, train),
+            Net::Lraspp(m) => m.forward_t(x, train),
         }
     }
 
@@ -140,6 +168,8 @@ impl SegmentationModel {
             Net::Unet(m) => m.encoder.as_ref(),
             Net::DeepLabV3(m) => m.backbone.as_ref(),
             Net::DeepLabV3Plus(m) => m.backbone.as_ref(),
+            Net::Fcn(m) => m.backbone.as_ref(),
+            Net::Lraspp(m) => &m.backbone,
         }
     }
 
@@ -148,8 +178,19 @@ impl SegmentationModel {
     pub fn encoder_prefix(&self) -> &'static str {
         match self.net {
             Net::Unet(_) => "encoder",
-            Net::DeepLabV3(_) | Net::DeepLabV3Plus(_) => "backbone",
+            Net::DeepLabV3(_) | Net::DeepLabV3Plus(_) | Net::Fcn(_) | Net::Lraspp(_) => "backbone",
         }
+    }
+
+    /// The model's name of the encoder's own variable or module `name`: under the encoder prefix,
+    /// and for LR-ASPP without `features.`, since torchvision's LR-ASPP holds the `features`
+    /// Sequential itself (`backbone.4.block.0.0.weight`, not `backbone.features.4…`).
+    fn encoder_name(&self, name: &str) -> String {
+        let name = match self.net {
+            Net::Lraspp(_) => name.strip_prefix("features.").unwrap_or(name),
+            _ => name,
+        };
+        format!("{}.{name}", self.encoder_prefix())
     }
 
     /// The prefixes of the layers whose size is the class count (dropped when a checkpoint was
@@ -157,7 +198,8 @@ impl SegmentationModel {
     fn class_layers(&self) -> &'static [&'static str] {
         match self.net {
             Net::Unet(_) | Net::DeepLabV3Plus(_) => &["segmentation_head"],
-            Net::DeepLabV3(_) => &["classifier.4", "aux_classifier.4"],
+            Net::DeepLabV3(_) | Net::Fcn(_) => &["classifier.4", "aux_classifier.4"],
+            Net::Lraspp(_) => &["classifier.low_classifier", "classifier.high_classifier"],
         }
     }
 
@@ -170,19 +212,19 @@ impl SegmentationModel {
     /// then one `decoder` stage holding everything else: what freezing and learning-rate groups
     /// work on ("decoder at 10× the encoder's rate" is `backbone_lr_scale = 0.1`).
     pub fn stages(&self) -> Vec<Stage> {
-        let prefix = self.encoder_prefix();
         let mut encoder = self.encoder().stages();
         encoder.pop(); // the classifier, absent in an encoder
         let mut stages: Vec<Stage> = encoder
             .into_iter()
             .map(|s| Stage {
                 name: s.name,
-                prefixes: s.prefixes.iter().map(|p| format!("{prefix}.{p}")).collect(),
+                prefixes: s.prefixes.iter().map(|p| self.encoder_name(p)).collect(),
             })
             .collect();
         let decoder = match self.net {
             Net::Unet(_) | Net::DeepLabV3Plus(_) => vec!["decoder", "segmentation_head"],
-            Net::DeepLabV3(_) => vec!["classifier", "aux_classifier"],
+            Net::DeepLabV3(_) | Net::Fcn(_) => vec!["classifier", "aux_classifier"],
+            Net::Lraspp(_) => vec!["classifier"],
         };
         stages.push(Stage {
             name: "decoder".into(),
@@ -203,11 +245,11 @@ impl SegmentationModel {
     }
 
     /// Loads `path`, returning a one-line summary. A checkpoint whose names start with the
-    /// encoder prefix is a whole segmentation model (ours, torchvision's DeepLab, smp's U-Net):
-    /// it loads by name, its class layers starting fresh when their size differs. Any other
-    /// checkpoint is the encoder's own (a torchvision ImageNet classifier): it loads under the
-    /// prefix, its classifier dropped, the decoder starting fresh. Anything else missing or of
-    /// another shape is an error naming it.
+    /// encoder prefix is a whole segmentation model (ours, torchvision's DeepLabV3, FCN or
+    /// LR-ASPP, smp's U-Net): it loads by name, its class layers starting fresh when their size
+    /// differs. Any other checkpoint is the encoder's own (a torchvision ImageNet classifier): it
+    /// loads under the prefix, its classifier dropped, the decoder starting fresh. Anything else
+    /// missing or of another shape is an error naming it.
     pub fn load_weights(&mut self, path: &Path) -> Result<String> {
         // A weights name (`resnet50`, `deeplabv3_resnet50:COCO_WITH_VOC_LABELS_V1`) is its
         // cached file.
@@ -247,8 +289,12 @@ impl SegmentationModel {
             );
             let decoder = self.stages().pop().map(|s| s.prefixes).unwrap_or_default();
             let decoder: Vec<&str> = decoder.iter().map(String::as_str).collect();
+            opts = opts.rename_prefix("", &prefix);
+            if let Net::Lraspp(_) = self.net {
+                // The classifier's `features.N` is LR-ASPP's `backbone.N`.
+                opts = opts.rename_prefix(&format!("{prefix}features."), &prefix);
+            }
             opts = opts
-                .rename_prefix("", &prefix)
                 .skip(&head)?
                 .skip(&classifier)?
                 .reinit(&alternatives(&decoder))?;

@@ -1881,6 +1881,27 @@ pub const ENTRIES: &[Entry] = &[
         "https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",
         42.301,
     ),
+    e(
+        "fcn_resnet50",
+        "COCO_WITH_VOC_LABELS_V1",
+        true,
+        "https://download.pytorch.org/models/fcn_resnet50_coco-1167a1af.pth",
+        135.009,
+    ),
+    e(
+        "fcn_resnet101",
+        "COCO_WITH_VOC_LABELS_V1",
+        true,
+        "https://download.pytorch.org/models/fcn_resnet101_coco-7ecb50ca.pth",
+        207.711,
+    ),
+    e(
+        "lraspp_mobilenet_v3_large",
+        "COCO_WITH_VOC_LABELS_V1",
+        true,
+        "https://download.pytorch.org/models/lraspp_mobilenet_v3_large-d234d4ea.pth",
+        12.49,
+    ),
     yolo(
         "yolov8n.pt",
         "https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8n.pt",

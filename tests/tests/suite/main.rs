@@ -15,6 +15,7 @@ mod detection_parity;
 mod distributed;
 mod faster_rcnn;
 mod fcos;
+mod fcn_lraspp;
 mod fpn;
 mod hub;
 mod metrics_reference;

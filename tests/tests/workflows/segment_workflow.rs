@@ -1,7 +1,8 @@
 //! `segment` end to end on a tiny synthetic set (64 px, CPU): training writes the run folder and
 //! its `segment.json`, feature extraction leaves the encoder untouched, DeepLabV3's auxiliary loss
 //! trains, `val` rebuilds the run and scores what training scored, `predict` writes masks, colour
-//! masks and overlays, and bad masks get messages naming the file.
+//! masks and overlays, FCN and LR-ASPP train, resume, validate, export and predict, and bad masks
+//! get messages naming the file.
 
 use std::path::Path;
 
@@ -206,4 +207,82 @@ fn bad_masks_and_settings_are_named() {
     cfg.data.masks = tmp.path().join("nowhere").display().to_string();
     let err = format!("{:#}", data::splits(&cfg.data).unwrap_err());
     assert!(err.contains("nowhere"), "{err}");
+}
+
+/// FCN (its auxiliary head trained) on ResNet18 and LR-ASPP on MobileNetV3-Large through the
+/// same run folder as the other architectures: a run stopped after its first epoch resumes to
+/// the end, `val` rebuilds it and scores the best weights as training did, `export` traces the
+/// main head for Python's `torch.jit.load`, `predict` writes masks.
+#[test]
+fn fcn_and_lraspp_train_resume_val_export_predict() {
+    let _serial = crate::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let rows = |run: &Path| {
+        std::fs::read_to_string(run.join("results.csv"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    for (arch, encoder) in [
+        (Architecture::Fcn, "resnet18"),
+        (Architecture::Lraspp, "mobilenet_v3_large"),
+    ] {
+        let mut cfg = config(&data, &tmp.path().join("runs"), &format!("{arch:?}"));
+        cfg.model.arch = arch;
+        cfg.model.encoder = encoder.into();
+        let stop = RunControl {
+            stop_after: Some(1),
+            ..RunControl::quiet()
+        };
+        let first = train::train(&cfg, &stop, None).unwrap();
+        assert_eq!(rows(&first.run), 2, "{arch:?}");
+        let summary = train::train(&cfg, &RunControl::quiet(), Some(&first.run)).unwrap();
+        assert_eq!(summary.run, first.run);
+        assert_eq!(rows(&summary.run), 3, "{arch:?}");
+        let saved = checkpoint::read(summary.run.join("weights/last.safetensors")).unwrap();
+        assert_eq!(
+            saved.get("aux_classifier.4.weight").is_some(),
+            arch == Architecture::Fcn
+        );
+
+        let meta: RunMeta = RunDir::new(&summary.run).read_meta().unwrap();
+        assert_eq!(
+            (meta.model.arch, meta.model.encoder.as_str()),
+            (arch, encoder)
+        );
+        let loaded = predict::load_model(&summary.run, None, None, Device::Cpu).unwrap();
+        let splits = data::splits(&cfg.data).unwrap();
+        let loader = val::loader(&splits.val, meta.mean, meta.std, false, 0).unwrap();
+        let opts = InferOptions {
+            mode: InferMode::Whole,
+            size: 64,
+            flip: false,
+            channels_last: false,
+        };
+        let e = val::evaluate(&loaded.model, &loader, &meta.names, &opts, Device::Cpu).unwrap();
+        let (best, _) = summary.best_miou;
+        assert!(
+            (e.report.mean_iou - best).abs() < 1e-4,
+            "{arch:?}: val {} vs training's best {best}",
+            e.report.mean_iou
+        );
+
+        let ts = tmp.path().join(format!("{arch:?}.pt"));
+        let (exported, _) = ferrovis_segment::export::export(&summary.run, &ts, Some(64)).unwrap();
+        let input = tch::Tensor::randn([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+        let output = tch::no_grad(|| exported.model.forward_t(&input, false).out);
+        assert_eq!(output.size(), [2, 3, 64, 64]);
+        let diff = ferrovis_tests::torchscript_max_diff(&ts, &input, &output);
+        println!("{arch:?} export: max abs difference {diff:e}");
+        assert!(diff < 1e-5, "{arch:?} export: {diff:e}");
+
+        let out = tmp.path().join(format!("{arch:?}-pred"));
+        let image = data.join("val/images/0000.png");
+        let preds = predict::predict(&loaded, &[image], &out, &opts, Device::Cpu).unwrap();
+        assert_eq!(preds.len(), 1);
+        let mask = read_mask(&out.join("0000.png")).unwrap();
+        assert_eq!((mask.width, mask.height), (64, 64));
+        assert!(mask.data.iter().all(|&v| v < 3));
+    }
 }

@@ -19,7 +19,8 @@ pub struct DetectConfig {
     /// The detector: `yolov8` or `yolo11` (Ultralytics' recipe; the version of a checkpoint
     /// given as `model=` is read off its tensors), or a torchvision architecture
     /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …, `ssd300_vgg16`,
-    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`) trained with torchvision's
+    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`, `retinanet_resnet50_fpn`,
+    /// `retinanet_resnet50_fpn_v2`) trained with torchvision's
     /// recipe (see [`DetectConfig::load`]).
     pub arch: String,
     /// A checkpoint to start from (`yolo11n.pt`, `yolov8n.pt`, `best.pt`, `.safetensors`), or a
@@ -152,6 +153,9 @@ pub enum Family {
     /// torchvision's SSD300 and SSDlite320 (`arch=ssd300_vgg16`, `arch=ssdlite320_…`) with
     /// torchvision's recipe.
     Ssd,
+    /// torchvision's RetinaNet (`arch=retinanet_resnet50_fpn`, `arch=retinanet_resnet50_fpn_v2`)
+    /// with torchvision's recipe.
+    RetinaNet,
 }
 
 /// Settings only YOLO's recipe reads.
@@ -203,21 +207,35 @@ const TWO_STAGE_ONLY: [&str; 5] = [
     "box_batch_size_per_image",
 ];
 
+/// Settings of the proposals and RoI heads, which single-stage detectors lack.
+const PROPOSAL_ONLY: [&str; 3] = [
+    "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test",
+    "box_batch_size_per_image",
+];
+
 impl Family {
     /// The family of architecture `arch`; an error listing the architectures for anything else.
     pub fn of(arch: &str) -> Result<Self> {
-        use crate::torchvision::{faster_rcnn, ssd};
+        use crate::torchvision::{faster_rcnn, retinanet, ssd};
         if crate::yolo::model::Version::of_arch(arch).is_some() {
             Ok(Family::Yolo)
         } else if ssd::ARCHS.contains(&arch) {
             Ok(Family::Ssd)
+        } else if retinanet::ARCHS.contains(&arch) {
+            Ok(Family::RetinaNet)
         } else if arch.starts_with("fasterrcnn_") {
             Ok(Family::FasterRcnn)
         } else {
             bail!(
                 "arch={arch}: expected yolov8, yolo11, one of {}, fasterrcnn_<backbone>, or one of {}",
                 faster_rcnn::ARCHS.join(", "),
-                ssd::ARCHS.join(", ")
+                ssd::ARCHS
+                    .iter()
+                    .chain(&retinanet::ARCHS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }
@@ -233,6 +251,7 @@ impl Family {
             Family::Yolo => TORCHVISION_ONLY.to_vec(),
             Family::FasterRcnn => YOLO_ONLY.to_vec(),
             Family::Ssd => YOLO_ONLY.iter().chain(&TWO_STAGE_ONLY).copied().collect(),
+            Family::RetinaNet => YOLO_ONLY.iter().chain(&PROPOSAL_ONLY).copied().collect(),
         }
     }
 }
@@ -407,12 +426,16 @@ impl DetectConfig {
 /// references' per-device settings (`--lr 0.002 --batch-size 4 --weight-decay 0.0005`); SSDlite's
 /// references train from scratch at lr 0.15 on 192 images a step, so fine-tuning takes that rate
 /// scaled to a batch of 8 (0.15 · 8/192 ≈ 0.006) with its weight decay 4e-5. Epochs, warm-up and
-/// the step schedule are the tutorial's for all.
+/// the step schedule are the tutorial's for all. RetinaNet's references train at half Faster
+/// R-CNN's rate (`--lr 0.01` against 0.02 for the same 16 images a step), so it fine-tunes at
+/// half the tutorial's, 0.0025 at batch 2.
 pub fn torchvision_recipe(arch: &str) -> [(&'static str, &'static str); 7] {
     let (lr0, weight_decay, batch) = if arch.starts_with("ssdlite") {
         ("0.006", "0.00004", "8")
     } else if arch.starts_with("ssd") {
         ("0.002", "0.0005", "4")
+    } else if arch.starts_with("retinanet") {
+        ("0.0025", "0.0005", "2")
     } else {
         ("0.005", "0.0005", "2")
     };

@@ -391,20 +391,7 @@ impl FasterRcnn {
     pub fn set_trainable_backbone_layers(&self, vs: &VarStore, n: usize) -> Result<usize> {
         let prefix = "backbone.body.";
         let select: Box<dyn Fn(&str) -> bool> = match &self.body {
-            Body::ResNet(_) => {
-                if n > 5 {
-                    bail!("trainable_backbone_layers: expected 0 to 5 for ResNet, got {n}");
-                }
-                let mut train: Vec<&str> =
-                    ["layer4", "layer3", "layer2", "layer1", "conv1"][..n].to_vec();
-                if n == 5 {
-                    train.push("bn1");
-                }
-                Box::new(move |name: &str| {
-                    name.strip_prefix(prefix)
-                        .is_some_and(|rest| !train.iter().any(|t| rest.starts_with(t)))
-                })
-            }
+            Body::ResNet(_) => Box::new(resnet_frozen(n)?),
             Body::MobileNetV3 { .. } | Body::MobileNetV2 { .. } => {
                 let stages = match &self.body {
                     Body::MobileNetV3 { net, .. } => net.stage_indices(),
@@ -530,6 +517,23 @@ impl FasterRcnn {
         checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
     }
+}
+
+/// torchvision's `trainable_backbone_layers` on a ResNet at `backbone.body` (its
+/// `_resnet_fpn_extractor`): whether a variable stays frozen when the last `n` of `layer4`,
+/// `layer3`, `layer2`, `layer1`, `conv1` train (`bn1` too at 5); `n` above 5 is an error.
+pub(crate) fn resnet_frozen(n: usize) -> Result<impl Fn(&str) -> bool> {
+    if n > 5 {
+        bail!("trainable_backbone_layers: expected 0 to 5 for ResNet, got {n}");
+    }
+    let mut train: Vec<&str> = ["layer4", "layer3", "layer2", "layer1", "conv1"][..n].to_vec();
+    if n == 5 {
+        train.push("bn1");
+    }
+    Ok(move |name: &str| {
+        name.strip_prefix("backbone.body.")
+            .is_some_and(|rest| !train.iter().any(|t| rest.starts_with(t)))
+    })
 }
 
 impl Detector for FasterRcnn {

@@ -653,7 +653,7 @@ impl Detector for Ssd {
 }
 
 /// torchvision asserts every training box has positive width and height; this says which.
-fn check_boxes(image: usize, boxes: &Tensor) -> Result<()> {
+pub(crate) fn check_boxes(image: usize, boxes: &Tensor) -> Result<()> {
     if boxes.numel() == 0 {
         return Ok(());
     }

@@ -36,12 +36,8 @@ pub fn sigmoid_focal_loss(
         )));
     }
     let p = inputs.sigmoid();
-    let ce = inputs.binary_cross_entropy_with_logits::<Tensor>(
-        targets,
-        None,
-        None,
-        Reduction::None,
-    );
+    let ce =
+        inputs.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, Reduction::None);
     // 1 − p_t = p + t·(1 − 2p).
     let one_minus_pt = (&p * -2.0 + 1.0) * targets + &p;
     let modulating = if gamma == 2.0 {
@@ -132,7 +128,10 @@ mod tests {
         let b = Tensor::from_slice(&[0.0f64, 0.0, 1.0, 1.0, 2.0, 0.0, 3.0, 1.0]).view([2, 4]);
         let loss = generalized_box_iou_loss(&a, &b, Reduction::None, 0.0).unwrap();
         let v: Vec<f64> = Vec::try_from(&loss).unwrap();
-        assert!(v[0].abs() < 1e-12 && (v[1] - 4.0 / 3.0).abs() < 1e-12, "{v:?}");
+        assert!(
+            v[0].abs() < 1e-12 && (v[1] - 4.0 / 3.0).abs() < 1e-12,
+            "{v:?}"
+        );
         let empty = Tensor::zeros([0, 4], (tch::Kind::Float, tch::Device::Cpu));
         let mean = generalized_box_iou_loss(&empty, &empty, Reduction::Mean, 1e-7).unwrap();
         assert_eq!(mean.double_value(&[]), 0.0);

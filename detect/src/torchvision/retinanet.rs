@@ -235,7 +235,12 @@ impl ClassificationHead {
     pub fn forward(&self, features: &[Tensor]) -> Tensor {
         let parts: Vec<Tensor> = features
             .iter()
-            .map(|x| per_anchor(&self.cls_logits.forward(&self.conv.forward(x)), self.num_classes))
+            .map(|x| {
+                per_anchor(
+                    &self.cls_logits.forward(&self.conv.forward(x)),
+                    self.num_classes,
+                )
+            })
             .collect();
         Tensor::cat(&parts, 1)
     }
@@ -438,7 +443,9 @@ impl RetinaNet {
         let anchors = self.anchors(&batch, &features)?;
         let per_level: Vec<i64> = features
             .iter()
-            .map(|f| f.size()[2] * f.size()[3] * self.anchor_generator.num_anchors_per_location()[0])
+            .map(|f| {
+                f.size()[2] * f.size()[3] * self.anchor_generator.num_anchors_per_location()[0]
+            })
             .collect();
         let detections =
             self.postprocess_detections(&head, &anchors, &per_level, &batch.image_sizes)?;
@@ -544,7 +551,10 @@ impl RetinaNet {
         let mut out = Vec::with_capacity(image_sizes.len());
         for (i, (a, &size)) in anchors.iter().zip(image_sizes).enumerate() {
             let logits = head.cls_logits.get(i as i64).split_with_sizes(per_level, 0);
-            let offsets = head.bbox_regression.get(i as i64).split_with_sizes(per_level, 0);
+            let offsets = head
+                .bbox_regression
+                .get(i as i64)
+                .split_with_sizes(per_level, 0);
             let anchors = a.split_with_sizes(per_level, 0);
             let (mut all_boxes, mut all_scores, mut all_labels) = (vec![], vec![], vec![]);
             for ((logits, offsets), anchors) in logits.iter().zip(&offsets).zip(&anchors) {
@@ -596,7 +606,10 @@ impl RetinaNet {
         let mut opts = Fpn::legacy_renames(opts, "backbone.fpn.")?;
         for i in 0..4 {
             opts = opts.rename_regex(
-                &format!(r"^(head\.(?:classification|regression)_head\.conv)\.{}\.(weight|bias)$", 2 * i),
+                &format!(
+                    r"^(head\.(?:classification|regression)_head\.conv)\.{}\.(weight|bias)$",
+                    2 * i
+                ),
                 &format!("$1.{i}.0.$2"),
             )?;
         }
@@ -655,10 +668,16 @@ fn check_labels(image: usize, t: &Target, num_classes: i64) -> Result<()> {
         bail!("targets[{image}]: {labels} labels for {boxes} boxes");
     }
     if labels > 0 {
-        let (min, max) = (t.labels.min().int64_value(&[]), t.labels.max().int64_value(&[]));
+        let (min, max) = (
+            t.labels.min().int64_value(&[]),
+            t.labels.max().int64_value(&[]),
+        );
         if min < 0 || max >= num_classes {
             let bad = if min < 0 { min } else { max };
-            bail!("targets[{image}]: label {bad} outside 0 to {} (the model's classes)", num_classes - 1);
+            bail!(
+                "targets[{image}]: label {bad} outside 0 to {} (the model's classes)",
+                num_classes - 1
+            );
         }
     }
     Ok(())

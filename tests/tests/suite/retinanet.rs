@@ -29,8 +29,16 @@ use crate::detection_parity::{check_detections_up_to, max_diff};
 /// The reference's models: file stem, torchvision architecture, FrozenBatchNorm2d.
 const MODELS: [(&str, &str, bool); 3] = [
     ("retinanet_resnet50_fpn", "retinanet_resnet50_fpn", false),
-    ("retinanet_resnet50_fpn_v2", "retinanet_resnet50_fpn_v2", false),
-    ("retinanet_resnet50_fpn_frozen", "retinanet_resnet50_fpn", true),
+    (
+        "retinanet_resnet50_fpn_v2",
+        "retinanet_resnet50_fpn_v2",
+        false,
+    ),
+    (
+        "retinanet_resnet50_fpn_frozen",
+        "retinanet_resnet50_fpn",
+        true,
+    ),
 ];
 
 fn reference() -> &'static Path {
@@ -92,7 +100,11 @@ fn retinanet_detections_losses_and_counts_match_torchvision() {
             "{stem}: parameters"
         );
         let sd = checkpoint::read(&file).unwrap();
-        assert_eq!(infer_arch(&sd, &file).unwrap(), arch, "{stem}: inferred arch");
+        assert_eq!(
+            infer_arch(&sd, &file).unwrap(),
+            arch,
+            "{stem}: inferred arch"
+        );
         let expected = checkpoint::read(reference().join(format!("{stem}.safetensors"))).unwrap();
         let images = [
             expected.get("image0").unwrap().shallow_clone(),
@@ -126,7 +138,10 @@ fn retinanet_detections_losses_and_counts_match_torchvision() {
         ] {
             let rel = max_diff(x, y) / x.abs().max().double_value(&[]);
             println!("{stem} channels-last: {name} relative max |Δ| {rel:.1e}");
-            assert!(rel <= 1e-5, "{stem} channels-last: {name} differ by {rel:e}");
+            assert!(
+                rel <= 1e-5,
+                "{stem} channels-last: {name} differ by {rel:e}"
+            );
         }
 
         // Training mode: the same matches, losses and predictor gradients.
@@ -173,7 +188,10 @@ fn retinanet_detections_losses_and_counts_match_torchvision() {
         (&losses.classification + &losses.bbox_regression).backward();
         let vars = vs.variables();
         for (name, key) in [
-            ("head.classification_head.cls_logits.weight", "cls_logits_grad"),
+            (
+                "head.classification_head.cls_logits.weight",
+                "cls_logits_grad",
+            ),
             ("head.regression_head.bbox_reg.weight", "bbox_reg_grad"),
         ] {
             let g = vars[name].grad();
@@ -206,10 +224,17 @@ fn retinanet_loads_old_key_spellings() {
     let err = checkpoint::load_file(&vs, &legacy, &LoadOptions::default().strict(true))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conv.2.weight") || err.contains("inner_blocks.0.weight"), "{err}");
+    assert!(
+        err.contains("conv.2.weight") || err.contains("inner_blocks.0.weight"),
+        "{err}"
+    );
     let report = model.load_weights(&vs, &legacy).unwrap();
     println!("legacy spelling: {}", report.summary());
-    assert!(report.is_complete() && report.reinitialized.is_empty(), "{}", report.summary());
+    assert!(
+        report.is_complete() && report.reinitialized.is_empty(),
+        "{}",
+        report.summary()
+    );
     let (a, b) = (current.variables(), vs.variables());
     for (name, t) in &a {
         assert_eq!(max_diff(t, &b[name]), 0.0, "{name}");
@@ -230,14 +255,21 @@ fn retinanet_transfer_loads() {
     let report = model.load_weights(&vs, &file).unwrap();
     println!("from ImageNet: {}", report.summary());
     assert!(report.reinitialized.iter().any(|n| n.starts_with("head.")));
-    assert!(report.reinitialized.iter().any(|n| n.starts_with("backbone.fpn.")));
+    assert!(report
+        .reinitialized
+        .iter()
+        .any(|n| n.starts_with("backbone.fpn.")));
     let vars = vs.variables();
     let mut compared = 0;
     for (name, t) in checkpoint::read(&file).unwrap().iter() {
         if name.starts_with("fc.") || name.ends_with("num_batches_tracked") {
             continue;
         }
-        assert_eq!(max_diff(&vars[&format!("backbone.body.{name}")], t), 0.0, "{name}");
+        assert_eq!(
+            max_diff(&vars[&format!("backbone.body.{name}")], t),
+            0.0,
+            "{name}"
+        );
         compared += 1;
     }
     println!("{compared} backbone tensors equal the checkpoint's");

@@ -17,6 +17,7 @@ mod engine;
 mod faster_rcnn_training;
 mod faster_rcnn_workflow;
 mod resume_after_kill;
+mod retinanet_workflow;
 mod sampler;
 mod segment_workflow;
 mod ssd_workflow;

@@ -110,9 +110,10 @@ mod tests {
         let t = Tensor::from_slice(&[0.0f64, 1.0, 0.0, 1.0, 0.0, 1.0]);
         let ours = sigmoid_focal_loss(&x, &t, 0.25, 2.0, Reduction::None).unwrap();
         let p = x.sigmoid();
-        let pt = &p * &t + (1.0 - &p) * (1.0 - &t);
-        let at = &t * 0.25 + (1.0 - &t) * 0.75;
-        let theirs = -at * (1.0 - &pt).square() * pt.log();
+        let (q, u): (Tensor, Tensor) = (p.ones_like() - &p, t.ones_like() - &t);
+        let pt: Tensor = &p * &t + &q * &u;
+        let at: Tensor = &t * 0.25 + &u * 0.75;
+        let theirs = -(at * (pt.ones_like() - &pt).square() * pt.log());
         let d = (ours - theirs).abs().max().double_value(&[]);
         assert!(d < 1e-12, "{d}");
         let err = sigmoid_focal_loss(&x, &t.narrow(0, 0, 2), 0.25, 2.0, Reduction::Sum);

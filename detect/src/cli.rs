@@ -20,7 +20,7 @@ use crate::{demo, torchvision, yolo};
 #[command(
     name = "detect",
     version,
-    about = "Object detection: YOLOv8 (Ultralytics' recipe), Faster R-CNN and SSD (torchvision's): fine-tune, validate, predict"
+    about = "Object detection: YOLOv8 (Ultralytics' recipe), Faster R-CNN, SSD and RetinaNet (torchvision's): fine-tune, validate, predict"
 )]
 pub struct Cli {
     /// What to do.
@@ -57,7 +57,7 @@ pub enum Command {
     /// Validate weights on a data set's val split: `detect val --weights best.pt data=coco128.yaml`.
     Val {
         /// A run folder (its weights/best.safetensors), or any detector's checkpoint or weights
-        /// name (YOLOv8, torchvision's Faster R-CNN or SSD).
+        /// name (YOLOv8, torchvision's Faster R-CNN, SSD or RetinaNet).
         #[arg(long)]
         weights: PathBuf,
         /// Where the plots and metrics.json go (default: runs/detect/val).

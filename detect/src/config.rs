@@ -19,8 +19,9 @@ pub struct DetectConfig {
     /// The detector: `yolov8` or `yolo11` (Ultralytics' recipe; the version of a checkpoint
     /// given as `model=` is read off its tensors), or a torchvision architecture
     /// (`fasterrcnn_resnet50_fpn`, `fasterrcnn_mobilenet_v3_large_fpn`, …, `ssd300_vgg16`,
-    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`, `fcos_resnet50_fpn`) trained
-    /// with torchvision's recipe (see [`DetectConfig::load`]).
+    /// `ssdlite320_mobilenet_v3_large`, `ssdlite320_mobilenet_v2`, `fcos_resnet50_fpn`,
+    /// `retinanet_resnet50_fpn`, `retinanet_resnet50_fpn_v2`) trained with torchvision's recipe
+    /// (see [`DetectConfig::load`]).
     pub arch: String,
     /// A checkpoint to start from (`yolo11n.pt`, `yolov8n.pt`, `best.pt`, `.safetensors`), or a
     /// model name (`yolo11n` … `yolo11x`, `yolov8n` … `yolov8x`, `.yaml` allowed) for random
@@ -154,6 +155,9 @@ pub enum Family {
     Ssd,
     /// torchvision's FCOS (`arch=fcos_resnet50_fpn`) with torchvision's recipe.
     Fcos,
+    /// torchvision's RetinaNet (`arch=retinanet_resnet50_fpn`, `arch=retinanet_resnet50_fpn_v2`)
+    /// with torchvision's recipe.
+    RetinaNet,
 }
 
 /// Settings only YOLO's recipe reads.
@@ -215,20 +219,28 @@ const PROPOSAL_ONLY: [&str; 3] = [
 impl Family {
     /// The family of architecture `arch`; an error listing the architectures for anything else.
     pub fn of(arch: &str) -> Result<Self> {
-        use crate::torchvision::{faster_rcnn, fcos, ssd};
+        use crate::torchvision::{faster_rcnn, fcos, retinanet, ssd};
         if crate::yolo::model::Version::of_arch(arch).is_some() {
             Ok(Family::Yolo)
         } else if ssd::ARCHS.contains(&arch) {
             Ok(Family::Ssd)
         } else if fcos::ARCHS.contains(&arch) {
             Ok(Family::Fcos)
+        } else if retinanet::ARCHS.contains(&arch) {
+            Ok(Family::RetinaNet)
         } else if arch.starts_with("fasterrcnn_") {
             Ok(Family::FasterRcnn)
         } else {
             bail!(
                 "arch={arch}: expected yolov8, yolo11, one of {}, fasterrcnn_<backbone>, or one of {}",
                 faster_rcnn::ARCHS.join(", "),
-                ssd::ARCHS.iter().chain(&fcos::ARCHS).copied().collect::<Vec<_>>().join(", ")
+                ssd::ARCHS
+                    .iter()
+                    .chain(&fcos::ARCHS)
+                    .chain(&retinanet::ARCHS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }
@@ -245,6 +257,7 @@ impl Family {
             Family::FasterRcnn => YOLO_ONLY.to_vec(),
             Family::Ssd => YOLO_ONLY.iter().chain(&TWO_STAGE_ONLY).copied().collect(),
             Family::Fcos => YOLO_ONLY.iter().chain(&PROPOSAL_ONLY).copied().collect(),
+            Family::RetinaNet => YOLO_ONLY.iter().chain(&PROPOSAL_ONLY).copied().collect(),
         }
     }
 }
@@ -420,8 +433,9 @@ impl DetectConfig {
 /// references train from scratch at lr 0.15 on 192 images a step, so fine-tuning takes that rate
 /// scaled to a batch of 8 (0.15 · 8/192 ≈ 0.006) with its weight decay 4e-5. FCOS's references
 /// train at lr 0.01 on 16 images a step with weight decay 1e-4: at a batch of 2, that rate scaled
-/// as the tutorial scales Faster R-CNN's (0.02 for 16 images → 0.005 for 2), 0.0025. Epochs,
-/// warm-up and the step schedule are the tutorial's for all.
+/// as the tutorial scales Faster R-CNN's (0.02 for 16 images → 0.005 for 2), 0.0025; RetinaNet's
+/// references train at the same half of Faster R-CNN's rate, so it fine-tunes at 0.0025 too.
+/// Epochs, warm-up and the step schedule are the tutorial's for all.
 pub fn torchvision_recipe(arch: &str) -> [(&'static str, &'static str); 7] {
     let (lr0, weight_decay, batch) = if arch.starts_with("fcos") {
         ("0.0025", "0.0001", "2")
@@ -429,6 +443,8 @@ pub fn torchvision_recipe(arch: &str) -> [(&'static str, &'static str); 7] {
         ("0.006", "0.00004", "8")
     } else if arch.starts_with("ssd") {
         ("0.002", "0.0005", "4")
+    } else if arch.starts_with("retinanet") {
+        ("0.0025", "0.0005", "2")
     } else {
         ("0.005", "0.0005", "2")
     };

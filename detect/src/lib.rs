@@ -1,7 +1,7 @@
 //! The `detect` task: object detection by family. YOLOv8 and YOLO11 with Ultralytics' recipe, and
-//! torchvision's Faster R-CNN and SSD with torchvision's recipe: fine-tune, validate, predict,
-//! with the same commands, settings (Ultralytics' names, `arch=` choosing the family) and run
-//! folders for both. `main.rs` only runs [`cli::run`]; the commands live here so other programs
+//! torchvision's Faster R-CNN, SSD and RetinaNet with torchvision's recipe: fine-tune, validate,
+//! predict, with the same commands, settings (Ultralytics' names, `arch=` choosing the family)
+//! and run folders for both. `main.rs` only runs [`cli::run`]; the commands live here so other programs
 //! can call them.
 //!
 //! Where is …
@@ -20,10 +20,11 @@
 //! | YOLO's training loop / validation / prediction / export | `yolo/{train,val,predict,export}.rs` |
 //! | Faster R-CNN / its RPN / its RoI heads / the input transform | `torchvision/{faster_rcnn,rpn,roi_heads,transform}.rs` |
 //! | SSD300 and SSDlite, their heads and backbones | `torchvision/ssd/` |
+//! | RetinaNet v1 and v2, its head, loss and post-processing | `torchvision/retinanet.rs` |
 //! | what every torchvision detector implements | `torchvision/detector.rs` ([`torchvision::Detector`]) |
 //! | a torchvision detector by name, with its weights | `torchvision/model.rs` |
-//! | Faster R-CNN's and SSD's training loop, val and predict | `torchvision/train.rs` |
-//! | anchors, SSD's default boxes, RoIAlign, box coding | `ferrovis_core::ops` (core) |
+//! | the torchvision detectors' training loop, val and predict | `torchvision/train.rs` |
+//! | anchors, SSD's default boxes, RoIAlign, box coding, focal and GIoU losses | `ferrovis_core::ops` (core) |
 //! | the flags every binary shares (`--device`, `--set`, …) | `ferrovis_app::args` |
 //! | the synthetic transfer-against-scratch demo | `demo.rs` |
 

@@ -53,8 +53,9 @@ pub fn identify(weights: &Path, arch: Option<&str>) -> Result<WeightsSource> {
 /// The architecture a checkpoint's tensors imply: YOLOv8 or YOLO11 (`model.N.*`; the Detect
 /// head tells which), torchvision's Faster
 /// R-CNNs (`rpn.*`, `roi_heads.*`; the backbone and RPN convolutions tell which), FCOS
-/// (`head.regression_head.bbox_ctrness.*`) or SSDs (`head.classification_head.*`; the backbone
-/// tells which). Where two architectures share every
+/// (`head.regression_head.bbox_ctrness.*`), RetinaNets (`head.classification_head.cls_logits.*`
+/// without FCOS's centre-ness; GroupNorm in the towers means v2) or SSDs
+/// (`head.classification_head.*`; the backbone tells which). Where two architectures share every
 /// tensor (MobileNetV3 Faster R-CNN at 800 or 320 pixels) the error names both: give `arch=`.
 pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
     let has = |name: &str| sd.get(name).is_some();
@@ -84,6 +85,13 @@ pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
         }
     } else if has("head.regression_head.bbox_ctrness.weight") {
         "fcos_resnet50_fpn"
+    } else if any_prefix("head.classification_head.cls_logits.") {
+        // RetinaNet v2's towers have GroupNorm after each convolution (`conv.i.1`).
+        if has("head.classification_head.conv.0.1.weight") {
+            "retinanet_resnet50_fpn_v2"
+        } else {
+            "retinanet_resnet50_fpn"
+        }
     } else if any_prefix("head.classification_head.") {
         if has("backbone.scale_weight") {
             "ssd300_vgg16"
@@ -103,8 +111,8 @@ pub fn infer_arch(sd: &StateDict, file: &Path) -> Result<String> {
     } else {
         bail!(
             "{}: not a detector checkpoint ferrovis knows (no model.0.conv.weight of YOLO, no \
-             rpn.* of Faster R-CNN, no head.classification_head.* of SSD); give arch= if it is \
-             one",
+             rpn.* of Faster R-CNN, no head.classification_head.* of SSD or RetinaNet); give \
+             arch= if it is one",
             file.display()
         )
     };

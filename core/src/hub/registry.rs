@@ -1861,6 +1861,20 @@ pub const ENTRIES: &[Entry] = &[
         13.418,
     ),
     e(
+        "retinanet_resnet50_fpn",
+        "COCO_V1",
+        true,
+        "https://download.pytorch.org/models/retinanet_resnet50_fpn_coco-eeacb38b.pth",
+        130.267,
+    ),
+    e(
+        "retinanet_resnet50_fpn_v2",
+        "COCO_V1",
+        true,
+        "https://download.pytorch.org/models/retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
+        146.037,
+    ),
+    e(
         "deeplabv3_resnet50",
         "COCO_WITH_VOC_LABELS_V1",
         true,

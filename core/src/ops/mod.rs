@@ -10,13 +10,15 @@
 //! - [`anchors`]: torchvision's `AnchorGenerator`;
 //! - [`default_boxes`]: torchvision's `DefaultBoxGenerator` (SSD);
 //! - [`sampler`]: torchvision's `BalancedPositiveNegativeSampler`;
-//! - [`roi_align`]: torchvision's `roi_align` and `MultiScaleRoIAlign`, differentiable.
+//! - [`roi_align`]: torchvision's `roi_align` and `MultiScaleRoIAlign`, differentiable;
+//! - [`losses`]: torchvision's `sigmoid_focal_loss` and `generalized_box_iou_loss`.
 
 pub mod anchors;
 pub mod box_coder;
 pub mod boxes;
 pub mod default_boxes;
 pub mod detection;
+pub mod losses;
 pub mod matcher;
 pub mod roi_align;
 pub mod sampler;

@@ -1,5 +1,5 @@
 //! What the workflow asks of a torchvision detector, whichever it is: the [`Detector`] trait
-//! Faster R-CNN, SSD and FCOS implement, so training, validation and prediction hold a
+//! Faster R-CNN, SSD, FCOS and RetinaNet implement, so training, validation and prediction hold a
 //! `Box<dyn Detector>` and never ask which architecture it is.
 
 use anyhow::Result;

@@ -1,6 +1,6 @@
-//! A torchvision detector by architecture name (Faster R-CNN, SSD or FCOS): built for a class
-//! count, started from pretrained weights (a torchvision detection checkpoint, or an ImageNet one
-//! for the backbone) or from a run folder, and run on decoded images.
+//! A torchvision detector by architecture name (Faster R-CNN, SSD, FCOS or RetinaNet): built for a
+//! class count, started from pretrained weights (a torchvision detection checkpoint, or an ImageNet
+//! one for the backbone) or from a run folder, and run on decoded images.
 
 use std::path::Path;
 
@@ -17,6 +17,7 @@ use crate::source::{identify, WeightsSource};
 use crate::torchvision::detector::Detector;
 use crate::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
 use crate::torchvision::fcos::{Fcos, FcosConfig};
+use crate::torchvision::retinanet::{RetinaNet, RetinaNetConfig};
 use crate::torchvision::ssd::{Ssd, SsdConfig};
 use crate::torchvision::targets::{Detections, Target};
 
@@ -38,9 +39,9 @@ fn no_weights(model: &str) -> bool {
 }
 
 /// The network `cfg.arch` names for `num_classes` object classes (the background is added).
-/// `frozen_norm`: Faster R-CNN's and FCOS's backbone with FrozenBatchNorm (torchvision's choice
-/// when weights are given); `full_tail`: SSDlite's MobileNetV3 without the reduced tail (see
-/// [`full_tail`]).
+/// `frozen_norm`: Faster R-CNN's, FCOS's and RetinaNet v1's backbone with FrozenBatchNorm
+/// (torchvision's choice when weights are given); `full_tail`: SSDlite's MobileNetV3 without the
+/// reduced tail (see [`full_tail`]).
 pub(crate) fn build_net(
     p: &tch::nn::Path,
     cfg: &DetectConfig,
@@ -66,6 +67,16 @@ pub(crate) fn build_net(
             config.transform.max_size = s as i64;
         }
         return Ok(Box::new(Fcos::new(p, &config)?));
+    }
+    if family == Family::RetinaNet {
+        let mut config = RetinaNetConfig::by_name(&cfg.arch, num_classes as i64 + 1, frozen_norm)?;
+        if let Some(s) = cfg.min_size {
+            config.transform.min_size = vec![s as i64];
+        }
+        if let Some(s) = cfg.max_size {
+            config.transform.max_size = s as i64;
+        }
+        return Ok(Box::new(RetinaNet::new(p, &config)?));
     }
     let config = rcnn_config(cfg, num_classes, frozen_norm)?;
     Ok(Box::new(FasterRcnn::new(p, &config)?))
@@ -200,7 +211,10 @@ impl Model {
             .any(|(k, _)| k.starts_with("backbone.body.") && k.ends_with(".num_batches_tracked"));
         let vs = VarStore::new(device);
         let net = build_net(&vs.root(), &cfg, names.len(), frozen, full_tail(&sd))?;
-        let opts = FasterRcnn::legacy_renames(LoadOptions::default().strict(true))?;
+        // Old spellings of the FPN, the RPN head and RetinaNet's towers (harmless to the rest).
+        let opts = RetinaNet::legacy_renames(FasterRcnn::legacy_renames(
+            LoadOptions::default().strict(true),
+        )?)?;
         checkpoint::load_into(&vs, &sd, &opts)
             .with_context(|| format!("loading {} as {}", source.file.display(), source.arch))?;
         net.prefer_layout(&vs)?;
@@ -252,7 +266,8 @@ fn full_tail(sd: &ferrovis_core::checkpoint::StateDict) -> bool {
             .is_some_and(|t| t.size()[0] == 960)
 }
 
-/// One image's detections as the metrics' type (classes 0-based, background gone).
+/// One image's detections as the metrics' type (classes 0-based, background gone: RetinaNet
+/// scores the background as a class too, and a detection of it is no object).
 fn to_detections(d: &Detections) -> Result<Vec<Detection>> {
     let boxes: Vec<f32> = Vec::try_from(d.boxes.to_device(Device::Cpu).reshape([-1]))?;
     let scores: Vec<f32> = Vec::try_from(d.scores.to_device(Device::Cpu))?;
@@ -260,7 +275,8 @@ fn to_detections(d: &Detections) -> Result<Vec<Detection>> {
     Ok(boxes
         .chunks_exact(4)
         .zip(scores.iter().zip(&labels))
-        .map(|(b, (&s, &l))| Detection::new([b[0], b[1], b[2], b[3]], s, (l - 1).max(0) as usize))
+        .filter(|(_, (_, &l))| l > 0)
+        .map(|(b, (&s, &l))| Detection::new([b[0], b[1], b[2], b[3]], s, (l - 1) as usize))
         .collect())
 }
 
@@ -282,6 +298,8 @@ fn class_names(
     // first level, 6 at SSDlite's (torchvision's aspect ratios).
     let with_background = match family {
         Family::FasterRcnn => out("roi_heads.box_predictor.cls_score.weight"),
+        // RetinaNet's predicts every class for each of its nine anchors a cell.
+        Family::RetinaNet => out("head.classification_head.cls_logits.weight").map(|n| n / 9),
         Family::Ssd => out("head.classification_head.module_list.0.weight")
             .map(|n| n / 4)
             .or_else(|| out("head.classification_head.module_list.0.1.weight").map(|n| n / 6)),

@@ -21,6 +21,7 @@ mod hub;
 mod metrics_reference;
 mod optim_and_freeze;
 mod optim_lbfgs;
+mod retinanet;
 mod roi_align;
 mod segment_reference;
 mod ssd;

@@ -18,6 +18,7 @@ mod faster_rcnn_training;
 mod faster_rcnn_workflow;
 mod fcos_workflow;
 mod resume_after_kill;
+mod retinanet_workflow;
 mod sampler;
 mod segment_workflow;
 mod ssd_workflow;

@@ -38,6 +38,7 @@ use ferrovis_core::nn::NormLayer;
 use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::box_coder::BoxLinearCoder;
 use ferrovis_core::ops::detection::{batched_nms, clip_boxes_to_image};
+use ferrovis_core::ops::losses;
 
 use crate::torchvision::detector::Detector;
 use crate::torchvision::faster_rcnn::resnet_frozen;
@@ -506,7 +507,8 @@ impl Fcos {
             &classes.clamp_min(0).unsqueeze(2),
             &foreground.unsqueeze(2).to_kind(head.cls_logits.kind()),
         );
-        let classification = sigmoid_focal_loss(&head.cls_logits, &cls_targets, 0.25, 2.0);
+        let classification =
+            losses::sigmoid_focal_loss(&head.cls_logits, &cls_targets, 0.25, 2.0, Reduction::Sum)?;
 
         // Box and centre-ness terms on the positives only: both are per location, so the
         // subset gives torchvision's values (which decode every location, then select).
@@ -517,7 +519,8 @@ impl Fcos {
         let pred_boxes = self
             .box_coder
             .decode(&rows(&head.bbox_regression, 4), &fg_anchors)?;
-        let bbox_regression = generalized_box_iou_loss(&pred_boxes, &fg_boxes, 1e-7);
+        let bbox_regression =
+            losses::generalized_box_iou_loss(&pred_boxes, &fg_boxes, Reduction::Sum, 1e-7)?;
         let distances = self.box_coder.encode(&fg_anchors, &fg_boxes)?;
         let ratio = |a: i64, b: i64| {
             let pair = Tensor::stack(&[distances.select(1, a), distances.select(1, b)], 1);
@@ -644,37 +647,6 @@ impl Fcos {
         checkpoint::load_into(vs, sd, &opts)
             .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
     }
-}
-
-/// torchvision's `sigmoid_focal_loss` (Lin et al., RetinaNet), summed: binary cross-entropy of
-/// each logit against its 0/1 target, times `(1 − p_t)^γ` and the class weight `α` (positives)
-/// or `1 − α` (negatives).
-fn sigmoid_focal_loss(logits: &Tensor, targets: &Tensor, alpha: f64, gamma: f64) -> Tensor {
-    let p = logits.sigmoid();
-    let ce =
-        logits.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, Reduction::None);
-    let p_t = &p * targets + (1f64 - &p) * (1f64 - targets);
-    let loss = ce * (1f64 - p_t).pow_tensor_scalar(gamma);
-    let alpha_t = targets * alpha + (1f64 - targets) * (1.0 - alpha);
-    (alpha_t * loss).sum(logits.kind())
-}
-
-/// torchvision's `generalized_box_iou_loss` of paired boxes `(M, 4)`, summed: 1 − IoU plus the
-/// share of the enclosing box the union leaves empty, `eps` guarding both divisions.
-fn generalized_box_iou_loss(boxes1: &Tensor, boxes2: &Tensor, eps: f64) -> Tensor {
-    let a = |i: i64| boxes1.select(1, i);
-    let b = |i: i64| boxes2.select(1, i);
-    let (ix1, iy1) = (a(0).maximum(&b(0)), a(1).maximum(&b(1)));
-    let (ix2, iy2) = (a(2).minimum(&b(2)), a(3).minimum(&b(3)));
-    // Only overlapping pairs get an intersection (and a gradient through it).
-    let overlap = iy2.gt_tensor(&iy1).logical_and(&ix2.gt_tensor(&ix1));
-    let intersection = ((&ix2 - &ix1) * (&iy2 - &iy1)).where_self(&overlap, &ix1.zeros_like());
-    let union = (a(2) - a(0)) * (a(3) - a(1)) + (b(2) - b(0)) * (b(3) - b(1)) - &intersection;
-    let iou = intersection / (&union + eps);
-    let enclosing =
-        (a(2).maximum(&b(2)) - a(0).minimum(&b(0))) * (a(3).maximum(&b(3)) - a(1).minimum(&b(1)));
-    let giou = iou - (&enclosing - union) / (enclosing + eps);
-    (1f64 - giou).sum(boxes1.kind())
 }
 
 impl Detector for Fcos {

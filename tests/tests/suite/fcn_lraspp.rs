@@ -173,11 +173,11 @@ fn lraspp_encoder_takes_imagenet_features_and_freezes_by_stage() {
     let mut model = SegmentationModel::new(&spec, Device::Cpu).unwrap();
     let line = model.load_weights(&file).unwrap();
     println!("{line}");
-    // The head's eleven tensors but the BatchNorm's num_batches_tracked (0, as a fresh one):
-    // cbr's convolution and BatchNorm, scale's convolution, two classifiers with biases.
+    // The head's eleven tensors: cbr's convolution and BatchNorm (its step counter included),
+    // scale's convolution, two classifiers with biases.
     assert!(
         line.contains("(encoder (its ImageNet classifier dropped))")
-            && line.contains("; 10 start fresh ("),
+            && line.contains("; 11 start fresh ("),
         "{line}"
     );
     let sd = checkpoint::read(&file).unwrap();

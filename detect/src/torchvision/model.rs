@@ -211,10 +211,12 @@ impl Model {
             .any(|(k, _)| k.starts_with("backbone.body.") && k.ends_with(".num_batches_tracked"));
         let vs = VarStore::new(device);
         let net = build_net(&vs.root(), &cfg, names.len(), frozen, full_tail(&sd))?;
-        // Old spellings of the FPN, the RPN head and RetinaNet's towers (harmless to the rest).
-        let opts = RetinaNet::legacy_renames(FasterRcnn::legacy_renames(
-            LoadOptions::default().strict(true),
-        )?)?;
+        // Old spellings of the FPN and the RPN head (harmless to the rest), and of RetinaNet's
+        // towers for RetinaNet only: its old tower names are FCOS's current ones.
+        let mut opts = FasterRcnn::legacy_renames(LoadOptions::default().strict(true))?;
+        if crate::torchvision::retinanet::ARCHS.contains(&source.arch.as_str()) {
+            opts = RetinaNet::legacy_renames(opts)?;
+        }
         checkpoint::load_into(&vs, &sd, &opts)
             .with_context(|| format!("loading {} as {}", source.file.display(), source.arch))?;
         net.prefer_layout(&vs)?;

@@ -519,6 +519,18 @@ impl FasterRcnn {
     }
 }
 
+/// How an ImageNet ResNet-50 checkpoint (torchvision's `resnet50-*.pth`) loads into a detector
+/// whose ResNet-50 sits at `backbone.body` (the single-stage detectors' `weights_backbone`): its
+/// names under `backbone.body.`, `fc` dropped, every backbone tensor required, the parts `fresh`
+/// matches starting fresh.
+pub(crate) fn resnet50_body_load_options(fresh: &str) -> Result<LoadOptions> {
+    Ok(LoadOptions::default()
+        .strict(true)
+        .rename_regex(r"^(.*)$", "backbone.body.$1")?
+        .skip(r"^backbone\.body\.fc\.")?
+        .reinit(fresh)?)
+}
+
 /// torchvision's `trainable_backbone_layers` on a ResNet at `backbone.body` (its
 /// `_resnet_fpn_extractor`): whether a variable stays frozen when the last `n` of `layer4`,
 /// `layer3`, `layer2`, `layer1`, `conv1` train (`bn1` too at 5); `n` above 5 is an error.

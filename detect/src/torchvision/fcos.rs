@@ -41,7 +41,7 @@ use ferrovis_core::ops::detection::{batched_nms, clip_boxes_to_image};
 use ferrovis_core::ops::losses;
 
 use crate::torchvision::detector::Detector;
-use crate::torchvision::faster_rcnn::resnet_frozen;
+use crate::torchvision::faster_rcnn::{resnet50_body_load_options, resnet_frozen};
 use crate::torchvision::ssd::check_boxes;
 use crate::torchvision::targets::{Detections, Target};
 use crate::torchvision::transform::{ImageList, RcnnTransform};
@@ -617,11 +617,7 @@ impl Fcos {
     /// `weights_backbone` does: under `backbone.body.`, its classifier dropped, every backbone
     /// tensor required, the FPN and the head starting fresh.
     pub fn backbone_load_options() -> Result<LoadOptions> {
-        Ok(LoadOptions::default()
-            .strict(true)
-            .rename_regex(r"^(.*)$", "backbone.body.$1")?
-            .skip(r"^backbone\.body\.fc\.")?
-            .reinit(r"^(backbone\.fpn|head)\.")?)
+        resnet50_body_load_options(r"^(backbone\.fpn|head)\.")
     }
 
     /// Loads `path` into `vs`: a detection checkpoint (names under `backbone.`) with

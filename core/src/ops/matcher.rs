@@ -85,6 +85,50 @@ impl SsdMatcher {
     }
 }
 
+/// What [`match_by_iou`] asks of a matcher: [`Matcher`] and [`SsdMatcher`] alike.
+pub trait QualityMatcher {
+    /// For a quality matrix `(M ground truths, N predictions)`, each prediction's ground-truth
+    /// index or a negative label, `(N,)` Int64.
+    fn match_quality(&self, quality: &Tensor) -> Result<Tensor>;
+}
+
+impl QualityMatcher for Matcher {
+    fn match_quality(&self, quality: &Tensor) -> Result<Tensor> {
+        self.apply(quality)
+    }
+}
+
+impl QualityMatcher for SsdMatcher {
+    fn match_quality(&self, quality: &Tensor) -> Result<Tensor> {
+        self.apply(quality)
+    }
+}
+
+/// Per image, each of its `predictions` (`(N, 4)` boxes: anchors, default boxes) matched by
+/// `matcher` on their IoU with the image's `ground_truth` boxes (`(M, 4)`); an image without
+/// boxes has every prediction [`BELOW_LOW_THRESHOLD`] (background), as torchvision's
+/// single-stage detectors match.
+pub fn match_by_iou<'a>(
+    matcher: &impl QualityMatcher,
+    predictions: &[Tensor],
+    ground_truth: impl IntoIterator<Item = &'a Tensor>,
+) -> Result<Vec<Tensor>> {
+    predictions
+        .iter()
+        .zip(ground_truth)
+        .map(|(p, gt)| {
+            if gt.numel() == 0 {
+                return Ok(Tensor::full(
+                    [p.size()[0]],
+                    BELOW_LOW_THRESHOLD,
+                    (Kind::Int64, p.device()),
+                ));
+            }
+            matcher.match_quality(&crate::ops::detection::box_iou(gt, p)?)
+        })
+        .collect()
+}
+
 fn check_quality(q: &Tensor) -> Result<()> {
     let s = q.size();
     if s.len() != 2 {

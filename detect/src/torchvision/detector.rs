@@ -2,8 +2,8 @@
 //! Faster R-CNN, SSD, FCOS and RetinaNet implement, so training, validation and prediction hold a
 //! `Box<dyn Detector>` and never ask which architecture it is.
 
-use anyhow::Result;
-use ferrovis_core::checkpoint::{LoadReport, StateDict};
+use anyhow::{Context, Result};
+use ferrovis_core::checkpoint::{self, LoadOptions, LoadReport, StateDict};
 use tch::nn::VarStore;
 use tch::Tensor;
 
@@ -53,4 +53,22 @@ pub trait Detector: std::fmt::Debug {
 
     /// Each image's detections, best first, in its own pixels.
     fn detect(&self, images: &[Tensor]) -> Result<Vec<Detections>>;
+}
+
+/// Whether `sd` is a whole torchvision detector's checkpoint (its names under `backbone.`)
+/// rather than a classification checkpoint for the backbone alone.
+pub fn is_detection_checkpoint(sd: &StateDict) -> bool {
+    sd.iter().any(|(name, _)| name.starts_with("backbone."))
+}
+
+/// Loads `sd`, read from `path`, into `vs` with `opts`; an error names the file and `arch`.
+pub fn load_checkpoint(
+    vs: &VarStore,
+    sd: &StateDict,
+    opts: &LoadOptions,
+    path: &std::path::Path,
+    arch: &str,
+) -> Result<LoadReport> {
+    checkpoint::load_into(vs, sd, opts)
+        .with_context(|| format!("loading {} into {arch}", path.display()))
 }

@@ -29,7 +29,7 @@ use ferrovis_core::nn::NormLayer;
 use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::roi_align::MultiScaleRoiAlign;
 
-use crate::torchvision::detector::Detector;
+use crate::torchvision::detector::{is_detection_checkpoint, load_checkpoint, Detector};
 use crate::torchvision::roi_heads::{BoxHead, FastRcnnPredictor, RoiHeads, RoiHeadsConfig};
 use crate::torchvision::rpn::{Rpn, RpnConfig};
 use crate::torchvision::targets::{Detections, RcnnLosses, Target};
@@ -489,7 +489,7 @@ impl FasterRcnn {
         sd: &checkpoint::StateDict,
         path: &std::path::Path,
     ) -> Result<LoadReport> {
-        let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
+        let detection = is_detection_checkpoint(sd);
         let opts = if detection {
             let opts = Self::detection_load_options()?;
             match &self.config.backbone {
@@ -511,11 +511,9 @@ impl FasterRcnn {
                 .map(|(k, t)| (k.to_string(), t.shallow_clone()))
                 .collect();
             net.adapt_checkpoint(&mut sd)?;
-            return checkpoint::load_into(vs, &sd, &opts)
-                .with_context(|| format!("loading {} into {}", path.display(), self.config.arch));
+            return load_checkpoint(vs, &sd, &opts, path, &self.config.arch);
         }
-        checkpoint::load_into(vs, sd, &opts)
-            .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+        load_checkpoint(vs, sd, &opts, path, &self.config.arch)
     }
 }
 
@@ -554,12 +552,7 @@ impl Detector for FasterRcnn {
     }
 
     fn input_size(&self) -> usize {
-        self.config
-            .transform
-            .min_size
-            .last()
-            .copied()
-            .unwrap_or(800) as usize
+        self.config.transform.input_size()
     }
 
     fn backbone_layers(&self) -> usize {

@@ -40,7 +40,7 @@ use ferrovis_core::ops::box_coder::BoxLinearCoder;
 use ferrovis_core::ops::detection::{batched_nms, clip_boxes_to_image};
 use ferrovis_core::ops::losses;
 
-use crate::torchvision::detector::Detector;
+use crate::torchvision::detector::{is_detection_checkpoint, load_checkpoint, Detector};
 use crate::torchvision::faster_rcnn::{resnet50_body_load_options, resnet_frozen};
 use crate::torchvision::ssd::check_boxes;
 use crate::torchvision::targets::{Detections, Target};
@@ -634,14 +634,12 @@ impl Fcos {
         sd: &checkpoint::StateDict,
         path: &std::path::Path,
     ) -> Result<LoadReport> {
-        let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
-        let opts = if detection {
+        let opts = if is_detection_checkpoint(sd) {
             Self::detection_load_options()?
         } else {
             Self::backbone_load_options()?
         };
-        checkpoint::load_into(vs, sd, &opts)
-            .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+        load_checkpoint(vs, sd, &opts, path, &self.config.arch)
     }
 }
 
@@ -651,12 +649,7 @@ impl Detector for Fcos {
     }
 
     fn input_size(&self) -> usize {
-        self.config
-            .transform
-            .min_size
-            .last()
-            .copied()
-            .unwrap_or(800) as usize
+        self.config.transform.input_size()
     }
 
     fn backbone_layers(&self) -> usize {

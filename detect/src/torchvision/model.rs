@@ -261,7 +261,7 @@ impl Model {
 /// only from an ImageNet backbone (a classification checkpoint, no `backbone.*` names), and a
 /// detection checkpoint trained from one keeps the 960-channel last convolution.
 fn full_tail(sd: &ferrovis_core::checkpoint::StateDict) -> bool {
-    let imagenet = !sd.iter().any(|(name, _)| name.starts_with("backbone."));
+    let imagenet = !crate::torchvision::detector::is_detection_checkpoint(sd);
     imagenet
         || sd
             .get("backbone.features.1.3.0.weight")

@@ -29,11 +29,11 @@ use ferrovis_core::neck::{ExtraBlock, Fpn, FpnConfig};
 use ferrovis_core::nn::NormLayer;
 use ferrovis_core::ops::anchors::AnchorGenerator;
 use ferrovis_core::ops::box_coder::BoxCoder;
-use ferrovis_core::ops::detection::{batched_nms, box_iou, clip_boxes_to_image};
+use ferrovis_core::ops::detection::{batched_nms, clip_boxes_to_image};
 use ferrovis_core::ops::losses::{generalized_box_iou_loss, sigmoid_focal_loss};
-use ferrovis_core::ops::matcher::{Matcher, BETWEEN_THRESHOLDS};
+use ferrovis_core::ops::matcher::{match_by_iou, Matcher, BETWEEN_THRESHOLDS};
 
-use crate::torchvision::detector::Detector;
+use crate::torchvision::detector::{is_detection_checkpoint, load_checkpoint, Detector};
 use crate::torchvision::faster_rcnn::{resnet50_body_load_options, resnet_frozen};
 use crate::torchvision::ssd::check_boxes;
 use crate::torchvision::targets::{Detections, Target};
@@ -422,16 +422,11 @@ impl RetinaNet {
     /// foreground, < 0.4 background, and each ground truth's best anchors kept (low-quality
     /// matches).
     pub fn match_targets(&self, anchors: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
-        anchors
-            .iter()
-            .zip(targets)
-            .map(|(a, t)| {
-                if t.boxes.numel() == 0 {
-                    return Ok(Tensor::full([a.size()[0]], -1, (Kind::Int64, a.device())));
-                }
-                Ok(self.matcher.apply(&box_iou(&t.boxes, a)?)?)
-            })
-            .collect()
+        Ok(match_by_iou(
+            &self.matcher,
+            anchors,
+            targets.iter().map(|t| &t.boxes),
+        )?)
     }
 
     /// Detections for each image (`(3, H, W)`, float, 0–1) in its own coordinates (evaluation
@@ -646,14 +641,12 @@ impl RetinaNet {
         sd: &checkpoint::StateDict,
         path: &std::path::Path,
     ) -> Result<LoadReport> {
-        let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
-        let opts = if detection {
+        let opts = if is_detection_checkpoint(sd) {
             Self::detection_load_options()?
         } else {
             Self::backbone_load_options()?
         };
-        checkpoint::load_into(vs, sd, &opts)
-            .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+        load_checkpoint(vs, sd, &opts, path, &self.config.arch)
     }
 }
 
@@ -685,12 +678,7 @@ impl Detector for RetinaNet {
     }
 
     fn input_size(&self) -> usize {
-        self.config
-            .transform
-            .min_size
-            .last()
-            .copied()
-            .unwrap_or(800) as usize
+        self.config.transform.input_size()
     }
 
     fn backbone_layers(&self) -> usize {

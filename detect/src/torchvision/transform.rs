@@ -68,6 +68,12 @@ pub struct ImageList {
 }
 
 impl RcnnTransform {
+    /// The evaluation short side (the last `min_size`), which `results` and `detect.json`
+    /// report as the detector's input size.
+    pub fn input_size(&self) -> usize {
+        self.min_size.last().copied().unwrap_or(800) as usize
+    }
+
     /// Normalises, resizes and batches `images` (each `(3, H, W)`, float, 0–1); with `targets`,
     /// returns their boxes resized alike. In training (`train`), each image's short side is drawn
     /// from `min_size` with libtorch's generator, one draw per image as torchvision makes it.

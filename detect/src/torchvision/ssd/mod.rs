@@ -25,12 +25,12 @@ use ferrovis_core::freeze::{set_trainable, FreezeOptions};
 use ferrovis_core::nn::NormLayer;
 use ferrovis_core::ops::box_coder::BoxCoder;
 use ferrovis_core::ops::default_boxes::DefaultBoxGenerator;
-use ferrovis_core::ops::detection::{batched_nms, box_iou, clip_boxes_to_image};
-use ferrovis_core::ops::matcher::SsdMatcher;
+use ferrovis_core::ops::detection::{batched_nms, clip_boxes_to_image};
+use ferrovis_core::ops::matcher::{match_by_iou, SsdMatcher};
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::torchvision::detector::Detector;
+use crate::torchvision::detector::{is_detection_checkpoint, load_checkpoint, Detector};
 use crate::torchvision::targets::{Detections, Target};
 use crate::torchvision::transform::{ImageList, RcnnTransform};
 use head::{ScoringHead, SsdHead};
@@ -328,16 +328,11 @@ impl Ssd {
     /// Each default box's ground-truth index (or negative) per image: IoU ≥ `iou_thresh`, and
     /// each ground truth's best default box forced to it.
     pub fn match_targets(&self, anchors: &[Tensor], targets: &[Target]) -> Result<Vec<Tensor>> {
-        anchors
-            .iter()
-            .zip(targets)
-            .map(|(a, t)| {
-                if t.boxes.numel() == 0 {
-                    return Ok(Tensor::full([a.size()[0]], -1, (Kind::Int64, a.device())));
-                }
-                Ok(self.matcher.apply(&box_iou(&t.boxes, a)?)?)
-            })
-            .collect()
+        Ok(match_by_iou(
+            &self.matcher,
+            anchors,
+            targets.iter().map(|t| &t.boxes),
+        )?)
     }
 
     /// Detections for each image (`(3, H, W)`, float, 0–1) in its own coordinates
@@ -585,14 +580,12 @@ impl Ssd {
         sd: &checkpoint::StateDict,
         path: &std::path::Path,
     ) -> Result<LoadReport> {
-        let detection = sd.iter().any(|(name, _)| name.starts_with("backbone."));
-        let opts = if detection {
+        let opts = if is_detection_checkpoint(sd) {
             Self::detection_load_options()?
         } else {
             self.backbone_load_options()?
         };
-        checkpoint::load_into(vs, sd, &opts)
-            .with_context(|| format!("loading {} into {}", path.display(), self.config.arch))
+        load_checkpoint(vs, sd, &opts, path, &self.config.arch)
     }
 }
 

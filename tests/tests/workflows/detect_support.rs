@@ -100,7 +100,10 @@ pub fn check_tv_run_folder(run: &Path, arch: &str, epochs: usize, losses: &[&str
 
 /// A 2-epoch training stopped after its first epoch, then resumed: the same run folder, one
 /// row, then two. `train` runs the detector's training with the given control and resume folder.
-pub fn stops_then_resumes(train: impl Fn(&RunControl, Option<&Path>) -> TrainSummary) {
+/// Returns the finished run's summary.
+pub fn stops_then_resumes(
+    train: impl Fn(&RunControl, Option<&Path>) -> TrainSummary,
+) -> TrainSummary {
     let stop = RunControl {
         stop_after: Some(1),
         ..RunControl::quiet()
@@ -110,4 +113,5 @@ pub fn stops_then_resumes(train: impl Fn(&RunControl, Option<&Path>) -> TrainSum
     let resumed = train(&RunControl::quiet(), Some(&first.run));
     assert_eq!(resumed.run, first.run);
     assert_eq!(results_rows(&first.run), 3);
+    resumed
 }

@@ -1,6 +1,6 @@
-//! FCOS through the `detect` workflow on a tiny synthetic set (CPU, 128-pixel inputs): one epoch
-//! from random weights writes the run folder with torchvision's three FCOS loss names and the
-//! recipe's defaults, `val` reproduces the final validation, `predict` keeps boxes inside the
+//! FCOS through the `detect` workflow on a tiny synthetic set (CPU, 128-pixel inputs): two epochs
+//! from random weights, stopped after the first and resumed, write the run folder with
+//! torchvision's three FCOS loss names and the recipe's defaults, `val` reproduces the final validation, `predict` keeps boxes inside the
 //! images, and fine-tuning from the run's weights with 3 trainable backbone layers leaves the
 //! frozen ones bit-identical while the head trains.
 
@@ -9,7 +9,9 @@ use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::source::identify;
 use ferrovis_detect::torchvision::train;
 
-use crate::detect_support::{check_tv_run_folder, tensor, tv_config, tv_shapes};
+use crate::detect_support::{
+    check_tv_run_folder, stops_then_resumes, tensor, tv_config, tv_shapes,
+};
 
 /// FCOS's three losses, as torchvision names them.
 const LOSSES: [&str; 3] = ["classification", "bbox_regression", "bbox_ctrness"];
@@ -21,15 +23,16 @@ fn fcos_trains_validates_predicts_and_fine_tunes() {
     let data = tv_shapes(dir.path(), 2);
     let project = dir.path().join("runs");
     let arch = "fcos_resnet50_fpn";
-    let small = ["epochs=1", "batch=2", "min_size=128", "max_size=128"];
+    let small = ["epochs=2", "batch=2", "min_size=128", "max_size=128"];
     let cfg = tv_config(arch, &data, &project, "scratch", &small);
     assert_eq!(
         (cfg.optimizer.as_str(), cfg.lr0, cfg.weight_decay),
         ("SGD", 0.0025, 0.0001)
     );
-    let scratch = train::train(&cfg, &RunControl::quiet(), None).unwrap();
+    let scratch =
+        stops_then_resumes(|control, resume| train::train(&cfg, control, resume).unwrap());
     let run = &scratch.run;
-    check_tv_run_folder(run, arch, 1, &LOSSES);
+    check_tv_run_folder(run, arch, 2, &LOSSES);
 
     let source = identify(run, None).unwrap();
     let out = train::val(&source, &cfg, Some(dir.path().join("val"))).unwrap();

@@ -2,14 +2,17 @@
 //! from scratch with the recipe's defaults, the run folder YOLOv8 writes with torchvision's
 //! RetinaNet loss names, `val` reproducing the final validation, `predict` writing YOLOv8's
 //! outputs, fine-tuning from the run's weights with 3 trainable backbone layers leaving `conv1`
-//! and `layer1` bit-identical; one v2 epoch writes the same run folder.
+//! and `layer1` bit-identical; v2, stopped after its first epoch and resumed, finishes the same
+//! run folder.
 
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::source::identify;
 use ferrovis_detect::torchvision::train;
 
-use crate::detect_support::{check_tv_run_folder, tensor, tv_config, tv_shapes};
+use crate::detect_support::{
+    check_tv_run_folder, stops_then_resumes, tensor, tv_config, tv_shapes,
+};
 
 /// RetinaNet's two losses, as torchvision names them.
 const LOSSES: [&str; 2] = ["classification", "bbox_regression"];
@@ -118,14 +121,13 @@ fn retinanet_train_val_predict_and_fine_tune() {
 }
 
 #[test]
-fn retinanet_v2_trains_an_epoch_into_a_complete_run_folder() {
+fn a_stopped_retinanet_v2_run_resumes_into_a_complete_run_folder() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = tv_shapes(dir.path(), 2);
     let arch = "retinanet_resnet50_fpn_v2";
-    let mut extra = SMALL.to_vec();
-    extra.push("epochs=1");
-    let cfg = tv_config(arch, &data, &dir.path().join("runs"), "v2", &extra);
-    let summary = train::train(&cfg, &RunControl::quiet(), None).unwrap();
-    check_tv_run_folder(&summary.run, arch, 1, &LOSSES);
+    let cfg = tv_config(arch, &data, &dir.path().join("runs"), "v2", &SMALL);
+    let summary =
+        stops_then_resumes(|control, resume| train::train(&cfg, control, resume).unwrap());
+    check_tv_run_folder(&summary.run, arch, 2, &LOSSES);
 }

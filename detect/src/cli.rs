@@ -435,5 +435,9 @@ fn run_demo(
         "report: {}",
         ferrovis_app::demo_report::report_path(&out).display()
     );
+    println!("\nother detectors (`detect train`):");
+    for line in demo::model_list() {
+        println!("  {line}");
+    }
     Ok(())
 }

@@ -30,6 +30,23 @@ use crate::yolo::train::train;
 /// torchvision's ImageNet MobileNetV2 checkpoint, looked up in `$FERROVIS_WEIGHTS`.
 const MOBILENET_V2: &str = "mobilenet_v2-b0353104.pth";
 
+/// The detectors `detect train` builds beyond the ones the demo runs, a line per family, printed
+/// after the demo's table so that its reader knows where to go next.
+pub fn model_list() -> Vec<String> {
+    use crate::torchvision::{faster_rcnn, fcos, retinanet, ssd};
+    vec![
+        "YOLOv8, YOLO11, YOLO26 n/s/m/l/x: model=yolov8n.pt … yolo26x.pt (or .yaml from scratch)"
+            .to_string(),
+        format!(
+            "Faster R-CNN: arch={} (or fasterrcnn_<any backbone>)",
+            faster_rcnn::ARCHS.join(" | ")
+        ),
+        format!("RetinaNet: arch={}", retinanet::ARCHS.join(" | ")),
+        format!("FCOS: arch={}", fcos::ARCHS.join(" | ")),
+        format!("SSD: arch={}", ssd::ARCHS.join(" | ")),
+    ]
+}
+
 /// The ImageNet MobileNetV2 the torchvision detectors' demos start from: `given`, else found in
 /// `$FERROVIS_WEIGHTS` or torch.hub's cache, else fetched by name unless offline
 /// ([`ferrovis_app::pretrained::demo_weights`]); `None` when none is at hand, and those demos are

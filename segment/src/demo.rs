@@ -281,7 +281,23 @@ pub fn run_with(root: &Path, weights: Option<&Path>, plan: &Plan) -> Result<Demo
     let all = demo_report::record(root, "segment", vec![row.clone()])?;
     println!("\n{}", demo_report::table(&all));
     println!("report: {}", demo_report::report_path(root).display());
+    println!("\nother models (`segment train --arch <arch> --encoder <backbone>`):");
+    for line in model_list() {
+        println!("  {line}");
+    }
     Ok(row)
+}
+
+/// The architectures `segment train` builds beyond the demo's U-Net, a line each, printed after
+/// the demo's table so that its reader knows where to go next.
+pub fn model_list() -> [&'static str; 5] {
+    [
+        "unet: smp's U-Net on any hierarchical core backbone (ResNet, ConvNeXt, Swin, RegNet, …)",
+        "deeplabv3: torchvision's deeplabv3_resnet50 / _resnet101 / _mobilenet_v3_large",
+        "deeplabv3plus: DeepLabV3+ at output stride 16 on any hierarchical core backbone",
+        "fcn: torchvision's fcn_resnet50 / fcn_resnet101 (auxiliary head)",
+        "lraspp: torchvision's lraspp_mobilenet_v3_large",
+    ]
 }
 
 /// The ResNet18 the classify demo pretrained on synthetic shapes (in the same demo folder), as

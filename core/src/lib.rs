@@ -19,6 +19,7 @@
 //! |---|---|
 //! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2, MobileNetV3 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
 //! | [`hub`] | pretrained weights by name (torchvision, Ultralytics, `hf-hub:`), cached where PyTorch and the Hugging Face hub cache them, downloaded with resume and hash check |
+//! | [`timm`] | timm checkpoints from the Hugging Face Hub (`hf-hub:timm/<arch>.<tag>`): `config.json` (classes, labels, preprocessing) and the weights renamed into torchvision's modules |
 //! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
 //! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
@@ -61,6 +62,7 @@ pub mod optim;
 pub mod profiler;
 pub mod run;
 mod shim;
+pub mod timm;
 
 pub use backbone::{create as create_backbone, Backbone, BackboneOptions};
 pub use checkpoint::{load_file as load_weights, LoadOptions};

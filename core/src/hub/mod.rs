@@ -110,14 +110,36 @@ impl Hub {
                     self.ferrovis_cache.join(e.file_name())
                 }
             },
-            Name::HfHub { repo } => {
-                let dir = self.hf_repo_dir(repo);
-                let commit = std::fs::read_to_string(dir.join("refs").join("main"))
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_else(|_| "main".into());
-                dir.join("snapshots").join(commit).join(HF_FILE)
-            }
+            Name::HfHub { repo } => self.hf_cached_path(repo, HF_FILE),
         }
+    }
+
+    /// Where `file` of the Hub repository `repo` (`ORG/NAME`) is (or will be) cached: in the
+    /// snapshot `refs/main` names, as huggingface_hub lays its cache out.
+    pub fn hf_cached_path(&self, repo: &str, file: &str) -> PathBuf {
+        let dir = self.hf_repo_dir(repo);
+        let commit = std::fs::read_to_string(dir.join("refs").join("main"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "main".into());
+        dir.join("snapshots").join(commit).join(file)
+    }
+
+    /// `file` of the Hub repository `repo` (`config.json` beside a timm checkpoint, say): the
+    /// cached copy, downloaded first when it is not there (the same rules as [`Hub::fetch`]).
+    pub fn fetch_hf_file(&self, repo: &str, file: &str) -> Result<PathBuf> {
+        let cached = self.hf_cached_path(repo, file);
+        if cached.is_file() {
+            return Ok(cached);
+        }
+        let url = format!("{}/{repo}/resolve/main/{file}", self.hf_endpoint);
+        if self.offline {
+            return Err(Error::Download(format!(
+                "{url}: offline (FERROVIS_OFFLINE or HF_HUB_OFFLINE is set) and not cached; \
+                 place the file by hand at {}",
+                cached.display()
+            )));
+        }
+        self.download_hf(repo, file, &url)
     }
 
     /// Where `name`'s file is downloaded from.
@@ -196,28 +218,39 @@ impl Hub {
                 dest: &cached,
                 sha256_prefix: e.sha256_prefix(),
             }),
-            Name::HfHub { repo } => {
-                // The hub names the commit a revision resolves to; the snapshot goes under it
-                // and `refs/main` records it, as huggingface_hub lays its cache out.
-                let headers = download::head(url)?;
-                let commit = headers
-                    .iter()
-                    .find(|(k, _)| k == "x-repo-commit")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(|| "main".into());
-                let dir = self.hf_repo_dir(repo);
-                let dest = dir.join("snapshots").join(&commit).join(HF_FILE);
-                let file = download::fetch(&download::Request {
-                    url,
-                    dest: &dest,
-                    sha256_prefix: None,
-                })?;
-                let refs = dir.join("refs");
-                std::fs::create_dir_all(&refs).map_err(|e| Error::io(&refs, e))?;
-                std::fs::write(refs.join("main"), &commit).map_err(|e| Error::io(&refs, e))?;
-                Ok(file)
-            }
+            Name::HfHub { repo } => self.download_hf(repo, HF_FILE, url),
         }
+    }
+
+    /// Downloads `file` of the Hub repository `repo` from `url`. The hub names the commit a
+    /// revision resolves to; the snapshot goes under it and `refs/main` records it, as
+    /// huggingface_hub lays its cache out.
+    #[cfg(feature = "hub")]
+    fn download_hf(&self, repo: &str, file: &str, url: &str) -> Result<PathBuf> {
+        let headers = download::head(url)?;
+        let commit = headers
+            .iter()
+            .find(|(k, _)| k == "x-repo-commit")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "main".into());
+        let dir = self.hf_repo_dir(repo);
+        let dest = dir.join("snapshots").join(&commit).join(file);
+        let file = download::fetch(&download::Request {
+            url,
+            dest: &dest,
+            sha256_prefix: None,
+        })?;
+        let refs = dir.join("refs");
+        std::fs::create_dir_all(&refs).map_err(|e| Error::io(&refs, e))?;
+        std::fs::write(refs.join("main"), &commit).map_err(|e| Error::io(&refs, e))?;
+        Ok(file)
+    }
+
+    #[cfg(not(feature = "hub"))]
+    fn download_hf(&self, _repo: &str, _file: &str, url: &str) -> Result<PathBuf> {
+        Err(Error::Download(format!(
+            "{url}: ferrovis-core was built without its `hub` feature and the file is not cached"
+        )))
     }
 
     #[cfg(not(feature = "hub"))]

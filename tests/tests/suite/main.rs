@@ -26,6 +26,7 @@ mod roi_align;
 mod segment_reference;
 mod ssd;
 mod style_reference;
+mod timm_hub;
 mod yolo_ultralytics;
 mod zoo_finetune;
 mod zoo_parity;

@@ -1,0 +1,176 @@
+//! timm checkpoints from the Hugging Face Hub (`hf-hub:timm/<arch>.<tag>`, or a folder holding
+//! the same two files): `model.safetensors` in timm's names and the `config.json` timm writes
+//! beside it, read into the torchvision-named backbone that builds the same network.
+//!
+//! [`read`] gives a [`TimmCheckpoint`]: the ferrovis architecture (`convnext_tiny`, `vit_b_16`,
+//! …) and image size to build, the state dict renamed to torchvision's names (`names`, one table
+//! a family, every tensor accounted for or a named error), and the [`TimmConfig`]: class count,
+//! label names and the preprocessing ([`TimmConfig::pretrained_cfg`]) a task uses unless told
+//! otherwise.
+//!
+//! Built: ResNet / ResNeXt / Wide ResNet (timm keeps torchvision's names, `a1_in1k`- and
+//! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, ViT B/L/H and DeiT-B (fused q/k/v in both)
+//! at any of their sizes. Other timm architectures are refused with their name.
+
+pub mod config;
+mod names;
+
+use std::path::{Path, PathBuf};
+
+pub use config::TimmConfig;
+use names::Family;
+
+use crate::checkpoint::{self, StateDict};
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+
+/// The two files of a timm checkpoint.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// timm's configuration beside the weights.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// A timm checkpoint in torchvision's terms.
+#[derive(Debug)]
+pub struct TimmCheckpoint {
+    /// The ferrovis (torchvision) architecture that builds the network.
+    pub arch: String,
+    /// The square image size the network was trained at (what a transformer's positional
+    /// embedding is built for).
+    pub image_size: i64,
+    /// The checkpoint's configuration.
+    pub config: TimmConfig,
+    /// The weights, under torchvision's names.
+    pub state_dict: StateDict,
+    /// The weights file read.
+    pub weights: PathBuf,
+}
+
+/// For a timm architecture name, the ferrovis architecture, its renaming family and the image
+/// size the name carries (ViT's `_224`, `_384`).
+fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
+    const RESNETS: [&str; 10] = [
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+    ];
+    const CONVNEXTS: [&str; 4] = [
+        "convnext_tiny",
+        "convnext_small",
+        "convnext_base",
+        "convnext_large",
+    ];
+    if RESNETS.contains(&timm) {
+        return Ok((timm.to_string(), Family::ResNet, None));
+    }
+    if CONVNEXTS.contains(&timm) {
+        return Ok((timm.to_string(), Family::ConvNext, None));
+    }
+    // vit_base_patch16_224, vit_large_patch16_384, deit_base_patch16_224, vit_huge_patch14_224.
+    let vit = regex::Regex::new(r"^(?:vit|deit)_(base|large|huge)_patch(\d+)_(\d+)$")
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(c) = vit.captures(timm) {
+        let width = match &c[1] {
+            "base" => "b",
+            "large" => "l",
+            _ => "h",
+        };
+        let arch = format!("vit_{width}_{}", &c[2]);
+        if ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"].contains(&arch.as_str()) {
+            let size = c[3].parse().ok();
+            return Ok((arch, Family::Vit, size));
+        }
+    }
+    Err(Error::Invalid(format!(
+        "timm architecture {timm:?} is not built: ferrovis reads timm's ResNet/ResNeXt/Wide \
+         ResNet, ConvNeXt T/S/B/L and ViT/DeiT B/L/H checkpoints"
+    )))
+}
+
+/// The folder holding `spec`'s two files: `hf-hub:ORG/NAME` from the Hugging Face cache
+/// (downloaded first when missing and allowed), or a local folder.
+pub fn snapshot(spec: &str) -> Result<(PathBuf, PathBuf)> {
+    snapshot_in(&Hub::from_env(), spec)
+}
+
+/// [`snapshot`] with the caches and network rules of `hub`.
+pub fn snapshot_in(hub: &Hub, spec: &str) -> Result<(PathBuf, PathBuf)> {
+    if let Some(repo) = spec.strip_prefix("hf-hub:") {
+        // The configuration first: it is small, and it says whether the weights are usable.
+        let config = hub.fetch_hf_file(repo, CONFIG_FILE)?;
+        let weights = hub.fetch_hf_file(repo, WEIGHTS_FILE)?;
+        return Ok((config, weights));
+    }
+    let dir = Path::new(spec);
+    let (config, weights) = (dir.join(CONFIG_FILE), dir.join(WEIGHTS_FILE));
+    for f in [&config, &weights] {
+        if !f.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: a timm checkpoint folder holds {CONFIG_FILE} and {WEIGHTS_FILE}; {} is missing",
+                dir.display(),
+                f.display()
+            )));
+        }
+    }
+    Ok((config, weights))
+}
+
+/// Whether `spec` names a timm checkpoint: `hf-hub:timm/…`, or a folder with timm's
+/// `config.json` and `model.safetensors`.
+pub fn is_timm(spec: &str) -> bool {
+    spec.starts_with("hf-hub:timm/")
+        || (Path::new(spec).join(CONFIG_FILE).is_file()
+            && Path::new(spec).join(WEIGHTS_FILE).is_file())
+}
+
+/// Reads the timm checkpoint `spec` names (see [`snapshot`]) into torchvision's names.
+pub fn read(spec: &str) -> Result<TimmCheckpoint> {
+    read_in(&Hub::from_env(), spec)
+}
+
+/// [`read`] with the caches and network rules of `hub`.
+pub fn read_in(hub: &Hub, spec: &str) -> Result<TimmCheckpoint> {
+    let (config_file, weights) = snapshot_in(hub, spec)?;
+    let config = TimmConfig::read(&config_file)?;
+    let (arch, family, named_size) = torchvision_arch(&config.architecture)?;
+    let image_size = named_size.unwrap_or(config.input_size[1]);
+    let sd = checkpoint::read(&weights)?;
+    let state_dict = names::to_torchvision(family, &config.architecture, &sd)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", weights.display())))?;
+    Ok(TimmCheckpoint {
+        arch,
+        image_size,
+        config,
+        state_dict,
+        weights,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_map_to_torchvisions() {
+        let (a, f, s) = torchvision_arch("vit_base_patch16_384").unwrap();
+        assert_eq!((a.as_str(), f, s), ("vit_b_16", Family::Vit, Some(384)));
+        let (a, f, _) = torchvision_arch("deit_base_patch16_224").unwrap();
+        assert_eq!((a.as_str(), f), ("vit_b_16", Family::Vit));
+        let (a, f, s) = torchvision_arch("convnext_small").unwrap();
+        assert_eq!(
+            (a.as_str(), f, s),
+            ("convnext_small", Family::ConvNext, None)
+        );
+        let err = torchvision_arch("vit_small_patch16_224")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vit_small_patch16_224"), "{err}");
+        assert!(torchvision_arch("resnet50d").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! timm's state-dict names in torchvision's, family by family: the same networks, named as
+//! timm names them (tables in `../shared/notes/families_export_tools.md` §2.2, each checked by
+//! `tests/tests/suite/timm_hub.rs` tensor by tensor against timm itself).
+
+use regex::Regex;
+use tch::Tensor;
+
+use crate::checkpoint::StateDict;
+use crate::error::{Error, Result};
+
+/// A family's renaming: `(timm pattern, torchvision replacement)` pairs tried in order, the
+/// first match wins; a name no pair matches is an error naming it.
+type Rules = &'static [(&'static str, &'static str)];
+
+/// ResNet, ResNeXt and Wide ResNet: timm keeps torchvision's names.
+const RESNET: Rules = &[(r"^(.*)$", "$1")];
+
+/// ConvNeXt: timm's `stem`/`stages`/`head` in torchvision's `features`/`classifier` (the
+/// downsampling layers are the even `features` entries, the stages the odd ones).
+const CONVNEXT: Rules = &[
+    (r"^stem\.(\d)\.(weight|bias)$", "features.0.$1.$2"),
+    (
+        r"^stages\.(\d)\.downsample\.(\d)\.(weight|bias)$",
+        "features.{2s}.$2.$3",
+    ),
+    (
+        r"^stages\.(\d)\.blocks\.(\d+)\.conv_dw\.(weight|bias)$",
+        "features.{2s+1}.$2.block.0.$3",
+    ),
+    (
+        r"^stages\.(\d)\.blocks\.(\d+)\.norm\.(weight|bias)$",
+        "features.{2s+1}.$2.block.2.$3",
+    ),
+    (
+        r"^stages\.(\d)\.blocks\.(\d+)\.mlp\.fc1\.(weight|bias)$",
+        "features.{2s+1}.$2.block.3.$3",
+    ),
+    (
+        r"^stages\.(\d)\.blocks\.(\d+)\.mlp\.fc2\.(weight|bias)$",
+        "features.{2s+1}.$2.block.5.$3",
+    ),
+    (
+        r"^stages\.(\d)\.blocks\.(\d+)\.gamma$",
+        "features.{2s+1}.$2.layer_scale",
+    ),
+    (r"^head\.norm\.(weight|bias)$", "classifier.0.$1"),
+    (r"^head\.fc\.(weight|bias)$", "classifier.2.$1"),
+];
+
+/// ViT (and DeiT without its distillation token): both fuse q, k and v into one projection.
+const VIT: Rules = &[
+    (r"^cls_token$", "class_token"),
+    (r"^pos_embed$", "encoder.pos_embedding"),
+    (r"^patch_embed\.proj\.(weight|bias)$", "conv_proj.$1"),
+    (
+        r"^blocks\.(\d+)\.norm1\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.ln_1.$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.self_attention.in_proj_$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.attn\.proj\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.self_attention.out_proj.$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.norm2\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.ln_2.$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.mlp\.fc1\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.mlp.0.$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.mlp\.fc2\.(weight|bias)$",
+        "encoder.layers.encoder_layer_$1.mlp.3.$2",
+    ),
+    (r"^norm\.(weight|bias)$", "encoder.ln.$1"),
+    (r"^head\.(weight|bias)$", "heads.head.$1"),
+];
+
+/// The torchvision family a timm architecture belongs to, for its renaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Family {
+    ResNet,
+    ConvNext,
+    Vit,
+}
+
+impl Family {
+    fn rules(self) -> Rules {
+        match self {
+            Family::ResNet => RESNET,
+            Family::ConvNext => CONVNEXT,
+            Family::Vit => VIT,
+        }
+    }
+}
+
+/// `sd` (timm's names) under torchvision's names for `family`; `arch` names the model in errors.
+/// Tensors change shape only where torchvision's module holds them so: ConvNeXt's layer scale is
+/// `(C, 1, 1)` in torchvision, `(C,)` in timm.
+pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Result<StateDict> {
+    let rules: Vec<(Regex, &str)> = family
+        .rules()
+        .iter()
+        .map(|(p, r)| Regex::new(p).map(|re| (re, *r)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("timm renaming table: {e}")))?;
+    let mut out = StateDict::new();
+    for (name, t) in sd.iter() {
+        let (re, replacement) =
+            rules
+                .iter()
+                .find(|(re, _)| re.is_match(name))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                    "{arch}: timm tensor {name} has no torchvision counterpart (a variant of the \
+                     architecture ferrovis does not build)"
+                ))
+                })?;
+        let mut renamed = String::new();
+        if let Some(caps) = re.captures(name) {
+            // ConvNeXt's stage s is torchvision's `features` entry 2s + 1 (its downsampling 2s).
+            let stage: i64 = caps
+                .get(1)
+                .and_then(|m| m.as_str().parse().ok())
+                .unwrap_or(0);
+            let replacement = replacement
+                .replace("{2s+1}", &(2 * stage + 1).to_string())
+                .replace("{2s}", &(2 * stage).to_string());
+            caps.expand(&replacement, &mut renamed);
+        }
+        let tensor: Tensor = if family == Family::ConvNext && name.ends_with(".gamma") {
+            t.view([-1, 1, 1])
+        } else {
+            t.shallow_clone()
+        };
+        out.insert(renamed, tensor);
+    }
+    Ok(out)
+}

@@ -1,0 +1,77 @@
+"""Reference for tests/tests/suite/timm_hub.rs: timm checkpoints as the Hugging Face Hub holds
+them, made here with no download.
+
+Each case is a timm model built with pretrained=False under its Hub name (so its pretrained_cfg
+is that tag's), seeded, its norms randomised (BatchNorm statistics and affines, LayerNorm affines,
+ConvNeXt's layer scales moved off 1e-6) and saved with timm's own `save_for_hf` (config.json and
+model.safetensors) into a Hugging Face cache laid out as huggingface_hub lays it
+(`hub/models--timm--<name>/snapshots/<commit>/`, `refs/main`). Beside it, `<name>.safetensors`
+holds a seeded input batch at the checkpoint's input size and timm's logits for it (eval mode),
+and `<name>.json` timm's `resolve_data_config` for the model.
+
+    python timm_hub.py OUT
+"""
+import json
+import os
+import sys
+
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.data import resolve_data_config
+from timm.models import save_for_hf
+
+CASES = [
+    "resnet18.tv_in1k",
+    "resnet50.a1_in1k",
+    "convnext_tiny.fb_in1k",
+    "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def randomise(model, gen):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) or type(m).__name__ == "LayerNorm2d":
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.copy_(torch.rand(p.shape, generator=gen) * 0.5 + 0.25)
+            elif p.numel() > 1 and float(p.std()) == 0.0:
+                p.add_(torch.randn(p.shape, generator=gen) * 0.02)
+
+
+def main():
+    out = sys.argv[1]
+    torch.set_num_threads(2)
+    for i, name in enumerate(CASES):
+        torch.manual_seed(100 + i)
+        model = timm.create_model(name, pretrained=False).eval()
+        randomise(model, torch.Generator().manual_seed(200 + i))
+        repo = os.path.join(out, "hub", "models--timm--" + name)
+        snap = os.path.join(repo, "snapshots", COMMIT)
+        os.makedirs(snap, exist_ok=True)
+        save_for_hf(model, snap, safe_serialization=True)
+        os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+        with open(os.path.join(repo, "refs", "main"), "w") as f:
+            f.write(COMMIT)
+        cfg = resolve_data_config({}, model=model)
+        size = cfg["input_size"][1]
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(300 + i))
+        with torch.no_grad():
+            logits = model(x)
+        save_file({"input": x, "logits": logits.contiguous()}, os.path.join(out, name + ".safetensors"))
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            json.dump({"data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+                       "parameters": sum(p.numel() for p in model.parameters()),
+                       "tensors": len(model.state_dict())}, f, indent=1)
+        print(name, tuple(logits.shape), cfg)
+
+
+if __name__ == "__main__":
+    main()

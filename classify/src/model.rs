@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use ferrovis_core::backbone::{self, Backbone, BackboneOptions, PretrainedCfg};
-use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::{self, FreezeOptions};
 use ferrovis_core::optim::GroupConfig;
 use tch::nn::VarStore;
@@ -59,30 +59,44 @@ impl Classifier {
     /// Loads pretrained weights strictly, except the classifier, which starts fresh when its size
     /// differs (the transfer-learning load); returns a one-line summary of what loaded.
     pub fn load_pretrained(&mut self, path: &Path) -> Result<String> {
-        let opts = LoadOptions::default()
-            .strict(true)
-            .reinit(&self.model.head_pattern())?;
         // A weights name (`resnet50`, `mobilenet_v2:IMAGENET1K_V1`) is its cached file.
         let file = ferrovis_core::run::resolve_weights(path)?.file;
         let path = file.as_path();
-        let mut sd =
-            checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.model
-            .adapt_checkpoint(&mut sd)
-            .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
-        let report = checkpoint::load_into(&self.vs, &sd, &opts)
-            .with_context(|| format!("{} does not fit {}", path.display(), self.arch))?;
-        Ok(format!("{}: {}", path.display(), report.summary()))
+        let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.load_pretrained_state_dict(sd, &path.display().to_string())
     }
 
-    /// The normalisation and sizes the weights named `weights` expect: the registry's entry for
-    /// a torchvision weight set (`vit_b_16:IMAGENET1K_SWAG_E2E_V1`: 384 px, bicubic), else the
-    /// architecture's default weights'.
-    pub fn pretrained_cfg(&self, weights: &str) -> PretrainedCfg {
-        ferrovis_core::hub::registry::lookup(weights)
+    /// [`Self::load_pretrained`] for weights already read (from `source`, named in messages and
+    /// the summary): a timm checkpoint renamed by [`ferrovis_core::timm`], say.
+    pub fn load_pretrained_state_dict(
+        &mut self,
+        mut sd: StateDict,
+        source: &str,
+    ) -> Result<String> {
+        let opts = LoadOptions::default()
+            .strict(true)
+            .reinit(&self.model.head_pattern())?;
+        self.model
+            .adapt_checkpoint(&mut sd)
+            .with_context(|| format!("{source} does not fit {}", self.arch))?;
+        let report = checkpoint::load_into(&self.vs, &sd, &opts)
+            .with_context(|| format!("{source} does not fit {}", self.arch))?;
+        Ok(format!("{source}: {}", report.summary()))
+    }
+
+    /// The normalisation and sizes the weights named `weights` expect: a timm checkpoint's
+    /// `config.json` (`hf-hub:timm/…` or its folder), the registry's entry for a torchvision
+    /// weight set (`vit_b_16:IMAGENET1K_SWAG_E2E_V1`: 384 px, bicubic), else the architecture's
+    /// default weights'.
+    pub fn pretrained_cfg(&self, weights: &str) -> Result<PretrainedCfg> {
+        if ferrovis_core::timm::is_timm(weights) {
+            let (config, _) = ferrovis_core::timm::snapshot(weights)?;
+            return Ok(ferrovis_core::timm::TimmConfig::read(&config)?.pretrained_cfg()?);
+        }
+        Ok(ferrovis_core::hub::registry::lookup(weights)
             .filter(|e| e.arch == self.arch)
             .and_then(|e| e.transforms)
-            .unwrap_or_else(|| self.model.pretrained_cfg())
+            .unwrap_or_else(|| self.model.pretrained_cfg()))
     }
 
     /// Freezes for `mode` and returns how the optimiser should group the parameters.

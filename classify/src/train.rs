@@ -290,18 +290,30 @@ pub fn train(
             print!("{report}");
         }
     }
+    // A timm checkpoint names its own architecture and preprocessing (config.json).
+    let timm = if ferrovis_core::timm::is_timm(&cfg.model.weights) {
+        Some(ferrovis_core::timm::read(&cfg.model.weights)?)
+    } else {
+        None
+    };
+    let arch = timm_arch(&cfg.model.arch, timm.as_ref())?;
     let mut clf = Classifier::at_size(
-        &cfg.model.arch,
+        &arch,
         splits.classes.len(),
         cfg.model.dropout,
         Some(cfg.data.image_size as i64),
         device,
     )?;
-    if cfg.model.weights.is_empty() {
+    if let Some(t) = timm {
+        let source = format!("{} (timm {})", cfg.model.weights, t.config.architecture);
         println!(
-            "weights: none given, {} starts from random initialisation (set model.weights to a \
-             torchvision checkpoint, e.g. mobilenet_v2-b0353104.pth, to transfer ImageNet features)",
-            cfg.model.arch
+            "weights: {}",
+            clf.load_pretrained_state_dict(t.state_dict, &source)?
+        );
+    } else if cfg.model.weights.is_empty() {
+        println!(
+            "weights: none given, {arch} starts from random initialisation (set model.weights to a \
+             torchvision checkpoint, e.g. mobilenet_v2-b0353104.pth, to transfer ImageNet features)"
         );
     } else {
         println!(
@@ -315,10 +327,10 @@ pub fn train(
         "mode: {:?}, {trainable} of {total} parameters train",
         cfg.train.mode
     );
-    let pre = clf.pretrained_cfg(&cfg.model.weights);
+    let pre = clf.pretrained_cfg(&cfg.model.weights)?;
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
     let meta = RunMeta {
-        arch: cfg.model.arch.clone(),
+        arch: arch.clone(),
         classes: splits.classes.clone(),
         dropout: cfg.model.dropout,
         transform: eval_tf.clone(),
@@ -452,6 +464,30 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::Partial => "partial",
         Mode::Gradual => "gradual",
     }
+}
+
+/// The architecture to build: a timm checkpoint's own (from its `config.json`) unless
+/// `model.arch` names another one, which is an error; `model.arch` otherwise. `model.arch` at its
+/// default (`mobilenet_v2`) defers to the checkpoint.
+fn timm_arch(
+    configured: &str,
+    timm: Option<&ferrovis_core::timm::TimmCheckpoint>,
+) -> Result<String> {
+    let Some(t) = timm else {
+        return Ok(configured.to_string());
+    };
+    let default = crate::config::ModelSection::default().arch;
+    if configured != t.arch && configured != default {
+        anyhow::bail!(
+            "model.arch={configured}, but the timm checkpoint {} is {} (ferrovis' {}): leave \
+             model.arch out or set it to {}",
+            t.weights.display(),
+            t.config.architecture,
+            t.arch,
+            t.arch
+        );
+    }
+    Ok(t.arch.clone())
 }
 
 #[cfg(test)]

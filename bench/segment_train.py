@@ -67,11 +67,14 @@ def pytorch_step_times(name, steps, channels_last):
     return times[2:]
 
 
-def ferrovis_step_times(arch, encoder, classes, steps):
+def ferrovis_step_times(arch, encoder, classes, steps, size=SIZE, batch=BATCH, channels_last=True,
+                        mode="train"):
+    """Timed steps of `cargo run --example train_step` (`mode` train or eval), in seconds."""
     env = dict(os.environ, OMP_NUM_THREADS="2")
     out = subprocess.run(
         ["cargo", "run", "--release", "-q", "-p", "ferrovis-segment", "--example", "train_step",
-         "--", arch, encoder, str(classes), str(SIZE), str(BATCH), str(steps)],
+         "--", arch, encoder, str(classes), str(size), str(batch), str(steps),
+         "1" if channels_last else "0", mode],
         cwd=ROOT, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["times_s"]
 

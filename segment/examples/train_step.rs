@@ -5,6 +5,10 @@
 //!
 //!     cargo run --release -p ferrovis-segment --example train_step -- unet resnet34 2 256 4 10
 //!
+//! Arguments: arch, encoder, classes, size, batch, steps, channels-last (1/0), mode. Mode `eval`
+//! times inference instead (`bench/lraspp.py`): an eval-mode forward under no_grad, as `segment
+//! predict` runs the model.
+//!
 //! With `FERROVIS_PROFILE=<rows>` it then records three more steps with libtorch's profiler and
 //! prints the operators (by name, then by input shapes) to stderr, as `torch.profiler`'s
 //! `key_averages().table()` prints PyTorch's.
@@ -31,6 +35,11 @@ fn main() -> Result<()> {
     let batch: i64 = arg(4, "4").parse()?;
     let steps: usize = arg(5, "10").parse()?;
     let channels_last = arg(6, "1") == "1";
+    let eval = match arg(7, "train").as_str() {
+        "train" => false,
+        "eval" => true,
+        other => anyhow::bail!("mode `{other}`: train or eval"),
+    };
     tch::manual_seed(0);
     let spec = ModelSpec {
         arch,
@@ -65,6 +74,11 @@ fn main() -> Result<()> {
     }
     let y = Tensor::randint(classes, [batch, size, size], (Kind::Int64, Device::Cpu));
     let mut step = || -> Result<()> {
+        if eval {
+            let _guard = tch::no_grad_guard();
+            let _ = model.forward_t(&x, false);
+            return Ok(());
+        }
         let out = model.forward_t(&x, true);
         let mut l = loss.compute(&out.out, &y);
         if let Some(aux) = &out.aux {
@@ -100,7 +114,8 @@ fn main() -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"arch": arg(0, "unet"), "encoder": encoder, "median_s": median,
-                           "times_s": timed, "steps": steps, "channels_last": channels_last})
+                           "times_s": timed, "steps": steps, "channels_last": channels_last,
+                           "mode": arg(7, "train")})
     );
     Ok(())
 }

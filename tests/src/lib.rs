@@ -97,6 +97,35 @@ pub fn shared_dir() -> PathBuf {
     dir
 }
 
+/// Per row of a run folder's `results.csv`, the sum of the `columns` named (e.g. a detector's
+/// training losses by epoch). Panics naming the file or the column that is missing.
+pub fn results_column_sums(csv: &Path, columns: &[&str]) -> Vec<f64> {
+    let text = std::fs::read_to_string(csv).unwrap_or_else(|e| panic!("{}: {e}", csv.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let at: Vec<usize> = columns
+        .iter()
+        .map(|name| {
+            header
+                .iter()
+                .position(|c| c == name)
+                .unwrap_or_else(|| panic!("{}: no column {name}", csv.display()))
+        })
+        .collect();
+    lines
+        .map(|line| {
+            let row: Vec<&str> = line.split(',').collect();
+            at.iter()
+                .map(|&i| {
+                    row.get(i)
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(f64::NAN)
+                })
+                .sum()
+        })
+        .collect()
+}
+
 /// Runs the TorchScript file `module` in Python (`torch.jit.load`) on `input` and returns the
 /// largest absolute difference from `expected`, what ferrovis computed. Panics when the shapes
 /// differ or the script fails.

@@ -6,6 +6,7 @@ mod validate_data;
 mod validate_detect;
 mod validate_faster_rcnn;
 mod validate_imagenet;
+mod validate_retinanet;
 mod validate_segment;
 mod validate_ssd;
 mod validate_style;

@@ -1,6 +1,6 @@
 //! `make validate`: SSDlite320 on MobileNetV2 on the real coco128 images with the `ssdlite`
 //! augmentation, from the ImageNet backbone in `../shared/weights` (fine-tuned, torchvision's
-//! default for SSDlite) against the same trained from random weights, 10 epochs each on the CPU:
+//! default for SSDlite) against the same trained from random weights, 6 epochs each on the CPU:
 //! both training losses fall and both mAP50s are printed (coco128 is too small, and the run too
 //! short, for a target). Kept in `target/tmp/validate-ssd`.
 
@@ -9,23 +9,13 @@ use std::path::Path;
 use ferrovis_core::engine::RunControl;
 use ferrovis_detect::config::DetectConfig;
 use ferrovis_detect::torchvision::train;
-use ferrovis_tests::shared_dir;
+use ferrovis_tests::{results_column_sums, shared_dir};
 
 fn losses(run: &Path) -> Vec<f64> {
-    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
-    let (a, b) = (col("train/bbox_regression"), col("train/classification"));
-    lines
-        .map(|l| {
-            let v: Vec<f64> = l
-                .split(',')
-                .map(|x| x.parse().unwrap_or(f64::NAN))
-                .collect();
-            v[a] + v[b]
-        })
-        .collect()
+    results_column_sums(
+        &run.join("results.csv"),
+        &["train/bbox_regression", "train/classification"],
+    )
 }
 
 #[test]
@@ -43,8 +33,8 @@ fn validate_ssdlite_coco128_mobilenet_v2() {
             format!("project={}", out.display()),
             format!("name={name}"),
             format!("model={model}"),
-            "epochs=10".into(),
-            "lr_step=8".into(),
+            "epochs=6".into(),
+            "lr_step=5".into(),
             "device=cpu".into(),
         ];
         let cfg = DetectConfig::load(None, &args).unwrap();

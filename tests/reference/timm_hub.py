@@ -9,7 +9,7 @@ model.safetensors) into a Hugging Face cache laid out as huggingface_hub lays it
 holds a seeded input batch at the checkpoint's input size and timm's logits for it (eval mode),
 and `<name>.json` timm's `resolve_data_config` for the model.
 
-    python timm_hub.py OUT
+    python timm_hub.py OUT [NAME ...]   (default: every case)
 """
 import json
 import os
@@ -48,8 +48,11 @@ def randomise(model, gen):
 
 def main():
     out = sys.argv[1]
+    wanted = sys.argv[2:] or CASES
     torch.set_num_threads(2)
     for i, name in enumerate(CASES):
+        if name not in wanted:
+            continue
         torch.manual_seed(100 + i)
         model = timm.create_model(name, pretrained=False).eval()
         randomise(model, torch.Generator().manual_seed(200 + i))

@@ -48,28 +48,16 @@ pub struct TimmCheckpoint {
 /// For a timm architecture name, the ferrovis architecture, its renaming family and the image
 /// size the name carries (ViT's `_224`, `_384`).
 fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
-    const RESNETS: [&str; 10] = [
-        "resnet18",
-        "resnet34",
-        "resnet50",
-        "resnet101",
-        "resnet152",
-        "resnext50_32x4d",
-        "resnext101_32x8d",
-        "resnext101_64x4d",
-        "wide_resnet50_2",
-        "wide_resnet101_2",
-    ];
-    const CONVNEXTS: [&str; 4] = [
-        "convnext_tiny",
-        "convnext_small",
-        "convnext_base",
-        "convnext_large",
-    ];
-    if RESNETS.contains(&timm) {
+    // timm's ResNet family and ConvNeXt sizes use torchvision's names for the same networks.
+    let named = |prefixes: &[&str]| {
+        crate::backbone::NAMES
+            .iter()
+            .any(|n| *n == timm && prefixes.iter().any(|p| n.starts_with(p)))
+    };
+    if named(&["resnet", "resnext", "wide_resnet"]) {
         return Ok((timm.to_string(), Family::ResNet, None));
     }
-    if CONVNEXTS.contains(&timm) {
+    if named(&["convnext_"]) {
         return Ok((timm.to_string(), Family::ConvNext, None));
     }
     // vit_base_patch16_224, vit_large_patch16_384, deit_base_patch16_224, vit_huge_patch14_224.

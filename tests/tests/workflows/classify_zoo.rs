@@ -4,7 +4,8 @@
 //! (whose files carry torchvision's legacy names) and ViT-B/32 trained at 64 px from a 224
 //! checkpoint (its positional embedding interpolated as torchvision's `interpolate_embeddings`).
 //! Feature extraction keeps the backbone as loaded, so the run's weights show what loaded; the
-//! run records the weight set's normalisation.
+//! run records the weight set's normalisation. A timm checkpoint by its Hub name builds its own
+//! architecture and normalisation.
 
 use ferrovis_classify::config::Mode;
 use ferrovis_classify::train;
@@ -83,6 +84,88 @@ fn new_families_train_from_their_weights_by_name() {
         }
     });
     std::env::remove_var("TORCH_HOME");
+    std::env::remove_var("FERROVIS_OFFLINE");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// `classify train --weights hf-hub:timm/convnext_tiny.fb_in1k` with no `--arch`: ConvNeXt-T is
+/// built from the snapshot's `config.json` (a seeded timm model saved by timm's `save_for_hf` in
+/// the Hugging Face cache's layout, read offline), its timm-named weights load into the
+/// torchvision-named backbone (feature extraction keeps them as loaded), and the run records the
+/// architecture and the file's normalisation and crop.
+#[test]
+fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    let shapes = ShapesConfig {
+        image_size: 72,
+        train: 4,
+        val: 2,
+        classes: ["circle", "square"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    synthetic::write_classification(&data, &shapes).unwrap();
+    let name = "convnext_tiny.fb_in1k";
+    let reference = dir.path().join("timm");
+    run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
+    let hf_cache = reference.join("hub");
+    std::env::set_var("HF_HUB_CACHE", &hf_cache);
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(|| {
+        let mut cfg =
+            crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
+        // model.arch left at its default: the checkpoint's config.json decides.
+        cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
+        cfg.model.weights = format!("hf-hub:timm/{name}");
+        cfg.data.image_size = 64;
+        cfg.data.augment = false;
+        cfg.train.epochs = 1;
+        let summary =
+            train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let snapshot = std::fs::read_dir(hf_cache.join(format!("models--timm--{name}/snapshots")))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let source = checkpoint::read(snapshot.join("model.safetensors")).unwrap();
+        let trained = checkpoint::read(summary.run.join("weights/best.safetensors")).unwrap();
+        for (timm_name, torchvision_name) in [
+            (
+                "stages.2.blocks.4.mlp.fc1.weight",
+                "features.5.4.block.3.weight",
+            ),
+            ("stages.3.downsample.1.weight", "features.6.1.weight"),
+        ] {
+            let (want, got) = (
+                source.get(timm_name).unwrap(),
+                trained.get(torchvision_name).unwrap(),
+            );
+            assert!(
+                got.equal(want),
+                "{torchvision_name} is not timm's {timm_name}"
+            );
+        }
+        let scale = trained.get("features.1.0.layer_scale").unwrap();
+        assert_eq!(scale.size(), [96, 1, 1]);
+        let meta = std::fs::read_to_string(summary.run.join("classify.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!(meta["arch"], "convnext_tiny");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(snapshot.join("config.json")).unwrap())
+                .unwrap();
+        let pre = &config["pretrained_cfg"];
+        assert_eq!(meta["transform"]["mean"], pre["mean"]);
+        assert_eq!(meta["transform"]["std"], pre["std"]);
+        println!(
+            "{name}: trained as convnext_tiny; run transform {}",
+            meta["transform"]
+        );
+    });
+    std::env::remove_var("HF_HUB_CACHE");
     std::env::remove_var("FERROVIS_OFFLINE");
     if let Err(e) = result {
         std::panic::resume_unwind(e);

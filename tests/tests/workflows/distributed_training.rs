@@ -451,16 +451,7 @@ fn yolov8_on_two_ranks_follows_ultralytics_ddp_step() {
     }
     let (worst, worst_name) = single_against_ddp(&project);
     // The train loss columns agree (without the world-size factor the ranks' would be half).
-    let (ra, rb) = (
-        results(&project.join("single")),
-        results(&project.join("ddp")),
-    );
-    for col in 1..4 {
-        assert!(
-            (ra[0][col] - rb[0][col]).abs() < 1e-4 * ra[0][col].abs().max(1.0),
-            "column {col}: {ra:?} vs {rb:?}"
-        );
-    }
+    assert_first_columns_agree(&project, 3);
     assert!(
         worst < 1e-5,
         "max |single − ddp| / (1 + |single|) = {worst:e} ({worst_name})"
@@ -491,6 +482,21 @@ fn identical_training_images(dir: &Path, train: usize, objects: usize) -> PathBu
         std::fs::copy(lbl.join("0000.txt"), lbl.join(format!("{i:04}.txt"))).unwrap();
     }
     yaml
+}
+
+/// The first `n` columns after the epoch of `project`'s `single` and `ddp` runs' first
+/// `results.csv` row (their training losses) agree within 1e-4 (relative).
+fn assert_first_columns_agree(project: &Path, n: usize) {
+    let (a, b) = (
+        results(&project.join("single")),
+        results(&project.join("ddp")),
+    );
+    for col in 1..=n {
+        assert!(
+            (a[0][col] - b[0][col]).abs() < 1e-4 * a[0][col].abs().max(1.0),
+            "column {col}: {a:?} vs {b:?}"
+        );
+    }
 }
 
 /// The largest difference between the trained tensors of `project`'s `single` and `ddp` runs,
@@ -558,17 +564,8 @@ fn retinanet_on_two_ranks_trains_as_one_process_of_twice_the_batch() {
     {
         assert!(out.status.success(), "{}", text(&out));
     }
-    let (ra, rb) = (
-        results(&project.join("single")),
-        results(&project.join("ddp")),
-    );
-    // epoch, then the training loss and its two parts.
-    for col in 1..4 {
-        assert!(
-            (ra[0][col] - rb[0][col]).abs() < 1e-4 * ra[0][col].abs().max(1.0),
-            "column {col}: {ra:?} vs {rb:?}"
-        );
-    }
+    // The training loss and its two parts.
+    assert_first_columns_agree(&project, 3);
     let (worst, worst_name) = single_against_ddp(&project);
     println!("RetinaNet, 2 steps: max |single − ddp| / (1 + |single|) = {worst:e} ({worst_name})");
     assert!(

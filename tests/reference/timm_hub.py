@@ -25,6 +25,7 @@ CASES = [
     "resnet18.tv_in1k",
     "resnet50.a1_in1k",
     "convnext_tiny.fb_in1k",
+    "efficientnet_b0.ra_in1k",
     "vit_base_patch16_224.augreg2_in21k_ft_in1k",
 ]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -9,8 +9,9 @@
 //! otherwise.
 //!
 //! Built: ResNet / ResNeXt / Wide ResNet (timm keeps torchvision's names, `a1_in1k`- and
-//! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, ViT B/L/H and DeiT-B (fused q/k/v in both)
-//! at any of their sizes. Other timm architectures are refused with their name.
+//! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, EfficientNet B0–B7 (timm's own, not the `tf_`
+//! ports), ViT B/L/H and DeiT-B (fused q/k/v in both) at any of their sizes. Other timm
+//! architectures are refused with their name.
 
 pub mod config;
 mod names;
@@ -60,6 +61,10 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
     if named(&["convnext_"]) {
         return Ok((timm.to_string(), Family::ConvNext, None));
     }
+    // timm's own EfficientNets (not the `tf_` ports, whose SAME padding differs).
+    if named(&["efficientnet_b"]) {
+        return Ok((timm.to_string(), Family::EfficientNet, None));
+    }
     // vit_base_patch16_224, vit_large_patch16_384, deit_base_patch16_224, vit_huge_patch14_224.
     let vit = regex::Regex::new(r"^(?:vit|deit)_(base|large|huge)_patch(\d+)_(\d+)$")
         .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -77,7 +82,7 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
     }
     Err(Error::Invalid(format!(
         "timm architecture {timm:?} is not built: ferrovis reads timm's ResNet/ResNeXt/Wide \
-         ResNet, ConvNeXt T/S/B/L and ViT/DeiT B/L/H checkpoints"
+         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7 and ViT/DeiT B/L/H checkpoints"
     )))
 }
 

@@ -80,11 +80,80 @@ const VIT: Rules = &[
     (r"^head\.(weight|bias)$", "heads.head.$1"),
 ];
 
+/// EfficientNet B0–B7 (timm's own, not the `tf_` ports with SAME padding): timm's `blocks.i.j`
+/// are torchvision's `features.{i+1}.j.block`; stage 0's depthwise-separable blocks hold
+/// (depthwise conv + BN, squeeze-excite, projection + BN), the later inverted residuals (expansion
+/// + BN, depthwise + BN, squeeze-excite, projection + BN).
+const EFFICIENTNET: Rules = &[
+    (r"^conv_stem\.weight$", "features.0.0.weight"),
+    (r"^bn1\.(\w+)$", "features.0.1.$1"),
+    (
+        r"^blocks\.0\.(\d+)\.conv_dw\.weight$",
+        "features.1.$1.block.0.0.weight",
+    ),
+    (
+        r"^blocks\.0\.(\d+)\.bn1\.(\w+)$",
+        "features.1.$1.block.0.1.$2",
+    ),
+    (
+        r"^blocks\.0\.(\d+)\.se\.conv_reduce\.(\w+)$",
+        "features.1.$1.block.1.fc1.$2",
+    ),
+    (
+        r"^blocks\.0\.(\d+)\.se\.conv_expand\.(\w+)$",
+        "features.1.$1.block.1.fc2.$2",
+    ),
+    (
+        r"^blocks\.0\.(\d+)\.conv_pw\.weight$",
+        "features.1.$1.block.2.0.weight",
+    ),
+    (
+        r"^blocks\.0\.(\d+)\.bn2\.(\w+)$",
+        "features.1.$1.block.2.1.$2",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.conv_pw\.weight$",
+        "features.{s+1}.$2.block.0.0.weight",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.bn1\.(\w+)$",
+        "features.{s+1}.$2.block.0.1.$3",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.conv_dw\.weight$",
+        "features.{s+1}.$2.block.1.0.weight",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.bn2\.(\w+)$",
+        "features.{s+1}.$2.block.1.1.$3",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.se\.conv_reduce\.(\w+)$",
+        "features.{s+1}.$2.block.2.fc1.$3",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.se\.conv_expand\.(\w+)$",
+        "features.{s+1}.$2.block.2.fc2.$3",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.conv_pwl\.weight$",
+        "features.{s+1}.$2.block.3.0.weight",
+    ),
+    (
+        r"^blocks\.(\d+)\.(\d+)\.bn3\.(\w+)$",
+        "features.{s+1}.$2.block.3.1.$3",
+    ),
+    (r"^conv_head\.weight$", "features.8.0.weight"),
+    (r"^bn2\.(\w+)$", "features.8.1.$1"),
+    (r"^classifier\.(weight|bias)$", "classifier.1.$1"),
+];
+
 /// The torchvision family a timm architecture belongs to, for its renaming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Family {
     ResNet,
     ConvNext,
+    EfficientNet,
     Vit,
 }
 
@@ -93,6 +162,7 @@ impl Family {
         match self {
             Family::ResNet => RESNET,
             Family::ConvNext => CONVNEXT,
+            Family::EfficientNet => EFFICIENTNET,
             Family::Vit => VIT,
         }
     }
@@ -122,14 +192,16 @@ pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Resu
                 })?;
         let mut renamed = String::new();
         if let Some(caps) = re.captures(name) {
-            // ConvNeXt's stage s is torchvision's `features` entry 2s + 1 (its downsampling 2s).
+            // Stage s of timm's is torchvision's `features` entry 2s + 1 in ConvNeXt (its
+            // downsampling 2s), s + 1 in EfficientNet (after the stem).
             let stage: i64 = caps
                 .get(1)
                 .and_then(|m| m.as_str().parse().ok())
                 .unwrap_or(0);
             let replacement = replacement
                 .replace("{2s+1}", &(2 * stage + 1).to_string())
-                .replace("{2s}", &(2 * stage).to_string());
+                .replace("{2s}", &(2 * stage).to_string())
+                .replace("{s+1}", &(stage + 1).to_string());
             caps.expand(&replacement, &mut renamed);
         }
         let tensor: Tensor = if family == Family::ConvNext && name.ends_with(".gamma") {

@@ -26,6 +26,8 @@ CASES = [
     "resnet50.a1_in1k",
     "convnext_tiny.fb_in1k",
     "efficientnet_b0.ra_in1k",
+    "regnety_016.tv2_in1k",
+    "regnetx_004_tv.tv2_in1k",
     "vit_base_patch16_224.augreg2_in21k_ft_in1k",
 ]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,8 +10,8 @@
 //!
 //! Built: ResNet / ResNeXt / Wide ResNet (timm keeps torchvision's names, `a1_in1k`- and
 //! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, EfficientNet B0–B7 (timm's own, not the `tf_`
-//! ports), ViT B/L/H and DeiT-B (fused q/k/v in both) at any of their sizes. Other timm
-//! architectures are refused with their name.
+//! ports), RegNet X/Y (the 15 whose configuration is torchvision's), ViT B/L/H and DeiT-B (fused
+//! q/k/v in both) at any of their sizes. Other timm architectures are refused with their name.
 
 pub mod config;
 mod names;
@@ -61,6 +61,28 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
     if named(&["convnext_"]) {
         return Ok((timm.to_string(), Family::ConvNext, None));
     }
+    // timm's RegNets whose configuration is torchvision's (checked network by network: the
+    // `_tv` ones are timm's copies where its own 400MF X / 800MF Y / 8GF Y differ).
+    const REGNETS: [(&str, &str); 15] = [
+        ("regnetx_004_tv", "regnet_x_400mf"),
+        ("regnetx_008", "regnet_x_800mf"),
+        ("regnetx_016", "regnet_x_1_6gf"),
+        ("regnetx_032", "regnet_x_3_2gf"),
+        ("regnetx_080", "regnet_x_8gf"),
+        ("regnetx_160", "regnet_x_16gf"),
+        ("regnetx_320", "regnet_x_32gf"),
+        ("regnety_004", "regnet_y_400mf"),
+        ("regnety_008_tv", "regnet_y_800mf"),
+        ("regnety_016", "regnet_y_1_6gf"),
+        ("regnety_032", "regnet_y_3_2gf"),
+        ("regnety_080_tv", "regnet_y_8gf"),
+        ("regnety_160", "regnet_y_16gf"),
+        ("regnety_320", "regnet_y_32gf"),
+        ("regnety_1280", "regnet_y_128gf"),
+    ];
+    if let Some((_, arch)) = REGNETS.iter().find(|(t, _)| *t == timm) {
+        return Ok((arch.to_string(), Family::RegNet, None));
+    }
     // timm's own EfficientNets (not the `tf_` ports, whose SAME padding differs).
     if named(&["efficientnet_b"]) {
         return Ok((timm.to_string(), Family::EfficientNet, None));
@@ -82,7 +104,8 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
     }
     Err(Error::Invalid(format!(
         "timm architecture {timm:?} is not built: ferrovis reads timm's ResNet/ResNeXt/Wide \
-         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7 and ViT/DeiT B/L/H checkpoints"
+         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7, torchvision's RegNets and ViT/DeiT B/L/H \
+         checkpoints"
     )))
 }
 

@@ -148,12 +148,58 @@ const EFFICIENTNET: Rules = &[
     (r"^classifier\.(weight|bias)$", "classifier.1.$1"),
 ];
 
+/// RegNet X and Y: timm's `s{i}.b{k}` (k from 1) is torchvision's
+/// `trunk_output.block{i}.block{i}-{k-1}`, its `conv1/2/3` the block's `f.a/b/c`, its
+/// `downsample` the block's `proj`.
+const REGNET: Rules = &[
+    (r"^stem\.conv\.weight$", "stem.0.weight"),
+    (r"^stem\.bn\.(\w+)$", "stem.1.$1"),
+    (
+        r"^s(\d)\.b(\d+)\.conv1\.conv\.weight$",
+        "trunk_output.block$1.block$1-{k-1}.f.a.0.weight",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.conv1\.bn\.(\w+)$",
+        "trunk_output.block$1.block$1-{k-1}.f.a.1.$3",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.conv2\.conv\.weight$",
+        "trunk_output.block$1.block$1-{k-1}.f.b.0.weight",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.conv2\.bn\.(\w+)$",
+        "trunk_output.block$1.block$1-{k-1}.f.b.1.$3",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.conv3\.conv\.weight$",
+        "trunk_output.block$1.block$1-{k-1}.f.c.0.weight",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.conv3\.bn\.(\w+)$",
+        "trunk_output.block$1.block$1-{k-1}.f.c.1.$3",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.se\.(fc[12])\.(weight|bias)$",
+        "trunk_output.block$1.block$1-{k-1}.f.se.$3.$4",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.downsample\.conv\.weight$",
+        "trunk_output.block$1.block$1-{k-1}.proj.0.weight",
+    ),
+    (
+        r"^s(\d)\.b(\d+)\.downsample\.bn\.(\w+)$",
+        "trunk_output.block$1.block$1-{k-1}.proj.1.$3",
+    ),
+    (r"^head\.fc\.(weight|bias)$", "fc.$1"),
+];
+
 /// The torchvision family a timm architecture belongs to, for its renaming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Family {
     ResNet,
     ConvNext,
     EfficientNet,
+    RegNet,
     Vit,
 }
 
@@ -163,6 +209,7 @@ impl Family {
             Family::ResNet => RESNET,
             Family::ConvNext => CONVNEXT,
             Family::EfficientNet => EFFICIENTNET,
+            Family::RegNet => REGNET,
             Family::Vit => VIT,
         }
     }
@@ -198,10 +245,16 @@ pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Resu
                 .get(1)
                 .and_then(|m| m.as_str().parse().ok())
                 .unwrap_or(0);
+            // RegNet's blocks count from 1 in timm, from 0 in torchvision.
+            let block: i64 = caps
+                .get(2)
+                .and_then(|m| m.as_str().parse().ok())
+                .unwrap_or(1);
             let replacement = replacement
                 .replace("{2s+1}", &(2 * stage + 1).to_string())
                 .replace("{2s}", &(2 * stage).to_string())
-                .replace("{s+1}", &(stage + 1).to_string());
+                .replace("{s+1}", &(stage + 1).to_string())
+                .replace("{k-1}", &(block - 1).to_string());
             caps.expand(&replacement, &mut renamed);
         }
         let tensor: Tensor = if family == Family::ConvNext && name.ends_with(".gamma") {

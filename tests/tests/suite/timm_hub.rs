@@ -17,11 +17,13 @@ use tch::nn::VarStore;
 use tch::Device;
 
 /// `reference/timm_hub.py`'s cases, with the ferrovis architecture each one is built as.
-const CASES: [(&str, &str); 5] = [
+const CASES: [(&str, &str); 7] = [
     ("resnet18.tv_in1k", "resnet18"),
     ("resnet50.a1_in1k", "resnet50"),
     ("convnext_tiny.fb_in1k", "convnext_tiny"),
     ("efficientnet_b0.ra_in1k", "efficientnet_b0"),
+    ("regnety_016.tv2_in1k", "regnet_y_1_6gf"),
+    ("regnetx_004_tv.tv2_in1k", "regnet_x_400mf"),
     ("vit_base_patch16_224.augreg2_in21k_ft_in1k", "vit_b_16"),
 ];
 

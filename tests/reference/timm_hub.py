@@ -2,8 +2,8 @@
 them, made here with no download.
 
 Each case is a timm model built with pretrained=False under its Hub name (so its pretrained_cfg
-is that tag's), seeded, its norms randomised (BatchNorm statistics and affines, LayerNorm affines,
-ConvNeXt's layer scales moved off 1e-6) and saved with timm's own `save_for_hf` (config.json and
+is that tag's), seeded, its norms randomised (norm affines, ConvNeXt's layer scales moved off
+1e-6, BatchNorm statistics calibrated on random data) and saved with timm's own `save_for_hf` (config.json and
 model.safetensors) into a Hugging Face cache laid out as huggingface_hub lays it
 (`hub/models--timm--<name>/snapshots/<commit>/`, `refs/main`). Beside it, `<name>.safetensors`
 holds a seeded input batch at the checkpoint's input size and timm's logits for it (eval mode),
@@ -33,20 +33,31 @@ CASES = [
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def randomise(model, gen):
+def randomise(model, gen, size):
+    """Norm affines away from (1, 0), constant tensors given noise, ConvNeXt's layer scales off
+    1e-6, then BatchNorm running statistics calibrated on random data as a trained network's
+    are (so activations keep their scale and float32 rounding stays small whatever the thread
+    count)."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) or type(m).__name__ == "LayerNorm2d":
                 m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
         for name, p in model.named_parameters():
             if name.endswith("gamma"):
                 p.copy_(torch.rand(p.shape, generator=gen) * 0.5 + 0.25)
             elif p.numel() > 1 and float(p.std()) == 0.0:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.02)
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batch
+        if bns:
+            model.train()
+            model(torch.randn(8, 3, size, size, generator=gen))
+        for m in bns:
+            m.momentum = 0.1
+    model.eval()
 
 
 def main():
@@ -58,7 +69,8 @@ def main():
             continue
         torch.manual_seed(100 + i)
         model = timm.create_model(name, pretrained=False).eval()
-        randomise(model, torch.Generator().manual_seed(200 + i))
+        size = resolve_data_config({}, model=model)["input_size"][1]
+        randomise(model, torch.Generator().manual_seed(200 + i), size)
         repo = os.path.join(out, "hub", "models--timm--" + name)
         snap = os.path.join(repo, "snapshots", COMMIT)
         os.makedirs(snap, exist_ok=True)
@@ -67,7 +79,6 @@ def main():
         with open(os.path.join(repo, "refs", "main"), "w") as f:
             f.write(COMMIT)
         cfg = resolve_data_config({}, model=model)
-        size = cfg["input_size"][1]
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(300 + i))
         with torch.no_grad():
             logits = model(x)

@@ -14,11 +14,9 @@ use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
 use ferrovis_tests::run_reference;
 
-#[test]
-fn new_families_train_from_their_weights_by_name() {
-    let _serial = crate::serial();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shapes");
+/// Circles and squares, 4 training and 2 validation images each, 72 px, under `dir/shapes`.
+fn two_shapes(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = dir.join("shapes");
     let shapes = ShapesConfig {
         image_size: 72,
         train: 4,
@@ -27,6 +25,14 @@ fn new_families_train_from_their_weights_by_name() {
         ..Default::default()
     };
     synthetic::write_classification(&data, &shapes).unwrap();
+    data
+}
+
+#[test]
+fn new_families_train_from_their_weights_by_name() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_shapes(dir.path());
     let torch_home = dir.path().join("torch");
     let cache = torch_home.join("hub").join("checkpoints");
     let archs = ["convnext_tiny", "swin_t", "densenet121", "vit_b_32"];
@@ -99,15 +105,7 @@ fn new_families_train_from_their_weights_by_name() {
 fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
     let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shapes");
-    let shapes = ShapesConfig {
-        image_size: 72,
-        train: 4,
-        val: 2,
-        classes: ["circle", "square"].map(String::from).to_vec(),
-        ..Default::default()
-    };
-    synthetic::write_classification(&data, &shapes).unwrap();
+    let data = two_shapes(dir.path());
     let name = "convnext_tiny.fb_in1k";
     let reference = dir.path().join("timm");
     run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);

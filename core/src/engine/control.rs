@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// How a call to [`fit`] starts and may stop.
+/// How a call to [`fit`](crate::engine::fit) starts and may stop.
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
     /// Continue from `<run>/checkpoint.safetensors`.

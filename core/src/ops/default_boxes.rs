@@ -87,7 +87,7 @@ impl DefaultBoxGenerator {
         })
     }
 
-    /// `ssd300_vgg16`'s: ratios [2], [2, 3] ×3, [2], [2]; scales 0.07 … 1.05; steps 8 … 300.
+    /// `ssd300_vgg16`'s: ratios `[2]`, `[2, 3]` ×3, `[2]`, `[2]`; scales 0.07 … 1.05; steps 8 … 300.
     pub fn ssd300() -> Self {
         let ratios = vec![
             vec![2.0],

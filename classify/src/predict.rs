@@ -36,6 +36,12 @@ pub enum ModelSource {
         /// The backbone it was saved from.
         arch: String,
     },
+    /// A timm checkpoint (`hf-hub:timm/<arch>.<tag>` or its folder): architecture, classes,
+    /// label names and preprocessing from its `config.json`.
+    Timm {
+        /// The `hf-hub:` name or the folder.
+        spec: String,
+    },
 }
 
 impl ModelSource {
@@ -49,6 +55,12 @@ impl ModelSource {
     /// `--weights PATH [--arch NAME]`: a run folder, or a weights file inside one, brings its
     /// metadata; any other checkpoint needs `arch`.
     pub fn resolve(path: &Path, arch: Option<&str>) -> Result<Self> {
+        let spec = path.to_string_lossy();
+        if ferrovis_core::timm::is_timm(&spec) {
+            return Ok(ModelSource::Timm {
+                spec: spec.into_owned(),
+            });
+        }
         let resolved = resolve_weights(path)?;
         match (resolved.run, arch) {
             (Some(run), None) if run.has_meta::<RunMeta>() => Ok(ModelSource::Run {
@@ -86,6 +98,30 @@ pub fn load(
         ModelSource::Run { run, file } => {
             let (clf, meta) = load_run(run, file, device)?;
             Ok((clf, meta.classes, meta.transform))
+        }
+        ModelSource::Timm { spec } => {
+            let t = ferrovis_core::timm::read(spec)?;
+            let n = t.config.num_classes;
+            let clf = Classifier::at_size(&t.arch, n as usize, 0.0, Some(t.image_size), device)?;
+            let mut sd = t.state_dict;
+            clf.model
+                .adapt_checkpoint(&mut sd)
+                .with_context(|| format!("{spec} does not fit {}", t.arch))?;
+            checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
+                .with_context(|| format!("loading {spec} into {}", t.arch))?;
+            let pre = t.config.pretrained_cfg()?;
+            let classes = match t.config.label_names {
+                Some(names) if names.len() == n as usize => names,
+                _ if n == 1000 => IMAGENET_CLASSES.lines().map(String::from).collect(),
+                _ => default_class_names(n as usize),
+            };
+            let transform = ClassifyTransform {
+                resize: pre.resize_size as usize,
+                mean: pre.mean,
+                std: pre.std,
+                ..ClassifyTransform::eval(pre.input_size as usize)
+            };
+            Ok((clf, classes, transform))
         }
         ModelSource::Weights { path, arch } => {
             let sd =

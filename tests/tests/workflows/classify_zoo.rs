@@ -8,7 +8,7 @@
 //! architecture and normalisation.
 
 use ferrovis_classify::config::Mode;
-use ferrovis_classify::train;
+use ferrovis_classify::{predict, train};
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
@@ -162,6 +162,33 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
             "{name}: trained as convnext_tiny; run transform {}",
             meta["transform"]
         );
+
+        // `classify predict --weights hf-hub:timm/…`: timm's 1000 ImageNet classes, its
+        // preprocessing.
+        let spec = std::path::PathBuf::from(format!("hf-hub:timm/{name}"));
+        let source = predict::ModelSource::resolve(&spec, None).unwrap();
+        assert!(
+            matches!(source, predict::ModelSource::Timm { .. }),
+            "{source:?}"
+        );
+        let (clf, classes, transform) = predict::load(&source, tch::Device::Cpu).unwrap();
+        assert_eq!(clf.arch, "convnext_tiny");
+        assert_eq!((classes.len(), classes[0].as_str()), (1000, "tench"));
+        assert_eq!(serde_json::json!(transform.mean), pre["mean"]);
+        assert_eq!(transform.size, 224);
+        let image = data
+            .join("val/circle")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let preds =
+            predict::predict(&clf, &classes, &transform, &[image], 3, tch::Device::Cpu).unwrap();
+        assert_eq!(preds[0].top.len(), 3);
+        let total: f64 = preds[0].top.iter().map(|(_, p)| p).sum();
+        assert!(total > 0.0 && total <= 1.0 + 1e-6, "{:?}", preds[0].top);
     });
     std::env::remove_var("HF_HUB_CACHE");
     std::env::remove_var("FERROVIS_OFFLINE");

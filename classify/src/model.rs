@@ -84,19 +84,14 @@ impl Classifier {
         Ok(format!("{source}: {}", report.summary()))
     }
 
-    /// The normalisation and sizes the weights named `weights` expect: a timm checkpoint's
-    /// `config.json` (`hf-hub:timm/…` or its folder), the registry's entry for a torchvision
-    /// weight set (`vit_b_16:IMAGENET1K_SWAG_E2E_V1`: 384 px, bicubic), else the architecture's
-    /// default weights'.
-    pub fn pretrained_cfg(&self, weights: &str) -> Result<PretrainedCfg> {
-        if ferrovis_core::timm::is_timm(weights) {
-            let (config, _) = ferrovis_core::timm::snapshot(weights)?;
-            return Ok(ferrovis_core::timm::TimmConfig::read(&config)?.pretrained_cfg()?);
-        }
-        Ok(ferrovis_core::hub::registry::lookup(weights)
+    /// The normalisation and sizes the weights named `weights` expect: the registry's entry for
+    /// a torchvision weight set (`vit_b_16:IMAGENET1K_SWAG_E2E_V1`: 384 px, bicubic), else the
+    /// architecture's default weights'. (A timm checkpoint's come from its `config.json`.)
+    pub fn pretrained_cfg(&self, weights: &str) -> PretrainedCfg {
+        ferrovis_core::hub::registry::lookup(weights)
             .filter(|e| e.arch == self.arch)
             .and_then(|e| e.transforms)
-            .unwrap_or_else(|| self.model.pretrained_cfg()))
+            .unwrap_or_else(|| self.model.pretrained_cfg())
     }
 
     /// Freezes for `mode` and returns how the optimiser should group the parameters.

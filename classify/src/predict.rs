@@ -5,6 +5,7 @@ use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use ferrovis_core::backbone::PretrainedCfg;
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
@@ -112,15 +113,9 @@ pub fn load(
             let pre = t.config.pretrained_cfg()?;
             let classes = match t.config.label_names {
                 Some(names) if names.len() == n as usize => names,
-                _ if n == 1000 => IMAGENET_CLASSES.lines().map(String::from).collect(),
-                _ => default_class_names(n as usize),
+                _ => class_names(n),
             };
-            let transform = ClassifyTransform {
-                resize: pre.resize_size as usize,
-                mean: pre.mean,
-                std: pre.std,
-                ..ClassifyTransform::eval(pre.input_size as usize)
-            };
+            let transform = eval_transform(&pre);
             Ok((clf, classes, transform))
         }
         ModelSource::Weights { path, arch } => {
@@ -140,20 +135,30 @@ pub fn load(
             let clf = Classifier::new(arch, num_classes as usize, 0.0, device)?;
             checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
                 .with_context(|| format!("loading {} into {arch}", path.display()))?;
-            let classes: Vec<String> = if num_classes == 1000 {
-                IMAGENET_CLASSES.lines().map(String::from).collect()
-            } else {
-                default_class_names(num_classes as usize)
-            };
+            let classes = class_names(num_classes);
             let pre = clf.model.pretrained_cfg();
-            let transform = ClassifyTransform {
-                resize: pre.resize_size as usize,
-                mean: pre.mean,
-                std: pre.std,
-                ..ClassifyTransform::eval(pre.input_size as usize)
-            };
+            let transform = eval_transform(&pre);
             Ok((clf, classes, transform))
         }
+    }
+}
+
+/// The evaluation preprocessing `pre` describes: resize, centre crop, normalisation.
+fn eval_transform(pre: &PretrainedCfg) -> ClassifyTransform {
+    ClassifyTransform {
+        resize: pre.resize_size as usize,
+        mean: pre.mean,
+        std: pre.std,
+        ..ClassifyTransform::eval(pre.input_size as usize)
+    }
+}
+
+/// Names for a checkpoint's `n` outputs: ImageNet's for 1000, `class_0`… otherwise.
+fn class_names(n: i64) -> Vec<String> {
+    if n == 1000 {
+        IMAGENET_CLASSES.lines().map(String::from).collect()
+    } else {
+        default_class_names(n as usize)
     }
 }
 

@@ -304,6 +304,11 @@ pub fn train(
         Some(cfg.data.image_size as i64),
         device,
     )?;
+    // The checkpoint's preprocessing, from the config.json read above.
+    let timm_pre = timm
+        .as_ref()
+        .map(|t| t.config.pretrained_cfg())
+        .transpose()?;
     if let Some(t) = timm {
         let source = format!("{} (timm {})", cfg.model.weights, t.config.architecture);
         println!(
@@ -327,7 +332,7 @@ pub fn train(
         "mode: {:?}, {trainable} of {total} parameters train",
         cfg.train.mode
     );
-    let pre = clf.pretrained_cfg(&cfg.model.weights)?;
+    let pre = timm_pre.unwrap_or_else(|| clf.pretrained_cfg(&cfg.model.weights));
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
     let meta = RunMeta {
         arch: arch.clone(),

@@ -40,15 +40,20 @@ impl Classifier {
         image_size: Option<i64>,
         device: Device,
     ) -> Result<Self> {
-        let vs = VarStore::new(device);
         let opts = BackboneOptions {
             num_classes: num_classes as i64,
             dropout: Some(dropout),
             image_size,
             ..Default::default()
         };
-        let model = backbone::create(arch, &vs.root(), &opts)
-            .with_context(|| format!("building {arch} with {num_classes} classes"))?;
+        Self::with_options(arch, &opts, device)
+    }
+
+    /// Builds `arch` with `opts` (the class count, dropout and image size among them).
+    pub fn with_options(arch: &str, opts: &BackboneOptions, device: Device) -> Result<Self> {
+        let vs = VarStore::new(device);
+        let model = backbone::create(arch, &vs.root(), opts)
+            .with_context(|| format!("building {arch} with {} classes", opts.num_classes))?;
         Ok(Self {
             arch: arch.to_string(),
             vs,

@@ -5,7 +5,7 @@ use ferrovis_data::dataset::default_class_names;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ferrovis_core::backbone::PretrainedCfg;
+use ferrovis_core::backbone::{BackboneOptions, PretrainedCfg};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
@@ -37,8 +37,9 @@ pub enum ModelSource {
         /// The backbone it was saved from.
         arch: String,
     },
-    /// A timm checkpoint (`hf-hub:timm/<arch>.<tag>` or its folder): architecture, classes,
-    /// label names and preprocessing from its `config.json`.
+    /// A Hub checkpoint with its own configuration (`hf-hub:timm/<arch>.<tag>`, a transformers
+    /// DINOv2 classifier, or their folders): architecture, classes, label names and
+    /// preprocessing from its `config.json`.
     Timm {
         /// The `hf-hub:` name or the folder.
         spec: String,
@@ -57,7 +58,7 @@ impl ModelSource {
     /// metadata; any other checkpoint needs `arch`.
     pub fn resolve(path: &Path, arch: Option<&str>) -> Result<Self> {
         let spec = path.to_string_lossy();
-        if ferrovis_core::timm::is_timm(&spec) {
+        if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&spec) {
             return Ok(ModelSource::Timm {
                 spec: spec.into_owned(),
             });
@@ -101,16 +102,32 @@ pub fn load(
             Ok((clf, meta.classes, meta.transform))
         }
         ModelSource::Timm { spec } => {
-            let t = ferrovis_core::timm::read(spec)?;
+            let t = ferrovis_core::hub::checkpoint::read(spec)?;
             let n = t.config.num_classes;
-            let clf = Classifier::at_size(&t.arch, n as usize, 0.0, Some(t.image_size), device)?;
+            if n == 0 {
+                anyhow::bail!(
+                    "{spec} ({}) has no classifier: train one on your classes with `classify \
+                     train --weights {spec}`, then predict with the run",
+                    t.config.architecture
+                );
+            }
+            let pre = t.config.pretrained_cfg()?;
+            // Built at the evaluation size, so that a transformer's positional embedding is
+            // resized once, as its source resizes it.
+            let opts = BackboneOptions {
+                num_classes: n,
+                dropout: Some(0.0),
+                image_size: Some(pre.input_size),
+                pos_embed_resize: t.pos_embed_resize,
+                ..Default::default()
+            };
+            let clf = Classifier::with_options(&t.arch, &opts, device)?;
             let mut sd = t.state_dict;
             clf.model
                 .adapt_checkpoint(&mut sd)
                 .with_context(|| format!("{spec} does not fit {}", t.arch))?;
             checkpoint::load_into(&clf.vs, &sd, &LoadOptions::default().strict(true))
                 .with_context(|| format!("loading {spec} into {}", t.arch))?;
-            let pre = t.config.pretrained_cfg()?;
             let classes = match t.config.label_names {
                 Some(names) if names.len() == n as usize => names,
                 _ => class_names(n),

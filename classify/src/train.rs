@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use ferrovis_core::backbone::BackboneOptions;
 use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
 use ferrovis_core::{distributed, freeze, memory_format};
@@ -290,41 +291,45 @@ pub fn train(
             print!("{report}");
         }
     }
-    // A timm checkpoint names its own architecture and preprocessing (config.json).
-    let timm = if ferrovis_core::timm::is_timm(&cfg.model.weights) {
-        Some(ferrovis_core::timm::read(&cfg.model.weights)?)
+    // DINOv2 without weights named: its pre-trained features from the Hub are the point.
+    let weights = match ferrovis_core::transformers::default_repo(&cfg.model.arch) {
+        Some(repo) if cfg.model.weights.is_empty() => format!("hf-hub:{repo}"),
+        _ => cfg.model.weights.clone(),
+    };
+    // A Hub checkpoint (timm's, transformers' DINOv2) names its own architecture and
+    // preprocessing (config.json).
+    let hub_ckpt = if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&weights) {
+        Some(ferrovis_core::hub::checkpoint::read(&weights)?)
     } else {
         None
     };
-    let arch = timm_arch(&cfg.model.arch, timm.as_ref())?;
-    let mut clf = Classifier::at_size(
-        &arch,
-        splits.classes.len(),
-        cfg.model.dropout,
-        Some(cfg.data.image_size as i64),
-        device,
-    )?;
+    let arch = hub_arch(&cfg.model.arch, hub_ckpt.as_ref())?;
+    let opts = BackboneOptions {
+        num_classes: splits.classes.len() as i64,
+        dropout: Some(cfg.model.dropout),
+        image_size: Some(cfg.data.image_size as i64),
+        pos_embed_resize: hub_ckpt.as_ref().and_then(|t| t.pos_embed_resize),
+        ..Default::default()
+    };
+    let mut clf = Classifier::with_options(&arch, &opts, device)?;
     // The checkpoint's preprocessing, from the config.json read above.
-    let timm_pre = timm
+    let hub_pre = hub_ckpt
         .as_ref()
         .map(|t| t.config.pretrained_cfg())
         .transpose()?;
-    if let Some(t) = timm {
-        let source = format!("{} (timm {})", cfg.model.weights, t.config.architecture);
+    if let Some(t) = hub_ckpt {
+        let source = format!("{weights} ({})", t.config.architecture);
         println!(
             "weights: {}",
             clf.load_pretrained_state_dict(t.state_dict, &source)?
         );
-    } else if cfg.model.weights.is_empty() {
+    } else if weights.is_empty() {
         println!(
             "weights: none given, {arch} starts from random initialisation (set model.weights to a \
              torchvision checkpoint, e.g. mobilenet_v2-b0353104.pth, to transfer ImageNet features)"
         );
     } else {
-        println!(
-            "weights: {}",
-            clf.load_pretrained(Path::new(&cfg.model.weights))?
-        );
+        println!("weights: {}", clf.load_pretrained(Path::new(&weights))?);
     }
     let groups_cfg = clf.apply_mode(&cfg.train)?;
     let (trainable, total) = clf.parameter_counts();
@@ -332,7 +337,7 @@ pub fn train(
         "mode: {:?}, {trainable} of {total} parameters train",
         cfg.train.mode
     );
-    let pre = timm_pre.unwrap_or_else(|| clf.pretrained_cfg(&cfg.model.weights));
+    let pre = hub_pre.unwrap_or_else(|| clf.pretrained_cfg(&weights));
     let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
     let meta = RunMeta {
         arch: arch.clone(),
@@ -471,20 +476,17 @@ pub fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
-/// The architecture to build: a timm checkpoint's own (from its `config.json`) unless
+/// The architecture to build: a Hub checkpoint's own (from its `config.json`) unless
 /// `model.arch` names another one, which is an error; `model.arch` otherwise. `model.arch` at its
 /// default (`mobilenet_v2`) defers to the checkpoint.
-fn timm_arch(
-    configured: &str,
-    timm: Option<&ferrovis_core::timm::TimmCheckpoint>,
-) -> Result<String> {
-    let Some(t) = timm else {
+fn hub_arch(configured: &str, ckpt: Option<&ferrovis_core::hub::HubCheckpoint>) -> Result<String> {
+    let Some(t) = ckpt else {
         return Ok(configured.to_string());
     };
     let default = crate::config::ModelSection::default().arch;
     if configured != t.arch && configured != default {
         anyhow::bail!(
-            "model.arch={configured}, but the timm checkpoint {} is {} (ferrovis' {}): leave \
+            "model.arch={configured}, but the checkpoint {} is {} (ferrovis' {}): leave \
              model.arch out or set it to {}",
             t.weights.display(),
             t.config.architecture,

@@ -17,9 +17,10 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`backbone`] | ResNet, VGG, EfficientNet, EfficientNet-Lite, MobileNetV2, MobileNetV3 with PyTorch's state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
+//! | [`backbone`] | torchvision's 80 classification architectures, EfficientNet-Lite and DINOv2 with the reference state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
 //! | [`hub`] | pretrained weights by name (torchvision, Ultralytics, `hf-hub:`), cached where PyTorch and the Hugging Face hub cache them, downloaded with resume and hash check |
 //! | [`timm`] | timm checkpoints from the Hugging Face Hub (`hf-hub:timm/<arch>.<tag>`): `config.json` (classes, labels, preprocessing) and the weights renamed into torchvision's modules |
+//! | [`transformers`] | transformers' DINOv2 checkpoints (`hf-hub:facebook/dinov2-small`, …) in the reference's names |
 //! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
 //! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
@@ -63,6 +64,7 @@ pub mod profiler;
 pub mod run;
 mod shim;
 pub mod timm;
+pub mod transformers;
 
 pub use backbone::{create as create_backbone, Backbone, BackboneOptions};
 pub use checkpoint::{load_file as load_weights, LoadOptions};

@@ -1,7 +1,7 @@
 //! Pretrained-compatible backbones: one file per family, all behind the [`Backbone`] trait.
 //!
 //! Every classification architecture torchvision 0.28 ships (`list_models(module=torchvision.models)`:
-//! 80, see [`NAMES`]) and EfficientNet-Lite. Variable paths equal the reference implementation's
+//! 80, see [`NAMES`]) EfficientNet-Lite and DINOv2 (`dinov2_vits14` …, the reference's names). Variable paths equal the reference implementation's
 //! state_dict keys (torchvision's; the `EfficientNet-PyTorch` port's for EfficientNet-Lite), so
 //! their checkpoints load by name with [`crate::checkpoint::load_into`].
 //!
@@ -21,6 +21,7 @@
 mod alexnet;
 mod convnext;
 mod densenet;
+mod dinov2;
 mod efficientnet;
 mod efficientnet_lite;
 mod googlenet;
@@ -40,6 +41,9 @@ mod vit;
 pub use alexnet::AlexNet;
 pub use convnext::{ConvNext, ConvNextConfig};
 pub use densenet::{DenseNet, DenseNetConfig, DENSENET_LEGACY_RENAME};
+pub use dinov2::{
+    resize_pos_embed, Dinov2, Dinov2Config, PosEmbedResize, PATCH_SIZE as DINOV2_PATCH_SIZE,
+};
 pub use efficientnet::{BlockKind, EfficientNet, EfficientNetConfig, StageSpec};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
@@ -239,6 +243,10 @@ pub struct BackboneOptions {
     /// size interpolates the pretrained positional embedding when weights load, as torchvision
     /// allows. Convolutional families take any size and ignore it.
     pub image_size: Option<i64>,
+    /// How DINOv2 resizes its positional embedding to another token grid: `None` keeps the
+    /// reference implementation's choice for the variant; a checkpoint read from timm or
+    /// transformers names theirs, so that its tokens are theirs. Other families ignore it.
+    pub pos_embed_resize: Option<PosEmbedResize>,
 }
 
 impl Default for BackboneOptions {
@@ -250,6 +258,7 @@ impl Default for BackboneOptions {
             stochastic_depth: None,
             norm: crate::nn::NormLayer::BatchNorm,
             image_size: None,
+            pos_embed_resize: None,
         }
     }
 }
@@ -351,6 +360,14 @@ pub const NAMES: &[&str] = &[
     "vit_l_16",
     "vit_l_32",
     "vit_h_14",
+    "dinov2_vits14",
+    "dinov2_vitb14",
+    "dinov2_vitl14",
+    "dinov2_vitg14",
+    "dinov2_vits14_reg",
+    "dinov2_vitb14_reg",
+    "dinov2_vitl14_reg",
+    "dinov2_vitg14_reg",
 ];
 
 /// Builds a backbone by its torchvision name under path `p`.
@@ -452,6 +469,12 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     }
     if let Some(cfg) = VitConfig::by_name(name) {
         return Ok(Box::new(VisionTransformer::new(p, &cfg, opts)?));
+    }
+    if let Some(mut cfg) = Dinov2Config::by_name(name) {
+        if let Some(how) = opts.pos_embed_resize {
+            cfg.pos_embed_resize = how;
+        }
+        return Ok(Box::new(Dinov2::new(p, &cfg, opts)?));
     }
     Err(unknown())
 }

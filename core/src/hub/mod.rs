@@ -23,6 +23,7 @@
 #[cfg(feature = "hub")]
 pub mod archive;
 pub mod cache;
+pub mod checkpoint;
 #[cfg(feature = "hub")]
 pub mod download;
 pub mod registry;
@@ -30,6 +31,7 @@ pub mod registry;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+pub use checkpoint::HubCheckpoint;
 pub use registry::{lookup, Entry, Source, ENTRIES};
 
 /// A weights name, parsed.

@@ -2,7 +2,7 @@
 //! the same two files): `model.safetensors` in timm's names and the `config.json` timm writes
 //! beside it, read into the torchvision-named backbone that builds the same network.
 //!
-//! [`read`] gives a [`TimmCheckpoint`]: the ferrovis architecture (`convnext_tiny`, `vit_b_16`,
+//! [`read`] gives a [`HubCheckpoint`]: the ferrovis architecture (`convnext_tiny`, `vit_b_16`,
 //! …) and image size to build, the state dict renamed to torchvision's names (`names`, one table
 //! a family, every tensor accounted for or a named error), and the [`TimmConfig`]: class count,
 //! label names and the preprocessing ([`TimmConfig::pretrained_cfg`]) a task uses unless told
@@ -11,7 +11,9 @@
 //! Built: ResNet / ResNeXt / Wide ResNet (timm keeps torchvision's names, `a1_in1k`- and
 //! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, EfficientNet B0–B7 (timm's own, not the `tf_`
 //! ports), RegNet X/Y (the 15 whose configuration is torchvision's), ViT B/L/H and DeiT-B (fused
-//! q/k/v in both) at any of their sizes. Other timm architectures are refused with their name.
+//! q/k/v in both) at any of their sizes, DINOv2 ViT-S/B/L/g with and without registers
+//! (`vit_small_patch14_dinov2`, `vit_base_patch14_reg4_dinov2`, in the reference's names). Other
+//! timm architectures are refused with their name.
 
 pub mod config;
 mod names;
@@ -21,30 +23,15 @@ use std::path::{Path, PathBuf};
 pub use config::TimmConfig;
 use names::Family;
 
-use crate::checkpoint::{self, StateDict};
+use crate::backbone::PosEmbedResize;
+use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubCheckpoint};
 
 /// The two files of a timm checkpoint.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// timm's configuration beside the weights.
 pub const CONFIG_FILE: &str = "config.json";
-
-/// A timm checkpoint in torchvision's terms.
-#[derive(Debug)]
-pub struct TimmCheckpoint {
-    /// The ferrovis (torchvision) architecture that builds the network.
-    pub arch: String,
-    /// The square image size the network was trained at (what a transformer's positional
-    /// embedding is built for).
-    pub image_size: i64,
-    /// The checkpoint's configuration.
-    pub config: TimmConfig,
-    /// The weights, under torchvision's names.
-    pub state_dict: StateDict,
-    /// The weights file read.
-    pub weights: PathBuf,
-}
 
 /// For a timm architecture name, the ferrovis architecture, its renaming family and the image
 /// size the name carries (ViT's `_224`, `_384`).
@@ -102,10 +89,19 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
             return Ok((arch, Family::Vit, size));
         }
     }
+    // DINOv2 (`vit_small_patch14_dinov2`, `vit_giant_patch14_reg4_dinov2`): the reference's
+    // names, which timm keeps.
+    let dinov2 = regex::Regex::new(r"^vit_(small|base|large|giant)_patch14_(reg4_)?dinov2$")
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(c) = dinov2.captures(timm) {
+        let width = &c[1][..1];
+        let reg = if c.get(2).is_some() { "_reg" } else { "" };
+        return Ok((format!("dinov2_vit{width}14{reg}"), Family::Dinov2, None));
+    }
     Err(Error::Invalid(format!(
         "timm architecture {timm:?} is not built: ferrovis reads timm's ResNet/ResNeXt/Wide \
-         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7, torchvision's RegNets and ViT/DeiT B/L/H \
-         checkpoints"
+         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7, torchvision's RegNets, ViT/DeiT B/L/H and \
+         DINOv2 checkpoints"
     )))
 }
 
@@ -146,12 +142,12 @@ pub fn is_timm(spec: &str) -> bool {
 }
 
 /// Reads the timm checkpoint `spec` names (see [`snapshot`]) into torchvision's names.
-pub fn read(spec: &str) -> Result<TimmCheckpoint> {
+pub fn read(spec: &str) -> Result<HubCheckpoint> {
     read_in(&Hub::from_env(), spec)
 }
 
 /// [`read`] with the caches and network rules of `hub`.
-pub fn read_in(hub: &Hub, spec: &str) -> Result<TimmCheckpoint> {
+pub fn read_in(hub: &Hub, spec: &str) -> Result<HubCheckpoint> {
     let (config_file, weights) = snapshot_in(hub, spec)?;
     let config = TimmConfig::read(&config_file)?;
     let (arch, family, named_size) = torchvision_arch(&config.architecture)?;
@@ -159,12 +155,16 @@ pub fn read_in(hub: &Hub, spec: &str) -> Result<TimmCheckpoint> {
     let sd = checkpoint::read(&weights)?;
     let state_dict = names::to_torchvision(family, &config.architecture, &sd)
         .map_err(|e| Error::Invalid(format!("{}: {e}", weights.display())))?;
-    Ok(TimmCheckpoint {
+    // timm resizes DINOv2's positional embedding by size, antialiased.
+    let pos_embed_resize =
+        (family == Family::Dinov2).then_some(PosEmbedResize::Size { antialias: true });
+    Ok(HubCheckpoint {
         arch,
         image_size,
         config,
         state_dict,
         weights,
+        pos_embed_resize,
     })
 }
 

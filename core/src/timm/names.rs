@@ -193,6 +193,20 @@ const REGNET: Rules = &[
     (r"^head\.fc\.(weight|bias)$", "fc.$1"),
 ];
 
+/// DINOv2: the reference's names but for the registers and ViT-g's SwiGLU (timm's `fc1`/`fc2`
+/// are the reference's `w12`/`w3` there; [`to_torchvision`] sees to it).
+const DINOV2: Rules = &[
+    (r"^reg_token$", "register_tokens"),
+    (r"^(cls_token|pos_embed)$", "$1"),
+    (r"^patch_embed\.proj\.(weight|bias)$", "patch_embed.proj.$1"),
+    (
+        r"^blocks\.(\d+)\.((?:norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(?:weight|bias)|ls1\.gamma|ls2\.gamma)$",
+        "blocks.$1.$2",
+    ),
+    (r"^norm\.(weight|bias)$", "norm.$1"),
+    (r"^head\.(weight|bias)$", "head.$1"),
+];
+
 /// The torchvision family a timm architecture belongs to, for its renaming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Family {
@@ -201,6 +215,8 @@ pub(super) enum Family {
     EfficientNet,
     RegNet,
     Vit,
+    /// DINOv2: timm keeps the reference's names (see [`dinov2_to_reference`]).
+    Dinov2,
 }
 
 impl Family {
@@ -211,6 +227,7 @@ impl Family {
             Family::EfficientNet => EFFICIENTNET,
             Family::RegNet => REGNET,
             Family::Vit => VIT,
+            Family::Dinov2 => DINOV2,
         }
     }
 }
@@ -264,5 +281,36 @@ pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Resu
         };
         out.insert(renamed, tensor);
     }
+    if family == Family::Dinov2 {
+        dinov2_to_reference(arch, &mut out)?;
+    }
     Ok(out)
+}
+
+/// What timm changed in DINOv2 when it ported it: ViT-g's SwiGLU projections are `fc1`/`fc2`
+/// (the reference's `w12`/`w3`), and the register models' positional embedding has no entry
+/// for the class token (timm added it to `cls_token` instead: the reference's layout is that
+/// with a zero entry, the same sums).
+fn dinov2_to_reference(arch: &str, sd: &mut StateDict) -> Result<()> {
+    if arch.contains("giant") {
+        let names: Vec<String> = sd.iter().map(|(n, _)| n.to_string()).collect();
+        for name in names.iter().filter(|n| n.contains(".mlp.fc")) {
+            if let Some(t) = sd.remove(name) {
+                let renamed = name
+                    .replace(".mlp.fc1.", ".mlp.w12.")
+                    .replace(".mlp.fc2.", ".mlp.w3.");
+                sd.insert(renamed, t);
+            }
+        }
+    }
+    if let Some(pos) = sd.get("pos_embed") {
+        let size = pos.size();
+        let side = (size[1] as f64).sqrt().round() as i64;
+        if size.len() == 3 && side * side == size[1] {
+            let zero = Tensor::zeros([1, 1, size[2]], (pos.kind(), pos.device()));
+            let with_class = Tensor::cat(&[zero, pos.shallow_clone()], 1);
+            sd.insert("pos_embed", with_class);
+        }
+    }
+    Ok(())
 }

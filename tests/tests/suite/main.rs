@@ -12,6 +12,7 @@ mod data_loader;
 mod detect_checkpoint;
 mod detect_reference;
 mod detection_parity;
+mod dinov2;
 mod distributed;
 mod faster_rcnn;
 mod fcn_lraspp;

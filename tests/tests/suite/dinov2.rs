@@ -1,0 +1,251 @@
+//! DINOv2 from the Hugging Face Hub, offline, against the libraries that publish it
+//! (`reference/dinov2.py`): seeded ViT-S/14 models, with and without registers, saved by
+//! transformers (`facebook/dinov2-small`, split q/k/v) and by timm
+//! (`timm/vit_small_patch14_dinov2.lvd142m`, fused qkv) in the hub cache's layout, load by
+//! their `hf-hub:` names into `dinov2_vits14[_reg]` and give the library's class and patch
+//! tokens at 224², at 280² and at 224×294 (the positional embedding resized from 37² as each
+//! library resizes it). ViT-g's SwiGLU is checked on a two-block model. Bad snapshots are named
+//! errors.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ferrovis_core::backbone::{self, BackboneOptions, Dinov2, Dinov2Config, Interpolation};
+use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::hub::{checkpoint as hub_checkpoint, Hub};
+use ferrovis_core::transformers;
+use ferrovis_tests::run_reference;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+fn reference() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dinov2-reference");
+        let _ = std::fs::remove_dir_all(&dir);
+        run_reference("dinov2.py", &[dir.as_os_str()]);
+        dir
+    })
+}
+
+/// A hub whose Hugging Face cache is `hf_cache` and which may not use the network.
+fn offline_hub(hf_cache: &Path) -> Hub {
+    Hub {
+        torch_hub: hf_cache.join("torch"),
+        hf_cache: hf_cache.to_path_buf(),
+        hf_endpoint: "http://127.0.0.1:9".into(),
+        ferrovis_cache: hf_cache.join("ferrovis"),
+        offline: true,
+    }
+}
+
+/// `max |ours − theirs|`, asserted within 1e-4 of the reference's scale.
+fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor) -> f64 {
+    assert_eq!(ours.size(), theirs.size(), "{what}: shape");
+    let scale = theirs.abs().max().double_value(&[]);
+    let diff = (ours - theirs).abs().max().double_value(&[]);
+    assert!(
+        diff <= 1e-4 * scale.max(1.0),
+        "{what}: max |Δ| {diff} (of {scale})"
+    );
+    diff
+}
+
+/// The reference's inputs and tokens at `h × w` against `model`'s.
+fn check_tokens(what: &str, model: &Dinov2, expected: &checkpoint::StateDict, h: i64, w: i64) {
+    let key = |k: &str| {
+        expected
+            .get(&format!("{k}_{h}x{w}"))
+            .unwrap_or_else(|| panic!("{k}_{h}x{w} in the reference"))
+    };
+    let (cls, patches) = tch::no_grad(|| model.tokens(key("input"), false)).unwrap();
+    let d1 = assert_close(&format!("{what} {h}×{w} class token"), &cls, key("cls"));
+    let d2 = assert_close(
+        &format!("{what} {h}×{w} patch tokens"),
+        &patches,
+        key("patch"),
+    );
+    println!("{what} at {h}×{w}: class token max |Δ| {d1:.1e}, patch tokens {d2:.1e}");
+}
+
+#[test]
+fn dinov2_checkpoints_load_by_hub_name_and_give_the_librarys_tokens() {
+    let dir = reference();
+    let hub = offline_hub(&dir.join("hub"));
+    let counts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("counts.json")).unwrap()).unwrap();
+    let cases = [
+        ("facebook/dinov2-small", "dinov2-small", "dinov2_vits14"),
+        (
+            "facebook/dinov2-with-registers-small",
+            "dinov2-with-registers-small",
+            "dinov2_vits14_reg",
+        ),
+        (
+            "timm/vit_small_patch14_dinov2.lvd142m",
+            "vit_small_patch14_dinov2",
+            "dinov2_vits14",
+        ),
+        (
+            "timm/vit_small_patch14_reg4_dinov2.lvd142m",
+            "vit_small_patch14_reg4_dinov2",
+            "dinov2_vits14_reg",
+        ),
+    ];
+    for (repo, name, arch) in cases {
+        let spec = format!("hf-hub:{repo}");
+        let ckpt = hub_checkpoint::read_in(&hub, &spec).unwrap();
+        assert_eq!(ckpt.arch, arch, "{repo}");
+        assert_eq!(ckpt.image_size, 518, "{repo}");
+        assert_eq!(ckpt.config.num_classes, 0, "{repo}");
+        let expected = checkpoint::read(dir.join(format!("{name}.safetensors"))).unwrap();
+        // Built at each square size (the checkpoint's 37² embedding resized once, as it loads),
+        // and at 518 for the oblong input (resized on the fly).
+        for (h, w, built) in [(224, 224, 224), (280, 280, 280), (224, 294, 518)] {
+            let vs = VarStore::new(Device::Cpu);
+            let opts = BackboneOptions {
+                num_classes: 0,
+                image_size: Some(built),
+                pos_embed_resize: ckpt.pos_embed_resize,
+                ..Default::default()
+            };
+            let mut cfg = Dinov2Config::by_name(arch).unwrap();
+            if let Some(how) = ckpt.pos_embed_resize {
+                cfg.pos_embed_resize = how;
+            }
+            let model = Dinov2::new(&vs.root(), &cfg, &opts).unwrap();
+            let mut sd = checkpoint::StateDict::new();
+            for (k, t) in ckpt.state_dict.iter() {
+                sd.insert(k, t.shallow_clone());
+            }
+            backbone::Backbone::adapt_checkpoint(&model, &mut sd).unwrap();
+            checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
+            if built == 518 {
+                // The reference's parameters, less the pre-training mask token; timm's register
+                // models keep no class entry in the positional embedding (384 fewer).
+                let params: i64 = vs
+                    .trainable_variables()
+                    .iter()
+                    .map(|t| t.numel() as i64)
+                    .sum();
+                let theirs = counts[name].as_i64().unwrap();
+                let timm_reg = name.starts_with("vit_") && arch.ends_with("_reg");
+                assert_eq!(params, theirs + if timm_reg { 384 } else { 0 }, "{name}");
+            }
+            check_tokens(name, &model, &expected, h, w);
+        }
+    }
+}
+
+#[test]
+fn transformers_preprocessing_is_dinov2s_evaluation_transform() {
+    let hub = offline_hub(&reference().join("hub"));
+    let ckpt = hub_checkpoint::read_in(&hub, "hf-hub:facebook/dinov2-small").unwrap();
+    let pre = ckpt.config.pretrained_cfg().unwrap();
+    assert_eq!((pre.input_size, pre.resize_size), (224, 256));
+    assert_eq!(pre.interpolation, Interpolation::Bicubic);
+    assert_eq!(pre.mean, backbone::IMAGENET_MEAN);
+    // timm's DINOv2 tags: 518², crop_pct 1.
+    let ckpt =
+        hub_checkpoint::read_in(&hub, "hf-hub:timm/vit_small_patch14_dinov2.lvd142m").unwrap();
+    let pre = ckpt.config.pretrained_cfg().unwrap();
+    assert_eq!((pre.input_size, pre.resize_size), (518, 518));
+}
+
+#[test]
+fn vit_g_swiglu_feed_forward_matches_transformers() {
+    let dir = reference();
+    // Two blocks of width 48 with transformers' SwiGLU (hidden 128 a branch, gate first).
+    let cfg = Dinov2Config {
+        embed_dim: 48,
+        depth: 2,
+        num_heads: 3,
+        mlp_hidden: 128,
+        swiglu: true,
+        num_register_tokens: 0,
+        pos_embed_resize: backbone::PosEmbedResize::Size { antialias: false },
+    };
+    let sd = checkpoint::read(dir.join("swiglu").join("model.safetensors")).unwrap();
+    let sd = transformers::to_reference(&sd).unwrap();
+    assert!(sd.get("blocks.1.mlp.w12.weight").is_some());
+    let expected = checkpoint::read(dir.join("swiglu.safetensors")).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let opts = BackboneOptions {
+        num_classes: 0,
+        ..Default::default()
+    };
+    let model = Dinov2::new(&vs.root(), &cfg, &opts).unwrap();
+    checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
+    check_tokens("SwiGLU", &model, &expected, 224, 224);
+}
+
+#[test]
+fn bad_dinov2_snapshots_are_named_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = reference().join("hub/models--facebook--dinov2-small/snapshots");
+    let snap = std::fs::read_dir(&src)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let dir = tmp.path().join("dinov2-small");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(snap.join(f), dir.join(f)).unwrap();
+    }
+    let spec = dir.to_str().unwrap();
+    // A folder reads as the snapshot does (no preprocessor_config.json: DINOv2's own transform).
+    assert!(transformers::is_transformers(spec));
+    let ckpt = hub_checkpoint::read(spec).unwrap();
+    assert_eq!(ckpt.arch, "dinov2_vits14");
+    assert_eq!(ckpt.config.pretrained_cfg().unwrap().resize_size, 256);
+
+    // A transformers model that is not DINOv2, and a DINOv2 of another patch size.
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"dinov2\"", "\"vit\"")).unwrap();
+    let err = hub_checkpoint::read(spec).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json") && err.contains("\"vit\"") && err.contains("not built"),
+        "{err}"
+    );
+    std::fs::write(
+        &config,
+        text.replace("\"patch_size\": 14", "\"patch_size\": 16"),
+    )
+    .unwrap();
+    let err = hub_checkpoint::read(spec).unwrap_err().to_string();
+    assert!(err.contains("`patch_size` 16"), "{err}");
+    std::fs::write(&config, &text).unwrap();
+
+    // A projection missing from the weights: named, nothing loaded.
+    let file = dir.join("model.safetensors");
+    let mut sd = checkpoint::read(&file).unwrap();
+    sd.remove("encoder.layer.3.attention.attention.key.weight");
+    checkpoint::save_safetensors(&file, sd.iter()).unwrap();
+    let err = hub_checkpoint::read(spec).unwrap_err().to_string();
+    assert!(
+        err.contains("blocks.3.attn.qkv.weight") && err.contains("model.safetensors"),
+        "{err}"
+    );
+
+    // A file missing from the folder.
+    std::fs::remove_file(&file).unwrap();
+    let err = hub_checkpoint::read(spec).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors is missing") || err.contains("missing"),
+        "{err}"
+    );
+
+    // Not cached and offline: the URL, nothing written.
+    let hub = offline_hub(&tmp.path().join("empty-cache"));
+    let err = hub_checkpoint::read_in(&hub, "hf-hub:facebook/dinov2-base")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/facebook/dinov2-base/resolve/main/config.json") && err.contains("offline"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("empty-cache").exists());
+}

@@ -110,6 +110,10 @@ pub enum Mode {
     /// `head_epochs` epochs head-only, then everything with rates spread from `lr_spread`·lr on
     /// the stem up to lr on the head (fastai's `fine_tune`).
     Gradual,
+    /// Nothing trains: a k-nearest-neighbour classifier on the frozen backbone's features of
+    /// the training images (DINOv2's k-NN evaluation: cosine similarity, `knn_k` neighbours,
+    /// votes weighted by softmax(similarity / `knn_temperature`)).
+    Knn,
 }
 
 /// Optimisation settings.
@@ -151,6 +155,10 @@ pub struct TrainSection {
     pub head_epochs: usize,
     /// `gradual`: the stem's learning-rate factor once unfrozen.
     pub lr_spread: f64,
+    /// `knn`: neighbours consulted (DINOv2's 20).
+    pub knn_k: i64,
+    /// `knn`: temperature of the votes' softmax (DINOv2's 0.07).
+    pub knn_temperature: f64,
     /// Seed of every random choice.
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -185,6 +193,8 @@ impl Default for TrainSection {
             partial_stages: 2,
             head_epochs: 1,
             lr_spread: 0.01,
+            knn_k: ferrovis_core::knn::DEFAULT_K,
+            knn_temperature: ferrovis_core::knn::DEFAULT_TEMPERATURE,
             seed: 0,
             device: "auto".into(),
             channels_last: true,

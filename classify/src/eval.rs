@@ -154,7 +154,7 @@ pub fn evaluate(
     for batch in loader.epoch(0) {
         let b = batch?;
         let x = b.images.to_device(device);
-        logits.push(tch::no_grad(|| clf.model.forward_t(&x, false)).to_device(Device::Cpu));
+        logits.push(clf.scores(&x).to_device(Device::Cpu));
         labels.push(b.labels);
     }
     let (logits, labels) = (Tensor::cat(&logits, 0), Tensor::cat(&labels, 0));

@@ -7,9 +7,10 @@ use anyhow::{Context, Result};
 use ferrovis_core::backbone::{self, Backbone, BackboneOptions, PretrainedCfg};
 use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::{self, FreezeOptions};
+use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::optim::GroupConfig;
 use tch::nn::VarStore;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use crate::config::{Mode, TrainSection};
 
@@ -21,6 +22,8 @@ pub struct Classifier {
     pub vs: VarStore,
     /// The network.
     pub model: Box<dyn Backbone>,
+    /// A `knn` run's classifier on [`Backbone::knn_features`], in place of a head.
+    pub knn: Option<KnnClassifier>,
 }
 
 impl Classifier {
@@ -58,6 +61,7 @@ impl Classifier {
             arch: arch.to_string(),
             vs,
             model,
+            knn: None,
         })
     }
 
@@ -109,7 +113,8 @@ impl Classifier {
             ..Default::default()
         };
         Ok(match train.mode {
-            Mode::FeatureExtract => {
+            // A k-NN run trains nothing either.
+            Mode::FeatureExtract | Mode::Knn => {
                 freeze::freeze_before_stage(&self.vs, &stages, &head, opts)?;
                 base
             }
@@ -133,6 +138,23 @@ impl Classifier {
                 }
             }
         })
+    }
+
+    /// Class scores of a batch that rank as the prediction does: the head's logits, or a k-NN
+    /// run's class probabilities.
+    pub fn scores(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| match &self.knn {
+            Some(knn) => knn.probabilities(&self.model.knn_features(x, false)),
+            None => self.model.forward_t(x, false),
+        })
+    }
+
+    /// Class probabilities of a batch: the softmax of the logits, or a k-NN run's votes.
+    pub fn probabilities(&self, x: &Tensor) -> Tensor {
+        match &self.knn {
+            Some(_) => self.scores(x),
+            None => self.scores(x).softmax(-1, Kind::Float),
+        }
     }
 
     /// Number of trainable (`requires_grad`) and of all parameters (buffers excluded).

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ferrovis_core::backbone::{BackboneOptions, PretrainedCfg};
 use ferrovis_core::checkpoint::{self, LoadOptions};
+use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
 use ferrovis_data::transform::ClassifyTransform;
 use serde::Serialize;
-use tch::{Device, Kind};
+use tch::Device;
 
 use crate::model::Classifier;
 use crate::run::RunMeta;
@@ -183,15 +184,21 @@ fn class_names(n: i64) -> Vec<String> {
 /// weights files) loaded strictly.
 pub fn load_run(run: &RunDir, file: &Path, device: Device) -> Result<(Classifier, RunMeta)> {
     let meta: RunMeta = run.read_meta()?;
-    let clf = Classifier::at_size(
+    // A k-NN run's weights are the backbone alone; its classifier is the features file.
+    let knn_file = crate::run::knn_file(run);
+    let knn = knn_file.is_file();
+    let mut clf = Classifier::at_size(
         &meta.arch,
-        meta.classes.len(),
+        if knn { 0 } else { meta.classes.len() },
         meta.dropout,
         Some(meta.transform.size as i64),
         device,
     )?;
     checkpoint::load_file(&clf.vs, file, &LoadOptions::default().strict(true))
         .with_context(|| format!("loading {} into {}", file.display(), meta.arch))?;
+    if knn {
+        clf.knn = Some(KnnClassifier::load(&knn_file, device)?);
+    }
     Ok((clf, meta))
 }
 
@@ -211,7 +218,7 @@ pub fn predict(
             .apply_file(image, &mut derive(0, &[]))?
             .unsqueeze(0)
             .to_device(device);
-        let probs = tch::no_grad(|| clf.model.forward_t(&x, false)).softmax(-1, Kind::Float);
+        let probs = clf.probabilities(&x);
         let (p, idx) = probs.squeeze_dim(0).topk(k as i64, 0, true, true);
         let p: Vec<f32> = Vec::try_from(p.to_device(Device::Cpu))?;
         let idx: Vec<i64> = Vec::try_from(idx.to_device(Device::Cpu))?;

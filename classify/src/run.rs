@@ -1,6 +1,9 @@
 //! What a classification run folder records besides the engine's files (`<run>/classify.json`),
 //! so `val`, `predict` and `export` need no flags.
 
+use std::path::PathBuf;
+
+use ferrovis_core::run::RunDir;
 use ferrovis_data::transform::ClassifyTransform;
 use serde::{Deserialize, Serialize};
 
@@ -20,4 +23,10 @@ pub struct RunMeta {
 impl ferrovis_core::run::RunMeta for RunMeta {
     const FILE: &'static str = "classify.json";
     const TASK: &'static str = "classify";
+}
+
+/// `<run>/knn.safetensors`: a `train.mode = "knn"` run's classifier (the training images'
+/// features and labels); its `weights/` hold the backbone alone.
+pub fn knn_file(run: &RunDir) -> PathBuf {
+    run.path().join("knn.safetensors")
 }

@@ -7,15 +7,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ferrovis_core::backbone::BackboneOptions;
 use ferrovis_core::engine::{RunControl, Session, SessionConfig, TrainConfig, TrainTask};
+use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedule};
-use ferrovis_core::{distributed, freeze, memory_format};
+use ferrovis_core::{checkpoint, distributed, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
 use ferrovis_data::transform::ClassifyTransform;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::config::{ClassifyConfig, Mode};
-use crate::data::{splits, transforms};
+use crate::data::{splits, transforms, Splits};
 use crate::mix;
 use crate::model::Classifier;
 use crate::run::RunMeta;
@@ -304,8 +305,10 @@ pub fn train(
         None
     };
     let arch = hub_arch(&cfg.model.arch, hub_ckpt.as_ref())?;
+    let knn = cfg.train.mode == Mode::Knn;
     let opts = BackboneOptions {
-        num_classes: splits.classes.len() as i64,
+        // A k-NN classifier has no head.
+        num_classes: if knn { 0 } else { splits.classes.len() as i64 },
         dropout: Some(cfg.model.dropout),
         image_size: Some(cfg.data.image_size as i64),
         pos_embed_resize: hub_ckpt.as_ref().and_then(|t| t.pos_embed_resize),
@@ -360,6 +363,9 @@ pub fn train(
     } else {
         Sampler::Shuffle
     };
+    if knn {
+        return fit_knn(&session, &clf, &splits, &eval_tf, cfg, device);
+    }
     let cached = cfg.train.mode == Mode::FeatureExtract && !cfg.data.augment;
     // Validation is sharded without repeats; the predictions are gathered (`validate`).
     let val_loader =
@@ -438,6 +444,71 @@ pub fn train(
     })
 }
 
+/// `train.mode = "knn"`: the frozen backbone's k-NN features of every training image become
+/// the classifier (`<run>/knn.safetensors`, beside the backbone's weights), scored on the
+/// validation images.
+fn fit_knn(
+    session: &Session,
+    clf: &Classifier,
+    splits: &Splits,
+    eval_tf: &ClassifyTransform,
+    cfg: &ClassifyConfig,
+    device: Device,
+) -> Result<TrainSummary> {
+    if session.shard().is_some() {
+        anyhow::bail!("train.mode = \"knn\" runs in one process (nothing trains to distribute)");
+    }
+    let t = Instant::now();
+    let features = |split: &ClassificationData| -> Result<(Tensor, Tensor)> {
+        let loader = loader(split, eval_tf.clone(), cfg, Sampler::Sequential)?;
+        let (mut feats, mut labels) = (Vec::new(), Vec::new());
+        for batch in loader.epoch(0) {
+            let batch = batch?;
+            let x = batch.images.to_device(device);
+            feats.push(tch::no_grad(|| clf.model.knn_features(&x, false)));
+            labels.push(batch.labels.to_device(device));
+        }
+        Ok((Tensor::cat(&feats, 0), Tensor::cat(&labels, 0)))
+    };
+    let (tf, tl) = features(&splits.train)?;
+    let knn = KnnClassifier::new(
+        &tf,
+        &tl,
+        splits.classes.len() as i64,
+        cfg.train.knn_k,
+        cfg.train.knn_temperature,
+    )
+    .context("train.knn_k / train.knn_temperature")?;
+    let (vf, vl) = features(&splits.val)?;
+    let probs = knn.probabilities(&vf);
+    let (report, _) = crate::eval::score(&probs, &vl, splits.classes.len())?;
+    let run = session.run();
+    let knn_file = crate::run::knn_file(run);
+    knn.save(&knn_file)?;
+    let best = run.best();
+    if let Some(dir) = best.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    checkpoint::save_varstore(&clf.vs, &best)?;
+    println!(
+        "k-NN (k = {}, T = {}) on {} training images' features: validation accuracy {:.4} over {} \
+         images ({:.1} s); {}",
+        knn.k(),
+        knn.temperature(),
+        knn.len(),
+        report.accuracy,
+        vl.size()[0],
+        t.elapsed().as_secs_f64(),
+        knn_file.display()
+    );
+    Ok(TrainSummary {
+        run: session.path(),
+        best_accuracy: report.accuracy,
+        seconds: session.seconds(),
+        path: "k-NN on frozen features",
+    })
+}
+
 /// The learning-rate schedule `train.schedule` names, over `steps` iterations per epoch.
 fn schedule(train: &crate::config::TrainSection, steps: f64) -> Result<Schedule> {
     Ok(match train.schedule.to_ascii_lowercase().as_str() {
@@ -473,6 +544,7 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::FineTune => "fine-tune",
         Mode::Partial => "partial",
         Mode::Gradual => "gradual",
+        Mode::Knn => "knn",
     }
 }
 

@@ -20,6 +20,7 @@
 //! | [`backbone`] | torchvision's 80 classification architectures, EfficientNet-Lite and DINOv2 with the reference state_dict names, behind the [`backbone::Backbone`] trait (features per stride, stages, preprocessing), built by name |
 //! | [`hub`] | pretrained weights by name (torchvision, Ultralytics, `hf-hub:`), cached where PyTorch and the Hugging Face hub cache them, downloaded with resume and hash check |
 //! | [`timm`] | timm checkpoints from the Hugging Face Hub (`hf-hub:timm/<arch>.<tag>`): `config.json` (classes, labels, preprocessing) and the weights renamed into torchvision's modules |
+//! | [`knn`] | DINOv2's k-nearest-neighbour classifier on frozen features (cosine similarity, temperature-weighted votes) |
 //! | [`transformers`] | transformers' DINOv2 checkpoints (`hf-hub:facebook/dinov2-small`, …) in the reference's names |
 //! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
@@ -54,6 +55,7 @@ pub mod error;
 pub mod export;
 pub mod freeze;
 pub mod hub;
+pub mod knn;
 pub mod memory_format;
 pub mod metrics;
 pub mod neck;

@@ -499,6 +499,11 @@ impl Backbone for Dinov2 {
         Tensor::cat(&[cls, mean], 1)
     }
 
+    /// The class token after the final norm, what DINOv2's k-NN evaluation compares.
+    fn knn_features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.tokens_or_panic(x, train).0
+    }
+
     fn feature_info(&self) -> Vec<FeatureInfo> {
         vec![FeatureInfo {
             module: "norm".into(),

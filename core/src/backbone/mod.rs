@@ -181,6 +181,12 @@ pub trait Backbone: Send + std::fmt::Debug {
     /// feature extraction is trained on these.
     fn pooled_features(&self, x: &Tensor, train: bool) -> Tensor;
 
+    /// The embedding a k-nearest-neighbour classifier compares ([`crate::knn`]): the pooled
+    /// features for most families, the class token alone for DINOv2 (its k-NN evaluation's).
+    fn knn_features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.pooled_features(x, train)
+    }
+
     /// Channels and stride of each pyramid level.
     fn feature_info(&self) -> Vec<FeatureInfo>;
 

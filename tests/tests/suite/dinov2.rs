@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use ferrovis_core::backbone::{self, BackboneOptions, Dinov2, Dinov2Config, Interpolation};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::hub::{checkpoint as hub_checkpoint, Hub};
+use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::transformers;
 use ferrovis_tests::run_reference;
 use tch::nn::VarStore;
@@ -248,4 +249,43 @@ fn bad_dinov2_snapshots_are_named_errors() {
         "{err}"
     );
     assert!(!tmp.path().join("empty-cache").exists());
+}
+
+#[test]
+fn knn_classifier_matches_a_numpy_implementation_of_dinov2s_rule() {
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("knn-reference.safetensors");
+    run_reference("knn.py", &[file.as_os_str()]);
+    let r = checkpoint::read(&file).unwrap();
+    let get = |k: &str| r.get(k).unwrap_or_else(|| panic!("{k}"));
+    for (k, t) in [(20, 0.07), (5, 0.5), (500, 0.07)] {
+        let knn = KnnClassifier::new(get("train"), get("labels"), 5, k, t).unwrap();
+        let ours = knn.probabilities(get("query"));
+        let theirs = get(&format!("probs_k{k}_t{t}"));
+        let diff = (&ours - theirs).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "k {k}, T {t}: probabilities differ by {diff}");
+        let agree = ours
+            .argmax(1, false)
+            .eq_tensor(&theirs.argmax(1, false))
+            .all()
+            .int64_value(&[]);
+        assert_eq!(agree, 1, "k {k}, T {t}: predictions");
+        let acc = ours
+            .argmax(1, false)
+            .eq_tensor(get("query_labels"))
+            .to_kind(tch::Kind::Float)
+            .mean(tch::Kind::Float)
+            .double_value(&[]);
+        println!("k-NN k {k}, T {t}: max |Δp| {diff:.1e}, accuracy {acc:.2}");
+    }
+    // What `save` writes, `load` reads back to the same votes.
+    let knn = KnnClassifier::new(get("train"), get("labels"), 5, 20, 0.07).unwrap();
+    let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join("knn-saved.safetensors");
+    knn.save(&saved).unwrap();
+    let back = KnnClassifier::load(&saved, Device::Cpu).unwrap();
+    assert!(back.probabilities(get("query")).allclose(
+        &knn.probabilities(get("query")),
+        1e-5,
+        1e-6,
+        false
+    ));
 }

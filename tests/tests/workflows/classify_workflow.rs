@@ -114,6 +114,7 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
                 layer4_moved && !stem_moved,
                 "partial(2) = layer4 + head only"
             ),
+            Mode::Knn => unreachable!("a k-NN run has no head (classify_zoo.rs tests it)"),
         }
         // Frozen BatchNorm keeps its statistics in feature extraction.
         let stats_moved = after

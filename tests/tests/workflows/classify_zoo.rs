@@ -196,3 +196,124 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// `classify train --arch dinov2_vits14 --mode feature-extract` (the linear probe on the class
+/// token and the mean patch token) and `--mode knn` (DINOv2's k-NN classifier), the weights
+/// taken from the Hub cache's `facebook/dinov2-small` (a seeded transformers checkpoint here)
+/// without being named; predict and val read the k-NN run back.
+#[test]
+fn classify_probes_and_knns_dinov2_features_from_the_hub() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_shapes(dir.path());
+    let reference = dir.path().join("dinov2");
+    run_reference(
+        "dinov2.py",
+        &[reference.as_os_str(), "dinov2-small".as_ref()],
+    );
+    let hf_cache = reference.join("hub");
+    std::env::set_var("HF_HUB_CACHE", &hf_cache);
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(|| {
+        let snapshot = std::fs::read_dir(hf_cache.join("models--facebook--dinov2-small/snapshots"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let source = checkpoint::read(snapshot.join("model.safetensors")).unwrap();
+        let runs = dir.path().join("runs");
+
+        // The linear probe: a 2 × 768 head on [class token, mean patch token].
+        let mut cfg = crate::classify_workflow::config(&data, &runs, Mode::FeatureExtract);
+        cfg.model.arch = "dinov2_vits14".into();
+        cfg.model.weights = String::new();
+        cfg.data.image_size = 56;
+        cfg.data.augment = false;
+        cfg.train.epochs = 2;
+        let probe =
+            train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let trained = checkpoint::read(probe.run.join("weights/best.safetensors")).unwrap();
+        assert_eq!(trained.get("head.weight").unwrap().size(), [2, 768]);
+        let qkv = trained.get("blocks.5.attn.qkv.weight").unwrap();
+        let parts: Vec<tch::Tensor> = ["query", "key", "value"]
+            .iter()
+            .map(|p| {
+                source
+                    .get(&format!("encoder.layer.5.attention.attention.{p}.weight"))
+                    .unwrap()
+                    .shallow_clone()
+            })
+            .collect();
+        assert!(qkv.equal(&tch::Tensor::cat(&parts, 0)), "fused q/k/v");
+        // Built at 56 px: the 37² positional embedding resized to 4² when it loaded.
+        assert_eq!(trained.get("pos_embed").unwrap().size(), [1, 17, 384]);
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(probe.run.join("classify.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["arch"], "dinov2_vits14");
+        println!("linear probe: best accuracy {:.3}", probe.best_accuracy);
+
+        // k-NN: nothing trains; the run holds the backbone and the features.
+        cfg.train.mode = Mode::Knn;
+        cfg.train.knn_k = 3;
+        let knn =
+            train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let file = knn.run.join("knn.safetensors");
+        let saved = checkpoint::read(&file).unwrap();
+        assert_eq!(saved.get("features").unwrap().size(), [8, 384]);
+        let weights = checkpoint::read(knn.run.join("weights/best.safetensors")).unwrap();
+        assert!(weights.get("head.weight").is_none());
+        // The accuracy train reports is what the run folder predicts.
+        let run = ferrovis_core::run::RunDir::new(&knn.run);
+        let (clf, meta) = predict::load_run(&run, &run.best(), tch::Device::Cpu).unwrap();
+        assert!(clf.knn.is_some());
+        let mut correct = 0;
+        let mut total = 0;
+        for (label, class) in meta.classes.iter().enumerate() {
+            let images: Vec<_> = data
+                .join("val")
+                .join(class)
+                .read_dir()
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            let preds = predict::predict(
+                &clf,
+                &meta.classes,
+                &meta.transform,
+                &images,
+                2,
+                tch::Device::Cpu,
+            )
+            .unwrap();
+            for p in preds {
+                let sum: f64 = p.top.iter().map(|(_, p)| p).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{:?}", p.top);
+                correct += usize::from(p.top[0].0 == meta.classes[label]);
+                total += 1;
+            }
+        }
+        let acc = correct as f64 / total as f64;
+        assert!(
+            (acc - knn.best_accuracy).abs() < 1e-9,
+            "predict {acc} vs train's {}",
+            knn.best_accuracy
+        );
+        println!("k-NN (k 3): accuracy {acc:.3}");
+
+        // An image size DINOv2 cannot tile: named.
+        cfg.data.image_size = 64;
+        let err = train::train(&cfg, &RunControl::quiet(), None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("multiple of the patch size 14"),
+            "{err:#}"
+        );
+    });
+    std::env::remove_var("HF_HUB_CACHE");
+    std::env::remove_var("FERROVIS_OFFLINE");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

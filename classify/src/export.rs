@@ -13,6 +13,13 @@ use crate::predict::{self, ModelSource};
 pub fn export(weights: &Path, out: &Path) -> Result<i64> {
     let source = ModelSource::resolve(weights, None)?;
     let (clf, _, transform) = predict::load(&source, Device::Cpu)?;
+    if clf.knn.is_some() {
+        anyhow::bail!(
+            "{} is a k-NN run (train.mode = \"knn\"): its classifier is the stored features in \
+             knn.safetensors, not a traceable head; export a linear-probe or fine-tuned run",
+            weights.display()
+        );
+    }
     let mut vs = clf.vs;
     vs.freeze();
     let size = transform.size as i64;

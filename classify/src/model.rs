@@ -82,9 +82,14 @@ impl Classifier {
         mut sd: StateDict,
         source: &str,
     ) -> Result<String> {
-        let opts = LoadOptions::default()
+        let mut opts = LoadOptions::default()
             .strict(true)
             .reinit(&self.model.head_pattern())?;
+        // Built without a head (a k-NN run): the checkpoint's classifier has nowhere to go.
+        let head = regex::Regex::new(&self.model.head_pattern())?;
+        if !self.vs.variables().keys().any(|k| head.is_match(k)) {
+            opts = opts.skip(&self.model.classifier_pattern())?;
+        }
         self.model
             .adapt_checkpoint(&mut sd)
             .with_context(|| format!("{source} does not fit {}", self.arch))?;

@@ -197,7 +197,24 @@ pub fn load_run(run: &RunDir, file: &Path, device: Device) -> Result<(Classifier
     checkpoint::load_file(&clf.vs, file, &LoadOptions::default().strict(true))
         .with_context(|| format!("loading {} into {}", file.display(), meta.arch))?;
     if knn {
-        clf.knn = Some(KnnClassifier::load(&knn_file, device)?);
+        let knn = KnnClassifier::load(&knn_file, device)?;
+        let width = tch::no_grad(|| {
+            let size = meta.transform.size as i64;
+            let probe = tch::Tensor::zeros([1, 3, size, size], (tch::Kind::Float, device));
+            clf.model.knn_features(&probe, false).size()[1]
+        });
+        if knn.num_classes() != meta.classes.len() as i64 || knn.dim() != width {
+            anyhow::bail!(
+                "{}: {} classes of {}-wide features, but the run has {} classes and {} gives \
+                 {width}-wide ones",
+                knn_file.display(),
+                knn.num_classes(),
+                knn.dim(),
+                meta.classes.len(),
+                meta.arch
+            );
+        }
+        clf.knn = Some(knn);
     }
     Ok((clf, meta))
 }

@@ -82,6 +82,16 @@ impl KnnClassifier {
         (one_hot * weights.unsqueeze(-1)).sum_dim_intlist(1, false, Kind::Float)
     }
 
+    /// Number of classes voted for.
+    pub fn num_classes(&self) -> i64 {
+        self.num_classes
+    }
+
+    /// Width of the stored features.
+    pub fn dim(&self) -> i64 {
+        self.bank.size()[1]
+    }
+
     /// Neighbours consulted per query.
     pub fn k(&self) -> i64 {
         self.k

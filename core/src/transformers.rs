@@ -357,8 +357,12 @@ pub fn to_reference(sd: &StateDict) -> std::result::Result<StateDict, String> {
     let mut parts: BTreeMap<String, Vec<(usize, Tensor)>> = BTreeMap::new();
     let mut out = StateDict::new();
     for (name, t) in sd.iter() {
-        // Dinov2ForImageClassification keeps the backbone under `dinov2.`.
-        let key = name.strip_prefix("dinov2.").unwrap_or(name);
+        // The ForImageClassification models keep the backbone under `dinov2.` or
+        // `dinov2_with_registers.`.
+        let key = name
+            .strip_prefix("dinov2.")
+            .or_else(|| name.strip_prefix("dinov2_with_registers."))
+            .unwrap_or(name);
         if key == "embeddings.mask_token" {
             continue;
         }

@@ -458,8 +458,11 @@ impl Dinov2 {
 
 impl Backbone for Dinov2 {
     /// A checkpoint trained at another size (518 px for every published one) gets its positional
-    /// embedding resized to this model's grid with [`Dinov2Config::pos_embed_resize`].
+    /// embedding resized to this model's grid with [`Dinov2Config::pos_embed_resize`]; the
+    /// reference's `mask_token` is dropped.
     fn adapt_checkpoint(&self, sd: &mut StateDict) -> Result<()> {
+        // The reference's `.pth` files hold the pre-training mask token, not built here.
+        sd.remove("mask_token");
         if let Some(pos) = sd.get(POS_EMBED) {
             if pos.size() != self.pos_embed.size() {
                 let resized =

@@ -26,8 +26,8 @@ pub struct HubCheckpoint {
     pub state_dict: StateDict,
     /// The weights file read.
     pub weights: PathBuf,
-    /// How the source resizes the positional embedding to another size, where it differs from
-    /// the architecture's reference (DINOv2): build with it for the source's tokens.
+    /// How the source resizes DINOv2's positional embedding to another size (`None` for other
+    /// families): build with it for the source's tokens.
     pub pos_embed_resize: Option<PosEmbedResize>,
 }
 

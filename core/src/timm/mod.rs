@@ -133,8 +133,9 @@ pub fn snapshot_in(hub: &Hub, spec: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((config, weights))
 }
 
-/// Whether `spec` names a timm checkpoint: `hf-hub:timm/…`, or a folder with timm's
-/// `config.json` and `model.safetensors`.
+/// Whether `spec` names a timm checkpoint: `hf-hub:timm/…`, or a folder with a `config.json`
+/// and `model.safetensors` (transformers' folders too: ask
+/// [`crate::transformers::is_transformers`] first, as [`crate::hub::checkpoint::read`] does).
 pub fn is_timm(spec: &str) -> bool {
     spec.starts_with("hf-hub:timm/")
         || (Path::new(spec).join(CONFIG_FILE).is_file()

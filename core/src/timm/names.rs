@@ -305,8 +305,13 @@ fn dinov2_to_reference(arch: &str, sd: &mut StateDict) -> Result<()> {
     }
     if let Some(pos) = sd.get("pos_embed") {
         let size = pos.size();
+        if size.len() != 3 {
+            return Err(Error::Invalid(format!(
+                "{arch}: pos_embed is {size:?}, not (1, positions, width)"
+            )));
+        }
         let side = (size[1] as f64).sqrt().round() as i64;
-        if size.len() == 3 && side * side == size[1] {
+        if side * side == size[1] {
             let zero = Tensor::zeros([1, 1, size[2]], (pos.kind(), pos.device()));
             let with_class = Tensor::cat(&[zero, pos.shallow_clone()], 1);
             sd.insert("pos_embed", with_class);

@@ -144,6 +144,11 @@ impl FasterRcnnConfig {
                 },
             ),
             other => match other.strip_prefix("fasterrcnn_") {
+                // Its 14-pixel patches do not tile the detector's 32-pixel padded batches.
+                Some(name) if name.starts_with("dinov2_") => bail!(
+                    "{other}: DINOv2 is not a Faster R-CNN backbone here (14-pixel patches; the \
+                     detector pads images to multiples of 32)"
+                ),
                 Some(name) if ferrovis_core::backbone::NAMES.contains(&name) => (
                     BackboneKind::Single {
                         name: name.to_string(),

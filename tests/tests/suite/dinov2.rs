@@ -119,6 +119,8 @@ fn dinov2_checkpoints_load_by_hub_name_and_give_the_librarys_tokens() {
             for (k, t) in ckpt.state_dict.iter() {
                 sd.insert(k, t.shallow_clone());
             }
+            // As the reference's own `.pth` files hold it: dropped when the checkpoint is adapted.
+            sd.insert("mask_token", Tensor::zeros([1, 384], tch::kind::FLOAT_CPU));
             backbone::Backbone::adapt_checkpoint(&model, &mut sd).unwrap();
             checkpoint::load_into(&vs, &sd, &LoadOptions::default().strict(true)).unwrap();
             if built == 518 {

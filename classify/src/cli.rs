@@ -198,9 +198,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 predict::ModelSource::Run { run, file } => {
                     eval::eval_run(&run, &file, args.data.as_deref(), device, args.out.as_deref())
                 }
-                predict::ModelSource::Timm { spec } => anyhow::bail!(
+                predict::ModelSource::Hub { spec } => anyhow::bail!(
                     "{spec}: `classify val` scores a run folder or a torchvision checkpoint; \
-                     fine-tune the timm checkpoint on the data first (classify train --weights \
+                     fine-tune the Hub checkpoint on the data first (classify train --weights \
                      {spec}), or `classify predict` with it"
                 ),
                 predict::ModelSource::Weights { path, arch } => {

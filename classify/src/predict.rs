@@ -41,7 +41,7 @@ pub enum ModelSource {
     /// A Hub checkpoint with its own configuration (`hf-hub:timm/<arch>.<tag>`, a transformers
     /// DINOv2 classifier, or their folders): architecture, classes, label names and
     /// preprocessing from its `config.json`.
-    Timm {
+    Hub {
         /// The `hf-hub:` name or the folder.
         spec: String,
     },
@@ -60,7 +60,7 @@ impl ModelSource {
     pub fn resolve(path: &Path, arch: Option<&str>) -> Result<Self> {
         let spec = path.to_string_lossy();
         if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&spec) {
-            return Ok(ModelSource::Timm {
+            return Ok(ModelSource::Hub {
                 spec: spec.into_owned(),
             });
         }
@@ -102,7 +102,7 @@ pub fn load(
             let (clf, meta) = load_run(run, file, device)?;
             Ok((clf, meta.classes, meta.transform))
         }
-        ModelSource::Timm { spec } => {
+        ModelSource::Hub { spec } => {
             let t = ferrovis_core::hub::checkpoint::read(spec)?;
             let n = t.config.num_classes;
             if n == 0 {

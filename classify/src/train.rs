@@ -52,17 +52,18 @@ fn loader(
     )?)
 }
 
-/// Runs the frozen backbone once over every image (evaluation transform).
+/// Runs the frozen backbone once over every image (evaluation transform): `features` of each
+/// batch (the head's input, or the k-NN embedding) and the labels.
 fn extract_features(
-    clf: &Classifier,
     loader: &Loader<ClassificationDataset>,
+    features: impl Fn(&Tensor) -> Tensor,
     device: Device,
 ) -> Result<(Tensor, Tensor)> {
     let (mut feats, mut labels) = (Vec::new(), Vec::new());
     for batch in loader.epoch(0) {
         let batch = batch?;
         let x = batch.images.to_device(device);
-        feats.push(tch::no_grad(|| clf.model.pooled_features(&x, false)));
+        feats.push(tch::no_grad(|| features(&x)));
         labels.push(batch.labels.to_device(device));
     }
     Ok((Tensor::cat(&feats, 0), Tensor::cat(&labels, 0)))
@@ -273,6 +274,9 @@ pub fn train(
         control,
     )?;
     let device = session.device();
+    if cfg.train.mode == Mode::Knn && session.shard().is_some() {
+        anyhow::bail!("train.mode = \"knn\" runs in one process (nothing trains to distribute)");
+    }
     let shard = |pad: bool| {
         session
             .shard()
@@ -373,8 +377,9 @@ pub fn train(
     let (train_src, val_src, path) = if cached {
         let t = Instant::now();
         let train_loader = loader(&splits.train, eval_tf.clone(), cfg, Sampler::Sequential)?;
-        let (tf, tl) = extract_features(&clf, &train_loader, device)?;
-        let (vf, vl) = extract_features(&clf, &val_loader, device)?;
+        let pooled = |x: &Tensor| clf.model.pooled_features(x, false);
+        let (tf, tl) = extract_features(&train_loader, pooled, device)?;
+        let (vf, vl) = extract_features(&val_loader, pooled, device)?;
         println!(
             "feature extraction: the frozen backbone ran once over {} images ({:.1} s); the head trains on cached features",
             tf.size()[0] + vf.size()[0],
@@ -455,20 +460,10 @@ fn fit_knn(
     cfg: &ClassifyConfig,
     device: Device,
 ) -> Result<TrainSummary> {
-    if session.shard().is_some() {
-        anyhow::bail!("train.mode = \"knn\" runs in one process (nothing trains to distribute)");
-    }
     let t = Instant::now();
-    let features = |split: &ClassificationData| -> Result<(Tensor, Tensor)> {
+    let features = |split: &ClassificationData| {
         let loader = loader(split, eval_tf.clone(), cfg, Sampler::Sequential)?;
-        let (mut feats, mut labels) = (Vec::new(), Vec::new());
-        for batch in loader.epoch(0) {
-            let batch = batch?;
-            let x = batch.images.to_device(device);
-            feats.push(tch::no_grad(|| clf.model.knn_features(&x, false)));
-            labels.push(batch.labels.to_device(device));
-        }
-        Ok((Tensor::cat(&feats, 0), Tensor::cat(&labels, 0)))
+        extract_features(&loader, |x| clf.model.knn_features(x, false), device)
     };
     let (tf, tl) = features(&splits.train)?;
     let knn = KnnClassifier::new(

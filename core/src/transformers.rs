@@ -185,7 +185,9 @@ impl ModelConfig {
         // The settings every published DINOv2 has; another value is another network.
         let expect = |key: &str, want: Value| match v.get(key) {
             None => Ok(()),
-            Some(got) if *got == want || got.as_f64() == want.as_f64() && got.is_number() => Ok(()),
+            Some(got) if *got == want || (got.is_number() && got.as_f64() == want.as_f64()) => {
+                Ok(())
+            }
             Some(got) => Err(format!("`{key}` {got}: ferrovis builds DINOv2 with {want}")),
         };
         expect("patch_size", 14.into())?;

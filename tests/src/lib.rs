@@ -48,6 +48,26 @@ pub fn run_reference(script: &str, args: &[&std::ffi::OsStr]) -> String {
     stdout
 }
 
+/// Runs `script` into the folder `dir` (emptied first, passed as the script's first argument)
+/// and returns `dir`: how a test file writes its reference outputs, once, behind a `OnceLock`.
+pub fn write_reference(script: &str, dir: PathBuf) -> PathBuf {
+    let _ = std::fs::remove_dir_all(&dir);
+    run_reference(script, &[dir.as_os_str()]);
+    dir
+}
+
+/// A hub whose Hugging Face cache is `hf_cache` (a reference's snapshots) and which may not use
+/// the network: a name that is not cached there is an error, nothing is fetched.
+pub fn offline_hub(hf_cache: &Path) -> ferrovis_core::hub::Hub {
+    ferrovis_core::hub::Hub {
+        torch_hub: hf_cache.join("torch"),
+        hf_cache: hf_cache.to_path_buf(),
+        hf_endpoint: "http://127.0.0.1:9".into(),
+        ferrovis_cache: hf_cache.join("ferrovis"),
+        offline: true,
+    }
+}
+
 /// SHA-256 of a tensor's contiguous little-endian bytes (same as the reference scripts compute).
 pub fn tensor_sha256(t: &Tensor) -> String {
     let t = t.contiguous();

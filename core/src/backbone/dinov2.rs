@@ -23,8 +23,8 @@ use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
 use super::{
-    Backbone, BackboneOptions, FeatureInfo, Interpolation, PretrainedCfg, Stage, IMAGENET_MEAN,
-    IMAGENET_STD,
+    block_group_stages, Backbone, BackboneOptions, FeatureInfo, Interpolation, PretrainedCfg,
+    Stage, IMAGENET_MEAN, IMAGENET_STD,
 };
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
@@ -38,9 +38,6 @@ const PRETRAIN_SIZE: i64 = 518;
 
 /// LayerNorm eps of every block and of the final norm.
 const LN_EPS: f64 = 1e-6;
-
-/// Stages the blocks are grouped into for freezing (every depth is a multiple of it).
-const BLOCK_GROUPS: usize = 4;
 
 /// The state_dict name of the positional embedding.
 const POS_EMBED: &str = "pos_embed";
@@ -475,14 +472,7 @@ impl Backbone for Dinov2 {
 
     fn forward_head(&self, pooled: &Tensor, train: bool) -> Tensor {
         match &self.head {
-            Some(fc) => {
-                let x = if train && self.head_dropout > 0.0 {
-                    pooled.dropout(self.head_dropout, train)
-                } else {
-                    pooled.shallow_clone()
-                };
-                fc.forward(&x)
-            }
+            Some(fc) => fc.forward(&pooled.dropout(self.head_dropout, train)),
             None => pooled.shallow_clone(),
         }
     }
@@ -532,21 +522,11 @@ impl Backbone for Dinov2 {
             stem.push("register_tokens");
         }
         let mut stages = vec![Stage::new("stem", &stem)];
-        let per_group = self.cfg.depth.div_ceil(BLOCK_GROUPS);
-        for g in 0..BLOCK_GROUPS {
-            let end = ((g + 1) * per_group).min(self.cfg.depth);
-            let mut prefixes: Vec<String> = (g * per_group..end)
-                .map(|i| format!("blocks.{i}"))
-                .collect();
-            // The final norm goes with the last blocks, as in the torchvision ViT.
-            if g + 1 == BLOCK_GROUPS {
-                prefixes.push("norm".into());
-            }
-            stages.push(Stage {
-                name: format!("blocks{g}"),
-                prefixes,
-            });
-        }
+        stages.extend(block_group_stages(
+            self.cfg.depth,
+            |i| format!("blocks.{i}"),
+            "norm",
+        ));
         stages.push(Stage::new("head", &["head"]));
         stages
     }

@@ -513,6 +513,33 @@ pub(crate) fn feature_stages(ends: &[usize], name: impl Fn(usize) -> String) -> 
         .collect()
 }
 
+/// A plain transformer's blocks in four stages `blocks0` … `blocks3` for freezing and layer-wise
+/// learning rates (every ViT and DINOv2 depth is a multiple of four), the block `i` named
+/// `block(i)`; the final norm `final_norm` goes with the last blocks, as a stage's last norm does
+/// in the other families, so `partial` with 2 stages trains the last blocks and the head.
+pub(crate) fn block_group_stages(
+    depth: usize,
+    block: impl Fn(usize) -> String,
+    final_norm: &str,
+) -> Vec<Stage> {
+    const GROUPS: usize = 4;
+    let per_group = depth.div_ceil(GROUPS);
+    (0..GROUPS)
+        .map(|g| {
+            let mut prefixes: Vec<String> = (g * per_group..((g + 1) * per_group).min(depth))
+                .map(&block)
+                .collect();
+            if g + 1 == GROUPS {
+                prefixes.push(final_norm.to_string());
+            }
+            Stage {
+                name: format!("blocks{g}"),
+                prefixes,
+            }
+        })
+        .collect()
+}
+
 /// The outputs of the `features.N` modules listed in `indices` (ascending) of a torchvision
 /// `features` Sequential laid out as MobileNets lay it: the stem (0), the blocks (1 ..= n, run by
 /// `block`), the last convolution (n + 1). No module past the last one asked for is computed.

@@ -22,8 +22,8 @@ use tch::nn::{self, Module, Path};
 use tch::Tensor;
 
 use super::{
-    Backbone, BackboneOptions, FeatureInfo, Interpolation, PretrainedCfg, Stage, IMAGENET_MEAN,
-    IMAGENET_STD,
+    block_group_stages, Backbone, BackboneOptions, FeatureInfo, Interpolation, PretrainedCfg,
+    Stage, IMAGENET_MEAN, IMAGENET_STD,
 };
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
@@ -33,10 +33,6 @@ const DEFAULT_IMAGE_SIZE: i64 = 224;
 
 /// torchvision's `partial(nn.LayerNorm, eps=1e-6)`.
 const LN_EPS: f64 = 1e-6;
-
-/// Stages the encoder blocks are grouped into for freezing and layer-wise learning rates (every
-/// variant's depth is a multiple of it).
-const BLOCK_GROUPS: usize = 4;
 
 /// The state_dict name of the positional embedding.
 const POS_EMBEDDING: &str = "encoder.pos_embedding";
@@ -478,22 +474,11 @@ impl Backbone for VisionTransformer {
             "stem",
             &["conv_proj", "class_token", POS_EMBEDDING],
         )];
-        let per_group = self.cfg.num_layers.div_ceil(BLOCK_GROUPS);
-        for g in 0..BLOCK_GROUPS {
-            let end = ((g + 1) * per_group).min(self.cfg.num_layers);
-            let mut prefixes: Vec<String> = (g * per_group..end)
-                .map(|i| format!("encoder.layers.encoder_layer_{i}"))
-                .collect();
-            // The final LayerNorm goes with the last blocks, as a stage's last norm does in the
-            // other families: `partial` with 2 stages trains the last blocks and the head.
-            if g + 1 == BLOCK_GROUPS {
-                prefixes.push("encoder.ln".into());
-            }
-            stages.push(Stage {
-                name: format!("blocks{g}"),
-                prefixes,
-            });
-        }
+        stages.extend(block_group_stages(
+            self.cfg.num_layers,
+            |i| format!("encoder.layers.encoder_layer_{i}"),
+            "encoder.ln",
+        ));
         stages.push(Stage::new("head", &["heads"]));
         stages
     }

@@ -14,15 +14,15 @@ use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint;
 use ferrovis_detect::source::infer_arch;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-predict-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("detect_predict.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "detect_predict.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-predict-reference"),
+        )
     })
 }
 

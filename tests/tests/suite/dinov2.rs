@@ -12,32 +12,21 @@ use std::sync::OnceLock;
 
 use ferrovis_core::backbone::{self, BackboneOptions, Dinov2, Dinov2Config, Interpolation};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::hub::{checkpoint as hub_checkpoint, Hub};
+use ferrovis_core::hub::checkpoint as hub_checkpoint;
 use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::transformers;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::{offline_hub, run_reference, write_reference};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dinov2-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("dinov2.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "dinov2.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("dinov2-reference"),
+        )
     })
-}
-
-/// A hub whose Hugging Face cache is `hf_cache` and which may not use the network.
-fn offline_hub(hf_cache: &Path) -> Hub {
-    Hub {
-        torch_hub: hf_cache.join("torch"),
-        hf_cache: hf_cache.to_path_buf(),
-        hf_endpoint: "http://127.0.0.1:9".into(),
-        ferrovis_cache: hf_cache.join("ferrovis"),
-        offline: true,
-    }
 }
 
 /// `max |ours − theirs|`, asserted within 1e-4 of the reference's scale.
@@ -185,17 +174,11 @@ fn vit_g_swiglu_feed_forward_matches_transformers() {
 #[test]
 fn bad_dinov2_snapshots_are_named_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = reference().join("hub/models--facebook--dinov2-small/snapshots");
-    let snap = std::fs::read_dir(&src)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let hub = offline_hub(&reference().join("hub"));
     let dir = tmp.path().join("dinov2-small");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(snap.join(f), dir.join(f)).unwrap();
+        std::fs::copy(hub.hf_cached_path("facebook/dinov2-small", f), dir.join(f)).unwrap();
     }
     let spec = dir.to_str().unwrap();
     // A folder reads as the snapshot does (no preprocessor_config.json: DINOv2's own transform).

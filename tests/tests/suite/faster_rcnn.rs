@@ -13,7 +13,7 @@ use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::parameter_counts;
 use ferrovis_detect::torchvision::faster_rcnn::{FasterRcnn, FasterRcnnConfig};
 use ferrovis_detect::torchvision::transform::RcnnTransform;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 
 use crate::detection_parity::{check_detections_up_to, max_diff};
 use tch::nn::VarStore;
@@ -22,10 +22,10 @@ use tch::{Device, Tensor};
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faster-rcnn-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("faster_rcnn.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "faster_rcnn.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("faster-rcnn-reference"),
+        )
     })
 }
 

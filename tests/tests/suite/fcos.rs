@@ -17,7 +17,7 @@ use ferrovis_core::freeze::parameter_counts;
 use ferrovis_detect::torchvision::fcos::{Fcos, FcosConfig};
 use ferrovis_detect::torchvision::targets::Target;
 use ferrovis_detect::torchvision::transform::RcnnTransform;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
@@ -28,10 +28,10 @@ const ARCH: &str = "fcos_resnet50_fpn";
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fcos-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("fcos.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "fcos.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("fcos-reference"),
+        )
     })
 }
 

@@ -7,17 +7,17 @@ use std::sync::OnceLock;
 
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::neck::{ExtraBlock, Fpn, FpnConfig};
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 fn references() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fpn-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("fpn.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "fpn.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("fpn-reference"),
+        )
     })
 }
 

@@ -20,7 +20,7 @@ use ferrovis_detect::source::infer_arch;
 use ferrovis_detect::torchvision::retinanet::{RetinaNet, RetinaNetConfig};
 use ferrovis_detect::torchvision::targets::Target;
 use ferrovis_detect::torchvision::transform::RcnnTransform;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -44,10 +44,10 @@ const MODELS: [(&str, &str, bool); 3] = [
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("retinanet-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("retinanet.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "retinanet.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("retinanet-reference"),
+        )
     })
 }
 

@@ -16,7 +16,7 @@ use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use ferrovis_core::freeze::parameter_counts;
 use ferrovis_detect::torchvision::ssd::{Ssd, SsdBackboneKind, SsdConfig};
 use ferrovis_detect::torchvision::targets::Target;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::write_reference;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -27,10 +27,10 @@ const ARCHS: [&str; 2] = ["ssd300_vgg16", "ssdlite320_mobilenet_v3_large"];
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssd-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("ssd.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "ssd.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssd-reference"),
+        )
     })
 }
 

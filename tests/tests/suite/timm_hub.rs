@@ -10,9 +10,8 @@ use std::sync::OnceLock;
 
 use ferrovis_core::backbone::{self, BackboneOptions, Interpolation};
 use ferrovis_core::checkpoint::{self, LoadOptions};
-use ferrovis_core::hub::Hub;
 use ferrovis_core::timm;
-use ferrovis_tests::run_reference;
+use ferrovis_tests::{offline_hub, write_reference};
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -30,22 +29,11 @@ const CASES: [(&str, &str); 7] = [
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("timm-hub-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        run_reference("timm_hub.py", &[dir.as_os_str()]);
-        dir
+        write_reference(
+            "timm_hub.py",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("timm-hub-reference"),
+        )
     })
-}
-
-/// A hub whose Hugging Face cache is the reference's and which may not use the network.
-fn offline_hub(hf_cache: &Path) -> Hub {
-    Hub {
-        torch_hub: hf_cache.join("torch"),
-        hf_cache: hf_cache.to_path_buf(),
-        hf_endpoint: "http://127.0.0.1:9".into(),
-        ferrovis_cache: hf_cache.join("ferrovis"),
-        offline: true,
-    }
 }
 
 #[test]
@@ -133,17 +121,11 @@ fn timm_checkpoints_load_by_hub_name_and_give_timms_logits() {
 
 /// Copies the resnet18 snapshot's two files into a fresh folder for a bad-input case.
 fn resnet18_folder(tmp: &Path) -> PathBuf {
-    let src = reference().join("hub/models--timm--resnet18.tv_in1k/snapshots");
-    let snap = std::fs::read_dir(&src)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let hub = offline_hub(&reference().join("hub"));
     let dir = tmp.join("resnet18");
     std::fs::create_dir_all(&dir).unwrap();
     for f in [timm::CONFIG_FILE, timm::WEIGHTS_FILE] {
-        std::fs::copy(snap.join(f), dir.join(f)).unwrap();
+        std::fs::copy(hub.hf_cached_path("timm/resnet18.tv_in1k", f), dir.join(f)).unwrap();
     }
     dir
 }

@@ -12,7 +12,7 @@ use ferrovis_classify::{predict, train};
 use ferrovis_core::checkpoint;
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::synthetic::{self, ShapesConfig};
-use ferrovis_tests::run_reference;
+use ferrovis_tests::{offline_hub, run_reference};
 
 /// Circles and squares, 4 training and 2 validation images each, 72 px, under `dir/shapes`.
 fn two_shapes(dir: &std::path::Path) -> std::path::PathBuf {
@@ -123,13 +123,9 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
         cfg.train.epochs = 1;
         let summary =
             train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
-        let snapshot = std::fs::read_dir(hf_cache.join(format!("models--timm--{name}/snapshots")))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let source = checkpoint::read(snapshot.join("model.safetensors")).unwrap();
+        let hub = offline_hub(&hf_cache);
+        let repo = format!("timm/{name}");
+        let source = checkpoint::read(hub.hf_cached_path(&repo, "model.safetensors")).unwrap();
         let trained = checkpoint::read(summary.run.join("weights/best.safetensors")).unwrap();
         for (timm_name, torchvision_name) in [
             (
@@ -152,9 +148,10 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
         let meta = std::fs::read_to_string(summary.run.join("classify.json")).unwrap();
         let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
         assert_eq!(meta["arch"], "convnext_tiny");
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(snapshot.join("config.json")).unwrap())
-                .unwrap();
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(hub.hf_cached_path(&repo, "config.json")).unwrap(),
+        )
+        .unwrap();
         let pre = &config["pretrained_cfg"];
         assert_eq!(meta["transform"]["mean"], pre["mean"]);
         assert_eq!(meta["transform"]["std"], pre["std"]);
@@ -168,7 +165,7 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
         let spec = std::path::PathBuf::from(format!("hf-hub:timm/{name}"));
         let source = predict::ModelSource::resolve(&spec, None).unwrap();
         assert!(
-            matches!(source, predict::ModelSource::Timm { .. }),
+            matches!(source, predict::ModelSource::Hub { .. }),
             "{source:?}"
         );
         let (clf, classes, transform) = predict::load(&source, tch::Device::Cpu).unwrap();
@@ -215,13 +212,10 @@ fn classify_probes_and_knns_dinov2_features_from_the_hub() {
     std::env::set_var("HF_HUB_CACHE", &hf_cache);
     std::env::set_var("FERROVIS_OFFLINE", "1");
     let result = std::panic::catch_unwind(|| {
-        let snapshot = std::fs::read_dir(hf_cache.join("models--facebook--dinov2-small/snapshots"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let source = checkpoint::read(snapshot.join("model.safetensors")).unwrap();
+        let source = checkpoint::read(
+            offline_hub(&hf_cache).hf_cached_path("facebook/dinov2-small", "model.safetensors"),
+        )
+        .unwrap();
         let runs = dir.path().join("runs");
 
         // The linear probe: a 2 × 768 head on [class token, mean patch token].

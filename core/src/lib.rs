@@ -22,7 +22,7 @@
 //! | [`timm`] | timm checkpoints from the Hugging Face Hub (`hf-hub:timm/<arch>.<tag>`): `config.json` (classes, labels, preprocessing) and the weights renamed into torchvision's modules |
 //! | [`knn`] | DINOv2's k-nearest-neighbour classifier on frozen features (cosine similarity, temperature-weighted votes) |
 //! | [`transformers`] | transformers' DINOv2 checkpoints (`hf-hub:facebook/dinov2-small`, …) in the reference's names |
-//! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth |
+//! | [`nn`] | the blocks they share: BatchNorm with PyTorch's buffers, conv-norm-act, SAME padding, squeeze-excite, stochastic depth, packed self-attention |
 //! | [`checkpoint`] | read PyTorch checkpoints (zip, legacy, safetensors, tch `.ot`) without Python, load them by name with a report ([`checkpoint::LoadOptions::reinit`] for new heads), write `.safetensors` |
 //! | [`freeze`] | freeze by glob, stage or layer index (frozen BatchNorm keeps its statistics); parameter counts |
 //! | [`optim`] | parameter groups, SGD/Adam/AdamW/L-BFGS with torch.optim's rules and saveable state, schedules, EMA |

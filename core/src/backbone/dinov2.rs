@@ -159,24 +159,8 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        let size = x.size();
-        let (n, l, e) = (size[0], size[1], size[2]);
-        let qkv = self
-            .qkv
-            .forward(x)
-            .view([n, l, 3, self.num_heads, e / self.num_heads])
-            .permute([2, 0, 3, 1, 4]);
-        let y = Tensor::scaled_dot_product_attention(
-            &qkv.get(0),
-            &qkv.get(1),
-            &qkv.get(2),
-            None::<Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        );
-        self.proj.forward(&y.transpose(1, 2).reshape([n, l, e]))
+        let y = crate::nn::packed_self_attention(&self.qkv.forward(x), self.num_heads);
+        self.proj.forward(&y)
     }
 }
 

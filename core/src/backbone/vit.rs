@@ -138,24 +138,10 @@ impl SelfAttention {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        let size = x.size();
-        let (n, l, e) = (size[0], size[1], size[2]);
-        let qkv = x
-            .linear(&self.in_proj_weight, Some(&self.in_proj_bias))
-            .view([n, l, 3, self.num_heads, e / self.num_heads])
-            .permute([2, 0, 3, 1, 4]);
+        let qkv = x.linear(&self.in_proj_weight, Some(&self.in_proj_bias));
         // torchvision's attention_dropout is 0, in training too.
-        let y = Tensor::scaled_dot_product_attention(
-            &qkv.get(0),
-            &qkv.get(1),
-            &qkv.get(2),
-            None::<Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        );
-        self.out_proj.forward(&y.transpose(1, 2).reshape([n, l, e]))
+        self.out_proj
+            .forward(&crate::nn::packed_self_attention(&qkv, self.num_heads))
     }
 }
 

@@ -2,6 +2,7 @@
 //! `VarStore` path (so variable names equal PyTorch's state_dict keys) and a forward.
 
 mod activation;
+mod attention;
 mod batch_norm;
 mod conv;
 mod conv_norm_act;
@@ -15,6 +16,7 @@ mod squeeze_excite;
 mod stochastic_depth;
 
 pub use activation::Activation;
+pub use attention::packed_self_attention;
 pub use batch_norm::BatchNorm2d;
 pub use conv::{conv2d, Conv2dSpec};
 pub use conv_norm_act::ConvNormAct;

@@ -65,6 +65,10 @@ pub struct DataSection {
     /// `image_size` square is cropped (timm's `crop_pct`; torchvision's presets: 224 of 256 =
     /// 0.875). 1.0 keeps the whole image, for objects that reach its borders.
     pub crop_pct: f64,
+    /// Resize filter: `""` the weights' own (a Hub checkpoint's `config.json` interpolation,
+    /// resampled as Pillow does; OpenCV's area averaging otherwise), or `area`, `bilinear`,
+    /// `bicubic`.
+    pub interpolation: String,
     /// Random quarter turns when augmenting (with the flip: all eight symmetries of the square),
     /// for images with no "up": shapes, aerial or microscope images.
     pub rotate90: bool,
@@ -89,6 +93,7 @@ impl Default for DataSection {
             augment: true,
             min_crop_scale: 0.08,
             crop_pct: 0.875,
+            interpolation: String::new(),
             rotate90: false,
             color_jitter: 0.0,
             cache: false,

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use ferrovis_core::backbone::PretrainedCfg;
+use ferrovis_core::backbone::{Interpolation, PretrainedCfg};
+use ferrovis_core::timm::TimmConfig;
 use ferrovis_data::dataset::{csv_list, image_folder, ClassificationData, ScanOptions};
-use ferrovis_data::transform::{ClassifyTransform, ColorJitter, RandomResizedCrop};
+use ferrovis_data::transform::{ClassifyTransform, ColorJitter, Filter, RandomResizedCrop};
 
 use crate::config::DataSection;
 
@@ -99,16 +100,61 @@ fn eval_resize(size: usize, crop_pct: f64) -> usize {
     ((size as f64 / crop_pct.clamp(0.05, 1.0)).floor() as usize).max(size)
 }
 
+/// The resize filter `data.interpolation` names; `""` is `own`, the weights' own.
+pub fn filter(data: &DataSection, own: Filter) -> Result<Filter> {
+    Ok(match data.interpolation.as_str() {
+        "" => own,
+        "area" => Filter::Area,
+        "bilinear" => Filter::Bilinear,
+        "bicubic" => Filter::Bicubic,
+        other => anyhow::bail!(
+            "data.interpolation = {other:?}: expected \"\" (the weights' own), \"area\", \
+             \"bilinear\" or \"bicubic\""
+        ),
+    })
+}
+
+/// Pillow's filter for a checkpoint configuration's interpolation (timm resizes PIL images).
+pub fn pillow_filter(interpolation: Interpolation) -> Filter {
+    match interpolation {
+        Interpolation::Bilinear => Filter::Bilinear,
+        Interpolation::Bicubic => Filter::Bicubic,
+    }
+}
+
+/// `data` with a Hub checkpoint's preprocessing where the user kept the defaults: its input
+/// size for an `image_size` of 224 and its `crop_pct` for 0.875 (the interpolation is the
+/// weights' own unless `data.interpolation` names one).
+pub fn with_checkpoint_preprocessing(data: &DataSection, config: &TimmConfig) -> DataSection {
+    let defaults = DataSection::default();
+    let mut data = data.clone();
+    if data.image_size == defaults.image_size {
+        data.image_size = config.input_size[1] as usize;
+    }
+    if data.crop_pct == defaults.crop_pct {
+        data.crop_pct = config.crop_pct;
+    }
+    data
+}
+
 /// The training transform (random resized crop, flip, jitter; or the evaluation crop when
-/// augmentation is off) and the evaluation transform, with the backbone's normalisation.
+/// augmentation is off) and the evaluation transform, with the backbone's normalisation and
+/// resizing with `filter`.
 pub fn transforms(
     data: &DataSection,
     pre: &PretrainedCfg,
+    filter: Filter,
 ) -> (ClassifyTransform, ClassifyTransform) {
+    // Pillow's filters are timm's preprocessing, which rounds the resize down.
+    let resize = match filter {
+        Filter::Area | Filter::Linear => eval_resize(data.image_size, data.crop_pct),
+        _ => ((data.image_size as f64 / data.crop_pct).floor() as usize).max(data.image_size),
+    };
     let eval = ClassifyTransform {
         mean: pre.mean,
         std: pre.std,
-        resize: eval_resize(data.image_size, data.crop_pct),
+        resize,
+        filter,
         ..ClassifyTransform::eval(data.image_size)
     };
     let train = if data.augment {

@@ -10,7 +10,7 @@ use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
-use ferrovis_data::transform::ClassifyTransform;
+use ferrovis_data::transform::{ClassifyTransform, Filter};
 use serde::Serialize;
 use tch::Device;
 
@@ -115,13 +115,12 @@ pub fn load(
             let pre = t.config.pretrained_cfg()?;
             // Built at the evaluation size, so that a transformer's positional embedding is
             // resized once, as its source resizes it.
-            let opts = BackboneOptions {
+            let opts = t.backbone_options(BackboneOptions {
                 num_classes: n,
                 dropout: Some(0.0),
                 image_size: Some(pre.input_size),
-                pos_embed_resize: t.pos_embed_resize,
                 ..Default::default()
-            };
+            });
             let clf = Classifier::with_options(&t.arch, &opts, device)?;
             let mut sd = t.state_dict;
             clf.model
@@ -133,7 +132,7 @@ pub fn load(
                 Some(names) if names.len() == n as usize => names,
                 _ => class_names(n),
             };
-            let transform = eval_transform(&pre);
+            let transform = eval_transform(&pre, crate::data::pillow_filter(pre.interpolation));
             Ok((clf, classes, transform))
         }
         ModelSource::Weights { path, arch } => {
@@ -155,16 +154,18 @@ pub fn load(
                 .with_context(|| format!("loading {} into {arch}", path.display()))?;
             let classes = class_names(num_classes);
             let pre = clf.model.pretrained_cfg();
-            let transform = eval_transform(&pre);
+            let transform = eval_transform(&pre, Filter::Area);
             Ok((clf, classes, transform))
         }
     }
 }
 
-/// The evaluation preprocessing `pre` describes: resize, centre crop, normalisation.
-fn eval_transform(pre: &PretrainedCfg) -> ClassifyTransform {
+/// The evaluation preprocessing `pre` describes: resize (with `filter`), centre crop,
+/// normalisation.
+fn eval_transform(pre: &PretrainedCfg, filter: Filter) -> ClassifyTransform {
     ClassifyTransform {
         resize: pre.resize_size as usize,
+        filter,
         mean: pre.mean,
         std: pre.std,
         ..ClassifyTransform::eval(pre.input_size as usize)

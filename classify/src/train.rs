@@ -12,11 +12,11 @@ use ferrovis_core::optim::{param_groups, Decay, Optimizer, OptimizerKind, Schedu
 use ferrovis_core::{checkpoint, distributed, freeze, memory_format};
 use ferrovis_data::dataset::{ClassificationBatch, ClassificationData, ClassificationDataset};
 use ferrovis_data::loader::{EpochBatches, Loader, LoaderOptions, Sampler, Shard};
-use ferrovis_data::transform::ClassifyTransform;
+use ferrovis_data::transform::{ClassifyTransform, Filter};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::config::{ClassifyConfig, Mode};
-use crate::data::{splits, transforms, Splits};
+use crate::data::{pillow_filter, splits, transforms, with_checkpoint_preprocessing, Splits};
 use crate::mix;
 use crate::model::Classifier;
 use crate::run::RunMeta;
@@ -309,14 +309,28 @@ pub fn train(
         None
     };
     let arch = hub_arch(&cfg.model.arch, hub_ckpt.as_ref())?;
+    // A Hub checkpoint's input size and crop unless the user set others; its interpolation
+    // unless `data.interpolation` names one.
+    let data = match &hub_ckpt {
+        Some(t) => with_checkpoint_preprocessing(&cfg.data, &t.config),
+        None => cfg.data.clone(),
+    };
+    let own_filter = match &hub_ckpt {
+        Some(t) => pillow_filter(t.config.interpolation),
+        None => Filter::Area,
+    };
+    let filter = crate::data::filter(&data, own_filter)?;
     let knn = cfg.train.mode == Mode::Knn;
     let opts = BackboneOptions {
         // A k-NN classifier has no head.
         num_classes: if knn { 0 } else { splits.classes.len() as i64 },
         dropout: Some(cfg.model.dropout),
-        image_size: Some(cfg.data.image_size as i64),
-        pos_embed_resize: hub_ckpt.as_ref().and_then(|t| t.pos_embed_resize),
+        image_size: Some(data.image_size as i64),
         ..Default::default()
+    };
+    let opts = match &hub_ckpt {
+        Some(t) => t.backbone_options(opts),
+        None => opts,
     };
     let mut clf = Classifier::with_options(&arch, &opts, device)?;
     // The checkpoint's preprocessing, from the config.json read above.
@@ -345,7 +359,7 @@ pub fn train(
         cfg.train.mode
     );
     let pre = hub_pre.unwrap_or_else(|| clf.pretrained_cfg(&weights));
-    let (train_tf, eval_tf) = transforms(&cfg.data, &pre);
+    let (train_tf, eval_tf) = transforms(&data, &pre, filter);
     let meta = RunMeta {
         arch: arch.clone(),
         classes: splits.classes.clone(),

@@ -103,6 +103,8 @@ pub fn read_in(hub: &Hub, spec: &str) -> Result<HubCheckpoint> {
         state_dict,
         weights,
         pos_embed_resize: Some(model.pos_embed_resize),
+        norm: None,
+        tf_same_padding: false,
     })
 }
 

@@ -6,8 +6,10 @@ is that tag's), seeded, its norms randomised (norm affines, ConvNeXt's layer sca
 1e-6, BatchNorm statistics calibrated on random data) and saved with timm's own `save_for_hf` (config.json and
 model.safetensors) into a Hugging Face cache laid out as huggingface_hub lays it
 (`hub/models--timm--<name>/snapshots/<commit>/`, `refs/main`). Beside it, `<name>.safetensors`
-holds a seeded input batch at the checkpoint's input size and timm's logits for it (eval mode),
-and `<name>.json` timm's `resolve_data_config` for the model.
+holds a seeded input batch at the checkpoint's input size and timm's logits for it (eval mode)
+and timm's evaluation preprocessing (`create_transform` of `resolve_data_config`, on PIL
+images) of two real pictures from the repository, and `<name>.json` timm's
+`resolve_data_config` for the model.
 
     python timm_hub.py OUT [NAME ...]   (default: every case)
 """
@@ -18,7 +20,8 @@ import sys
 import timm
 import torch
 from safetensors.torch import save_file
-from timm.data import resolve_data_config
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
 from timm.models import save_for_hf
 
 CASES = [
@@ -29,7 +32,18 @@ CASES = [
     "regnety_016.tv2_in1k",
     "regnetx_004_tv.tv2_in1k",
     "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+    "tf_efficientnet_b0.ns_jft_in1k",
+    "tf_efficientnetv2_s.in21k_ft_in1k",
+    "mobilenetv3_large_100.ra_in1k",
+    "tf_mobilenetv3_small_100.in1k",
+    "swin_tiny_patch4_window7_224.ms_in1k",
 ]
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+# A PNG (no decoder differences) and a JPEG, both public domain.
+IMAGES = {
+    "chelsea": os.path.join(ROOT, "style", "assets", "chelsea.png"),
+    "starry_night": os.path.join(ROOT, "style", "assets", "starry_night.jpg"),
+}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -82,7 +96,12 @@ def main():
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(300 + i))
         with torch.no_grad():
             logits = model(x)
-        save_file({"input": x, "logits": logits.contiguous()}, os.path.join(out, name + ".safetensors"))
+        tensors = {"input": x, "logits": logits.contiguous()}
+        transform = create_transform(**cfg)
+        for key, path in IMAGES.items():
+            with Image.open(path) as img:
+                tensors["pixels_" + key] = transform(img.convert("RGB")).contiguous()
+        save_file(tensors, os.path.join(out, name + ".safetensors"))
         with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump({"data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
                        "parameters": sum(p.numel() for p in model.parameters()),

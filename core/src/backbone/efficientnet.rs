@@ -21,7 +21,9 @@ use super::{
     PretrainedCfg, Stage, IMAGENET_MEAN, IMAGENET_STD,
 };
 use crate::error::{Error, Result};
-use crate::nn::{stochastic_depth, Activation, Conv2dSpec, ConvNormAct, SqueezeExcitation};
+use crate::nn::{
+    stochastic_depth, Activation, Conv2dSpec, ConvNormAct, NormLayer, SqueezeExcitation,
+};
 
 /// Which block a stage is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,8 @@ pub struct EfficientNetConfig {
     pub bn_eps: f64,
     /// BatchNorm momentum (PyTorch convention).
     pub bn_momentum: f64,
+    /// TensorFlow's "SAME" padding in every convolution (timm's `tf_` ports).
+    pub tf_same_padding: bool,
     /// Evaluation crop size (torchvision's weights' transforms).
     pub crop: i64,
     /// Shorter side before the crop.
@@ -186,6 +190,7 @@ impl EfficientNetConfig {
             dropout,
             bn_eps,
             bn_momentum,
+            tf_same_padding: false,
             crop,
             resize,
             interpolation: Interpolation::Bicubic,
@@ -232,6 +237,7 @@ impl EfficientNetConfig {
             dropout,
             bn_eps: 1e-3,
             bn_momentum: 0.1,
+            tf_same_padding: false,
             crop,
             resize: crop,
             interpolation,
@@ -330,7 +336,10 @@ impl MBConv {
             &next(),
             hidden,
             hidden,
-            Conv2dSpec::new(spec.kernel).stride(stride).groups(hidden),
+            Conv2dSpec::new(spec.kernel)
+                .stride(stride)
+                .groups(hidden)
+                .tf_same(cfg.tf_same_padding),
             Activation::SiLU,
             eps,
             mom,
@@ -394,7 +403,9 @@ impl FusedMBConv {
             &(&b / "0"),
             c_in,
             if expands { hidden } else { c_out },
-            Conv2dSpec::new(spec.kernel).stride(stride),
+            Conv2dSpec::new(spec.kernel)
+                .stride(stride)
+                .tf_same(cfg.tf_same_padding),
             Activation::SiLU,
             eps,
             mom,
@@ -476,6 +487,21 @@ impl EfficientNet {
     /// Builds the network under `p`; an invalid block table is refused.
     pub fn new(p: &Path, cfg: &EfficientNetConfig, opts: &BackboneOptions) -> Result<Self> {
         cfg.validate()?;
+        // timm's ports differ from torchvision's networks in padding and BatchNorm settings.
+        let mut cfg = cfg.clone();
+        cfg.tf_same_padding |= opts.tf_same_padding;
+        match opts.norm {
+            NormLayer::BatchNorm => {}
+            NormLayer::BatchNormWith { eps, momentum } => {
+                (cfg.bn_eps, cfg.bn_momentum) = (eps, momentum);
+            }
+            NormLayer::Frozen { .. } => {
+                return Err(Error::Invalid(
+                    "EfficientNet: frozen BatchNorm is not built for this family".into(),
+                ))
+            }
+        }
+        let cfg = &cfg;
         let f = p / "features";
         let (eps, mom) = (cfg.bn_eps, cfg.bn_momentum);
         let stem_c = cfg.channels(cfg.stages[0].c_in);
@@ -483,7 +509,7 @@ impl EfficientNet {
             &(&f / "0"),
             3,
             stem_c,
-            Conv2dSpec::new(3).stride(2),
+            Conv2dSpec::new(3).stride(2).tf_same(cfg.tf_same_padding),
             Activation::SiLU,
             eps,
             mom,

@@ -143,6 +143,7 @@ impl InvertedResidual {
         stride: i64,
         dilation: i64,
         norm: NormLayer,
+        tf_same: bool,
     ) -> Self {
         let act = if s.hardswish {
             Activation::Hardswish
@@ -172,7 +173,8 @@ impl InvertedResidual {
             Conv2dSpec::new(s.kernel)
                 .stride(stride)
                 .dilation(dilation)
-                .groups(s.expanded),
+                .groups(s.expanded)
+                .tf_same(tf_same),
             act,
             norm,
             BN,
@@ -383,7 +385,7 @@ impl MobileNetV3 {
             &module(0),
             3,
             settings[0].c_in,
-            Conv2dSpec::new(3).stride(2),
+            Conv2dSpec::new(3).stride(2).tf_same(opts.tf_same_padding),
             Activation::Hardswish,
             norm,
             BN,
@@ -413,7 +415,14 @@ impl MobileNetV3 {
                 Some(c4) if n == c4 => f / "1" / "0" / k.to_string(),
                 _ => module(n) / "block" / k.to_string(),
             };
-            blocks.push(InvertedResidual::new(part, s, stride, dilation, norm));
+            blocks.push(InvertedResidual::new(
+                part,
+                s,
+                stride,
+                dilation,
+                norm,
+                opts.tf_same_padding,
+            ));
         }
         let c_last = settings[settings.len() - 1].c_out;
         let last_index = settings.len() + 1;

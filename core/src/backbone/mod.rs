@@ -34,7 +34,7 @@ mod regnet;
 mod resnet;
 mod shufflenet_v2;
 mod squeezenet;
-mod swin;
+pub(crate) mod swin;
 mod vgg;
 mod vit;
 
@@ -253,6 +253,10 @@ pub struct BackboneOptions {
     /// reference implementation's choice for the variant; a checkpoint read from timm or
     /// transformers names theirs, so that its tokens are theirs. Other families ignore it.
     pub pos_embed_resize: Option<PosEmbedResize>,
+    /// TensorFlow's "SAME" padding in every convolution (timm's `tf_` ports of TensorFlow
+    /// weights: `tf_efficientnet_b0`, `tf_efficientnetv2_s`, `tf_mobilenetv3_large_100`):
+    /// EfficientNet (V1, V2) and MobileNetV3; other families refuse it.
+    pub tf_same_padding: bool,
 }
 
 impl Default for BackboneOptions {
@@ -265,6 +269,7 @@ impl Default for BackboneOptions {
             norm: crate::nn::NormLayer::BatchNorm,
             image_size: None,
             pos_embed_resize: None,
+            tf_same_padding: false,
         }
     }
 }
@@ -414,12 +419,20 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
             NAMES.join(", ")
         ))
     };
+    let efficientnet = EfficientNetConfig::by_name(name).is_some();
+    let mobilenet_v3 = MobileNetV3Config::by_name(name).is_some();
+    let batch_norm_with = matches!(opts.norm, crate::nn::NormLayer::BatchNormWith { .. });
     if opts.norm != crate::nn::NormLayer::BatchNorm
-        && !(resnet_family || name.starts_with("mobilenet_v3"))
+        && !(resnet_family || mobilenet_v3 || (efficientnet && batch_norm_with))
     {
         return Err(Error::Invalid(format!(
             "{name}: another normalisation than BatchNorm is only available for ResNet and \
-             MobileNetV3 backbones here"
+             MobileNetV3 backbones here (EfficientNet takes BatchNorm with other settings)"
+        )));
+    }
+    if opts.tf_same_padding && !(efficientnet || mobilenet_v3) {
+        return Err(Error::Invalid(format!(
+            "{name}: TensorFlow's SAME padding is built for EfficientNet and MobileNetV3 only"
         )));
     }
     if let Some(cfg) = ResNetConfig::by_name(name) {

@@ -107,7 +107,7 @@ fn layer_norm(p: &Path, dim: i64) -> nn::LayerNorm {
 
 /// For each pair of positions in a `window`×`window` window, the row of their offset in a
 /// (2·window−1)² table: torchvision's `relative_position_index`, flattened.
-fn relative_position_index(window: i64) -> Vec<i64> {
+pub(crate) fn relative_position_index(window: i64) -> Vec<i64> {
     let n = window * window;
     let span = 2 * window - 1;
     let mut index = Vec::with_capacity((n * n) as usize);

@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use super::Hub;
-use crate::backbone::PosEmbedResize;
+use crate::backbone::{BackboneOptions, PosEmbedResize};
 use crate::checkpoint::StateDict;
 use crate::error::Result;
+use crate::nn::NormLayer;
 use crate::timm::TimmConfig;
 
 /// A Hub checkpoint in ferrovis' terms.
@@ -29,6 +30,24 @@ pub struct HubCheckpoint {
     /// How the source resizes DINOv2's positional embedding to another size (`None` for other
     /// families): build with it for the source's tokens.
     pub pos_embed_resize: Option<PosEmbedResize>,
+    /// The source's BatchNorm settings where they differ from the ferrovis architecture's
+    /// (timm's EfficientNets and MobileNetV3s).
+    pub norm: Option<NormLayer>,
+    /// TensorFlow's SAME padding (timm's `tf_` ports).
+    pub tf_same_padding: bool,
+}
+
+impl HubCheckpoint {
+    /// `base` with what building the source's network takes: its positional-embedding
+    /// resizing, BatchNorm settings and padding.
+    pub fn backbone_options(&self, base: BackboneOptions) -> BackboneOptions {
+        BackboneOptions {
+            pos_embed_resize: self.pos_embed_resize,
+            norm: self.norm.unwrap_or(base.norm),
+            tf_same_padding: self.tf_same_padding,
+            ..base
+        }
+    }
 }
 
 /// Whether `spec` names a checkpoint [`read`] takes: timm's or transformers' DINOv2.

@@ -22,6 +22,10 @@ pub struct Conv2dSpec {
     /// PyTorch's default initialisation (`nn.Conv2d.reset_parameters`: Kaiming-uniform with
     /// a = √5) instead of torchvision's backbone one (Kaiming-normal, fan-out).
     pub pytorch_init: bool,
+    /// TensorFlow's "SAME" padding computed from the input size at every call (the extra pixel
+    /// of an odd total bottom/right, see [`super::pad_same`]) instead of `padding`: timm's
+    /// `tf_` ports of TensorFlow weights were trained with it.
+    pub tf_same: bool,
 }
 
 impl Conv2dSpec {
@@ -36,6 +40,7 @@ impl Conv2dSpec {
             groups: 1,
             bias: false,
             pytorch_init: false,
+            tf_same: false,
         }
     }
 
@@ -67,6 +72,16 @@ impl Conv2dSpec {
     /// With a bias.
     pub fn bias(mut self, b: bool) -> Self {
         self.bias = b;
+        self
+    }
+
+    /// With TensorFlow's "SAME" padding when `on` (see [`Conv2dSpec::tf_same`]); the static
+    /// padding becomes 0.
+    pub fn tf_same(mut self, on: bool) -> Self {
+        self.tf_same = on;
+        if on {
+            self.padding = 0;
+        }
         self
     }
 

@@ -4,7 +4,9 @@
 use tch::nn::Path;
 use tch::Tensor;
 
-use super::{conv2d, conv2d_live_taps, Activation, Conv2dSpec, Norm2d, NormLayer};
+use tch::nn::Module as _;
+
+use super::{conv2d, conv2d_live_taps, pad_same, Activation, Conv2dSpec, Norm2d, NormLayer};
 
 /// Convolution without bias, then BatchNorm (or frozen BatchNorm), then an activation.
 #[derive(Debug)]
@@ -83,11 +85,16 @@ impl ConvNormAct {
         }
     }
 
-    /// conv (skipping taps that only read padding) → BatchNorm → activation.
+    /// conv (skipping taps that only read padding; TensorFlow's padding first where the spec
+    /// asks for it) → BatchNorm → activation.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.act.forward_owned(
-            self.bn
-                .forward_t(&conv2d_live_taps(&self.conv, &self.spec, x), train),
-        )
+        let y = if self.spec.tf_same {
+            let s = &self.spec;
+            self.conv
+                .forward(&pad_same(x, s.kernel, s.stride, s.dilation))
+        } else {
+            conv2d_live_taps(&self.conv, &self.spec, x)
+        };
+        self.act.forward_owned(self.bn.forward_t(&y, train))
     }
 }

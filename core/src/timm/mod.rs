@@ -9,13 +9,15 @@
 //! otherwise.
 //!
 //! Built: ResNet / ResNeXt / Wide ResNet (timm keeps torchvision's names, `a1_in1k`- and
-//! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, EfficientNet B0–B7 (timm's own, not the `tf_`
-//! ports), RegNet X/Y (the 15 whose configuration is torchvision's), ViT B/L/H and DeiT-B (fused
-//! q/k/v in both) at any of their sizes, DINOv2 ViT-S/B/L/g with and without registers
+//! `tv_in1k`-style tags alike), ConvNeXt T/S/B/L, EfficientNet B0–B7 and V2 S/M/L and
+//! MobileNetV3 large/small (timm's own and the `tf_` ports with TensorFlow's SAME padding and
+//! BatchNorm eps), RegNet X/Y (the 15 whose configuration is torchvision's), Swin T/S/B (window
+//! 7), ViT B/L/H and DeiT-B (fused q/k/v in both) at any of their sizes, DINOv2 ViT-S/B/L/g with and without registers
 //! (`vit_small_patch14_dinov2`, `vit_base_patch14_reg4_dinov2`, in the reference's names). Other
 //! timm architectures are refused with their name.
 
 pub mod config;
+mod efficientnet_builder;
 mod names;
 
 use std::path::{Path, PathBuf};
@@ -27,26 +29,61 @@ use crate::backbone::PosEmbedResize;
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::hub::{Hub, HubCheckpoint};
+use crate::nn::NormLayer;
 
 /// The two files of a timm checkpoint.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// timm's configuration beside the weights.
 pub const CONFIG_FILE: &str = "config.json";
 
-/// For a timm architecture name, the ferrovis architecture, its renaming family and the image
-/// size the name carries (ViT's `_224`, `_384`).
-fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
+/// What ferrovis builds for a timm architecture.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    /// The ferrovis architecture.
+    arch: String,
+    /// The renaming family.
+    family: Family,
+    /// The image size the name carries (ViT's `_224`, `_384`).
+    image_size: Option<i64>,
+    /// timm's BatchNorm settings where they differ from torchvision's for the architecture.
+    norm: Option<NormLayer>,
+    /// TensorFlow's SAME padding (the `tf_` ports).
+    tf_same_padding: bool,
+}
+
+impl Target {
+    fn new(arch: impl Into<String>, family: Family) -> Self {
+        Target {
+            arch: arch.into(),
+            family,
+            image_size: None,
+            norm: None,
+            tf_same_padding: false,
+        }
+    }
+}
+
+/// timm's BatchNorm: PyTorch's defaults, or TensorFlow's eps in the `tf_` ports.
+fn timm_batch_norm(tf: bool) -> NormLayer {
+    NormLayer::BatchNormWith {
+        eps: if tf { 1e-3 } else { 1e-5 },
+        momentum: 0.1,
+    }
+}
+
+/// For a timm architecture name, what ferrovis builds.
+fn torchvision_arch(timm: &str) -> Result<Target> {
     // timm's ResNet family and ConvNeXt sizes use torchvision's names for the same networks.
-    let named = |prefixes: &[&str]| {
+    let named = |name: &str, prefixes: &[&str]| {
         crate::backbone::NAMES
             .iter()
-            .any(|n| *n == timm && prefixes.iter().any(|p| n.starts_with(p)))
+            .any(|n| *n == name && prefixes.iter().any(|p| n.starts_with(p)))
     };
-    if named(&["resnet", "resnext", "wide_resnet"]) {
-        return Ok((timm.to_string(), Family::ResNet, None));
+    if named(timm, &["resnet", "resnext", "wide_resnet"]) {
+        return Ok(Target::new(timm, Family::ResNet));
     }
-    if named(&["convnext_"]) {
-        return Ok((timm.to_string(), Family::ConvNext, None));
+    if named(timm, &["convnext_"]) {
+        return Ok(Target::new(timm, Family::ConvNext));
     }
     // timm's RegNets whose configuration is torchvision's (checked network by network: the
     // `_tv` ones are timm's copies where its own 400MF X / 800MF Y / 8GF Y differ).
@@ -68,11 +105,54 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
         ("regnety_1280", "regnet_y_128gf"),
     ];
     if let Some((_, arch)) = REGNETS.iter().find(|(t, _)| *t == timm) {
-        return Ok((arch.to_string(), Family::RegNet, None));
+        return Ok(Target::new(*arch, Family::RegNet));
     }
-    // timm's own EfficientNets (not the `tf_` ports, whose SAME padding differs).
-    if named(&["efficientnet_b"]) {
-        return Ok((timm.to_string(), Family::EfficientNet, None));
+    // EfficientNet B0–B7 and V2 S/M/L, timm's own (PyTorch's BatchNorm eps, where torchvision's
+    // B5–B7 and V2 use TensorFlow's) and the `tf_` ports (SAME padding, TensorFlow's eps).
+    let (tf, base) = match timm.strip_prefix("tf_") {
+        Some(rest) => (true, rest),
+        None => (false, timm),
+    };
+    let efficientnet = match base {
+        b if b.starts_with("efficientnet_b") => Some(b.to_string()),
+        // timm's own V2s with pretrained weights are the `_rw` variants, another network.
+        b if tf && b.starts_with("efficientnetv2_") => {
+            Some(b.replace("efficientnetv2_", "efficientnet_v2_"))
+        }
+        _ => None,
+    };
+    if let Some(arch) = efficientnet.filter(|a| named(a, &["efficientnet_"])) {
+        return Ok(Target {
+            norm: Some(timm_batch_norm(tf)),
+            tf_same_padding: tf,
+            ..Target::new(arch, Family::EfficientNet)
+        });
+    }
+    // MobileNetV3 at width 1.0 (`mobilenetv3_large_100`, `tf_mobilenetv3_small_100`).
+    let mobilenet = match base {
+        "mobilenetv3_large_100" => Some("mobilenet_v3_large"),
+        "mobilenetv3_small_100" => Some("mobilenet_v3_small"),
+        _ => None,
+    };
+    if let Some(arch) = mobilenet {
+        return Ok(Target {
+            norm: Some(timm_batch_norm(tf)),
+            tf_same_padding: tf,
+            ..Target::new(arch, Family::MobileNetV3)
+        });
+    }
+    // Swin V1 T/S/B with 4-px patches and 7-token windows at 224.
+    let swin = match timm {
+        "swin_tiny_patch4_window7_224" => Some("swin_t"),
+        "swin_small_patch4_window7_224" => Some("swin_s"),
+        "swin_base_patch4_window7_224" => Some("swin_b"),
+        _ => None,
+    };
+    if let Some(arch) = swin {
+        return Ok(Target {
+            image_size: Some(224),
+            ..Target::new(arch, Family::Swin)
+        });
     }
     // vit_base_patch16_224, vit_large_patch16_384, deit_base_patch16_224, vit_huge_patch14_224.
     let vit = regex::Regex::new(r"^(?:vit|deit)_(base|large|huge)_patch(\d+)_(\d+)$")
@@ -85,8 +165,10 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
         };
         let arch = format!("vit_{width}_{}", &c[2]);
         if ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"].contains(&arch.as_str()) {
-            let size = c[3].parse().ok();
-            return Ok((arch, Family::Vit, size));
+            return Ok(Target {
+                image_size: c[3].parse().ok(),
+                ..Target::new(arch, Family::Vit)
+            });
         }
     }
     // DINOv2 (`vit_small_patch14_dinov2`, `vit_giant_patch14_reg4_dinov2`): the reference's
@@ -96,12 +178,16 @@ fn torchvision_arch(timm: &str) -> Result<(String, Family, Option<i64>)> {
     if let Some(c) = dinov2.captures(timm) {
         let width = &c[1][..1];
         let reg = if c.get(2).is_some() { "_reg" } else { "" };
-        return Ok((format!("dinov2_vit{width}14{reg}"), Family::Dinov2, None));
+        return Ok(Target::new(
+            format!("dinov2_vit{width}14{reg}"),
+            Family::Dinov2,
+        ));
     }
     Err(Error::Invalid(format!(
         "timm architecture {timm:?} is not built: ferrovis reads timm's ResNet/ResNeXt/Wide \
-         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7, torchvision's RegNets, ViT/DeiT B/L/H and \
-         DINOv2 checkpoints"
+         ResNet, ConvNeXt T/S/B/L, EfficientNet B0–B7 and V2 S/M/L (timm's and tf_), \
+         MobileNetV3 large/small 100 (timm's and tf_), torchvision's RegNets, Swin T/S/B \
+         (window 7, 224), ViT/DeiT B/L/H and DINOv2 checkpoints"
     )))
 }
 
@@ -151,21 +237,23 @@ pub fn read(spec: &str) -> Result<HubCheckpoint> {
 pub fn read_in(hub: &Hub, spec: &str) -> Result<HubCheckpoint> {
     let (config_file, weights) = snapshot_in(hub, spec)?;
     let config = TimmConfig::read(&config_file)?;
-    let (arch, family, named_size) = torchvision_arch(&config.architecture)?;
-    let image_size = named_size.unwrap_or(config.input_size[1]);
+    let target = torchvision_arch(&config.architecture)?;
+    let image_size = target.image_size.unwrap_or(config.input_size[1]);
     let sd = checkpoint::read(&weights)?;
-    let state_dict = names::to_torchvision(family, &config.architecture, &sd)
+    let state_dict = names::to_torchvision(target.family, &config.architecture, &sd)
         .map_err(|e| Error::Invalid(format!("{}: {e}", weights.display())))?;
     // timm resizes DINOv2's positional embedding by size, antialiased.
     let pos_embed_resize =
-        (family == Family::Dinov2).then_some(PosEmbedResize::Size { antialias: true });
+        (target.family == Family::Dinov2).then_some(PosEmbedResize::Size { antialias: true });
     Ok(HubCheckpoint {
-        arch,
+        arch: target.arch,
         image_size,
         config,
         state_dict,
         weights,
         pos_embed_resize,
+        norm: target.norm,
+        tf_same_padding: target.tf_same_padding,
     })
 }
 
@@ -175,19 +263,39 @@ mod tests {
 
     #[test]
     fn architectures_map_to_torchvisions() {
-        let (a, f, s) = torchvision_arch("vit_base_patch16_384").unwrap();
-        assert_eq!((a.as_str(), f, s), ("vit_b_16", Family::Vit, Some(384)));
-        let (a, f, _) = torchvision_arch("deit_base_patch16_224").unwrap();
-        assert_eq!((a.as_str(), f), ("vit_b_16", Family::Vit));
-        let (a, f, s) = torchvision_arch("convnext_small").unwrap();
+        let t = torchvision_arch("vit_base_patch16_384").unwrap();
         assert_eq!(
-            (a.as_str(), f, s),
+            (t.arch.as_str(), t.family, t.image_size),
+            ("vit_b_16", Family::Vit, Some(384))
+        );
+        let t = torchvision_arch("deit_base_patch16_224").unwrap();
+        assert_eq!((t.arch.as_str(), t.family), ("vit_b_16", Family::Vit));
+        let t = torchvision_arch("convnext_small").unwrap();
+        assert_eq!(
+            (t.arch.as_str(), t.family, t.image_size),
             ("convnext_small", Family::ConvNext, None)
         );
-        let err = torchvision_arch("vit_small_patch16_224")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("vit_small_patch16_224"), "{err}");
-        assert!(torchvision_arch("resnet50d").is_err());
+        let t = torchvision_arch("tf_efficientnetv2_m").unwrap();
+        assert_eq!(
+            (t.arch.as_str(), t.tf_same_padding, t.norm),
+            ("efficientnet_v2_m", true, Some(timm_batch_norm(true)))
+        );
+        let t = torchvision_arch("mobilenetv3_small_100").unwrap();
+        assert_eq!(
+            (t.arch.as_str(), t.tf_same_padding, t.norm),
+            ("mobilenet_v3_small", false, Some(timm_batch_norm(false)))
+        );
+        let t = torchvision_arch("swin_small_patch4_window7_224").unwrap();
+        assert_eq!((t.arch.as_str(), t.family), ("swin_s", Family::Swin));
+        for refused in [
+            "vit_small_patch16_224",
+            "resnet50d",
+            "efficientnetv2_rw_s",
+            "mobilenetv3_large_075",
+            "swin_large_patch4_window12_384",
+        ] {
+            let err = torchvision_arch(refused).unwrap_err().to_string();
+            assert!(err.contains(refused), "{err}");
+        }
     }
 }

@@ -80,72 +80,35 @@ const VIT: Rules = &[
     (r"^head\.(weight|bias)$", "heads.head.$1"),
 ];
 
-/// EfficientNet B0–B7 (timm's own, not the `tf_` ports with SAME padding): timm's `blocks.i.j`
-/// are torchvision's `features.{i+1}.j.block`; stage 0's depthwise-separable blocks hold
-/// (depthwise conv + BN, squeeze-excite, projection + BN), the later inverted residuals (expansion
-/// + BN, depthwise + BN, squeeze-excite, projection + BN).
-const EFFICIENTNET: Rules = &[
-    (r"^conv_stem\.weight$", "features.0.0.weight"),
-    (r"^bn1\.(\w+)$", "features.0.1.$1"),
+/// Swin V1: timm's `layers.{s}` are torchvision's `features.{2s+1}` (the stages) with the
+/// stage's patch merging `features.{2s}` (timm holds it at the start of the stage), the MLP's
+/// `fc1`/`fc2` torchvision's `mlp.0`/`mlp.3`. timm does not save `relative_position_index`
+/// ([`to_torchvision`] adds torchvision's).
+const SWIN: Rules = &[
+    (r"^patch_embed\.proj\.(weight|bias)$", "features.0.0.$1"),
+    (r"^patch_embed\.norm\.(weight|bias)$", "features.0.2.$1"),
     (
-        r"^blocks\.0\.(\d+)\.conv_dw\.weight$",
-        "features.1.$1.block.0.0.weight",
+        r"^layers\.(\d)\.downsample\.(norm|reduction)\.(weight|bias)$",
+        "features.{2s}.$2.$3",
     ),
     (
-        r"^blocks\.0\.(\d+)\.bn1\.(\w+)$",
-        "features.1.$1.block.0.1.$2",
+        r"^layers\.(\d)\.blocks\.(\d+)\.(norm1|norm2|attn\.qkv|attn\.proj)\.(weight|bias)$",
+        "features.{2s+1}.$2.$3.$4",
     ),
     (
-        r"^blocks\.0\.(\d+)\.se\.conv_reduce\.(\w+)$",
-        "features.1.$1.block.1.fc1.$2",
+        r"^layers\.(\d)\.blocks\.(\d+)\.attn\.(relative_position_bias_table|relative_position_index)$",
+        "features.{2s+1}.$2.attn.$3",
     ),
     (
-        r"^blocks\.0\.(\d+)\.se\.conv_expand\.(\w+)$",
-        "features.1.$1.block.1.fc2.$2",
+        r"^layers\.(\d)\.blocks\.(\d+)\.mlp\.fc1\.(weight|bias)$",
+        "features.{2s+1}.$2.mlp.0.$3",
     ),
     (
-        r"^blocks\.0\.(\d+)\.conv_pw\.weight$",
-        "features.1.$1.block.2.0.weight",
+        r"^layers\.(\d)\.blocks\.(\d+)\.mlp\.fc2\.(weight|bias)$",
+        "features.{2s+1}.$2.mlp.3.$3",
     ),
-    (
-        r"^blocks\.0\.(\d+)\.bn2\.(\w+)$",
-        "features.1.$1.block.2.1.$2",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.conv_pw\.weight$",
-        "features.{s+1}.$2.block.0.0.weight",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.bn1\.(\w+)$",
-        "features.{s+1}.$2.block.0.1.$3",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.conv_dw\.weight$",
-        "features.{s+1}.$2.block.1.0.weight",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.bn2\.(\w+)$",
-        "features.{s+1}.$2.block.1.1.$3",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.se\.conv_reduce\.(\w+)$",
-        "features.{s+1}.$2.block.2.fc1.$3",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.se\.conv_expand\.(\w+)$",
-        "features.{s+1}.$2.block.2.fc2.$3",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.conv_pwl\.weight$",
-        "features.{s+1}.$2.block.3.0.weight",
-    ),
-    (
-        r"^blocks\.(\d+)\.(\d+)\.bn3\.(\w+)$",
-        "features.{s+1}.$2.block.3.1.$3",
-    ),
-    (r"^conv_head\.weight$", "features.8.0.weight"),
-    (r"^bn2\.(\w+)$", "features.8.1.$1"),
-    (r"^classifier\.(weight|bias)$", "classifier.1.$1"),
+    (r"^norm\.(weight|bias)$", "norm.$1"),
+    (r"^head\.fc\.(weight|bias)$", "head.$1"),
 ];
 
 /// RegNet X and Y: timm's `s{i}.b{k}` (k from 1) is torchvision's
@@ -212,8 +175,13 @@ const DINOV2: Rules = &[
 pub(super) enum Family {
     ResNet,
     ConvNext,
+    /// EfficientNet V1/V2 (timm's own and the `tf_` ports): numbered by block contents
+    /// ([`super::efficientnet_builder`]).
     EfficientNet,
+    /// MobileNetV3 large/small (timm's own and the `tf_` ports), as EfficientNet.
+    MobileNetV3,
     RegNet,
+    Swin,
     Vit,
     /// DINOv2: timm keeps the reference's names (see [`dinov2_to_reference`]).
     Dinov2,
@@ -224,8 +192,10 @@ impl Family {
         match self {
             Family::ResNet => RESNET,
             Family::ConvNext => CONVNEXT,
-            Family::EfficientNet => EFFICIENTNET,
+            // Numbered by block contents, not by pattern.
+            Family::EfficientNet | Family::MobileNetV3 => &[],
             Family::RegNet => REGNET,
+            Family::Swin => SWIN,
             Family::Vit => VIT,
             Family::Dinov2 => DINOV2,
         }
@@ -236,6 +206,12 @@ impl Family {
 /// Tensors change shape only where torchvision's module holds them so: ConvNeXt's layer scale is
 /// `(C, 1, 1)` in torchvision, `(C,)` in timm.
 pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Result<StateDict> {
+    use super::efficientnet_builder::{self as builder, Layout};
+    match family {
+        Family::EfficientNet => return builder::to_torchvision(Layout::EfficientNet, arch, sd),
+        Family::MobileNetV3 => return builder::to_torchvision(Layout::MobileNetV3, arch, sd),
+        _ => {}
+    }
     let rules: Vec<(Regex, &str)> = family
         .rules()
         .iter()
@@ -284,7 +260,31 @@ pub(super) fn to_torchvision(family: Family, arch: &str, sd: &StateDict) -> Resu
     if family == Family::Dinov2 {
         dinov2_to_reference(arch, &mut out)?;
     }
+    if family == Family::Swin {
+        add_relative_position_index(&mut out);
+    }
     Ok(out)
+}
+
+/// torchvision saves each Swin attention's `relative_position_index` (a persistent buffer),
+/// timm does not: the index of the window its bias table is for ((2·window − 1)² rows).
+fn add_relative_position_index(sd: &mut StateDict) {
+    let tables: Vec<(String, i64)> = sd
+        .iter()
+        .filter_map(|(n, t)| {
+            let stem = n.strip_suffix("relative_position_bias_table")?;
+            let span = (t.size().first().copied().unwrap_or(0) as f64)
+                .sqrt()
+                .round() as i64;
+            Some((format!("{stem}relative_position_index"), (span + 1) / 2))
+        })
+        .collect();
+    for (name, window) in tables {
+        if sd.get(&name).is_none() {
+            let index = Tensor::from_slice(&crate::backbone::swin::relative_position_index(window));
+            sd.insert(name, index);
+        }
+    }
 }
 
 /// What timm changed in DINOv2 when it ported it: ViT-g's SwiGLU projections are `fc1`/`fc2`

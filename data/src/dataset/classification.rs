@@ -305,7 +305,13 @@ impl ClassificationDataset {
         cache.get_or_load(index, || {
             let img = read_rgb(&self.items[index].path)?;
             if img.width.min(img.height) > side {
-                resize_shorter(&img, side, Filter::Bilinear)
+                // A checkpoint's Pillow filter where it names one, so the evaluation crop of a
+                // cached image is the uncached one.
+                let filter = match self.transform.filter {
+                    Filter::Area | Filter::Linear => Filter::Bilinear,
+                    pillow => pillow,
+                };
+                resize_shorter(&img, side, filter)
             } else {
                 Ok(img)
             }

@@ -11,6 +11,7 @@ use tch::Tensor;
 
 use super::color::ColorJitter;
 use super::geometry::{crop, hflip, rot90, Rect};
+use super::pillow_resize::{self, PillowFilter};
 use crate::decode::{bgr_mat_to_rgb, decode_bgr, probe, read_bytes, rgb_from_mat};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
@@ -19,14 +20,16 @@ use crate::rng::Rng;
 use crate::tensor::{to_normalized_chw, to_normalized_chw_mirrored};
 
 /// The resampling filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Filter {
     /// OpenCV's area averaging when shrinking (every covered source pixel counts, by its
     /// coverage), bilinear when enlarging: the evaluation resize the ImageNet reference answers
     /// in `make validate` are reproduced with.
     Area,
-    /// Pillow's bilinear (triangle) filter, widened with the shrink factor (antialiased): what
-    /// torchvision's `Resize`/`RandomResizedCrop` do to PIL images.
+    /// Pillow's bilinear (triangle) filter, widened with the shrink factor (antialiased), to
+    /// the integer ([`pillow_resize`]): what torchvision's `Resize`/`RandomResizedCrop` do to
+    /// PIL images.
     Bilinear,
     /// Pillow's bicubic filter (Catmull-Rom), antialiased the same way.
     Bicubic,
@@ -67,15 +70,18 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> Re
     match filter {
         Filter::Area => resize_opencv(img, width, height, true),
         Filter::Linear => resize_opencv(img, width, height, false),
-        Filter::Bilinear => {
-            resize_pillow(img, width, height, fast_image_resize::FilterType::Bilinear)
-        }
-        Filter::Bicubic => resize_pillow(
+        Filter::Bilinear => Ok(pillow_resize::resize(
             img,
             width,
             height,
-            fast_image_resize::FilterType::CatmullRom,
-        ),
+            PillowFilter::Bilinear,
+        )),
+        Filter::Bicubic => Ok(pillow_resize::resize(
+            img,
+            width,
+            height,
+            PillowFilter::Bicubic,
+        )),
     }
 }
 
@@ -101,36 +107,8 @@ fn resize_opencv(img: &RgbImage, width: usize, height: usize, area: bool) -> Res
     rgb_from_mat(&dst)
 }
 
-fn resize_pillow(
-    img: &RgbImage,
-    width: usize,
-    height: usize,
-    kernel: fast_image_resize::FilterType,
-) -> Result<RgbImage> {
-    use fast_image_resize as fir;
-    let dim = |v: usize| {
-        u32::try_from(v).map_err(|_| Error::Invalid(format!("image side {v} too large")))
-    };
-    let src = fir::images::ImageRef::new(
-        dim(img.width)?,
-        dim(img.height)?,
-        &img.data,
-        fir::PixelType::U8x3,
-    )
-    .map_err(|e| Error::Invalid(format!("resize source: {e}")))?;
-    let mut dst = fir::images::Image::new(dim(width)?, dim(height)?, fir::PixelType::U8x3);
-    let options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(kernel));
-    fir::Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .map_err(|e| Error::Invalid(format!("resize: {e}")))?;
-    Ok(RgbImage {
-        width,
-        height,
-        data: dst.into_vec(),
-    })
-}
-
-/// Crops the central `size`×`size` square; offsets are `round((h − size) / 2)` as in torchvision.
+/// Crops the central `size`×`size` square; offsets are `round((h − size) / 2)` as in torchvision
+/// (Python's rounding: halves to even).
 pub fn center_crop(img: &RgbImage, size: usize) -> Result<RgbImage> {
     if img.width < size || img.height < size {
         return Err(Error::image(
@@ -141,8 +119,9 @@ pub fn center_crop(img: &RgbImage, size: usize) -> Result<RgbImage> {
             ),
         ));
     }
-    let top = ((img.height - size) as f64 / 2.0).round() as usize;
-    let left = ((img.width - size) as f64 / 2.0).round() as usize;
+    // Python's round, as torchvision's: halves to even (a 185-px margin leaves 92 on the left).
+    let top = ((img.height - size) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((img.width - size) as f64 / 2.0).round_ties_even() as usize;
     let mut data = Vec::with_capacity(size * size * 3);
     for y in top..top + size {
         let row = (y * img.width + left) * 3;
@@ -226,9 +205,13 @@ impl RandomResizedCrop {
 pub struct ClassifyTransform {
     /// Output side length.
     pub size: usize,
-    /// Evaluation: the shorter side is resized to this ([`Filter::Area`]) before the centre crop
-    /// (torchvision's `Resize(256)`, `CenterCrop(224)`).
+    /// Evaluation: the shorter side is resized to this (with [`filter`](Self::filter)) before
+    /// the centre crop (torchvision's `Resize(256)`, `CenterCrop(224)`).
     pub resize: usize,
+    /// Evaluation resize filter: [`Filter::Area`] by default; Pillow's bilinear or bicubic
+    /// for a checkpoint whose configuration names it (timm's `create_transform` resizes PIL
+    /// images), which also decodes JPEGs whole rather than at a reduced DCT scale.
+    pub filter: Filter,
     /// Training: random resized crop (`None`: the evaluation resize + centre crop).
     pub random_resized_crop: Option<RandomResizedCrop>,
     /// Training: probability of a horizontal flip.
@@ -263,6 +246,7 @@ impl ClassifyTransform {
         Self {
             size,
             resize: (size * 256).div_ceil(224),
+            filter: Filter::Area,
             random_resized_crop: None,
             hflip: 0.0,
             rotate90: false,
@@ -295,9 +279,9 @@ impl ClassifyTransform {
         let mut out = match &self.random_resized_crop {
             Some(rrc) => {
                 let rect = rrc.params(img.width, img.height, rng);
-                resize(&crop(img, rect)?, self.size, self.size, Filter::Bilinear)?
+                resize(&crop(img, rect)?, self.size, self.size, self.crop_filter())?
             }
-            None => center_crop(&resize_shorter(img, self.resize, Filter::Area)?, self.size)?,
+            None => center_crop(&resize_shorter(img, self.resize, self.filter)?, self.size)?,
         };
         if self.hflip > 0.0 && rng.gen_bool(self.hflip.clamp(0.0, 1.0)) {
             hflip(&mut out);
@@ -308,6 +292,15 @@ impl ClassifyTransform {
         }
         self.color_jitter.apply(&mut out, rng);
         Ok(out)
+    }
+
+    /// The random resized crop's filter: torchvision's bilinear, or the checkpoint's Pillow
+    /// filter where [`filter`](Self::filter) names one (timm trains with its configuration's).
+    fn crop_filter(&self) -> Filter {
+        match self.filter {
+            Filter::Area | Filter::Linear => Filter::Bilinear,
+            pillow => pillow,
+        }
     }
 
     /// The quarter turns of [`rotate90`](Self::rotate90), drawn after the flip (0 when off,
@@ -341,15 +334,17 @@ impl ClassifyTransform {
                     Some(img) => img,
                     None => crop(&bgr_mat_to_rgb(&decode_bgr(path, &bytes, 1)?)?, rect)?,
                 };
-                resize(&cropped, self.size, self.size, Filter::Bilinear)?
+                resize(&cropped, self.size, self.size, self.crop_filter())?
             }
             None => {
+                // A reduced DCT scale is an area average already; Pillow's filters see every pixel.
                 let factor = [8, 4, 2]
                     .into_iter()
                     .find(|&f| w / f >= self.resize && h / f >= self.resize)
+                    .filter(|_| self.filter == Filter::Area)
                     .unwrap_or(1);
                 let img = bgr_mat_to_rgb(&decode_bgr(path, &bytes, factor)?)?;
-                center_crop(&resize_shorter(&img, self.resize, Filter::Area)?, self.size)?
+                center_crop(&resize_shorter(&img, self.resize, self.filter)?, self.size)?
             }
         };
         Ok(self.finish(out, rng))

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod color;
 pub mod detect;
 pub mod geometry;
+pub mod pillow_resize;
 pub mod segment;
 pub mod ssd;
 

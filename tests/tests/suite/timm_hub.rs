@@ -2,21 +2,27 @@
 //! (`reference/timm_hub.py`): seeded timm models (norms randomised) saved by timm's `save_for_hf`
 //! in the hub cache's layout load by `hf-hub:timm/<arch>.<tag>` into the torchvision-named
 //! backbone, every tensor accounted for, and give timm's logits; `config.json` gives timm's
-//! `resolve_data_config` (input size, interpolation, crop_pct, mean/std) and the class count.
-//! Bad snapshots are named errors.
+//! `resolve_data_config` (input size, interpolation, crop_pct, mean/std) and the class count,
+//! and classify's evaluation transform built from it gives `create_transform`'s pixels on real
+//! images (within 1/255). Bad snapshots are named errors.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ferrovis_classify::config::DataSection;
+use ferrovis_classify::data::{
+    self as classify_data, pillow_filter, with_checkpoint_preprocessing,
+};
 use ferrovis_core::backbone::{self, BackboneOptions, Interpolation};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::timm;
+use ferrovis_data::rng::derive;
 use ferrovis_tests::{offline_hub, write_reference};
 use tch::nn::VarStore;
 use tch::Device;
 
 /// `reference/timm_hub.py`'s cases, with the ferrovis architecture each one is built as.
-const CASES: [(&str, &str); 7] = [
+const CASES: [(&str, &str); 12] = [
     ("resnet18.tv_in1k", "resnet18"),
     ("resnet50.a1_in1k", "resnet50"),
     ("convnext_tiny.fb_in1k", "convnext_tiny"),
@@ -24,6 +30,17 @@ const CASES: [(&str, &str); 7] = [
     ("regnety_016.tv2_in1k", "regnet_y_1_6gf"),
     ("regnetx_004_tv.tv2_in1k", "regnet_x_400mf"),
     ("vit_base_patch16_224.augreg2_in21k_ft_in1k", "vit_b_16"),
+    ("tf_efficientnet_b0.ns_jft_in1k", "efficientnet_b0"),
+    ("tf_efficientnetv2_s.in21k_ft_in1k", "efficientnet_v2_s"),
+    ("mobilenetv3_large_100.ra_in1k", "mobilenet_v3_large"),
+    ("tf_mobilenetv3_small_100.in1k", "mobilenet_v3_small"),
+    ("swin_tiny_patch4_window7_224.ms_in1k", "swin_t"),
+];
+
+/// The real pictures the reference preprocessed, by the key it saved them under.
+const IMAGES: [(&str, &str); 2] = [
+    ("chelsea", "style/assets/chelsea.png"),
+    ("starry_night", "style/assets/starry_night.jpg"),
 ];
 
 fn reference() -> &'static Path {
@@ -81,13 +98,36 @@ fn timm_checkpoints_load_by_hub_name_and_give_timms_logits() {
             "{name}: timm resizes to floor(size / crop_pct)"
         );
 
+        // classify's evaluation transform from the configuration: timm's pixels.
+        let expected = checkpoint::read(dir.join(format!("{name}.safetensors"))).unwrap();
+        let data = with_checkpoint_preprocessing(&DataSection::default(), cfg);
+        let filter = classify_data::filter(&data, pillow_filter(cfg.interpolation)).unwrap();
+        let (_, eval) = classify_data::transforms(&data, &pre, filter);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (key, file) in IMAGES {
+            let ours = eval
+                .apply_file(&root.join(file), &mut derive(0, &[]))
+                .unwrap();
+            let theirs = expected.get(&format!("pixels_{key}")).unwrap();
+            assert_eq!(ours.size(), theirs.size(), "{name}: {key}");
+            // In 0–1 units: the normalised difference times the channel's std.
+            let std = tch::Tensor::from_slice(&cfg.std.map(|v| v as f32)).view([3, 1, 1]);
+            let diff = ((&ours - theirs).abs() * std).max().double_value(&[]);
+            println!("{name}: {key} pixels max |Δ| {:.3}/255", diff * 255.0);
+            assert!(
+                diff <= 1.0 / 255.0 + 1e-6,
+                "{name}: {key}: pixels differ from timm's by {:.2}/255",
+                diff * 255.0
+            );
+        }
+
         // The weights: every tensor renamed into the torchvision-named model, timm's logits.
         let vs = VarStore::new(Device::Cpu);
-        let opts = BackboneOptions {
+        let opts = ckpt.backbone_options(BackboneOptions {
             num_classes: cfg.num_classes,
             image_size: Some(ckpt.image_size),
             ..Default::default()
-        };
+        });
         let model = backbone::create(arch, &vs.root(), &opts).unwrap();
         let mut sd = ckpt.state_dict;
         model.adapt_checkpoint(&mut sd).unwrap();
@@ -102,7 +142,6 @@ fn timm_checkpoints_load_by_hub_name_and_give_timms_logits() {
             want["parameters"].as_i64(),
             "{name}: parameters"
         );
-        let expected = checkpoint::read(dir.join(format!("{name}.safetensors"))).unwrap();
         let x = expected.get("input").unwrap();
         let theirs = expected.get("logits").unwrap();
         let ours = tch::no_grad(|| model.forward_t(x, false));

@@ -46,7 +46,8 @@ pub enum WeightsCommand {
         #[arg(long)]
         float32: bool,
     },
-    /// The weights known by name: name, size, cached or not, licence.
+    /// The weights known by name: name, size, cached or not, licence; then the Hugging Face
+    /// repositories cached (what `hf-hub:` names find offline).
     List {
         /// Only names containing this text.
         filter: Option<String>,
@@ -94,6 +95,27 @@ pub fn run_weights(cmd: &WeightsCommand, models: Option<&ModelBuilder>) -> anyho
                     "{shown:<52} {size:>8}  {:<7} {}",
                     if cached { "yes" } else { "no" },
                     e.licence()
+                );
+            }
+            // What hf-hub: names find offline: the cached snapshots, by what they hold.
+            for r in hub.cached_hf_repos() {
+                let name = format!("hf-hub:{}", r.repo);
+                if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                    continue;
+                }
+                let has = |f: &str| r.files.iter().any(|n| n == f);
+                let kind = if has("preprocessor_config.json") {
+                    "transformers"
+                } else if has("config.json") && has("model.safetensors") {
+                    "timm"
+                } else {
+                    "safetensors"
+                };
+                println!(
+                    "{name:<52} {:>8.1}  {:<7} ({kind}: {})",
+                    r.bytes as f64 / 1e6,
+                    "yes",
+                    r.files.join(", ")
                 );
             }
             println!(

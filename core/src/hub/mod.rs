@@ -69,6 +69,17 @@ pub fn looks_like_name(spec: &str) -> bool {
             && (spec.contains(':') || !spec.contains('.') || spec.ends_with(".pt")))
 }
 
+/// A Hugging Face repository in the hub cache ([`Hub::cached_hf_repos`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRepo {
+    /// `ORG/NAME`.
+    pub repo: String,
+    /// The snapshot's size on disk.
+    pub bytes: u64,
+    /// The snapshot's files (`config.json`, `model.safetensors`, …), sorted.
+    pub files: Vec<String>,
+}
+
 /// Where names are cached and fetched from, and whether the network may be used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hub {
@@ -124,6 +135,43 @@ impl Hub {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "main".into());
         dir.join("snapshots").join(commit).join(file)
+    }
+
+    /// The Hugging Face repositories in the hub cache with a snapshot, by name: what
+    /// `hf-hub:ORG/NAME` finds offline. An unreadable cache lists nothing.
+    pub fn cached_hf_repos(&self) -> Vec<CachedRepo> {
+        let Ok(entries) = std::fs::read_dir(&self.hf_cache) else {
+            return Vec::new();
+        };
+        let mut repos: Vec<CachedRepo> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let dir_name = e.file_name().to_string_lossy().into_owned();
+                let repo = dir_name.strip_prefix("models--")?.replacen("--", "/", 1);
+                let snapshot = self.hf_cached_path(&repo, "");
+                let files: Vec<(String, u64)> = std::fs::read_dir(&snapshot)
+                    .ok()?
+                    .filter_map(|f| f.ok())
+                    .filter_map(|f| {
+                        // Snapshot files are links into `blobs/`: the size is the target's.
+                        let meta = std::fs::metadata(f.path()).ok()?;
+                        meta.is_file()
+                            .then(|| (f.file_name().to_string_lossy().into_owned(), meta.len()))
+                    })
+                    .collect();
+                (!files.is_empty()).then(|| {
+                    let mut names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+                    names.sort();
+                    CachedRepo {
+                        repo,
+                        bytes: files.iter().map(|(_, b)| b).sum(),
+                        files: names,
+                    }
+                })
+            })
+            .collect();
+        repos.sort_by(|a, b| a.repo.cmp(&b.repo));
+        repos
     }
 
     /// `file` of the Hub repository `repo` (`config.json` beside a timm checkpoint, say): the

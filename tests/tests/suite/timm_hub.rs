@@ -228,3 +228,32 @@ fn bad_timm_snapshots_are_named_errors() {
         .to_string();
     assert!(err.contains("fc_norm.weight"), "{err}");
 }
+
+#[test]
+fn weights_list_shows_the_cached_hub_repositories() {
+    let hub = reference().join("hub");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
+        .args(["classify", "weights", "list", "hf-hub:timm/"])
+        .env("HF_HUB_CACHE", &hub)
+        .env("FERROVIS_OFFLINE", "1")
+        .output()
+        .expect("start ferrovis-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, _) in CASES {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("hf-hub:timm/{name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        assert!(
+            line.contains("yes") && line.contains("(timm: config.json, model.safetensors)"),
+            "{line}"
+        );
+    }
+    // The filter applies to Hub names too; the registry's names are filtered out.
+    assert!(!text.contains("resnet18 (="), "{text}");
+}

@@ -1,11 +1,12 @@
-//! The `segment` task: semantic segmentation with U-Net, DeepLabV3, DeepLabV3+, FCN and LR-ASPP
-//! on pretrained encoders. `main.rs` only runs [`cli::run`]; the commands live in [`cli`], one
+//! The `segment` task: semantic segmentation with U-Net, DeepLabV3, DeepLabV3+, FCN, LR-ASPP and
+//! DINOv2's linear probe on pretrained encoders. `main.rs` only runs [`cli::run`]; the commands live in [`cli`], one
 //! function each, so other programs can call them.
 //!
 //! | file | what it holds |
 //! |---|---|
 //! | `cli.rs` | the command line and one function per command |
 //! | `unet.rs`, `deeplab.rs`, `deeplabv3plus.rs`, `fcn.rs`, `lraspp.rs` | the architectures, one file each |
+//! | `linear_probe.rs` | DINOv2's linear segmentation probe on frozen patch tokens |
 //! | `aspp.rs` | ASPP and conv-BN-ReLU, shared by the DeepLabs (FCN's head is `fcn.rs`'s, DeepLabV3's aux too) |
 //! | `model.rs` | one type over the five, encoder freezing, weight loading |
 //! | `loss.rs` | cross-entropy, Dice, focal |
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod export;
 pub mod fcn;
 pub mod infer;
+pub mod linear_probe;
 pub mod logits;
 pub mod loss;
 pub mod lraspp;

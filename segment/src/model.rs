@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ferrovis_core::backbone::{Backbone, PretrainedCfg, Stage};
+use ferrovis_core::backbone::{Backbone, PosEmbedResize, PretrainedCfg, Stage};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::{freeze, memory_format};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use tch::{Device, Tensor};
 use crate::deeplab::{DeepLabConfig, DeepLabV3};
 use crate::deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
 use crate::fcn::{Fcn, FcnConfig};
+use crate::linear_probe::{LinearProbe, LinearProbeConfig};
 pub use crate::logits::SegmentationLogits;
 use crate::lraspp::{Lraspp, LrasppConfig};
 use crate::unet::{Unet, UnetConfig};
@@ -33,6 +34,9 @@ pub enum Architecture {
     Fcn,
     /// torchvision's LR-ASPP on a dilated MobileNetV3 (output stride 16, no auxiliary head).
     Lraspp,
+    /// DINOv2's linear probe: BatchNorm and a 1×1 convolution on a DINOv2 encoder's patch
+    /// tokens, upsampled to the input.
+    Linear,
 }
 
 /// Everything that fixes the network's shape: what a run folder records so `val` and `predict`
@@ -51,6 +55,10 @@ pub struct ModelSpec {
     pub aux: bool,
     /// DeepLabV3+: encoder output stride (16; 8; 32 for encoders that cannot dilate).
     pub output_stride: i64,
+    /// A DINOv2 encoder's positional-embedding resizing when it is not the variant's own (a
+    /// Hub checkpoint's source's way), so that validation rebuilds what trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos_embed_resize: Option<PosEmbedResize>,
 }
 
 impl Default for ModelSpec {
@@ -61,6 +69,7 @@ impl Default for ModelSpec {
             num_classes: 2,
             aux: true,
             output_stride: 16,
+            pos_embed_resize: None,
         }
     }
 }
@@ -72,6 +81,7 @@ enum Net {
     DeepLabV3Plus(DeepLabV3Plus),
     Fcn(Fcn),
     Lraspp(Lraspp),
+    Linear(LinearProbe),
 }
 
 /// A segmentation network and its variables (named as the PyTorch state dict).
@@ -139,6 +149,15 @@ impl SegmentationModel {
                 },
             )
             .map(Net::Lraspp),
+            Architecture::Linear => LinearProbe::new(
+                &root,
+                LinearProbeConfig {
+                    backbone: spec.encoder.clone(),
+                    num_classes: spec.num_classes,
+                    pos_embed_resize: spec.pos_embed_resize,
+                },
+            )
+            .map(Net::Linear),
         };
         let net = built.with_context(|| format!("building {:?} on {}", spec.arch, spec.encoder))?;
         Ok(SegmentationModel {
@@ -159,6 +178,7 @@ impl SegmentationModel {
             Net::DeepLabV3Plus(m) => m.forward_t(x, train),
             Net::Fcn(m) => m.forward_t(x, train),
             Net::Lraspp(m) => m.forward_t(x, train),
+            Net::Linear(m) => m.forward_t(x, train),
         }
     }
 
@@ -170,6 +190,7 @@ impl SegmentationModel {
             Net::DeepLabV3Plus(m) => m.backbone.as_ref(),
             Net::Fcn(m) => m.backbone.as_ref(),
             Net::Lraspp(m) => &m.backbone,
+            Net::Linear(m) => m.backbone.as_ref(),
         }
     }
 
@@ -178,7 +199,11 @@ impl SegmentationModel {
     pub fn encoder_prefix(&self) -> &'static str {
         match self.net {
             Net::Unet(_) => "encoder",
-            Net::DeepLabV3(_) | Net::DeepLabV3Plus(_) | Net::Fcn(_) | Net::Lraspp(_) => "backbone",
+            Net::DeepLabV3(_)
+            | Net::DeepLabV3Plus(_)
+            | Net::Fcn(_)
+            | Net::Lraspp(_)
+            | Net::Linear(_) => "backbone",
         }
     }
 
@@ -200,6 +225,7 @@ impl SegmentationModel {
             Net::Unet(_) | Net::DeepLabV3Plus(_) => &["segmentation_head"],
             Net::DeepLabV3(_) | Net::Fcn(_) => &["classifier.4", "aux_classifier.4"],
             Net::Lraspp(_) => &["classifier.low_classifier", "classifier.high_classifier"],
+            Net::Linear(_) => &["decode_head.conv_seg"],
         }
     }
 
@@ -225,6 +251,7 @@ impl SegmentationModel {
             Net::Unet(_) | Net::DeepLabV3Plus(_) => vec!["decoder", "segmentation_head"],
             Net::DeepLabV3(_) | Net::Fcn(_) => vec!["classifier", "aux_classifier"],
             Net::Lraspp(_) => vec!["classifier"],
+            Net::Linear(_) => vec!["decode_head"],
         };
         stages.push(Stage {
             name: "decoder".into(),
@@ -255,8 +282,18 @@ impl SegmentationModel {
         // cached file.
         let file = ferrovis_core::run::resolve_weights(path)?.file;
         let path = file.as_path();
-        let mut sd =
-            checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sd = checkpoint::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.load_state_dict(sd, &path.display().to_string())
+    }
+
+    /// [`Self::load_weights`] for a state dict already read (a Hub checkpoint's, in the
+    /// encoder's names); `source` names it in messages.
+    pub fn load_state_dict(
+        &mut self,
+        mut sd: checkpoint::StateDict,
+        source: &str,
+    ) -> Result<String> {
+        let path = Path::new(source);
         let prefix = format!("{}.", self.encoder_prefix());
         let whole = sd.iter().any(|(name, _)| name.starts_with(&prefix));
         if !whole {

@@ -147,25 +147,49 @@ pub fn train(
         splits.val_source,
         splits.train.encoding
     );
+    // A DINOv2 encoder with no weights named: its pre-trained features from the Hub are the
+    // point (the linear probe's).
+    let weights = match ferrovis_core::transformers::default_repo(&cfg.model.encoder) {
+        Some(repo) if cfg.model.weights.is_empty() => format!("hf-hub:{repo}"),
+        _ => cfg.model.weights.clone(),
+    };
+    // A Hub checkpoint (timm's, transformers' DINOv2) says how its encoder is built.
+    let hub_ckpt = if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&weights) {
+        let t = ferrovis_core::hub::checkpoint::read(&weights)?;
+        if t.arch != cfg.model.encoder {
+            anyhow::bail!(
+                "model.weights = {weights:?} is a {} ({}), model.encoder is {:?}: set the \
+                 encoder to {:?}",
+                t.arch,
+                t.config.architecture,
+                cfg.model.encoder,
+                t.arch
+            );
+        }
+        Some(t)
+    } else {
+        None
+    };
     let spec = ModelSpec {
         arch: cfg.model.arch,
         encoder: cfg.model.encoder.clone(),
         num_classes: splits.names.len() as i64,
         aux: cfg.model.aux,
         output_stride: cfg.model.output_stride,
+        pos_embed_resize: hub_ckpt.as_ref().and_then(|t| t.pos_embed_resize),
     };
     let mut model = SegmentationModel::new(&spec, device)?;
-    if cfg.model.weights.is_empty() {
+    if let Some(t) = hub_ckpt {
+        let source = format!("{weights} ({})", t.config.architecture);
+        println!("weights: {}", model.load_state_dict(t.state_dict, &source)?);
+    } else if weights.is_empty() {
         println!(
             "weights: none given, the {} encoder starts from random initialisation (set \
              model.weights to its ImageNet checkpoint, e.g. torchvision's .pth, to transfer)",
             spec.encoder
         );
     } else {
-        println!(
-            "weights: {}",
-            model.load_weights(Path::new(&cfg.model.weights))?
-        );
+        println!("weights: {}", model.load_weights(Path::new(&weights))?);
     }
     let groups_cfg = GroupConfig {
         weight_decay: cfg.train.weight_decay,

@@ -45,7 +45,8 @@ const POS_EMBED: &str = "pos_embed";
 /// How the `(1 + g², E)` positional embedding is resized to another token grid (bicubic in all
 /// three published implementations; they differ in the details, which move the tokens by up to
 /// a few 1e-3).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PosEmbedResize {
     /// The reference without registers: the scale factor is `(g' + offset) / g` rather than
     /// `g' / g` (`interpolate_offset` 0.1, a workaround from DINO for floating-point sizes), no

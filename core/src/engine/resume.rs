@@ -44,7 +44,7 @@ pub(super) fn append_results(
     let mut row = vec![epoch.to_string(), format!("{train_loss:.6}")];
     row.extend(metrics.iter().map(|(_, v)| format!("{v:.6}")));
     row.push(format!("{lr:.6e}"));
-    row.push(format!("{seconds:.2}"));
+    row.push(format!("{seconds:.4}"));
     text += &(row.join(",") + "\n");
     write_atomic(&path, text.as_bytes())
 }

@@ -274,3 +274,50 @@ fn knn_classifier_matches_a_numpy_implementation_of_dinov2s_rule() {
         false
     ));
 }
+
+/// `segment`'s linear probe (`--arch linear`) on the cached `facebook/dinov2-small` against
+/// DINOv2's own probe on transformers' model (`reference/dinov2_linear_seg.py`: CenterPadding,
+/// final-norm patch tokens, BNHead, bilinear resize), at sizes that are not multiples of 14.
+#[test]
+fn the_linear_segmentation_probe_is_dinov2_s() {
+    use ferrovis_segment::model::{Architecture, ModelSpec, SegmentationModel};
+    let dir = reference();
+    let hub = offline_hub(&dir.join("hub"));
+    let file = dir.join("linear_seg.safetensors");
+    let snapshot = hub.hf_cached_path("facebook/dinov2-small", "");
+    run_reference(
+        "dinov2_linear_seg.py",
+        &[file.as_os_str(), snapshot.as_os_str()],
+    );
+    let expected = checkpoint::read(&file).unwrap();
+
+    let ckpt = hub_checkpoint::read_in(&hub, "hf-hub:facebook/dinov2-small").unwrap();
+    let spec = ModelSpec {
+        arch: Architecture::Linear,
+        encoder: ckpt.arch.clone(),
+        num_classes: 3,
+        pos_embed_resize: ckpt.pos_embed_resize,
+        ..Default::default()
+    };
+    let mut model = SegmentationModel::new(&spec, Device::Cpu).unwrap();
+    let report = model
+        .load_state_dict(ckpt.state_dict, "facebook/dinov2-small")
+        .unwrap();
+    println!("{report}");
+    // The reference's head, by its released names.
+    let mut head = checkpoint::StateDict::new();
+    for (name, t) in expected.iter() {
+        if name.starts_with("decode_head.") {
+            head.insert(name.to_string(), t.shallow_clone());
+        }
+    }
+    assert_eq!(head.len(), 6);
+    checkpoint::load_into(&model.vs, &head, &LoadOptions::default()).unwrap();
+    for (h, w) in [(60, 50), (56, 84)] {
+        let x = expected.get(&format!("input_{h}x{w}")).unwrap();
+        let ours = tch::no_grad(|| model.forward_t(x, false)).out;
+        let theirs = expected.get(&format!("logits_{h}x{w}")).unwrap();
+        let d = assert_close(&format!("linear probe {h}×{w}"), &ours, theirs);
+        println!("linear probe at {h}×{w}: logits max |Δ| {d:.1e}");
+    }
+}

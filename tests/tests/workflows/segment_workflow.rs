@@ -286,3 +286,80 @@ fn fcn_and_lraspp_train_resume_val_export_predict() {
         assert!(mask.data.iter().all(|&v| v < 3));
     }
 }
+
+/// `segment train --arch linear --encoder dinov2_vits14 --mode feature-extract`: DINOv2's linear
+/// probe on the cached `facebook/dinov2-small` (a seeded transformers checkpoint here, taken
+/// without being named). The encoder does not move, the head does; the run records how the
+/// source resizes its positional embedding, and `val` rebuilds the run to training's best mIoU.
+#[test]
+fn dinov2_linear_probe_trains_from_the_hub_and_validates() {
+    let _serial = crate::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let reference = tmp.path().join("dinov2");
+    ferrovis_tests::run_reference(
+        "dinov2.py",
+        &[reference.as_os_str(), "dinov2-small".as_ref()],
+    );
+    let hf_cache = reference.join("hub");
+    std::env::set_var("HF_HUB_CACHE", &hf_cache);
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(|| {
+        let mut cfg = config(&data, &tmp.path().join("runs"), "probe");
+        cfg.model.arch = Architecture::Linear;
+        cfg.model.encoder = "dinov2_vits14".into();
+        cfg.model.weights = String::new();
+        cfg.train.mode = Mode::FeatureExtract;
+        cfg.train.epochs = 2;
+        let summary =
+            train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let meta: RunMeta = RunDir::new(&summary.run).read_meta().unwrap();
+        assert_eq!(meta.model.arch, Architecture::Linear);
+        assert_eq!(
+            meta.model.pos_embed_resize,
+            Some(ferrovis_core::backbone::PosEmbedResize::Size { antialias: false }),
+            "transformers' resizing recorded"
+        );
+        // The saved encoder is the Hub's (q/k/v fused), the head trained.
+        let saved = checkpoint::read(summary.run.join("weights/last.safetensors")).unwrap();
+        let source = checkpoint::read(
+            ferrovis_tests::offline_hub(&hf_cache)
+                .hf_cached_path("facebook/dinov2-small", "model.safetensors"),
+        )
+        .unwrap();
+        assert!(saved
+            .get("backbone.blocks.3.mlp.fc1.weight")
+            .unwrap()
+            .equal(source.get("encoder.layer.3.mlp.fc1.weight").unwrap()));
+        assert_eq!(
+            saved.get("decode_head.conv_seg.weight").unwrap().size(),
+            [3, 384, 1, 1]
+        );
+
+        let loaded = predict::load_model(&summary.run, None, None, Device::Cpu).unwrap();
+        let splits = data::splits(&cfg.data).unwrap();
+        let loader = val::loader(&splits.val, meta.mean, meta.std, false, 0).unwrap();
+        let opts = InferOptions {
+            mode: InferMode::Whole,
+            size: 64,
+            flip: false,
+            channels_last: false,
+        };
+        let e = val::evaluate(&loaded.model, &loader, &meta.names, &opts, Device::Cpu).unwrap();
+        let (best, _) = summary.best_miou;
+        println!(
+            "DINOv2 linear probe: best mIoU {best:.3}, val {:.3}",
+            e.report.mean_iou
+        );
+        assert!(
+            (e.report.mean_iou - best).abs() < 1e-4,
+            "val {} vs training's best {best}",
+            e.report.mean_iou
+        );
+    });
+    std::env::remove_var("HF_HUB_CACHE");
+    std::env::remove_var("FERROVIS_OFFLINE");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

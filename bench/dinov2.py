@@ -15,7 +15,7 @@ plain loop the transformers documentation shows — PIL decode, the checkpoint's
 no_grad, class token + mean patch token — timed over the same images.
 
 Linear-probe epoch: ferrovis's `seconds` column of results.csv (training on the cached features,
-then validation) against the same in PyTorch (nn.Linear(768, classes), AdamW, batch 32, shuffled,
+then validation; the checkpoint writes after it are not counted) against the same in PyTorch (nn.Linear(768, classes), AdamW, batch 32, shuffled,
 then a no-grad validation pass); the median of epochs 2–10 on each side.
 Prints images/s, seconds and the ratios.
 """
@@ -45,8 +45,10 @@ def images_of(data):
     for split in ("train", "val"):
         folder = os.path.join(data, split)
         classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+        # The formats ferrovis' folder scan takes (the set's one GIF is left out by both).
         out[split] = [(os.path.join(folder, c, f), i) for i, c in enumerate(classes)
-                      for f in sorted(os.listdir(os.path.join(folder, c)))]
+                      for f in sorted(os.listdir(os.path.join(folder, c)))
+                      if f.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".webp"))]
     return out
 
 

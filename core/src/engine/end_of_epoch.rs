@@ -39,6 +39,9 @@ impl Fit<'_> {
         }
         let mut metrics = task.train_columns();
         metrics.extend(task.validate(epoch)?);
+        // The epoch's work, training and validation: the checkpoint writes below take what the
+        // disk takes (a frozen backbone's megabytes every epoch), which is not the training's.
+        let seconds = started.elapsed().as_secs_f64();
         let mut train_loss = [loss_sum / self.steps as f64];
         if let Some(g) = group {
             g.all_reduce_f64(&mut train_loss, crate::distributed::ReduceOp::Avg)?;
@@ -92,14 +95,7 @@ impl Fit<'_> {
         }
         let lr = opt.lrs().first().copied().unwrap_or(0.0);
         if self.main {
-            append_results(
-                dir,
-                epoch + 1,
-                train_loss,
-                &metrics,
-                lr,
-                started.elapsed().as_secs_f64(),
-            )?;
+            append_results(dir, epoch + 1, train_loss, &metrics, lr, seconds)?;
             ResumeState {
                 epoch: epoch + 1,
                 best: self.best,

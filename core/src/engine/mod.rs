@@ -7,6 +7,7 @@
 //! ```text
 //! <run>/config.toml                the resolved configuration (when given)
 //! <run>/results.csv                one row per epoch: epoch, train_loss, metrics…, lr, seconds
+//!                                   (training + validation; checkpoint writes not counted)
 //! <run>/weights/last.safetensors   model weights (EMA weights when EMA is on), PyTorch names
 //! <run>/weights/best.safetensors   the same at the best monitored metric
 //! <run>/checkpoint.safetensors     model + optimiser state + EMA + bookkeeping, for resume

@@ -103,10 +103,16 @@ pub fn run_weights(cmd: &WeightsCommand, models: Option<&ModelBuilder>) -> anyho
                 if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                     continue;
                 }
-                let has = |f: &str| r.files.iter().any(|n| n == f);
-                let kind = if has("preprocessor_config.json") {
+                // What the snapshot's config.json says: timm names an `architecture`,
+                // transformers a `model_type`.
+                let config: Option<serde_json::Value> =
+                    std::fs::read_to_string(hub.hf_cached_path(&r.repo, "config.json"))
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok());
+                let key = |k: &str| config.as_ref().is_some_and(|c| c.get(k).is_some());
+                let kind = if key("model_type") {
                     "transformers"
-                } else if has("config.json") && has("model.safetensors") {
+                } else if key("architecture") {
                     "timm"
                 } else {
                     "safetensors"

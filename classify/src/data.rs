@@ -148,7 +148,8 @@ pub fn transforms(
     // Pillow's filters are timm's preprocessing, which rounds the resize down.
     let resize = match filter {
         Filter::Area | Filter::Linear => eval_resize(data.image_size, data.crop_pct),
-        _ => ((data.image_size as f64 / data.crop_pct).floor() as usize).max(data.image_size),
+        _ => ((data.image_size as f64 / data.crop_pct.clamp(0.05, 1.0)).floor() as usize)
+            .max(data.image_size),
     };
     let eval = ClassifyTransform {
         mean: pre.mean,

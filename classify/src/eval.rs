@@ -94,6 +94,7 @@ pub fn eval_weights(
         classes,
         dropout: 0.0,
         transform,
+        build: Default::default(),
     };
     evaluate(&clf, &meta, folder, device, out)
 }

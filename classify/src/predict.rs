@@ -188,13 +188,13 @@ pub fn load_run(run: &RunDir, file: &Path, device: Device) -> Result<(Classifier
     // A k-NN run's weights are the backbone alone; its classifier is the features file.
     let knn_file = crate::run::knn_file(run);
     let knn = knn_file.is_file();
-    let mut clf = Classifier::at_size(
-        &meta.arch,
-        if knn { 0 } else { meta.classes.len() },
-        meta.dropout,
-        Some(meta.transform.size as i64),
-        device,
-    )?;
+    let opts = meta.build.apply(BackboneOptions {
+        num_classes: if knn { 0 } else { meta.classes.len() as i64 },
+        dropout: Some(meta.dropout),
+        image_size: Some(meta.transform.size as i64),
+        ..Default::default()
+    });
+    let mut clf = Classifier::with_options(&meta.arch, &opts, device)?;
     checkpoint::load_file(&clf.vs, file, &LoadOptions::default().strict(true))
         .with_context(|| format!("loading {} into {}", file.display(), meta.arch))?;
     if knn {

@@ -320,6 +320,13 @@ pub fn train(
         None => Filter::Area,
     };
     let filter = crate::data::filter(&data, own_filter)?;
+    if let Some(t) = &hub_ckpt {
+        println!(
+            "preprocessing: {} px, crop_pct {}, {filter:?} resize (config.json of {}; \
+             data.image_size, data.crop_pct and data.interpolation override)",
+            data.image_size, data.crop_pct, t.config.architecture
+        );
+    }
     let knn = cfg.train.mode == Mode::Knn;
     let opts = BackboneOptions {
         // A k-NN classifier has no head.
@@ -365,6 +372,7 @@ pub fn train(
         classes: splits.classes.clone(),
         dropout: cfg.model.dropout,
         transform: eval_tf.clone(),
+        build: crate::run::BuildOptions::of(&opts),
     };
     session.write_meta(&meta)?;
 

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn padding_reaches_the_next_multiple_of_14_odd_pixel_last() {
         assert_eq!(center_padding(60, 50), [3, 3, 5, 5]);
-        assert_eq!(center_padding(56, 57), [5, 6, 0, 0]);
+        assert_eq!(center_padding(56, 57), [6, 7, 0, 0]);
     }
 
     #[test]

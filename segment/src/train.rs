@@ -166,6 +166,15 @@ pub fn train(
                 t.arch
             );
         }
+        if t.tf_same_padding || t.norm.is_some() {
+            anyhow::bail!(
+                "model.weights = {weights:?} ({}) needs its source's padding or BatchNorm \
+                 settings, which segment's encoders are not built with: use torchvision's \
+                 {} weights, or the checkpoint in classify",
+                t.config.architecture,
+                t.arch
+            );
+        }
         Some(t)
     } else {
         None

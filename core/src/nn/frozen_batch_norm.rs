@@ -48,7 +48,8 @@ impl FrozenBatchNorm2d {
 }
 
 /// Which normalisation a backbone is built with.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NormLayer {
     /// Trainable BatchNorm with running statistics (the classification default).
     #[default]

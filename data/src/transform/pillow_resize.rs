@@ -58,6 +58,8 @@ impl Coefficients {
         let scale = in_size as f64 / out_size as f64;
         let filter_scale = scale.max(1.0);
         let support = filter.support() * filter_scale;
+        // Pillow multiplies by the reciprocal (one rounding) rather than dividing.
+        let inverse_scale = 1.0 / filter_scale;
         let taps = (0..out_size)
             .map(|xx| {
                 let center = (xx as f64 + 0.5) * scale;
@@ -65,7 +67,7 @@ impl Coefficients {
                 let xmin = ((center - support + 0.5) as i64).max(0) as usize;
                 let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
                 let raw: Vec<f64> = (xmin..xmax.max(xmin))
-                    .map(|x| filter.weight((x as f64 - center + 0.5) / filter_scale))
+                    .map(|x| filter.weight((x as f64 - center + 0.5) * inverse_scale))
                     .collect();
                 let total: f64 = raw.iter().sum();
                 let fixed = raw
@@ -116,12 +118,15 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: PillowFilter)
         for y in row0..row_end {
             let row = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
             for (start, k) in &horizontal.taps {
-                for c in 0..3 {
-                    let sum = k.iter().enumerate().fold(half, |acc, (i, &w)| {
-                        acc + row[(start + i) * 3 + c] as i64 * w as i64
-                    });
-                    out.push(clip8(sum));
+                // The taps' pixels, three channels at a time.
+                let pixels = row[start * 3..(start + k.len()) * 3].chunks_exact(3);
+                let mut sum = [half; 3];
+                for (px, &w) in pixels.zip(k) {
+                    for c in 0..3 {
+                        sum[c] += px[c] as i64 * w as i64;
+                    }
                 }
+                out.extend(sum.map(clip8));
             }
         }
         out
@@ -137,14 +142,17 @@ pub fn resize(img: &RgbImage, width: usize, height: usize, filter: PillowFilter)
     }
     let stride = width * 3;
     let mut data = Vec::with_capacity(height * stride);
+    // Whole rows at a time: each tap's row scaled into one accumulator row.
+    let mut acc = vec![0i64; stride];
     for (start, k) in &vertical.taps {
-        let first = start - row0;
-        for x in 0..stride {
-            let sum = k.iter().enumerate().fold(half, |acc, (i, &w)| {
-                acc + temp[(first + i) * stride + x] as i64 * w as i64
-            });
-            data.push(clip8(sum));
+        acc.fill(half);
+        for (i, &w) in k.iter().enumerate() {
+            let first = (start - row0 + i) * stride;
+            for (a, &v) in acc.iter_mut().zip(&temp[first..first + stride]) {
+                *a += v as i64 * w as i64;
+            }
         }
+        data.extend(acc.iter().map(|&a| clip8(a)));
     }
     RgbImage {
         width,

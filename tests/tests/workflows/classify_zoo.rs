@@ -194,6 +194,110 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
     }
 }
 
+/// A run trained from one of timm's `tf_` ports records what its network needs beyond the
+/// architecture (TensorFlow's SAME padding, BatchNorm eps 1e-3), and `val`/`predict` rebuild
+/// that network from the run folder, not the architecture's default one.
+#[test]
+fn a_run_from_a_tf_port_is_rebuilt_with_its_padding() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_shapes(dir.path());
+    let name = "tf_mobilenetv3_small_100.in1k";
+    let reference = dir.path().join("timm");
+    run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
+    let hf_cache = reference.join("hub");
+    std::env::set_var("HF_HUB_CACHE", &hf_cache);
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(|| {
+        let mut cfg =
+            crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
+        cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
+        cfg.model.weights = format!("hf-hub:timm/{name}");
+        cfg.data.image_size = 64;
+        cfg.data.augment = false;
+        cfg.train.epochs = 1;
+        let summary =
+            train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
+        let meta: ferrovis_classify::run::RunMeta = ferrovis_core::run::RunDir::new(&summary.run)
+            .read_meta()
+            .unwrap();
+        assert_eq!(meta.arch, "mobilenet_v3_small");
+        assert!(meta.build.tf_same_padding);
+        assert_eq!(
+            meta.build.norm,
+            Some(ferrovis_core::nn::NormLayer::BatchNormWith {
+                eps: 1e-3,
+                momentum: 0.1
+            })
+        );
+        // The run's own transform: the user's 64 px, the interpolation of timm's config.json
+        // resampled as Pillow does.
+        assert_eq!(meta.transform.size, 64);
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                offline_hub(&hf_cache).hf_cached_path(&format!("timm/{name}"), "config.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let filter = serde_json::to_value(meta.transform.filter).unwrap();
+        assert_eq!(filter, config["pretrained_cfg"]["interpolation"]);
+
+        // Rebuilt from the folder, it scores the validation set as the best epoch did.
+        let source = predict::ModelSource::resolve(&summary.run, None).unwrap();
+        let (clf, classes, transform) = predict::load(&source, tch::Device::Cpu).unwrap();
+        let images: Vec<std::path::PathBuf> = ["circle", "square"]
+            .iter()
+            .flat_map(|c| std::fs::read_dir(data.join("val").join(c)).unwrap())
+            .map(|e| e.unwrap().path())
+            .collect();
+        let preds =
+            predict::predict(&clf, &classes, &transform, &images, 1, tch::Device::Cpu).unwrap();
+        let correct = preds
+            .iter()
+            .zip(&images)
+            .filter(|(p, path)| {
+                path.parent().and_then(|d| d.file_name()) == Some(p.top[0].0.as_ref())
+            })
+            .count();
+        let accuracy = correct as f64 / images.len() as f64;
+        assert!(
+            (accuracy - summary.best_accuracy).abs() < 1e-9,
+            "rebuilt {accuracy} vs training's {}",
+            summary.best_accuracy
+        );
+        // The architecture's default network (symmetric padding) would answer otherwise.
+        let plain = ferrovis_classify::model::Classifier::at_size(
+            "mobilenet_v3_small",
+            2,
+            0.0,
+            Some(64),
+            tch::Device::Cpu,
+        )
+        .unwrap();
+        ferrovis_core::checkpoint::load_file(
+            &plain.vs,
+            &summary.run.join("weights/best.safetensors"),
+            &ferrovis_core::checkpoint::LoadOptions::default().strict(true),
+        )
+        .unwrap();
+        let x = tch::Tensor::randn([2, 3, 64, 64], tch::kind::FLOAT_CPU);
+        let (ours, theirs) = tch::no_grad(|| {
+            (
+                clf.model.forward_t(&x, false),
+                plain.model.forward_t(&x, false),
+            )
+        });
+        let diff = (&ours - &theirs).abs().max().double_value(&[]);
+        assert!(diff > 1e-3, "padding made no difference: {diff}");
+    });
+    std::env::remove_var("HF_HUB_CACHE");
+    std::env::remove_var("FERROVIS_OFFLINE");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// `classify train --arch dinov2_vits14 --mode feature-extract` (the linear probe on the class
 /// token and the mean patch token) and `--mode knn` (DINOv2's k-NN classifier), the weights
 /// taken from the Hub cache's `facebook/dinov2-small` (a seeded transformers checkpoint here)

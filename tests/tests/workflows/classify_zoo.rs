@@ -277,7 +277,7 @@ fn a_run_from_a_tf_port_is_rebuilt_with_its_padding() {
         .unwrap();
         ferrovis_core::checkpoint::load_file(
             &plain.vs,
-            &summary.run.join("weights/best.safetensors"),
+            summary.run.join("weights/best.safetensors"),
             &ferrovis_core::checkpoint::LoadOptions::default().strict(true),
         )
         .unwrap();

@@ -222,10 +222,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
             let (clf, classes, transform) = predict::load(&source, device)?;
-            let images = ferrovis_data::decode::image_files(&args.images)?;
-            let predictions =
-                predict::predict(&clf, &classes, &transform, &images, args.top_k, device)?;
-            predict::print(&predictions, args.json)
+            let images = ferrovis_data::sources::expand(&args.images)?;
+            let (predictions, skipped) =
+                predict::predict_files(&clf, &classes, &transform, &images, args.top_k, device)?;
+            predict::print(&predictions, args.json)?;
+            Ok(skipped.finish(predictions.len())?)
         }
         Command::Export(args) => {
             let weights =

@@ -10,6 +10,7 @@ use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::run::{resolve_weights, RunDir};
 use ferrovis_data::rng::derive;
+use ferrovis_data::sources::SkipLog;
 use ferrovis_data::transform::{ClassifyTransform, Filter};
 use serde::Serialize;
 use tch::Device;
@@ -229,13 +230,32 @@ pub fn predict(
     top_k: usize,
     device: Device,
 ) -> Result<Vec<Prediction>> {
+    let (out, skipped) = predict_files(clf, classes, transform, images, top_k, device)?;
+    skipped.finish(out.len())?;
+    Ok(out)
+}
+
+/// [`predict`] that skips the files it cannot read (each named once on stderr) instead of
+/// failing on them: the predictions of the others and the record of the skipped ones.
+pub fn predict_files(
+    clf: &Classifier,
+    classes: &[String],
+    transform: &ClassifyTransform,
+    images: &[PathBuf],
+    top_k: usize,
+    device: Device,
+) -> Result<(Vec<Prediction>, SkipLog)> {
     let k = top_k.clamp(1, classes.len());
     let mut out = Vec::with_capacity(images.len());
+    let mut skipped = SkipLog::default();
     for image in images {
-        let x = transform
-            .apply_file(image, &mut derive(0, &[]))?
-            .unsqueeze(0)
-            .to_device(device);
+        let x = match transform.apply_file(image, &mut derive(0, &[])) {
+            Ok(x) => x.unsqueeze(0).to_device(device),
+            Err(e) => {
+                skipped.skip(image, e);
+                continue;
+            }
+        };
         let probs = clf.probabilities(&x);
         let (p, idx) = probs.squeeze_dim(0).topk(k as i64, 0, true, true);
         let p: Vec<f32> = Vec::try_from(p.to_device(Device::Cpu))?;
@@ -249,7 +269,7 @@ pub fn predict(
                 .collect(),
         });
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Prints predictions as text lines or a JSON array.

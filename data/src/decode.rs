@@ -25,41 +25,6 @@ pub fn is_image_path(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The image files named by `inputs`: files as given, folders expanded to the image files they
-/// hold (sorted by name). A missing path, an image-less folder or no image at all is an error
-/// naming it.
-pub fn image_files(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| Error::io(input, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image_path(p))
-                .collect();
-            if files.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "{}: no images in this folder",
-                    input.display()
-                )));
-            }
-            files.sort();
-            out.extend(files);
-        } else if input.is_file() {
-            out.push(input.clone());
-        } else {
-            return Err(Error::Invalid(format!(
-                "{}: no such file or folder",
-                input.display()
-            )));
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::Invalid("no images given".into()));
-    }
-    Ok(out)
-}
-
 /// Reads a whole file, naming it in the error.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     if !path.is_file() {
@@ -382,8 +347,16 @@ pub struct Probe {
 
 /// Reads the headers of an encoded image: its displayed size and orientation.
 pub fn probe(path: &Path, bytes: &[u8]) -> Result<Probe> {
-    let size = imagesize::blob_size(bytes)
-        .map_err(|e| Error::image(path, format!("unreadable image header: {e}")))?;
+    if bytes.is_empty() {
+        return Err(Error::image(path, "empty file"));
+    }
+    let size = imagesize::blob_size(bytes).map_err(|e| match e {
+        // The header ended early: say so rather than "failed to fill whole buffer".
+        imagesize::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::image(path, "truncated image (the file ends inside its header)")
+        }
+        other => Error::image(path, format!("unreadable image header: {other}")),
+    })?;
     let (w, h) = (size.width, size.height);
     if w == 0 || h == 0 {
         return Err(Error::image(path, "image has zero width or height"));

@@ -18,6 +18,7 @@ pub mod image;
 pub mod jpeg;
 pub mod loader;
 pub mod rng;
+pub mod sources;
 pub mod synthetic;
 pub mod tensor;
 pub mod transform;

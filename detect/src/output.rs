@@ -10,6 +10,7 @@ use ferrovis_core::metrics::{charts, render, DetectionReport};
 use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
+use ferrovis_data::sources::SkipLog;
 use serde::Serialize;
 
 /// One detection in original-image pixels.
@@ -36,20 +37,29 @@ pub struct ImagePrediction {
     pub detections: Vec<PixelDetection>,
 }
 
-/// The outputs of `predict` for any detector: every image of `sources` through `detect_one`,
-/// then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and `<out>/predictions.json`.
+/// The outputs of `predict` for any detector: every image of `sources` (files, folders, globs,
+/// lists) through `detect_one`, then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and
+/// `<out>/predictions.json`. A file that cannot be read is named, skipped, and counted in the
+/// error returned after everything else is written.
 pub fn write_predictions(
     sources: &[PathBuf],
     out: &Path,
     mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
 ) -> Result<Vec<ImagePrediction>> {
-    let files = ferrovis_data::decode::image_files(sources)?;
+    let files = ferrovis_data::sources::expand(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
     let mut all = Vec::new();
+    let mut skipped = SkipLog::default();
     for file in files {
         let t = Instant::now();
-        let image = read_rgb(&file).with_context(|| format!("reading {}", file.display()))?;
+        let image = match read_rgb(&file) {
+            Ok(image) => image,
+            Err(e) => {
+                skipped.skip(&file, e);
+                continue;
+            }
+        };
         let p = detect_one(&file, &image)?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counts = summary(&p);
@@ -88,6 +98,7 @@ pub fn write_predictions(
         serde_json::to_string_pretty(&all)?,
     )?;
     println!("results in {}", out.display());
+    skipped.finish(all.len())?;
     Ok(all)
 }
 

@@ -10,8 +10,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::run::resolve_weights;
-use ferrovis_data::decode::{image_files, read_rgb, write_mask, write_rgb};
+use ferrovis_data::decode::{read_rgb, write_mask, write_rgb};
 use ferrovis_data::image::{Mask, RgbImage};
+use ferrovis_data::sources::{expand, SkipLog};
 use ferrovis_data::tensor::to_normalized_chw;
 use serde::Serialize;
 use tch::{Device, Kind};
@@ -165,7 +166,9 @@ pub struct ImagePrediction {
     pub ms: f64,
 }
 
-/// Predicts every image of `sources` (files or folders) into `out`.
+/// Predicts every image of `sources` (files, folders, globs, lists) into `out`. A file that
+/// cannot be read is named, skipped, and counted in the error returned after everything else is
+/// written.
 pub fn predict(
     loaded: &LoadedModel,
     sources: &[PathBuf],
@@ -173,11 +176,18 @@ pub fn predict(
     opts: &InferOptions,
     device: Device,
 ) -> Result<Vec<ImagePrediction>> {
-    let files = image_files(sources)?;
+    let files = expand(sources)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut results = Vec::new();
+    let mut skipped = SkipLog::default();
     for file in files {
-        let img = read_rgb(&file)?;
+        let img = match read_rgb(&file) {
+            Ok(img) => img,
+            Err(e) => {
+                skipped.skip(&file, e);
+                continue;
+            }
+        };
         let t = Instant::now();
         let mask = predict_mask(loaded, &img, opts, device)
             .with_context(|| format!("predicting {}", file.display()))?;
@@ -224,6 +234,7 @@ pub fn predict(
         out.join("predictions.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
+    skipped.finish(results.len())?;
     Ok(results)
 }
 

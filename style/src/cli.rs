@@ -1,5 +1,6 @@
 //! The `style` command line: the clap tree and one function per command.
 
+use ferrovis_data::sources::SkipLog;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -567,16 +568,17 @@ fn predict(a: StylizeArgs) -> Result<()> {
     let device = a.device.device()?;
     let weights = ferrovis_app::args::renamed_required(a.weights, a.model, "--model", "--weights")?;
     let (_vs, net) = fast::load_transformer(&weights, device)?;
-    let files = ferrovis_data::decode::image_files(&a.sources)?;
+    let files = ferrovis_data::sources::expand(&a.sources)?;
     let t = Instant::now();
-    let written = fast::stylise_files(&net, &files, a.size, &a.out, device)?;
+    let mut skipped = SkipLog::default();
+    let written = fast::stylise_files(&net, &files, a.size, &a.out, device, &mut skipped)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{written} images in {secs:.2} s ({:.2} images/s) into {}",
         written as f64 / secs.max(1e-9),
         a.out.display()
     );
-    Ok(())
+    Ok(skipped.finish(written)?)
 }
 
 /// `style export`: TorchScript of a trained network.

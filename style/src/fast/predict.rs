@@ -8,6 +8,8 @@ use ferrovis_core::run::resolve_weights;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
+use ferrovis_data::sources::SkipLog;
+
 use crate::image;
 use crate::transformer::TransformerNet;
 
@@ -29,23 +31,24 @@ pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, Transf
 /// Stylises `files` (scaled so the longer side is `size`, unless 0) into `out`, one PNG per
 /// image named after it; returns how many were written. The next image is decoded and the
 /// previous one encoded on their own threads while the network runs on this one, so the
-/// network's time is the whole time when it is the slowest stage.
+/// network's time is the whole time when it is the slowest stage. A file that cannot be read
+/// is recorded in `skipped` and the others go on.
 pub fn stylise_files(
     net: &TransformerNet,
     files: &[PathBuf],
     size: usize,
     out: &Path,
     device: Device,
+    skipped: &mut SkipLog,
 ) -> Result<usize> {
     std::thread::scope(|scope| {
-        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel::<Result<(PathBuf, Tensor)>>(1);
+        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel::<(PathBuf, Result<Tensor>)>(1);
         let (stylised, stylised_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Tensor)>(1);
         scope.spawn(move || {
             for f in files {
-                let item = image::load(f, size, Device::Cpu).map(|x| (f.clone(), x));
-                let failed = item.is_err();
+                let item = image::load(f, size, Device::Cpu);
                 // A closed channel means the network stopped: nothing more to decode.
-                if decoded_tx.send(item).is_err() || failed {
+                if decoded_tx.send((f.clone(), item)).is_err() {
                     break;
                 }
             }
@@ -58,13 +61,12 @@ pub fn stylise_files(
             }
             Ok(written)
         });
-        let mut failure = None;
-        for item in decoded {
-            let (file, x) = match item {
-                Ok(v) => v,
+        for (file, item) in decoded {
+            let x = match item {
+                Ok(x) => x,
                 Err(e) => {
-                    failure = Some(e);
-                    break;
+                    skipped.skip(&file, e);
+                    continue;
                 }
             };
             let y = tch::no_grad(|| net.forward(&x.to_device(device)));
@@ -78,12 +80,8 @@ pub fn stylise_files(
             }
         }
         drop(stylised);
-        let written = writer
+        writer
             .join()
-            .map_err(|_| anyhow::anyhow!("the PNG writer thread panicked"))?;
-        match failure {
-            Some(e) => Err(e),
-            None => written,
-        }
+            .map_err(|_| anyhow::anyhow!("the PNG writer thread panicked"))?
     })
 }

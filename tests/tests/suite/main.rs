@@ -22,6 +22,7 @@ mod hub;
 mod metrics_reference;
 mod optim_and_freeze;
 mod optim_lbfgs;
+mod predict_sources;
 mod retinanet;
 mod roi_align;
 mod segment_reference;

@@ -148,8 +148,9 @@ fn train_fast_step_stylize_and_gatys() {
         inputs.push(path);
     }
     let stylised = tmp.path().join("stylised");
+    let mut skipped = ferrovis_data::sources::SkipLog::default();
     assert_eq!(
-        fast::stylise_files(&net, &inputs, 0, &stylised, Device::Cpu).unwrap(),
+        fast::stylise_files(&net, &inputs, 0, &stylised, Device::Cpu, &mut skipped).unwrap(),
         3
     );
     for p in &inputs {
@@ -161,10 +162,22 @@ fn train_fast_step_stylize_and_gatys() {
     }
     let bad = photos.join("bad.png");
     std::fs::write(&bad, b"not a png").unwrap();
+    // A file that cannot be read is skipped and recorded; the others are written.
     let files = [inputs[0].clone(), bad, inputs[1].clone()];
-    let err =
-        fast::stylise_files(&net, &files, 0, &tmp.path().join("s2"), Device::Cpu).unwrap_err();
-    assert!(format!("{err:#}").contains("bad.png"), "{err:#}");
+    let written = fast::stylise_files(
+        &net,
+        &files,
+        0,
+        &tmp.path().join("s2"),
+        Device::Cpu,
+        &mut skipped,
+    )
+    .unwrap();
+    assert_eq!(written, 2);
+    assert_eq!(skipped.skipped().len(), 1);
+    assert!(skipped.skipped()[0].file.ends_with("bad.png"));
+    let err = skipped.finish(written).unwrap_err().to_string();
+    assert!(err.contains("1 of 3 files"), "{err}");
     // The step changed the network: its weights differ from a fresh one's.
     let saved = checkpoint::read(run.join("weights/last.safetensors")).unwrap();
     tch::manual_seed(0);

@@ -12,6 +12,7 @@ use ferrovis_core::engine::RunControl;
 
 use crate::config::DetectConfig;
 use crate::source::{identify, WeightsSource};
+use crate::track::TrackerConfig;
 use crate::yolo::postprocess::NmsConfig;
 use crate::{demo, torchvision, yolo};
 
@@ -82,6 +83,23 @@ pub enum Command {
         #[command(flatten)]
         common: CommonFlags,
         /// Images, folders, and key=value settings (conf, iou, imgsz, max_det, device, arch).
+        sources: Vec<String>,
+    },
+    /// Track objects through a sequence of frames (images in order: a folder, a glob, a list)
+    /// with ByteTrack: `detect track --weights best.pt frames/ tracker=bytetrack.yaml`.
+    Track {
+        /// A checkpoint, or a run folder.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Where drawn frames, labels/*.txt (with the track id), predictions.json and mot.txt
+        /// go.
+        #[arg(long, default_value = "runs/detect/track")]
+        out: PathBuf,
+        /// Flags every binary shares.
+        #[command(flatten)]
+        common: CommonFlags,
+        /// Frames, folders, globs, lists, and key=value settings (predict's, and tracker=
+        /// bytetrack.yaml or a file with its keys).
         sources: Vec<String>,
     },
     /// Write a model as TorchScript (traced; NMS stays outside): `detect export --weights RUN`.
@@ -222,7 +240,31 @@ pub fn run(cli: Cli) -> Result<()> {
             sources,
         } => {
             let (settings, files) = split_settings(&sources);
-            predict(&weights, &out, common.overrides(settings), &files)
+            predict(&weights, &out, common.overrides(settings), &files, None)
+        }
+        Command::Track {
+            weights,
+            out,
+            common,
+            sources,
+        } => {
+            let (settings, files) = split_settings(&sources);
+            // tracker= is the tracker's, not the detector's.
+            let (tracker, settings): (Vec<String>, Vec<String>) = settings
+                .into_iter()
+                .partition(|s| s.starts_with("tracker="));
+            let spec = tracker
+                .last()
+                .and_then(|s| s.strip_prefix("tracker="))
+                .unwrap_or("bytetrack.yaml");
+            let tracker = TrackerConfig::load(spec)?;
+            predict(
+                &weights,
+                &out,
+                common.overrides(settings),
+                &files,
+                Some(&tracker),
+            )
         }
         Command::Export {
             weights,
@@ -316,8 +358,15 @@ fn val(weights: &Path, out: Option<PathBuf>, settings: Vec<String>) -> Result<()
     Ok(())
 }
 
-/// `detect predict`: any detector's weights on images and folders.
-fn predict(weights: &Path, out: &Path, settings: Vec<String>, files: &[PathBuf]) -> Result<()> {
+/// `detect predict` (and `detect track` with a tracker): any detector's weights on images and
+/// folders.
+fn predict(
+    weights: &Path,
+    out: &Path,
+    settings: Vec<String>,
+    files: &[PathBuf],
+    tracker: Option<&TrackerConfig>,
+) -> Result<()> {
     if files.is_empty() {
         anyhow::bail!("give at least one image or folder to predict on");
     }
@@ -325,14 +374,15 @@ fn predict(weights: &Path, out: &Path, settings: Vec<String>, files: &[PathBuf])
     let imgsz_given = settings.iter().any(|s| s.starts_with("imgsz="));
     let cfg = DetectConfig::load(None, &with_arch(settings, &source))?;
     if source.family.is_torchvision() {
-        torchvision::train::predict(&source, &cfg, files, out)?;
+        torchvision::train::predict(&source, &cfg, files, out, tracker)?;
         return Ok(());
     }
     let device = parse_device(&cfg.device_name())?;
     let m = yolo::predict::load_model(&source.file, device, true)
         .with_context(|| format!("loading {}", weights.display()))?;
     let imgsz = if imgsz_given { cfg.imgsz } else { m.imgsz };
-    yolo::predict::predict(&m, files, imgsz, &nms_from(&cfg, NmsConfig::predict()), out)?;
+    let nms = nms_from(&cfg, NmsConfig::predict());
+    yolo::predict::predict(&m, files, imgsz, &nms, out, tracker)?;
     Ok(())
 }
 

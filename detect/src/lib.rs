@@ -36,6 +36,7 @@ pub mod output;
 pub mod run;
 pub mod source;
 pub mod torchvision;
+pub mod track;
 mod weights_arch;
 pub mod yolo;
 

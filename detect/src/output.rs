@@ -11,6 +11,8 @@ use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
 use ferrovis_data::sources::SkipLog;
+
+use crate::track::{ByteTracker, Detection, TrackerConfig};
 use serde::Serialize;
 
 /// One detection in original-image pixels.
@@ -24,6 +26,9 @@ pub struct PixelDetection {
     pub confidence: f32,
     /// `[x1, y1, x2, y2]` in the original image.
     pub xyxy: [f32; 4],
+    /// The track's identity when tracking (`detect track`): the box is then the track's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<u64>,
 }
 
 /// The detections of one image.
@@ -41,11 +46,21 @@ pub struct ImagePrediction {
 /// lists) through `detect_one`, then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and
 /// `<out>/predictions.json`. A file that cannot be read is named, skipped, and counted in the
 /// error returned after everything else is written.
+///
+/// With `tracker` (`detect track`), the images are a sequence of frames in order: each
+/// frame's detections go through one [`ByteTracker`], and the confirmed tracks replace them —
+/// drawn with their identities, `class x1 y1 x2 y2 confidence id` label lines, `track_id` in
+/// the JSON — and `<out>/mot.txt` lists them in the MOT Challenge's format
+/// (`frame,id,left,top,width,height,confidence,-1,-1,-1`, frames from 1).
 pub fn write_predictions(
     sources: &[PathBuf],
     out: &Path,
+    tracker: Option<&TrackerConfig>,
     mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
 ) -> Result<Vec<ImagePrediction>> {
+    let mut tracker = tracker.map(|cfg| ByteTracker::new(cfg.clone()));
+    let mut mot = String::new();
+    let mut frame = 0usize;
     let files = ferrovis_data::sources::expand(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
@@ -60,7 +75,21 @@ pub fn write_predictions(
                 continue;
             }
         };
-        let p = detect_one(&file, &image)?;
+        let mut p = detect_one(&file, &image)?;
+        frame += 1;
+        if let Some(tracker) = tracker.as_mut() {
+            p.detections = track_frame(tracker, &p.detections);
+            for d in &p.detections {
+                let [x1, y1, x2, y2] = d.xyxy;
+                mot += &format!(
+                    "{frame},{},{x1:.2},{y1:.2},{:.2},{:.2},{:.4},-1,-1,-1\n",
+                    d.track_id.unwrap_or(0),
+                    x2 - x1,
+                    y2 - y1,
+                    d.confidence
+                );
+            }
+        }
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counts = summary(&p);
         println!("{}: {counts} ({ms:.1} ms)", file.display());
@@ -73,8 +102,12 @@ pub fn write_predictions(
             .iter()
             .map(|d| LabelledBox {
                 xyxy: d.xyxy,
-                caption: format!("{} {:.2}", d.name, d.confidence),
-                color: class_color(d.class),
+                caption: match d.track_id {
+                    Some(id) => format!("id:{id} {} {:.2}", d.name, d.confidence),
+                    None => format!("{} {:.2}", d.name, d.confidence),
+                },
+                // A track keeps its colour from frame to frame.
+                color: class_color(d.track_id.map_or(d.class, |id| id as usize)),
             })
             .collect();
         let drawn = draw_boxes(&image, &boxes)?;
@@ -83,8 +116,9 @@ pub fn write_predictions(
             .detections
             .iter()
             .map(|d| {
+                let id = d.track_id.map(|id| format!(" {id}")).unwrap_or_default();
                 format!(
-                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}\n",
+                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}{id}\n",
                     d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
                 )
             })
@@ -97,9 +131,39 @@ pub fn write_predictions(
         out.join("predictions.json"),
         serde_json::to_string_pretty(&all)?,
     )?;
+    if tracker.is_some() {
+        std::fs::write(out.join("mot.txt"), &mot)?;
+    }
     println!("results in {}", out.display());
     skipped.finish(all.len())?;
     Ok(all)
+}
+
+/// A frame's detections through `tracker`: its confirmed tracks, each with the name of the
+/// detection it last matched.
+fn track_frame(tracker: &mut ByteTracker, detections: &[PixelDetection]) -> Vec<PixelDetection> {
+    let input: Vec<Detection> = detections
+        .iter()
+        .map(|d| Detection {
+            xyxy: d.xyxy,
+            score: d.confidence,
+            class: d.class as f32,
+        })
+        .collect();
+    tracker
+        .update(&input)
+        .into_iter()
+        .map(|t| PixelDetection {
+            class: t.class as usize,
+            name: detections
+                .get(t.detection)
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+            confidence: t.score,
+            xyxy: t.xyxy,
+            track_id: Some(t.track_id),
+        })
+        .collect()
 }
 
 /// "2 person, 1 dog" (or "no detections").

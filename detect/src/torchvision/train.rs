@@ -29,6 +29,7 @@ use crate::data::{check_dataset, loader_options};
 use crate::output::{self, write_predictions, ImagePrediction, PixelDetection};
 use crate::run::TrainSummary;
 use crate::source::WeightsSource;
+use crate::track::TrackerConfig;
 
 /// What one validation pass measured.
 #[derive(Debug, Clone, Serialize)]
@@ -341,11 +342,12 @@ pub fn predict(
     cfg: &DetectConfig,
     sources: &[PathBuf],
     out: &Path,
+    tracker: Option<&TrackerConfig>,
 ) -> Result<Vec<ImagePrediction>> {
     let device = parse_device(&cfg.device_name())?;
     let model = Model::from_source(source, cfg, None, device)?;
     let conf = cfg.conf.unwrap_or(0.25);
-    write_predictions(sources, out, |file, image| {
+    write_predictions(sources, out, tracker, |file, image| {
         let x = ferrovis_data::tensor::to_normalized_chw(image, [0.0; 3], [1.0; 3]);
         let dets = model.detect(&[x])?.pop().unwrap_or_default();
         Ok(ImagePrediction {
@@ -356,6 +358,7 @@ pub fn predict(
                 .filter(|d| d.score >= conf)
                 .take(cfg.max_det)
                 .map(|d| PixelDetection {
+                    track_id: None,
                     class: d.class,
                     name: model.names.get(d.class).cloned().unwrap_or_default(),
                     confidence: d.score,

@@ -19,6 +19,7 @@ use tch::Device;
 
 use crate::output::{write_predictions, ImagePrediction, PixelDetection};
 use crate::run::RunMeta;
+use crate::track::TrackerConfig;
 use crate::yolo::boxes::to_original;
 use crate::yolo::model::{Yolo, YoloConfig};
 use crate::yolo::postprocess::{end2end_detections, non_max_suppression, NmsConfig};
@@ -116,6 +117,7 @@ pub fn predict_image(
     let detections = dets
         .into_iter()
         .map(|d| PixelDetection {
+            track_id: None,
             class: d.class,
             name: m.names.get(d.class).cloned().unwrap_or_default(),
             confidence: d.score,
@@ -137,8 +139,9 @@ pub fn predict(
     imgsz: usize,
     nms: &NmsConfig,
     out: &Path,
+    tracker: Option<&TrackerConfig>,
 ) -> Result<Vec<ImagePrediction>> {
-    write_predictions(sources, out, |file, image| {
+    write_predictions(sources, out, tracker, |file, image| {
         predict_image(m, file, image, imgsz, nms)
     })
 }

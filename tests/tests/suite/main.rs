@@ -4,6 +4,7 @@
 
 mod backbone_parity;
 mod box_ops;
+mod bytetrack;
 mod checkpoint_formats;
 mod cli;
 mod data_decode_transforms;

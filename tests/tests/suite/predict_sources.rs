@@ -102,7 +102,7 @@ fn detect_writes_every_readable_image_of_a_folder_or_a_glob() {
         (a.join("**/*.jpg"), vec!["x2.jpg"], 2),
     ] {
         let out = tmp.path().join(format!("out-{skipped}"));
-        let err = write_predictions(std::slice::from_ref(&source), &out, detect_one)
+        let err = write_predictions(std::slice::from_ref(&source), &out, None, detect_one)
             .unwrap_err()
             .to_string();
         let of = written.len() + skipped;

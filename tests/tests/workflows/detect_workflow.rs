@@ -157,8 +157,15 @@ fn train_val_predict_on_a_run_folder() {
         ..NmsConfig::predict()
     };
     let fused = predict::load_model(run, Device::Cpu, true).unwrap();
-    let preds =
-        predict::predict(&fused, std::slice::from_ref(&images), 64, &nms, &pred_dir).unwrap();
+    let preds = predict::predict(
+        &fused,
+        std::slice::from_ref(&images),
+        64,
+        &nms,
+        &pred_dir,
+        None,
+    )
+    .unwrap();
     assert_eq!(preds.len(), 6);
     assert!(pred_dir.join("0000.png").is_file() && pred_dir.join("labels/0000.txt").is_file());
     let json: serde_json::Value =

@@ -1,0 +1,122 @@
+"""Reference for detect's ByteTrack (tests/tests/suite/bytetrack.rs): Ultralytics' own
+BYTETracker (the installed package, a test oracle) fed synthetic detections frame by frame.
+
+The scene: boxes moving at constant speed with jitter, two of them crossing, one occluded for
+some frames (its detection missing, then low-scored), one leaving the picture and a new one
+entering, plus low-score clutter. For every frame, `detections` holds (x1, y1, x2, y2, score,
+class) rows and `tracks` the tracker's output rows (x1, y1, x2, y2, track id, score, class,
+detection index), written as JSON.
+
+A second, denser scene ("crowd"): ten boxes of random size and speed bouncing in a 640x480
+frame for 100 frames, each missing 8 % of the time, scores anywhere in 0.15-0.95.
+
+    python bytetrack.py OUT.json [scene|crowd]
+"""
+import json
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+from ultralytics.trackers.byte_tracker import BYTETracker
+
+FRAMES = 60
+
+
+class Dets:
+    """What BYTETracker.update reads of a Results.boxes."""
+
+    def __init__(self, rows):
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, 6)
+        self.xyxy = rows[:, :4]
+        self.conf = rows[:, 4]
+        self.cls = rows[:, 5]
+        xy = (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        self.xywh = np.concatenate([xy, wh], 1)
+
+    def __len__(self):
+        return len(self.conf)
+
+    def __getitem__(self, idx):
+        new = Dets.__new__(Dets)
+        new.xyxy, new.conf, new.cls, new.xywh = (self.xyxy[idx], self.conf[idx], self.cls[idx],
+                                                 self.xywh[idx])
+        return new
+
+
+def scene(rng):
+    # (start x, start y, vx, vy, w, h, class, first frame, last frame)
+    objects = [
+        (20, 50, 4.0, 0.5, 40, 60, 0, 0, FRAMES),
+        (400, 60, -4.0, 0.2, 42, 58, 0, 0, FRAMES),      # crosses the first around frame 47
+        (100, 300, 2.0, -1.0, 80, 50, 1, 0, FRAMES),
+        (500, 350, 6.0, 0.0, 50, 50, 2, 0, 30),          # leaves at frame 30
+        (30, 420, 3.0, -0.5, 45, 45, 2, 25, FRAMES),     # enters at frame 25
+    ]
+    frames = []
+    for f in range(FRAMES):
+        rows = []
+        for k, (x, y, vx, vy, w, h, c, first, last) in enumerate(objects):
+            if not first <= f < last:
+                continue
+            score = 0.85 - 0.1 * k * rng.random()
+            if k == 2 and 20 <= f < 26:
+                continue  # occluded: no detection
+            if k == 2 and 26 <= f < 30:
+                score = 0.18  # coming back: only a low-score detection
+            cx = x + vx * f + rng.normal(0, 1.0)
+            cy = y + vy * f + rng.normal(0, 1.0)
+            ww = w + rng.normal(0, 0.8)
+            hh = h + rng.normal(0, 0.8)
+            rows.append([cx - ww / 2, cy - hh / 2, cx + ww / 2, cy + hh / 2, score, c])
+        for _ in range(rng.integers(0, 3)):  # clutter
+            cx, cy = rng.uniform(0, 640, 2)
+            rows.append([cx - 10, cy - 10, cx + 10, cy + 10, rng.uniform(0.05, 0.3), 3])
+        frames.append(rows)
+    return frames
+
+
+def crowd(rng):
+    n, frames = 10, 100
+    pos = rng.uniform([50, 50], [590, 430], (n, 2))
+    vel = rng.uniform(-6, 6, (n, 2))
+    size = rng.uniform(20, 70, (n, 2))
+    out = []
+    for _ in range(frames):
+        rows = []
+        for k in range(n):
+            pos[k] += vel[k]
+            for a, hi in ((0, 640), (1, 480)):  # bounce off the borders
+                if not 0 < pos[k, a] < hi:
+                    vel[k, a] = -vel[k, a]
+                    pos[k, a] = min(max(pos[k, a], 1), hi - 1)
+            if rng.random() < 0.08:
+                continue
+            cx, cy = pos[k] + rng.normal(0, 1.5, 2)
+            w, h = size[k] + rng.normal(0, 1.0, 2)
+            rows.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, rng.uniform(0.15, 0.95), k % 3])
+        out.append(rows)
+    return out
+
+
+def main():
+    rng = np.random.default_rng(7)
+    which = sys.argv[2] if len(sys.argv) > 2 else "scene"
+    args = SimpleNamespace(tracker_type="bytetrack", track_high_thresh=0.25, track_low_thresh=0.1,
+                           new_track_thresh=0.25, track_buffer=30, match_thresh=0.8,
+                           fuse_score=True)
+    tracker = BYTETracker(args)
+    tracker.reset_id()
+    out = []
+    for rows in (crowd if which == "crowd" else scene)(rng):
+        tracks = tracker.update(Dets(rows))
+        out.append({"detections": [[float(v) for v in r] for r in rows],
+                    "tracks": [[float(v) for v in t] for t in tracks]})
+    with open(sys.argv[1], "w") as f:
+        json.dump({"frames": out, "settings": vars(args)}, f)
+    ids = {int(t[4]) for fr in out for t in fr["tracks"]}
+    print(f"{len(out)} frames, track ids {sorted(ids)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -68,6 +68,25 @@ pub fn offline_hub(hf_cache: &Path) -> ferrovis_core::hub::Hub {
     }
 }
 
+/// Runs `f` with the environment variables `vars` set (and `FERROVIS_OFFLINE=1`, so nothing is
+/// fetched), removing them afterwards whether `f` returns or panics (the panic then goes on).
+/// The hub reads these variables on every resolve: hold the workflows' serial lock around it.
+pub fn with_offline_env<R>(vars: &[(&str, &Path)], f: impl FnOnce() -> R) -> R {
+    for (k, v) in vars {
+        std::env::set_var(k, v);
+    }
+    std::env::set_var("FERROVIS_OFFLINE", "1");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    for (k, _) in vars {
+        std::env::remove_var(k);
+    }
+    std::env::remove_var("FERROVIS_OFFLINE");
+    match result {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}
+
 /// SHA-256 of a tensor's contiguous little-endian bytes (same as the reference scripts compute).
 pub fn tensor_sha256(t: &Tensor) -> String {
     let t = t.contiguous();

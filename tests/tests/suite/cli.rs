@@ -5,7 +5,7 @@
 use std::process::Command;
 
 /// Runs `ferrovis-cli args…`; returns (success, stdout, stderr).
-fn cli(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
         .args(args)
         .output()

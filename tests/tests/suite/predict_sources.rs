@@ -4,8 +4,8 @@
 //! and exit status say that files were skipped.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::cli::cli;
 use ferrovis_data::decode::write_rgb;
 use ferrovis_data::image::RgbImage;
 use tch::Device;
@@ -21,19 +21,6 @@ fn tree(root: &Path) -> PathBuf {
     std::fs::write(a.join("sub/empty.jpg"), b"").unwrap();
     std::fs::write(a.join("notes.jpg"), b"not a picture\n").unwrap();
     a
-}
-
-/// Runs `ferrovis-cli args…`: (success, stdout, stderr).
-fn cli(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrovis-cli"))
-        .args(args)
-        .output()
-        .expect("start ferrovis-cli");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Each bad file named exactly once in `stderr`, with its reason, and the count.

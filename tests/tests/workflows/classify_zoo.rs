@@ -41,9 +41,7 @@ fn new_families_train_from_their_weights_by_name() {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     run_reference("zoo_checkpoints.py", &args);
     // The hub reads these on every resolve; the lock above keeps other tests out meanwhile.
-    std::env::set_var("TORCH_HOME", &torch_home);
-    std::env::set_var("FERROVIS_OFFLINE", "1");
-    let result = std::panic::catch_unwind(|| {
+    ferrovis_tests::with_offline_env(&[("TORCH_HOME", &torch_home)], || {
         for (arch, probe, checkpoint_name) in [
             ("convnext_tiny", "features.5.3.block.3.weight", None),
             ("swin_t", "features.5.1.attn.qkv.weight", None),
@@ -89,11 +87,6 @@ fn new_families_train_from_their_weights_by_name() {
             println!("{arch}: trained from {} by name", entry.file_name());
         }
     });
-    std::env::remove_var("TORCH_HOME");
-    std::env::remove_var("FERROVIS_OFFLINE");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }
 
 /// `classify train --weights hf-hub:timm/convnext_tiny.fb_in1k` with no `--arch`: ConvNeXt-T is
@@ -110,9 +103,7 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
     let reference = dir.path().join("timm");
     run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
     let hf_cache = reference.join("hub");
-    std::env::set_var("HF_HUB_CACHE", &hf_cache);
-    std::env::set_var("FERROVIS_OFFLINE", "1");
-    let result = std::panic::catch_unwind(|| {
+    ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
         let mut cfg =
             crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
         // model.arch left at its default: the checkpoint's config.json decides.
@@ -187,11 +178,6 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
         let total: f64 = preds[0].top.iter().map(|(_, p)| p).sum();
         assert!(total > 0.0 && total <= 1.0 + 1e-6, "{:?}", preds[0].top);
     });
-    std::env::remove_var("HF_HUB_CACHE");
-    std::env::remove_var("FERROVIS_OFFLINE");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }
 
 /// A run trained from one of timm's `tf_` ports records what its network needs beyond the
@@ -206,9 +192,7 @@ fn a_run_from_a_tf_port_is_rebuilt_with_its_padding() {
     let reference = dir.path().join("timm");
     run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
     let hf_cache = reference.join("hub");
-    std::env::set_var("HF_HUB_CACHE", &hf_cache);
-    std::env::set_var("FERROVIS_OFFLINE", "1");
-    let result = std::panic::catch_unwind(|| {
+    ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
         let mut cfg =
             crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
         cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
@@ -291,11 +275,6 @@ fn a_run_from_a_tf_port_is_rebuilt_with_its_padding() {
         let diff = (&ours - &theirs).abs().max().double_value(&[]);
         assert!(diff > 1e-3, "padding made no difference: {diff}");
     });
-    std::env::remove_var("HF_HUB_CACHE");
-    std::env::remove_var("FERROVIS_OFFLINE");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }
 
 /// `classify train --arch dinov2_vits14 --mode feature-extract` (the linear probe on the class
@@ -313,9 +292,7 @@ fn classify_probes_and_knns_dinov2_features_from_the_hub() {
         &[reference.as_os_str(), "dinov2-small".as_ref()],
     );
     let hf_cache = reference.join("hub");
-    std::env::set_var("HF_HUB_CACHE", &hf_cache);
-    std::env::set_var("FERROVIS_OFFLINE", "1");
-    let result = std::panic::catch_unwind(|| {
+    ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
         let source = checkpoint::read(
             offline_hub(&hf_cache).hf_cached_path("facebook/dinov2-small", "model.safetensors"),
         )
@@ -414,9 +391,4 @@ fn classify_probes_and_knns_dinov2_features_from_the_hub() {
             "{err:#}"
         );
     });
-    std::env::remove_var("HF_HUB_CACHE");
-    std::env::remove_var("FERROVIS_OFFLINE");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }

@@ -302,9 +302,7 @@ fn dinov2_linear_probe_trains_from_the_hub_and_validates() {
         &[reference.as_os_str(), "dinov2-small".as_ref()],
     );
     let hf_cache = reference.join("hub");
-    std::env::set_var("HF_HUB_CACHE", &hf_cache);
-    std::env::set_var("FERROVIS_OFFLINE", "1");
-    let result = std::panic::catch_unwind(|| {
+    ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
         let mut cfg = config(&data, &tmp.path().join("runs"), "probe");
         cfg.model.arch = Architecture::Linear;
         cfg.model.encoder = "dinov2_vits14".into();
@@ -357,9 +355,4 @@ fn dinov2_linear_probe_trains_from_the_hub_and_validates() {
             e.report.mean_iou
         );
     });
-    std::env::remove_var("HF_HUB_CACHE");
-    std::env::remove_var("FERROVIS_OFFLINE");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }

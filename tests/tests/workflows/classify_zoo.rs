@@ -89,6 +89,28 @@ fn new_families_train_from_their_weights_by_name() {
     });
 }
 
+/// A seeded timm checkpoint `name` in a hub cache under `dir` (reference `timm_hub.py`), and a
+/// one-epoch feature-extraction run of it on `data` at 64 px with `model.arch` left at its
+/// default (the checkpoint's config.json decides): the cache and the configuration.
+fn timm_feature_extraction(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    ferrovis_classify::config::ClassifyConfig,
+) {
+    let reference = dir.join("timm");
+    run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
+    let mut cfg = crate::classify_workflow::config(data, &dir.join("runs"), Mode::FeatureExtract);
+    cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
+    cfg.model.weights = format!("hf-hub:timm/{name}");
+    cfg.data.image_size = 64;
+    cfg.data.augment = false;
+    cfg.train.epochs = 1;
+    (reference.join("hub"), cfg)
+}
+
 /// `classify train --weights hf-hub:timm/convnext_tiny.fb_in1k` with no `--arch`: ConvNeXt-T is
 /// built from the snapshot's `config.json` (a seeded timm model saved by timm's `save_for_hf` in
 /// the Hugging Face cache's layout, read offline), its timm-named weights load into the
@@ -100,18 +122,8 @@ fn classify_trains_from_a_timm_checkpoint_by_its_hub_name() {
     let dir = tempfile::tempdir().unwrap();
     let data = two_shapes(dir.path());
     let name = "convnext_tiny.fb_in1k";
-    let reference = dir.path().join("timm");
-    run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
-    let hf_cache = reference.join("hub");
+    let (hf_cache, cfg) = timm_feature_extraction(dir.path(), &data, name);
     ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
-        let mut cfg =
-            crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
-        // model.arch left at its default: the checkpoint's config.json decides.
-        cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
-        cfg.model.weights = format!("hf-hub:timm/{name}");
-        cfg.data.image_size = 64;
-        cfg.data.augment = false;
-        cfg.train.epochs = 1;
         let summary =
             train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
         let hub = offline_hub(&hf_cache);
@@ -189,17 +201,8 @@ fn a_run_from_a_tf_port_is_rebuilt_with_its_padding() {
     let dir = tempfile::tempdir().unwrap();
     let data = two_shapes(dir.path());
     let name = "tf_mobilenetv3_small_100.in1k";
-    let reference = dir.path().join("timm");
-    run_reference("timm_hub.py", &[reference.as_os_str(), name.as_ref()]);
-    let hf_cache = reference.join("hub");
+    let (hf_cache, cfg) = timm_feature_extraction(dir.path(), &data, name);
     ferrovis_tests::with_offline_env(&[("HF_HUB_CACHE", &hf_cache)], || {
-        let mut cfg =
-            crate::classify_workflow::config(&data, &dir.path().join("runs"), Mode::FeatureExtract);
-        cfg.model.arch = ferrovis_classify::config::ModelSection::default().arch;
-        cfg.model.weights = format!("hf-hub:timm/{name}");
-        cfg.data.image_size = 64;
-        cfg.data.augment = false;
-        cfg.train.epochs = 1;
         let summary =
             train::train(&cfg, &RunControl::quiet(), None).unwrap_or_else(|e| panic!("{e:#}"));
         let meta: ferrovis_classify::run::RunMeta = ferrovis_core::run::RunDir::new(&summary.run)

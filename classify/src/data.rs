@@ -91,10 +91,12 @@ pub fn splits(data: &DataSection, seed: u64) -> Result<Splits> {
 }
 
 /// The shorter side evaluation resizes to before the centre crop of `size`: `size / crop_pct`,
-/// rounded as timm rounds it (`floor`), never below `size`. With the default 0.875 this is
-/// torchvision's `ceil(size * 256 / 224)`, as before the setting existed.
-fn eval_resize(size: usize, crop_pct: f64) -> usize {
-    if (crop_pct - 0.875).abs() < 1e-12 {
+/// rounded as timm rounds it (`floor`), never below `size`. With the default 0.875 and OpenCV's
+/// filters this is torchvision's `ceil(size * 256 / 224)`, as before the setting existed;
+/// Pillow's filters are a Hub checkpoint's preprocessing, timm's, which floors there too.
+fn eval_resize(size: usize, crop_pct: f64, filter: Filter) -> usize {
+    let opencv = matches!(filter, Filter::Area | Filter::Linear);
+    if opencv && (crop_pct - 0.875).abs() < 1e-12 {
         return (size * 256).div_ceil(224);
     }
     ((size as f64 / crop_pct.clamp(0.05, 1.0)).floor() as usize).max(size)
@@ -145,16 +147,10 @@ pub fn transforms(
     pre: &PretrainedCfg,
     filter: Filter,
 ) -> (ClassifyTransform, ClassifyTransform) {
-    // Pillow's filters are timm's preprocessing, which rounds the resize down.
-    let resize = match filter {
-        Filter::Area | Filter::Linear => eval_resize(data.image_size, data.crop_pct),
-        _ => ((data.image_size as f64 / data.crop_pct.clamp(0.05, 1.0)).floor() as usize)
-            .max(data.image_size),
-    };
     let eval = ClassifyTransform {
         mean: pre.mean,
         std: pre.std,
-        resize,
+        resize: eval_resize(data.image_size, data.crop_pct, filter),
         filter,
         ..ClassifyTransform::eval(data.image_size)
     };
@@ -182,15 +178,17 @@ pub fn transforms(
 
 #[cfg(test)]
 mod tests {
-    use super::eval_resize;
+    use super::{eval_resize, Filter};
 
     #[test]
     fn eval_resize_follows_crop_pct() {
         // torchvision's presets: 224 of 256; at 64 px its rule gives ceil(73.14) = 74.
-        assert_eq!(eval_resize(224, 0.875), 256);
-        assert_eq!(eval_resize(64, 0.875), 74);
+        assert_eq!(eval_resize(224, 0.875, Filter::Area), 256);
+        assert_eq!(eval_resize(64, 0.875, Filter::Area), 74);
         // timm's floor(size / crop_pct): 64 / 0.9 = 71.1; the whole image at 1.0.
-        assert_eq!(eval_resize(64, 0.9), 71);
-        assert_eq!(eval_resize(64, 1.0), 64);
+        assert_eq!(eval_resize(64, 0.9, Filter::Area), 71);
+        assert_eq!(eval_resize(64, 1.0, Filter::Area), 64);
+        // timm's floor with Pillow's filters: 64 / 0.875 = 73.1.
+        assert_eq!(eval_resize(64, 0.875, Filter::Bicubic), 73);
     }
 }

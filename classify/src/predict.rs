@@ -116,7 +116,7 @@ pub fn load(
             let pre = t.config.pretrained_cfg()?;
             // Built at the evaluation size, so that a transformer's positional embedding is
             // resized once, as its source resizes it.
-            let opts = t.backbone_options(BackboneOptions {
+            let opts = t.build.apply(BackboneOptions {
                 num_classes: n,
                 dropout: Some(0.0),
                 image_size: Some(pre.input_size),

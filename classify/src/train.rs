@@ -296,28 +296,19 @@ pub fn train(
             print!("{report}");
         }
     }
-    // DINOv2 without weights named: its pre-trained features from the Hub are the point.
-    let weights = match ferrovis_core::transformers::default_repo(&cfg.model.arch) {
-        Some(repo) if cfg.model.weights.is_empty() => format!("hf-hub:{repo}"),
-        _ => cfg.model.weights.clone(),
-    };
-    // A Hub checkpoint (timm's, transformers' DINOv2) names its own architecture and
-    // preprocessing (config.json).
-    let hub_ckpt = if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&weights) {
-        Some(ferrovis_core::hub::checkpoint::read(&weights)?)
-    } else {
-        None
-    };
+    // DINOv2 without weights named takes its pre-trained features from the Hub; a Hub
+    // checkpoint (timm's, transformers' DINOv2) names its own architecture and preprocessing.
+    let (weights, hub_ckpt) =
+        ferrovis_core::hub::checkpoint::weights_for(&cfg.model.arch, &cfg.model.weights)?;
     let arch = hub_arch(&cfg.model.arch, hub_ckpt.as_ref())?;
     // A Hub checkpoint's input size and crop unless the user set others; its interpolation
     // unless `data.interpolation` names one.
-    let data = match &hub_ckpt {
-        Some(t) => with_checkpoint_preprocessing(&cfg.data, &t.config),
-        None => cfg.data.clone(),
-    };
-    let own_filter = match &hub_ckpt {
-        Some(t) => pillow_filter(t.config.interpolation),
-        None => Filter::Area,
+    let (data, own_filter) = match &hub_ckpt {
+        Some(t) => (
+            with_checkpoint_preprocessing(&cfg.data, &t.config),
+            pillow_filter(t.config.interpolation),
+        ),
+        None => (cfg.data.clone(), Filter::Area),
     };
     let filter = crate::data::filter(&data, own_filter)?;
     if let Some(t) = &hub_ckpt {
@@ -335,10 +326,8 @@ pub fn train(
         image_size: Some(data.image_size as i64),
         ..Default::default()
     };
-    let opts = match &hub_ckpt {
-        Some(t) => t.backbone_options(opts),
-        None => opts,
-    };
+    let build = hub_ckpt.as_ref().map(|t| t.build).unwrap_or_default();
+    let opts = build.apply(opts);
     let mut clf = Classifier::with_options(&arch, &opts, device)?;
     // The checkpoint's preprocessing, from the config.json read above.
     let hub_pre = hub_ckpt
@@ -372,7 +361,7 @@ pub fn train(
         classes: splits.classes.clone(),
         dropout: cfg.model.dropout,
         transform: eval_tf.clone(),
-        build: crate::run::BuildOptions::of(&opts),
+        build,
     };
     session.write_meta(&meta)?;
 

@@ -17,7 +17,9 @@ use regex::Regex;
 use serde_json::Value;
 use tch::Tensor;
 
-use crate::backbone::{Dinov2Config, Interpolation, PosEmbedResize, IMAGENET_MEAN, IMAGENET_STD};
+use crate::backbone::{
+    Dinov2Config, Interpolation, PosEmbedResize, SourceOptions, IMAGENET_MEAN, IMAGENET_STD,
+};
 use crate::checkpoint::{self, StateDict};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, HubCheckpoint};
@@ -102,9 +104,10 @@ pub fn read_in(hub: &Hub, spec: &str) -> Result<HubCheckpoint> {
         config: timm_cfg,
         state_dict,
         weights,
-        pos_embed_resize: Some(model.pos_embed_resize),
-        norm: None,
-        tf_same_padding: false,
+        build: SourceOptions {
+            pos_embed_resize: Some(model.pos_embed_resize),
+            ..Default::default()
+        },
     })
 }
 

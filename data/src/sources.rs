@@ -10,7 +10,7 @@ use crate::decode::is_image_path;
 use crate::error::{Error, Result};
 
 /// The files `inputs` name, in order: a file as given, a folder's images sorted by name, a glob
-/// pattern's matches (files only; sorted), a `.txt` list's sources. A path that does not exist,
+/// pattern's matching image files (sorted), a `.txt` list's sources. A path that does not exist,
 /// a pattern or folder that names nothing, or no file at all is an error naming it.
 pub fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -66,12 +66,13 @@ fn expand_one(input: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> 
         let pattern = input.to_string_lossy();
         let paths = glob::glob(&pattern)
             .map_err(|e| Error::Invalid(format!("{pattern}: not a glob pattern: {e}")))?;
+        // Image files only, as a folder's (a `dir/*` pattern leaves its notes out).
         let mut files: Vec<PathBuf> = paths
             .filter_map(|p| p.ok())
-            .filter(|p| p.is_file())
+            .filter(|p| p.is_file() && is_image_path(p))
             .collect();
         if files.is_empty() {
-            return Err(Error::Invalid(format!("{pattern}: matches no file")));
+            return Err(Error::Invalid(format!("{pattern}: matches no image file")));
         }
         files.sort();
         out.extend(files);
@@ -114,10 +115,19 @@ pub struct SkipLog {
 impl SkipLog {
     /// Records `file` as unreadable because of `error`, and says so.
     pub fn skip(&mut self, file: &Path, error: impl std::fmt::Display) {
-        let text = error.to_string();
-        // Errors name their file already; the line says it once.
-        let prefix = format!("{}: ", file.display());
-        let reason = text.strip_prefix(&prefix).unwrap_or(&text).to_string();
+        // The whole chain of causes (`{:#}` for an anyhow error), without the leading
+        // `reading FILE: ` / `FILE: ` contexts: the line names the file once.
+        let text = format!("{error:#}");
+        let path = file.display().to_string();
+        let (named, reading) = (format!("{path}: "), format!("reading {path}: "));
+        let mut reason = text.as_str();
+        while let Some(rest) = reason
+            .strip_prefix(&named)
+            .or_else(|| reason.strip_prefix(&reading))
+        {
+            reason = rest;
+        }
+        let reason = reason.to_string();
         eprintln!("skipped {}: {reason}", file.display());
         self.skipped.push(Skipped {
             file: file.to_path_buf(),
@@ -158,6 +168,8 @@ mod tests {
         }
         let folder = expand(&[root.join("a")]).unwrap();
         assert_eq!(folder, vec![root.join("a/1.png"), root.join("a/2.jpg")]);
+        let everything = expand(&[root.join("a/*")]).unwrap();
+        assert_eq!(everything, vec![root.join("a/1.png"), root.join("a/2.jpg")]);
         let recursive = expand(&[root.join("a/**/*.jpg")]).unwrap();
         assert_eq!(
             recursive,
@@ -169,7 +181,7 @@ mod tests {
 
         let err = expand(&[root.join("a/*.gif")]).unwrap_err().to_string();
         assert!(
-            err.contains("*.gif") && err.contains("matches no file"),
+            err.contains("*.gif") && err.contains("matches no image file"),
             "{err}"
         );
         std::fs::write(root.join("bad.txt"), "a/1.png\nmissing.jpg\n").unwrap();

@@ -258,6 +258,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 .and_then(|s| s.strip_prefix("tracker="))
                 .unwrap_or("bytetrack.yaml");
             let tracker = TrackerConfig::load(spec)?;
+            // The tracker's second association needs the low-score boxes: as Ultralytics'
+            // `track`, the detector keeps boxes from 0.1 unless `conf=` says otherwise.
+            let mut settings = settings;
+            if !settings.iter().any(|s| s.starts_with("conf=")) {
+                settings.push("conf=0.1".into());
+            }
             predict(
                 &weights,
                 &out,

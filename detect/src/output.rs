@@ -58,9 +58,8 @@ pub fn write_predictions(
     tracker: Option<&TrackerConfig>,
     mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
 ) -> Result<Vec<ImagePrediction>> {
-    let mut tracker = tracker.map(|cfg| ByteTracker::new(cfg.clone()));
+    let mut tracker = tracker.map(|cfg| ByteTracker::new(*cfg));
     let mut mot = String::new();
-    let mut frame = 0usize;
     let files = ferrovis_data::sources::expand(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
@@ -72,23 +71,16 @@ pub fn write_predictions(
             Ok(image) => image,
             Err(e) => {
                 skipped.skip(&file, e);
+                // An unreadable frame is still a frame: tracks age, numbering follows the files.
+                if let Some(tracker) = tracker.as_mut() {
+                    tracker.update(&[]);
+                }
                 continue;
             }
         };
         let mut p = detect_one(&file, &image)?;
-        frame += 1;
         if let Some(tracker) = tracker.as_mut() {
-            p.detections = track_frame(tracker, &p.detections);
-            for d in &p.detections {
-                let [x1, y1, x2, y2] = d.xyxy;
-                mot += &format!(
-                    "{frame},{},{x1:.2},{y1:.2},{:.2},{:.2},{:.4},-1,-1,-1\n",
-                    d.track_id.unwrap_or(0),
-                    x2 - x1,
-                    y2 - y1,
-                    d.confidence
-                );
-            }
+            p.detections = track_frame(tracker, &p.detections, &mut mot);
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counts = summary(&p);
@@ -140,8 +132,12 @@ pub fn write_predictions(
 }
 
 /// A frame's detections through `tracker`: its confirmed tracks, each with the name of the
-/// detection it last matched.
-fn track_frame(tracker: &mut ByteTracker, detections: &[PixelDetection]) -> Vec<PixelDetection> {
+/// detection it last matched, also appended to `mot` as MOT Challenge lines.
+fn track_frame(
+    tracker: &mut ByteTracker,
+    detections: &[PixelDetection],
+    mot: &mut String,
+) -> Vec<PixelDetection> {
     let input: Vec<Detection> = detections
         .iter()
         .map(|d| Detection {
@@ -150,18 +146,29 @@ fn track_frame(tracker: &mut ByteTracker, detections: &[PixelDetection]) -> Vec<
             class: d.class as f32,
         })
         .collect();
-    tracker
-        .update(&input)
+    let tracks = tracker.update(&input);
+    let frame = tracker.frame();
+    tracks
         .into_iter()
-        .map(|t| PixelDetection {
-            class: t.class as usize,
-            name: detections
-                .get(t.detection)
-                .map(|d| d.name.clone())
-                .unwrap_or_default(),
-            confidence: t.score,
-            xyxy: t.xyxy,
-            track_id: Some(t.track_id),
+        .map(|t| {
+            let [x1, y1, x2, y2] = t.xyxy;
+            *mot += &format!(
+                "{frame},{},{x1:.2},{y1:.2},{:.2},{:.2},{:.4},-1,-1,-1\n",
+                t.track_id,
+                x2 - x1,
+                y2 - y1,
+                t.score
+            );
+            PixelDetection {
+                class: t.class as usize,
+                name: detections
+                    .get(t.detection)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default(),
+                confidence: t.score,
+                xyxy: t.xyxy,
+                track_id: Some(t.track_id),
+            }
         })
         .collect()
 }

@@ -9,7 +9,7 @@
 //! `backbone.` in the reference's names (`backbone.blocks.0.attn.qkv.weight`), then
 //! `decode_head.bn.*` and `decode_head.conv_seg.*`.
 
-use ferrovis_core::backbone::{self, Backbone, BackboneOptions, PosEmbedResize};
+use ferrovis_core::backbone::{self, Backbone, BackboneOptions, SourceOptions};
 use ferrovis_core::nn::{conv2d, BatchNorm2d, Conv2dSpec};
 use ferrovis_core::Error;
 use tch::nn::{self, Module, Path};
@@ -27,9 +27,9 @@ pub struct LinearProbeConfig {
     pub backbone: String,
     /// Output classes.
     pub num_classes: i64,
-    /// How the encoder resizes its positional embedding to other grids (`None`: the variant's
-    /// own; a Hub checkpoint's source names its way).
-    pub pos_embed_resize: Option<PosEmbedResize>,
+    /// What the encoder's source builds differently (a Hub checkpoint's way of resizing the
+    /// positional embedding to other grids).
+    pub build: SourceOptions,
 }
 
 /// The probe: encoder, BatchNorm, 1×1 convolution.
@@ -51,11 +51,10 @@ impl LinearProbe {
                 config.backbone
             )));
         }
-        let opts = BackboneOptions {
+        let opts = config.build.apply(BackboneOptions {
             num_classes: 0,
-            pos_embed_resize: config.pos_embed_resize,
             ..Default::default()
-        };
+        });
         let backbone = backbone::create(&config.backbone, &(p / "backbone"), &opts)?;
         let channels = backbone
             .feature_info()
@@ -121,7 +120,7 @@ mod tests {
         let cfg = LinearProbeConfig {
             backbone: "dinov2_vits14".into(),
             num_classes: 3,
-            pos_embed_resize: None,
+            build: SourceOptions::default(),
         };
         let probe = LinearProbe::new(&vs.root(), cfg.clone()).unwrap();
         let x = Tensor::randn([1, 3, 30, 45], (Kind::Float, Device::Cpu));

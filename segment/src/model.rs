@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ferrovis_core::backbone::{Backbone, PosEmbedResize, PretrainedCfg, Stage};
+use ferrovis_core::backbone::{Backbone, PretrainedCfg, SourceOptions, Stage};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::{freeze, memory_format};
 use serde::{Deserialize, Serialize};
@@ -55,10 +55,11 @@ pub struct ModelSpec {
     pub aux: bool,
     /// DeepLabV3+: encoder output stride (16; 8; 32 for encoders that cannot dilate).
     pub output_stride: i64,
-    /// A DINOv2 encoder's positional-embedding resizing when it is not the variant's own (a
-    /// Hub checkpoint's source's way), so that validation rebuilds what trained.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pos_embed_resize: Option<PosEmbedResize>,
+    /// What the encoder's source builds differently (a Hub checkpoint's DINOv2
+    /// positional-embedding resizing), so that validation rebuilds what trained; the linear
+    /// probe's encoder takes it.
+    #[serde(skip_serializing_if = "SourceOptions::is_default")]
+    pub build: SourceOptions,
 }
 
 impl Default for ModelSpec {
@@ -69,7 +70,7 @@ impl Default for ModelSpec {
             num_classes: 2,
             aux: true,
             output_stride: 16,
-            pos_embed_resize: None,
+            build: SourceOptions::default(),
         }
     }
 }
@@ -154,7 +155,7 @@ impl SegmentationModel {
                 LinearProbeConfig {
                     backbone: spec.encoder.clone(),
                     num_classes: spec.num_classes,
-                    pos_embed_resize: spec.pos_embed_resize,
+                    build: spec.build,
                 },
             )
             .map(Net::Linear),

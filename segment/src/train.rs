@@ -147,15 +147,11 @@ pub fn train(
         splits.val_source,
         splits.train.encoding
     );
-    // A DINOv2 encoder with no weights named: its pre-trained features from the Hub are the
-    // point (the linear probe's).
-    let weights = match ferrovis_core::transformers::default_repo(&cfg.model.encoder) {
-        Some(repo) if cfg.model.weights.is_empty() => format!("hf-hub:{repo}"),
-        _ => cfg.model.weights.clone(),
-    };
-    // A Hub checkpoint (timm's, transformers' DINOv2) says how its encoder is built.
-    let hub_ckpt = if ferrovis_core::hub::checkpoint::is_hub_checkpoint(&weights) {
-        let t = ferrovis_core::hub::checkpoint::read(&weights)?;
+    // A DINOv2 encoder with no weights named takes its pre-trained features from the Hub (the
+    // linear probe's point); a Hub checkpoint says how its encoder is built.
+    let (weights, hub_ckpt) =
+        ferrovis_core::hub::checkpoint::weights_for(&cfg.model.encoder, &cfg.model.weights)?;
+    if let Some(t) = &hub_ckpt {
         if t.arch != cfg.model.encoder {
             anyhow::bail!(
                 "model.weights = {weights:?} is a {} ({}), model.encoder is {:?}: set the \
@@ -166,7 +162,7 @@ pub fn train(
                 t.arch
             );
         }
-        if t.tf_same_padding || t.norm.is_some() {
+        if t.build.tf_same_padding || t.build.norm.is_some() {
             anyhow::bail!(
                 "model.weights = {weights:?} ({}) needs its source's padding or BatchNorm \
                  settings, which segment's encoders are not built with: use torchvision's \
@@ -175,17 +171,14 @@ pub fn train(
                 t.arch
             );
         }
-        Some(t)
-    } else {
-        None
-    };
+    }
     let spec = ModelSpec {
         arch: cfg.model.arch,
         encoder: cfg.model.encoder.clone(),
         num_classes: splits.names.len() as i64,
         aux: cfg.model.aux,
         output_stride: cfg.model.output_stride,
-        pos_embed_resize: hub_ckpt.as_ref().and_then(|t| t.pos_embed_resize),
+        build: hub_ckpt.as_ref().map(|t| t.build).unwrap_or_default(),
     };
     let mut model = SegmentationModel::new(&spec, device)?;
     if let Some(t) = hub_ckpt {

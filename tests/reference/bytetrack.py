@@ -18,6 +18,8 @@ from types import SimpleNamespace
 
 import numpy as np
 from ultralytics.trackers.byte_tracker import BYTETracker
+from ultralytics.utils import YAML
+from ultralytics.utils.checks import check_yaml
 
 FRAMES = 60
 
@@ -102,9 +104,9 @@ def crowd(rng):
 def main():
     rng = np.random.default_rng(7)
     which = sys.argv[2] if len(sys.argv) > 2 else "scene"
-    args = SimpleNamespace(tracker_type="bytetrack", track_high_thresh=0.25, track_low_thresh=0.1,
-                           new_track_thresh=0.25, track_buffer=30, match_thresh=0.8,
-                           fuse_score=True)
+    # Ultralytics' own tracker file, as `yolo track tracker=bytetrack.yaml` reads it.
+    settings = YAML.load(check_yaml("bytetrack.yaml"))
+    args = SimpleNamespace(**settings)
     tracker = BYTETracker(args)
     tracker.reset_id()
     out = []
@@ -113,7 +115,7 @@ def main():
         out.append({"detections": [[float(v) for v in r] for r in rows],
                     "tracks": [[float(v) for v in t] for t in tracks]})
     with open(sys.argv[1], "w") as f:
-        json.dump({"frames": out, "settings": vars(args)}, f)
+        json.dump({"frames": out, "settings": settings}, f)
     ids = {int(t[4]) for fr in out for t in fr["tracks"]}
     print(f"{len(out)} frames, track ids {sorted(ids)}")
 

@@ -374,7 +374,11 @@ impl Dinov2 {
             head,
             grid,
             head_dropout,
-            cfg: cfg.clone(),
+            // A source's own resizing (`opts.pos_embed_resize`) over the variant's.
+            cfg: Dinov2Config {
+                pos_embed_resize: opts.pos_embed_resize.unwrap_or(cfg.pos_embed_resize),
+                ..cfg.clone()
+            },
         })
     }
 

@@ -259,6 +259,39 @@ pub struct BackboneOptions {
     pub tf_same_padding: bool,
 }
 
+/// What a checkpoint's source builds differently from the ferrovis architecture's defaults:
+/// timm's `tf_` ports' padding and BatchNorm, a DINOv2 source's positional-embedding resizing.
+/// A Hub checkpoint says it ([`crate::hub::HubCheckpoint::build`]); a run records it, so
+/// `val`, `predict` and `export` rebuild the network that trained.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceOptions {
+    /// TensorFlow's SAME padding ([`BackboneOptions::tf_same_padding`]).
+    pub tf_same_padding: bool,
+    /// The normalisation, when not the architecture's own ([`BackboneOptions::norm`]).
+    pub norm: Option<crate::nn::NormLayer>,
+    /// DINOv2's positional-embedding resizing, when not the variant's own
+    /// ([`BackboneOptions::pos_embed_resize`]).
+    pub pos_embed_resize: Option<PosEmbedResize>,
+}
+
+impl SourceOptions {
+    /// `base` with these options.
+    pub fn apply(&self, base: BackboneOptions) -> BackboneOptions {
+        BackboneOptions {
+            tf_same_padding: self.tf_same_padding,
+            norm: self.norm.unwrap_or(base.norm),
+            pos_embed_resize: self.pos_embed_resize,
+            ..base
+        }
+    }
+
+    /// True when nothing differs from the architecture's defaults.
+    pub fn is_default(&self) -> bool {
+        *self == SourceOptions::default()
+    }
+}
+
 impl Default for BackboneOptions {
     fn default() -> Self {
         BackboneOptions {
@@ -489,10 +522,7 @@ pub fn create(name: &str, p: &Path, opts: &BackboneOptions) -> Result<Box<dyn Ba
     if let Some(cfg) = VitConfig::by_name(name) {
         return Ok(Box::new(VisionTransformer::new(p, &cfg, opts)?));
     }
-    if let Some(mut cfg) = Dinov2Config::by_name(name) {
-        if let Some(how) = opts.pos_embed_resize {
-            cfg.pos_embed_resize = how;
-        }
+    if let Some(cfg) = Dinov2Config::by_name(name) {
         return Ok(Box::new(Dinov2::new(p, &cfg, opts)?));
     }
     Err(unknown())

@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 
 use super::Hub;
-use crate::backbone::{BackboneOptions, PosEmbedResize};
+use crate::backbone::SourceOptions;
 use crate::checkpoint::StateDict;
 use crate::error::Result;
-use crate::nn::NormLayer;
 use crate::timm::TimmConfig;
 
 /// A Hub checkpoint in ferrovis' terms.
@@ -27,32 +26,32 @@ pub struct HubCheckpoint {
     pub state_dict: StateDict,
     /// The weights file read.
     pub weights: PathBuf,
-    /// How the source resizes DINOv2's positional embedding to another size (`None` for other
-    /// families): build with it for the source's tokens.
-    pub pos_embed_resize: Option<PosEmbedResize>,
-    /// The source's BatchNorm settings where they differ from the ferrovis architecture's
-    /// (timm's EfficientNets and MobileNetV3s).
-    pub norm: Option<NormLayer>,
-    /// TensorFlow's SAME padding (timm's `tf_` ports).
-    pub tf_same_padding: bool,
-}
-
-impl HubCheckpoint {
-    /// `base` with what building the source's network takes: its positional-embedding
-    /// resizing, BatchNorm settings and padding.
-    pub fn backbone_options(&self, base: BackboneOptions) -> BackboneOptions {
-        BackboneOptions {
-            pos_embed_resize: self.pos_embed_resize,
-            norm: self.norm.unwrap_or(base.norm),
-            tf_same_padding: self.tf_same_padding,
-            ..base
-        }
-    }
+    /// What building the source's network takes beyond the architecture: how it resizes
+    /// DINOv2's positional embedding, timm's BatchNorm settings and `tf_` padding
+    /// (`build.apply(options)` before creating the backbone).
+    pub build: SourceOptions,
 }
 
 /// Whether `spec` names a checkpoint [`read`] takes: timm's or transformers' DINOv2.
 pub fn is_hub_checkpoint(spec: &str) -> bool {
     crate::transformers::is_transformers(spec) || crate::timm::is_timm(spec)
+}
+
+/// The weights an `arch` network starts from: `weights` when given, else the Hub repository a
+/// DINOv2 architecture takes its pre-trained features from (`hf-hub:facebook/dinov2-small`;
+/// other architectures: none, `""`); and the Hub checkpoint they name, read, when they name
+/// one (its own architecture, preprocessing and build options).
+pub fn weights_for(arch: &str, weights: &str) -> Result<(String, Option<HubCheckpoint>)> {
+    let weights = match crate::transformers::default_repo(arch) {
+        Some(repo) if weights.is_empty() => format!("hf-hub:{repo}"),
+        _ => weights.to_string(),
+    };
+    let ckpt = if is_hub_checkpoint(&weights) {
+        Some(read(&weights)?)
+    } else {
+        None
+    };
+    Ok((weights, ckpt))
 }
 
 /// Reads the checkpoint `spec` names (timm's or transformers'; see [`is_hub_checkpoint`]).

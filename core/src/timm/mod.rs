@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use config::TimmConfig;
 use names::Family;
 
-use crate::backbone::PosEmbedResize;
+use crate::backbone::{PosEmbedResize, SourceOptions};
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::hub::{Hub, HubCheckpoint};
@@ -45,10 +45,8 @@ struct Target {
     family: Family,
     /// The image size the name carries (ViT's `_224`, `_384`).
     image_size: Option<i64>,
-    /// timm's BatchNorm settings where they differ from torchvision's for the architecture.
-    norm: Option<NormLayer>,
-    /// TensorFlow's SAME padding (the `tf_` ports).
-    tf_same_padding: bool,
+    /// timm's BatchNorm settings and `tf_` padding where they differ from torchvision's.
+    build: SourceOptions,
 }
 
 impl Target {
@@ -57,8 +55,7 @@ impl Target {
             arch: arch.into(),
             family,
             image_size: None,
-            norm: None,
-            tf_same_padding: false,
+            build: SourceOptions::default(),
         }
     }
 }
@@ -113,32 +110,30 @@ fn torchvision_arch(timm: &str) -> Result<Target> {
         Some(rest) => (true, rest),
         None => (false, timm),
     };
-    let efficientnet = match base {
-        b if b.starts_with("efficientnet_b") => Some(b.to_string()),
+    // MobileNetV3 at width 1.0 (`mobilenetv3_large_100`, `tf_mobilenetv3_small_100`) comes
+    // from the same builder.
+    let builder = match base {
+        b if b.starts_with("efficientnet_b") => Some((b.to_string(), Family::EfficientNet)),
         // timm's own V2s with pretrained weights are the `_rw` variants, another network.
-        b if tf && b.starts_with("efficientnetv2_") => {
-            Some(b.replace("efficientnetv2_", "efficientnet_v2_"))
-        }
+        b if tf && b.starts_with("efficientnetv2_") => Some((
+            b.replace("efficientnetv2_", "efficientnet_v2_"),
+            Family::EfficientNet,
+        )),
+        "mobilenetv3_large_100" => Some(("mobilenet_v3_large".into(), Family::MobileNetV3)),
+        "mobilenetv3_small_100" => Some(("mobilenet_v3_small".into(), Family::MobileNetV3)),
         _ => None,
     };
-    if let Some(arch) = efficientnet.filter(|a| named(a, &["efficientnet_"])) {
-        return Ok(Target {
+    if let Some((arch, family)) =
+        builder.filter(|(a, _)| named(a, &["efficientnet_", "mobilenet_v3"]))
+    {
+        let build = SourceOptions {
             norm: Some(timm_batch_norm(tf)),
             tf_same_padding: tf,
-            ..Target::new(arch, Family::EfficientNet)
-        });
-    }
-    // MobileNetV3 at width 1.0 (`mobilenetv3_large_100`, `tf_mobilenetv3_small_100`).
-    let mobilenet = match base {
-        "mobilenetv3_large_100" => Some("mobilenet_v3_large"),
-        "mobilenetv3_small_100" => Some("mobilenet_v3_small"),
-        _ => None,
-    };
-    if let Some(arch) = mobilenet {
+            ..Default::default()
+        };
         return Ok(Target {
-            norm: Some(timm_batch_norm(tf)),
-            tf_same_padding: tf,
-            ..Target::new(arch, Family::MobileNetV3)
+            build,
+            ..Target::new(arch, family)
         });
     }
     // Swin V1 T/S/B with 4-px patches and 7-token windows at 224.
@@ -243,17 +238,18 @@ pub fn read_in(hub: &Hub, spec: &str) -> Result<HubCheckpoint> {
     let state_dict = names::to_torchvision(target.family, &config.architecture, &sd)
         .map_err(|e| Error::Invalid(format!("{}: {e}", weights.display())))?;
     // timm resizes DINOv2's positional embedding by size, antialiased.
-    let pos_embed_resize =
-        (target.family == Family::Dinov2).then_some(PosEmbedResize::Size { antialias: true });
+    let build = SourceOptions {
+        pos_embed_resize: (target.family == Family::Dinov2)
+            .then_some(PosEmbedResize::Size { antialias: true }),
+        ..target.build
+    };
     Ok(HubCheckpoint {
         arch: target.arch,
         image_size,
         config,
         state_dict,
         weights,
-        pos_embed_resize,
-        norm: target.norm,
-        tf_same_padding: target.tf_same_padding,
+        build,
     })
 }
 
@@ -277,12 +273,12 @@ mod tests {
         );
         let t = torchvision_arch("tf_efficientnetv2_m").unwrap();
         assert_eq!(
-            (t.arch.as_str(), t.tf_same_padding, t.norm),
+            (t.arch.as_str(), t.build.tf_same_padding, t.build.norm),
             ("efficientnet_v2_m", true, Some(timm_batch_norm(true)))
         );
         let t = torchvision_arch("mobilenetv3_small_100").unwrap();
         assert_eq!(
-            (t.arch.as_str(), t.tf_same_padding, t.norm),
+            (t.arch.as_str(), t.build.tf_same_padding, t.build.norm),
             ("mobilenet_v3_small", false, Some(timm_batch_norm(false)))
         );
         let t = torchvision_arch("swin_small_patch4_window7_224").unwrap();

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::loader::Dataset;
 use crate::rng::{self, Rng};
-use crate::transform::{resize_shorter, ClassifyTransform, Filter};
+use crate::transform::{resize_shorter, ClassifyTransform};
 
 /// One labelled image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,11 +307,7 @@ impl ClassificationDataset {
             if img.width.min(img.height) > side {
                 // A checkpoint's Pillow filter where it names one, so the evaluation crop of a
                 // cached image is the uncached one.
-                let filter = match self.transform.filter {
-                    Filter::Area | Filter::Linear => Filter::Bilinear,
-                    pillow => pillow,
-                };
-                resize_shorter(&img, side, filter)
+                resize_shorter(&img, side, self.transform.crop_filter())
             } else {
                 Ok(img)
             }

@@ -294,9 +294,10 @@ impl ClassifyTransform {
         Ok(out)
     }
 
-    /// The random resized crop's filter: torchvision's bilinear, or the checkpoint's Pillow
-    /// filter where [`filter`](Self::filter) names one (timm trains with its configuration's).
-    fn crop_filter(&self) -> Filter {
+    /// The filter of everything but the evaluation resize (the random resized crop, a cached
+    /// image's reduction): torchvision's bilinear, or the checkpoint's Pillow filter where
+    /// [`filter`](Self::filter) names one (timm trains with its configuration's).
+    pub fn crop_filter(&self) -> Filter {
         match self.filter {
             Filter::Area | Filter::Linear => Filter::Bilinear,
             pillow => pillow,

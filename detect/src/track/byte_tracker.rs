@@ -52,18 +52,12 @@ enum State {
     Removed,
 }
 
-/// A detection's box as the tracker keeps it: `(left, top, width, height)` in single precision.
+/// A detection's box as the tracker keeps it: `(left, top, width, height)`, through the centre
+/// and size in single precision as the reference computes it.
 fn tlwh(d: &Detection) -> [f32; 4] {
     let [x1, y1, x2, y2] = d.xyxy;
-    // Centre and size first, in single precision, then the corner, as the reference does.
     let (cx, cy, w, h) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1);
-    let (cx, cy, w, h) = (cx as f64, cy as f64, w as f64, h as f64);
-    [
-        (cx - w / 2.0) as f32,
-        (cy - h / 2.0) as f32,
-        w as f32,
-        h as f32,
-    ]
+    [cx - w / 2.0, cy - h / 2.0, w, h]
 }
 
 /// `(x, y, a, h)` of a `tlwh` box, computed in single precision.
@@ -125,7 +119,7 @@ impl Candidate {
 #[derive(Debug, Clone)]
 pub struct ByteTracker {
     config: TrackerConfig,
-    /// Every track ever started; the lists below index it.
+    /// The tracked and lost tracks (compacted after each frame); the lists below index it.
     tracks: Vec<Track>,
     tracked: Vec<usize>,
     lost: Vec<usize>,
@@ -147,6 +141,11 @@ impl ByteTracker {
             frame_id: 0,
             next_id: 1,
         }
+    }
+
+    /// Frames seen so far (the last one's number, from 1).
+    pub fn frame(&self) -> u64 {
+        self.frame_id
     }
 
     /// Boxes of `indices` (tracks) for matching.
@@ -185,7 +184,7 @@ impl ByteTracker {
     pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackedBox> {
         self.frame_id += 1;
         let frame = self.frame_id;
-        let cfg = self.config.clone();
+        let cfg = self.config;
         let (mut activated, mut refound, mut lost_now, mut removed_now) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let candidate = |(index, d): (usize, &Detection)| Candidate {
@@ -215,14 +214,9 @@ impl ByteTracker {
             .tracked
             .iter()
             .partition(|&&t| !self.tracks[t].activated);
-        // The pool: confirmed tracks, then the lost ones not among them.
-        let ids: HashSet<u64> = confirmed.iter().map(|&t| self.tracks[t].id).collect();
+        // The pool: confirmed tracks, then the lost ones (never both: see `merge`).
         let mut pool = confirmed.clone();
-        pool.extend(
-            self.lost
-                .iter()
-                .filter(|&&t| !ids.contains(&self.tracks[t].id)),
-        );
+        pool.extend(&self.lost);
         for &t in &pool {
             let track = &mut self.tracks[t];
             let mut mean = track.mean;
@@ -320,7 +314,9 @@ impl ByteTracker {
             .collect()
     }
 
-    /// The lists for the next frame, in the reference's order of operations.
+    /// The lists for the next frame, in the reference's order of operations (a track is one
+    /// index of `tracks`, so lists are joined and subtracted by index), then `tracks` compacted
+    /// to the tracks the lists still hold.
     fn merge(
         &mut self,
         activated: Vec<usize>,
@@ -328,12 +324,10 @@ impl ByteTracker {
         lost: Vec<usize>,
         removed: Vec<usize>,
     ) {
-        let id = |tracks: &[Track], t: usize| tracks[t].id;
-        let join = |tracks: &[Track], a: Vec<usize>, b: &[usize]| {
-            let ids: HashSet<u64> = a.iter().map(|&t| tracks[t].id).collect();
-            let mut out = a;
-            out.extend(b.iter().filter(|&&t| !ids.contains(&tracks[t].id)));
-            out
+        let join = |mut a: Vec<usize>, b: &[usize]| {
+            let have: HashSet<usize> = a.iter().copied().collect();
+            a.extend(b.iter().filter(|t| !have.contains(t)));
+            a
         };
         let tracked: Vec<usize> = self
             .tracked
@@ -341,28 +335,35 @@ impl ByteTracker {
             .copied()
             .filter(|&t| self.tracks[t].state == State::Tracked)
             .collect();
-        let tracked = join(&self.tracks, tracked, &activated);
-        let tracked = join(&self.tracks, tracked, &refound);
-        let tracked_ids: HashSet<u64> = tracked.iter().map(|&t| id(&self.tracks, t)).collect();
+        let tracked = join(join(tracked, &activated), &refound);
+        let in_tracked: HashSet<usize> = tracked.iter().copied().collect();
         let mut lost_list: Vec<usize> = self
             .lost
             .iter()
             .copied()
-            .filter(|&t| !tracked_ids.contains(&id(&self.tracks, t)))
+            .filter(|t| !in_tracked.contains(t))
             .collect();
         lost_list.extend(lost);
-        // Removed in an earlier frame (this frame's removals join the list below).
-        let removed_ids: HashSet<u64> = self.removed.iter().copied().collect();
-        lost_list.retain(|&t| !removed_ids.contains(&id(&self.tracks, t)));
+        // Removed in an earlier frame (this frame's removals join the list below, so a track
+        // removed now stays lost, and in the next frame's pool, for one more frame).
+        lost_list.retain(|&t| !self.removed.contains(&self.tracks[t].id));
         let (tracked, lost_list) = self.remove_duplicates(tracked, lost_list);
-        self.tracked = tracked;
-        self.lost = lost_list;
         for t in removed {
             self.removed.push_back(self.tracks[t].id);
         }
         while self.removed.len() > 1000 {
             self.removed.pop_front();
         }
+        // Keep only what the lists hold, renumbered.
+        let mut renumber = vec![usize::MAX; self.tracks.len()];
+        let mut kept = Vec::with_capacity(tracked.len() + lost_list.len());
+        for &t in tracked.iter().chain(&lost_list) {
+            renumber[t] = kept.len();
+            kept.push(self.tracks[t].clone());
+        }
+        self.tracks = kept;
+        self.tracked = tracked.iter().map(|&t| renumber[t]).collect();
+        self.lost = lost_list.iter().map(|&t| renumber[t]).collect();
     }
 
     /// Of a tracked and a lost track closer than 0.15 in IoU distance, the one tracked for

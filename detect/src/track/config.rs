@@ -4,15 +4,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// The tracker's settings, named as Ultralytics' `bytetrack.yaml` names them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The tracker's settings, named as Ultralytics' `bytetrack.yaml` names them (its
+/// `tracker_type` can only be `bytetrack`: it is checked when a file is read, not kept).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerConfig {
-    /// `bytetrack` (BoT-SORT is not built).
-    pub tracker_type: String,
     /// Detections at least this confident are associated first.
     pub track_high_thresh: f64,
     /// Detections above this (and below the high threshold) are associated second.
@@ -30,7 +27,6 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
-            tracker_type: "bytetrack".into(),
             track_high_thresh: 0.25,
             track_low_thresh: 0.1,
             new_track_thresh: 0.25,
@@ -81,7 +77,6 @@ impl TrackerConfig {
                     if t != "bytetrack" {
                         bail!("tracker_type: {t:?}: only bytetrack is built (BoT-SORT is not yet)");
                     }
-                    cfg.tracker_type = t.into();
                 }
                 "track_high_thresh" => cfg.track_high_thresh = number()?,
                 "track_low_thresh" => cfg.track_low_thresh = number()?,

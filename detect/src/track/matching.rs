@@ -4,22 +4,21 @@
 //! matched only where that beats leaving both alone, and the total is minimised over all pairs
 //! at once.
 
+use ferrovis_core::ops::boxes::{area, intersection};
+
 /// `1 − IoU` of every track box against every detection box (`x1, y1, x2, y2`), in single
 /// precision as the reference computes it.
 pub fn iou_distance(tracks: &[[f32; 4]], detections: &[[f32; 4]]) -> Vec<Vec<f64>> {
+    // The reference's denominator has an epsilon where core's `iou` tests for zero.
     const EPS: f32 = 1e-7;
     tracks
         .iter()
         .map(|a| {
-            let area_a = (a[2] - a[0]) * (a[3] - a[1]);
             detections
                 .iter()
                 .map(|b| {
-                    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-                    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-                    let inter = w * h;
-                    let area_b = (b[2] - b[0]) * (b[3] - b[1]);
-                    let iou = inter / (area_b + area_a - inter + EPS);
+                    let inter = intersection(a, b);
+                    let iou = inter / (area(b) + area(a) - inter + EPS);
                     (1.0 - iou) as f64
                 })
                 .collect()

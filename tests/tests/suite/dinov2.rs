@@ -93,16 +93,12 @@ fn dinov2_checkpoints_load_by_hub_name_and_give_the_librarys_tokens() {
         // and at 518 for the oblong input (resized on the fly).
         for (h, w, built) in [(224, 224, 224), (280, 280, 280), (224, 294, 518)] {
             let vs = VarStore::new(Device::Cpu);
-            let opts = BackboneOptions {
+            let opts = ckpt.build.apply(BackboneOptions {
                 num_classes: 0,
                 image_size: Some(built),
-                pos_embed_resize: ckpt.pos_embed_resize,
                 ..Default::default()
-            };
-            let mut cfg = Dinov2Config::by_name(arch).unwrap();
-            if let Some(how) = ckpt.pos_embed_resize {
-                cfg.pos_embed_resize = how;
-            }
+            });
+            let cfg = Dinov2Config::by_name(arch).unwrap();
             let model = Dinov2::new(&vs.root(), &cfg, &opts).unwrap();
             let mut sd = checkpoint::StateDict::new();
             for (k, t) in ckpt.state_dict.iter() {
@@ -296,7 +292,7 @@ fn the_linear_segmentation_probe_is_dinov2_s() {
         arch: Architecture::Linear,
         encoder: ckpt.arch.clone(),
         num_classes: 3,
-        pos_embed_resize: ckpt.pos_embed_resize,
+        build: ckpt.build,
         ..Default::default()
     };
     let mut model = SegmentationModel::new(&spec, Device::Cpu).unwrap();

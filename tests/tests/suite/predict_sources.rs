@@ -67,7 +67,10 @@ fn classify_predict_skips_unreadable_files_and_says_so() {
     assert!(images[0].ends_with("sub/x2.jpg"));
     assert_skipped(
         &stderr,
-        &[("empty.jpg", "empty file"), ("notes.jpg", "")],
+        &[
+            ("empty.jpg", "empty file"),
+            ("notes.jpg", "unreadable image header"),
+        ],
         3,
     );
 }
@@ -163,6 +166,6 @@ fn segment_and_style_predict_skip_unreadable_files() {
     ]);
     assert!(!ok);
     assert!(stdout.contains("1 images"), "{stdout}");
-    assert_skipped(&stderr, &[("notes.jpg", "")], 2);
+    assert_skipped(&stderr, &[("notes.jpg", "not a decodable image")], 2);
     assert!(styled.join("x1.png").is_file());
 }

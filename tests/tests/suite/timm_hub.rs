@@ -123,7 +123,7 @@ fn timm_checkpoints_load_by_hub_name_and_give_timms_logits() {
 
         // The weights: every tensor renamed into the torchvision-named model, timm's logits.
         let vs = VarStore::new(Device::Cpu);
-        let opts = ckpt.backbone_options(BackboneOptions {
+        let opts = ckpt.build.apply(BackboneOptions {
             num_classes: cfg.num_classes,
             image_size: Some(ckpt.image_size),
             ..Default::default()

@@ -331,7 +331,7 @@ fn dinov2_linear_probe_trains_from_the_hub_and_validates() {
         let meta: RunMeta = RunDir::new(&summary.run).read_meta().unwrap();
         assert_eq!(meta.model.arch, Architecture::Linear);
         assert_eq!(
-            meta.model.pos_embed_resize,
+            meta.model.build.pos_embed_resize,
             Some(ferrovis_core::backbone::PosEmbedResize::Size { antialias: false }),
             "transformers' resizing recorded"
         );

@@ -222,7 +222,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
             let (clf, classes, transform) = predict::load(&source, device)?;
-            let images = ferrovis_data::sources::expand(&args.images)?;
+            let images = ferrovis_data::sources::expand_images(&args.images, "classify predict")?;
             let (predictions, skipped) =
                 predict::predict_files(&clf, &classes, &transform, &images, args.top_k, device)?;
             predict::print(&predictions, args.json)?;

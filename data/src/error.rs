@@ -26,6 +26,9 @@ pub enum Error {
     /// A transform or loader was given impossible parameters.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A run that did what it could but not everything: files skipped, a video cut short.
+    #[error("{0}")]
+    Incomplete(String),
     /// An I/O error on a named file.
     #[error("{}: {source}", path.display())]
     Io {

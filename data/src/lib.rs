@@ -22,6 +22,7 @@ pub mod sources;
 pub mod synthetic;
 pub mod tensor;
 pub mod transform;
+pub mod video;
 
 pub use error::{Error, Result};
 pub use image::{Mask, RgbImage};

@@ -15,6 +15,7 @@ use crate::source::{identify, WeightsSource};
 use crate::track::TrackerConfig;
 use crate::yolo::postprocess::NmsConfig;
 use crate::{demo, torchvision, yolo};
+use ferrovis_data::video::VideoOptions;
 
 /// Command line of the `detect` binary.
 #[derive(Debug, Parser)]
@@ -71,35 +72,38 @@ pub enum Command {
         /// a checkpoint outside a run folder whose tensors do not say it).
         settings: Vec<String>,
     },
-    /// Detect objects in images or folders: `detect predict --weights best.pt img.jpg dir/`.
+    /// Detect objects in images, folders, globs, lists, videos, cameras and streams:
+    /// `detect predict --weights best.pt img.jpg dir/ clip.mp4 0 rtsp://cam/live`.
     Predict {
         /// A checkpoint, or a run folder.
         #[arg(long)]
         weights: PathBuf,
-        /// Where drawn images, labels/*.txt and predictions.json go.
+        /// Where drawn images and videos, labels/*.txt and predictions.json go.
         #[arg(long, default_value = "runs/detect/predict")]
         out: PathBuf,
         /// Flags every binary shares.
         #[command(flatten)]
         common: CommonFlags,
-        /// Images, folders, and key=value settings (conf, iou, imgsz, max_det, device, arch).
+        /// Sources, and key=value settings (conf, iou, imgsz, max_det, device, arch; for
+        /// videos vid_stride, stream_buffer, fourcc, save, save_frames).
         sources: Vec<String>,
     },
-    /// Track objects through a sequence of frames (images in order: a folder, a glob, a list)
-    /// with ByteTrack: `detect track --weights best.pt frames/ tracker=bytetrack.yaml`.
+    /// Track objects through videos, cameras, streams, or images in order (a folder, a glob,
+    /// a list) with BoT-SORT or ByteTrack: `detect track --weights best.pt clip.mp4
+    /// tracker=bytetrack.yaml`.
     Track {
         /// A checkpoint, or a run folder.
         #[arg(long)]
         weights: PathBuf,
-        /// Where drawn frames, labels/*.txt (with the track id), predictions.json and mot.txt
-        /// go.
+        /// Where drawn frames and videos, labels/*.txt (with the track id), predictions.json
+        /// and the MOT files go.
         #[arg(long, default_value = "runs/detect/track")]
         out: PathBuf,
         /// Flags every binary shares.
         #[command(flatten)]
         common: CommonFlags,
-        /// Frames, folders, globs, lists, and key=value settings (predict's, and tracker=
-        /// bytetrack.yaml or a file with its keys).
+        /// Sources as predict's, and key=value settings (predict's, and tracker=botsort.yaml,
+        /// the default, bytetrack.yaml, or a file with their keys).
         sources: Vec<String>,
     },
     /// Write a model as TorchScript (traced; NMS stays outside): `detect export --weights RUN`.
@@ -179,9 +183,9 @@ fn device_setting(device: &DeviceOverride) -> Option<String> {
 
 /// Splits positional arguments into `key=value` settings and the rest.
 fn split_settings(args: &[String]) -> (Vec<String>, Vec<PathBuf>) {
-    let (kv, rest): (Vec<&String>, Vec<&String>) = args
-        .iter()
-        .partition(|a| a.contains('=') && !std::path::Path::new(a.as_str()).exists());
+    let (kv, rest): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| {
+        a.contains('=') && !a.contains("://") && !std::path::Path::new(a.as_str()).exists()
+    });
     (
         kv.into_iter().cloned().collect(),
         rest.into_iter().map(PathBuf::from).collect(),
@@ -256,7 +260,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let spec = tracker
                 .last()
                 .and_then(|s| s.strip_prefix("tracker="))
-                .unwrap_or("bytetrack.yaml");
+                .unwrap_or("botsort.yaml");
             let tracker = TrackerConfig::load(spec)?;
             // The tracker's second association needs the low-score boxes: as Ultralytics'
             // `track`, the detector keeps boxes from 0.1 unless `conf=` says otherwise.
@@ -374,13 +378,14 @@ fn predict(
     tracker: Option<&TrackerConfig>,
 ) -> Result<()> {
     if files.is_empty() {
-        anyhow::bail!("give at least one image or folder to predict on");
+        anyhow::bail!("give at least one image, folder, video, camera or stream to predict on");
     }
+    let (video, settings) = VideoOptions::from_settings(settings)?;
     let source = identify(weights, given_arch(&settings))?;
     let imgsz_given = settings.iter().any(|s| s.starts_with("imgsz="));
     let cfg = DetectConfig::load(None, &with_arch(settings, &source))?;
     if source.family.is_torchvision() {
-        torchvision::train::predict(&source, &cfg, files, out, tracker)?;
+        torchvision::train::predict(&source, &cfg, files, out, &video, tracker)?;
         return Ok(());
     }
     let device = parse_device(&cfg.device_name())?;
@@ -388,7 +393,7 @@ fn predict(
         .with_context(|| format!("loading {}", weights.display()))?;
     let imgsz = if imgsz_given { cfg.imgsz } else { m.imgsz };
     let nms = nms_from(&cfg, NmsConfig::predict());
-    yolo::predict::predict(&m, files, imgsz, &nms, out, tracker)?;
+    yolo::predict::predict(&m, files, imgsz, &nms, out, &video, tracker)?;
     Ok(())
 }
 

@@ -206,6 +206,7 @@ pub fn run(root: &Path, epochs: usize, model: &str) -> Result<DemoResult> {
             128,
             &NmsConfig::predict(),
             &r.run.join("predict"),
+            &Default::default(),
             None,
         )?;
         pictures.extend(run_pictures(root, &r.run, what, &images)?);
@@ -396,6 +397,7 @@ fn run_torchvision(
             cfg,
             &images,
             &r.run.join("predict"),
+            &Default::default(),
             None,
         )?;
         pictures.extend(run_pictures(root, &r.run, what, &images)?);

@@ -1,5 +1,6 @@
 //! What every detector's `predict` and `val` write, whichever family it is: the predictions
-//! (drawn images, `labels/<stem>.txt`, `predictions.json`, as Ultralytics lays them out) and the
+//! (drawn images and videos, `labels/<stem>.txt`, `predictions.json`, as Ultralytics lays them
+//! out) and the
 //! validation's table, precision-recall curves and `metrics.json`.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +11,10 @@ use ferrovis_core::metrics::{charts, render, DetectionReport};
 use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
-use ferrovis_data::sources::SkipLog;
+use ferrovis_data::sources::{SkipLog, Source};
+use ferrovis_data::video::{VideoJob, VideoOptions, VideoSummary};
 
-use crate::track::{ByteTracker, Detection, TrackerConfig};
+use crate::track::{Detection, Tracker, TrackerConfig};
 use serde::Serialize;
 
 /// One detection in original-image pixels.
@@ -31,111 +33,209 @@ pub struct PixelDetection {
     pub track_id: Option<u64>,
 }
 
-/// The detections of one image.
+/// The detections of one image or video frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImagePrediction {
-    /// The image file.
+    /// The image file (a video's file, camera or stream, for its frames).
     pub image: PathBuf,
+    /// A video's frame number, from 1, among the frames kept (`vid_stride`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<usize>,
     /// Its width and height.
     pub size: (usize, usize),
     /// What was found, by decreasing confidence.
     pub detections: Vec<PixelDetection>,
 }
 
-/// The outputs of `predict` for any detector: every image of `sources` (files, folders, globs,
-/// lists) through `detect_one`, then `<out>/<name>` (boxes drawn), `<out>/labels/<stem>.txt` and
-/// `<out>/predictions.json`. A file that cannot be read is named, skipped, and counted in the
-/// error returned after everything else is written.
+/// The outputs of `predict` for any detector: every image and video frame of `sources`
+/// (files, folders, globs, lists, videos, cameras, streams) through `detect_one`, written as
+/// Ultralytics lays them out: `<out>/<name>` (boxes drawn) and `<out>/labels/<stem>.txt` for
+/// an image; `<out>/<stem>.avi` (the annotated video, as `video` says) and
+/// `<out>/labels/<stem>_<frame>.txt` for a video; then `<out>/predictions.json`. A file that
+/// cannot be read is named, skipped, and counted in the error returned after everything else
+/// is written; so is a video that stops early, whose earlier frames are kept.
 ///
-/// With `tracker` (`detect track`), the images are a sequence of frames in order: each
-/// frame's detections go through one [`ByteTracker`], and the confirmed tracks replace them —
-/// drawn with their identities, `class x1 y1 x2 y2 confidence id` label lines, `track_id` in
-/// the JSON — and `<out>/mot.txt` lists them in the MOT Challenge's format
-/// (`frame,id,left,top,width,height,confidence,-1,-1,-1`, frames from 1).
+/// With `tracker` (`detect track`), the images are a sequence of frames in order, and each
+/// video is one: each frame's detections go through the sequence's [`Tracker`], and the
+/// confirmed tracks replace them — drawn with their identities, `class x1 y1 x2 y2 confidence
+/// id` label lines, `track_id` in the JSON — and the MOT Challenge's format
+/// (`frame,id,left,top,width,height,confidence,-1,-1,-1`, frames from 1) lists them in
+/// `<out>/mot.txt` (the images) and `<out>/<stem>_mot.txt` (each video).
 pub fn write_predictions(
     sources: &[PathBuf],
     out: &Path,
+    video: &VideoOptions,
     tracker: Option<&TrackerConfig>,
     mut detect_one: impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
 ) -> Result<Vec<ImagePrediction>> {
-    let mut tracker = tracker.map(|cfg| ByteTracker::new(*cfg));
-    let mut mot = String::new();
-    let files = ferrovis_data::sources::expand(sources)?;
+    let sources = ferrovis_data::sources::expand(sources)?;
     std::fs::create_dir_all(out.join("labels"))
         .with_context(|| format!("creating {}", out.display()))?;
+    let mut images = Sequence::new(tracker);
     let mut all = Vec::new();
     let mut skipped = SkipLog::default();
-    for file in files {
+    let mut done = 0;
+    for source in &sources {
+        let Some(file) = source.image() else {
+            match predict_video(source, out, video, tracker, &mut detect_one, &mut all) {
+                Ok(summary) => {
+                    println!("{}", summary.line());
+                    done += 1;
+                    if let Some(problem) = &summary.problem {
+                        skipped.cut_short(&summary.source, problem);
+                    }
+                }
+                Err(e) => skipped.skip(Path::new(&source.name()), format!("{e:#}")),
+            }
+            continue;
+        };
         let t = Instant::now();
-        let image = match read_rgb(&file) {
+        let image = match read_rgb(file) {
             Ok(image) => image,
             Err(e) => {
-                skipped.skip(&file, e);
+                skipped.skip(file, e);
                 // An unreadable frame is still a frame: tracks age, numbering follows the files.
-                if let Some(tracker) = tracker.as_mut() {
-                    tracker.update(&[]);
-                }
+                images.skip_frame();
                 continue;
             }
         };
-        let mut p = detect_one(&file, &image)?;
-        if let Some(tracker) = tracker.as_mut() {
-            p.detections = track_frame(tracker, &p.detections, &mut mot);
-        }
+        let mut p = detect_one(file, &image)?;
+        images.track(&mut p, &image);
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let counts = summary(&p);
-        println!("{}: {counts} ({ms:.1} ms)", file.display());
+        println!("{}: {} ({ms:.1} ms)", file.display(), summary(&p));
         let name = file
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("image.jpg"));
-        let boxes: Vec<LabelledBox> = p
-            .detections
-            .iter()
-            .map(|d| LabelledBox {
-                xyxy: d.xyxy,
-                caption: match d.track_id {
-                    Some(id) => format!("id:{id} {} {:.2}", d.name, d.confidence),
-                    None => format!("{} {:.2}", d.name, d.confidence),
-                },
-                // A track keeps its colour from frame to frame.
-                color: class_color(d.track_id.map_or(d.class, |id| id as usize)),
-            })
-            .collect();
-        let drawn = draw_boxes(&image, &boxes)?;
-        write_rgb(&out.join(&name), &drawn)?;
-        let txt: String = p
-            .detections
-            .iter()
-            .map(|d| {
-                let id = d.track_id.map(|id| format!(" {id}")).unwrap_or_default();
-                format!(
-                    "{} {:.1} {:.1} {:.1} {:.1} {:.4}{id}\n",
-                    d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
-                )
-            })
-            .collect();
-        let stem = name.with_extension("txt");
-        std::fs::write(out.join("labels").join(&stem), txt)?;
+        write_rgb(&out.join(&name), &draw(&image, &p)?)?;
+        let labels = out.join("labels").join(name.with_extension("txt"));
+        std::fs::write(&labels, label_lines(&p))
+            .with_context(|| format!("writing {}", labels.display()))?;
         all.push(p);
+        done += 1;
     }
     std::fs::write(
         out.join("predictions.json"),
         serde_json::to_string_pretty(&all)?,
     )?;
-    if tracker.is_some() {
-        std::fs::write(out.join("mot.txt"), &mot)?;
-    }
+    images.write_mot(&out.join("mot.txt"))?;
     println!("results in {}", out.display());
-    skipped.finish(all.len())?;
+    skipped.finish(done)?;
     Ok(all)
+}
+
+/// One video, camera or stream through `detect_one` (and a tracker of its own), frame by frame:
+/// the annotated video and each frame's labels are written as they come.
+fn predict_video(
+    source: &Source,
+    out: &Path,
+    video: &VideoOptions,
+    tracker: Option<&TrackerConfig>,
+    detect_one: &mut impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
+    all: &mut Vec<ImagePrediction>,
+) -> Result<VideoSummary> {
+    let mut job = VideoJob::start(source, out, video)?;
+    let mut sequence = Sequence::new(tracker);
+    let name = PathBuf::from(source.name());
+    let stem = source.stem();
+    // The frames so far are written whatever stops the loop: a model error still leaves a
+    // playable video behind.
+    let looped = (|| -> Result<()> {
+        while let Some(frame) = job.next_frame() {
+            let mut p = detect_one(&name, &frame.image)?;
+            p.image = name.clone();
+            p.frame = Some(frame.number);
+            sequence.track(&mut p, &frame.image);
+            job.write(draw(&frame.image, &p)?)?;
+            let labels = out
+                .join("labels")
+                .join(format!("{stem}_{}.txt", frame.number));
+            std::fs::write(&labels, label_lines(&p))
+                .with_context(|| format!("writing {}", labels.display()))?;
+            all.push(p);
+        }
+        Ok(())
+    })();
+    let summary = job.finish()?;
+    looped?;
+    sequence.write_mot(&out.join(format!("{stem}_mot.txt")))?;
+    Ok(summary)
+}
+
+/// A sequence of frames being tracked (or not): its tracker and its MOT Challenge lines.
+struct Sequence {
+    tracker: Option<Tracker>,
+    mot: String,
+}
+
+impl Sequence {
+    fn new(cfg: Option<&TrackerConfig>) -> Sequence {
+        Sequence {
+            tracker: cfg.map(Tracker::new),
+            mot: String::new(),
+        }
+    }
+
+    /// Replaces `p`'s detections with the tracks they update, when tracking.
+    fn track(&mut self, p: &mut ImagePrediction, image: &RgbImage) {
+        if let Some(tracker) = self.tracker.as_mut() {
+            p.detections = track_frame(tracker, &p.detections, image, &mut self.mot);
+        }
+    }
+
+    /// A frame that could not be read: the tracks age all the same.
+    fn skip_frame(&mut self) {
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.skip_frame();
+        }
+    }
+
+    fn write_mot(&self, path: &Path) -> Result<()> {
+        if self.tracker.is_some() && self.tracker.as_ref().is_some_and(|t| t.frame() > 0) {
+            std::fs::write(path, &self.mot)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The frame with its detections (or tracks, each keeping its colour) drawn.
+fn draw(image: &RgbImage, p: &ImagePrediction) -> Result<RgbImage> {
+    let boxes: Vec<LabelledBox> = p
+        .detections
+        .iter()
+        .map(|d| LabelledBox {
+            xyxy: d.xyxy,
+            caption: match d.track_id {
+                Some(id) => format!("id:{id} {} {:.2}", d.name, d.confidence),
+                None => format!("{} {:.2}", d.name, d.confidence),
+            },
+            color: class_color(d.track_id.map_or(d.class, |id| id as usize)),
+        })
+        .collect();
+    Ok(draw_boxes(image, &boxes)?)
+}
+
+/// `class x1 y1 x2 y2 confidence [id]`, a line per detection.
+fn label_lines(p: &ImagePrediction) -> String {
+    p.detections
+        .iter()
+        .map(|d| {
+            let id = d.track_id.map(|id| format!(" {id}")).unwrap_or_default();
+            format!(
+                "{} {:.1} {:.1} {:.1} {:.1} {:.4}{id}\n",
+                d.class, d.xyxy[0], d.xyxy[1], d.xyxy[2], d.xyxy[3], d.confidence
+            )
+        })
+        .collect()
 }
 
 /// A frame's detections through `tracker`: its confirmed tracks, each with the name of the
 /// detection it last matched, also appended to `mot` as MOT Challenge lines.
 fn track_frame(
-    tracker: &mut ByteTracker,
+    tracker: &mut Tracker,
     detections: &[PixelDetection],
+    image: &RgbImage,
     mot: &mut String,
 ) -> Vec<PixelDetection> {
     let input: Vec<Detection> = detections
@@ -146,7 +246,7 @@ fn track_frame(
             class: d.class as f32,
         })
         .collect();
-    let tracks = tracker.update(&input);
+    let tracks = tracker.update(&input, image);
     let frame = tracker.frame();
     tracks
         .into_iter()

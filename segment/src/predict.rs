@@ -12,7 +12,7 @@ use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::run::resolve_weights;
 use ferrovis_data::decode::{read_rgb, write_mask, write_rgb};
 use ferrovis_data::image::{Mask, RgbImage};
-use ferrovis_data::sources::{expand, SkipLog};
+use ferrovis_data::sources::{expand_images, SkipLog};
 use ferrovis_data::tensor::to_normalized_chw;
 use serde::Serialize;
 use tch::{Device, Kind};
@@ -176,7 +176,7 @@ pub fn predict(
     opts: &InferOptions,
     device: Device,
 ) -> Result<Vec<ImagePrediction>> {
-    let files = expand(sources)?;
+    let files = expand_images(sources, "segment predict")?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut results = Vec::new();
     let mut skipped = SkipLog::default();

@@ -568,7 +568,7 @@ fn predict(a: StylizeArgs) -> Result<()> {
     let device = a.device.device()?;
     let weights = ferrovis_app::args::renamed_required(a.weights, a.model, "--model", "--weights")?;
     let (_vs, net) = fast::load_transformer(&weights, device)?;
-    let files = ferrovis_data::sources::expand(&a.sources)?;
+    let files = ferrovis_data::sources::expand_images(&a.sources, "style predict")?;
     let t = Instant::now();
     let mut skipped = SkipLog::default();
     let written = fast::stylise_files(&net, &files, a.size, &a.out, device, &mut skipped)?;

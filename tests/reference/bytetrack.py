@@ -10,13 +10,21 @@ detection index), written as JSON.
 A second, denser scene ("crowd"): ten boxes of random size and speed bouncing in a 640x480
 frame for 100 frames, each missing 8 % of the time, scores anywhere in 0.15-0.95.
 
+A third ("pan"), for BoT-SORT: the scripted scene filmed by a camera panning 3 px a frame
+to the right over a textured backdrop, so every box drifts left. The frames are written as
+PNGs to FRAMES_DIR (frame_000.png, ...) and Ultralytics' BOTSORT, with its botsort.yaml
+(sparse optical-flow motion compensation), is fed each frame with its boxes.
+
     python bytetrack.py OUT.json [scene|crowd]
+    python bytetrack.py OUT.json pan FRAMES_DIR
 """
 import json
 import sys
 from types import SimpleNamespace
 
 import numpy as np
+import cv2
+from ultralytics.trackers.bot_sort import BOTSORT
 from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.utils import YAML
 from ultralytics.utils.checks import check_yaml
@@ -101,17 +109,41 @@ def crowd(rng):
     return out
 
 
+PAN = 3.0  # pixels per frame
+
+
+def pan(rng, frames_dir):
+    """The scripted scene seen by a panning camera: (boxes, BGR frame) per frame."""
+    h, w = 480, 640
+    # A backdrop of random grey blocks (corners everywhere), wide enough for the whole pan.
+    blocks = rng.integers(0, 256, (h // 8 + 1, (w + int(PAN * FRAMES)) // 8 + 2), dtype=np.uint8)
+    backdrop = cv2.resize(blocks, (blocks.shape[1] * 8, blocks.shape[0] * 8),
+                          interpolation=cv2.INTER_NEAREST)
+    out = []
+    for f, rows in enumerate(scene(rng)):
+        shift = int(PAN * f)
+        frame = cv2.cvtColor(np.ascontiguousarray(backdrop[:h, shift:shift + w]), cv2.COLOR_GRAY2BGR)
+        moved = [[r[0] - shift, r[1], r[2] - shift, r[3], r[4], r[5]] for r in rows]
+        cv2.imwrite(f"{frames_dir}/frame_{f:03d}.png", frame)
+        out.append((moved, frame))
+    return out
+
+
 def main():
     rng = np.random.default_rng(7)
     which = sys.argv[2] if len(sys.argv) > 2 else "scene"
-    # Ultralytics' own tracker file, as `yolo track tracker=bytetrack.yaml` reads it.
-    settings = YAML.load(check_yaml("bytetrack.yaml"))
+    # Ultralytics' own tracker file, as `yolo track tracker=...yaml` reads it.
+    settings = YAML.load(check_yaml("botsort.yaml" if which == "pan" else "bytetrack.yaml"))
     args = SimpleNamespace(**settings)
-    tracker = BYTETracker(args)
+    tracker = BOTSORT(args) if which == "pan" else BYTETracker(args)
     tracker.reset_id()
+    if which == "pan":
+        sequence = pan(rng, sys.argv[3])
+    else:
+        sequence = [(rows, None) for rows in (crowd if which == "crowd" else scene)(rng)]
     out = []
-    for rows in (crowd if which == "crowd" else scene)(rng):
-        tracks = tracker.update(Dets(rows))
+    for rows, frame in sequence:
+        tracks = tracker.update(Dets(rows), frame)
         out.append({"detections": [[float(v) for v in r] for r in rows],
                     "tracks": [[float(v) for v in t] for t in tracks]})
     with open(sys.argv[1], "w") as f:

@@ -30,6 +30,7 @@ use crate::output::{self, write_predictions, ImagePrediction, PixelDetection};
 use crate::run::TrainSummary;
 use crate::source::WeightsSource;
 use crate::track::TrackerConfig;
+use ferrovis_data::video::VideoOptions;
 
 /// What one validation pass measured.
 #[derive(Debug, Clone, Serialize)]
@@ -342,16 +343,18 @@ pub fn predict(
     cfg: &DetectConfig,
     sources: &[PathBuf],
     out: &Path,
+    video: &VideoOptions,
     tracker: Option<&TrackerConfig>,
 ) -> Result<Vec<ImagePrediction>> {
     let device = parse_device(&cfg.device_name())?;
     let model = Model::from_source(source, cfg, None, device)?;
     let conf = cfg.conf.unwrap_or(0.25);
-    write_predictions(sources, out, tracker, |file, image| {
+    write_predictions(sources, out, video, tracker, |file, image| {
         let x = ferrovis_data::tensor::to_normalized_chw(image, [0.0; 3], [1.0; 3]);
         let dets = model.detect(&[x])?.pop().unwrap_or_default();
         Ok(ImagePrediction {
             image: file.to_path_buf(),
+            frame: None,
             size: (image.width, image.height),
             detections: dets
                 .into_iter()

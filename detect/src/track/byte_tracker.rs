@@ -10,13 +10,21 @@
 //! than `track_buffer` frames; of a tracked and a lost track overlapping by IoU > 0.85, keep the
 //! one tracked longer. Written from the paper and Ultralytics' documented behaviour, checked
 //! frame by frame against its `BYTETracker` (`tests/tests/suite/bytetrack.rs`).
+//!
+//! BoT-SORT without re-identification ([`ByteTracker::bot_sort`], Ultralytics' `BOTSORT`
+//! with `with_reid: False`) is the same association with two changes: the Kalman filter
+//! tracks `(x, y, w, h)` (a lost track's width and height both stop changing), and after the
+//! prediction every track is moved by the camera's motion since the last frame ([`Gmc`]).
 
 use std::collections::{HashSet, VecDeque};
 
 use serde::Serialize;
 
+use ferrovis_data::image::RgbImage;
+
 use super::config::TrackerConfig;
-use super::kalman::{self, Covariance, Mean};
+use super::gmc::{Gmc, Warp};
+use super::kalman::{self, Covariance, Mean, Space};
 use super::matching::{fuse_score, iou_distance, linear_assignment};
 
 /// One detection of a frame.
@@ -60,10 +68,14 @@ fn tlwh(d: &Detection) -> [f32; 4] {
     [cx - w / 2.0, cy - h / 2.0, w, h]
 }
 
-/// `(x, y, a, h)` of a `tlwh` box, computed in single precision.
-fn xyah(t: [f32; 4]) -> [f64; 4] {
+/// A `tlwh` box as `space` measures it, `(x, y, a, h)` or `(x, y, w, h)`, computed in single
+/// precision as the reference does.
+fn measure(space: Space, t: [f32; 4]) -> [f64; 4] {
     let (x, y) = (t[0] + t[2] / 2.0, t[1] + t[3] / 2.0);
-    [x as f64, y as f64, (t[2] / t[3]) as f64, t[3] as f64]
+    match space {
+        Space::Xyah => [x as f64, y as f64, (t[2] / t[3]) as f64, t[3] as f64],
+        Space::Xywh => [x as f64, y as f64, t[2] as f64, t[3] as f64],
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,15 +93,19 @@ struct Track {
 }
 
 impl Track {
-    fn xyxy(&self) -> [f32; 4] {
-        let w = self.mean[2] * self.mean[3];
+    fn xyxy(&self, space: Space) -> [f32; 4] {
+        let w = match space {
+            Space::Xyah => self.mean[2] * self.mean[3],
+            Space::Xywh => self.mean[2],
+        };
         let h = self.mean[3];
         let (x1, y1) = (self.mean[0] - w / 2.0, self.mean[1] - h / 2.0);
         [x1 as f32, y1 as f32, (x1 + w) as f32, (y1 + h) as f32]
     }
 
-    fn update(&mut self, det: &Candidate, frame_id: u64) {
-        (self.mean, self.cov) = kalman::update(&self.mean, &self.cov, xyah(det.tlwh));
+    fn update(&mut self, space: Space, det: &Candidate, frame_id: u64) {
+        (self.mean, self.cov) =
+            kalman::update(space, &self.mean, &self.cov, measure(space, det.tlwh));
         self.state = State::Tracked;
         self.activated = true;
         self.frame_id = frame_id;
@@ -115,10 +131,13 @@ impl Candidate {
     }
 }
 
-/// ByteTrack over a sequence of frames (one tracker per video or stream).
+/// ByteTrack (or BoT-SORT) over a sequence of frames (one tracker per video or stream).
 #[derive(Debug, Clone)]
 pub struct ByteTracker {
     config: TrackerConfig,
+    space: Space,
+    /// BoT-SORT's camera-motion compensation.
+    gmc: Option<Gmc>,
     /// The tracked and lost tracks (compacted after each frame); the lists below index it.
     tracks: Vec<Track>,
     tracked: Vec<usize>,
@@ -134,12 +153,32 @@ impl ByteTracker {
     pub fn new(config: TrackerConfig) -> Self {
         ByteTracker {
             config,
+            space: Space::Xyah,
+            gmc: None,
             tracks: Vec::new(),
             tracked: Vec::new(),
             lost: Vec::new(),
             removed: VecDeque::new(),
             frame_id: 0,
             next_id: 1,
+        }
+    }
+
+    /// BoT-SORT with `config`, before its first frame: `(x, y, w, h)` tracks moved by the
+    /// camera's motion, which [`ByteTracker::update_with_frame`] estimates from the frames.
+    pub fn bot_sort(config: TrackerConfig) -> Self {
+        ByteTracker {
+            space: Space::Xywh,
+            gmc: Some(Gmc::new()),
+            ..ByteTracker::new(config)
+        }
+    }
+
+    /// BoT-SORT with `gmc_method: none`: `(x, y, w, h)` tracks, the camera taken as still.
+    pub fn bot_sort_still(config: TrackerConfig) -> Self {
+        ByteTracker {
+            space: Space::Xywh,
+            ..ByteTracker::new(config)
         }
     }
 
@@ -150,7 +189,10 @@ impl ByteTracker {
 
     /// Boxes of `indices` (tracks) for matching.
     fn boxes(&self, indices: &[usize]) -> Vec<[f32; 4]> {
-        indices.iter().map(|&i| self.tracks[i].xyxy()).collect()
+        indices
+            .iter()
+            .map(|&i| self.tracks[i].xyxy(self.space))
+            .collect()
     }
 
     fn costs(&self, tracks: &[usize], dets: &[Candidate], fuse: bool) -> Vec<Vec<f64>> {
@@ -172,7 +214,7 @@ impl ByteTracker {
         refound: &mut Vec<usize>,
     ) {
         let was_tracked = self.tracks[t].state == State::Tracked;
-        self.tracks[t].update(det, self.frame_id);
+        self.tracks[t].update(self.space, det, self.frame_id);
         if was_tracked {
             activated.push(t);
         } else {
@@ -180,8 +222,20 @@ impl ByteTracker {
         }
     }
 
-    /// Tracks the detections of the next frame; returns the confirmed tracks.
+    /// Tracks the detections of the next frame; returns the confirmed tracks. (BoT-SORT
+    /// without the frame cannot see the camera move: see [`ByteTracker::update_with_frame`].)
     pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackedBox> {
+        self.update_with_frame(detections, None)
+    }
+
+    /// [`ByteTracker::update`] with the frame the detections are of, from which BoT-SORT
+    /// estimates the camera's motion (a frame it cannot analyse counts as a still camera,
+    /// with a warning, as in the reference).
+    pub fn update_with_frame(
+        &mut self,
+        detections: &[Detection],
+        image: Option<&RgbImage>,
+    ) -> Vec<TrackedBox> {
         self.frame_id += 1;
         let frame = self.frame_id;
         let cfg = self.config;
@@ -217,13 +271,29 @@ impl ByteTracker {
         // The pool: confirmed tracks, then the lost ones (never both: see `merge`).
         let mut pool = confirmed.clone();
         pool.extend(&self.lost);
+        let space = self.space;
         for &t in &pool {
             let track = &mut self.tracks[t];
             let mut mean = track.mean;
+            // A lost track keeps its size: its height (and in (x, y, w, h) its width) stops
+            // changing.
             if track.state != State::Tracked {
                 mean[7] = 0.0;
+                if space == Space::Xywh {
+                    mean[6] = 0.0;
+                }
             }
-            (track.mean, track.cov) = kalman::predict(&mean, &track.cov);
+            (track.mean, track.cov) = kalman::predict(space, &mean, &track.cov);
+        }
+        if let (Some(gmc), Some(image)) = (self.gmc.as_mut(), image) {
+            let warp = gmc.apply(image).unwrap_or_else(|e| {
+                tracing::warn!("motion compensation failed, taking the camera as still: {e:#}");
+                super::gmc::IDENTITY
+            });
+            for &t in pool.iter().chain(&unconfirmed) {
+                let track = &mut self.tracks[t];
+                (track.mean, track.cov) = warp_state(&warp, &track.mean, &track.cov);
+            }
         }
 
         // First association: the confident boxes.
@@ -261,7 +331,7 @@ impl ByteTracker {
             let cost = self.costs(&unconfirmed, &left, cfg.fuse_score);
             let (matches, u_unconfirmed, u) = linear_assignment(&cost, left.len(), 0.7);
             for (t, d) in matches {
-                self.tracks[unconfirmed[t]].update(&left[d], frame);
+                self.tracks[unconfirmed[t]].update(space, &left[d], frame);
                 activated.push(unconfirmed[t]);
             }
             for i in u_unconfirmed {
@@ -276,7 +346,7 @@ impl ByteTracker {
             if (det.score as f64) < cfg.new_track_thresh {
                 continue;
             }
-            let (mean, cov) = kalman::initiate(xyah(det.tlwh));
+            let (mean, cov) = kalman::initiate(space, measure(space, det.tlwh));
             self.tracks.push(Track {
                 id: self.next_id,
                 mean,
@@ -305,7 +375,7 @@ impl ByteTracker {
             .map(|&t| &self.tracks[t])
             .filter(|t| t.activated)
             .map(|t| TrackedBox {
-                xyxy: t.xyxy(),
+                xyxy: t.xyxy(space),
                 track_id: t.id,
                 score: t.score,
                 class: t.class,
@@ -392,4 +462,41 @@ impl ByteTracker {
         };
         (keep(a, &drop_a), keep(b, &drop_b))
     }
+}
+
+/// An `(x, y, w, h)` state moved by the camera's `warp` (BoT-SORT): the centre and its velocity
+/// rotate and scale with it, the centre also translates, and the size and its velocity take the
+/// absolute values of the rotation part, so a box's size never turns negative.
+fn warp_state(warp: &Warp, mean: &Mean, cov: &Covariance) -> (Mean, Covariance) {
+    let r = [[warp[0][0], warp[0][1]], [warp[1][0], warp[1][1]]];
+    // The block-diagonal 8×8 transform: r for each (x, y) pair, |r| for the sizes.
+    let mut m = [[0.0; 8]; 8];
+    for block in 0..4 {
+        let abs = block == 1 || block == 3;
+        for i in 0..2 {
+            for j in 0..2 {
+                let v = r[i][j];
+                m[2 * block + i][2 * block + j] = if abs { v.abs() } else { v };
+            }
+        }
+    }
+    let mut new_mean = [0.0; 8];
+    for (i, row) in m.iter().enumerate() {
+        new_mean[i] = row.iter().zip(mean).map(|(a, b)| a * b).sum();
+    }
+    new_mean[0] += warp[0][2];
+    new_mean[1] += warp[1][2];
+    let mut mc = [[0.0; 8]; 8];
+    for i in 0..8 {
+        for j in 0..8 {
+            mc[i][j] = (0..8).map(|k| m[i][k] * cov[k][j]).sum();
+        }
+    }
+    let mut new_cov = [[0.0; 8]; 8];
+    for i in 0..8 {
+        for j in 0..8 {
+            new_cov[i][j] = (0..8).map(|k| mc[i][k] * m[j][k]).sum();
+        }
+    }
+    (new_mean, new_cov)
 }

@@ -1,8 +1,9 @@
 //! The constant-velocity Kalman filter SORT and ByteTrack track boxes with, in the
 //! `(x, y, a, h)` space (centre, aspect ratio w/h, height) with velocities: state
-//! `[x, y, a, h, vx, vy, va, vh]`. Process and measurement noise scale with the height
-//! (position 1/20, velocity 1/160 of it), as in the published trackers, so a box's uncertainty
-//! is relative to its size.
+//! `[x, y, a, h, vx, vy, va, vh]`; and BoT-SORT's variant in the `(x, y, w, h)` space, whose
+//! width has a noise of its own. Process and measurement noise scale with the box (position
+//! 1/20, velocity 1/160 of its height, or of its width for the horizontal parts in `(x, y, w,
+//! h)`), as in the published trackers, so a box's uncertainty is relative to its size.
 
 /// An 8-dimensional state vector.
 pub type Mean = [f64; 8];
@@ -12,39 +13,45 @@ pub type Covariance = [[f64; 8]; 8];
 const STD_POSITION: f64 = 1.0 / 20.0;
 const STD_VELOCITY: f64 = 1.0 / 160.0;
 
-/// A track's state from its first measurement `(x, y, a, h)`: zero velocity, uncertainty
-/// proportional to the height.
-pub fn initiate(measurement: [f64; 4]) -> (Mean, Covariance) {
-    let h = measurement[3];
+/// The box parametrisation a filter tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// `(x, y, a, h)`: centre, aspect ratio w/h, height (SORT, ByteTrack).
+    Xyah,
+    /// `(x, y, w, h)`: centre, width, height (BoT-SORT).
+    Xywh,
+}
+
+impl Space {
+    /// The standard deviations of the four box parts, `scale` times the box's size: the
+    /// height for each (the aspect ratio fixed at `ratio`) in `(x, y, a, h)`, the width for
+    /// the horizontal ones in `(x, y, w, h)`.
+    fn std(self, state: &[f64], scale: f64, ratio: f64) -> [f64; 4] {
+        let (w, h) = (state[2], state[3]);
+        match self {
+            Space::Xyah => [scale * h, scale * h, ratio, scale * h],
+            Space::Xywh => [scale * w, scale * h, scale * w, scale * h],
+        }
+    }
+}
+
+/// A track's state from its first measurement: zero velocity, uncertainty proportional to
+/// the box.
+pub fn initiate(space: Space, measurement: [f64; 4]) -> (Mean, Covariance) {
     let mut mean = [0.0; 8];
     mean[..4].copy_from_slice(&measurement);
-    let std = [
-        2.0 * STD_POSITION * h,
-        2.0 * STD_POSITION * h,
-        1e-2,
-        2.0 * STD_POSITION * h,
-        10.0 * STD_VELOCITY * h,
-        10.0 * STD_VELOCITY * h,
-        1e-5,
-        10.0 * STD_VELOCITY * h,
-    ];
+    let position = space.std(&measurement, 2.0 * STD_POSITION, 1e-2);
+    let velocity = space.std(&measurement, 10.0 * STD_VELOCITY, 1e-5);
+    let std: [f64; 8] = std::array::from_fn(|i| if i < 4 { position[i] } else { velocity[i - 4] });
     (mean, diagonal(&std.map(|s| s * s)))
 }
 
 /// One step ahead: positions move by their velocities, the covariance grows by the process
 /// noise.
-pub fn predict(mean: &Mean, cov: &Covariance) -> (Mean, Covariance) {
-    let h = mean[3];
-    let std = [
-        STD_POSITION * h,
-        STD_POSITION * h,
-        1e-2,
-        STD_POSITION * h,
-        STD_VELOCITY * h,
-        STD_VELOCITY * h,
-        1e-5,
-        STD_VELOCITY * h,
-    ];
+pub fn predict(space: Space, mean: &Mean, cov: &Covariance) -> (Mean, Covariance) {
+    let position = space.std(mean, STD_POSITION, 1e-2);
+    let velocity = space.std(mean, STD_VELOCITY, 1e-5);
+    let std: [f64; 8] = std::array::from_fn(|i| if i < 4 { position[i] } else { velocity[i - 4] });
     let mut next = *mean;
     for i in 0..4 {
         next[i] += mean[4 + i];
@@ -69,10 +76,14 @@ pub fn predict(mean: &Mean, cov: &Covariance) -> (Mean, Covariance) {
     (next, p)
 }
 
-/// The state corrected by a measurement `(x, y, a, h)`.
-pub fn update(mean: &Mean, cov: &Covariance, measurement: [f64; 4]) -> (Mean, Covariance) {
-    let h = mean[3];
-    let noise = [STD_POSITION * h, STD_POSITION * h, 1e-1, STD_POSITION * h];
+/// The state corrected by a measurement in the filter's space.
+pub fn update(
+    space: Space,
+    mean: &Mean,
+    cov: &Covariance,
+    measurement: [f64; 4],
+) -> (Mean, Covariance) {
+    let noise = space.std(mean, STD_POSITION, 1e-1);
     // S = H P Hᵀ + R, the projected covariance (the position block plus measurement noise).
     let mut s = [[0.0; 4]; 4];
     for i in 0..4 {
@@ -152,16 +163,22 @@ mod tests {
     #[test]
     fn a_steady_box_keeps_its_place_and_grows_certain() {
         let z = [100.0, 50.0, 0.5, 80.0];
-        let (mut mean, mut cov) = initiate(z);
-        let first = cov[0][0];
-        for _ in 0..10 {
-            (mean, cov) = predict(&mean, &cov);
-            (mean, cov) = update(&mean, &cov, z);
+        for space in [Space::Xyah, Space::Xywh] {
+            let (mut mean, mut cov) = initiate(space, z);
+            let first = cov[0][0];
+            for _ in 0..10 {
+                (mean, cov) = predict(space, &mean, &cov);
+                (mean, cov) = update(space, &mean, &cov, z);
+            }
+            for i in 0..4 {
+                assert!((mean[i] - z[i]).abs() < 1e-6, "{mean:?}");
+            }
+            assert!(cov[0][0] < first);
         }
-        for i in 0..4 {
-            assert!((mean[i] - z[i]).abs() < 1e-6, "{mean:?}");
-        }
-        assert!(cov[0][0] < first);
+        // (x, y, w, h): the horizontal noise follows the width.
+        let (_, cov) = initiate(Space::Xywh, [0.0, 0.0, 40.0, 80.0]);
+        assert!((cov[0][0] - (0.1f64 * 40.0).powi(2)).abs() < 1e-12);
+        assert!((cov[1][1] - (0.1f64 * 80.0).powi(2)).abs() < 1e-12);
         let x = solve4(
             &[
                 [4.0, 1.0, 0.0, 0.0],

@@ -24,6 +24,7 @@ use crate::yolo::boxes::to_original;
 use crate::yolo::model::{Yolo, YoloConfig};
 use crate::yolo::postprocess::{end2end_detections, non_max_suppression, NmsConfig};
 use crate::yolo::weights;
+use ferrovis_data::video::VideoOptions;
 
 /// COCO's 80 class names (index order of Ultralytics' COCO models).
 pub const COCO_NAMES: &str = include_str!("../../assets/coco_names.txt");
@@ -126,6 +127,7 @@ pub fn predict_image(
         .collect();
     Ok(ImagePrediction {
         image: path.to_path_buf(),
+        frame: None,
         size,
         detections,
     })
@@ -139,9 +141,10 @@ pub fn predict(
     imgsz: usize,
     nms: &NmsConfig,
     out: &Path,
+    video: &VideoOptions,
     tracker: Option<&TrackerConfig>,
 ) -> Result<Vec<ImagePrediction>> {
-    write_predictions(sources, out, tracker, |file, image| {
+    write_predictions(sources, out, video, tracker, |file, image| {
         predict_image(m, file, image, imgsz, nms)
     })
 }

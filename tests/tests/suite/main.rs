@@ -30,6 +30,7 @@ mod segment_reference;
 mod ssd;
 mod style_reference;
 mod timm_hub;
+mod video;
 mod yolo_ultralytics;
 mod zoo_finetune;
 mod zoo_parity;

@@ -83,6 +83,7 @@ fn detect_writes_every_readable_image_of_a_folder_or_a_glob() {
     let detect_one = |file: &Path, img: &RgbImage| {
         Ok(ImagePrediction {
             image: file.to_path_buf(),
+            frame: None,
             size: (img.width, img.height),
             detections: Vec::new(),
         })
@@ -92,9 +93,15 @@ fn detect_writes_every_readable_image_of_a_folder_or_a_glob() {
         (a.join("**/*.jpg"), vec!["x2.jpg"], 2),
     ] {
         let out = tmp.path().join(format!("out-{skipped}"));
-        let err = write_predictions(std::slice::from_ref(&source), &out, None, detect_one)
-            .unwrap_err()
-            .to_string();
+        let err = write_predictions(
+            std::slice::from_ref(&source),
+            &out,
+            &Default::default(),
+            None,
+            detect_one,
+        )
+        .unwrap_err()
+        .to_string();
         let of = written.len() + skipped;
         assert!(
             err.contains(&format!("{skipped} of {of} files could not be read")),

@@ -26,7 +26,7 @@ fn reference_dir(case: &str) -> PathBuf {
         .join(case)
 }
 
-fn model_case(version: &str) -> &'static Path {
+pub(crate) fn model_case(version: &str) -> &'static Path {
     static DIRS: OnceLock<HashMap<&'static str, PathBuf>> = OnceLock::new();
     let dirs = DIRS.get_or_init(|| {
         ["yolov8n", "yolo11n", "yolo26n"]

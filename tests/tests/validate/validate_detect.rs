@@ -80,6 +80,7 @@ fn validate_detect_coco128_from_scratch() {
         320,
         &ferrovis_detect::yolo::postprocess::NmsConfig::predict(),
         &out.join("predict"),
+        &Default::default(),
         None,
     )
     .unwrap();

@@ -150,9 +150,11 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     let (clf, classes, transform) =
         predict::load(&predict::ModelSource::run(&run), tch::Device::Cpu).unwrap();
     assert_eq!(classes, ["circle", "square", "star"]);
-    let val =
-        ferrovis_data::sources::expand(&[data.join("val/star"), data.join("val/circle/0000.png")])
-            .unwrap();
+    let val = ferrovis_data::sources::expand_images(
+        &[data.join("val/star"), data.join("val/circle/0000.png")],
+        "test",
+    )
+    .unwrap();
     assert_eq!(val.len(), 4);
     let preds = predict::predict(&clf, &classes, &transform, &val, 2, tch::Device::Cpu).unwrap();
     for p in &preds {

@@ -163,6 +163,7 @@ fn train_val_predict_on_a_run_folder() {
         64,
         &nms,
         &pred_dir,
+        &Default::default(),
         None,
     )
     .unwrap();

@@ -82,6 +82,7 @@ fn faster_rcnn_train_val_predict_and_fine_tune() {
         &low,
         std::slice::from_ref(&images),
         &pred_dir,
+        &Default::default(),
         None,
     )
     .unwrap();

@@ -54,6 +54,7 @@ fn fcos_trains_validates_predicts_and_fine_tunes() {
         &low,
         std::slice::from_ref(&images),
         &dir.path().join("pred"),
+        &Default::default(),
         None,
     )
     .unwrap();

@@ -62,6 +62,7 @@ fn retinanet_train_val_predict_and_fine_tune() {
         &low,
         std::slice::from_ref(&images),
         &pred_dir,
+        &Default::default(),
         None,
     )
     .unwrap();

@@ -60,6 +60,7 @@ fn ssdlite_train_val_predict_and_fine_tune() {
         &low,
         std::slice::from_ref(&images),
         &pred_dir,
+        &Default::default(),
         None,
     )
     .unwrap();

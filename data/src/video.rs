@@ -1,0 +1,748 @@
+//! Video files, cameras and network streams, read and written through OpenCV's `videoio`
+//! (FFmpeg, GStreamer and V4L2 on Linux), for every task's `predict`.
+//!
+//! A [`VideoJob`] runs one source: a decoding thread reads frames ahead into a bounded queue,
+//! the caller predicts and draws each, and an encoding thread writes the annotated video (and,
+//! with `save_frames`, each frame as a JPEG), so neither decoding nor disk writes hold up the
+//! model. Settings follow Ultralytics' `predict`: `vid_stride` keeps every n-th frame; a
+//! stream's frames are dropped for the newest unless `stream_buffer`; the video is MJPG `.avi`
+//! at the source's frame rate and size unless `fourcc` says otherwise. A file that ends before
+//! the frame count its header promised, or whose frame cannot be decoded, keeps every frame
+//! written so far; the job's [`VideoSummary::problem`] names the file and the frame. A stream
+//! that drops is reopened a bounded number of times, then stops with a message.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use opencv::core::{Mat, Size, Vector};
+use opencv::prelude::*;
+use opencv::videoio::{self, VideoCapture, VideoWriter};
+
+use crate::decode::{bgr_mat_to_rgb, rgb_to_mat, write_rgb};
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::sources::Source;
+
+/// File extensions (lower case) treated as videos, Ultralytics' list.
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv", "webm",
+];
+
+/// True when `path` has one of [`VIDEO_EXTENSIONS`] (case-insensitive).
+pub fn is_video_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// How video sources are read and written (Ultralytics' `predict` arguments of the same names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoOptions {
+    /// Keep every `vid_stride`-th frame (1: all).
+    pub vid_stride: usize,
+    /// Streams: queue every frame (true) or predict on the newest only, dropping the frames the
+    /// model had no time for (false, the default: a live view never falls behind).
+    pub stream_buffer: bool,
+    /// The output video's four-character codec; `None`: MJPG in `.avi`.
+    pub fourcc: Option<String>,
+    /// Write the annotated video.
+    pub save_video: bool,
+    /// Also write every annotated frame as `<stem>_frames/<stem>_<n>.jpg`.
+    pub save_frames: bool,
+    /// How many times a dropped stream is reopened before the job stops.
+    pub reconnects: usize,
+    /// How long opening (or reading from) a camera or stream may take before it is an error.
+    pub timeout: Duration,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        VideoOptions {
+            vid_stride: 1,
+            stream_buffer: false,
+            fourcc: None,
+            save_video: true,
+            save_frames: false,
+            reconnects: 3,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl VideoOptions {
+    /// Applies one `key=value` setting (`vid_stride`, `stream_buffer`, `fourcc`, `save`,
+    /// `save_frames`); `Ok(false)` when the key is not a video setting.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        let bool_of = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(Error::Invalid(format!("{key}={v}: expected true or false"))),
+        };
+        match key {
+            "vid_stride" => {
+                self.vid_stride =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n >= 1)
+                        .ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "vid_stride={value}: expected a whole number ≥ 1"
+                            ))
+                        })?
+            }
+            "stream_buffer" => self.stream_buffer = bool_of(value)?,
+            "save" => self.save_video = bool_of(value)?,
+            "save_frames" => self.save_frames = bool_of(value)?,
+            "fourcc" => {
+                if value.chars().count() != 4 {
+                    return Err(Error::Invalid(format!(
+                        "fourcc={value}: a codec is four characters (MJPG, mp4v, avc1, XVID)"
+                    )));
+                }
+                self.fourcc = Some(value.to_string())
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Takes the video settings (`vid_stride=2`, `fourcc=mp4v`, …) out of `settings`, returning
+    /// the options and the settings left for the task.
+    pub fn from_settings(settings: Vec<String>) -> Result<(VideoOptions, Vec<String>)> {
+        let mut opts = VideoOptions::default();
+        let mut rest = Vec::new();
+        for s in settings {
+            match s.split_once('=') {
+                Some((k, v)) if opts.set(k.trim(), v.trim())? => {}
+                _ => rest.push(s),
+            }
+        }
+        Ok((opts, rest))
+    }
+
+    /// The codec and the file extension it goes in: MJPG/.avi by default, `.mp4` for the
+    /// MPEG-4 family, `.webm` for VP8/VP9, `.avi` otherwise.
+    fn codec(&self) -> (String, &'static str) {
+        let fourcc = self.fourcc.clone().unwrap_or_else(|| "MJPG".into());
+        let ext = match fourcc.to_ascii_lowercase().as_str() {
+            "mp4v" | "avc1" | "h264" | "x264" | "hev1" | "hvc1" => "mp4",
+            "vp80" | "vp90" => "webm",
+            _ => "avi",
+        };
+        (fourcc, ext)
+    }
+}
+
+/// A source's geometry and timing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoInfo {
+    /// Frames per second (30 where the source does not say, as Ultralytics assumes).
+    pub fps: f64,
+    /// Frame width in pixels.
+    pub width: usize,
+    /// Frame height in pixels.
+    pub height: usize,
+    /// The frames a file's header promises (`None` for cameras and streams).
+    pub frames: Option<usize>,
+}
+
+/// One frame kept from a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Its number among the frames kept, from 1 (label files are `<stem>_<number>.txt`).
+    pub number: usize,
+    /// Its index in the source, from 0 (with `vid_stride` 2: 1, 3, 5, …).
+    pub index: usize,
+    /// The picture.
+    pub image: RgbImage,
+}
+
+/// How a [`VideoJob`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoSummary {
+    /// The source, as messages name it.
+    pub source: String,
+    /// Frames read and predicted.
+    pub frames: usize,
+    /// The annotated video, when one was written.
+    pub output: Option<PathBuf>,
+    /// Frames per second through the whole job (decode, predict, encode).
+    pub fps: f64,
+    /// Why it stopped early (a truncated or corrupt file, a stream that did not come back).
+    pub problem: Option<String>,
+}
+
+enum Message {
+    Frame(Frame),
+    /// The source stopped early, after the frames already sent.
+    Problem(String),
+}
+
+/// What a camera or stream URL is opened with: the backend and its time limits.
+fn capture_params(timeout: Duration) -> Vector<i32> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    Vector::from_slice(&[
+        videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
+        ms,
+        videoio::CAP_PROP_READ_TIMEOUT_MSEC,
+        ms,
+    ])
+}
+
+/// OpenCV's own warnings (a backend that could not open a camera, GStreamer's pipeline
+/// notes) repeat what our errors say; they are kept to errors unless `OPENCV_LOG_LEVEL` asks.
+fn quiet_opencv() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("OPENCV_LOG_LEVEL").is_none() {
+            let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_ERROR);
+        }
+    });
+}
+
+fn open_capture(source: &Source, timeout: Duration) -> Result<VideoCapture> {
+    quiet_opencv();
+    let name = source.name();
+    let opened = |cap: opencv::Result<VideoCapture>| -> Result<VideoCapture> {
+        let cap = cap.map_err(|e| Error::image(&name, e.to_string()))?;
+        if cap.is_opened().unwrap_or(false) {
+            Ok(cap)
+        } else {
+            Err(Error::image(
+                &name,
+                match source {
+                    Source::Camera(_) => "could not be opened (no such camera, or it is busy)",
+                    Source::Stream(_) => {
+                        "could not be opened (unreachable, refused, or not a stream FFmpeg reads)"
+                    }
+                    _ => "could not be opened as a video (empty, corrupt, or a codec FFmpeg lacks)",
+                },
+            ))
+        }
+    };
+    match source {
+        Source::Video(path) => {
+            let file = path
+                .to_str()
+                .ok_or_else(|| Error::image(path, "path is not valid UTF-8"))?;
+            if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+                return Err(Error::image(path, "empty file"));
+            }
+            opened(VideoCapture::from_file(file, videoio::CAP_FFMPEG))
+        }
+        Source::Camera(index) => opened(VideoCapture::new_with_params(
+            *index,
+            videoio::CAP_ANY,
+            &capture_params(timeout),
+        )),
+        Source::Stream(url) => opened(VideoCapture::from_file_with_params(
+            url,
+            videoio::CAP_FFMPEG,
+            &capture_params(timeout),
+        )),
+        Source::Image(path) => Err(Error::image(path, "an image, not a video")),
+    }
+}
+
+fn info_of(cap: &VideoCapture, source: &Source) -> Result<VideoInfo> {
+    let get = |prop| cap.get(prop).unwrap_or(0.0);
+    let fps = get(videoio::CAP_PROP_FPS);
+    let count = get(videoio::CAP_PROP_FRAME_COUNT);
+    Ok(VideoInfo {
+        fps: if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            30.0
+        },
+        width: get(videoio::CAP_PROP_FRAME_WIDTH).max(0.0) as usize,
+        height: get(videoio::CAP_PROP_FRAME_HEIGHT).max(0.0) as usize,
+        // A URL whose container says how many frames it has is a remote file, read as one (to
+        // its end, no frame dropped); a live stream says nothing.
+        frames: match source {
+            Source::Video(_) | Source::Stream(_) if count.is_finite() && count >= 1.0 => {
+                Some(count as usize)
+            }
+            _ => None,
+        },
+    })
+}
+
+/// Reads `source` on its own thread: grabs `stride` frames, decodes the last, sends it.
+/// Files end quietly at their last frame, or with a [`Message::Problem`] when they end before
+/// their header's count or a frame does not decode; streams are reopened on a drop.
+fn decode_loop(
+    mut cap: VideoCapture,
+    source: Source,
+    info: VideoInfo,
+    opts: VideoOptions,
+    send: impl Fn(Message) -> bool,
+) {
+    let name = source.name();
+    let is_file = matches!(source, Source::Video(_)) || info.frames.is_some();
+    let mut mat = Mat::default();
+    let (mut grabbed, mut number, mut reconnects) = (0usize, 0usize, 0usize);
+    loop {
+        let mut ok = true;
+        for _ in 0..opts.vid_stride {
+            ok = cap.grab().unwrap_or(false);
+            if !ok {
+                break;
+            }
+            grabbed += 1;
+        }
+        let decoded = ok && cap.retrieve(&mut mat, 0).unwrap_or(false) && !mat.empty();
+        if decoded {
+            reconnects = 0;
+            match bgr_mat_to_rgb(&mat) {
+                Ok(image) => {
+                    number += 1;
+                    let frame = Frame {
+                        number,
+                        index: grabbed - 1,
+                        image,
+                    };
+                    if !send(Message::Frame(frame)) {
+                        return; // the consumer stopped
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    send(Message::Problem(format!(
+                        "{name}: frame {grabbed} could not be converted: {e}"
+                    )));
+                    return;
+                }
+            }
+        }
+        if is_file {
+            // A grab that failed at or past the promised count is the end of the file.
+            match info.frames {
+                Some(total) if grabbed < total => {
+                    let what = if ok {
+                        "could not be decoded"
+                    } else {
+                        "could not be read"
+                    };
+                    send(Message::Problem(format!(
+                        "{name}: frame {} of {total} {what} (the file ends early or is \
+                         corrupt); the {number} frames before it were kept",
+                        grabbed + 1
+                    )));
+                }
+                _ => {}
+            }
+            return;
+        }
+        if reconnects >= opts.reconnects {
+            send(Message::Problem(format!(
+                "{name}: the stream stopped sending frames; reopening it failed {} times",
+                opts.reconnects
+            )));
+            return;
+        }
+        reconnects += 1;
+        tracing::warn!(source = %name, attempt = reconnects, "stream dropped; reopening");
+        std::thread::sleep(Duration::from_millis(500 * reconnects as u64));
+        if let Ok(again) = open_capture(&source, opts.timeout) {
+            cap = again;
+        }
+    }
+}
+
+/// Encodes annotated frames on its own thread.
+struct Encoder {
+    send: Option<SyncSender<RgbImage>>,
+    thread: Option<JoinHandle<Result<usize>>>,
+}
+
+impl Encoder {
+    fn start(
+        video: Option<(PathBuf, String, f64)>,
+        frames_dir: Option<(PathBuf, String)>,
+    ) -> Result<Encoder> {
+        if let Some((dir, _)) = &frames_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let (send, receive) = mpsc::sync_channel::<RgbImage>(8);
+        let thread = std::thread::Builder::new()
+            .name("video-encode".into())
+            .spawn(move || -> Result<usize> {
+                let mut writer: Option<(VideoWriter, PathBuf, (usize, usize))> = None;
+                let mut written = 0;
+                for image in receive {
+                    written += 1;
+                    if let Some((dir, stem)) = &frames_dir {
+                        write_rgb(&dir.join(format!("{stem}_{written}.jpg")), &image)?;
+                    }
+                    let Some((path, fourcc, fps)) = &video else {
+                        continue;
+                    };
+                    if writer.is_none() {
+                        writer = Some(open_writer(path, fourcc, *fps, &image)?);
+                    }
+                    if let Some((w, path, size)) = writer.as_mut() {
+                        if (image.width, image.height) != *size {
+                            return Err(Error::image(
+                                &*path,
+                                format!(
+                                    "frame {written} is {}x{}, the video {}x{}",
+                                    image.width, image.height, size.0, size.1
+                                ),
+                            ));
+                        }
+                        let bgr = rgb_to_mat(&image)?;
+                        w.write(&bgr)
+                            .map_err(|e| Error::image(&*path, e.to_string()))?;
+                    }
+                }
+                if let Some((mut w, path, _)) = writer {
+                    w.release()
+                        .map_err(|e| Error::image(&path, e.to_string()))?;
+                }
+                Ok(written)
+            })
+            .map_err(|e| Error::Invalid(format!("starting the video encoder: {e}")))?;
+        Ok(Encoder {
+            send: Some(send),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a frame; an error when the encoder has stopped (its own error comes from
+    /// [`Encoder::finish`]).
+    fn write(&mut self, image: RgbImage) -> bool {
+        self.send.as_ref().is_some_and(|s| s.send(image).is_ok())
+    }
+
+    fn finish(&mut self) -> Result<usize> {
+        drop(self.send.take());
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Invalid("the video encoder panicked".into())),
+            None => Ok(0),
+        }
+    }
+}
+
+fn open_writer(
+    path: &Path,
+    fourcc: &str,
+    fps: f64,
+    first: &RgbImage,
+) -> Result<(VideoWriter, PathBuf, (usize, usize))> {
+    let file = path
+        .to_str()
+        .ok_or_else(|| Error::image(path, "path is not valid UTF-8"))?;
+    let c: Vec<char> = fourcc.chars().collect();
+    let code = VideoWriter::fourcc(c[0], c[1], c[2], c[3])?;
+    let size = Size::new(first.width as i32, first.height as i32);
+    let writer = VideoWriter::new(file, code, fps, size, true)
+        .map_err(|e| Error::image(path, e.to_string()))?;
+    if !writer.is_opened().unwrap_or(false) {
+        return Err(Error::image(
+            path,
+            format!("OpenCV could not open a {fourcc} video writer here"),
+        ));
+    }
+    Ok((writer, path.to_path_buf(), (first.width, first.height)))
+}
+
+/// One video source being predicted: frames come from [`VideoJob::next_frame`], annotated
+/// frames go back through [`VideoJob::write`], and [`VideoJob::finish`] flushes the video and
+/// says how it went.
+pub struct VideoJob {
+    source: Source,
+    info: VideoInfo,
+    receive: Receiver<Message>,
+    latest_only: bool,
+    decoder: Option<JoinHandle<()>>,
+    encoder: Encoder,
+    output: Option<PathBuf>,
+    problem: Option<String>,
+    frames: usize,
+    started: Instant,
+    progress: ProgressBar,
+    timeout: Duration,
+}
+
+impl VideoJob {
+    /// Opens `source` (an error naming it when it cannot be opened) and starts its threads;
+    /// the annotated video goes to `<out_dir>/<stem>.<ext>`.
+    pub fn start(source: &Source, out_dir: &Path, opts: &VideoOptions) -> Result<VideoJob> {
+        let cap = open_capture(source, opts.timeout)?;
+        let info = info_of(&cap, source)?;
+        let stem = source.stem();
+        std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+        let (fourcc, ext) = opts.codec();
+        let output = opts
+            .save_video
+            .then(|| out_dir.join(format!("{stem}.{ext}")));
+        let frames_dir = opts
+            .save_frames
+            .then(|| (out_dir.join(format!("{stem}_frames")), stem.clone()));
+        let encoder = Encoder::start(output.clone().map(|p| (p, fourcc, info.fps)), frames_dir)?;
+        let is_file = matches!(source, Source::Video(_)) || info.frames.is_some();
+        let latest_only = !is_file && !opts.stream_buffer;
+        let (decoder, receive) = if latest_only {
+            // Unbounded, but drained to the newest frame at every read.
+            let (send, receive) = mpsc::channel();
+            let (src, o) = (source.clone(), opts.clone());
+            let thread = std::thread::Builder::new()
+                .name("video-decode".into())
+                .spawn(move || decode_loop(cap, src, info, o, |m| send.send(m).is_ok()));
+            (thread, receive)
+        } else {
+            // Files are read ahead a little; buffered streams keep up to 30 frames (Ultralytics).
+            let (send, receive) = mpsc::sync_channel(if is_file { 8 } else { 30 });
+            let (src, o) = (source.clone(), opts.clone());
+            let thread = std::thread::Builder::new()
+                .name("video-decode".into())
+                .spawn(move || decode_loop(cap, src, info, o, |m| send.send(m).is_ok()));
+            (thread, receive)
+        };
+        let decoder =
+            decoder.map_err(|e| Error::Invalid(format!("starting the video decoder: {e}")))?;
+        let progress = match info.frames {
+            Some(total) => ProgressBar::new(total.div_ceil(opts.vid_stride) as u64).with_style(
+                ProgressStyle::with_template(
+                    "{msg} {bar:30} {pos}/{len} frames, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg} {pos} frames, {per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        }
+        .with_message(source.name());
+        Ok(VideoJob {
+            source: source.clone(),
+            info,
+            receive,
+            latest_only,
+            decoder: Some(decoder),
+            encoder,
+            output,
+            problem: None,
+            frames: 0,
+            started: Instant::now(),
+            progress,
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The source's frame rate, size and (files) frame count.
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// The next frame, or `None` at the end (or after a problem [`VideoJob::finish`] reports).
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        if self.problem.is_some() {
+            return None;
+        }
+        let first = if self.latest_only {
+            // A camera or stream that sends nothing for the timeout has stopped.
+            match self
+                .receive
+                .recv_timeout(self.timeout + Duration::from_secs(5))
+            {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.problem = Some(format!(
+                        "{}: no frame for {} s",
+                        self.source.name(),
+                        self.timeout.as_secs() + 5
+                    ));
+                    return None;
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        } else {
+            match self.receive.recv() {
+                Ok(m) => m,
+                Err(_) => return None,
+            }
+        };
+        let mut message = first;
+        if self.latest_only {
+            // Skip to the newest frame; a problem behind it still counts.
+            loop {
+                match self.receive.try_recv() {
+                    Ok(Message::Frame(f)) => {
+                        if let Message::Frame(_) = message {
+                            message = Message::Frame(f);
+                        }
+                    }
+                    Ok(problem) => {
+                        if let Message::Frame(f) = message {
+                            self.problem = match problem {
+                                Message::Problem(p) => Some(p),
+                                Message::Frame(_) => None,
+                            };
+                            message = Message::Frame(f);
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+        }
+        match message {
+            Message::Frame(frame) => {
+                self.frames += 1;
+                self.progress.inc(1);
+                Some(frame)
+            }
+            Message::Problem(p) => {
+                self.problem = Some(p);
+                None
+            }
+        }
+    }
+
+    /// Queues an annotated frame for the video (and the frame files).
+    pub fn write(&mut self, annotated: RgbImage) -> Result<()> {
+        if self.encoder.write(annotated) {
+            return Ok(());
+        }
+        // The encoder stopped: its error says why.
+        self.encoder.finish()?;
+        Err(Error::Invalid("the video encoder stopped".into()))
+    }
+
+    /// Stops reading, flushes the video, and says what was done.
+    pub fn finish(mut self) -> Result<VideoSummary> {
+        self.progress.finish_and_clear();
+        // Dropping the receiver makes a decoder blocked on a full queue return.
+        let decoder = self.decoder.take();
+        let receive = std::mem::replace(&mut self.receive, mpsc::channel().1);
+        drop(receive);
+        if let Some(thread) = decoder {
+            let _ = thread.join();
+        }
+        self.encoder.finish()?;
+        let seconds = self.started.elapsed().as_secs_f64();
+        Ok(VideoSummary {
+            source: self.source.name(),
+            frames: self.frames,
+            output: self.output.filter(|_| self.frames > 0),
+            fps: if seconds > 0.0 {
+                self.frames as f64 / seconds
+            } else {
+                0.0
+            },
+            problem: self.problem,
+        })
+    }
+}
+
+impl VideoSummary {
+    /// "clip.mp4: 300 frames, 41.2 frames/s → runs/detect/predict/clip.avi".
+    pub fn line(&self) -> String {
+        let out = self
+            .output
+            .as_ref()
+            .map(|p| format!(" → {}", p.display()))
+            .unwrap_or_default();
+        format!(
+            "{}: {} frames, {:.1} frames/s{out}",
+            self.source, self.frames, self.fps
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(path: &Path, frames: usize) {
+        let code = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+        let mut w =
+            VideoWriter::new(path.to_str().unwrap(), code, 25.0, Size::new(64, 48), true).unwrap();
+        assert!(w.is_opened().unwrap());
+        for i in 0..frames {
+            let mut img = RgbImage::filled(64, 48, [10, 20, 30]);
+            for y in 10..20 {
+                for x in 0..10 {
+                    img.set_pixel((x + i * 5) % 64, y, [250, 250, 250]);
+                }
+            }
+            w.write(&rgb_to_mat(&img).unwrap()).unwrap();
+        }
+        w.release().unwrap();
+    }
+
+    #[test]
+    fn a_clip_is_read_with_its_stride_and_written_at_its_size_and_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moving.avi");
+        clip(&path, 10);
+        let opts = VideoOptions {
+            vid_stride: 3,
+            save_frames: true,
+            ..VideoOptions::default()
+        };
+        let out = dir.path().join("out");
+        let mut job = VideoJob::start(&Source::Video(path.clone()), &out, &opts).unwrap();
+        assert_eq!(job.info().frames, Some(10));
+        assert_eq!((job.info().width, job.info().height), (64, 48));
+        assert!((job.info().fps - 25.0).abs() < 1e-6);
+        let mut seen = Vec::new();
+        while let Some(frame) = job.next_frame() {
+            seen.push((frame.number, frame.index));
+            job.write(frame.image).unwrap();
+        }
+        let summary = job.finish().unwrap();
+        assert_eq!(seen, [(1, 2), (2, 5), (3, 8)]);
+        assert_eq!(summary.problem, None);
+        assert_eq!(summary.frames, 3);
+        assert!(out.join("moving_frames/moving_3.jpg").is_file());
+        let cap = VideoCapture::from_file(
+            out.join("moving.avi").to_str().unwrap(),
+            videoio::CAP_FFMPEG,
+        )
+        .unwrap();
+        let back = info_of(&cap, &Source::Video(out.join("moving.avi"))).unwrap();
+        assert_eq!((back.frames, back.width, back.height), (Some(3), 64, 48));
+        assert!((back.fps - 25.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn an_empty_file_and_a_missing_camera_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.mp4");
+        std::fs::write(&empty, b"").unwrap();
+        let opts = VideoOptions::default();
+        let err = VideoJob::start(&Source::Video(empty), dir.path(), &opts)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("empty.mp4: empty file"), "{err}");
+        let err = VideoJob::start(&Source::Camera(97), dir.path(), &opts)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("camera 97: could not be opened"), "{err}");
+    }
+
+    #[test]
+    fn settings_parse_and_refuse_bad_values() {
+        let mut o = VideoOptions::default();
+        assert!(o.set("vid_stride", "2").unwrap());
+        assert!(o.set("fourcc", "mp4v").unwrap());
+        assert!(!o.set("conf", "0.3").unwrap());
+        assert_eq!((o.vid_stride, o.codec()), (2, ("mp4v".to_string(), "mp4")));
+        assert!(o.set("vid_stride", "0").is_err());
+        let (o, rest) =
+            VideoOptions::from_settings(vec!["conf=0.5".into(), "save_frames=true".into()])
+                .unwrap();
+        assert!(o.save_frames);
+        assert_eq!(rest, ["conf=0.5"]);
+        assert!(VideoOptions::default().set("fourcc", "MJPEG").is_err());
+    }
+}

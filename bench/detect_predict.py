@@ -59,19 +59,12 @@ def model_arg(argv):
     return "yolov8n", argv
 
 
-def main():
-    name, rest = model_arg(sys.argv[1:])
-    images = rest[0] if rest else os.path.join(
-        ROOT, "..", "shared", "datasets", "coco128", "images", "train2017")
-    files = sorted(os.path.join(images, f) for f in os.listdir(images)
-                   if f.lower().endswith((".jpg", ".jpeg", ".png")))[:21]
-    ensure_ultralytics()
+def random_model(name, work):
+    """Ultralytics' `name.yaml`, seeded and perturbed, saved as a checkpoint in `work`: its path."""
     import torch
     from ultralytics import YOLO
 
-    torch.set_num_threads(2)
     torch.manual_seed(0)
-    work = tempfile.mkdtemp()
     model = YOLO(f"{name}.yaml")
     head = f"model.{len(model.model.model) - 1}.cv3."
     # Ultralytics' initialisation gives every anchor nearly the same class score (its bias
@@ -84,6 +77,22 @@ def main():
                 p.copy_(torch.randn_like(p) - 3.0)
     ckpt = os.path.join(work, f"{name}-random.pt")
     model.save(ckpt)
+    return ckpt
+
+
+def main():
+    name, rest = model_arg(sys.argv[1:])
+    images = rest[0] if rest else os.path.join(
+        ROOT, "..", "shared", "datasets", "coco128", "images", "train2017")
+    files = sorted(os.path.join(images, f) for f in os.listdir(images)
+                   if f.lower().endswith((".jpg", ".jpeg", ".png")))[:21]
+    ensure_ultralytics()
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(2)
+    work = tempfile.mkdtemp()
+    ckpt = random_model(name, work)
     # Predict from the saved file, as ferrovis does: float16 weights widened to float32.
     model = YOLO(ckpt)
 

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::engine::RunControl;
+use ferrovis_data::video::VideoOptions;
 
 use crate::config::{ClassifyConfig, Mode};
 use crate::{demo, eval, export, predict, train};
@@ -107,9 +108,13 @@ pub struct ValArgs {
 /// `classify predict` options.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Images, or folders of images.
+    /// Images, folders, globs, lists, videos, cameras (`0`) and stream URLs; and video
+    /// settings as key=value (vid_stride, stream_buffer, fourcc, save, save_frames).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    /// Where a video's annotated copy goes (`<stem>.avi`, each frame's top classes drawn).
+    #[arg(long, default_value = "runs/classify/predict")]
+    pub out: PathBuf,
     /// A run folder written by `classify train`, a weights file inside one, or any checkpoint
     /// (e.g. torchvision's ImageNet weights) with --arch.
     #[arg(long, required_unless_present = "run")]
@@ -222,11 +227,24 @@ pub fn run(cli: Cli) -> Result<()> {
                 ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let source = predict::ModelSource::resolve(&weights, args.arch.as_deref())?;
             let (clf, classes, transform) = predict::load(&source, device)?;
-            let images = ferrovis_data::sources::expand_images(&args.images, "classify predict")?;
-            let (predictions, skipped) =
+            let (video, sources) = VideoOptions::from_sources(&args.images)?;
+            let sources = ferrovis_data::sources::expand(&sources)?;
+            let images: Vec<PathBuf> = sources
+                .iter()
+                .filter_map(|s| s.image().map(PathBuf::from))
+                .collect();
+            let (mut predictions, mut skipped) =
                 predict::predict_files(&clf, &classes, &transform, &images, args.top_k, device)?;
+            let mut done = predictions.len();
+            for source in sources.iter().filter(|s| s.image().is_none()) {
+                let (frames, outcome) = predict::predict_video(
+                    &clf, &classes, &transform, source, &args.out, &video, args.top_k, device,
+                )?;
+                predictions.extend(frames);
+                done += usize::from(skipped.video(source, outcome));
+            }
             predict::print(&predictions, args.json)?;
-            Ok(skipped.finish(predictions.len())?)
+            Ok(skipped.finish(done)?)
         }
         Command::Export(args) => {
             let weights =

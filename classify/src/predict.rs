@@ -9,11 +9,14 @@ use ferrovis_core::backbone::{BackboneOptions, PretrainedCfg};
 use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::knn::KnnClassifier;
 use ferrovis_core::run::{resolve_weights, RunDir};
+use ferrovis_data::draw::draw_lines;
+use ferrovis_data::image::RgbImage;
 use ferrovis_data::rng::derive;
-use ferrovis_data::sources::SkipLog;
+use ferrovis_data::sources::{SkipLog, Source};
 use ferrovis_data::transform::{ClassifyTransform, Filter};
+use ferrovis_data::video::{run_frames, VideoOptions, VideoOutcome};
 use serde::Serialize;
-use tch::Device;
+use tch::{Device, Tensor};
 
 use crate::model::Classifier;
 use crate::run::RunMeta;
@@ -87,8 +90,11 @@ impl ModelSource {
 /// One image's top classes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
-    /// The image file.
+    /// The image file (a video's file, camera or stream, for its frames).
     pub image: PathBuf,
+    /// A video's frame number, from 1, among the frames kept (`vid_stride`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<usize>,
     /// `(class name, probability)`, most probable first.
     pub top: Vec<(String, f64)>,
 }
@@ -256,20 +262,65 @@ pub fn predict_files(
                 continue;
             }
         };
-        let probs = clf.probabilities(&x);
-        let (p, idx) = probs.squeeze_dim(0).topk(k as i64, 0, true, true);
-        let p: Vec<f32> = Vec::try_from(p.to_device(Device::Cpu))?;
-        let idx: Vec<i64> = Vec::try_from(idx.to_device(Device::Cpu))?;
         out.push(Prediction {
             image: image.clone(),
-            top: idx
-                .iter()
-                .zip(p)
-                .map(|(&i, p)| (classes[i as usize].clone(), p as f64))
-                .collect(),
+            frame: None,
+            top: top_classes(clf, classes, &x, k)?,
         });
     }
     Ok((out, skipped))
+}
+
+/// The `k` most probable classes of one preprocessed image `x` (1, 3, H, W).
+fn top_classes(
+    clf: &Classifier,
+    classes: &[String],
+    x: &Tensor,
+    k: usize,
+) -> Result<Vec<(String, f64)>> {
+    let probs = clf.probabilities(x);
+    let (p, idx) = probs.squeeze_dim(0).topk(k as i64, 0, true, true);
+    let p: Vec<f32> = Vec::try_from(p.to_device(Device::Cpu))?;
+    let idx: Vec<i64> = Vec::try_from(idx.to_device(Device::Cpu))?;
+    Ok(idx
+        .iter()
+        .zip(p)
+        .map(|(&i, p)| (classes[i as usize].clone(), p as f64))
+        .collect())
+}
+
+/// One video, camera or stream through the classifier: each frame's top classes, drawn on it
+/// into `<out>/<stem>.avi` (as `opts` says) and returned with the frame number.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_video(
+    clf: &Classifier,
+    classes: &[String],
+    transform: &ClassifyTransform,
+    source: &Source,
+    out: &Path,
+    opts: &VideoOptions,
+    top_k: usize,
+    device: Device,
+) -> Result<(Vec<Prediction>, VideoOutcome)> {
+    let k = top_k.clamp(1, classes.len());
+    let name = PathBuf::from(source.name());
+    let mut predictions = Vec::new();
+    let outcome = run_frames(source, out, opts, |frame| -> Result<RgbImage> {
+        let x = transform
+            .apply(&frame.image, &mut derive(0, &[]))?
+            .unsqueeze(0)
+            .to_device(device);
+        let top = top_classes(clf, classes, &x, k)?;
+        let lines: Vec<String> = top.iter().map(|(c, p)| format!("{c} {p:.2}")).collect();
+        let drawn = draw_lines(&frame.image, &lines)?;
+        predictions.push(Prediction {
+            image: name.clone(),
+            frame: Some(frame.number),
+            top,
+        });
+        Ok(drawn)
+    })?;
+    Ok((predictions, outcome))
 }
 
 /// Prints predictions as text lines or a JSON array.
@@ -280,7 +331,8 @@ pub fn print(predictions: &[Prediction], json: bool) -> Result<()> {
     }
     for p in predictions {
         let top: Vec<String> = p.top.iter().map(|(c, v)| format!("{c} {v:.3}")).collect();
-        println!("{}: {}", p.image.display(), top.join(", "));
+        let frame = p.frame.map(|f| format!(" frame {f}")).unwrap_or_default();
+        println!("{}{frame}: {}", p.image.display(), top.join(", "));
     }
     Ok(())
 }

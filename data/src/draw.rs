@@ -108,6 +108,47 @@ pub fn draw_boxes(img: &RgbImage, boxes: &[LabelledBox]) -> Result<RgbImage> {
     rgb_from_mat(&mat)
 }
 
+/// A copy of `img` with `lines` of text in its top-left corner, white on a dark tab (a
+/// classifier's top classes on a video frame, as Ultralytics writes them).
+pub fn draw_lines(img: &RgbImage, lines: &[String]) -> Result<RgbImage> {
+    let mut mat = rgb_mat(img)?;
+    let side = img.width.max(img.height) as f64;
+    let thickness = ((side / 600.0).round() as i32).max(1);
+    let font_scale = (side / 1200.0).max(0.4);
+    let mut y = 4;
+    for line in lines {
+        let mut baseline = 0;
+        let text = imgproc::get_text_size(
+            line,
+            imgproc::FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            thickness,
+            &mut baseline,
+        )?;
+        imgproc::rectangle(
+            &mut mat,
+            Rect::new(4, y, text.width + 8, text.height + baseline + 6),
+            Scalar::new(30.0, 30.0, 30.0, 0.0),
+            imgproc::FILLED,
+            imgproc::LINE_8,
+            0,
+        )?;
+        imgproc::put_text(
+            &mut mat,
+            line,
+            Point::new(8, y + text.height + 3),
+            imgproc::FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            Scalar::new(255.0, 255.0, 255.0, 0.0),
+            thickness,
+            imgproc::LINE_AA,
+            false,
+        )?;
+        y += text.height + baseline + 8;
+    }
+    rgb_from_mat(&mat)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

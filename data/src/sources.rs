@@ -275,6 +275,26 @@ impl SkipLog {
         });
     }
 
+    /// Records how a video, camera or stream went ([`crate::video::run_frames`]): its summary
+    /// line printed and a stop named, or, when it could not be opened, skipped. True when it
+    /// was read (it counts among the sources done).
+    pub fn video(&mut self, source: &Source, outcome: crate::video::VideoOutcome) -> bool {
+        match outcome {
+            crate::video::VideoOutcome::Done(summary) => {
+                // stderr: a command's stdout may be JSON.
+                eprintln!("{}", summary.line());
+                if let Some(problem) = &summary.problem {
+                    self.cut_short(&summary.source, problem);
+                }
+                true
+            }
+            crate::video::VideoOutcome::Unreadable(e) => {
+                self.skip(Path::new(&source.name()), e);
+                false
+            }
+        }
+    }
+
     /// The files skipped so far.
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped

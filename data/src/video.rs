@@ -124,6 +124,30 @@ impl VideoOptions {
         Ok((opts, rest))
     }
 
+    /// Separates the video settings (`vid_stride=2`, …) from the sources of a command whose
+    /// positional arguments are sources only: an argument with `=` that is neither an
+    /// existing path nor a URL is a setting, and one that is not a video setting is an error
+    /// naming it.
+    pub fn from_sources(args: &[PathBuf]) -> Result<(VideoOptions, Vec<PathBuf>)> {
+        let mut opts = VideoOptions::default();
+        let mut sources = Vec::new();
+        for arg in args {
+            let text = arg.to_string_lossy();
+            match text.split_once('=') {
+                Some((k, v)) if !text.contains("://") && !arg.exists() => {
+                    if !opts.set(k.trim(), v.trim())? {
+                        return Err(Error::Invalid(format!(
+                            "{text}: not a source, nor a video setting (vid_stride, \
+                             stream_buffer, fourcc, save, save_frames)"
+                        )));
+                    }
+                }
+                _ => sources.push(arg.clone()),
+            }
+        }
+        Ok((opts, sources))
+    }
+
     /// The codec and the file extension it goes in: MJPG/.avi by default, `.mp4` for the
     /// MPEG-4 family, `.webm` for VP8/VP9, `.avi` otherwise.
     fn codec(&self) -> (String, &'static str) {
@@ -641,6 +665,41 @@ impl VideoJob {
     }
 }
 
+/// How [`run_frames`] went for a source: done (perhaps stopped early, as the summary says), or
+/// not openable at all (a file to skip, not a reason to stop the run).
+#[derive(Debug)]
+pub enum VideoOutcome {
+    /// Every frame read was predicted and written.
+    Done(VideoSummary),
+    /// The source could not be opened.
+    Unreadable(Error),
+}
+
+/// Runs every frame of `source` through `annotate` (which predicts it, records what it found,
+/// and returns the frame to write) into `<out_dir>/<stem>.<ext>`. An error of `annotate` ends
+/// the run, the frames before it still written.
+pub fn run_frames<E: From<Error>>(
+    source: &Source,
+    out_dir: &Path,
+    opts: &VideoOptions,
+    mut annotate: impl FnMut(Frame) -> std::result::Result<RgbImage, E>,
+) -> std::result::Result<VideoOutcome, E> {
+    let mut job = match VideoJob::start(source, out_dir, opts) {
+        Ok(job) => job,
+        Err(e) => return Ok(VideoOutcome::Unreadable(e)),
+    };
+    let looped = (|| -> std::result::Result<(), E> {
+        while let Some(frame) = job.next_frame() {
+            let drawn = annotate(frame)?;
+            job.write(drawn)?;
+        }
+        Ok(())
+    })();
+    let summary = job.finish()?;
+    looped?;
+    Ok(VideoOutcome::Done(summary))
+}
+
 impl VideoSummary {
     /// "clip.mp4: 300 frames, 41.2 frames/s → runs/detect/predict/clip.avi".
     pub fn line(&self) -> String {
@@ -744,5 +803,17 @@ mod tests {
         assert!(o.save_frames);
         assert_eq!(rest, ["conf=0.5"]);
         assert!(VideoOptions::default().set("fourcc", "MJPEG").is_err());
+        let args: Vec<PathBuf> = ["a.jpg", "vid_stride=3", "rtsp://h/x?a=b"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let (o, sources) = VideoOptions::from_sources(&args).unwrap();
+        assert_eq!(o.vid_stride, 3);
+        assert_eq!(
+            sources,
+            [PathBuf::from("a.jpg"), PathBuf::from("rtsp://h/x?a=b")]
+        );
+        let err = VideoOptions::from_sources(&[PathBuf::from("conf=0.2")]).unwrap_err();
+        assert!(err.to_string().contains("conf=0.2: not a source"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use ferrovis_data::decode::{read_rgb, write_rgb};
 use ferrovis_data::draw::{class_color, draw_boxes, LabelledBox};
 use ferrovis_data::image::RgbImage;
 use ferrovis_data::sources::{SkipLog, Source};
-use ferrovis_data::video::{VideoJob, VideoOptions, VideoSummary};
+use ferrovis_data::video::{run_frames, VideoOptions, VideoOutcome};
 
 use crate::track::{Detection, Tracker, TrackerConfig};
 use serde::Serialize;
@@ -77,16 +77,8 @@ pub fn write_predictions(
     let mut done = 0;
     for source in &sources {
         let Some(file) = source.image() else {
-            match predict_video(source, out, video, tracker, &mut detect_one, &mut all) {
-                Ok(summary) => {
-                    println!("{}", summary.line());
-                    done += 1;
-                    if let Some(problem) = &summary.problem {
-                        skipped.cut_short(&summary.source, problem);
-                    }
-                }
-                Err(e) => skipped.skip(Path::new(&source.name()), format!("{e:#}")),
-            }
+            let outcome = predict_video(source, out, video, tracker, &mut detect_one, &mut all)?;
+            done += usize::from(skipped.video(source, outcome));
             continue;
         };
         let t = Instant::now();
@@ -133,33 +125,26 @@ fn predict_video(
     tracker: Option<&TrackerConfig>,
     detect_one: &mut impl FnMut(&Path, &RgbImage) -> Result<ImagePrediction>,
     all: &mut Vec<ImagePrediction>,
-) -> Result<VideoSummary> {
-    let mut job = VideoJob::start(source, out, video)?;
+) -> Result<VideoOutcome> {
     let mut sequence = Sequence::new(tracker);
     let name = PathBuf::from(source.name());
     let stem = source.stem();
-    // The frames so far are written whatever stops the loop: a model error still leaves a
-    // playable video behind.
-    let looped = (|| -> Result<()> {
-        while let Some(frame) = job.next_frame() {
-            let mut p = detect_one(&name, &frame.image)?;
-            p.image = name.clone();
-            p.frame = Some(frame.number);
-            sequence.track(&mut p, &frame.image);
-            job.write(draw(&frame.image, &p)?)?;
-            let labels = out
-                .join("labels")
-                .join(format!("{stem}_{}.txt", frame.number));
-            std::fs::write(&labels, label_lines(&p))
-                .with_context(|| format!("writing {}", labels.display()))?;
-            all.push(p);
-        }
-        Ok(())
-    })();
-    let summary = job.finish()?;
-    looped?;
+    let outcome = run_frames(source, out, video, |frame| -> Result<RgbImage> {
+        let mut p = detect_one(&name, &frame.image)?;
+        p.image = name.clone();
+        p.frame = Some(frame.number);
+        sequence.track(&mut p, &frame.image);
+        let labels = out
+            .join("labels")
+            .join(format!("{stem}_{}.txt", frame.number));
+        std::fs::write(&labels, label_lines(&p))
+            .with_context(|| format!("writing {}", labels.display()))?;
+        let drawn = draw(&frame.image, &p)?;
+        all.push(p);
+        Ok(drawn)
+    })?;
     sequence.write_mot(&out.join(format!("{stem}_mot.txt")))?;
-    Ok(summary)
+    Ok(outcome)
 }
 
 /// A sequence of frames being tracked (or not): its tracker and its MOT Challenge lines.

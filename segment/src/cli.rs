@@ -159,7 +159,8 @@ pub struct PredictArgs {
     /// A run folder, a weights file inside one, or any checkpoint with --arch/--encoder/--classes.
     #[arg(long)]
     pub weights: PathBuf,
-    /// Images or folders.
+    /// Images, folders, globs, lists, videos, cameras (`0`) and stream URLs; and video
+    /// settings as key=value (vid_stride, stream_buffer, fourcc, save, save_frames).
     #[arg(required = true)]
     pub sources: Vec<PathBuf>,
     /// Output folder (default: runs/segment/predict, numbered).
@@ -328,7 +329,8 @@ fn predict(args: PredictArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| new_run_dir(std::path::Path::new("runs/segment"), "predict"));
-    let results = predict::predict(&loaded, &args.sources, &out, &opts, device)?;
+    let (video, sources) = ferrovis_data::video::VideoOptions::from_sources(&args.sources)?;
+    let results = predict::predict_sources(&loaded, &sources, &out, &opts, &video, device)?;
     println!(
         "{} images: masks, colour masks and overlays in {}",
         results.len(),

@@ -12,8 +12,9 @@ use ferrovis_core::checkpoint::{self, LoadOptions};
 use ferrovis_core::run::resolve_weights;
 use ferrovis_data::decode::{read_rgb, write_mask, write_rgb};
 use ferrovis_data::image::{Mask, RgbImage};
-use ferrovis_data::sources::{expand_images, SkipLog};
+use ferrovis_data::sources::{expand, SkipLog};
 use ferrovis_data::tensor::to_normalized_chw;
+use ferrovis_data::video::{run_frames, VideoOptions};
 use serde::Serialize;
 use tch::{Device, Kind};
 
@@ -153,11 +154,14 @@ pub fn overlay(img: &RgbImage, mask: &Mask, alpha: f32) -> RgbImage {
     out
 }
 
-/// One image's result, as written to `predictions.json`.
+/// One image's (or video frame's) result, as written to `predictions.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImagePrediction {
-    /// The input.
+    /// The input (a video's file, camera or stream, for its frames).
     pub image: PathBuf,
+    /// A video's frame number, from 1, among the frames kept (`vid_stride`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<usize>,
     /// The class-index PNG written.
     pub mask: PathBuf,
     /// `(class name, fraction of the pixels)` for each class present, largest first.
@@ -176,66 +180,114 @@ pub fn predict(
     opts: &InferOptions,
     device: Device,
 ) -> Result<Vec<ImagePrediction>> {
-    let files = expand_images(sources, "segment predict")?;
+    predict_sources(loaded, sources, out, opts, &VideoOptions::default(), device)
+}
+
+/// [`predict`] on images and on videos, cameras and streams too: each frame's mask goes to
+/// `<out>/<stem>_<frame>.png` and its overlay into the video `<out>/<stem>.avi` (as `video`
+/// says).
+pub fn predict_sources(
+    loaded: &LoadedModel,
+    sources: &[PathBuf],
+    out: &Path,
+    opts: &InferOptions,
+    video: &VideoOptions,
+    device: Device,
+) -> Result<Vec<ImagePrediction>> {
+    let sources = expand(sources)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut results = Vec::new();
     let mut skipped = SkipLog::default();
-    for file in files {
-        let img = match read_rgb(&file) {
+    let mut done = 0;
+    for source in &sources {
+        let Some(file) = source.image() else {
+            let name = PathBuf::from(source.name());
+            let stem = source.stem();
+            let outcome = run_frames(source, out, video, |frame| -> Result<RgbImage> {
+                let stem = format!("{stem}_{}", frame.number);
+                let (mut p, mask) = predict_one(loaded, &frame.image, opts, device, out, &stem)
+                    .with_context(|| format!("predicting {stem}"))?;
+                p.image = name.clone();
+                p.frame = Some(frame.number);
+                results.push(p);
+                Ok(overlay(&frame.image, &mask, 0.5))
+            })?;
+            done += usize::from(skipped.video(source, outcome));
+            continue;
+        };
+        let img = match read_rgb(file) {
             Ok(img) => img,
             Err(e) => {
-                skipped.skip(&file, e);
+                skipped.skip(file, e);
                 continue;
             }
         };
-        let t = Instant::now();
-        let mask = predict_mask(loaded, &img, opts, device)
-            .with_context(|| format!("predicting {}", file.display()))?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
         let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
-        let mask_path = out.join(format!("{stem}.png"));
-        write_mask(&mask_path, &mask)?;
+        let (mut p, mask) = predict_one(loaded, &img, opts, device, out, &stem)
+            .with_context(|| format!("predicting {}", file.display()))?;
         write_rgb(&out.join(format!("{stem}_color.png")), &colorize(&mask))?;
         write_rgb(
             &out.join(format!("{stem}_overlay.jpg")),
             &overlay(&img, &mask, 0.5),
         )?;
-        let mut counts = vec![0usize; loaded.meta.names.len()];
-        for &k in &mask.data {
-            if let Some(c) = counts.get_mut(k as usize) {
-                *c += 1;
-            }
-        }
-        let total = mask.data.len().max(1) as f64;
-        let mut classes: Vec<(String, f64)> = counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(k, &c)| (loaded.meta.names[k].clone(), c as f64 / total))
-            .collect();
-        classes.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let shown: Vec<String> = classes
+        p.image = file.to_path_buf();
+        let shown: Vec<String> = p
+            .classes
             .iter()
             .take(5)
             .map(|(n, f)| format!("{n} {:.1}%", f * 100.0))
             .collect();
-        println!("{}: {} ({ms:.0} ms)", file.display(), shown.join(", "));
-        results.push(ImagePrediction {
-            image: file,
-            mask: mask_path,
-            classes,
-            ms,
-        });
+        println!("{}: {} ({:.0} ms)", file.display(), shown.join(", "), p.ms);
+        results.push(p);
+        done += 1;
     }
     std::fs::write(
         out.join("predictions.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    skipped.finish(results.len())?;
+    skipped.finish(done)?;
     Ok(results)
+}
+
+/// The mask of `img`, written as `<out>/<stem>.png`, and what it holds.
+fn predict_one(
+    loaded: &LoadedModel,
+    img: &RgbImage,
+    opts: &InferOptions,
+    device: Device,
+    out: &Path,
+    stem: &str,
+) -> Result<(ImagePrediction, Mask)> {
+    let t = Instant::now();
+    let mask = predict_mask(loaded, img, opts, device)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let mask_path = out.join(format!("{stem}.png"));
+    write_mask(&mask_path, &mask)?;
+    let mut counts = vec![0usize; loaded.meta.names.len()];
+    for &k in &mask.data {
+        if let Some(c) = counts.get_mut(k as usize) {
+            *c += 1;
+        }
+    }
+    let total = mask.data.len().max(1) as f64;
+    let mut classes: Vec<(String, f64)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(k, &c)| (loaded.meta.names[k].clone(), c as f64 / total))
+        .collect();
+    classes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let p = ImagePrediction {
+        image: PathBuf::new(),
+        frame: None,
+        mask: mask_path,
+        classes,
+        ms,
+    };
+    Ok((p, mask))
 }
 
 #[cfg(test)]

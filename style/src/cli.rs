@@ -326,7 +326,8 @@ pub struct StylizeArgs {
     /// Old spelling of --weights.
     #[arg(long, hide = true)]
     pub model: Option<PathBuf>,
-    /// Images or folders.
+    /// Images, folders, globs, lists, videos, cameras (`0`) and stream URLs; and video
+    /// settings as key=value (vid_stride, stream_buffer, fourcc, save, save_frames).
     #[arg(required = true)]
     pub sources: Vec<PathBuf>,
     /// Longer side (0: as they are).
@@ -568,17 +569,33 @@ fn predict(a: StylizeArgs) -> Result<()> {
     let device = a.device.device()?;
     let weights = ferrovis_app::args::renamed_required(a.weights, a.model, "--model", "--weights")?;
     let (_vs, net) = fast::load_transformer(&weights, device)?;
-    let files = ferrovis_data::sources::expand_images(&a.sources, "style predict")?;
+    let (video, sources) = ferrovis_data::video::VideoOptions::from_sources(&a.sources)?;
+    let sources = ferrovis_data::sources::expand(&sources)?;
+    let files: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|s| s.image().map(PathBuf::from))
+        .collect();
     let t = Instant::now();
     let mut skipped = SkipLog::default();
-    let written = fast::stylise_files(&net, &files, a.size, &a.out, device, &mut skipped)?;
+    let written = if files.is_empty() {
+        0
+    } else {
+        fast::stylise_files(&net, &files, a.size, &a.out, device, &mut skipped)?
+    };
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "{written} images in {secs:.2} s ({:.2} images/s) into {}",
-        written as f64 / secs.max(1e-9),
-        a.out.display()
-    );
-    Ok(skipped.finish(written)?)
+    if !files.is_empty() {
+        println!(
+            "{written} images in {secs:.2} s ({:.2} images/s) into {}",
+            written as f64 / secs.max(1e-9),
+            a.out.display()
+        );
+    }
+    let mut done = written;
+    for source in sources.iter().filter(|s| s.image().is_none()) {
+        let outcome = fast::stylise_video(&net, source, a.size, &a.out, &video, device)?;
+        done += usize::from(skipped.video(source, outcome));
+    }
+    Ok(skipped.finish(done)?)
 }
 
 /// `style export`: TorchScript of a trained network.

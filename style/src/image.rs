@@ -12,15 +12,18 @@ use tch::{Device, Kind, Tensor};
 /// Reads `path` with its longer side resized to `size` (0: as it is).
 pub fn load(path: &Path, size: usize, device: Device) -> Result<Tensor> {
     let img = read_rgb(path).with_context(|| format!("reading {}", path.display()))?;
-    let img = if size > 0 && img.width.max(img.height) != size {
-        let scale = size as f64 / img.width.max(img.height) as f64;
-        let w = ((img.width as f64 * scale).round() as usize).max(1);
-        let h = ((img.height as f64 * scale).round() as usize).max(1);
-        resize(&img, w, h, Filter::Bilinear)?
-    } else {
-        img
-    };
-    Ok(to_tensor(&img).to_device(device))
+    Ok(to_tensor(&fit(img, size)?).to_device(device))
+}
+
+/// `img` with its longer side resized to `size` (0: as it is), bilinearly.
+pub fn fit(img: RgbImage, size: usize) -> Result<RgbImage> {
+    if size == 0 || img.width.max(img.height) == size {
+        return Ok(img);
+    }
+    let scale = size as f64 / img.width.max(img.height) as f64;
+    let w = ((img.width as f64 * scale).round() as usize).max(1);
+    let h = ((img.height as f64 * scale).round() as usize).max(1);
+    Ok(resize(&img, w, h, Filter::Bilinear)?)
 }
 
 /// `(1, 3, H, W)` in [0, 1].

@@ -17,6 +17,6 @@ mod train;
 mod val;
 
 pub use export::export;
-pub use predict::{load_transformer, stylise_files};
+pub use predict::{load_transformer, stylise_files, stylise_video};
 pub use train::{content_batch, train_fast, FastConfig, FastTask};
 pub use val::{validate, Validation};

@@ -8,7 +8,9 @@ use ferrovis_core::run::resolve_weights;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-use ferrovis_data::sources::SkipLog;
+use ferrovis_data::image::RgbImage;
+use ferrovis_data::sources::{SkipLog, Source};
+use ferrovis_data::video::{run_frames, VideoOptions, VideoOutcome};
 
 use crate::image;
 use crate::transformer::TransformerNet;
@@ -26,6 +28,23 @@ pub fn load_transformer(path: &Path, device: Device) -> Result<(VarStore, Transf
         .with_context(|| format!("{} is not a TransformerNet", file.display()))?;
     vs.freeze();
     Ok((vs, net))
+}
+
+/// Stylises every frame of a video, camera or stream (scaled so the longer side is `size`,
+/// unless 0) into the video `<out>/<stem>.avi` (as `opts` says).
+pub fn stylise_video(
+    net: &TransformerNet,
+    source: &Source,
+    size: usize,
+    out: &Path,
+    opts: &VideoOptions,
+    device: Device,
+) -> Result<VideoOutcome> {
+    run_frames(source, out, opts, |frame| -> Result<RgbImage> {
+        let x = image::to_tensor(&image::fit(frame.image, size)?).to_device(device);
+        let y = tch::no_grad(|| net.forward(&x));
+        image::to_image(&y)
+    })
 }
 
 /// Stylises `files` (scaled so the longer side is `size`, unless 0) into `out`, one PNG per

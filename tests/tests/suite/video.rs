@@ -10,6 +10,8 @@
 //!   within seconds; an MJPEG-over-HTTP camera (`reference/mjpeg_server.py`) is predicted frame
 //!   by frame and, when it drops and refuses to come back, reopened three times before the run
 //!   stops with a message;
+//! - `classify`, `segment` and `style predict` read the clip too (every sixth frame): a
+//!   prediction per frame kept, and the annotated video with that many frames;
 //! - ByteTrack and BoT-SORT, fed the clip's frames and its jittered ground truth (5 % missed,
 //!   clutter), score IDF1 ≥ 0.9 with at most one identity switch (the crossing) by motmetrics.
 
@@ -350,4 +352,95 @@ fn detect_track_writes_identities_on_the_video() {
         }
     }
     println!("detect track on the clip: {tracked} tracked boxes over 60 frames");
+}
+
+#[test]
+fn classify_segment_and_style_predict_a_video() {
+    use tch::Device;
+    let clip = clip();
+    let video = clip.join("clip.mkv");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+
+    // classify: a fresh ResNet-18 with three classes; JSON on stdout, the video in --out.
+    let clf = ferrovis_classify::model::Classifier::new("resnet18", 3, 0.0, Device::Cpu).unwrap();
+    let weights = tmp.path().join("resnet18.safetensors");
+    clf.vs.save(&weights).unwrap();
+    let out = tmp.path().join("classify");
+    let (ok, stdout, err) = cli(&[
+        "classify",
+        "predict",
+        "--weights",
+        &path(&weights),
+        "--arch",
+        "resnet18",
+        "--json",
+        "--out",
+        &path(&out),
+        "vid_stride=6",
+        &path(&video),
+    ]);
+    assert!(ok, "{err}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let frames: Vec<u64> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["frame"].as_u64().unwrap())
+        .collect();
+    assert_eq!(frames, (1..=10).collect::<Vec<u64>>());
+    assert_eq!(json[0]["top"].as_array().unwrap().len(), 3);
+    assert_eq!(video_facts(&out.join("clip.avi")), (10, 25.0, (320, 240)));
+
+    // segment: a fresh U-Net; a mask per frame and the overlay video.
+    let spec = ferrovis_segment::model::ModelSpec {
+        encoder: "resnet18".into(),
+        num_classes: 2,
+        ..Default::default()
+    };
+    let model = ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
+    let weights = tmp.path().join("unet.safetensors");
+    model.vs.save(&weights).unwrap();
+    let out = tmp.path().join("segment");
+    let (ok, _, err) = cli(&[
+        "segment",
+        "predict",
+        "--weights",
+        &path(&weights),
+        "--arch",
+        "unet",
+        "--encoder",
+        "resnet18",
+        "--classes",
+        "2",
+        "--out",
+        &path(&out),
+        "vid_stride=6",
+        &path(&video),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(predictions(&out).len(), 10);
+    assert!(out.join("clip_10.png").is_file());
+    assert_eq!(video_facts(&out.join("clip.avi")), (10, 25.0, (320, 240)));
+
+    // style: the fast network, fresh, at 160 pixels.
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let _net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
+    let weights = tmp.path().join("net.safetensors");
+    vs.save(&weights).unwrap();
+    let out = tmp.path().join("style");
+    let (ok, _, err) = cli(&[
+        "style",
+        "predict",
+        "--weights",
+        &path(&weights),
+        "--size",
+        "160",
+        "--out",
+        &path(&out),
+        "vid_stride=6",
+        &path(&video),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(video_facts(&out.join("clip.avi")), (10, 25.0, (160, 120)));
 }

@@ -464,7 +464,9 @@ fn open_writer(
     let c: Vec<char> = fourcc.chars().collect();
     let code = VideoWriter::fourcc(c[0], c[1], c[2], c[3])?;
     let size = Size::new(first.width as i32, first.height as i32);
-    let writer = VideoWriter::new(file, code, fps, size, true)
+    // FFmpeg's encoders, as OpenCV's default order picks for these containers, named so a
+    // slower built-in writer is never chosen instead.
+    let writer = VideoWriter::new_with_backend(file, videoio::CAP_FFMPEG, code, fps, size, true)
         .map_err(|e| Error::image(path, e.to_string()))?;
     if !writer.is_opened().unwrap_or(false) {
         return Err(Error::image(

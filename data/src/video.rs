@@ -295,6 +295,18 @@ fn info_of(cap: &VideoCapture, source: &Source) -> Result<VideoInfo> {
     })
 }
 
+/// Lowers the calling thread's scheduling priority (Linux: nice is per thread), so the
+/// decoding and encoding threads take the cores only when the model's threads leave them: on
+/// a machine whose cores the model fills, they fill its gaps instead of stalling its parallel
+/// sections; with cores to spare they run as before.
+fn yield_to_the_model() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (who = 0) with a valid nice value.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
 /// Reads `source` on its own thread: grabs `stride` frames, decodes the last, sends it.
 /// Files end quietly at their last frame, or with a [`Message::Problem`] when they end before
 /// their header's count or a frame does not decode; streams are reopened on a drop.
@@ -305,6 +317,7 @@ fn decode_loop(
     opts: VideoOptions,
     send: impl Fn(Message) -> bool,
 ) {
+    yield_to_the_model();
     let name = source.name();
     let is_file = matches!(source, Source::Video(_)) || info.frames.is_some();
     let mut mat = Mat::default();
@@ -395,6 +408,7 @@ impl Encoder {
         let thread = std::thread::Builder::new()
             .name("video-encode".into())
             .spawn(move || -> Result<usize> {
+                yield_to_the_model();
                 let mut writer: Option<(VideoWriter, PathBuf, (usize, usize))> = None;
                 let mut written = 0;
                 for image in receive {

@@ -12,7 +12,23 @@ fn main() {
         .file("csrc/gmc.cpp")
         .opt_level(2)
         .warnings(true);
-    // pkg-config knows where the headers are; Debian's place is the fallback.
+    println!("cargo:rerun-if-env-changed=OPENCV_INCLUDE_PATHS");
+    println!("cargo:rerun-if-env-changed=OPENCV_LINK_PATHS");
+    // The opencv crate's own variables first (an OpenCV outside the system's places), then
+    // pkg-config, then Debian's place.
+    if let Ok(paths) = std::env::var("OPENCV_INCLUDE_PATHS") {
+        for dir in paths.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            build.include(dir.trim_start_matches('+'));
+        }
+    }
+    if let Ok(paths) = std::env::var("OPENCV_LINK_PATHS") {
+        for dir in paths.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            println!(
+                "cargo:rustc-link-search=native={}",
+                dir.trim_start_matches('+')
+            );
+        }
+    }
     let cflags = Command::new("pkg-config")
         .args(["--cflags", "opencv4"])
         .output()

@@ -148,8 +148,25 @@ fn device_or_stream(input: &Path) -> Option<Source> {
     .then(|| Source::Stream(text.to_string()))
 }
 
+/// An image named by URL: ferrovis reads files, it does not download pictures.
+fn image_url(source: &Source) -> Option<&str> {
+    match source {
+        Source::Stream(url) => {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            is_image_path(Path::new(path)).then_some(url.as_str())
+        }
+        _ => None,
+    }
+}
+
 fn expand_one(input: &Path, out: &mut Vec<Source>, depth: usize) -> Result<()> {
     if let Some(source) = device_or_stream(input) {
+        if let Some(url) = image_url(&source) {
+            return Err(Error::Invalid(format!(
+                "{url}: an image URL; predict does not download images (save it and give the \
+                 file); video and stream URLs are read as they come"
+            )));
+        }
         out.push(source);
     } else if input.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(input)

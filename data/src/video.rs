@@ -12,7 +12,9 @@
 //! that drops is reopened a bounded number of times, then stops with a message.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -177,7 +179,8 @@ pub struct VideoInfo {
 /// One frame kept from a source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
-    /// Its number among the frames kept, from 1 (label files are `<stem>_<number>.txt`).
+    /// Its number among the frames delivered, from 1 (label files are `<stem>_<number>.txt`;
+    /// a live stream's dropped frames are not counted).
     pub number: usize,
     /// Its index in the source, from 0 (with `vid_stride` 2: 1, 3, 5, …).
     pub index: usize,
@@ -258,11 +261,9 @@ fn open_capture(source: &Source, timeout: Duration) -> Result<VideoCapture> {
             }
             opened(VideoCapture::from_file(file, videoio::CAP_FFMPEG))
         }
-        Source::Camera(index) => opened(VideoCapture::new_with_params(
-            *index,
-            videoio::CAP_ANY,
-            &capture_params(timeout),
-        )),
+        // The time limits are FFmpeg's properties: V4L2 and GStreamer refuse them (and with
+        // them the camera), and V4L2 gives up on a silent device by itself.
+        Source::Camera(index) => opened(VideoCapture::new(*index, videoio::CAP_ANY)),
         Source::Stream(url) => opened(VideoCapture::from_file_with_params(
             url,
             videoio::CAP_FFMPEG,
@@ -315,6 +316,7 @@ fn decode_loop(
     source: Source,
     info: VideoInfo,
     opts: VideoOptions,
+    stop: Arc<AtomicBool>,
     send: impl Fn(Message) -> bool,
 ) {
     yield_to_the_model();
@@ -323,6 +325,9 @@ fn decode_loop(
     let mut mat = Mat::default();
     let (mut grabbed, mut number, mut reconnects) = (0usize, 0usize, 0usize);
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return; // the consumer has finished
+        }
         let mut ok = true;
         for _ in 0..opts.vid_stride {
             ok = cap.grab().unwrap_or(false);
@@ -356,21 +361,22 @@ fn decode_loop(
             }
         }
         if is_file {
-            // A grab that failed at or past the promised count is the end of the file.
-            match info.frames {
-                Some(total) if grabbed < total => {
-                    let what = if ok {
-                        "could not be decoded"
-                    } else {
-                        "could not be read"
-                    };
+            if ok {
+                // Grabbed but not decodable: a corrupt frame, wherever it is.
+                send(Message::Problem(format!(
+                    "{name}: frame {grabbed} could not be decoded (the file is corrupt); the \
+                     {number} frames before it were kept"
+                )));
+            } else if let Some(total) = info.frames {
+                // Containers without an index (mkv, webm, ts) estimate their frame count from
+                // duration × rate: a 2 % shortfall is within that estimate, not a cut.
+                if grabbed + total.div_ceil(50) < total {
                     send(Message::Problem(format!(
-                        "{name}: frame {} of {total} {what} (the file ends early or is \
-                         corrupt); the {number} frames before it were kept",
+                        "{name}: frame {} of {total} could not be read (the file ends early or \
+                         is corrupt); the {number} frames before it were kept",
                         grabbed + 1
                     )));
                 }
-                _ => {}
             }
             return;
         }
@@ -384,6 +390,9 @@ fn decode_loop(
         reconnects += 1;
         tracing::warn!(source = %name, attempt = reconnects, "stream dropped; reopening");
         std::thread::sleep(Duration::from_millis(500 * reconnects as u64));
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(again) = open_capture(&source, opts.timeout) {
             cap = again;
         }
@@ -506,13 +515,23 @@ pub struct VideoJob {
     frames: usize,
     started: Instant,
     progress: ProgressBar,
-    timeout: Duration,
+    /// How long a live source may send nothing: its read timeout plus every reopening.
+    patience: Duration,
+    stop: Arc<AtomicBool>,
 }
 
 impl VideoJob {
     /// Opens `source` (an error naming it when it cannot be opened) and starts its threads;
     /// the annotated video goes to `<out_dir>/<stem>.<ext>`.
     pub fn start(source: &Source, out_dir: &Path, opts: &VideoOptions) -> Result<VideoJob> {
+        if opts.vid_stride == 0 {
+            return Err(Error::Invalid("vid_stride=0: expected 1 or more".into()));
+        }
+        if let Some(f) = opts.fourcc.as_ref().filter(|f| f.chars().count() != 4) {
+            return Err(Error::Invalid(format!(
+                "fourcc={f}: a codec is four characters (MJPG, mp4v, avc1, XVID)"
+            )));
+        }
         let cap = open_capture(source, opts.timeout)?;
         let info = info_of(&cap, source)?;
         let stem = source.stem();
@@ -524,30 +543,34 @@ impl VideoJob {
         let frames_dir = opts
             .save_frames
             .then(|| (out_dir.join(format!("{stem}_frames")), stem.clone()));
-        let encoder = Encoder::start(output.clone().map(|p| (p, fourcc, info.fps)), frames_dir)?;
+        // Every vid_stride-th frame at the source's rate would play vid_stride times too fast:
+        // the video is written at the rate of the frames kept, as Ultralytics does.
+        let out_fps = info.fps / opts.vid_stride as f64;
+        let encoder = Encoder::start(output.clone().map(|p| (p, fourcc, out_fps)), frames_dir)?;
+        let stop = Arc::new(AtomicBool::new(false));
         let is_file = matches!(source, Source::Video(_)) || info.frames.is_some();
         let latest_only = !is_file && !opts.stream_buffer;
         let (decoder, receive) = if latest_only {
             // Unbounded, but drained to the newest frame at every read.
             let (send, receive) = mpsc::channel();
-            let (src, o) = (source.clone(), opts.clone());
+            let (src, o, halt) = (source.clone(), opts.clone(), stop.clone());
             let thread = std::thread::Builder::new()
                 .name("video-decode".into())
-                .spawn(move || decode_loop(cap, src, info, o, |m| send.send(m).is_ok()));
+                .spawn(move || decode_loop(cap, src, info, o, halt, |m| send.send(m).is_ok()));
             (thread, receive)
         } else {
             // Files are read ahead a little; buffered streams keep up to 30 frames (Ultralytics).
             let (send, receive) = mpsc::sync_channel(if is_file { 8 } else { 30 });
-            let (src, o) = (source.clone(), opts.clone());
+            let (src, o, halt) = (source.clone(), opts.clone(), stop.clone());
             let thread = std::thread::Builder::new()
                 .name("video-decode".into())
-                .spawn(move || decode_loop(cap, src, info, o, |m| send.send(m).is_ok()));
+                .spawn(move || decode_loop(cap, src, info, o, halt, |m| send.send(m).is_ok()));
             (thread, receive)
         };
         let decoder =
             decoder.map_err(|e| Error::Invalid(format!("starting the video decoder: {e}")))?;
         let progress = match info.frames {
-            Some(total) => ProgressBar::new(total.div_ceil(opts.vid_stride) as u64).with_style(
+            Some(total) => ProgressBar::new((total / opts.vid_stride) as u64).with_style(
                 ProgressStyle::with_template(
                     "{msg} {bar:30} {pos}/{len} frames, {per_sec}, eta {eta}",
                 )
@@ -571,7 +594,11 @@ impl VideoJob {
             frames: 0,
             started: Instant::now(),
             progress,
-            timeout: opts.timeout,
+            // The read timeout, then each reopening: its pause and its open timeout.
+            patience: opts.timeout * (opts.reconnects as u32 + 1)
+                + Duration::from_millis(250 * (opts.reconnects * (opts.reconnects + 1)) as u64)
+                + Duration::from_secs(5),
+            stop,
         })
     }
 
@@ -587,16 +614,13 @@ impl VideoJob {
         }
         let first = if self.latest_only {
             // A camera or stream that sends nothing for the timeout has stopped.
-            match self
-                .receive
-                .recv_timeout(self.timeout + Duration::from_secs(5))
-            {
+            match self.receive.recv_timeout(self.patience) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
                     self.problem = Some(format!(
                         "{}: no frame for {} s",
                         self.source.name(),
-                        self.timeout.as_secs() + 5
+                        self.patience.as_secs()
                     ));
                     return None;
                 }
@@ -633,8 +657,11 @@ impl VideoJob {
             }
         }
         match message {
-            Message::Frame(frame) => {
+            Message::Frame(mut frame) => {
                 self.frames += 1;
+                // Numbered as delivered: a live stream's dropped frames leave no gaps, so labels,
+                // frame files and the tracker's frames agree.
+                frame.number = self.frames;
                 self.progress.inc(1);
                 Some(frame)
             }
@@ -658,12 +685,20 @@ impl VideoJob {
     /// Stops reading, flushes the video, and says what was done.
     pub fn finish(mut self) -> Result<VideoSummary> {
         self.progress.finish_and_clear();
-        // Dropping the receiver makes a decoder blocked on a full queue return.
+        // The flag stops a decoder between reads and reopenings; dropping the receiver makes
+        // one blocked on a full queue return.
+        self.stop.store(true, Ordering::Relaxed);
         let decoder = self.decoder.take();
         let receive = std::mem::replace(&mut self.receive, mpsc::channel().1);
         drop(receive);
         if let Some(thread) = decoder {
-            let _ = thread.join();
+            if thread.join().is_err() && self.problem.is_none() {
+                self.problem = Some(format!(
+                    "{}: the decoder stopped unexpectedly after {} frames",
+                    self.source.name(),
+                    self.frames
+                ));
+            }
         }
         self.encoder.finish()?;
         let seconds = self.started.elapsed().as_secs_f64();
@@ -711,9 +746,10 @@ pub fn run_frames<E: From<Error>>(
         }
         Ok(())
     })();
-    let summary = job.finish()?;
+    // The frames so far are flushed whatever happened; the closure's error comes first.
+    let summary = job.finish();
     looped?;
-    Ok(VideoOutcome::Done(summary))
+    Ok(VideoOutcome::Done(summary?))
 }
 
 impl VideoSummary {
@@ -784,7 +820,8 @@ mod tests {
         .unwrap();
         let back = info_of(&cap, &Source::Video(out.join("moving.avi"))).unwrap();
         assert_eq!((back.frames, back.width, back.height), (Some(3), 64, 48));
-        assert!((back.fps - 25.0).abs() < 1e-6);
+        // Written at the rate of the frames kept: 25 / 3.
+        assert!((back.fps - 25.0 / 3.0).abs() < 1e-3, "{}", back.fps);
     }
 
     #[test]

@@ -45,6 +45,9 @@ int ferrovis_lk_flow(const uint8_t* prev, const uint8_t* next, int rows, int col
   } catch (const std::exception& e) {
     copy_message(e.what(), error, error_len);
     return -1;
+  } catch (...) {
+    copy_message("an unknown C++ exception", error, error_len);
+    return -1;
   }
 }
 
@@ -68,6 +71,9 @@ int ferrovis_affine_partial(const float* from, const float* to, int n, double* m
     return 1;
   } catch (const std::exception& e) {
     copy_message(e.what(), error, error_len);
+    return -1;
+  } catch (...) {
+    copy_message("an unknown C++ exception", error, error_len);
     return -1;
   }
 }

@@ -23,6 +23,7 @@ from bn_stats import randomise_bn_stats  # noqa: E402
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
+torch.set_num_threads(1)  # the Rust side runs single-threaded too: the same summation order
 shapes = [(64, 40, 52), (128, 20, 26), (256, 10, 13), (512, 5, 7)]
 feats = OrderedDict((str(i), torch.randn(2, c, h, w)) for i, (c, h, w) in enumerate(shapes))
 channels = [c for c, _, _ in shapes]

@@ -19,6 +19,19 @@ void copy_message(const char* text, char* out, int out_len) {
   std::strncpy(out, text, static_cast<size_t>(out_len - 1));
   out[out_len - 1] = '\0';
 }
+
+// Runs `body` (which returns the status), turning any exception into -1 and its message.
+template <typename Body>
+int guarded(Body body, char* error, int error_len) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    copy_message(e.what(), error, error_len);
+  } catch (...) {
+    copy_message("an unknown C++ exception", error, error_len);
+  }
+  return -1;
+}
 }  // namespace
 
 extern "C" {
@@ -28,7 +41,7 @@ extern "C" {
 int ferrovis_lk_flow(const uint8_t* prev, const uint8_t* next, int rows, int cols,
                      const float* points, int n, float* moved, uint8_t* found, char* error,
                      int error_len) {
-  try {
+  return guarded([&] {
     cv::Mat a(rows, cols, CV_8UC1, const_cast<uint8_t*>(prev));
     cv::Mat b(rows, cols, CV_8UC1, const_cast<uint8_t*>(next));
     std::vector<cv::Point2f> from(n), to;
@@ -42,13 +55,7 @@ int ferrovis_lk_flow(const uint8_t* prev, const uint8_t* next, int rows, int col
       found[i] = status[i];
     }
     return 0;
-  } catch (const std::exception& e) {
-    copy_message(e.what(), error, error_len);
-    return -1;
-  } catch (...) {
-    copy_message("an unknown C++ exception", error, error_len);
-    return -1;
-  }
+  }, error, error_len);
 }
 
 // Fits the rotation, uniform scale and translation taking `from` to `to` (n points each, 2n
@@ -56,7 +63,7 @@ int ferrovis_lk_flow(const uint8_t* prev, const uint8_t* next, int rows, int col
 // points are degenerate, -1 with `error` set on an OpenCV error.
 int ferrovis_affine_partial(const float* from, const float* to, int n, double* matrix,
                             char* error, int error_len) {
-  try {
+  return guarded([&] {
     std::vector<cv::Point2f> a(n), b(n);
     for (int i = 0; i < n; ++i) {
       a[i] = cv::Point2f(from[2 * i], from[2 * i + 1]);
@@ -69,12 +76,6 @@ int ferrovis_affine_partial(const float* from, const float* to, int n, double* m
     for (int r = 0; r < 2; ++r)
       for (int c = 0; c < 3; ++c) matrix[r * 3 + c] = h64.at<double>(r, c);
     return 1;
-  } catch (const std::exception& e) {
-    copy_message(e.what(), error, error_len);
-    return -1;
-  } catch (...) {
-    copy_message("an unknown C++ exception", error, error_len);
-    return -1;
-  }
+  }, error, error_len);
 }
 }

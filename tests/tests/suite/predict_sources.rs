@@ -23,6 +23,38 @@ fn tree(root: &Path) -> PathBuf {
     a
 }
 
+/// A fresh ResNet-18 classifier with three classes, saved in `dir` (weights of an untrained
+/// model: what `predict` reads is the point, not what it answers).
+pub(crate) fn fresh_classifier(dir: &Path) -> PathBuf {
+    let clf = ferrovis_classify::model::Classifier::new("resnet18", 3, 0.0, Device::Cpu).unwrap();
+    let weights = dir.join("resnet18.safetensors");
+    clf.vs.save(&weights).unwrap();
+    weights
+}
+
+/// A fresh U-Net on ResNet-18 with two classes, saved in `dir`
+/// (`--arch unet --encoder resnet18 --classes 2`).
+pub(crate) fn fresh_unet(dir: &Path) -> PathBuf {
+    let spec = ferrovis_segment::model::ModelSpec {
+        encoder: "resnet18".into(),
+        num_classes: 2,
+        ..Default::default()
+    };
+    let model = ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
+    let weights = dir.join("unet.safetensors");
+    model.vs.save(&weights).unwrap();
+    weights
+}
+
+/// A fresh fast style network, saved in `dir`.
+pub(crate) fn fresh_style_net(dir: &Path) -> PathBuf {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let _net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
+    let weights = dir.join("net.safetensors");
+    vs.save(&weights).unwrap();
+    weights
+}
+
 /// Each bad file named exactly once in `stderr`, with its reason, and the count.
 fn assert_skipped(stderr: &str, bad: &[(&str, &str)], of: usize) {
     for (file, reason) in bad {
@@ -41,9 +73,7 @@ fn assert_skipped(stderr: &str, bad: &[(&str, &str)], of: usize) {
 fn classify_predict_skips_unreadable_files_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tree(tmp.path());
-    let clf = ferrovis_classify::model::Classifier::new("resnet18", 3, 0.0, Device::Cpu).unwrap();
-    let weights = tmp.path().join("resnet18.safetensors");
-    clf.vs.save(&weights).unwrap();
+    let weights = fresh_classifier(tmp.path());
     let glob = a.join("**/*.jpg");
     let (ok, stdout, stderr) = cli(&[
         "classify".as_ref(),
@@ -121,14 +151,7 @@ fn detect_writes_every_readable_image_of_a_folder_or_a_glob() {
 fn segment_and_style_predict_skip_unreadable_files() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tree(tmp.path());
-    let spec = ferrovis_segment::model::ModelSpec {
-        encoder: "resnet18".into(),
-        num_classes: 2,
-        ..Default::default()
-    };
-    let model = ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
-    let weights = tmp.path().join("unet.safetensors");
-    model.vs.save(&weights).unwrap();
+    let weights = fresh_unet(tmp.path());
     // A list file naming the folder and the glob's sub-folder pattern.
     let list = tmp.path().join("sources.txt");
     std::fs::write(&list, "a/x1.png\na/sub/*.jpg\n").unwrap();
@@ -157,10 +180,7 @@ fn segment_and_style_predict_skip_unreadable_files() {
     assert!(out.join("x1.png").is_file() && out.join("x2.png").is_file());
 
     // style: the fast network, fresh.
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let _net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
-    let net_file = tmp.path().join("net.safetensors");
-    vs.save(&net_file).unwrap();
+    let net_file = fresh_style_net(tmp.path());
     let styled = tmp.path().join("styled");
     let (ok, stdout, stderr) = cli(&[
         "style".as_ref(),

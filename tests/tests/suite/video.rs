@@ -372,16 +372,14 @@ fn assert_strided(path: &Path, size: (usize, usize)) {
 
 #[test]
 fn classify_segment_and_style_predict_a_video() {
-    use tch::Device;
+    use crate::predict_sources::{fresh_classifier, fresh_style_net, fresh_unet};
     let clip = clip();
     let video = clip.join("clip.mkv");
     let tmp = tempfile::tempdir().unwrap();
     let path = |p: &Path| p.to_str().unwrap().to_string();
 
     // classify: a fresh ResNet-18 with three classes; JSON on stdout, the video in --out.
-    let clf = ferrovis_classify::model::Classifier::new("resnet18", 3, 0.0, Device::Cpu).unwrap();
-    let weights = tmp.path().join("resnet18.safetensors");
-    clf.vs.save(&weights).unwrap();
+    let weights = fresh_classifier(tmp.path());
     let out = tmp.path().join("classify");
     let (ok, stdout, err) = cli(&[
         "classify",
@@ -409,14 +407,7 @@ fn classify_segment_and_style_predict_a_video() {
     assert_strided(&out.join("clip.avi"), (320, 240));
 
     // segment: a fresh U-Net; a mask per frame and the overlay video.
-    let spec = ferrovis_segment::model::ModelSpec {
-        encoder: "resnet18".into(),
-        num_classes: 2,
-        ..Default::default()
-    };
-    let model = ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
-    let weights = tmp.path().join("unet.safetensors");
-    model.vs.save(&weights).unwrap();
+    let weights = fresh_unet(tmp.path());
     let out = tmp.path().join("segment");
     let (ok, _, err) = cli(&[
         "segment",
@@ -440,10 +431,7 @@ fn classify_segment_and_style_predict_a_video() {
     assert_strided(&out.join("clip.avi"), (320, 240));
 
     // style: the fast network, fresh, at 160 pixels.
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let _net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
-    let weights = tmp.path().join("net.safetensors");
-    vs.save(&weights).unwrap();
+    let weights = fresh_style_net(tmp.path());
     let out = tmp.path().join("style");
     let (ok, _, err) = cli(&[
         "style",

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -633,26 +633,15 @@ impl VideoJob {
             }
         };
         let mut message = first;
-        if self.latest_only {
+        if self.latest_only && matches!(message, Message::Frame(_)) {
             // Skip to the newest frame; a problem behind it still counts.
-            loop {
-                match self.receive.try_recv() {
-                    Ok(Message::Frame(f)) => {
-                        if let Message::Frame(_) = message {
-                            message = Message::Frame(f);
-                        }
+            while let Ok(next) = self.receive.try_recv() {
+                match next {
+                    Message::Frame(f) => message = Message::Frame(f),
+                    Message::Problem(p) => {
+                        self.problem = Some(p);
+                        break;
                     }
-                    Ok(problem) => {
-                        if let Message::Frame(f) = message {
-                            self.problem = match problem {
-                                Message::Problem(p) => Some(p),
-                                Message::Frame(_) => None,
-                            };
-                            message = Message::Frame(f);
-                            break;
-                        }
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
         }

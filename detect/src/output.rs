@@ -176,7 +176,7 @@ impl Sequence {
     }
 
     fn write_mot(&self, path: &Path) -> Result<()> {
-        if self.tracker.is_some() && self.tracker.as_ref().is_some_and(|t| t.frame() > 0) {
+        if self.tracker.as_ref().is_some_and(|t| t.frame() > 0) {
             std::fs::write(path, &self.mot)
                 .with_context(|| format!("writing {}", path.display()))?;
         }

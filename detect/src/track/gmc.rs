@@ -10,7 +10,6 @@
 use std::ffi::{c_char, c_int, CStr};
 
 use anyhow::{bail, Result};
-use ferrovis_data::decode::rgb_mat;
 use ferrovis_data::image::RgbImage;
 use opencv::core::{Mat, Point2f, Size, Vector};
 use opencv::imgproc;
@@ -91,7 +90,9 @@ impl Gmc {
 
 /// `image` in grey (OpenCV's weights), resized to 1/[`DOWNSCALE`] bilinearly: bytes, rows, cols.
 fn small_gray(image: &RgbImage) -> Result<(Vec<u8>, usize, usize)> {
-    let rgb = rgb_mat(image)?;
+    // A view of the frame's own bytes: this runs on every frame, so no copy of it is made.
+    let flat = Mat::from_slice(&image.data)?;
+    let rgb = flat.reshape(3, image.height as i32)?;
     let mut gray = Mat::default();
     imgproc::cvt_color_def(&rgb, &mut gray, imgproc::COLOR_RGB2GRAY)?;
     let (cols, rows) = (image.width / DOWNSCALE, image.height / DOWNSCALE);

@@ -6,7 +6,8 @@ torchvision.models.list_models(module=torchvision.models) names, computed by tor
                                       memory, no time)
     zoo.py parity OUT_DIR NAME...     for each NAME, a seeded model with randomised
                                       normalisation and the outputs ferrovis must reproduce:
-                                      OUT_DIR/NAME/weights.pth and OUT_DIR/NAME/expected.safetensors
+                                      OUT_DIR/NAME/weights.pth and OUT_DIR/NAME/expected.safetensors,
+                                      then OUT_DIR/NAME/done once both are whole
     zoo.py parity OUT_DIR --small     every architecture not in VALIDATE_ONLY (make test), and
                                       OUT_DIR/cases.json: {"small": [...], "large": [...]}
     zoo.py parity OUT_DIR --large     the VALIDATE_ONLY ones (make validate): LARGE and
@@ -349,6 +350,8 @@ def parity(name, out):
             result["after:" + buffer_name] = dict(model.named_buffers())[buffer_name]
     save_file({k: v.contiguous() for k, v in result.items()},
               os.path.join(out, "expected.safetensors"))
+    # The Rust side checks a case as soon as this marker says its files are whole.
+    open(os.path.join(out, "done"), "w").close()
 
 
 if __name__ == "__main__":
@@ -362,8 +365,9 @@ if __name__ == "__main__":
             small = [n for n in everything if n not in VALIDATE_ONLY]
             large = [n for n in everything if n in VALIDATE_ONLY]
             os.makedirs(out, exist_ok=True)
-            with open(os.path.join(out, "cases.json"), "w") as f:
+            with open(os.path.join(out, "cases.json.partial"), "w") as f:
                 json.dump({"small": small, "large": large}, f)
+            os.replace(os.path.join(out, "cases.json.partial"), os.path.join(out, "cases.json"))
             names = small if names == ["--small"] else large
         for name in names:
             parity(name, os.path.join(out, name))

@@ -8,8 +8,6 @@ use ferrovis_core::checkpoint::{self, LoadOptions, StateDict};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::run_reference;
-
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a - b).abs().max().double_value(&[])
@@ -168,14 +166,34 @@ pub fn check_case(dir: &Path, name: &str) -> Vec<String> {
 pub fn check_cases(tmp: &Path, which: &str) -> (Vec<String>, Vec<String>) {
     let dir: PathBuf = tmp.join(format!("zoo-{which}"));
     let _ = std::fs::remove_dir_all(&dir);
-    run_reference(
-        "zoo.py",
-        &[
-            "parity".as_ref(),
-            dir.as_os_str(),
-            format!("--{which}").as_ref(),
-        ],
-    );
+    // The reference writes one case after another (each marked `done` when whole) while this
+    // side checks the ones already written: one core each, as both run single-threaded.
+    let mut reference = std::process::Command::new(crate::python())
+        .arg(crate::reference_script("zoo.py"))
+        .arg("parity")
+        .arg(&dir)
+        .arg(format!("--{which}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("could not start the reference Python");
+    let wait_for = |path: &Path, reference: &mut std::process::Child| {
+        while !path.exists() {
+            if let Some(status) = reference.try_wait().unwrap() {
+                if !path.exists() {
+                    let mut err = String::new();
+                    if let Some(mut e) = reference.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                    }
+                    panic!(
+                        "zoo.py stopped ({status}) before {}:\n{err}",
+                        path.display()
+                    );
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(&dir.join("cases.json"), &mut reference);
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let list = |k: &str| -> Vec<String> { serde_json::from_value(cases[k].clone()).unwrap() };
@@ -184,10 +202,13 @@ pub fn check_cases(tmp: &Path, which: &str) -> (Vec<String>, Vec<String>) {
     tch::set_num_threads(1);
     let mut failures = Vec::new();
     for name in if which == "small" { &small } else { &large } {
+        wait_for(&dir.join(name).join("done"), &mut reference);
         failures.extend(check_case(&dir, name));
         // Each case's files are read once; the large ones take gigabytes.
         let _ = std::fs::remove_dir_all(dir.join(name));
     }
+    let status = reference.wait().unwrap();
+    assert!(status.success(), "zoo.py failed: {status}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     (small, large)
 }

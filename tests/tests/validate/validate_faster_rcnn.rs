@@ -1,7 +1,9 @@
 //! `make validate`: Faster R-CNN on the real coco128 images with torchvision's recipe, the
-//! tutorial's MobileNetV2 model (ImageNet backbone from `../shared/weights`, frozen) against the
-//! same trained from random weights, 2 epochs each at 320 px on the CPU: the training loss falls
-//! and both mAP50s are printed (coco128 is too small, and the run too short, for a target). The
+//! tutorial's MobileNetV2 model (ImageNet backbone from `../shared/weights`, frozen), 2 epochs at
+//! 320 px on the CPU: the training loss falls and the mAP50 is printed (coco128 is too small, and
+//! the run too short, for a target; the same model from random weights, which only printed its
+//! numbers, is no longer trained here: its 64 M-parameter box head made this test 27 minutes of
+//! CI's 90 on a slow machine). The
 //! same images as COCO JSON (written here from the YOLO labels) scan to the same boxes (within
 //! 1e-5 of the image size) and train to nearly the same first-epoch loss: boxes that differ in the
 //! last bits can tip an anchor across a matching threshold, which changes how many positives the
@@ -152,11 +154,7 @@ fn validate_faster_rcnn_coco128_mobilenet_v2() {
         "trainable_backbone_layers=0".to_string(),
     ];
     let (pretrained, secs) = run(&yolo_yaml, "pretrained", 2, &pretrained_args);
-    let (scratch, scratch_secs) = run(&yolo_yaml, "scratch", 2, &["model=none".into()]);
-    for (label, s, secs) in [
-        ("ImageNet MobileNetV2, frozen", &pretrained, secs),
-        ("random initialisation", &scratch, scratch_secs),
-    ] {
+    for (label, s, secs) in [("ImageNet MobileNetV2, frozen", &pretrained, secs)] {
         let l = losses(&s.run);
         println!(
             "coco128, fasterrcnn_mobilenet_v2, {label}: loss {:.3} -> {:.3}, mAP50 {:.4}, \

@@ -1,6 +1,7 @@
 //! Builds the C++ shims over libtorch's c10d (`csrc/distributed.cpp`, see `src/distributed`) and
 //! its operator profiler (`csrc/profiler.cpp`, see `src/profiler.rs`) and fused optimiser kernels
-//! (`csrc/optim.cpp`, see `src/optim/optimizer.rs`)
+//! (`csrc/optim.cpp`, see `src/optim/optimizer.rs`) and tracer (`csrc/trace_graph.cpp`, see
+//! `src/onnx`)
 //! against the same libtorch `tch` links, with the same C++ standard and ABI flags as tch's own
 //! shim. Gloo's headers (which the PyTorch wheel does not ship) come from Debian's `libgloo-dev`;
 //! without them the shim is built as a stub whose process groups fail with a message saying so,
@@ -14,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/distributed.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-changed=csrc/optim.cpp");
+    println!("cargo:rerun-if-changed=csrc/trace_graph.cpp");
     println!("cargo:rerun-if-changed=csrc/ffi_boundary.h");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=FERROVIS_GLOO_INCLUDE");
@@ -32,6 +34,7 @@ fn main() {
         .file("csrc/distributed.cpp")
         .file("csrc/profiler.cpp")
         .file("csrc/optim.cpp")
+        .file("csrc/trace_graph.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

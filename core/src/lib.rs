@@ -35,6 +35,7 @@
 //! | [`neck`] | torchvision's feature pyramid network (FPN) and its extra levels |
 //! | [`ops`] | the detection operators: box IoU and NMS, box coding, anchors and SSD's default boxes, proposal matching and sampling, RoIAlign |
 //! | [`export`] | TorchScript export by tracing |
+//! | [`onnx`] | ONNX export written from Rust: the traced forward's operators as ONNX nodes, weights under their state-dict names, BatchNorm folded |
 //! | [`memory_format`] | channels-last layout for faster CPU convolutions |
 //! | [`device`] | CUDA when present, CPU otherwise; `cuda:N` |
 //! | [`atomic_file`] | writes that leave the previous file whole if interrupted |
@@ -60,6 +61,7 @@ pub mod memory_format;
 pub mod metrics;
 pub mod neck;
 pub mod nn;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod profiler;

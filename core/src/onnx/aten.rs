@@ -1,0 +1,1397 @@
+//! ATen operators to ONNX nodes: each traced operator emits its nodes once, here, whatever model
+//! it comes from. An operator without a translation is an error that names it, never a graph
+//! that computes something else.
+//!
+//! Two rewrites happen on the way. A BatchNorm reading a convolution's only output is folded
+//! into that convolution's weights (as Ultralytics' and torch.onnx's exports of evaluation-mode
+//! models do), and operators that only change a tensor's layout in memory (`contiguous`,
+//! `dropout` in evaluation, `detach`, …) emit nothing.
+
+use std::collections::HashMap;
+
+use tch::{Kind, Tensor};
+
+use super::graph::{attr_float, attr_int, attr_ints, attr_str, Builder};
+use super::trace::{Constant, Trace, TraceNode, ValueType};
+use crate::{Error, Result};
+
+/// What a traced value is, once converted.
+enum Value {
+    /// A tensor in the graph, by its ONNX name.
+    Tensor(String),
+    /// A list of tensors in the graph (a `cat`'s input, a `chunk`'s output).
+    Tensors(Vec<String>),
+}
+
+/// The state of one conversion.
+pub(crate) struct Converter<'a> {
+    pub builder: Builder,
+    trace: &'a mut Trace,
+    values: HashMap<usize, Value>,
+    /// Every traced value's type (inputs, outputs, constants).
+    types: HashMap<usize, ValueType>,
+    /// The model's parameters and buffers by data pointer: their state-dict names and shapes.
+    names: &'a HashMap<usize, (String, Vec<i64>)>,
+    /// How many nodes read each value.
+    uses: HashMap<usize, usize>,
+    /// The convolutions emitted, by output name: node index, weight and bias initialisers.
+    convolutions: HashMap<String, (usize, String, Option<String>)>,
+    /// The opset written: operators newer than it are emitted as older ones.
+    opset: i64,
+}
+
+impl<'a> Converter<'a> {
+    pub fn new(
+        trace: &'a mut Trace,
+        names: &'a HashMap<usize, (String, Vec<i64>)>,
+        opset: i64,
+    ) -> Self {
+        let mut types = HashMap::new();
+        let mut uses = HashMap::new();
+        for (v, ty) in &trace.inputs {
+            types.insert(*v, ty.clone());
+        }
+        for node in &trace.nodes {
+            for (v, ty) in &node.outputs {
+                types.insert(*v, ty.clone());
+            }
+            for v in &node.inputs {
+                *uses.entry(*v).or_insert(0) += 1;
+            }
+        }
+        for v in &trace.outputs {
+            *uses.entry(*v).or_insert(0) += 1;
+        }
+        Self {
+            builder: Builder::default(),
+            trace,
+            values: HashMap::new(),
+            types,
+            names,
+            uses,
+            convolutions: HashMap::new(),
+            opset,
+        }
+    }
+
+    /// Names the graph input `v`.
+    pub fn bind_input(&mut self, v: usize, name: &str) {
+        self.values.insert(v, Value::Tensor(name.to_string()));
+    }
+
+    /// Converts every node in order.
+    pub fn run(&mut self) -> Result<()> {
+        let nodes = std::mem::take(&mut self.trace.nodes);
+        for node in &nodes {
+            self.convert(node).map_err(|e| match e {
+                Error::Invalid(m) => Error::Invalid(format!("ONNX export of {}: {m}", node.kind)),
+                other => other,
+            })?;
+        }
+        self.trace.nodes = nodes;
+        Ok(())
+    }
+
+    /// The ONNX name of the tensor value `v` (a constant becomes an initialiser, under its
+    /// state-dict name when it is one of the model's tensors).
+    pub fn tensor(&mut self, v: usize) -> Result<String> {
+        if let Some(Value::Tensor(name)) = self.values.get(&v) {
+            return Ok(name.clone());
+        }
+        let name = match self.trace.constants.get(&v) {
+            Some(Constant::Tensor(t)) => {
+                let t = t.shallow_clone();
+                let name = match self.names.get(&(t.data_ptr() as usize)) {
+                    Some((name, shape)) if *shape == t.size() => name.clone(),
+                    _ => format!("onnx::constant_{v}"),
+                };
+                self.builder.initialiser(&name, t)
+            }
+            Some(Constant::Int(i)) => self.builder.scalar(*i as f64, Kind::Int64),
+            Some(Constant::Float(f)) => self.builder.scalar(*f, Kind::Float),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "value %{v} is not a tensor the graph holds"
+                )))
+            }
+        };
+        self.values.insert(v, Value::Tensor(name.clone()));
+        Ok(name)
+    }
+
+    fn constant(&self, v: usize) -> Option<&Constant> {
+        self.trace.constants.get(&v)
+    }
+
+    fn is_none(&self, v: usize) -> bool {
+        matches!(self.constant(v), Some(Constant::None))
+    }
+
+    fn int(&self, v: usize) -> Result<i64> {
+        match self.constant(v) {
+            Some(Constant::Int(i)) => Ok(*i),
+            Some(Constant::Bool(b)) => Ok(*b as i64),
+            _ => Err(Error::Invalid(format!(
+                "argument %{v} must be a constant integer (a size computed from the input \
+                 cannot be exported)"
+            ))),
+        }
+    }
+
+    fn float(&self, v: usize) -> Result<f64> {
+        match self.constant(v) {
+            Some(Constant::Float(f)) => Ok(*f),
+            Some(Constant::Int(i)) => Ok(*i as f64),
+            _ => Err(Error::Invalid(format!(
+                "argument %{v} must be a constant number"
+            ))),
+        }
+    }
+
+    fn bool(&self, v: usize) -> Result<bool> {
+        match self.constant(v) {
+            Some(Constant::Bool(b)) => Ok(*b),
+            Some(Constant::Int(i)) => Ok(*i != 0),
+            _ => Err(Error::Invalid(format!(
+                "argument %{v} must be a constant boolean"
+            ))),
+        }
+    }
+
+    fn ints(&self, v: usize) -> Result<Vec<i64>> {
+        match self.constant(v) {
+            Some(Constant::Ints(list)) => Ok(list.clone()),
+            Some(Constant::Int(i)) => Ok(vec![*i]),
+            _ => Err(Error::Invalid(format!(
+                "argument %{v} must be a constant integer list"
+            ))),
+        }
+    }
+
+    fn string(&self, v: usize) -> Result<String> {
+        match self.constant(v) {
+            Some(Constant::Str(s)) => Ok(s.clone()),
+            _ => Err(Error::Invalid(format!("argument %{v} must be a string"))),
+        }
+    }
+
+    fn tensors(&mut self, v: usize) -> Result<Vec<String>> {
+        match self.values.get(&v) {
+            Some(Value::Tensors(list)) => Ok(list.clone()),
+            _ => Err(Error::Invalid(format!(
+                "argument %{v} must be a tensor list"
+            ))),
+        }
+    }
+
+    /// The traced shape of tensor value `v`.
+    fn shape(&self, v: usize) -> Result<Vec<i64>> {
+        if let Some(Constant::Tensor(t)) = self.constant(v) {
+            return Ok(t.size());
+        }
+        match self.types.get(&v) {
+            Some(ValueType::Tensor(_, shape)) => Ok(shape.clone()),
+            _ => Err(Error::Invalid(format!("the shape of %{v} was not traced"))),
+        }
+    }
+
+    fn kind(&self, v: usize) -> Kind {
+        if let Some(Constant::Tensor(t)) = self.constant(v) {
+            return t.kind();
+        }
+        match self.types.get(&v) {
+            Some(ValueType::Tensor(kind, _)) => *kind,
+            _ => Kind::Float,
+        }
+    }
+
+    fn rank(&self, v: usize) -> Result<i64> {
+        Ok(self.shape(v)?.len() as i64)
+    }
+
+    /// A tensor operand, or a number turned into a scalar of `kind` (type promotion keeps the
+    /// tensor's floating type).
+    fn operand(&mut self, v: usize, kind: Kind) -> Result<String> {
+        match self.constant(v) {
+            Some(Constant::Int(i)) => Ok(self.builder.scalar(*i as f64, kind)),
+            Some(Constant::Float(f)) => Ok(self.builder.scalar(*f, kind)),
+            Some(Constant::Bool(b)) => Ok(self.builder.scalar(*b as i64 as f64, kind)),
+            _ => self.tensor(v),
+        }
+    }
+
+    /// The module a node belongs to, from the first state-dict name among its inputs.
+    fn scope(&self, node: &TraceNode) -> String {
+        node.inputs
+            .iter()
+            .find_map(|v| match self.constant(*v) {
+                Some(Constant::Tensor(t)) => self
+                    .names
+                    .get(&(t.data_ptr() as usize))
+                    .map(|(n, _)| n.rsplit_once('.').map_or(n.as_str(), |p| p.0).to_string()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn set(&mut self, node: &TraceNode, name: String) {
+        self.values.insert(node.outputs[0].0, Value::Tensor(name));
+    }
+
+    fn out_shape(&self, node: &TraceNode) -> Result<Vec<i64>> {
+        match &node.outputs[0].1 {
+            ValueType::Tensor(_, shape) => Ok(shape.clone()),
+            _ => Err(Error::Invalid("its output's shape was not traced".into())),
+        }
+    }
+
+    fn convert(&mut self, node: &TraceNode) -> Result<()> {
+        let kind = node.kind.as_str();
+        let i = &node.inputs;
+        let scope = self.scope(node);
+        match kind {
+            "prim::ListConstruct" | "prim::TupleConstruct" => {
+                let constants: Vec<Option<&Constant>> =
+                    i.iter().map(|v| self.constant(*v)).collect();
+                if !i.is_empty()
+                    && constants
+                        .iter()
+                        .all(|c| matches!(c, Some(Constant::Int(_))))
+                {
+                    let list = constants
+                        .iter()
+                        .map(|c| match c {
+                            Some(Constant::Int(x)) => *x,
+                            _ => 0,
+                        })
+                        .collect();
+                    self.trace
+                        .constants
+                        .insert(node.outputs[0].0, Constant::Ints(list));
+                } else if !i.is_empty()
+                    && constants
+                        .iter()
+                        .all(|c| matches!(c, Some(Constant::Float(_) | Constant::Int(_))))
+                {
+                    let list = constants
+                        .iter()
+                        .map(|c| match c {
+                            Some(Constant::Float(x)) => *x,
+                            Some(Constant::Int(x)) => *x as f64,
+                            _ => 0.0,
+                        })
+                        .collect();
+                    self.trace
+                        .constants
+                        .insert(node.outputs[0].0, Constant::Floats(list));
+                } else {
+                    let names = i.iter().map(|v| self.tensor(*v)).collect::<Result<_>>()?;
+                    self.values.insert(node.outputs[0].0, Value::Tensors(names));
+                }
+            }
+            "prim::ListUnpack" | "prim::TupleUnpack" => {
+                let names = self.tensors(i[0])?;
+                if names.len() != node.outputs.len() {
+                    return Err(Error::Invalid(format!(
+                        "unpacks {} values from a list of {}",
+                        node.outputs.len(),
+                        names.len()
+                    )));
+                }
+                for ((v, _), name) in node.outputs.iter().zip(names) {
+                    self.values.insert(*v, Value::Tensor(name));
+                }
+            }
+            // Layout, autograd and evaluation-mode no-ops.
+            "aten::contiguous"
+            | "aten::clone"
+            | "aten::detach"
+            | "aten::alias"
+            | "aten::lift_fresh"
+            | "aten::dropout"
+            | "aten::feature_dropout"
+            | "aten::alpha_dropout"
+            | "aten::type_as" => {
+                if kind.ends_with("dropout") && self.bool(i[2])? {
+                    return Err(Error::Invalid(
+                        "dropout in training mode (export in evaluation mode)".into(),
+                    ));
+                }
+                if kind == "aten::type_as" && self.kind(i[0]) != self.kind(i[1]) {
+                    let to = super::graph::data_type(self.kind(i[1]))? as i64;
+                    let x = self.tensor(i[0])?;
+                    let y = self
+                        .builder
+                        .node1("Cast", &[&x], vec![attr_int("to", to)], &scope);
+                    self.set(node, y);
+                } else {
+                    let x = self.tensor(i[0])?;
+                    self.set(node, x);
+                }
+            }
+            "aten::to" => {
+                let from = self.kind(i[0]);
+                let to = match &node.outputs[0].1 {
+                    ValueType::Tensor(k, _) => *k,
+                    _ => from,
+                };
+                let x = self.tensor(i[0])?;
+                let y = if to == from {
+                    x
+                } else {
+                    let to = super::graph::data_type(to)? as i64;
+                    self.builder
+                        .node1("Cast", &[&x], vec![attr_int("to", to)], &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::_convolution" | "aten::convolution" | "aten::conv2d" | "aten::conv1d" => {
+                self.convolution(node, &scope)?
+            }
+            "aten::batch_norm" => self.batch_norm(node, &scope)?,
+            "aten::relu" | "aten::sigmoid" | "aten::tanh" | "aten::exp" | "aten::sqrt"
+            | "aten::neg" | "aten::abs" | "aten::erf" | "aten::log" | "aten::floor"
+            | "aten::ceil" | "aten::reciprocal" | "aten::hardswish" | "aten::sin" | "aten::cos" => {
+                let op = match kind {
+                    "aten::relu" => "Relu",
+                    "aten::sigmoid" => "Sigmoid",
+                    "aten::tanh" => "Tanh",
+                    "aten::exp" => "Exp",
+                    "aten::sqrt" => "Sqrt",
+                    "aten::neg" => "Neg",
+                    "aten::abs" => "Abs",
+                    "aten::erf" => "Erf",
+                    "aten::log" => "Log",
+                    "aten::floor" => "Floor",
+                    "aten::ceil" => "Ceil",
+                    "aten::reciprocal" => "Reciprocal",
+                    "aten::sin" => "Sin",
+                    "aten::cos" => "Cos",
+                    _ => "HardSwish",
+                };
+                let x = self.tensor(i[0])?;
+                let y = self.builder.node1(op, &[&x], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::rsqrt" => {
+                let x = self.tensor(i[0])?;
+                let s = self.builder.node1("Sqrt", &[&x], vec![], &scope);
+                let y = self.builder.node1("Reciprocal", &[&s], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::silu" => {
+                let x = self.tensor(i[0])?;
+                let s = self.builder.node1("Sigmoid", &[&x], vec![], &scope);
+                let y = self.builder.node1("Mul", &[&x, &s], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::hardsigmoid" => {
+                let x = self.tensor(i[0])?;
+                let attrs = vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)];
+                let y = self.builder.node1("HardSigmoid", &[&x], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::gelu" => {
+                let approximate = if i.len() > 1 {
+                    self.string(i[1])?
+                } else {
+                    "none".into()
+                };
+                let k = self.kind(i[0]);
+                let x = self.tensor(i[0])?;
+                let y = if self.opset >= 20 {
+                    let attrs = vec![attr_str("approximate", &approximate)];
+                    self.builder.node1("Gelu", &[&x], attrs, &scope)
+                } else {
+                    self.gelu(&x, &approximate, k, &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::leaky_relu" => {
+                let slope = self.float(i[1])?;
+                let x = self.tensor(i[0])?;
+                let y = self.builder.node1(
+                    "LeakyRelu",
+                    &[&x],
+                    vec![attr_float("alpha", slope)],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::hardtanh" | "aten::clamp" | "aten::relu6" | "aten::clamp_min"
+            | "aten::clamp_max" => {
+                let k = self.kind(i[0]);
+                let (lo, hi) = match kind {
+                    "aten::relu6" => (Some(0.0), Some(6.0)),
+                    "aten::clamp_min" => (Some(self.float(i[1])?), None),
+                    "aten::clamp_max" => (None, Some(self.float(i[1])?)),
+                    _ => (
+                        (!self.is_none(i[1]))
+                            .then(|| self.float(i[1]))
+                            .transpose()?,
+                        (!self.is_none(i[2]))
+                            .then(|| self.float(i[2]))
+                            .transpose()?,
+                    ),
+                };
+                let x = self.tensor(i[0])?;
+                let lo = lo.map(|v| self.builder.scalar(v, k)).unwrap_or_default();
+                let hi = hi.map(|v| self.builder.scalar(v, k)).unwrap_or_default();
+                let y = self.builder.node1("Clip", &[&x, &lo, &hi], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::softmax" | "aten::log_softmax" => {
+                let axis = self.int(i[1])?;
+                let x = self.tensor(i[0])?;
+                let op = if kind == "aten::softmax" {
+                    "Softmax"
+                } else {
+                    "LogSoftmax"
+                };
+                let y = self
+                    .builder
+                    .node1(op, &[&x], vec![attr_int("axis", axis)], &scope);
+                self.set(node, y);
+            }
+            "aten::add" | "aten::sub" | "aten::rsub" | "aten::mul" | "aten::div" | "aten::pow"
+            | "aten::maximum" | "aten::minimum" => self.binary(node, &scope)?,
+            "aten::cat" | "aten::concat" => {
+                let list = self.tensors(i[0])?;
+                let axis = self.int(i[1])?;
+                let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+                let y = self
+                    .builder
+                    .node1("Concat", &refs, vec![attr_int("axis", axis)], &scope);
+                self.set(node, y);
+            }
+            "aten::stack" => {
+                let list = self.tensors(i[0])?;
+                let axis = self.int(i[1])?;
+                let axes = self.builder.ints(&[axis]);
+                let parts: Vec<String> = list
+                    .iter()
+                    .map(|t| self.builder.node1("Unsqueeze", &[t, &axes], vec![], &scope))
+                    .collect();
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                let y = self
+                    .builder
+                    .node1("Concat", &refs, vec![attr_int("axis", axis)], &scope);
+                self.set(node, y);
+            }
+            "aten::max_pool2d" | "aten::max_pool2d_with_indices" => {
+                let kernel = self.ints(i[1])?;
+                let stride = self.ints(i[2])?;
+                let stride = if stride.is_empty() {
+                    kernel.clone()
+                } else {
+                    stride
+                };
+                let padding = self.ints(i[3])?;
+                let dilation = self.ints(i[4])?;
+                let ceil = self.bool(i[5])?;
+                let x = self.tensor(i[0])?;
+                let attrs = vec![
+                    attr_ints("kernel_shape", &kernel),
+                    attr_ints("strides", &stride),
+                    attr_ints("pads", &pads(&padding, kernel.len())),
+                    attr_ints("dilations", &expand(&dilation, kernel.len())),
+                    attr_int("ceil_mode", ceil as i64),
+                ];
+                let y = self.builder.node1("MaxPool", &[&x], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::avg_pool2d" => {
+                let kernel = self.ints(i[1])?;
+                let stride = self.ints(i[2])?;
+                let stride = if stride.is_empty() {
+                    kernel.clone()
+                } else {
+                    stride
+                };
+                let padding = self.ints(i[3])?;
+                let ceil = self.bool(i[4])?;
+                let include_pad = self.bool(i[5])?;
+                if i.len() > 6 && !self.is_none(i[6]) {
+                    return Err(Error::Invalid("a divisor_override has no ONNX form".into()));
+                }
+                let x = self.tensor(i[0])?;
+                let attrs = vec![
+                    attr_ints("kernel_shape", &kernel),
+                    attr_ints("strides", &stride),
+                    attr_ints("pads", &pads(&padding, kernel.len())),
+                    attr_int("ceil_mode", ceil as i64),
+                    attr_int("count_include_pad", include_pad as i64),
+                ];
+                let y = self.builder.node1("AveragePool", &[&x], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::adaptive_avg_pool2d" | "aten::adaptive_max_pool2d" => {
+                let out = self.ints(i[1])?;
+                let shape = self.shape(i[0])?;
+                let x = self.tensor(i[0])?;
+                let avg = kind == "aten::adaptive_avg_pool2d";
+                let y = if out.iter().all(|&o| o == 1) {
+                    let op = if avg {
+                        "GlobalAveragePool"
+                    } else {
+                        "GlobalMaxPool"
+                    };
+                    self.builder.node1(op, &[&x], vec![], &scope)
+                } else {
+                    let spatial = &shape[shape.len() - 2..];
+                    if spatial.iter().zip(&out).any(|(s, o)| *o == 0 || s % o != 0) {
+                        return Err(Error::Invalid(format!(
+                            "adaptive pooling of {spatial:?} to {out:?} has no ONNX form (the \
+                             input size must be a multiple of the output size)"
+                        )));
+                    }
+                    let k: Vec<i64> = spatial.iter().zip(&out).map(|(s, o)| s / o).collect();
+                    let op = if avg { "AveragePool" } else { "MaxPool" };
+                    let attrs = vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)];
+                    self.builder.node1(op, &[&x], attrs, &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::linear" => {
+                let rank = self.rank(i[0])?;
+                let x = self.tensor(i[0])?;
+                let w = self.tensor(i[1])?;
+                let has_bias = !self.is_none(i[2]);
+                let y = if rank == 2 {
+                    let mut inputs = vec![x.clone(), w.clone()];
+                    if has_bias {
+                        inputs.push(self.tensor(i[2])?);
+                    }
+                    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                    self.builder
+                        .node1("Gemm", &refs, vec![attr_int("transB", 1)], &scope)
+                } else {
+                    let wt = self.builder.node1(
+                        "Transpose",
+                        &[&w],
+                        vec![attr_ints("perm", &[1, 0])],
+                        &scope,
+                    );
+                    let m = self.builder.node1("MatMul", &[&x, &wt], vec![], &scope);
+                    if has_bias {
+                        let b = self.tensor(i[2])?;
+                        self.builder.node1("Add", &[&m, &b], vec![], &scope)
+                    } else {
+                        m
+                    }
+                };
+                self.set(node, y);
+            }
+            "aten::matmul" | "aten::bmm" | "aten::mm" => {
+                let a = self.tensor(i[0])?;
+                let b = self.tensor(i[1])?;
+                let y = self.builder.node1("MatMul", &[&a, &b], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::addmm" => {
+                let c = self.tensor(i[0])?;
+                let a = self.tensor(i[1])?;
+                let b = self.tensor(i[2])?;
+                let beta = self.float(i[3])?;
+                let alpha = self.float(i[4])?;
+                let attrs = vec![attr_float("alpha", alpha), attr_float("beta", beta)];
+                let y = self.builder.node1("Gemm", &[&a, &b, &c], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::t" | "aten::transpose" | "aten::permute" | "aten::numpy_T" => {
+                let rank = self.rank(i[0])?;
+                let perm: Vec<i64> = match kind {
+                    "aten::permute" => self
+                        .ints(i[1])?
+                        .iter()
+                        .map(|d| d.rem_euclid(rank.max(1)))
+                        .collect(),
+                    "aten::transpose" => {
+                        let (a, b) = (
+                            self.int(i[1])?.rem_euclid(rank),
+                            self.int(i[2])?.rem_euclid(rank),
+                        );
+                        let mut p: Vec<i64> = (0..rank).collect();
+                        p.swap(a as usize, b as usize);
+                        p
+                    }
+                    _ => (0..rank).rev().collect(),
+                };
+                let x = self.tensor(i[0])?;
+                let y =
+                    self.builder
+                        .node1("Transpose", &[&x], vec![attr_ints("perm", &perm)], &scope);
+                self.set(node, y);
+            }
+            "aten::flatten" => {
+                let rank = self.rank(i[0])?;
+                let start = self.int(i[1])?.rem_euclid(rank.max(1));
+                let end = self.int(i[2])?.rem_euclid(rank.max(1));
+                let x = self.tensor(i[0])?;
+                let y = if end == rank - 1 && start <= 1 && rank > 0 {
+                    self.builder
+                        .node1("Flatten", &[&x], vec![attr_int("axis", start)], &scope)
+                } else {
+                    // Dimensions before `start` are kept as they are (0 in Reshape's shape).
+                    let out = self.out_shape(node)?;
+                    let mut shape: Vec<i64> = (0..start).map(|_| 0).collect();
+                    shape.extend_from_slice(&out[start as usize..]);
+                    let s = self.builder.ints(&shape);
+                    self.builder.node1("Reshape", &[&x, &s], vec![], &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::unflatten" => {
+                // The dimensions before the one split keep their sizes (0 in Reshape's shape).
+                let rank = self.rank(i[0])?;
+                let dim = self.int(i[1])?.rem_euclid(rank.max(1));
+                let out = self.out_shape(node)?;
+                let mut shape: Vec<i64> = (0..dim).map(|_| 0).collect();
+                shape.extend_from_slice(&out[dim as usize..]);
+                let x = self.tensor(i[0])?;
+                let s = self.builder.ints(&shape);
+                let y = self.builder.node1("Reshape", &[&x, &s], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::view" | "aten::reshape" | "aten::_unsafe_view" => {
+                let shape = self.ints(i[1])?;
+                let x = self.tensor(i[0])?;
+                let s = self.builder.ints(&shape);
+                let y = self.builder.node1("Reshape", &[&x, &s], vec![], &scope);
+                self.set(node, y);
+            }
+            "aten::unsqueeze" | "aten::squeeze" => {
+                let x = self.tensor(i[0])?;
+                let y = if i.len() > 1 {
+                    let axes = self.ints(i[1])?;
+                    let a = self.builder.ints(&axes);
+                    let op = if kind == "aten::unsqueeze" {
+                        "Unsqueeze"
+                    } else {
+                        "Squeeze"
+                    };
+                    self.builder.node1(op, &[&x, &a], vec![], &scope)
+                } else {
+                    self.builder.node1("Squeeze", &[&x], vec![], &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::slice" => {
+                let dim = self.int(i[1])?;
+                let start = if self.is_none(i[2]) {
+                    0
+                } else {
+                    self.int(i[2])?
+                };
+                let end = if self.is_none(i[3]) {
+                    i64::MAX
+                } else {
+                    self.int(i[3])?
+                };
+                let step = self.int(i[4])?;
+                let x = self.tensor(i[0])?;
+                let y = self.slice(&x, dim, start, end, step, &scope);
+                self.set(node, y);
+            }
+            "aten::narrow" => {
+                let dim = self.int(i[1])?;
+                let start = self.int(i[2])?;
+                let length = self.int(i[3])?;
+                let x = self.tensor(i[0])?;
+                let y = self.slice(&x, dim, start, start + length, 1, &scope);
+                self.set(node, y);
+            }
+            "aten::select" => {
+                let dim = self.int(i[1])?;
+                let index = self.int(i[2])?;
+                let x = self.tensor(i[0])?;
+                let idx = self.builder.scalar(index as f64, Kind::Int64);
+                let y =
+                    self.builder
+                        .node1("Gather", &[&x, &idx], vec![attr_int("axis", dim)], &scope);
+                self.set(node, y);
+            }
+            "aten::chunk"
+            | "aten::unsafe_chunk"
+            | "aten::split"
+            | "aten::unsafe_split"
+            | "aten::split_with_sizes"
+            | "aten::unbind" => self.split(node, &scope)?,
+            "aten::mean" | "aten::sum" | "aten::amax" | "aten::amin" => {
+                let rank = self.rank(i[0])?;
+                let (axes, keep) = if i.len() >= 3 && !self.is_none(i[1]) {
+                    (self.ints(i[1])?, self.bool(i[2])?)
+                } else {
+                    ((0..rank).collect(), false)
+                };
+                let op = match kind {
+                    "aten::mean" => "ReduceMean",
+                    "aten::sum" => "ReduceSum",
+                    "aten::amax" => "ReduceMax",
+                    _ => "ReduceMin",
+                };
+                let x = self.tensor(i[0])?;
+                let a = self.builder.ints(&axes);
+                let y = self.builder.node1(
+                    op,
+                    &[&x, &a],
+                    vec![attr_int("keepdims", keep as i64)],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::layer_norm" => {
+                let normalized = self.ints(i[1])?;
+                let eps = self.float(i[4])?;
+                let x = self.tensor(i[0])?;
+                let shape = normalized.clone();
+                let w = if self.is_none(i[2]) {
+                    self.builder.constant(
+                        "ones",
+                        Tensor::ones(shape.as_slice(), (self.kind(i[0]), tch::Device::Cpu)),
+                    )
+                } else {
+                    self.tensor(i[2])?
+                };
+                let b = if self.is_none(i[3]) {
+                    self.builder.constant(
+                        "zeros",
+                        Tensor::zeros(shape.as_slice(), (self.kind(i[0]), tch::Device::Cpu)),
+                    )
+                } else {
+                    self.tensor(i[3])?
+                };
+                let attrs = vec![
+                    attr_int("axis", -(normalized.len() as i64)),
+                    attr_float("epsilon", eps),
+                ];
+                let y = self
+                    .builder
+                    .node1("LayerNormalization", &[&x, &w, &b], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::group_norm" => {
+                let groups = self.int(i[1])?;
+                let eps = self.float(i[4])?;
+                let channels = self.shape(i[0])?[1];
+                let k = self.kind(i[0]);
+                let x = self.tensor(i[0])?;
+                let w = if self.is_none(i[2]) {
+                    self.builder
+                        .constant("ones", Tensor::ones([channels], (k, tch::Device::Cpu)))
+                } else {
+                    self.tensor(i[2])?
+                };
+                let b = if self.is_none(i[3]) {
+                    self.builder
+                        .constant("zeros", Tensor::zeros([channels], (k, tch::Device::Cpu)))
+                } else {
+                    self.tensor(i[3])?
+                };
+                let y = if self.opset >= 21 {
+                    let attrs = vec![attr_int("num_groups", groups), attr_float("epsilon", eps)];
+                    self.builder
+                        .node1("GroupNormalization", &[&x, &w, &b], attrs, &scope)
+                } else {
+                    // Before opset 21 GroupNormalization's scale is per group: each group is
+                    // normalised as one InstanceNormalization channel, then the per-channel
+                    // affine applies.
+                    let shape = self.shape(i[0])?;
+                    let grouped = self.builder.ints(&[0, groups, -1]);
+                    let g = self
+                        .builder
+                        .node1("Reshape", &[&x, &grouped], vec![], &scope);
+                    let ones = self
+                        .builder
+                        .constant("ones", Tensor::ones([groups], (k, tch::Device::Cpu)));
+                    let zeros = self
+                        .builder
+                        .constant("zeros", Tensor::zeros([groups], (k, tch::Device::Cpu)));
+                    let n = self.builder.node1(
+                        "InstanceNormalization",
+                        &[&g, &ones, &zeros],
+                        vec![attr_float("epsilon", eps)],
+                        &scope,
+                    );
+                    let back = self.builder.node1("Shape", &[&x], vec![], &scope);
+                    let n = self.builder.node1("Reshape", &[&n, &back], vec![], &scope);
+                    let axes: Vec<i64> = (1..shape.len() as i64 - 1).collect();
+                    let axes = self.builder.ints(&axes);
+                    let w = self
+                        .builder
+                        .node1("Unsqueeze", &[&w, &axes], vec![], &scope);
+                    let b = self
+                        .builder
+                        .node1("Unsqueeze", &[&b, &axes], vec![], &scope);
+                    let m = self.builder.node1("Mul", &[&n, &w], vec![], &scope);
+                    self.builder.node1("Add", &[&m, &b], vec![], &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::instance_norm" => {
+                // (input, weight, bias, running_mean, running_var, use_input_stats, momentum,
+                // eps, cudnn_enabled)
+                if !self.bool(i[5])? {
+                    return Err(Error::Invalid(
+                        "instance norm with running statistics has no ONNX form here".into(),
+                    ));
+                }
+                let eps = self.float(i[7])?;
+                let channels = self.shape(i[0])?[1];
+                let k = self.kind(i[0]);
+                let x = self.tensor(i[0])?;
+                let w = if self.is_none(i[1]) {
+                    self.builder
+                        .constant("ones", Tensor::ones([channels], (k, tch::Device::Cpu)))
+                } else {
+                    self.tensor(i[1])?
+                };
+                let b = if self.is_none(i[2]) {
+                    self.builder
+                        .constant("zeros", Tensor::zeros([channels], (k, tch::Device::Cpu)))
+                } else {
+                    self.tensor(i[2])?
+                };
+                let y = self.builder.node1(
+                    "InstanceNormalization",
+                    &[&x, &w, &b],
+                    vec![attr_float("epsilon", eps)],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::constant_pad_nd"
+            | "aten::pad"
+            | "aten::reflection_pad2d"
+            | "aten::replication_pad2d"
+            | "aten::reflection_pad1d" => {
+                let rank = self.rank(i[0])?;
+                let torch_pads = self.ints(i[1])?;
+                let (mode, value) = match kind {
+                    "aten::constant_pad_nd" => (
+                        "constant".to_string(),
+                        if i.len() > 2 { self.float(i[2])? } else { 0.0 },
+                    ),
+                    "aten::pad" => {
+                        let mode = self.string(i[2])?;
+                        let value = if i.len() > 3 && !self.is_none(i[3]) {
+                            self.float(i[3])?
+                        } else {
+                            0.0
+                        };
+                        (mode, value)
+                    }
+                    "aten::replication_pad2d" => ("replicate".to_string(), 0.0),
+                    _ => ("reflect".to_string(), 0.0),
+                };
+                let onnx_mode = match mode.as_str() {
+                    "constant" => "constant",
+                    "reflect" => "reflect",
+                    "replicate" => "edge",
+                    "circular" => "wrap",
+                    other => {
+                        return Err(Error::Invalid(format!("padding mode '{other}'")));
+                    }
+                };
+                // torch lists (begin, end) pairs from the last dimension backwards; ONNX lists
+                // every dimension's begin, then every dimension's end.
+                let mut begins = vec![0i64; rank as usize];
+                let mut ends = vec![0i64; rank as usize];
+                for (k, pair) in torch_pads.chunks(2).enumerate() {
+                    let d = rank as usize - 1 - k;
+                    begins[d] = pair[0];
+                    ends[d] = *pair.get(1).unwrap_or(&0);
+                }
+                begins.extend(ends);
+                let k = self.kind(i[0]);
+                let x = self.tensor(i[0])?;
+                let p = self.builder.ints(&begins);
+                let v = self.builder.scalar(value, k);
+                let y = self.builder.node1(
+                    "Pad",
+                    &[&x, &p, &v],
+                    vec![attr_str("mode", onnx_mode)],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::upsample_nearest2d" | "aten::upsample_bilinear2d" => {
+                let out = self.out_shape(node)?;
+                let bilinear = kind == "aten::upsample_bilinear2d";
+                let align = bilinear && self.bool(i[2])?;
+                let x = self.tensor(i[0])?;
+                let sizes = self.builder.ints(&out);
+                let attrs = if bilinear {
+                    vec![
+                        attr_str("mode", "linear"),
+                        attr_str(
+                            "coordinate_transformation_mode",
+                            if align {
+                                "align_corners"
+                            } else {
+                                "pytorch_half_pixel"
+                            },
+                        ),
+                    ]
+                } else {
+                    vec![
+                        attr_str("mode", "nearest"),
+                        attr_str("coordinate_transformation_mode", "asymmetric"),
+                        attr_str("nearest_mode", "floor"),
+                    ]
+                };
+                let y = self
+                    .builder
+                    .node1("Resize", &[&x, "", "", &sizes], attrs, &scope);
+                self.set(node, y);
+            }
+            "aten::expand" | "aten::expand_as" | "aten::repeat" => {
+                let out = self.out_shape(node)?;
+                let x = self.tensor(i[0])?;
+                let y = if kind == "aten::repeat" {
+                    let r = self.ints(i[1])?;
+                    let r = self.builder.ints(&r);
+                    self.builder.node1("Tile", &[&x, &r], vec![], &scope)
+                } else {
+                    let s = self.builder.ints(&out);
+                    self.builder.node1("Expand", &[&x, &s], vec![], &scope)
+                };
+                self.set(node, y);
+            }
+            "aten::scaled_dot_product_attention" => self.attention(node, &scope)?,
+            "aten::roll" => {
+                let shifts = self.ints(i[1])?;
+                let dims = self.ints(i[2])?;
+                let shape = self.shape(i[0])?;
+                let mut y = self.tensor(i[0])?;
+                for (s, d) in shifts.iter().zip(&dims) {
+                    let d = d.rem_euclid(shape.len() as i64);
+                    let n = shape[d as usize];
+                    let s = s.rem_euclid(n);
+                    if s == 0 {
+                        continue;
+                    }
+                    // roll by s: the last s entries first.
+                    let tail = self.slice(&y, d, n - s, n, 1, &scope);
+                    let head = self.slice(&y, d, 0, n - s, 1, &scope);
+                    y = self.builder.node1(
+                        "Concat",
+                        &[&tail, &head],
+                        vec![attr_int("axis", d)],
+                        &scope,
+                    );
+                }
+                self.set(node, y);
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "the operator {other} has no ONNX translation yet"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// GELU from opset-18 operators: `0.5 x (1 + erf(x / √2))`, or with `approximate="tanh"`
+    /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    fn gelu(&mut self, x: &str, approximate: &str, k: Kind, scope: &str) -> String {
+        let half = self.builder.scalar(0.5, k);
+        let one = self.builder.scalar(1.0, k);
+        let inner = if approximate == "tanh" {
+            let three = self.builder.scalar(3.0, k);
+            let c = self.builder.scalar(0.044715, k);
+            let s = self.builder.scalar((2.0 / std::f64::consts::PI).sqrt(), k);
+            let cube = self.builder.node1("Pow", &[x, &three], vec![], scope);
+            let cube = self.builder.node1("Mul", &[&cube, &c], vec![], scope);
+            let sum = self.builder.node1("Add", &[x, &cube], vec![], scope);
+            let arg = self.builder.node1("Mul", &[&sum, &s], vec![], scope);
+            self.builder.node1("Tanh", &[&arg], vec![], scope)
+        } else {
+            let root2 = self.builder.scalar(std::f64::consts::SQRT_2, k);
+            let arg = self.builder.node1("Div", &[x, &root2], vec![], scope);
+            self.builder.node1("Erf", &[&arg], vec![], scope)
+        };
+        let plus = self.builder.node1("Add", &[&inner, &one], vec![], scope);
+        let y = self.builder.node1("Mul", &[x, &plus], vec![], scope);
+        self.builder.node1("Mul", &[&y, &half], vec![], scope)
+    }
+
+    fn slice(&mut self, x: &str, dim: i64, start: i64, end: i64, step: i64, scope: &str) -> String {
+        let s = self.builder.ints(&[start]);
+        let e = self.builder.ints(&[end]);
+        let a = self.builder.ints(&[dim]);
+        let st = self.builder.ints(&[step]);
+        self.builder
+            .node1("Slice", &[x, &s, &e, &a, &st], vec![], scope)
+    }
+
+    fn convolution(&mut self, node: &TraceNode, scope: &str) -> Result<()> {
+        let i = &node.inputs;
+        let (stride, padding, dilation, transposed, output_padding, groups) =
+            match node.kind.as_str() {
+                "aten::_convolution" | "aten::convolution" => (
+                    self.ints(i[3])?,
+                    self.ints(i[4])?,
+                    self.ints(i[5])?,
+                    self.bool(i[6])?,
+                    self.ints(i[7])?,
+                    self.int(i[8])?,
+                ),
+                _ => {
+                    if matches!(self.constant(i[4]), Some(Constant::Str(_))) {
+                        return Err(Error::Invalid(
+                            "padding given as a string (\"same\"/\"valid\")".into(),
+                        ));
+                    }
+                    (
+                        self.ints(i[3])?,
+                        self.ints(i[4])?,
+                        self.ints(i[5])?,
+                        false,
+                        vec![],
+                        self.int(i[6])?,
+                    )
+                }
+            };
+        let kernel: Vec<i64> = self.shape(i[1])?[2..].to_vec();
+        let n = kernel.len();
+        let x = self.tensor(i[0])?;
+        let w = self.tensor(i[1])?;
+        let b = if self.is_none(i[2]) {
+            None
+        } else {
+            Some(self.tensor(i[2])?)
+        };
+        let mut attrs = vec![
+            attr_ints("kernel_shape", &kernel),
+            attr_ints("strides", &expand(&stride, n)),
+            attr_ints("pads", &pads(&padding, n)),
+            attr_ints("dilations", &expand(&dilation, n)),
+            attr_int("group", groups),
+        ];
+        let op = if transposed {
+            if output_padding.iter().any(|&p| p != 0) {
+                attrs.push(attr_ints("output_padding", &expand(&output_padding, n)));
+            }
+            "ConvTranspose"
+        } else {
+            "Conv"
+        };
+        let mut inputs = vec![x.as_str(), w.as_str()];
+        if let Some(b) = &b {
+            inputs.push(b);
+        }
+        let y = self.builder.node1(op, &inputs, attrs, scope);
+        if !transposed {
+            self.convolutions.insert(
+                y.clone(),
+                (self.builder.nodes.len() - 1, w.clone(), b.clone()),
+            );
+        }
+        self.set(node, y);
+        Ok(())
+    }
+
+    /// Evaluation-mode BatchNorm: folded into the convolution before it when that convolution's
+    /// output feeds nothing else, a `BatchNormalization` node otherwise.
+    fn batch_norm(&mut self, node: &TraceNode, scope: &str) -> Result<()> {
+        let i = &node.inputs;
+        if self.bool(i[5])? {
+            return Err(Error::Invalid(
+                "BatchNorm in training mode (export in evaluation mode)".into(),
+            ));
+        }
+        let eps = self.float(i[7])?;
+        let tensor_of = |c: &Self, v: usize| -> Option<Tensor> {
+            match c.constant(v) {
+                Some(Constant::Tensor(t)) => Some(t.shallow_clone()),
+                _ => None,
+            }
+        };
+        let (mean, var) = match (tensor_of(self, i[3]), tensor_of(self, i[4])) {
+            (Some(m), Some(v)) => (m, v),
+            _ => {
+                return Err(Error::Invalid(
+                    "BatchNorm without running statistics".into(),
+                ))
+            }
+        };
+        let channels = mean.size()[0];
+        let k = mean.kind();
+        let gamma = if self.is_none(i[1]) {
+            Some(Tensor::ones([channels], (k, tch::Device::Cpu)))
+        } else {
+            tensor_of(self, i[1])
+        };
+        let beta = if self.is_none(i[2]) {
+            Some(Tensor::zeros([channels], (k, tch::Device::Cpu)))
+        } else {
+            tensor_of(self, i[2])
+        };
+        let input = self.tensor(i[0])?;
+        let foldable = self.uses.get(&i[0]).copied() == Some(1);
+        let conv = self.convolutions.get(&input).cloned().filter(|(_, w, b)| {
+            // Folding rewrites the convolution's weight and bias: both must be initialisers.
+            self.builder.initialisers.contains_key(w)
+                && b.as_ref()
+                    .is_none_or(|b| self.builder.initialisers.contains_key(b))
+        });
+        if let (Some(gamma), Some(beta), true, Some((index, w, b))) =
+            (&gamma, &beta, foldable, conv)
+        {
+            let weight = self.builder.initialisers[&w].shallow_clone();
+            let scale = gamma / (&var + eps).sqrt();
+            let shape: Vec<i64> = std::iter::once(-1)
+                .chain(std::iter::repeat_n(1, weight.dim() - 1))
+                .collect();
+            let folded_w = &weight * scale.reshape(shape.as_slice());
+            let bias = match &b {
+                Some(b) => self.builder.initialisers[b].shallow_clone(),
+                None => Tensor::zeros([channels], (k, tch::Device::Cpu)),
+            };
+            let folded_b = (bias - &mean) * &scale + beta;
+            // The folded tensors keep the convolution's names: the weight is still that
+            // module's, with the normalisation multiplied in.
+            let w_name = self.replace_initialiser(&w, folded_w);
+            let b_name = match &b {
+                Some(b) => self.replace_initialiser(b, folded_b),
+                None => {
+                    let base = w.strip_suffix(".weight").unwrap_or(&w);
+                    self.builder.initialiser(&format!("{base}.bias"), folded_b)
+                }
+            };
+            let conv = &mut self.builder.nodes[index];
+            conv.input.truncate(1);
+            conv.input.push(w_name);
+            conv.input.push(b_name);
+            self.set(node, input);
+            return Ok(());
+        }
+        let inputs = [
+            self.operand_tensor(i[1], gamma)?,
+            self.operand_tensor(i[2], beta)?,
+            self.tensor(i[3])?,
+            self.tensor(i[4])?,
+        ];
+        let y = self.builder.node1(
+            "BatchNormalization",
+            &[&input, &inputs[0], &inputs[1], &inputs[2], &inputs[3]],
+            vec![attr_float("epsilon", eps)],
+            scope,
+        );
+        self.set(node, y);
+        Ok(())
+    }
+
+    /// The initialiser `name` replaced by `value`; when another node also reads it, the new
+    /// value gets a name of its own.
+    fn replace_initialiser(&mut self, name: &str, value: Tensor) -> String {
+        let shared = self
+            .builder
+            .nodes
+            .iter()
+            .filter(|n| n.input.iter().any(|x| x == name))
+            .count()
+            > 1;
+        if shared {
+            self.builder.initialiser(&format!("{name}.folded"), value)
+        } else {
+            self.builder.initialisers.insert(name.to_string(), value);
+            name.to_string()
+        }
+    }
+
+    fn operand_tensor(&mut self, v: usize, made: Option<Tensor>) -> Result<String> {
+        if self.is_none(v) {
+            let t = made.ok_or_else(|| Error::Invalid("a missing BatchNorm affine".into()))?;
+            Ok(self.builder.constant("batch_norm_affine", t))
+        } else {
+            self.tensor(v)
+        }
+    }
+
+    fn binary(&mut self, node: &TraceNode, scope: &str) -> Result<()> {
+        let i = &node.inputs;
+        let kind = node.kind.as_str();
+        let out_kind = match &node.outputs[0].1 {
+            ValueType::Tensor(k, _) => *k,
+            _ => self.kind(i[0]),
+        };
+        let a = self.operand(i[0], out_kind)?;
+        let mut b = self.operand(i[1], out_kind)?;
+        // add/sub take an `alpha` multiplying the second operand.
+        if matches!(kind, "aten::add" | "aten::sub" | "aten::rsub") && i.len() > 2 {
+            let alpha = self.float(i[2])?;
+            if alpha != 1.0 {
+                let s = self.builder.scalar(alpha, out_kind);
+                let target = if kind == "aten::rsub" { &a } else { &b };
+                let scaled = self.builder.node1("Mul", &[target, &s], vec![], scope);
+                if kind == "aten::rsub" {
+                    let y = self.builder.node1("Sub", &[&b, &scaled], vec![], scope);
+                    self.set(node, y);
+                    return Ok(());
+                }
+                b = scaled;
+            }
+        }
+        if kind == "aten::div" && i.len() > 2 && !self.is_none(i[2]) {
+            let mode = self.string(i[2])?;
+            let q = self.builder.node1("Div", &[&a, &b], vec![], scope);
+            let op = match mode.as_str() {
+                "floor" => "Floor",
+                "trunc"
+                    if matches!(
+                        out_kind,
+                        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+                    ) =>
+                {
+                    return Err(Error::Invalid("truncating float division".into()))
+                }
+                _ => {
+                    self.set(node, q);
+                    return Ok(());
+                }
+            };
+            let y = self.builder.node1(op, &[&q], vec![], scope);
+            self.set(node, y);
+            return Ok(());
+        }
+        let (op, x, y) = match kind {
+            "aten::add" => ("Add", a, b),
+            "aten::sub" => ("Sub", a, b),
+            "aten::rsub" => ("Sub", b, a),
+            "aten::mul" => ("Mul", a, b),
+            "aten::div" => ("Div", a, b),
+            "aten::pow" => ("Pow", a, b),
+            "aten::maximum" => ("Max", a, b),
+            _ => ("Min", a, b),
+        };
+        let out = self.builder.node1(op, &[&x, &y], vec![], scope);
+        self.set(node, out);
+        Ok(())
+    }
+
+    fn split(&mut self, node: &TraceNode, scope: &str) -> Result<()> {
+        let i = &node.inputs;
+        let kind = node.kind.as_str();
+        let shape = self.shape(i[0])?;
+        let rank = shape.len() as i64;
+        let (sizes, dim) = match kind {
+            "aten::chunk" | "aten::unsafe_chunk" => {
+                let chunks = self.int(i[1])?;
+                let dim = self.int(i[2])?.rem_euclid(rank);
+                let n = shape[dim as usize];
+                let each = (n + chunks - 1) / chunks;
+                let mut sizes = Vec::new();
+                let mut left = n;
+                while left > 0 {
+                    sizes.push(each.min(left));
+                    left -= each.min(left);
+                }
+                (sizes, dim)
+            }
+            "aten::unbind" => {
+                let dim = self.int(i[1])?.rem_euclid(rank);
+                (vec![1; shape[dim as usize] as usize], dim)
+            }
+            _ => {
+                let dim = self.int(i[2])?.rem_euclid(rank);
+                let n = shape[dim as usize];
+                let sizes = match self.constant(i[1]) {
+                    Some(Constant::Int(each)) => {
+                        let each = *each;
+                        let mut sizes = Vec::new();
+                        let mut left = n;
+                        while left > 0 {
+                            sizes.push(each.min(left));
+                            left -= each.min(left);
+                        }
+                        sizes
+                    }
+                    _ => self.ints(i[1])?,
+                };
+                (sizes, dim)
+            }
+        };
+        let x = self.tensor(i[0])?;
+        let s = self.builder.ints(&sizes);
+        let mut parts = self.builder.node(
+            "Split",
+            &[&x, &s],
+            sizes.len(),
+            vec![attr_int("axis", dim)],
+            scope,
+        );
+        if kind == "aten::unbind" {
+            let axes = self.builder.ints(&[dim]);
+            parts = parts
+                .iter()
+                .map(|p| self.builder.node1("Squeeze", &[p, &axes], vec![], scope))
+                .collect();
+        }
+        if node.outputs.len() == 1 {
+            self.values.insert(node.outputs[0].0, Value::Tensors(parts));
+        } else {
+            for ((v, _), p) in node.outputs.iter().zip(parts) {
+                self.values.insert(*v, Value::Tensor(p));
+            }
+        }
+        Ok(())
+    }
+
+    /// `scaled_dot_product_attention(q, k, v, mask, dropout, is_causal, scale)`: softmax(q kᵀ ·
+    /// scale + mask) v, as opset 22 has no attention operator.
+    fn attention(&mut self, node: &TraceNode, scope: &str) -> Result<()> {
+        let i = &node.inputs;
+        if i.len() > 5 && self.bool(i[5])? {
+            return Err(Error::Invalid("causal attention".into()));
+        }
+        if i.len() > 4 && self.float(i[4]).unwrap_or(0.0) != 0.0 {
+            return Err(Error::Invalid("attention dropout".into()));
+        }
+        let q_shape = self.shape(i[0])?;
+        let rank = q_shape.len() as i64;
+        let scale = if i.len() > 6 && !self.is_none(i[6]) {
+            self.float(i[6])?
+        } else {
+            1.0 / (*q_shape.last().unwrap_or(&1) as f64).sqrt()
+        };
+        let k_kind = self.kind(i[0]);
+        let q = self.tensor(i[0])?;
+        let k = self.tensor(i[1])?;
+        let v = self.tensor(i[2])?;
+        let mut perm: Vec<i64> = (0..rank).collect();
+        perm.swap(rank as usize - 1, rank as usize - 2);
+        let kt = self
+            .builder
+            .node1("Transpose", &[&k], vec![attr_ints("perm", &perm)], scope);
+        let s = self.builder.scalar(scale, k_kind);
+        let qs = self.builder.node1("Mul", &[&q, &s], vec![], scope);
+        let mut logits = self.builder.node1("MatMul", &[&qs, &kt], vec![], scope);
+        if !self.is_none(i[3]) {
+            let mask = self.tensor(i[3])?;
+            logits = self.builder.node1("Add", &[&logits, &mask], vec![], scope);
+        }
+        let p = self
+            .builder
+            .node1("Softmax", &[&logits], vec![attr_int("axis", -1)], scope);
+        let y = self.builder.node1("MatMul", &[&p, &v], vec![], scope);
+        self.set(node, y);
+        Ok(())
+    }
+}
+
+/// torch's symmetric padding per spatial dimension as ONNX's begins then ends.
+fn pads(padding: &[i64], n: usize) -> Vec<i64> {
+    let p = expand(padding, n);
+    p.iter().chain(p.iter()).copied().collect()
+}
+
+/// A one-element list repeated for `n` dimensions (torch accepts `[k]` for `[k, k]`).
+fn expand(values: &[i64], n: usize) -> Vec<i64> {
+    if values.len() == 1 && n > 1 {
+        vec![values[0]; n]
+    } else {
+        values.to_vec()
+    }
+}

@@ -226,3 +226,35 @@ pub fn settings(args: &[String]) -> Result<Vec<String>> {
         })
         .collect()
 }
+
+/// The format `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A traced TorchScript module (`torch.jit.load`, libtorch).
+    Torchscript,
+    /// An ONNX model written from Rust (ONNX Runtime, TensorRT, OpenVINO, …), opset 18 as Ultralytics writes.
+    Onnx,
+}
+
+/// `--format` and `--out` of every task's `export`.
+#[derive(Debug, Args)]
+pub struct ExportFlags {
+    /// What to write: `torchscript` or `onnx`.
+    #[arg(long, value_enum, default_value = "torchscript")]
+    pub format: ExportFormat,
+    /// The file to write (default: `model.pt`, or `model.onnx` for ONNX).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ExportFlags {
+    /// `--out`, or `<stem>.pt` / `<stem>.onnx` by format.
+    pub fn out(&self, stem: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from(match self.format {
+                ExportFormat::Torchscript => format!("{stem}.pt"),
+                ExportFormat::Onnx => format!("{stem}.onnx"),
+            })
+        })
+    }
+}

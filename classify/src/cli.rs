@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
+use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, TrainFlags};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::video::VideoOptions;
@@ -145,9 +145,9 @@ pub struct ExportArgs {
     /// Old spelling of --weights RUN_DIR.
     #[arg(long, hide = true)]
     pub run: Option<PathBuf>,
-    /// The TorchScript file to write.
-    #[arg(long, default_value = "model.pt")]
-    pub out: PathBuf,
+    /// `--format torchscript|onnx` and `--out` (default `model.pt` / `model.onnx`).
+    #[command(flatten)]
+    pub export: ferrovis_app::args::ExportFlags,
 }
 
 /// `classify demo` options.
@@ -249,10 +249,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => {
             let weights =
                 ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
-            let size = export::export(&weights, &args.out)?;
+            let out = args.export.out("model");
+            let size = export::export(&weights, &out, args.export.format)?;
+            let format = match args.export.format {
+                ExportFormat::Torchscript => "TorchScript",
+                ExportFormat::Onnx => "ONNX, opset 18",
+            };
             println!(
-                "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}), output: logits)",
-                args.out.display()
+                "wrote {} ({format}; input: normalised float (1, 3, {size}, {size}), output: logits)",
+                out.display()
             );
             Ok(())
         }

@@ -1,18 +1,22 @@
-//! `classify export`: a traced TorchScript module that Python's `torch.jit.load` runs with the
-//! same outputs (logits for a normalised `(N, 3, size, size)` batch).
+//! `classify export`: a traced TorchScript module that Python's `torch.jit.load` runs, or an
+//! ONNX model ONNX Runtime runs, with the same outputs (logits for a normalised
+//! `(N, 3, size, size)` batch; the ONNX graph is traced at batch 1).
 
 use std::path::Path;
 
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
+use ferrovis_app::args::ExportFormat;
+use ferrovis_core::onnx::OnnxOptions;
+
 use crate::predict::{self, ModelSource};
 
 /// Traces a run's model (a run folder's best weights, or a weights file inside one) in
-/// evaluation mode and writes it to `out`; returns the input side.
-pub fn export(weights: &Path, out: &Path) -> Result<i64> {
+/// evaluation mode and writes it to `out` in `format`; returns the input side.
+pub fn export(weights: &Path, out: &Path, format: ExportFormat) -> Result<i64> {
     let source = ModelSource::resolve(weights, None)?;
-    let (clf, _, transform) = predict::load(&source, Device::Cpu)?;
+    let (clf, classes, transform) = predict::load(&source, Device::Cpu)?;
     if clf.knn.is_some() {
         anyhow::bail!(
             "{} is a k-NN run (train.mode = \"knn\"): its classifier is the stored features in \
@@ -25,8 +29,32 @@ pub fn export(weights: &Path, out: &Path) -> Result<i64> {
     let size = transform.size as i64;
     let example = Tensor::randn([1, 3, size, size], (Kind::Float, Device::Cpu));
     let model = &clf.model;
-    ferrovis_core::export::trace_to_file("Classifier", &[example], out, &mut |inputs| {
-        vec![model.forward_t(&inputs[0], false)]
-    })?;
+    match format {
+        ExportFormat::Torchscript => {
+            ferrovis_core::export::trace_to_file("Classifier", &[example], out, &mut |inputs| {
+                vec![model.forward_t(&inputs[0], false)]
+            })?;
+        }
+        ExportFormat::Onnx => {
+            let options = OnnxOptions {
+                metadata: vec![
+                    ("task".into(), "classify".into()),
+                    ("imgsz".into(), format!("[{size}, {size}]")),
+                    (
+                        "names".into(),
+                        ferrovis_core::onnx::names_property(&classes),
+                    ),
+                ],
+                ..OnnxOptions::default()
+            };
+            ferrovis_core::onnx::export(
+                &vs,
+                &[example],
+                |inputs| Ok(vec![model.forward_t(&inputs[0], false)]),
+                &options,
+                out,
+            )?;
+        }
+    }
     Ok(size)
 }

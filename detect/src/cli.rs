@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ferrovis_app::args::{DeviceOverride, RunFolderArgs, SetArg, SettingsArgs};
+use ferrovis_app::args::{DeviceOverride, ExportFormat, RunFolderArgs, SetArg, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::RunControl;
@@ -106,14 +106,15 @@ pub enum Command {
         /// the default, bytetrack.yaml, or a file with their keys).
         sources: Vec<String>,
     },
-    /// Write a model as TorchScript (traced; NMS stays outside): `detect export --weights RUN`.
+    /// Write a model as TorchScript or ONNX (traced; NMS stays outside):
+    /// `detect export --weights RUN [--format onnx]`.
     Export {
         /// A checkpoint, or a run folder.
         #[arg(long)]
         weights: PathBuf,
-        /// The TorchScript file to write.
-        #[arg(long, default_value = "yolov8.pt")]
-        out: PathBuf,
+        /// `--format torchscript|onnx` and `--out` (default `yolov8.pt` / `yolov8.onnx`).
+        #[command(flatten)]
+        export: ferrovis_app::args::ExportFlags,
         /// Input size traced (default: the size the run was trained at, else 640).
         #[arg(long)]
         imgsz: Option<usize>,
@@ -278,10 +279,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Export {
             weights,
-            out,
+            export: flags,
             imgsz,
             end2end,
-        } => export(&weights, &out, imgsz, end2end),
+        } => export(&weights, &flags.out("yolov8"), flags.format, imgsz, end2end),
         Command::Demo {
             out,
             dir,
@@ -397,8 +398,14 @@ fn predict(
     Ok(())
 }
 
-/// `detect export`: YOLO as TorchScript.
-fn export(weights: &Path, out: &Path, imgsz: Option<usize>, end2end: bool) -> Result<()> {
+/// `detect export`: YOLO as TorchScript or ONNX.
+fn export(
+    weights: &Path,
+    out: &Path,
+    format: ExportFormat,
+    imgsz: Option<usize>,
+    end2end: bool,
+) -> Result<()> {
     let source = identify(weights, None)?;
     if source.family.is_torchvision() {
         anyhow::bail!(
@@ -407,21 +414,25 @@ fn export(weights: &Path, out: &Path, imgsz: Option<usize>, end2end: bool) -> Re
             weights.display()
         );
     }
+    let (kind, batch) = match format {
+        ExportFormat::Torchscript => ("TorchScript", "N"),
+        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
+    };
     if end2end {
-        let (_, size) = yolo::export::export_end2end(weights, out, imgsz)?;
+        let (_, size) = yolo::export::export_end2end(weights, out, format, imgsz)?;
         println!(
-            "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \
-             letterboxed; output: (N, 300, 6) rows x1, y1, x2, y2, score, class in pixels, by \
-             decreasing score, no NMS needed: keep the rows above your confidence threshold)",
+            "wrote {} ({kind}; input: RGB float ({batch}, 3, {size}, {size}) in [0, 1], \
+             letterboxed; output: ({batch}, 300, 6) rows x1, y1, x2, y2, score, class in pixels, \
+             by decreasing score, no NMS needed: keep the rows above your confidence threshold)",
             out.display()
         );
         return Ok(());
     }
-    let (m, size) = yolo::export::export(weights, out, imgsz)?;
+    let (m, size) = yolo::export::export(weights, out, format, imgsz)?;
     println!(
-        "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], \
-         letterboxed; output: (N, 4 + {}, anchors) boxes cx, cy, w, h in pixels and class \
-         probabilities, before NMS)",
+        "wrote {} ({kind}; input `images`: RGB float ({batch}, 3, {size}, {size}) in [0, 1], \
+         letterboxed; output `output0`: ({batch}, 4 + {}, anchors) boxes cx, cy, w, h in pixels \
+         and class probabilities, before NMS)",
         out.display(),
         m.names.len()
     );

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
+use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, TrainFlags};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::engine::{new_run_dir, RunControl};
 
@@ -145,9 +145,9 @@ pub struct ExportArgs {
     /// A run folder written by `segment train` (its best weights), or a weights file inside one.
     #[arg(long)]
     pub weights: PathBuf,
-    /// The TorchScript file to write.
-    #[arg(long, default_value = "segment.pt")]
-    pub out: PathBuf,
+    /// `--format torchscript|onnx` and `--out` (default `segment.pt` / `segment.onnx`).
+    #[command(flatten)]
+    pub export: ferrovis_app::args::ExportFlags,
     /// Input side traced (default: the run's inference size).
     #[arg(long)]
     pub size: Option<usize>,
@@ -287,11 +287,16 @@ fn val(args: ValArgs) -> Result<()> {
 
 /// `segment export`: TorchScript of a run's model.
 fn export(args: ExportArgs) -> Result<()> {
-    let (loaded, size) = export::export(&args.weights, &args.out, args.size)?;
+    let out = args.export.out("segment");
+    let (loaded, size) = export::export(&args.weights, &out, args.export.format, args.size)?;
+    let (kind, batch) = match args.export.format {
+        ExportFormat::Torchscript => ("TorchScript", "N"),
+        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
+    };
     println!(
-        "wrote {} (TorchScript; input: normalised float (N, 3, {size}, {size}) with mean \
-         {:?} and std {:?}; output: logits (N, {}, {size}, {size}))",
-        args.out.display(),
+        "wrote {} ({kind}; input: normalised float ({batch}, 3, {size}, {size}) with mean \
+         {:?} and std {:?}; output: logits ({batch}, {}, {size}, {size}))",
+        out.display(),
         loaded.meta.mean,
         loaded.meta.std,
         loaded.meta.names.len()

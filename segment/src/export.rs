@@ -1,4 +1,5 @@
-//! `segment export`: a traced TorchScript module for `torch.jit.load`.
+//! `segment export`: a traced TorchScript module for `torch.jit.load`, or an ONNX model for ONNX
+//! Runtime (traced at batch 1).
 //!
 //! Input: an image normalised with the run's mean and std, `(N, 3, size, size)`. Output: the main
 //! head's logits `(N, classes, size, size)` (DeepLabV3's and FCN's auxiliary heads, a training
@@ -10,12 +11,20 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
+use ferrovis_app::args::ExportFormat;
+use ferrovis_core::onnx::OnnxOptions;
+
 use crate::predict::{load_model, LoadedModel};
 
 /// Traces the model in `weights` (a run folder, or a weights file inside one) for `size`×`size`
 /// inputs (default: the run's inference size) and writes it to `out`. Returns the loaded model
 /// and the size traced.
-pub fn export(weights: &Path, out: &Path, size: Option<usize>) -> Result<(LoadedModel, usize)> {
+pub fn export(
+    weights: &Path,
+    out: &Path,
+    format: ExportFormat,
+    size: Option<usize>,
+) -> Result<(LoadedModel, usize)> {
     let mut loaded = load_model(weights, None, None, Device::Cpu)?;
     loaded.model.vs.freeze();
     let size = size.unwrap_or(loaded.meta.infer_size);
@@ -23,8 +32,34 @@ pub fn export(weights: &Path, out: &Path, size: Option<usize>) -> Result<(Loaded
         bail!("the export size must be positive");
     }
     let example = Tensor::randn([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
-    ferrovis_core::export::trace_to_file("SegmentationModel", &[example], out, &mut |x| {
-        vec![loaded.model.forward_t(&x[0], false).out]
-    })?;
+    match format {
+        ExportFormat::Torchscript => {
+            ferrovis_core::export::trace_to_file("SegmentationModel", &[example], out, &mut |x| {
+                vec![loaded.model.forward_t(&x[0], false).out]
+            })?;
+        }
+        ExportFormat::Onnx => {
+            let options = OnnxOptions {
+                metadata: vec![
+                    ("task".into(), "segment".into()),
+                    ("imgsz".into(), format!("[{size}, {size}]")),
+                    (
+                        "names".into(),
+                        ferrovis_core::onnx::names_property(&loaded.meta.names),
+                    ),
+                    ("mean".into(), format!("{:?}", loaded.meta.mean)),
+                    ("std".into(), format!("{:?}", loaded.meta.std)),
+                ],
+                ..OnnxOptions::default()
+            };
+            ferrovis_core::onnx::export(
+                &loaded.model.vs,
+                &[example],
+                |x| Ok(vec![loaded.model.forward_t(&x[0], false).out]),
+                &options,
+                out,
+            )?;
+        }
+    }
     Ok((loaded, size))
 }

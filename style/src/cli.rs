@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, RunFolderArgs, SettingsArgs};
+use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, RunFolderArgs, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use tch::{Device, Tensor};
 
@@ -44,7 +44,8 @@ pub enum Command {
     /// Apply a trained transformation network to images in one pass (`stylize` is the old name).
     #[command(alias = "stylize")]
     Predict(StylizeArgs),
-    /// Write a trained transformation network as TorchScript (traced) for `torch.jit.load`.
+    /// Write a trained transformation network as TorchScript (traced) for `torch.jit.load`, or as
+    /// ONNX (`--format onnx`).
     Export(ExportArgs),
     /// Stylise the embedded cat with the embedded Starry Night.
     Demo(DemoArgs),
@@ -347,9 +348,9 @@ pub struct ExportArgs {
     /// A `style train` run folder or a TransformerNet weights file.
     #[arg(long)]
     pub weights: PathBuf,
-    /// The TorchScript file to write.
-    #[arg(long, default_value = "style.pt")]
-    pub out: PathBuf,
+    /// `--format torchscript|onnx` and `--out` (default `style.pt` / `style.onnx`).
+    #[command(flatten)]
+    pub export: ferrovis_app::args::ExportFlags,
     /// The traced input's side (the module takes images of this size).
     #[arg(long, default_value_t = 256)]
     pub size: i64,
@@ -600,11 +601,16 @@ fn predict(a: StylizeArgs) -> Result<()> {
 
 /// `style export`: TorchScript of a trained network.
 fn export(a: ExportArgs) -> Result<()> {
-    fast::export(&a.weights, &a.out, a.size)?;
+    let out = a.export.out("style");
+    fast::export(&a.weights, &out, a.export.format, a.size)?;
+    let (kind, batch) = match a.export.format {
+        ExportFormat::Torchscript => ("TorchScript", "N"),
+        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
+    };
     println!(
-        "wrote {} (TorchScript; input: RGB float (N, 3, {size}, {size}) in [0, 1], output: \
+        "wrote {} ({kind}; input: RGB float ({batch}, 3, {size}, {size}) in [0, 1], output: \
          the stylised image, same shape and range)",
-        a.out.display(),
+        out.display(),
         size = a.size
     );
     Ok(())

@@ -1,4 +1,6 @@
-//! `detect export`: a traced TorchScript module for `torch.jit.load`.
+//! `detect export`: a traced TorchScript module for `torch.jit.load`, or an ONNX model in
+//! Ultralytics' layout (`images` → `output0`, BatchNorm folded, its metadata properties) for
+//! ONNX Runtime and the tools that read Ultralytics' exports.
 //!
 //! Input: RGB in [0, 1], `(N, 3, imgsz, imgsz)` (letterboxed as `detect predict` does). Output:
 //! `(N, 4 + classes, anchors)`, each anchor's box centre x, y, width and height in input pixels
@@ -11,19 +13,41 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
+use ferrovis_app::args::ExportFormat;
+use ferrovis_core::onnx::OnnxOptions;
+
 use crate::yolo::predict::{load_model, LoadedModel};
 
 /// Traces the model in `weights` (a run folder, or any checkpoint `detect predict` takes) for
-/// `imgsz`×`imgsz` inputs (default: the size it was trained at) and writes it to `out`. Returns
-/// the loaded model and the size traced.
-pub fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<(LoadedModel, usize)> {
+/// `imgsz`×`imgsz` inputs (default: the size it was trained at) and writes it to `out` in
+/// `format`. Returns the loaded model and the size traced.
+pub fn export(
+    weights: &Path,
+    out: &Path,
+    format: ExportFormat,
+    imgsz: Option<usize>,
+) -> Result<(LoadedModel, usize)> {
     let (mut m, size) = prepare(weights, imgsz)?;
     m.vs.freeze();
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
-    ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
-        vec![m.model.predict(&x[0])]
-    })?;
+    match format {
+        ExportFormat::Torchscript => {
+            ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
+                vec![m.model.predict(&x[0])]
+            })?;
+        }
+        ExportFormat::Onnx => {
+            let options = onnx_options(&m, size, &["output0"]);
+            ferrovis_core::onnx::export(
+                &m.vs,
+                &[example],
+                |x| Ok(vec![m.model.predict(&x[0])]),
+                &options,
+                out,
+            )?;
+        }
+    }
     Ok((m, size))
 }
 
@@ -35,6 +59,7 @@ pub fn export(weights: &Path, out: &Path, imgsz: Option<usize>) -> Result<(Loade
 pub fn export_end2end(
     weights: &Path,
     out: &Path,
+    format: ExportFormat,
     imgsz: Option<usize>,
 ) -> Result<(LoadedModel, usize)> {
     let (mut m, size) = prepare(weights, imgsz)?;
@@ -49,13 +74,58 @@ pub fn export_end2end(
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
     let max_det = crate::yolo::yolo26::MAX_DET;
-    ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
-        m.model
-            .predict_end2end(&x[0], max_det)
-            .into_iter()
-            .collect()
-    })?;
+    match format {
+        ExportFormat::Torchscript => {
+            ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
+                m.model
+                    .predict_end2end(&x[0], max_det)
+                    .into_iter()
+                    .collect()
+            })?;
+        }
+        ExportFormat::Onnx => {
+            let options = onnx_options(&m, size, &["output0"]);
+            ferrovis_core::onnx::export(
+                &m.vs,
+                &[example],
+                |x| {
+                    Ok(m.model
+                        .predict_end2end(&x[0], max_det)
+                        .into_iter()
+                        .collect())
+                },
+                &options,
+                out,
+            )?;
+        }
+    }
     Ok((m, size))
+}
+
+/// Ultralytics' input and output names and metadata properties (`names`, `stride`, `imgsz`,
+/// `task`, `batch`, `channels`, …), so that tools reading its ONNX exports read ours.
+fn onnx_options(m: &LoadedModel, size: usize, outputs: &[&str]) -> OnnxOptions {
+    let names: Vec<String> = m.names.iter().map(|n| n.to_string()).collect();
+    let config = m.model.config();
+    OnnxOptions {
+        input_names: vec!["images".into()],
+        output_names: outputs.iter().map(|s| s.to_string()).collect(),
+        metadata: vec![
+            (
+                "description".into(),
+                format!("{} exported by ferrovis", config.name()),
+            ),
+            ("author".into(), "ferrovis".into()),
+            ("version".into(), env!("CARGO_PKG_VERSION").into()),
+            ("stride".into(), "32".into()),
+            ("task".into(), "detect".into()),
+            ("batch".into(), "1".into()),
+            ("imgsz".into(), format!("[{size}, {size}]")),
+            ("names".into(), ferrovis_core::onnx::names_property(&names)),
+            ("channels".into(), "3".into()),
+        ],
+        ..OnnxOptions::default()
+    }
 }
 
 /// The model in `weights` and the size to trace it at (`imgsz`, default the training size).

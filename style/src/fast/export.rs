@@ -1,19 +1,42 @@
-//! `style export`: a trained network traced to TorchScript.
+//! `style export`: a trained network traced to TorchScript or written as ONNX.
 
 use std::path::Path;
 
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
+use ferrovis_app::args::ExportFormat;
+use ferrovis_core::onnx::OnnxOptions;
+
 use super::predict::load_transformer;
 
 /// Traces the network in `weights` (a run folder or a weights file) for `size`×`size` RGB inputs
-/// in [0, 1] and writes TorchScript to `out`.
-pub fn export(weights: &Path, out: &Path, size: i64) -> Result<()> {
-    let (_vs, net) = load_transformer(weights, Device::Cpu)?;
+/// in [0, 1] and writes it to `out` in `format`.
+pub fn export(weights: &Path, out: &Path, format: ExportFormat, size: i64) -> Result<()> {
+    let (vs, net) = load_transformer(weights, Device::Cpu)?;
     let example = Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu));
-    ferrovis_core::export::trace_to_file("TransformerNet", &[example], out, &mut |x| {
-        vec![net.forward(&x[0])]
-    })?;
+    match format {
+        ExportFormat::Torchscript => {
+            ferrovis_core::export::trace_to_file("TransformerNet", &[example], out, &mut |x| {
+                vec![net.forward(&x[0])]
+            })?;
+        }
+        ExportFormat::Onnx => {
+            let options = OnnxOptions {
+                metadata: vec![
+                    ("task".into(), "style".into()),
+                    ("imgsz".into(), format!("[{size}, {size}]")),
+                ],
+                ..OnnxOptions::default()
+            };
+            ferrovis_core::onnx::export(
+                &vs,
+                &[example],
+                |x| Ok(vec![net.forward(&x[0])]),
+                &options,
+                out,
+            )?;
+        }
+    }
     Ok(())
 }

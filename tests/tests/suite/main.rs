@@ -21,6 +21,7 @@ mod fcos;
 mod fpn;
 mod hub;
 mod metrics_reference;
+mod onnx_export;
 mod optim_and_freeze;
 mod optim_lbfgs;
 mod predict_sources;

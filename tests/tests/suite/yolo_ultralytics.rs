@@ -402,9 +402,13 @@ fn ultralytics_yolo26_checkpoint_fine_tunes() {
 fn yolo11_exports_to_torchscript() {
     let dir = model_case("yolo11n");
     let ts = reference_dir("yolo11n-export.pt");
-    let (exported, size) =
-        ferrovis_detect::yolo::export::export(&dir.join("yolo11n-2cls.pt"), &ts, Some(320))
-            .expect("export");
+    let (exported, size) = ferrovis_detect::yolo::export::export(
+        &dir.join("yolo11n-2cls.pt"),
+        &ts,
+        ferrovis_app::args::ExportFormat::Torchscript,
+        Some(320),
+    )
+    .expect("export");
     assert_eq!(size, 320);
     let input = tch::Tensor::rand([2, 3, 320, 320], (tch::Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| exported.model.predict(&input));
@@ -422,9 +426,13 @@ fn yolo11_exports_to_torchscript() {
 fn yolo26_exports_its_end_to_end_output() {
     let dir = model_case("yolo26n");
     let ts = reference_dir("yolo26n-end2end.pt");
-    let (exported, size) =
-        ferrovis_detect::yolo::export::export_end2end(&dir.join("yolo26n-2cls.pt"), &ts, Some(320))
-            .expect("export");
+    let (exported, size) = ferrovis_detect::yolo::export::export_end2end(
+        &dir.join("yolo26n-2cls.pt"),
+        &ts,
+        ferrovis_app::args::ExportFormat::Torchscript,
+        Some(320),
+    )
+    .expect("export");
     assert_eq!(size, 320);
     let input = tch::Tensor::rand([2, 3, 320, 320], (tch::Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| exported.model.predict_end2end(&input, 300)).expect("end2end");
@@ -434,7 +442,12 @@ fn yolo26_exports_its_end_to_end_output() {
     assert!(diff < 1e-3, "yolo26 export: {diff:e}");
 
     let v11 = model_case("yolo11n").join("yolo11n-2cls.pt");
-    let err = match ferrovis_detect::yolo::export::export_end2end(&v11, &ts, Some(320)) {
+    let err = match ferrovis_detect::yolo::export::export_end2end(
+        &v11,
+        &ts,
+        ferrovis_app::args::ExportFormat::Torchscript,
+        Some(320),
+    ) {
         Ok(_) => panic!("a YOLO11 has no one-to-one head"),
         Err(e) => format!("{e:#}"),
     };

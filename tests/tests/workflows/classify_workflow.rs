@@ -165,7 +165,9 @@ fn every_mode_trains_the_right_layers_and_eval_reads_the_run() {
     }
     // export: Python's torch.jit.load runs the traced model with the same outputs.
     let ts = dir.path().join("model.pt");
-    let size = ferrovis_classify::export::export(&run, &ts).unwrap();
+    let size =
+        ferrovis_classify::export::export(&run, &ts, ferrovis_app::args::ExportFormat::Torchscript)
+            .unwrap();
     let input = tch::Tensor::randn([3, 3, size, size], (tch::Kind::Float, tch::Device::Cpu));
     let output = tch::no_grad(|| clf.model.forward_t(&input, false));
     assert_eq!(output.size(), [3, 3]);

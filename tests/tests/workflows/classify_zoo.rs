@@ -381,9 +381,13 @@ fn classify_probes_and_knns_dinov2_features_from_the_hub() {
         );
         println!("k-NN (k 3): accuracy {acc:.3}");
         // Its classifier is no traceable head: export says so instead of writing features.
-        let err = ferrovis_classify::export::export(&knn.run, &dir.path().join("knn.pt"))
-            .unwrap_err()
-            .to_string();
+        let err = ferrovis_classify::export::export(
+            &knn.run,
+            &dir.path().join("knn.pt"),
+            ferrovis_app::args::ExportFormat::Torchscript,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("k-NN run"), "{err}");
 
         // An image size DINOv2 cannot tile: named.

@@ -139,7 +139,13 @@ fn train_val_predict_on_a_run_folder() {
 
     // export: Python's torch.jit.load gives the same boxes and probabilities before NMS.
     let ts = dir.path().join("yolo.pt");
-    let (exported, size) = ferrovis_detect::yolo::export::export(run, &ts, None).unwrap();
+    let (exported, size) = ferrovis_detect::yolo::export::export(
+        run,
+        &ts,
+        ferrovis_app::args::ExportFormat::Torchscript,
+        None,
+    )
+    .unwrap();
     assert_eq!(size, 64);
     let input = tch::Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| exported.model.predict(&input));

@@ -131,7 +131,13 @@ fn train_val_predict_round_trip() {
 
     // export: Python's torch.jit.load gives the same logits.
     let ts = tmp.path().join("segment.pt");
-    let (exported, size) = ferrovis_segment::export::export(run, &ts, Some(64)).unwrap();
+    let (exported, size) = ferrovis_segment::export::export(
+        run,
+        &ts,
+        ferrovis_app::args::ExportFormat::Torchscript,
+        Some(64),
+    )
+    .unwrap();
     assert_eq!(size, 64);
     let input = tch::Tensor::randn([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| exported.model.forward_t(&input, false).out);
@@ -286,7 +292,13 @@ fn fcn_and_lraspp_train_resume_val_export_predict() {
         );
 
         let ts = tmp.path().join(format!("{arch:?}.pt"));
-        let (exported, _) = ferrovis_segment::export::export(&summary.run, &ts, Some(64)).unwrap();
+        let (exported, _) = ferrovis_segment::export::export(
+            &summary.run,
+            &ts,
+            ferrovis_app::args::ExportFormat::Torchscript,
+            Some(64),
+        )
+        .unwrap();
         let input = tch::Tensor::randn([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
         let output = tch::no_grad(|| exported.model.forward_t(&input, false).out);
         assert_eq!(output.size(), [2, 3, 64, 64]);

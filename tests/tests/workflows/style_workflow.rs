@@ -123,7 +123,7 @@ fn train_fast_step_stylize_and_gatys() {
 
     // export: Python's torch.jit.load gives the same image.
     let ts = tmp.path().join("style.pt");
-    fast::export(&run, &ts, 32).unwrap();
+    fast::export(&run, &ts, ferrovis_app::args::ExportFormat::Torchscript, 32).unwrap();
     let (_vs, traced_from) = fast::load_transformer(&run, Device::Cpu).unwrap();
     let input = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let output = tch::no_grad(|| traced_from.forward(&input));

@@ -1,0 +1,350 @@
+//! ONNX export (`ferrovis_core::onnx`): models written from Rust, checked by the ONNX project's
+//! own checker (`onnx.checker.check_model`, full check) and run by ONNX Runtime on real images
+//! (`reference/onnx_run.py`); the outputs must equal the libtorch forward's within 1e-4 of their
+//! scale.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ferrovis_core::onnx::{export, OnnxOptions, OnnxSummary};
+use ferrovis_core::{create_backbone, BackboneOptions};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// BatchNorm statistics and every 1-D parameter moved away from their initial values, so that
+/// folding a BatchNorm into its convolution is tested with real numbers, and every tensor
+/// initialised to a constant (ViT's zero head, layer scales) given noise, so that no output is
+/// the same whatever the input.
+pub(crate) fn randomise_one_dim(vs: &VarStore) {
+    tch::manual_seed(3);
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if !t.is_floating_point() {
+                continue;
+            }
+            if t.dim() != 1 {
+                if t.numel() > 1 && t.std(false).double_value(&[]) == 0.0 {
+                    let v = &t + Tensor::randn_like(&t) * 0.02;
+                    t.copy_(&v);
+                }
+                continue;
+            }
+            if name.ends_with("running_var") {
+                let v = Tensor::rand_like(&t) + 0.5;
+                t.copy_(&v);
+            } else {
+                let v = &t + Tensor::randn_like(&t) * 0.1;
+                t.copy_(&v);
+            }
+        }
+    });
+}
+
+/// The two committed public-domain pictures (the cat `chelsea.png`, `starry_night.jpg`),
+/// resized to `size` and normalised with ImageNet's statistics: a (2, 3, size, size) batch.
+pub(crate) fn real_images(size: i64) -> Tensor {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let images: Vec<Tensor> = ["style/assets/chelsea.png", "style/assets/starry_night.jpg"]
+        .iter()
+        .map(|p| {
+            let img = ferrovis_data::decode::read_rgb(&root.join(p)).unwrap();
+            let t = Tensor::from_slice(&img.data)
+                .view([img.height as i64, img.width as i64, 3])
+                .permute([2, 0, 1])
+                .to_kind(Kind::Float)
+                / 255.0;
+            t.unsqueeze(0)
+                .upsample_bilinear2d([size, size], false, None, None)
+                .squeeze_dim(0)
+        })
+        .collect();
+    let mean = Tensor::from_slice(&[0.485f32, 0.456, 0.406]).view([3, 1, 1]);
+    let std = Tensor::from_slice(&[0.229f32, 0.224, 0.225]).view([3, 1, 1]);
+    (Tensor::stack(&images, 0) - mean) / std
+}
+
+/// ONNX Runtime's outputs for `feeds` (name → tensor, `name@k` for the k-th run) and what the
+/// script says of the model (opset, metadata, declared shapes, operators, initialisers).
+pub(crate) fn onnx_runtime(
+    model: &Path,
+    feeds: &[(String, Tensor)],
+) -> (HashMap<String, Tensor>, serde_json::Value) {
+    let dir = model.parent().unwrap();
+    let stem = model.file_stem().unwrap().to_string_lossy();
+    let inputs = dir.join(format!("{stem}.inputs.safetensors"));
+    let outputs = dir.join(format!("{stem}.outputs.safetensors"));
+    let named: Vec<(&str, Tensor)> = feeds
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.contiguous()))
+        .collect();
+    Tensor::write_safetensors(&named, &inputs).unwrap();
+    let stdout = ferrovis_tests::run_reference(
+        "onnx_run.py",
+        &[model.as_os_str(), inputs.as_os_str(), outputs.as_os_str()],
+    );
+    let meta: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let results = Tensor::read_safetensors(&outputs)
+        .unwrap()
+        .into_iter()
+        .collect();
+    (results, meta)
+}
+
+/// `max |ours - theirs| / max |ours|`.
+pub(crate) fn relative_difference(ours: &Tensor, theirs: &Tensor) -> f64 {
+    assert_eq!(ours.size(), theirs.size(), "shapes differ");
+    let scale = ours.abs().max().double_value(&[]).max(1e-12);
+    (ours - theirs).abs().max().double_value(&[]) / scale
+}
+
+fn export_backbone(name: &str, size: i64, dir: &Path) -> (PathBuf, Tensor, OnnxSummary) {
+    let mut vs = VarStore::new(Device::Cpu);
+    tch::manual_seed(0);
+    let opts = BackboneOptions {
+        image_size: Some(size),
+        ..BackboneOptions::default()
+    };
+    let net = create_backbone(name, &vs.root(), &opts).unwrap();
+    randomise_one_dim(&vs);
+    vs.freeze();
+    let x = real_images(size);
+    let expected = tch::no_grad(|| net.forward_t(&x, false));
+    let path = dir.join(format!("{name}.onnx"));
+    let summary = export(
+        &vs,
+        &[x.shallow_clone()],
+        |inputs| Ok(vec![net.forward_t(&inputs[0], false)]),
+        &OnnxOptions::default(),
+        &path,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (path, expected, summary)
+}
+
+#[test]
+fn backbones_export_to_onnx_and_onnx_runtime_gives_their_logits() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, size) in [
+        ("resnet50", 224),
+        ("efficientnet_b0", 224),
+        ("mobilenet_v3_large", 224),
+        ("convnext_tiny", 224),
+        ("vit_b_16", 224),
+    ] {
+        let (path, expected, summary) = export_backbone(name, size, tmp.path());
+        let x = real_images(size);
+        let (out, meta) = onnx_runtime(&path, &[("images".into(), x)]);
+        let d = relative_difference(&expected, &out["output0"]);
+        println!(
+            "{name}: {} nodes, {} initialisers ({} by state-dict name), {:.1} MB; ONNX Runtime \
+             vs libtorch {d:.2e}",
+            summary.nodes,
+            summary.initialisers,
+            summary.named_initialisers,
+            summary.bytes as f64 / 1e6
+        );
+        assert!(d <= 1e-4, "{name}: ONNX Runtime differs by {d:.3e}");
+        assert_eq!(meta["opset"], 18);
+        assert_eq!(meta["ir_version"], 10);
+        // Every BatchNorm is folded away.
+        let ops: Vec<String> = serde_json::from_value(meta["operators"].clone()).unwrap();
+        assert!(
+            !ops.contains(&"BatchNormalization".into()),
+            "{name}: {ops:?}"
+        );
+        // The weights keep their state-dict names.
+        let inits: Vec<String> = serde_json::from_value(meta["initialisers"].clone()).unwrap();
+        let vs_names = {
+            let vs = VarStore::new(Device::Cpu);
+            let opts = BackboneOptions {
+                image_size: Some(size),
+                ..BackboneOptions::default()
+            };
+            let _net = create_backbone(name, &vs.root(), &opts).unwrap();
+            vs.variables().into_keys().collect::<Vec<_>>()
+        };
+        let named = inits.iter().filter(|n| vs_names.contains(n)).count();
+        assert!(
+            named * 2 >= summary.named_initialisers && named > 10,
+            "{name}: {named} of {} initialisers carry state-dict names",
+            inits.len()
+        );
+    }
+}
+
+/// The two pictures as `detect predict` would feed a `size` model: RGB in [0, 1], (2, 3, size,
+/// size) (squashed rather than letterboxed: the comparison needs the same pixels, not a fit).
+fn unit_images(size: i64) -> Tensor {
+    let mean = Tensor::from_slice(&[0.485f32, 0.456, 0.406]).view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&[0.229f32, 0.224, 0.225]).view([1, 3, 1, 1]);
+    (real_images(size) * std + mean).clamp(0.0, 1.0)
+}
+
+#[test]
+fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
+    let case = crate::yolo_ultralytics::model_case("yolov8n");
+    let pt = case.join("yolov8n-2cls.pt");
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours.onnx");
+    let (ok, stdout, stderr) = crate::cli::cli(&[
+        "detect",
+        "export",
+        "--weights",
+        pt.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--out",
+        ours.to_str().unwrap(),
+        "--imgsz",
+        "320",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("ONNX, opset 18"), "{stdout}");
+    let theirs = tmp.path().join("theirs.onnx");
+    ferrovis_tests::run_reference(
+        "onnx_ultralytics.py",
+        &[pt.as_os_str(), "320".as_ref(), theirs.as_os_str()],
+    );
+    let x = unit_images(320).narrow(0, 0, 1);
+    let feeds = [("images".to_string(), x.shallow_clone())];
+    let (ours_out, ours_meta) = onnx_runtime(&ours, &feeds);
+    let (theirs_out, theirs_meta) = onnx_runtime(&theirs, &feeds);
+    // 2 classes at 320: (1, 4 + 2, 40² + 20² + 10²).
+    assert_eq!(ours_out["output0"].size(), [1, 6, 2100]);
+    let d = relative_difference(&theirs_out["output0"], &ours_out["output0"]);
+    println!("YOLOv8n at 320: our ONNX vs Ultralytics' ONNX (both in ONNX Runtime): {d:.2e}");
+    assert!(
+        d <= 1e-4,
+        "output0 differs from Ultralytics' export by {d:.3e}"
+    );
+    for key in ["names", "stride", "task", "imgsz", "batch", "channels"] {
+        assert_eq!(
+            ours_meta["metadata"][key], theirs_meta["metadata"][key],
+            "metadata property {key}"
+        );
+    }
+    assert_eq!(ours_meta["opset"], theirs_meta["opset"]);
+    assert_eq!(
+        ours_meta["inputs"]["images"],
+        serde_json::json!([1, 3, 320, 320])
+    );
+    // The libtorch forward `detect predict` runs gives the same numbers.
+    let m = ferrovis_detect::yolo::predict::load_model(&pt, Device::Cpu, false).unwrap();
+    let expected = tch::no_grad(|| m.model.predict(&x));
+    let d = relative_difference(&expected, &ours_out["output0"]);
+    println!("YOLOv8n at 320: ONNX Runtime vs libtorch {d:.2e}");
+    assert!(d <= 1e-4, "{d:.3e}");
+}
+
+#[test]
+fn segmentation_and_style_networks_export_to_onnx() {
+    let tmp = tempfile::tempdir().unwrap();
+    // U-Net on ResNet-34 and DeepLabV3 on ResNet-50, fresh with moved statistics.
+    use ferrovis_segment::model::Architecture;
+    for (arch, name, encoder, size) in [
+        (Architecture::Unet, "unet", "resnet34", 128),
+        (Architecture::Deeplabv3, "deeplabv3", "resnet50", 128),
+    ] {
+        let spec = ferrovis_segment::model::ModelSpec {
+            arch,
+            encoder: encoder.into(),
+            num_classes: 3,
+            ..Default::default()
+        };
+        tch::manual_seed(0);
+        let mut model =
+            ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
+        randomise_one_dim(&model.vs);
+        model.vs.freeze();
+        let x = real_images(size);
+        let expected = tch::no_grad(|| model.forward_t(&x, false).out);
+        let path = tmp.path().join(format!("{name}.onnx"));
+        export(
+            &model.vs,
+            &[x.narrow(0, 0, 1)],
+            |i| Ok(vec![model.forward_t(&i[0], false).out]),
+            &OnnxOptions::default(),
+            &path,
+        )
+        .unwrap();
+        // Traced at batch 1: each picture on its own.
+        let feeds: Vec<(String, Tensor)> = (0..2)
+            .map(|k| (format!("images@{k}"), x.narrow(0, k, 1)))
+            .collect();
+        let (out, _) = onnx_runtime(&path, &feeds);
+        for k in 0..2 {
+            let d = relative_difference(&expected.narrow(0, k, 1), &out[&format!("output0@{k}")]);
+            println!("{name}-{encoder}, picture {k}: ONNX Runtime vs libtorch {d:.2e}");
+            assert!(d <= 1e-4, "{name}: {d:.3e}");
+        }
+    }
+    // The fast style network (reflection padding, instance norm, upsampling).
+    let vs = VarStore::new(Device::Cpu);
+    tch::manual_seed(0);
+    let net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
+    let mut vs = vs;
+    randomise_one_dim(&vs);
+    vs.freeze();
+    let x = unit_images(96).narrow(0, 0, 1);
+    let expected = tch::no_grad(|| net.forward(&x));
+    let path = tmp.path().join("style.onnx");
+    export(
+        &vs,
+        &[x.shallow_clone()],
+        |i| Ok(vec![net.forward(&i[0])]),
+        &OnnxOptions::default(),
+        &path,
+    )
+    .unwrap();
+    let (out, _) = onnx_runtime(&path, &[("images".into(), x)]);
+    let d = relative_difference(&expected, &out["output0"]);
+    println!("style network: ONNX Runtime vs libtorch {d:.2e}");
+    assert!(d <= 1e-4, "{d:.3e}");
+}
+
+#[test]
+fn an_unsupported_operator_and_an_unwritable_path_are_named_and_leave_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let w = vs.root().var(
+        "w",
+        &[4, 4],
+        tch::nn::Init::Randn {
+            mean: 0.,
+            stdev: 1.,
+        },
+    );
+    vs.freeze();
+    let x = Tensor::randn([2, 4], (Kind::Float, Device::Cpu));
+    let path = tmp.path().join("svd.onnx");
+    // An operator without a translation: the error names it, and no file is written.
+    let err = export(
+        &vs,
+        &[x.shallow_clone()],
+        |i| Ok(vec![i[0].matmul(&w).cumsum(1, Kind::Float)]),
+        &OnnxOptions::default(),
+        &path,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("aten::cumsum"), "{err}");
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no partial file"
+    );
+    // A folder that cannot be written.
+    let blocked = tmp.path().join("file");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let err = export(
+        &vs,
+        &[x],
+        |i| Ok(vec![i[0].matmul(&w)]),
+        &OnnxOptions::default(),
+        &blocked.join("m.onnx"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("file"), "{err}");
+}

@@ -959,6 +959,79 @@ impl<'a> Converter<'a> {
                 self.set(node, y);
             }
             "aten::scaled_dot_product_attention" => self.attention(node, &scope)?,
+            "aten::max" | "aten::min" if i.len() == 3 => {
+                // (values, indices) along a dimension.
+                let dim = self.int(i[1])?;
+                let keep = self.bool(i[2])? as i64;
+                let x = self.tensor(i[0])?;
+                let (reduce, arg) = if kind == "aten::max" {
+                    ("ReduceMax", "ArgMax")
+                } else {
+                    ("ReduceMin", "ArgMin")
+                };
+                let axes = self.builder.ints(&[dim]);
+                let values = self.builder.node1(
+                    reduce,
+                    &[&x, &axes],
+                    vec![attr_int("keepdims", keep)],
+                    &scope,
+                );
+                let indices = self.builder.node1(
+                    arg,
+                    &[&x],
+                    vec![attr_int("axis", dim), attr_int("keepdims", keep)],
+                    &scope,
+                );
+                self.values.insert(node.outputs[0].0, Value::Tensor(values));
+                self.values
+                    .insert(node.outputs[1].0, Value::Tensor(indices));
+            }
+            "aten::topk" => {
+                let k = self.int(i[1])?;
+                let dim = self.int(i[2])?;
+                let largest = self.bool(i[3])? as i64;
+                let sorted = self.bool(i[4])? as i64;
+                let x = self.tensor(i[0])?;
+                let k = self.builder.ints(&[k]);
+                let attrs = vec![
+                    attr_int("axis", dim),
+                    attr_int("largest", largest),
+                    attr_int("sorted", sorted),
+                ];
+                let outs = self.builder.node("TopK", &[&x, &k], 2, attrs, &scope);
+                for ((v, _), name) in node.outputs.iter().zip(outs) {
+                    self.values.insert(*v, Value::Tensor(name));
+                }
+            }
+            "aten::gather" => {
+                let dim = self.int(i[1])?;
+                let x = self.tensor(i[0])?;
+                let index = self.tensor(i[2])?;
+                let y = self.builder.node1(
+                    "GatherElements",
+                    &[&x, &index],
+                    vec![attr_int("axis", dim)],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::remainder" | "aten::floor_divide" => {
+                let k = self.kind(i[0]);
+                if !matches!(k, Kind::Int64 | Kind::Int) {
+                    return Err(Error::Invalid(format!("{kind} of {k:?} tensors")));
+                }
+                // Integer operands as a model's indices are: non-negative, where floor and
+                // truncation agree.
+                let x = self.tensor(i[0])?;
+                let y = self.operand(i[1], k)?;
+                let out = if kind == "aten::remainder" {
+                    self.builder
+                        .node1("Mod", &[&x, &y], vec![attr_int("fmod", 0)], &scope)
+                } else {
+                    self.builder.node1("Div", &[&x, &y], vec![], &scope)
+                };
+                self.set(node, out);
+            }
             "aten::roll" => {
                 let shifts = self.ints(i[1])?;
                 let dims = self.ints(i[2])?;

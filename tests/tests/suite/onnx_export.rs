@@ -348,3 +348,73 @@ fn an_unsupported_operator_and_an_unwritable_path_are_named_and_leave_no_file() 
     .to_string();
     assert!(err.contains("file"), "{err}");
 }
+
+#[test]
+fn yolo11_and_yolo26_end_to_end_export_to_onnx() {
+    use ferrovis_app::args::ExportFormat;
+    let tmp = tempfile::tempdir().unwrap();
+    let x = unit_images(320).narrow(0, 0, 1);
+    for (version, end2end) in [("yolo11n", false), ("yolo26n", true)] {
+        let pt = crate::yolo_ultralytics::model_case(version).join(format!("{version}-2cls.pt"));
+        let path = tmp.path().join(format!("{version}.onnx"));
+        let (m, _) = if end2end {
+            ferrovis_detect::yolo::export::export_end2end(&pt, &path, ExportFormat::Onnx, Some(320))
+        } else {
+            ferrovis_detect::yolo::export::export(&pt, &path, ExportFormat::Onnx, Some(320))
+        }
+        .unwrap_or_else(|e| panic!("{version}: {e:#}"));
+        let expected = tch::no_grad(|| {
+            if end2end {
+                m.model
+                    .predict_end2end(&x, ferrovis_detect::yolo::yolo26::MAX_DET)
+                    .unwrap()
+            } else {
+                m.model.predict(&x)
+            }
+        });
+        let (out, _) = onnx_runtime(&path, &[("images".into(), x.shallow_clone())]);
+        let (expected, got) = if end2end {
+            // TopK may order, and choose among, rows of equal score either way: the score
+            // column is compared whole, the rows up to the first near-tie in full.
+            let (a, b) = (rows_in_order(&expected), rows_in_order(&out["output0"]));
+            let ds = relative_difference(&a.select(2, 4), &b.select(2, 4));
+            assert!(ds <= 1e-4, "{version}: scores differ by {ds:.3e}");
+            let scores = Vec::<f32>::try_from(a.select(2, 4).flatten(0, -1)).unwrap();
+            let distinct = scores
+                .windows(2)
+                .position(|w| (w[0] - w[1]).abs() <= 1e-6)
+                .unwrap_or(scores.len());
+            println!("{version}: the first {distinct} rows have distinct scores");
+            assert!(distinct >= 5, "too few rows to compare: {distinct}");
+            (
+                a.narrow(1, 0, distinct as i64),
+                b.narrow(1, 0, distinct as i64),
+            )
+        } else {
+            (expected, out["output0"].shallow_clone())
+        };
+        let d = relative_difference(&expected, &got);
+        println!(
+            "{version}{}: output0 {:?}, ONNX Runtime vs libtorch {d:.2e}",
+            if end2end { " end-to-end" } else { "" },
+            out["output0"].size()
+        );
+        assert!(d <= 1e-4, "{version}: {d:.3e}");
+    }
+}
+
+/// The (1, n, 6) rows sorted by decreasing score, then by x1, y1, x2, y2 and class.
+fn rows_in_order(t: &Tensor) -> Tensor {
+    let rows: Vec<Vec<f32>> = (0..t.size()[1])
+        .map(|r| Vec::<f32>::try_from(t.get(0).get(r)).unwrap())
+        .collect();
+    let mut sorted = rows.clone();
+    sorted.sort_by(|a, b| {
+        let key = |r: &Vec<f32>| [-r[4], r[0], r[1], r[2], r[3], r[5]];
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let flat: Vec<f32> = sorted.into_iter().flatten().collect();
+    Tensor::from_slice(&flat).view([1, -1, 6])
+}

@@ -2,12 +2,10 @@
 //! tutorial's MobileNetV2 model (ImageNet backbone from `../shared/weights`, frozen), 2 epochs at
 //! 320 px on the CPU: the training loss falls and the mAP50 is printed (coco128 is too small, and
 //! the run too short, for a target; the same model from random weights, which only printed its
-//! numbers, is no longer trained here: its 64 M-parameter box head made this test 27 minutes of
-//! CI's 90 on a slow machine). The
-//! same images as COCO JSON (written here from the YOLO labels) scan to the same boxes (within
-//! 1e-5 of the image size) and train to nearly the same first-epoch loss: boxes that differ in the
-//! last bits can tip an anchor across a matching threshold, which changes how many positives the
-//! sampler draws from and so every later draw. Kept in `target/tmp/validate-faster-rcnn`.
+//! numbers, is no longer trained here, nor a copy on the COCO JSON: the 64 M-parameter box head
+//! made these runs 27 minutes of CI's 90 on a slow machine). The same images as COCO JSON
+//! (written here from the YOLO labels) scan to the same boxes, within 1e-5 of the image size.
+//! Kept in `target/tmp/validate-faster-rcnn`.
 
 use std::path::Path;
 
@@ -153,38 +151,27 @@ fn validate_faster_rcnn_coco128_mobilenet_v2() {
         format!("model={}", weights.display()),
         "trainable_backbone_layers=0".to_string(),
     ];
-    let (pretrained, secs) = run(&yolo_yaml, "pretrained", 2, &pretrained_args);
-    for (label, s, secs) in [("ImageNet MobileNetV2, frozen", &pretrained, secs)] {
-        let l = losses(&s.run);
-        println!(
-            "coco128, fasterrcnn_mobilenet_v2, {label}: loss {:.3} -> {:.3}, mAP50 {:.4}, \
-             mAP50-95 {:.4}, {secs:.0} s",
-            l[0],
-            l[l.len() - 1],
-            s.map50,
-            s.map50_95
-        );
-        assert!(
-            l[l.len() - 1] < l[0],
-            "{label}: the training loss did not fall: {l:?}"
-        );
-        assert!(s.map50.is_finite() && s.map50 >= 0.0);
-        for f in [
-            "PR_curve.png",
-            "results.png",
-            "weights/best.safetensors",
-            "metrics.json",
-        ] {
-            assert!(s.run.join(f).is_file(), "{f}");
-        }
-    }
-    // One epoch on the COCO JSON copy: the same data in the same order, so nearly the same loss
-    // (see the module documentation for why not to the last digit).
-    let (json_run, _) = run(&coco_yaml, "pretrained-json", 1, &pretrained_args);
-    let (first_yolo, first_json) = (losses(&pretrained.run)[0], losses(&json_run.run)[0]);
-    println!("first-epoch loss: YOLO labels {first_yolo:.6}, COCO JSON {first_json:.6}");
-    assert!(
-        (first_yolo - first_json).abs() <= 0.02 * first_yolo.abs(),
-        "{first_yolo} vs {first_json}"
+    let (s, secs) = run(&yolo_yaml, "pretrained", 2, &pretrained_args);
+    let l = losses(&s.run);
+    println!(
+        "coco128, fasterrcnn_mobilenet_v2, ImageNet MobileNetV2 frozen: loss {:.3} -> {:.3}, \
+         mAP50 {:.4}, mAP50-95 {:.4}, {secs:.0} s",
+        l[0],
+        l[l.len() - 1],
+        s.map50,
+        s.map50_95
     );
+    assert!(
+        l[l.len() - 1] < l[0],
+        "the training loss did not fall: {l:?}"
+    );
+    assert!(s.map50.is_finite() && s.map50 >= 0.0);
+    for f in [
+        "PR_curve.png",
+        "results.png",
+        "weights/best.safetensors",
+        "metrics.json",
+    ] {
+        assert!(s.run.join(f).is_file(), "{f}");
+    }
 }

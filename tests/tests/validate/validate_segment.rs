@@ -128,7 +128,7 @@ fn validate_segment_coco128_deeplabv3plus() {
         .display()
         .to_string();
     // The DeepLabV3+ decoder's two 3×3 256-channel convolutions run at stride 4 and dominate a
-    // training step; 192-pixel crops keep 4 epochs to a few CPU minutes.
+    // training step; 192-pixel crops and 3 epochs keep it to a few CPU minutes.
     cfg.data.image_size = 192;
     cfg.data.scale = (0.4, 0.8);
     cfg.data.batch_size = 8;
@@ -141,7 +141,7 @@ fn validate_segment_coco128_deeplabv3plus() {
     cfg.train.mode = Mode::FineTune;
     cfg.train.optimizer = "adamw".into();
     cfg.train.lr = 2e-3;
-    cfg.train.epochs = 4;
+    cfg.train.epochs = 3;
     cfg.train.device = "cpu".into();
     cfg.train.project = out.display().to_string();
     cfg.train.name = "deeplabv3plus-mobilenet_v2".into();
@@ -167,7 +167,7 @@ fn validate_segment_coco128_deeplabv3plus() {
             .sum::<u64>()
             .max(1) as f64;
     println!(
-        "coco128 masks, DeepLabV3+ MobileNetV2 (ImageNet), {} classes, 4 epochs: train loss \
+        "coco128 masks, DeepLabV3+ MobileNetV2 (ImageNet), {} classes, 3 epochs: train loss \
          {:.3} -> {:.3}, mIoU {:.4}, pixel accuracy {:.4} (most frequent class alone {:.4}), \
          {:.0} s",
         last.names.len(),

@@ -16,6 +16,7 @@
 pub mod allocator;
 pub mod args;
 pub mod demo_report;
+pub mod export;
 pub mod interrupt;
 pub mod pretrained;
 pub mod process;

@@ -29,32 +29,19 @@ pub fn export(weights: &Path, out: &Path, format: ExportFormat) -> Result<i64> {
     let size = transform.size as i64;
     let example = Tensor::randn([1, 3, size, size], (Kind::Float, Device::Cpu));
     let model = &clf.model;
-    match format {
-        ExportFormat::Torchscript => {
-            ferrovis_core::export::trace_to_file("Classifier", &[example], out, &mut |inputs| {
-                vec![model.forward_t(&inputs[0], false)]
-            })?;
-        }
-        ExportFormat::Onnx => {
-            let options = OnnxOptions {
-                metadata: vec![
-                    ("task".into(), "classify".into()),
-                    ("imgsz".into(), format!("[{size}, {size}]")),
-                    (
-                        "names".into(),
-                        ferrovis_core::onnx::names_property(&classes),
-                    ),
-                ],
-                ..OnnxOptions::default()
-            };
-            ferrovis_core::onnx::export(
-                &vs,
-                &[example],
-                |inputs| Ok(vec![model.forward_t(&inputs[0], false)]),
-                &options,
-                out,
-            )?;
-        }
-    }
+    let options = OnnxOptions {
+        metadata: vec![
+            ("task".into(), "classify".into()),
+            ("imgsz".into(), format!("[{size}, {size}]")),
+            (
+                "names".into(),
+                ferrovis_core::onnx::names_property(&classes),
+            ),
+        ],
+        ..OnnxOptions::default()
+    };
+    ferrovis_app::export::write(format, "Classifier", &vs, example, &options, out, &|x| {
+        vec![model.forward_t(x, false)]
+    })?;
     Ok(size)
 }

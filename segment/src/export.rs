@@ -32,34 +32,28 @@ pub fn export(
         bail!("the export size must be positive");
     }
     let example = Tensor::randn([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
-    match format {
-        ExportFormat::Torchscript => {
-            ferrovis_core::export::trace_to_file("SegmentationModel", &[example], out, &mut |x| {
-                vec![loaded.model.forward_t(&x[0], false).out]
-            })?;
-        }
-        ExportFormat::Onnx => {
-            let options = OnnxOptions {
-                metadata: vec![
-                    ("task".into(), "segment".into()),
-                    ("imgsz".into(), format!("[{size}, {size}]")),
-                    (
-                        "names".into(),
-                        ferrovis_core::onnx::names_property(&loaded.meta.names),
-                    ),
-                    ("mean".into(), format!("{:?}", loaded.meta.mean)),
-                    ("std".into(), format!("{:?}", loaded.meta.std)),
-                ],
-                ..OnnxOptions::default()
-            };
-            ferrovis_core::onnx::export(
-                &loaded.model.vs,
-                &[example],
-                |x| Ok(vec![loaded.model.forward_t(&x[0], false).out]),
-                &options,
-                out,
-            )?;
-        }
-    }
+    let options = OnnxOptions {
+        metadata: vec![
+            ("task".into(), "segment".into()),
+            ("imgsz".into(), format!("[{size}, {size}]")),
+            (
+                "names".into(),
+                ferrovis_core::onnx::names_property(&loaded.meta.names),
+            ),
+            ("mean".into(), format!("{:?}", loaded.meta.mean)),
+            ("std".into(), format!("{:?}", loaded.meta.std)),
+        ],
+        ..OnnxOptions::default()
+    };
+    let model = &loaded.model;
+    ferrovis_app::export::write(
+        format,
+        "SegmentationModel",
+        &model.vs,
+        example,
+        &options,
+        out,
+        &|x| vec![model.forward_t(x, false).out],
+    )?;
     Ok((loaded, size))
 }

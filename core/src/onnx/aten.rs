@@ -119,6 +119,17 @@ impl<'a> Converter<'a> {
         Ok(name)
     }
 
+    /// The tensor value `v`, or, where the model passed none (an affine-less norm), a constant of
+    /// `shape` filled with `fill`.
+    fn tensor_or(&mut self, v: usize, shape: &[i64], fill: f64, kind: Kind) -> Result<String> {
+        if self.is_none(v) {
+            let t = Tensor::full(shape, fill, (kind, tch::Device::Cpu));
+            Ok(self.builder.constant("affine", t))
+        } else {
+            self.tensor(v)
+        }
+    }
+
     fn constant(&self, v: usize) -> Option<&Constant> {
         self.trace.constants.get(&v)
     }
@@ -744,23 +755,9 @@ impl<'a> Converter<'a> {
                 let normalized = self.ints(i[1])?;
                 let eps = self.float(i[4])?;
                 let x = self.tensor(i[0])?;
-                let shape = normalized.clone();
-                let w = if self.is_none(i[2]) {
-                    self.builder.constant(
-                        "ones",
-                        Tensor::ones(shape.as_slice(), (self.kind(i[0]), tch::Device::Cpu)),
-                    )
-                } else {
-                    self.tensor(i[2])?
-                };
-                let b = if self.is_none(i[3]) {
-                    self.builder.constant(
-                        "zeros",
-                        Tensor::zeros(shape.as_slice(), (self.kind(i[0]), tch::Device::Cpu)),
-                    )
-                } else {
-                    self.tensor(i[3])?
-                };
+                let k = self.kind(i[0]);
+                let w = self.tensor_or(i[2], &normalized, 1.0, k)?;
+                let b = self.tensor_or(i[3], &normalized, 0.0, k)?;
                 let attrs = vec![
                     attr_int("axis", -(normalized.len() as i64)),
                     attr_float("epsilon", eps),
@@ -776,18 +773,8 @@ impl<'a> Converter<'a> {
                 let channels = self.shape(i[0])?[1];
                 let k = self.kind(i[0]);
                 let x = self.tensor(i[0])?;
-                let w = if self.is_none(i[2]) {
-                    self.builder
-                        .constant("ones", Tensor::ones([channels], (k, tch::Device::Cpu)))
-                } else {
-                    self.tensor(i[2])?
-                };
-                let b = if self.is_none(i[3]) {
-                    self.builder
-                        .constant("zeros", Tensor::zeros([channels], (k, tch::Device::Cpu)))
-                } else {
-                    self.tensor(i[3])?
-                };
+                let w = self.tensor_or(i[2], &[channels], 1.0, k)?;
+                let b = self.tensor_or(i[3], &[channels], 0.0, k)?;
                 let y = if self.opset >= 21 {
                     let attrs = vec![attr_int("num_groups", groups), attr_float("epsilon", eps)];
                     self.builder
@@ -840,18 +827,8 @@ impl<'a> Converter<'a> {
                 let channels = self.shape(i[0])?[1];
                 let k = self.kind(i[0]);
                 let x = self.tensor(i[0])?;
-                let w = if self.is_none(i[1]) {
-                    self.builder
-                        .constant("ones", Tensor::ones([channels], (k, tch::Device::Cpu)))
-                } else {
-                    self.tensor(i[1])?
-                };
-                let b = if self.is_none(i[2]) {
-                    self.builder
-                        .constant("zeros", Tensor::zeros([channels], (k, tch::Device::Cpu)))
-                } else {
-                    self.tensor(i[2])?
-                };
+                let w = self.tensor_or(i[1], &[channels], 1.0, k)?;
+                let b = self.tensor_or(i[2], &[channels], 0.0, k)?;
                 let y = self.builder.node1(
                     "InstanceNormalization",
                     &[&x, &w, &b],

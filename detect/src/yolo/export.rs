@@ -31,23 +31,10 @@ pub fn export(
     m.vs.freeze();
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
-    match format {
-        ExportFormat::Torchscript => {
-            ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
-                vec![m.model.predict(&x[0])]
-            })?;
-        }
-        ExportFormat::Onnx => {
-            let options = onnx_options(&m, size, &["output0"]);
-            ferrovis_core::onnx::export(
-                &m.vs,
-                &[example],
-                |x| Ok(vec![m.model.predict(&x[0])]),
-                &options,
-                out,
-            )?;
-        }
-    }
+    let options = onnx_options(&m, size, &["output0"]);
+    ferrovis_app::export::write(format, &name, &m.vs, example, &options, out, &|x| {
+        vec![m.model.predict(x)]
+    })?;
     Ok((m, size))
 }
 
@@ -74,31 +61,10 @@ pub fn export_end2end(
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
     let max_det = crate::yolo::yolo26::MAX_DET;
-    match format {
-        ExportFormat::Torchscript => {
-            ferrovis_core::export::trace_to_file(&name, &[example], out, &mut |x| {
-                m.model
-                    .predict_end2end(&x[0], max_det)
-                    .into_iter()
-                    .collect()
-            })?;
-        }
-        ExportFormat::Onnx => {
-            let options = onnx_options(&m, size, &["output0"]);
-            ferrovis_core::onnx::export(
-                &m.vs,
-                &[example],
-                |x| {
-                    Ok(m.model
-                        .predict_end2end(&x[0], max_det)
-                        .into_iter()
-                        .collect())
-                },
-                &options,
-                out,
-            )?;
-        }
-    }
+    let options = onnx_options(&m, size, &["output0"]);
+    ferrovis_app::export::write(format, &name, &m.vs, example, &options, out, &|x| {
+        m.model.predict_end2end(x, max_det).into_iter().collect()
+    })?;
     Ok((m, size))
 }
 

@@ -15,28 +15,21 @@ use super::predict::load_transformer;
 pub fn export(weights: &Path, out: &Path, format: ExportFormat, size: i64) -> Result<()> {
     let (vs, net) = load_transformer(weights, Device::Cpu)?;
     let example = Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu));
-    match format {
-        ExportFormat::Torchscript => {
-            ferrovis_core::export::trace_to_file("TransformerNet", &[example], out, &mut |x| {
-                vec![net.forward(&x[0])]
-            })?;
-        }
-        ExportFormat::Onnx => {
-            let options = OnnxOptions {
-                metadata: vec![
-                    ("task".into(), "style".into()),
-                    ("imgsz".into(), format!("[{size}, {size}]")),
-                ],
-                ..OnnxOptions::default()
-            };
-            ferrovis_core::onnx::export(
-                &vs,
-                &[example],
-                |x| Ok(vec![net.forward(&x[0])]),
-                &options,
-                out,
-            )?;
-        }
-    }
+    let options = OnnxOptions {
+        metadata: vec![
+            ("task".into(), "style".into()),
+            ("imgsz".into(), format!("[{size}, {size}]")),
+        ],
+        ..OnnxOptions::default()
+    };
+    ferrovis_app::export::write(
+        format,
+        "TransformerNet",
+        &vs,
+        example,
+        &options,
+        out,
+        &|x| vec![net.forward(x)],
+    )?;
     Ok(())
 }

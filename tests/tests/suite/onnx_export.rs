@@ -16,7 +16,6 @@ use tch::{Device, Kind, Tensor};
 /// initialised to a constant (ViT's zero head, layer scales) given noise, so that no output is
 /// the same whatever the input.
 pub(crate) fn randomise_one_dim(vs: &VarStore) {
-    tch::manual_seed(3);
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             if !t.is_floating_point() {
@@ -99,7 +98,6 @@ pub(crate) fn relative_difference(ours: &Tensor, theirs: &Tensor) -> f64 {
 
 fn export_backbone(name: &str, size: i64, dir: &Path) -> (PathBuf, Tensor, OnnxSummary) {
     let mut vs = VarStore::new(Device::Cpu);
-    tch::manual_seed(0);
     let opts = BackboneOptions {
         image_size: Some(size),
         ..BackboneOptions::default()
@@ -251,7 +249,6 @@ fn segmentation_and_style_networks_export_to_onnx() {
             num_classes: 3,
             ..Default::default()
         };
-        tch::manual_seed(0);
         let mut model =
             ferrovis_segment::model::SegmentationModel::new(&spec, Device::Cpu).unwrap();
         randomise_one_dim(&model.vs);
@@ -280,7 +277,6 @@ fn segmentation_and_style_networks_export_to_onnx() {
     }
     // The fast style network (reflection padding, instance norm, upsampling).
     let vs = VarStore::new(Device::Cpu);
-    tch::manual_seed(0);
     let net = ferrovis_style::transformer::TransformerNet::new(&vs.root());
     let mut vs = vs;
     randomise_one_dim(&vs);

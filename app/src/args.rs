@@ -236,18 +236,87 @@ pub enum ExportFormat {
     Onnx,
 }
 
-/// `--format` and `--out` of every task's `export`.
+/// Which input dimensions an ONNX export leaves free (`--dynamic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DynamicAxes {
+    /// The batch only.
+    Batch,
+    /// The batch, height and width (what `--dynamic` alone means, as in Ultralytics).
+    All,
+}
+
+/// What an export writes: the format and, for ONNX, the free input dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportTarget {
+    /// TorchScript or ONNX.
+    pub format: ExportFormat,
+    /// ONNX's dynamic axes (`Dynamic::None`: every size as traced).
+    pub dynamic: ferrovis_core::onnx::Dynamic,
+}
+
+impl ExportTarget {
+    /// What was written, for the message an export prints: `TorchScript`, `ONNX, opset 18`, and
+    /// the free dimensions.
+    pub fn describe(&self) -> String {
+        use ferrovis_core::onnx::{Dynamic, DEFAULT_OPSET};
+        match (self.format, self.dynamic) {
+            (ExportFormat::Torchscript, _) => "TorchScript".into(),
+            (ExportFormat::Onnx, Dynamic::None) => format!("ONNX, opset {DEFAULT_OPSET}"),
+            (ExportFormat::Onnx, Dynamic::Batch) => {
+                format!("ONNX, opset {DEFAULT_OPSET}, free batch")
+            }
+            (ExportFormat::Onnx, Dynamic::BatchAndSize) => {
+                format!("ONNX, opset {DEFAULT_OPSET}, free batch, height and width")
+            }
+        }
+    }
+
+    /// The batch size the written model takes: `N` (any), or `1` for a static ONNX graph.
+    pub fn batch(&self) -> &'static str {
+        match (self.format, self.dynamic) {
+            (ExportFormat::Onnx, ferrovis_core::onnx::Dynamic::None) => "1",
+            _ => "N",
+        }
+    }
+}
+
+impl From<ExportFormat> for ExportTarget {
+    fn from(format: ExportFormat) -> Self {
+        Self {
+            format,
+            dynamic: ferrovis_core::onnx::Dynamic::None,
+        }
+    }
+}
+
+/// `--format`, `--dynamic` and `--out` of every task's `export`.
 #[derive(Debug, Args)]
 pub struct ExportFlags {
     /// What to write: `torchscript` or `onnx`.
     #[arg(long, value_enum, default_value = "torchscript")]
     pub format: ExportFormat,
+    /// ONNX only: leave the batch, height and width free (`--dynamic`), or the batch only
+    /// (`--dynamic batch`, for models that take one image size, such as ViT).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
+    pub dynamic: Option<DynamicAxes>,
     /// The file to write (default: `model.pt`, or `model.onnx` for ONNX).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 impl ExportFlags {
+    /// The format and free dimensions asked for.
+    pub fn target(&self) -> ExportTarget {
+        ExportTarget {
+            format: self.format,
+            dynamic: match self.dynamic {
+                None => ferrovis_core::onnx::Dynamic::None,
+                Some(DynamicAxes::Batch) => ferrovis_core::onnx::Dynamic::Batch,
+                Some(DynamicAxes::All) => ferrovis_core::onnx::Dynamic::BatchAndSize,
+            },
+        }
+    }
+
     /// `--out`, or `<stem>.pt` / `<stem>.onnx` by format.
     pub fn out(&self, stem: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {

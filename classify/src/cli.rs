@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, TrainFlags};
+use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::engine::RunControl;
 use ferrovis_data::video::VideoOptions;
@@ -250,14 +250,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let weights =
                 ferrovis_app::args::renamed_required(args.weights, args.run, "--run", "--weights")?;
             let out = args.export.out("model");
-            let size = export::export(&weights, &out, args.export.format)?;
-            let format = match args.export.format {
-                ExportFormat::Torchscript => "TorchScript",
-                ExportFormat::Onnx => "ONNX, opset 18",
-            };
+            let target = args.export.target();
+            let size = export::export(&weights, &out, target)?;
             println!(
-                "wrote {} ({format}; input: normalised float (1, 3, {size}, {size}), output: logits)",
-                out.display()
+                "wrote {} ({}; input: normalised float ({}, 3, {size}, {size}), output: logits)",
+                out.display(),
+                target.describe(),
+                target.batch()
             );
             Ok(())
         }

@@ -7,14 +7,14 @@ use std::path::Path;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use ferrovis_app::args::ExportFormat;
+use ferrovis_app::args::ExportTarget;
 use ferrovis_core::onnx::OnnxOptions;
 
 use crate::predict::{self, ModelSource};
 
 /// Traces a run's model (a run folder's best weights, or a weights file inside one) in
-/// evaluation mode and writes it to `out` in `format`; returns the input side.
-pub fn export(weights: &Path, out: &Path, format: ExportFormat) -> Result<i64> {
+/// evaluation mode and writes it to `out` as `target` says (format, free dimensions); returns the input side.
+pub fn export(weights: &Path, out: &Path, target: impl Into<ExportTarget>) -> Result<i64> {
     let source = ModelSource::resolve(weights, None)?;
     let (clf, classes, transform) = predict::load(&source, Device::Cpu)?;
     if clf.knn.is_some() {
@@ -40,8 +40,14 @@ pub fn export(weights: &Path, out: &Path, format: ExportFormat) -> Result<i64> {
         ],
         ..OnnxOptions::default()
     };
-    ferrovis_app::export::write(format, "Classifier", &vs, example, &options, out, &|x| {
-        vec![model.forward_t(x, false)]
-    })?;
+    ferrovis_app::export::write(
+        target.into(),
+        "Classifier",
+        &vs,
+        example,
+        &options,
+        out,
+        &|x| vec![model.forward_t(x, false)],
+    )?;
     Ok(size)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ferrovis_app::args::{DeviceOverride, ExportFormat, RunFolderArgs, SetArg, SettingsArgs};
+use ferrovis_app::args::{DeviceOverride, ExportTarget, RunFolderArgs, SetArg, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::device::parse_device;
 use ferrovis_core::engine::RunControl;
@@ -282,7 +282,13 @@ pub fn run(cli: Cli) -> Result<()> {
             export: flags,
             imgsz,
             end2end,
-        } => export(&weights, &flags.out("yolov8"), flags.format, imgsz, end2end),
+        } => export(
+            &weights,
+            &flags.out("yolov8"),
+            flags.target(),
+            imgsz,
+            end2end,
+        ),
         Command::Demo {
             out,
             dir,
@@ -402,7 +408,7 @@ fn predict(
 fn export(
     weights: &Path,
     out: &Path,
-    format: ExportFormat,
+    target: ExportTarget,
     imgsz: Option<usize>,
     end2end: bool,
 ) -> Result<()> {
@@ -414,12 +420,9 @@ fn export(
             weights.display()
         );
     }
-    let (kind, batch) = match format {
-        ExportFormat::Torchscript => ("TorchScript", "N"),
-        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
-    };
+    let (kind, batch) = (target.describe(), target.batch());
     if end2end {
-        let (_, size) = yolo::export::export_end2end(weights, out, format, imgsz)?;
+        let (_, size) = yolo::export::export_end2end(weights, out, target, imgsz)?;
         println!(
             "wrote {} ({kind}; input: RGB float ({batch}, 3, {size}, {size}) in [0, 1], \
              letterboxed; output: ({batch}, 300, 6) rows x1, y1, x2, y2, score, class in pixels, \
@@ -428,7 +431,7 @@ fn export(
         );
         return Ok(());
     }
-    let (m, size) = yolo::export::export(weights, out, format, imgsz)?;
+    let (m, size) = yolo::export::export(weights, out, target, imgsz)?;
     println!(
         "wrote {} ({kind}; input `images`: RGB float ({batch}, 3, {size}, {size}) in [0, 1], \
          letterboxed; output `output0`: ({batch}, 4 + {}, anchors) boxes cx, cy, w, h in pixels \

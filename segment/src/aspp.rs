@@ -70,10 +70,16 @@ impl Aspp {
             .iter()
             .map(|b| b.forward_t(x, train))
             .collect();
-        // AdaptiveAvgPool2d(1), written as ATen computes it on the CPU (a sum divided by the
-        // pixel count) so the values are the same; its backward pass then hands the branch's
-        // gradient on as a broadcast view instead of writing a feature-map-sized tensor.
-        let mean = x.sum_dim_intlist([2i64, 3].as_slice(), true, x.kind()) / (h * w) as f64;
+        // AdaptiveAvgPool2d(1). In training it is written as ATen computes it on the CPU (a sum
+        // divided by the pixel count) so the values are the same, and its backward pass hands
+        // the branch's gradient on as a broadcast view instead of writing a feature-map-sized
+        // tensor; in evaluation it is the pooling itself, which a traced ONNX export with free
+        // sizes can compute (the pixel count is a number read off the input).
+        let mean = if train {
+            x.sum_dim_intlist([2i64, 3].as_slice(), true, x.kind()) / (h * w) as f64
+        } else {
+            x.adaptive_avg_pool2d([1, 1])
+        };
         let pooled =
             self.pooling
                 .forward_t(&mean, train)

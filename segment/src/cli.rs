@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, TrainFlags};
+use ferrovis_app::args::{flag_settings, DeviceArg, TrainFlags};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use ferrovis_core::engine::{new_run_dir, RunControl};
 
@@ -288,11 +288,9 @@ fn val(args: ValArgs) -> Result<()> {
 /// `segment export`: TorchScript of a run's model.
 fn export(args: ExportArgs) -> Result<()> {
     let out = args.export.out("segment");
-    let (loaded, size) = export::export(&args.weights, &out, args.export.format, args.size)?;
-    let (kind, batch) = match args.export.format {
-        ExportFormat::Torchscript => ("TorchScript", "N"),
-        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
-    };
+    let target = args.export.target();
+    let (loaded, size) = export::export(&args.weights, &out, target, args.size)?;
+    let (kind, batch) = (target.describe(), target.batch());
     println!(
         "wrote {} ({kind}; input: normalised float ({batch}, 3, {size}, {size}) with mean \
          {:?} and std {:?}; output: logits ({batch}, {}, {size}, {size}))",

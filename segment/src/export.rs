@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use ferrovis_app::args::ExportFormat;
+use ferrovis_app::args::ExportTarget;
 use ferrovis_core::onnx::OnnxOptions;
 
 use crate::predict::{load_model, LoadedModel};
@@ -22,7 +22,7 @@ use crate::predict::{load_model, LoadedModel};
 pub fn export(
     weights: &Path,
     out: &Path,
-    format: ExportFormat,
+    target: impl Into<ExportTarget>,
     size: Option<usize>,
 ) -> Result<(LoadedModel, usize)> {
     let mut loaded = load_model(weights, None, None, Device::Cpu)?;
@@ -47,7 +47,7 @@ pub fn export(
     };
     let model = &loaded.model;
     ferrovis_app::export::write(
-        format,
+        target.into(),
         "SegmentationModel",
         &model.vs,
         example,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrovis_app::args::{flag_settings, DeviceArg, ExportFormat, RunFolderArgs, SettingsArgs};
+use ferrovis_app::args::{flag_settings, DeviceArg, RunFolderArgs, SettingsArgs};
 use ferrovis_app::weights_command::{run_weights, WeightsCommand};
 use tch::{Device, Tensor};
 
@@ -602,11 +602,9 @@ fn predict(a: StylizeArgs) -> Result<()> {
 /// `style export`: TorchScript of a trained network.
 fn export(a: ExportArgs) -> Result<()> {
     let out = a.export.out("style");
-    fast::export(&a.weights, &out, a.export.format, a.size)?;
-    let (kind, batch) = match a.export.format {
-        ExportFormat::Torchscript => ("TorchScript", "N"),
-        ExportFormat::Onnx => ("ONNX, opset 18", "1"),
-    };
+    let target = a.export.target();
+    fast::export(&a.weights, &out, target, a.size)?;
+    let (kind, batch) = (target.describe(), target.batch());
     println!(
         "wrote {} ({kind}; input: RGB float ({batch}, 3, {size}, {size}) in [0, 1], output: \
          the stylised image, same shape and range)",

@@ -385,9 +385,11 @@ impl VisionTransformer {
     pub fn encode(&self, x: &Tensor, train: bool) -> (Tensor, i64, i64) {
         let patches = self.conv_proj.forward(x);
         let size = patches.size();
-        let (n, gh, gw) = (size[0], size[2], size[3]);
+        let (gh, gw) = (size[2], size[3]);
         let patches = patches.flatten(2, 3).transpose(1, 2);
-        let cls = self.class_token.expand([n, -1, -1], false);
+        // One class token per image, its batch taken from a tensor rather than a number read
+        // off one: a traced ONNX export then takes any batch.
+        let cls = self.class_token.expand_as(&patches.narrow(1, 0, 1));
         let pos = if gh == self.grid && gw == self.grid {
             self.pos_embedding.shallow_clone()
         } else {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-use super::graph::{attr_float, attr_int, attr_ints, attr_str, Builder};
+use super::graph::{attr_float, attr_int, attr_ints, attr_str, attr_tensor, Builder};
 use super::trace::{Constant, Trace, TraceNode, ValueType};
 use crate::{Error, Result};
 
@@ -38,11 +38,83 @@ pub(crate) struct Converter<'a> {
     convolutions: HashMap<String, (usize, String, Option<String>)>,
     /// The opset written: operators newer than it are emitted as older ones.
     opset: i64,
+    /// With dynamic axes: the same forward traced at other input sizes, node for node.
+    twin: Option<Twin<'a>>,
+    /// The index of the node being converted (its twin's too).
+    at: usize,
+    /// The first graph input's name and batch size in this trace and in the twin.
+    batch: Option<(String, i64, i64)>,
+    /// The batch size read from the first input (`Shape` → `Slice`), once made.
+    batch_tensor: Option<String>,
+    /// Tensor values in the order they were made (graph inputs first).
+    produced: Vec<usize>,
+}
+
+/// The other trace of a dynamic export and its values' types.
+struct Twin<'a> {
+    trace: &'a Trace,
+    types: HashMap<usize, ValueType>,
+    /// This trace's values to the twin's same values (inputs by position, outputs by node).
+    same: HashMap<usize, usize>,
+}
+
+/// One entry of a shape written for dynamic axes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dim {
+    /// The same in every trace.
+    Fixed(i64),
+    /// The input's size along the same axis (Reshape's `0`, Expand's `1`).
+    Same,
+    /// What the other sizes leave (Reshape's `-1`).
+    Rest,
+    /// The first graph input's batch size.
+    Batch,
+}
+
+/// Lists of constant numbers (`prim::ListConstruct` of constants) become constants themselves,
+/// so that an operator reads its sizes as one list.
+pub(crate) fn fold_constant_lists(trace: &mut Trace) {
+    for node in &trace.nodes {
+        if node.kind != "prim::ListConstruct" || node.inputs.is_empty() {
+            continue;
+        }
+        let items: Vec<Option<&Constant>> =
+            node.inputs.iter().map(|v| trace.constants.get(v)).collect();
+        let folded = if items.iter().all(|c| matches!(c, Some(Constant::Int(_)))) {
+            Constant::Ints(
+                items
+                    .iter()
+                    .map(|c| match c {
+                        Some(Constant::Int(x)) => *x,
+                        _ => 0,
+                    })
+                    .collect(),
+            )
+        } else if items
+            .iter()
+            .all(|c| matches!(c, Some(Constant::Float(_) | Constant::Int(_))))
+        {
+            Constant::Floats(
+                items
+                    .iter()
+                    .map(|c| match c {
+                        Some(Constant::Float(x)) => *x,
+                        Some(Constant::Int(x)) => *x as f64,
+                        _ => 0.0,
+                    })
+                    .collect(),
+            )
+        } else {
+            continue;
+        };
+        trace.constants.insert(node.outputs[0].0, folded);
+    }
 }
 
 impl<'a> Converter<'a> {
     pub fn new(
         trace: &'a mut Trace,
+        twin: Option<&'a Trace>,
         names: &'a HashMap<usize, (String, Vec<i64>)>,
         opset: i64,
     ) -> Self {
@@ -62,6 +134,28 @@ impl<'a> Converter<'a> {
         for v in &trace.outputs {
             *uses.entry(*v).or_insert(0) += 1;
         }
+        let twin = twin.map(|other| Twin {
+            same: trace
+                .inputs
+                .iter()
+                .zip(&other.inputs)
+                .map(|((a, _), (b, _))| (*a, *b))
+                .chain(trace.nodes.iter().zip(&other.nodes).flat_map(|(x, y)| {
+                    x.outputs
+                        .iter()
+                        .zip(&y.outputs)
+                        .map(|((a, _), (b, _))| (*a, *b))
+                }))
+                .collect(),
+            types: other
+                .inputs
+                .iter()
+                .cloned()
+                .chain(other.nodes.iter().flat_map(|n| n.outputs.iter().cloned()))
+                .collect(),
+            trace: other,
+        });
+        let produced = trace.inputs.iter().map(|(v, _)| *v).collect();
         Self {
             builder: Builder::default(),
             trace,
@@ -71,22 +165,39 @@ impl<'a> Converter<'a> {
             uses,
             convolutions: HashMap::new(),
             opset,
+            twin,
+            at: 0,
+            batch: None,
+            batch_tensor: None,
+            produced,
         }
     }
 
-    /// Names the graph input `v`.
-    pub fn bind_input(&mut self, v: usize, name: &str) {
+    /// Names the graph input `v`, the `k`-th.
+    pub fn bind_input(&mut self, k: usize, v: usize, name: &str) {
         self.values.insert(v, Value::Tensor(name.to_string()));
+        if k == 0 {
+            let twin = self.twin.as_ref().and_then(|t| t.trace.inputs.first());
+            if let (Some(ValueType::Tensor(_, a)), Some((_, ValueType::Tensor(_, b)))) =
+                (self.types.get(&v), twin)
+            {
+                if let (Some(&x), Some(&y)) = (a.first(), b.first()) {
+                    self.batch = Some((name.to_string(), x, y));
+                }
+            }
+        }
     }
 
     /// Converts every node in order.
     pub fn run(&mut self) -> Result<()> {
         let nodes = std::mem::take(&mut self.trace.nodes);
-        for node in &nodes {
+        for (at, node) in nodes.iter().enumerate() {
+            self.at = at;
             self.convert(node).map_err(|e| match e {
                 Error::Invalid(m) => Error::Invalid(format!("ONNX export of {}: {m}", node.kind)),
                 other => other,
             })?;
+            self.produced.extend(node.outputs.iter().map(|(v, _)| *v));
         }
         self.trace.nodes = nodes;
         Ok(())
@@ -103,7 +214,9 @@ impl<'a> Converter<'a> {
                 let t = t.shallow_clone();
                 let name = match self.names.get(&(t.data_ptr() as usize)) {
                     Some((name, shape)) if *shape == t.size() => name.clone(),
-                    _ => format!("onnx::constant_{v}"),
+                    // Numbered in conversion order, not by the trace's value numbers, so that
+                    // two traces of one forward name their constants alike.
+                    _ => return Ok(self.remember(v, "constant", t)),
                 };
                 self.builder.initialiser(&name, t)
             }
@@ -117,6 +230,209 @@ impl<'a> Converter<'a> {
         };
         self.values.insert(v, Value::Tensor(name.clone()));
         Ok(name)
+    }
+
+    fn remember(&mut self, v: usize, hint: &str, t: Tensor) -> String {
+        let name = self.builder.constant(hint, t);
+        self.values.insert(v, Value::Tensor(name.clone()));
+        name
+    }
+
+    /// The node being converted, in the other trace of a dynamic export.
+    fn twin_node(&self) -> Option<&TraceNode> {
+        self.twin.as_ref().and_then(|t| t.trace.nodes.get(self.at))
+    }
+
+    /// The constant integers of the twin node's `j`-th input.
+    fn twin_ints(&self, j: usize) -> Option<Vec<i64>> {
+        let twin = self.twin.as_ref()?;
+        let v = *self.twin_node()?.inputs.get(j)?;
+        match twin.trace.constants.get(&v)? {
+            Constant::Ints(list) => Some(list.clone()),
+            Constant::Int(i) => Some(vec![*i]),
+            _ => None,
+        }
+    }
+
+    /// The traced shape of the twin node's `j`-th input.
+    fn twin_shape(&self, j: usize) -> Option<Vec<i64>> {
+        let twin = self.twin.as_ref()?;
+        let v = *self.twin_node()?.inputs.get(j)?;
+        if let Some(Constant::Tensor(t)) = twin.trace.constants.get(&v) {
+            return Some(t.size());
+        }
+        match twin.types.get(&v)? {
+            ValueType::Tensor(_, shape) => Some(shape.clone()),
+            _ => None,
+        }
+    }
+
+    /// The traced shape of the twin node's first output.
+    fn twin_out_shape(&self) -> Option<Vec<i64>> {
+        match &self.twin_node()?.outputs.first()?.1 {
+            ValueType::Tensor(_, shape) => Some(shape.clone()),
+            _ => None,
+        }
+    }
+
+    /// A shape argument whose entries may follow the input: `traced` and `twin` are its values in
+    /// the two traces, `input` and `twin_input` the shapes of the tensor it applies to (aligned
+    /// at the right, as Expand broadcasts). An entry the traces agree on is fixed; one that
+    /// equals the input's own size there in both is `Same`; one that equals the first graph
+    /// input's batch in both is `Batch`; the last one left is `Rest` when `rest` allows it.
+    fn dims(
+        &self,
+        traced: &[i64],
+        twin: Option<&[i64]>,
+        input: &[i64],
+        twin_input: Option<&[i64]>,
+        rest: bool,
+    ) -> Result<Vec<Dim>> {
+        let Some(twin) = twin else {
+            return Ok(traced.iter().map(|&d| Dim::Fixed(d)).collect());
+        };
+        if twin.len() != traced.len() {
+            return Err(Error::Invalid(format!(
+                "its shape has {} entries at one input size and {} at another",
+                traced.len(),
+                twin.len()
+            )));
+        }
+        let twin_input = twin_input.unwrap_or(input);
+        let n = traced.len();
+        // Sizes aligned at the right: entry p of an n-entry shape against the input's.
+        let at = |shape: &[i64], p: usize| -> Option<i64> {
+            (shape.len() + p)
+                .checked_sub(n)
+                .and_then(|q| shape.get(q).copied())
+        };
+        let mut dims = Vec::with_capacity(n);
+        let mut open = 0;
+        for p in 0..n {
+            let (a, b) = (traced[p], twin[p]);
+            let dim = if a == b {
+                Dim::Fixed(a)
+            } else if at(input, p) == Some(a) && at(twin_input, p) == Some(b) {
+                Dim::Same
+            } else if self
+                .batch
+                .as_ref()
+                .is_some_and(|(_, x, y)| (*x, *y) == (a, b))
+            {
+                Dim::Batch
+            } else {
+                open += 1;
+                Dim::Rest
+            };
+            dims.push(dim);
+        }
+        let explicit_rest = dims.contains(&Dim::Fixed(-1));
+        if open > 0 && (!rest || open > 1 || explicit_rest) {
+            return Err(Error::Invalid(format!(
+                "its shape {traced:?} (at another input size {twin:?}) has sizes that follow the \
+                 input in a way the graph cannot read from it"
+            )));
+        }
+        Ok(dims)
+    }
+
+    /// A shape input for `dims`: one constant when every entry is known now, else the constant
+    /// parts concatenated with the batch size read from the first graph input. `same` is what
+    /// the operator reads as "the input's size" (Reshape's 0, Expand's 1).
+    fn shape_input(&mut self, dims: &[Dim], same: i64, scope: &str) -> Result<String> {
+        let number = |d: &Dim| match d {
+            Dim::Fixed(v) => Some(*v),
+            Dim::Same => Some(same),
+            Dim::Rest => Some(-1),
+            Dim::Batch => None,
+        };
+        if dims.iter().all(|d| number(d).is_some()) {
+            let values: Vec<i64> = dims.iter().filter_map(number).collect();
+            return Ok(self.builder.ints(&values));
+        }
+        let batch = self.batch_size(scope)?;
+        let mut parts = Vec::new();
+        let mut run = Vec::new();
+        for d in dims {
+            match number(d) {
+                Some(v) => run.push(v),
+                None => {
+                    if !run.is_empty() {
+                        parts.push(self.builder.ints(&std::mem::take(&mut run)));
+                    }
+                    parts.push(batch.clone());
+                }
+            }
+        }
+        if !run.is_empty() {
+            parts.push(self.builder.ints(&run));
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok(self
+            .builder
+            .node1("Concat", &refs, vec![attr_int("axis", 0)], scope))
+    }
+
+    /// The latest tensor made before this node whose last two sizes are `out`'s in this trace
+    /// and `twin_out`'s in the other, by its ONNX name.
+    fn spatial_like(&self, out: &[i64], twin_out: &[i64]) -> Option<String> {
+        let twin = self.twin.as_ref()?;
+        let last2 = |s: &[i64]| s.get(s.len().checked_sub(2)?..).map(<[i64]>::to_vec);
+        let (want, twin_want) = (last2(out)?, last2(twin_out)?);
+        self.produced.iter().rev().find_map(|v| {
+            let Some(ValueType::Tensor(_, a)) = self.types.get(v) else {
+                return None;
+            };
+            let Some(ValueType::Tensor(_, b)) = twin.types.get(twin.same.get(v)?) else {
+                return None;
+            };
+            if a.len() < 2 || last2(a)? != want || last2(b)? != twin_want {
+                return None;
+            }
+            match self.values.get(v) {
+                Some(Value::Tensor(name)) => Some(name.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    /// Resize's `sizes` for `x` resized to `like`'s height and width: `x`'s first two sizes and
+    /// `like`'s last two, read at run time.
+    fn sizes_like(&mut self, x: &str, like: &str, scope: &str) -> String {
+        let shape_x = self.builder.node1("Shape", &[x], vec![], scope);
+        let shape_like = self.builder.node1("Shape", &[like], vec![], scope);
+        let (zero, two, minus_two, end) = (
+            self.builder.ints(&[0]),
+            self.builder.ints(&[2]),
+            self.builder.ints(&[-2]),
+            self.builder.ints(&[i64::MAX]),
+        );
+        let head = self
+            .builder
+            .node1("Slice", &[&shape_x, &zero, &two], vec![], scope);
+        let tail = self
+            .builder
+            .node1("Slice", &[&shape_like, &minus_two, &end], vec![], scope);
+        self.builder
+            .node1("Concat", &[&head, &tail], vec![attr_int("axis", 0)], scope)
+    }
+
+    /// The first graph input's batch size as a 1-D int64 tensor.
+    fn batch_size(&mut self, scope: &str) -> Result<String> {
+        if let Some(t) = &self.batch_tensor {
+            return Ok(t.clone());
+        }
+        let (input, _, _) = self
+            .batch
+            .clone()
+            .ok_or_else(|| Error::Invalid("the graph's first input has no batch size".into()))?;
+        let shape = self.builder.node1("Shape", &[&input], vec![], scope);
+        let (s, e) = (self.builder.ints(&[0]), self.builder.ints(&[1]));
+        let batch = self
+            .builder
+            .node1("Slice", &[&shape, &s, &e], vec![], scope);
+        self.batch_tensor = Some(batch.clone());
+        Ok(batch)
     }
 
     /// The tensor value `v`, or, where the model passed none (an affine-less norm), a constant of
@@ -644,10 +960,7 @@ impl<'a> Converter<'a> {
                         .node1("Flatten", &[&x], vec![attr_int("axis", start)], &scope)
                 } else {
                     // Dimensions before `start` are kept as they are (0 in Reshape's shape).
-                    let out = self.out_shape(node)?;
-                    let mut shape: Vec<i64> = (0..start).map(|_| 0).collect();
-                    shape.extend_from_slice(&out[start as usize..]);
-                    let s = self.builder.ints(&shape);
+                    let s = self.reshape_target(node, start as usize, &scope)?;
                     self.builder.node1("Reshape", &[&x, &s], vec![], &scope)
                 };
                 self.set(node, y);
@@ -656,18 +969,22 @@ impl<'a> Converter<'a> {
                 // The dimensions before the one split keep their sizes (0 in Reshape's shape).
                 let rank = self.rank(i[0])?;
                 let dim = self.int(i[1])?.rem_euclid(rank.max(1));
-                let out = self.out_shape(node)?;
-                let mut shape: Vec<i64> = (0..dim).map(|_| 0).collect();
-                shape.extend_from_slice(&out[dim as usize..]);
                 let x = self.tensor(i[0])?;
-                let s = self.builder.ints(&shape);
+                let s = self.reshape_target(node, dim as usize, &scope)?;
                 let y = self.builder.node1("Reshape", &[&x, &s], vec![], &scope);
                 self.set(node, y);
             }
             "aten::view" | "aten::reshape" | "aten::_unsafe_view" => {
                 let shape = self.ints(i[1])?;
+                let dims = self.dims(
+                    &shape,
+                    self.twin_ints(1).as_deref(),
+                    &self.shape(i[0])?,
+                    self.twin_shape(0).as_deref(),
+                    true,
+                )?;
                 let x = self.tensor(i[0])?;
-                let s = self.builder.ints(&shape);
+                let s = self.shape_input(&dims, 0, &scope)?;
                 let y = self.builder.node1("Reshape", &[&x, &s], vec![], &scope);
                 self.set(node, y);
             }
@@ -897,7 +1214,36 @@ impl<'a> Converter<'a> {
                 let bilinear = kind == "aten::upsample_bilinear2d";
                 let align = bilinear && self.bool(i[2])?;
                 let x = self.tensor(i[0])?;
-                let sizes = self.builder.ints(&out);
+                let input = self.shape(i[0])?;
+                let twin = self.twin_out_shape().zip(self.twin_shape(0));
+                let (scales, sizes) = match twin {
+                    // Sizes that follow the input are written as the scale they share.
+                    Some((twin_out, twin_in)) if twin_out != out || twin_in != input => {
+                        let ratio = |o: &[i64], i: &[i64]| -> Vec<f64> {
+                            o.iter()
+                                .zip(i)
+                                .map(|(&o, &i)| o as f64 / i as f64)
+                                .collect()
+                        };
+                        let scales = ratio(&out, &input);
+                        if scales == ratio(&twin_out, &twin_in) {
+                            let t = Tensor::from_slice(&scales).to_kind(Kind::Float);
+                            (self.builder.constant("scales", t), String::new())
+                        } else {
+                            // Resized to another tensor's size (ASPP's pooled branch, a
+                            // decoder matching its skip connection): read it from that tensor.
+                            let like = self.spatial_like(&out, &twin_out).ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "resizes {input:?} to {out:?} and {twin_in:?} to \
+                                     {twin_out:?}: neither one scale nor the size of a tensor \
+                                     before it, so not a size the graph can compute"
+                                ))
+                            })?;
+                            (String::new(), self.sizes_like(&x, &like, &scope))
+                        }
+                    }
+                    _ => (String::new(), self.builder.ints(&out)),
+                };
                 let attrs = if bilinear {
                     vec![
                         attr_str("mode", "linear"),
@@ -919,7 +1265,7 @@ impl<'a> Converter<'a> {
                 };
                 let y = self
                     .builder
-                    .node1("Resize", &[&x, "", "", &sizes], attrs, &scope);
+                    .node1("Resize", &[&x, "", &scales, &sizes], attrs, &scope);
                 self.set(node, y);
             }
             "aten::expand" | "aten::expand_as" | "aten::repeat" => {
@@ -930,7 +1276,14 @@ impl<'a> Converter<'a> {
                     let r = self.builder.ints(&r);
                     self.builder.node1("Tile", &[&x, &r], vec![], &scope)
                 } else {
-                    let s = self.builder.ints(&out);
+                    let dims = self.dims(
+                        &out,
+                        self.twin_out_shape().as_deref(),
+                        &self.shape(i[0])?,
+                        self.twin_shape(0).as_deref(),
+                        false,
+                    )?;
+                    let s = self.shape_input(&dims, 1, &scope)?;
                     self.builder.node1("Expand", &[&x, &s], vec![], &scope)
                 };
                 self.set(node, y);
@@ -1009,6 +1362,39 @@ impl<'a> Converter<'a> {
                 };
                 self.set(node, out);
             }
+            "aten::ones_like" | "aten::zeros_like" => {
+                // Read the shape from the tensor, so that it follows the input's size.
+                let fill = if kind == "aten::ones_like" { 1.0 } else { 0.0 };
+                let out_kind = match &node.outputs[0].1 {
+                    ValueType::Tensor(k, _) => *k,
+                    _ => self.kind(i[0]),
+                };
+                let x = self.tensor(i[0])?;
+                let shape = self.builder.node1("Shape", &[&x], vec![], &scope);
+                let value = Tensor::from_slice(&[fill]).to_kind(out_kind);
+                let y = self.builder.node1(
+                    "ConstantOfShape",
+                    &[&shape],
+                    vec![attr_tensor("value", &value)?],
+                    &scope,
+                );
+                self.set(node, y);
+            }
+            "aten::cumsum" => {
+                let dim = self.int(i[1])?;
+                let mut x = self.tensor(i[0])?;
+                if let ValueType::Tensor(k, _) = &node.outputs[0].1 {
+                    if *k != self.kind(i[0]) {
+                        let to = super::graph::data_type(*k)? as i64;
+                        x = self
+                            .builder
+                            .node1("Cast", &[&x], vec![attr_int("to", to)], &scope);
+                    }
+                }
+                let axis = self.builder.scalar(dim as f64, Kind::Int64);
+                let y = self.builder.node1("CumSum", &[&x, &axis], vec![], &scope);
+                self.set(node, y);
+            }
             "aten::roll" => {
                 let shifts = self.ints(i[1])?;
                 let dims = self.ints(i[2])?;
@@ -1064,6 +1450,34 @@ impl<'a> Converter<'a> {
         let plus = self.builder.node1("Add", &[&inner, &one], vec![], scope);
         let y = self.builder.node1("Mul", &[x, &plus], vec![], scope);
         self.builder.node1("Mul", &[&y, &half], vec![], scope)
+    }
+
+    /// Reshape's shape for `node`'s output, the first `kept` dimensions copied from the input.
+    fn reshape_target(&mut self, node: &TraceNode, kept: usize, scope: &str) -> Result<String> {
+        let out = self.out_shape(node)?;
+        let mut dims = self.dims(
+            &out,
+            self.twin_out_shape().as_deref(),
+            &out,
+            self.twin_out_shape().as_deref(),
+            true,
+        )?;
+        // Compared with itself, a size that follows the input reads as `Same`: only the kept
+        // ones are the input's; of the others, the one left is what Reshape infers.
+        for (p, d) in dims.iter_mut().enumerate() {
+            if p < kept {
+                *d = Dim::Same;
+            } else if *d == Dim::Same {
+                *d = Dim::Rest;
+            }
+        }
+        if dims.iter().filter(|d| **d == Dim::Rest).count() > 1 {
+            return Err(Error::Invalid(format!(
+                "its output {out:?} has more than one size that follows the input after the \
+                 dimensions it keeps"
+            )));
+        }
+        self.shape_input(&dims, 0, scope)
     }
 
     fn slice(&mut self, x: &str, dim: i64, start: i64, end: i64, step: i64, scope: &str) -> String {

@@ -132,6 +132,16 @@ pub(crate) fn attr_float(name: &str, f: f64) -> AttributeProto {
     }
 }
 
+/// A tensor attribute (ConstantOfShape's value).
+pub(crate) fn attr_tensor(name: &str, tensor: &Tensor) -> Result<AttributeProto> {
+    Ok(AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(tensor_proto("", tensor)?),
+        ..Default::default()
+    })
+}
+
 /// A string attribute.
 pub(crate) fn attr_str(name: &str, s: &str) -> AttributeProto {
     AttributeProto {

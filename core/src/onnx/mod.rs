@@ -27,6 +27,7 @@
 //! ```
 
 mod aten;
+mod dynamic;
 mod graph;
 pub mod proto;
 pub mod trace;
@@ -77,6 +78,31 @@ pub struct OnnxOptions {
     pub metadata: Vec<(String, String)>,
     /// The graph's name.
     pub graph_name: String,
+    /// Which input dimensions the written graph leaves free (ONNX's dynamic axes).
+    pub dynamic: Dynamic,
+    /// Names for free output dimensions, `(output, axis, name)` (Ultralytics calls `output0`'s
+    /// axis 2 `anchors`); a free axis not listed is `batch`, `height` or `width` when it follows
+    /// the input's, else `<output>_dim<axis>`.
+    pub dim_names: Vec<(String, usize, String)>,
+}
+
+/// The input dimensions a graph leaves free.
+///
+/// A trace records one input's sizes, so a free dimension is found by tracing twice: at the
+/// example's size and at a larger batch (and, for [`Dynamic::BatchAndSize`], 32 more rows and
+/// columns). Each size the two traces disagree on is written as one read from the input (a
+/// Reshape's `0` or `-1`, the input's batch, a Resize's scale), both traces are converted, and
+/// the two graphs must come out identical: a size the model computed in a way no rule covers is
+/// an error naming its operator, never a graph that only works at the traced size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dynamic {
+    /// Every dimension as traced.
+    #[default]
+    None,
+    /// The batch (dimension 0 of every input).
+    Batch,
+    /// The batch and, for `(N, C, H, W)` inputs, the height and width.
+    BatchAndSize,
 }
 
 impl Default for OnnxOptions {
@@ -87,6 +113,8 @@ impl Default for OnnxOptions {
             output_names: vec!["output0".into()],
             metadata: Vec::new(),
             graph_name: "main_graph".into(),
+            dynamic: Dynamic::None,
+            dim_names: Vec::new(),
         }
     }
 }
@@ -164,7 +192,7 @@ where
 pub fn to_model<F>(
     vs: &VarStore,
     inputs: &[Tensor],
-    forward: F,
+    mut forward: F,
     options: &OnnxOptions,
 ) -> Result<ModelProto>
 where
@@ -176,15 +204,48 @@ where
             options.opset
         )));
     }
-    let mut traced = trace::trace(inputs, forward)?;
+    let mut traced = trace::trace(inputs, &mut forward)?;
     let names: HashMap<usize, (String, Vec<i64>)> = vs
         .variables()
         .into_iter()
         .map(|(name, t)| (t.data_ptr() as usize, (name, t.size())))
         .collect();
+    if options.dynamic == Dynamic::None {
+        return convert(&mut traced, None, &names, options);
+    }
+    let probes = dynamic::second_probe(inputs, options.dynamic)?;
+    let mut twin = trace::trace(&probes, &mut forward).map_err(|e| {
+        let shapes: Vec<String> = probes.iter().map(|t| format!("{:?}", t.size())).collect();
+        Error::Invalid(format!(
+            "ONNX export with dynamic axes: the model does not run at {} ({e}); export \
+             without them{}",
+            shapes.join(", "),
+            if options.dynamic == Dynamic::BatchAndSize {
+                ", or with a dynamic batch only"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    dynamic::same_operators(&traced, &twin)?;
+    aten::fold_constant_lists(&mut traced);
+    aten::fold_constant_lists(&mut twin);
+    let model = convert(&mut traced, Some(&twin), &names, options)?;
+    let other = convert(&mut twin, Some(&traced), &names, options)?;
+    dynamic::same_graphs(&model, &other)?;
+    Ok(model)
+}
+
+/// Converts `traced` (with `twin`, its trace at other sizes, when dimensions are free).
+fn convert(
+    traced: &mut trace::Trace,
+    twin: Option<&trace::Trace>,
+    names: &HashMap<usize, (String, Vec<i64>)>,
+    options: &OnnxOptions,
+) -> Result<ModelProto> {
     let graph_inputs = traced.inputs.clone();
     let graph_outputs = traced.outputs.clone();
-    let mut converter = aten::Converter::new(&mut traced, &names, options.opset);
+    let mut converter = aten::Converter::new(traced, twin, names, options.opset);
     let input_names: Vec<String> = (0..graph_inputs.len())
         .map(|k| {
             options
@@ -194,8 +255,8 @@ where
                 .unwrap_or_else(|| format!("input{k}"))
         })
         .collect();
-    for ((v, _), name) in graph_inputs.iter().zip(&input_names) {
-        converter.bind_input(*v, name);
+    for (k, ((v, _), name)) in graph_inputs.iter().zip(&input_names).enumerate() {
+        converter.bind_input(k, *v, name);
     }
     converter.run()?;
     let mut output_names = Vec::new();
@@ -210,14 +271,14 @@ where
         output_names.push(wanted);
     }
     let mut builder = converter.builder;
-    let output_types: Vec<ValueType> = {
-        let types: HashMap<usize, ValueType> = traced
+    let output_types = |t: &trace::Trace| -> Vec<ValueType> {
+        let types: HashMap<usize, ValueType> = t
             .nodes
             .iter()
             .flat_map(|n| n.outputs.iter().cloned())
-            .chain(traced.inputs.iter().cloned())
+            .chain(t.inputs.iter().cloned())
             .collect();
-        graph_outputs
+        t.outputs
             .iter()
             .map(|v| types.get(v).cloned().unwrap_or(ValueType::UnknownTensor))
             .collect()
@@ -234,15 +295,51 @@ where
             initializer.push(graph::tensor_proto(name, t)?);
         }
     }
-    let input = graph_inputs
+    let in_types: Vec<ValueType> = graph_inputs.iter().map(|(_, ty)| ty.clone()).collect();
+    let twin_in: Option<Vec<ValueType>> =
+        twin.map(|t| t.inputs.iter().map(|(_, ty)| ty.clone()).collect());
+    let input = in_types
         .iter()
         .zip(&input_names)
-        .map(|((_, ty), name)| value_info(name, ty))
+        .enumerate()
+        .map(|(k, (ty, name))| {
+            let free = dynamic::free_axes(ty, twin_in.as_ref().and_then(|t| t.get(k)));
+            let dims = free
+                .iter()
+                .map(|&a| (a, dynamic::input_axis_name(name, a, ty)))
+                .collect();
+            value_info(name, ty, &dims)
+        })
         .collect::<Result<_>>()?;
-    let output = output_types
+    let out_types = output_types(traced);
+    let twin_out = twin.map(output_types);
+    let output = out_types
         .iter()
         .zip(&output_names)
-        .map(|(ty, name)| value_info(name, ty))
+        .enumerate()
+        .map(|(k, (ty, name))| {
+            let free = dynamic::free_axes(ty, twin_out.as_ref().and_then(|t| t.get(k)));
+            let dims = free
+                .iter()
+                .map(|&a| {
+                    let named = options
+                        .dim_names
+                        .iter()
+                        .find(|(o, axis, _)| o == name && *axis == a)
+                        .map(|(_, _, n)| n.clone());
+                    let follows = twin_in.as_ref().and_then(|tin| {
+                        dynamic::follows_input(ty, twin_out.as_ref()?.get(k)?, a, &in_types, tin)
+                    });
+                    (
+                        a,
+                        named
+                            .or(follows)
+                            .unwrap_or_else(|| format!("{name}_dim{a}")),
+                    )
+                })
+                .collect();
+            value_info(name, ty, &dims)
+        })
         .collect::<Result<_>>()?;
     let graph = GraphProto {
         node: std::mem::take(&mut builder.nodes),
@@ -311,7 +408,12 @@ fn rename_output(b: &mut graph::Builder, current: &str, wanted: &str, inputs: &[
     }
 }
 
-fn value_info(name: &str, ty: &ValueType) -> Result<ValueInfoProto> {
+/// `name`'s type; the axes in `free` are written by name (`dim_param`) instead of size.
+fn value_info(
+    name: &str,
+    ty: &ValueType,
+    free: &BTreeMap<usize, String>,
+) -> Result<ValueInfoProto> {
     let (elem, dims) = match ty {
         ValueType::Tensor(kind, dims) => (graph::data_type(*kind)? as i32, Some(dims)),
         _ => (proto::DataType::Float as i32, None),
@@ -324,9 +426,16 @@ fn value_info(name: &str, ty: &ValueType) -> Result<ValueInfoProto> {
                 shape: dims.map(|d| TensorShapeProto {
                     dim: d
                         .iter()
-                        .map(|&v| Dimension {
-                            dim_value: Some(v),
-                            dim_param: None,
+                        .enumerate()
+                        .map(|(axis, &v)| match free.get(&axis) {
+                            Some(param) => Dimension {
+                                dim_value: None,
+                                dim_param: Some(param.clone()),
+                            },
+                            None => Dimension {
+                                dim_value: Some(v),
+                                dim_param: None,
+                            },
                         })
                         .collect(),
                 }),

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use ferrovis_app::args::ExportFormat;
+use ferrovis_app::args::ExportTarget;
 use ferrovis_core::onnx::OnnxOptions;
 
 use crate::yolo::predict::{load_model, LoadedModel};
@@ -24,15 +24,16 @@ use crate::yolo::predict::{load_model, LoadedModel};
 pub fn export(
     weights: &Path,
     out: &Path,
-    format: ExportFormat,
+    target: impl Into<ExportTarget>,
     imgsz: Option<usize>,
 ) -> Result<(LoadedModel, usize)> {
+    let target: ExportTarget = target.into();
     let (mut m, size) = prepare(weights, imgsz)?;
     m.vs.freeze();
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
     let options = onnx_options(&m, size, &["output0"]);
-    ferrovis_app::export::write(format, &name, &m.vs, example, &options, out, &|x| {
+    ferrovis_app::export::write(target, &name, &m.vs, example, &options, out, &|x| {
         vec![m.model.predict(x)]
     })?;
     Ok((m, size))
@@ -46,9 +47,10 @@ pub fn export(
 pub fn export_end2end(
     weights: &Path,
     out: &Path,
-    format: ExportFormat,
+    target: impl Into<ExportTarget>,
     imgsz: Option<usize>,
 ) -> Result<(LoadedModel, usize)> {
+    let target: ExportTarget = target.into();
     let (mut m, size) = prepare(weights, imgsz)?;
     if !m.model.detect().is_end2end() {
         bail!(
@@ -62,7 +64,7 @@ pub fn export_end2end(
     let name = m.model.config().name();
     let max_det = crate::yolo::yolo26::MAX_DET;
     let options = onnx_options(&m, size, &["output0"]);
-    ferrovis_app::export::write(format, &name, &m.vs, example, &options, out, &|x| {
+    ferrovis_app::export::write(target, &name, &m.vs, example, &options, out, &|x| {
         m.model.predict_end2end(x, max_det).into_iter().collect()
     })?;
     Ok((m, size))
@@ -90,6 +92,8 @@ fn onnx_options(m: &LoadedModel, size: usize, outputs: &[&str]) -> OnnxOptions {
             ("names".into(), ferrovis_core::onnx::names_property(&names)),
             ("channels".into(), "3".into()),
         ],
+        // Ultralytics' name for the free anchor count of a dynamic export.
+        dim_names: vec![("output0".into(), 2, "anchors".into())],
         ..OnnxOptions::default()
     }
 }

@@ -195,12 +195,11 @@ impl Detect {
     /// Boxes `(batch, 4, anchors)` in input pixels (corners, or centre and size with `xywh`) and
     /// class probabilities `(batch, classes, anchors)` of raw outputs.
     fn boxes_and_probabilities(&self, raw: &[Tensor], xywh: bool) -> (Tensor, Tensor) {
-        let sizes: Vec<(i64, i64)> = raw.iter().map(|t| (t.size()[2], t.size()[3])).collect();
         // (b, no, h, w) → (b, no, h·w) without reading b, so a traced export takes any batch.
         let flat: Vec<Tensor> = raw.iter().map(|t| t.flatten(2, 3)).collect();
         let all = Tensor::cat(&flat, 2);
         let parts = all.split_with_sizes([self.reg_max * 4, self.num_classes], 1);
-        let (anchors, strides) = make_anchors(&sizes, all.device());
+        let (anchors, strides) = anchors_of(raw);
         let dist = if self.reg_max > 1 {
             expected_distance(&parts[0].transpose(1, 2)).transpose(1, 2)
         } else {
@@ -345,6 +344,22 @@ pub fn make_anchors(sizes: &[(i64, i64)], device: tch::Device) -> (Tensor, Tenso
         let grid = Tensor::meshgrid_indexing(&[sy, sx], "ij");
         points.push(Tensor::stack(&[&grid[1], &grid[0]], -1).view([-1, 2]));
         strides.push(Tensor::full([h * w, 1], s as f64, opts));
+    }
+    (Tensor::cat(&points, 0), Tensor::cat(&strides, 0))
+}
+
+/// [`make_anchors`] for the levels `raw` holds, `(batch, channels, h, w)` each, computed from the
+/// maps themselves (a plane of ones summed along each axis) rather than from sizes read out of
+/// them: a traced export then recomputes the anchors for any input size.
+pub fn anchors_of(raw: &[Tensor]) -> (Tensor, Tensor) {
+    let mut points = Vec::new();
+    let mut strides = Vec::new();
+    for (t, s) in raw.iter().zip(STRIDES) {
+        let ones = t.select(0, 0).select(0, 0).ones_like(); // (h, w)
+        let sx = ones.cumsum(1, ones.kind()) - 0.5;
+        let sy = ones.cumsum(0, ones.kind()) - 0.5;
+        points.push(Tensor::stack(&[sx, sy], -1).view([-1, 2]));
+        strides.push(ones.view([-1, 1]) * s as f64);
     }
     (Tensor::cat(&points, 0), Tensor::cat(&strides, 0))
 }

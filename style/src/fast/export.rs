@@ -5,14 +5,19 @@ use std::path::Path;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use ferrovis_app::args::ExportFormat;
+use ferrovis_app::args::ExportTarget;
 use ferrovis_core::onnx::OnnxOptions;
 
 use super::predict::load_transformer;
 
 /// Traces the network in `weights` (a run folder or a weights file) for `size`×`size` RGB inputs
-/// in [0, 1] and writes it to `out` in `format`.
-pub fn export(weights: &Path, out: &Path, format: ExportFormat, size: i64) -> Result<()> {
+/// in [0, 1] and writes it to `out` as `target` says.
+pub fn export(
+    weights: &Path,
+    out: &Path,
+    target: impl Into<ExportTarget>,
+    size: i64,
+) -> Result<()> {
     let (vs, net) = load_transformer(weights, Device::Cpu)?;
     let example = Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu));
     let options = OnnxOptions {
@@ -23,7 +28,7 @@ pub fn export(weights: &Path, out: &Path, format: ExportFormat, size: i64) -> Re
         ..OnnxOptions::default()
     };
     ferrovis_app::export::write(
-        format,
+        target.into(),
         "TransformerNet",
         &vs,
         example,

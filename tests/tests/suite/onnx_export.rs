@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ferrovis_core::onnx::{export, OnnxOptions, OnnxSummary};
+use ferrovis_core::onnx::{export, Dynamic, OnnxOptions, OnnxSummary};
 use ferrovis_core::{create_backbone, BackboneOptions};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -96,7 +96,48 @@ pub(crate) fn relative_difference(ours: &Tensor, theirs: &Tensor) -> f64 {
     (ours - theirs).abs().max().double_value(&[]) / scale
 }
 
-fn export_backbone(name: &str, size: i64, dir: &Path) -> (PathBuf, Tensor, OnnxSummary) {
+/// Runs `model` in ONNX Runtime on each `(input, expected)` pair (one run each, of whatever
+/// batch and size the input has); returns the largest relative difference and what the script
+/// says of the model.
+pub(crate) fn worst_of_runs(
+    model: &Path,
+    input: &str,
+    runs: &[(Tensor, Tensor)],
+) -> (f64, serde_json::Value) {
+    let feeds: Vec<(String, Tensor)> = runs
+        .iter()
+        .enumerate()
+        .map(|(k, (x, _))| (format!("{input}@{k}"), x.shallow_clone()))
+        .collect();
+    let (out, meta) = onnx_runtime(model, &feeds);
+    let name = meta["outputs"]
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .unwrap();
+    let worst = runs
+        .iter()
+        .enumerate()
+        .map(|(k, (x, expected))| {
+            let d = relative_difference(expected, &out[&format!("{name}@{k}")]);
+            println!(
+                "  {} at {:?}: ONNX Runtime vs libtorch {d:.2e}",
+                model.file_name().unwrap().to_string_lossy(),
+                x.size()
+            );
+            d
+        })
+        .fold(0.0, f64::max);
+    (worst, meta)
+}
+
+/// A backbone with moved statistics, exported traced on one picture with `dynamic` axes;
+/// returns the file, the summary and the libtorch forward at other inputs.
+fn export_backbone(
+    name: &str,
+    size: i64,
+    dynamic: Dynamic,
+    dir: &Path,
+) -> (PathBuf, OnnxSummary, impl Fn(&Tensor) -> Tensor) {
     let mut vs = VarStore::new(Device::Cpu);
     let opts = BackboneOptions {
         image_size: Some(size),
@@ -105,34 +146,57 @@ fn export_backbone(name: &str, size: i64, dir: &Path) -> (PathBuf, Tensor, OnnxS
     let net = create_backbone(name, &vs.root(), &opts).unwrap();
     randomise_one_dim(&vs);
     vs.freeze();
-    let x = real_images(size);
-    let expected = tch::no_grad(|| net.forward_t(&x, false));
+    let x = real_images(size).narrow(0, 0, 1);
     let path = dir.join(format!("{name}.onnx"));
     let summary = export(
         &vs,
-        &[x.shallow_clone()],
+        &[x],
         |inputs| Ok(vec![net.forward_t(&inputs[0], false)]),
-        &OnnxOptions::default(),
+        &OnnxOptions {
+            dynamic,
+            ..OnnxOptions::default()
+        },
         &path,
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"));
-    (path, expected, summary)
+    let forward = move |x: &Tensor| tch::no_grad(|| net.forward_t(x, false));
+    (path, summary, forward)
 }
 
 #[test]
 fn backbones_export_to_onnx_and_onnx_runtime_gives_their_logits() {
     let tmp = tempfile::tempdir().unwrap();
-    for (name, size) in [
-        ("resnet50", 224),
-        ("efficientnet_b0", 224),
-        ("mobilenet_v3_large", 224),
-        ("convnext_tiny", 224),
-        ("vit_b_16", 224),
+    // Exported with a free batch, height and width (ViT: batch only, it takes 224² alone),
+    // traced on one picture, run on both at the traced size and on one at a smaller size.
+    for (name, size, dynamic) in [
+        ("resnet50", 224, Dynamic::BatchAndSize),
+        ("efficientnet_b0", 224, Dynamic::BatchAndSize),
+        ("mobilenet_v3_large", 224, Dynamic::BatchAndSize),
+        ("convnext_tiny", 224, Dynamic::BatchAndSize),
+        ("vit_b_16", 224, Dynamic::Batch),
     ] {
-        let (path, expected, summary) = export_backbone(name, size, tmp.path());
-        let x = real_images(size);
-        let (out, meta) = onnx_runtime(&path, &[("images".into(), x)]);
-        let d = relative_difference(&expected, &out["output0"]);
+        let (path, summary, forward) = export_backbone(name, size, dynamic, tmp.path());
+        let both = real_images(size);
+        let other = if dynamic == Dynamic::BatchAndSize {
+            real_images(160).narrow(0, 1, 1)
+        } else {
+            both.narrow(0, 1, 1)
+        };
+        let runs = [
+            (both.shallow_clone(), forward(&both)),
+            (other.shallow_clone(), forward(&other)),
+        ];
+        let (d, meta) = worst_of_runs(&path, "images", &runs);
+        let free = if dynamic == Dynamic::BatchAndSize {
+            serde_json::json!(["batch", 3, "height", "width"])
+        } else {
+            serde_json::json!(["batch", 3, 224, 224])
+        };
+        assert_eq!(meta["inputs"]["images"], free, "{name}");
+        assert_eq!(
+            meta["outputs"]["output0"],
+            serde_json::json!(["batch", 1000])
+        );
         println!(
             "{name}: {} nodes, {} initialisers ({} by state-dict name), {:.1} MB; ONNX Runtime \
              vs libtorch {d:.2e}",
@@ -232,6 +296,46 @@ fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
     let d = relative_difference(&expected, &ours_out["output0"]);
     println!("YOLOv8n at 320: ONNX Runtime vs libtorch {d:.2e}");
     assert!(d <= 1e-4, "{d:.3e}");
+    // `--dynamic`: one graph for any batch and any multiple of 32, anchors computed in it.
+    let dynamic = tmp.path().join("dynamic.onnx");
+    let (ok, stdout, stderr) = crate::cli::cli(&[
+        "detect",
+        "export",
+        "--weights",
+        pt.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--dynamic",
+        "--out",
+        dynamic.to_str().unwrap(),
+        "--imgsz",
+        "320",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("free batch, height and width"), "{stdout}");
+    let both = unit_images(320);
+    let smaller = unit_images(256).narrow(0, 1, 1);
+    let runs = [
+        (
+            both.shallow_clone(),
+            tch::no_grad(|| m.model.predict(&both)),
+        ),
+        (
+            smaller.shallow_clone(),
+            tch::no_grad(|| m.model.predict(&smaller)),
+        ),
+    ];
+    let (d, meta) = worst_of_runs(&dynamic, "images", &runs);
+    println!("YOLOv8n --dynamic: ONNX Runtime vs libtorch {d:.2e}");
+    assert!(d <= 1e-4, "{d:.3e}");
+    assert_eq!(
+        meta["inputs"]["images"],
+        serde_json::json!(["batch", 3, "height", "width"])
+    );
+    assert_eq!(
+        meta["outputs"]["output0"],
+        serde_json::json!(["batch", 6, "anchors"])
+    );
 }
 
 #[test]
@@ -254,26 +358,32 @@ fn segmentation_and_style_networks_export_to_onnx() {
         randomise_one_dim(&model.vs);
         model.vs.freeze();
         let x = real_images(size);
-        let expected = tch::no_grad(|| model.forward_t(&x, false).out);
         let path = tmp.path().join(format!("{name}.onnx"));
         export(
             &model.vs,
             &[x.narrow(0, 0, 1)],
             |i| Ok(vec![model.forward_t(&i[0], false).out]),
-            &OnnxOptions::default(),
+            &OnnxOptions {
+                dynamic: Dynamic::BatchAndSize,
+                ..OnnxOptions::default()
+            },
             &path,
         )
         .unwrap();
-        // Traced at batch 1: each picture on its own.
-        let feeds: Vec<(String, Tensor)> = (0..2)
-            .map(|k| (format!("images@{k}"), x.narrow(0, k, 1)))
-            .collect();
-        let (out, _) = onnx_runtime(&path, &feeds);
-        for k in 0..2 {
-            let d = relative_difference(&expected.narrow(0, k, 1), &out[&format!("output0@{k}")]);
-            println!("{name}-{encoder}, picture {k}: ONNX Runtime vs libtorch {d:.2e}");
-            assert!(d <= 1e-4, "{name}: {d:.3e}");
-        }
+        // Traced on one picture at 128²: run on both, and on one at 96².
+        let smaller = real_images(96).narrow(0, 1, 1);
+        let forward = |x: &Tensor| tch::no_grad(|| model.forward_t(x, false).out);
+        let runs = [
+            (x.shallow_clone(), forward(&x)),
+            (smaller.shallow_clone(), forward(&smaller)),
+        ];
+        let (d, meta) = worst_of_runs(&path, "images", &runs);
+        println!("{name}-{encoder}: ONNX Runtime vs libtorch {d:.2e}");
+        assert!(d <= 1e-4, "{name}: {d:.3e}");
+        assert_eq!(
+            meta["outputs"]["output0"],
+            serde_json::json!(["batch", 3, "height", "width"])
+        );
     }
     // The fast style network (reflection padding, instance norm, upsampling).
     let vs = VarStore::new(Device::Cpu);
@@ -282,18 +392,25 @@ fn segmentation_and_style_networks_export_to_onnx() {
     randomise_one_dim(&vs);
     vs.freeze();
     let x = unit_images(96).narrow(0, 0, 1);
-    let expected = tch::no_grad(|| net.forward(&x));
     let path = tmp.path().join("style.onnx");
     export(
         &vs,
         &[x.shallow_clone()],
         |i| Ok(vec![net.forward(&i[0])]),
-        &OnnxOptions::default(),
+        &OnnxOptions {
+            dynamic: Dynamic::BatchAndSize,
+            ..OnnxOptions::default()
+        },
         &path,
     )
     .unwrap();
-    let (out, _) = onnx_runtime(&path, &[("images".into(), x)]);
-    let d = relative_difference(&expected, &out["output0"]);
+    let both = unit_images(64);
+    let forward = |x: &Tensor| tch::no_grad(|| net.forward(x));
+    let runs = [
+        (x.shallow_clone(), forward(&x)),
+        (both.shallow_clone(), forward(&both)),
+    ];
+    let (d, _) = worst_of_runs(&path, "images", &runs);
     println!("style network: ONNX Runtime vs libtorch {d:.2e}");
     assert!(d <= 1e-4, "{d:.3e}");
 }
@@ -317,13 +434,13 @@ fn an_unsupported_operator_and_an_unwritable_path_are_named_and_leave_no_file() 
     let err = export(
         &vs,
         &[x.shallow_clone()],
-        |i| Ok(vec![i[0].matmul(&w).cumsum(1, Kind::Float)]),
+        |i| Ok(vec![i[0].matmul(&w).cumprod(1, Kind::Float)]),
         &OnnxOptions::default(),
         &path,
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("aten::cumsum"), "{err}");
+    assert!(err.contains("aten::cumprod"), "{err}");
     assert!(!path.exists());
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),

@@ -122,6 +122,19 @@ pub enum Command {
         /// rows x1, y1, x2, y2, score, class (Ultralytics' `nms=False`).
         #[arg(long)]
         end2end: bool,
+        /// ONNX: write non-maximum suppression into the graph (Ultralytics' `nms=True`): output
+        /// (N, max_det, 6) rows x1, y1, x2, y2, score, class, zeros after the last detection.
+        #[arg(long)]
+        nms: bool,
+        /// With --nms: the minimum class probability (default 0.25, as Ultralytics exports).
+        #[arg(long, requires = "nms")]
+        conf: Option<f32>,
+        /// With --nms: the IoU above which a lower-scored box of its class is dropped (0.7).
+        #[arg(long, requires = "nms")]
+        iou: Option<f32>,
+        /// With --nms: rows per image (300).
+        #[arg(long, requires = "nms")]
+        max_det: Option<i64>,
     },
     /// Transfer learning on synthetic shapes against training from scratch: YOLOv8n pretrained
     /// on shapes and fine-tuned on new ones (freeze=10), then SSDlite and Faster R-CNN on the
@@ -282,13 +295,28 @@ pub fn run(cli: Cli) -> Result<()> {
             export: flags,
             imgsz,
             end2end,
-        } => export(
-            &weights,
-            &flags.out("yolov8"),
-            flags.target(),
-            imgsz,
-            end2end,
-        ),
+            nms,
+            conf,
+            iou,
+            max_det,
+        } => {
+            let nms = nms.then(|| {
+                let d = ferrovis_core::onnx::Nms::default();
+                ferrovis_core::onnx::Nms {
+                    conf: conf.unwrap_or(d.conf),
+                    iou: iou.unwrap_or(d.iou),
+                    max_det: max_det.unwrap_or(d.max_det),
+                }
+            });
+            export(
+                &weights,
+                &flags.out("yolov8"),
+                flags.target(),
+                imgsz,
+                end2end,
+                nms,
+            )
+        }
         Command::Demo {
             out,
             dir,
@@ -411,6 +439,7 @@ fn export(
     target: ExportTarget,
     imgsz: Option<usize>,
     end2end: bool,
+    nms: Option<ferrovis_core::onnx::Nms>,
 ) -> Result<()> {
     let source = identify(weights, None)?;
     if source.family.is_torchvision() {
@@ -421,6 +450,31 @@ fn export(
         );
     }
     let (kind, batch) = (target.describe(), target.batch());
+    if end2end && nms.is_some() {
+        anyhow::bail!("--end2end and --nms exclude each other: an end-to-end head needs no NMS");
+    }
+    if let Some(nms) = nms {
+        if !(0.0..=1.0).contains(&nms.conf) || !(0.0..=1.0).contains(&nms.iou) || nms.max_det < 1 {
+            anyhow::bail!(
+                "--conf {} and --iou {} must lie in [0, 1] and --max-det {} be at least 1",
+                nms.conf,
+                nms.iou,
+                nms.max_det
+            );
+        }
+        let (_, size) = yolo::export::export_with_nms(weights, out, target, imgsz, nms)?;
+        println!(
+            "wrote {} ({kind}, with NMS; input `images`: RGB float ({batch}, 3, {size}, {size}) \
+             in [0, 1], letterboxed; output `output0`: ({batch}, {}, 6) rows x1, y1, x2, y2, \
+             score, class in pixels, by decreasing score, conf > {}, IoU {}; zeros after the \
+             last detection)",
+            out.display(),
+            nms.max_det,
+            nms.conf,
+            nms.iou
+        );
+        return Ok(());
+    }
     if end2end {
         let (_, size) = yolo::export::export_end2end(weights, out, target, imgsz)?;
         println!(

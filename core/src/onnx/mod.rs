@@ -29,6 +29,7 @@
 mod aten;
 mod dynamic;
 mod graph;
+mod nms;
 pub mod proto;
 pub mod trace;
 
@@ -46,6 +47,8 @@ use proto::{
     TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
 };
 use trace::ValueType;
+
+pub use nms::Nms;
 
 /// The opset Ultralytics exports with (8.4's `best_onnx_opset` for torch ≥ 2.4: 18, because
 /// ONNX Runtime's CUDA provider has no Resize-19 or ReduceMax-20 kernel and its static INT8
@@ -84,6 +87,9 @@ pub struct OnnxOptions {
     /// axis 2 `anchors`); a free axis not listed is `batch`, `height` or `width` when it follows
     /// the input's, else `<output>_dim<axis>`.
     pub dim_names: Vec<(String, usize, String)>,
+    /// Non-maximum suppression written after the first output, which must be a detector's
+    /// `(N, 4 + classes, anchors)`: that output becomes `(N, max_det, 6)` rows (see [`Nms`]).
+    pub nms: Option<Nms>,
 }
 
 /// The input dimensions a graph leaves free.
@@ -115,6 +121,7 @@ impl Default for OnnxOptions {
             graph_name: "main_graph".into(),
             dynamic: Dynamic::None,
             dim_names: Vec::new(),
+            nms: None,
         }
     }
 }
@@ -245,6 +252,34 @@ fn convert(
 ) -> Result<ModelProto> {
     let graph_inputs = traced.inputs.clone();
     let graph_outputs = traced.outputs.clone();
+    let output_types = |t: &trace::Trace| -> Vec<ValueType> {
+        let types: HashMap<usize, ValueType> = t
+            .nodes
+            .iter()
+            .flat_map(|n| n.outputs.iter().cloned())
+            .chain(t.inputs.iter().cloned())
+            .collect();
+        let mut out: Vec<ValueType> = t
+            .outputs
+            .iter()
+            .map(|v| types.get(v).cloned().unwrap_or(ValueType::UnknownTensor))
+            .collect();
+        // With NMS the first output is the rows written after it.
+        if let (Some(nms), Some(ValueType::Tensor(kind, shape))) = (&options.nms, out.first()) {
+            let batch = shape.first().copied().unwrap_or(1);
+            let rows = ValueType::Tensor(*kind, vec![batch, nms.max_det, 6]);
+            out[0] = rows;
+        }
+        out
+    };
+    let out_types = output_types(traced);
+    let first_output = traced
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter())
+        .chain(traced.inputs.iter())
+        .find(|(v, _)| Some(v) == graph_outputs.first())
+        .map(|(_, ty)| ty.clone());
     let mut converter = aten::Converter::new(traced, twin, names, options.opset);
     let input_names: Vec<String> = (0..graph_inputs.len())
         .map(|k| {
@@ -266,23 +301,23 @@ fn convert(
             .get(k)
             .cloned()
             .unwrap_or_else(|| format!("output{k}"));
-        let current = converter.tensor(*v)?;
+        let mut current = converter.tensor(*v)?;
+        if let (0, Some(nms)) = (k, &options.nms) {
+            let classes = match &first_output {
+                Some(ValueType::Tensor(_, s)) if s.len() == 3 && s[1] > 4 => s[1] - 4,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "ONNX export with NMS: the first output must be (N, 4 + classes, \
+                         anchors), not {other:?}"
+                    )))
+                }
+            };
+            current = nms::append(&mut converter.builder, &current, classes, nms)?;
+        }
         rename_output(&mut converter.builder, &current, &wanted, &input_names);
         output_names.push(wanted);
     }
     let mut builder = converter.builder;
-    let output_types = |t: &trace::Trace| -> Vec<ValueType> {
-        let types: HashMap<usize, ValueType> = t
-            .nodes
-            .iter()
-            .flat_map(|n| n.outputs.iter().cloned())
-            .chain(t.inputs.iter().cloned())
-            .collect();
-        t.outputs
-            .iter()
-            .map(|v| types.get(v).cloned().unwrap_or(ValueType::UnknownTensor))
-            .collect()
-    };
     let read: HashSet<&str> = builder
         .nodes
         .iter()
@@ -311,7 +346,6 @@ fn convert(
             value_info(name, ty, &dims)
         })
         .collect::<Result<_>>()?;
-    let out_types = output_types(traced);
     let twin_out = twin.map(output_types);
     let output = out_types
         .iter()

@@ -13,8 +13,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use ferrovis_app::args::ExportTarget;
-use ferrovis_core::onnx::OnnxOptions;
+use ferrovis_app::args::{ExportFormat, ExportTarget};
+use ferrovis_core::onnx::{Nms, OnnxOptions};
 
 use crate::yolo::predict::{load_model, LoadedModel};
 
@@ -27,12 +27,42 @@ pub fn export(
     target: impl Into<ExportTarget>,
     imgsz: Option<usize>,
 ) -> Result<(LoadedModel, usize)> {
+    export_with(weights, out, target.into(), imgsz, None)
+}
+
+/// [`export`] with non-maximum suppression in the ONNX graph (Ultralytics' `nms=True`): the
+/// output is `(N, max_det, 6)` rows `x1, y1, x2, y2, score, class` in input pixels, by
+/// decreasing score, zeros after the last detection; each box keeps its best class, as
+/// `detect predict` does.
+pub fn export_with_nms(
+    weights: &Path,
+    out: &Path,
+    target: impl Into<ExportTarget>,
+    imgsz: Option<usize>,
+    nms: Nms,
+) -> Result<(LoadedModel, usize)> {
     let target: ExportTarget = target.into();
+    if target.format != ExportFormat::Onnx {
+        bail!("--nms writes the suppression into an ONNX graph: export with --format onnx");
+    }
+    export_with(weights, out, target, imgsz, Some(nms))
+}
+
+fn export_with(
+    weights: &Path,
+    out: &Path,
+    target: ExportTarget,
+    imgsz: Option<usize>,
+    nms: Option<Nms>,
+) -> Result<(LoadedModel, usize)> {
     let (mut m, size) = prepare(weights, imgsz)?;
     m.vs.freeze();
     let example = Tensor::rand([1, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
     let name = m.model.config().name();
-    let options = onnx_options(&m, size, &["output0"]);
+    let options = OnnxOptions {
+        nms,
+        ..onnx_options(&m, size, &["output0"])
+    };
     ferrovis_app::export::write(target, &name, &m.vs, example, &options, out, &|x| {
         vec![m.model.predict(x)]
     })?;

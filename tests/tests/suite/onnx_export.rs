@@ -338,6 +338,109 @@ fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
     );
 }
 
+/// `detections` as (n, 6) rows `x1, y1, x2, y2, score, class` by decreasing score.
+fn detection_rows(detections: &[ferrovis_core::metrics::detection::Detection]) -> Tensor {
+    let flat: Vec<f32> = detections
+        .iter()
+        .flat_map(|d| {
+            let [x1, y1, x2, y2] = d.bbox;
+            [x1, y1, x2, y2, d.score, d.class as f32]
+        })
+        .collect();
+    Tensor::from_slice(&flat).view([-1, 6])
+}
+
+/// The rows of one image's `(max_det, 6)` output that hold a detection (score above zero).
+fn filled_rows(rows: &Tensor) -> Tensor {
+    let n = i64::try_from(rows.select(1, 4).gt(0.0).sum(Kind::Int64)).unwrap();
+    rows.narrow(0, 0, n)
+}
+
+#[test]
+fn yolov8n_nms_export_equals_detect_predict_and_ultralytics_nms_export() {
+    let case = crate::yolo_ultralytics::model_case("yolov8n");
+    let pt = case.join("yolov8n-2cls.pt");
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours-nms.onnx");
+    // A low threshold, so that the pictures give many boxes to suppress and keep.
+    let conf = "0.01";
+    let (ok, stdout, stderr) = crate::cli::cli(&[
+        "detect",
+        "export",
+        "--weights",
+        pt.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--dynamic",
+        "batch",
+        "--nms",
+        "--conf",
+        conf,
+        "--out",
+        ours.to_str().unwrap(),
+        "--imgsz",
+        "320",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("with NMS"), "{stdout}");
+    let theirs = tmp.path().join("theirs-nms.onnx");
+    ferrovis_tests::run_reference(
+        "onnx_ultralytics.py",
+        &[
+            pt.as_os_str(),
+            "320".as_ref(),
+            theirs.as_os_str(),
+            conf.as_ref(),
+        ],
+    );
+    let both = unit_images(320);
+    let (ours_out, ours_meta) = onnx_runtime(&ours, &[("images".into(), both.shallow_clone())]);
+    assert_eq!(
+        ours_meta["outputs"]["output0"],
+        serde_json::json!(["batch", 300, 6])
+    );
+    let feeds: Vec<(String, Tensor)> = (0..2)
+        .map(|k| (format!("images@{k}"), both.narrow(0, k, 1)))
+        .collect();
+    let (theirs_out, _) = onnx_runtime(&theirs, &feeds);
+    // `detect predict`'s post-processing of the libtorch forward, at the same threshold.
+    let m = ferrovis_detect::yolo::predict::load_model(&pt, Device::Cpu, false).unwrap();
+    let decoded = tch::no_grad(|| m.model.predict(&both));
+    let cfg = ferrovis_detect::yolo::postprocess::NmsConfig {
+        conf: 0.01,
+        ..ferrovis_detect::yolo::postprocess::NmsConfig::predict()
+    };
+    let predicted = ferrovis_detect::yolo::postprocess::non_max_suppression(&decoded, &cfg);
+    for k in 0..2 {
+        let ours = ours_out["output0"].get(k);
+        let filled = filled_rows(&ours);
+        let expected = detection_rows(&predicted[k as usize]);
+        let theirs = filled_rows(&theirs_out[&format!("output0@{k}")].get(0));
+        println!(
+            "picture {k}: {} rows from our graph, {} from detect predict, {} from Ultralytics' \
+             nms=True export",
+            filled.size()[0],
+            expected.size()[0],
+            theirs.size()[0]
+        );
+        assert!(filled.size()[0] >= 5, "too few detections to compare");
+        // The rows after the detections are zeros.
+        let rest = ours.narrow(0, filled.size()[0], 300 - filled.size()[0]);
+        assert_eq!(rest.abs().sum(Kind::Double).double_value(&[]), 0.0);
+        let d = relative_difference(&expected, &filled);
+        let u = relative_difference(&theirs, &filled);
+        println!("  vs detect predict {d:.2e}, vs Ultralytics {u:.2e}");
+        assert!(
+            d <= 1e-4,
+            "picture {k}: our NMS graph vs detect predict {d:.3e}"
+        );
+        assert!(
+            u <= 1e-4,
+            "picture {k}: our NMS graph vs Ultralytics' {u:.3e}"
+        );
+    }
+}
+
 #[test]
 fn segmentation_and_style_networks_export_to_onnx() {
     let tmp = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ mod dynamic;
 mod graph;
 mod nms;
 pub mod proto;
+pub mod run;
 pub mod trace;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -147,14 +148,14 @@ pub struct OnnxSummary {
 pub fn export<F>(
     vs: &VarStore,
     inputs: &[Tensor],
-    forward: F,
+    mut forward: F,
     options: &OnnxOptions,
     out: &Path,
 ) -> Result<OnnxSummary>
 where
     F: FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
 {
-    let model = to_model(vs, inputs, forward, options)?;
+    let model = to_model(vs, inputs, &mut forward, options)?;
     let bytes = model.encode_to_vec();
     if bytes.len() as u64 >= 2 << 30 {
         return Err(Error::Invalid(format!(
@@ -170,6 +171,8 @@ where
             out.display()
         ))
     })?)?;
+    verify(&model, inputs, &mut forward, options)
+        .map_err(|e| Error::Invalid(format!("{}: not written: {e}", out.display())))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -193,6 +196,91 @@ where
         named_initialisers,
         bytes: bytes.len() as u64,
     })
+}
+
+/// The largest difference [`verify`] accepts between the graph's outputs and the forward's,
+/// relative to the output's largest magnitude: ten times what ONNX Runtime's own differences
+/// reach on the tested models (BatchNorm folding and summation order), far below a wrong
+/// translation's.
+pub const VERIFY_TOLERANCE: f64 = 1e-4;
+
+/// Runs `model` ([`run::run`], libtorch's operators read from ONNX's specification) on
+/// `inputs`, and for dynamic axes on the second trace's inputs too, and compares each output
+/// with `forward`'s: a difference over [`VERIFY_TOLERANCE`] is an error naming the output.
+/// With NMS in the graph, what is compared is the suppression's input (the forward's output);
+/// the rows after it are checked for their shape.
+pub fn verify<F>(
+    model: &ModelProto,
+    inputs: &[Tensor],
+    mut forward: F,
+    options: &OnnxOptions,
+) -> Result<()>
+where
+    F: FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    let mut probes = vec![inputs.iter().map(Tensor::shallow_clone).collect::<Vec<_>>()];
+    if options.dynamic != Dynamic::None {
+        probes.push(dynamic::second_probe(inputs, options.dynamic)?);
+    }
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
+    let before_nms = graph
+        .node
+        .iter()
+        .find(|n| n.name.starts_with("/nms/"))
+        .and_then(|n| n.input.first().cloned());
+    for probe in probes {
+        let expected = tch::no_grad(|| forward(&probe))?;
+        let mut wanted: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+        if let Some(name) = &before_nms {
+            wanted.push(name.clone());
+        }
+        let got = run::run_values(model, &probe, &wanted)?;
+        for (k, want) in expected.iter().enumerate() {
+            let name = match (k, &before_nms) {
+                (0, Some(decoded)) => decoded,
+                _ => &wanted[k],
+            };
+            let ours = &got[name];
+            if ours.size() != want.size() {
+                return Err(Error::Invalid(format!(
+                    "the graph's '{name}' is {:?} at input {:?}, the forward's {:?}",
+                    ours.size(),
+                    probe[0].size(),
+                    want.size()
+                )));
+            }
+            let want = want.to_kind(tch::Kind::Double);
+            let scale = want.abs().max().double_value(&[]).max(1e-12);
+            let d = (ours.to_kind(tch::Kind::Double) - &want)
+                .abs()
+                .max()
+                .double_value(&[])
+                / scale;
+            // NaN fails too.
+            if d.is_nan() || d > VERIFY_TOLERANCE {
+                return Err(Error::Invalid(format!(
+                    "running the written graph (input {:?}) gives '{name}' {d:.2e} away from \
+                     the libtorch forward, over the {VERIFY_TOLERANCE:.0e} allowed: a \
+                     translation computes something else",
+                    probe[0].size()
+                )));
+            }
+        }
+        if let (Some(nms), Some(rows)) = (&options.nms, got.get(&wanted[0])) {
+            let batch = probe[0].size()[0];
+            if before_nms.is_some() && rows.size() != [batch, nms.max_det, 6] {
+                return Err(Error::Invalid(format!(
+                    "the NMS rows are {:?}, not [{batch}, {}, 6]",
+                    rows.size(),
+                    nms.max_det
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Traces and converts, without writing: the model as it would be written.

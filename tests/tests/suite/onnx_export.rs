@@ -519,6 +519,71 @@ fn segmentation_and_style_networks_export_to_onnx() {
 }
 
 #[test]
+fn the_export_check_runs_the_graph_and_refuses_one_that_computes_something_else() {
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = create_backbone("resnet18", &vs.root(), &BackboneOptions::classes(4)).unwrap();
+    randomise_one_dim(&vs);
+    vs.freeze();
+    let x = real_images(64).narrow(0, 0, 1);
+    let mut forward = |i: &[Tensor]| Ok(vec![net.forward_t(&i[0], false)]);
+    let options = OnnxOptions {
+        dynamic: Dynamic::BatchAndSize,
+        ..OnnxOptions::default()
+    };
+    let model =
+        ferrovis_core::onnx::to_model(&vs, &[x.shallow_clone()], &mut forward, &options).unwrap();
+    // The graph as written runs to the forward's logits, at the traced input and another.
+    ferrovis_core::onnx::verify(&model, &[x.shallow_clone()], &mut forward, &options).unwrap();
+    let other = real_images(96);
+    let got = ferrovis_core::onnx::run::run(&model, &[other.shallow_clone()]).unwrap();
+    let d = relative_difference(&forward(&[other]).unwrap()[0], &got["output0"]);
+    println!("resnet18 run from its ONNX graph at 2×96²: {d:.2e}");
+    assert!(d <= 1e-5, "{d:.3e}");
+    // One weight changed in the file: the check names the output and the difference.
+    let mut tampered = model.clone();
+    let graph = tampered.graph.as_mut().unwrap();
+    let fc = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "fc.bias")
+        .unwrap();
+    fc.raw_data[0..4].copy_from_slice(&5.0f32.to_le_bytes());
+    let err = ferrovis_core::onnx::verify(&tampered, &[x], &mut forward, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'output0'") && err.contains("away from the libtorch forward"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_folder_without_weights_is_named_and_no_file_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("results.csv"), "epoch\n").unwrap();
+    for task in ["classify", "detect", "segment", "style"] {
+        let out = tmp.path().join(format!("{task}.onnx"));
+        let (ok, stdout, stderr) = crate::cli::cli(&[
+            task,
+            "export",
+            "--weights",
+            run.to_str().unwrap(),
+            "--format",
+            "onnx",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        println!("{task}: {}", stderr.trim());
+        assert!(!ok, "{task}: {stdout}");
+        assert!(stderr.contains(run.to_str().unwrap()), "{task}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{task}: {stderr}");
+        assert!(!out.exists(), "{task} left {}", out.display());
+    }
+}
+
+#[test]
 fn an_unsupported_operator_and_an_unwritable_path_are_named_and_leave_no_file() {
     let tmp = tempfile::tempdir().unwrap();
     let mut vs = VarStore::new(Device::Cpu);

@@ -28,8 +28,9 @@ APT_PACKAGES=(libopencv-dev libjpeg-dev clang libclang-dev libgloo-dev)
 # nvidia-cuda-crt and nvidia-cuda-cccl: the CUDA headers (crt/host_config.h, nv/target) the torch
 # wheel's own CUDA runtime headers include but do not ship; with them core's c10d shim compiles
 # ProcessGroupNCCL in on GPU machines (core/build.rs, FERROVIS_NCCL below), so data-parallel
-# training runs on GPUs with NCCL. Their CUDA version is the wheel's (13.0).
-PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools ultralytics timm==1.0.31 transformers==5.25.0 lap==0.5.13 motmetrics==1.4.0 onnx==1.23.2 onnxruntime==1.31.1 nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85"
+# training runs on GPUs with NCCL. Their CUDA version is the wheel's (13.0). tensorboard's own
+# reader (EventAccumulator, masked_crc32c) checks the event files the training engine writes.
+PY_PACKAGES="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION numpy safetensors scikit-learn pycocotools ultralytics timm==1.0.31 transformers==5.25.0 lap==0.5.13 motmetrics==1.4.0 onnx==1.23.2 onnxruntime==1.31.1 tensorboard==2.21.0 nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${FERROVIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrovis}
@@ -68,7 +69,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PACKAGES" ]; then
   "$venv/bin/python" -m pip install -q --no-cache-dir --upgrade pip
   # shellcheck disable=SC2086 # the list is meant to split into arguments
   "$venv/bin/python" -m pip install -q --no-cache-dir $PY_PACKAGES
-  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools, ultralytics, timm, transformers, lap, motmetrics, onnx, onnxruntime; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
+  "$venv/bin/python" -c "import torch, torchvision, numpy, safetensors, sklearn, pycocotools, ultralytics, timm, transformers, lap, motmetrics, onnx, onnxruntime, tensorboard; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
   printf '%s' "$PY_PACKAGES" >"$stamp"
 fi
 site=$(ls -d "$venv"/lib/python3*/site-packages | head -n 1)

@@ -173,6 +173,8 @@ pub struct TrainSection {
     /// Mixed precision on CUDA: float16 autocast with dynamic loss scaling (PyTorch's `autocast`
     /// + `GradScaler`). Ignored on the CPU, where training stays float32.
     pub amp: bool,
+    /// Write TensorBoard event files into the run folder (`tensorboard --logdir <project>`).
+    pub tensorboard: bool,
     /// Where run folders go.
     pub project: String,
     /// Run folder name (empty: the mode).
@@ -204,6 +206,7 @@ impl Default for TrainSection {
             device: "auto".into(),
             channels_last: true,
             amp: true,
+            tensorboard: true,
             project: "runs/classify".into(),
             name: String::new(),
         }

@@ -449,6 +449,7 @@ pub fn train(
         patience: None,
         seed: cfg.train.seed,
         amp: cfg.train.amp && device.is_cuda(),
+        tensorboard: cfg.train.tensorboard,
     };
     let outcome = session.fit(&clf.vs, &mut task, &mut opt, &train_cfg)?;
     let best_accuracy = outcome.best.map(|(v, _)| v).unwrap_or(0.0);

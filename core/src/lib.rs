@@ -67,6 +67,7 @@ pub mod optim;
 pub mod profiler;
 pub mod run;
 mod shim;
+pub mod tensorboard;
 pub mod timm;
 pub mod transformers;
 

@@ -98,6 +98,8 @@ pub struct DetectConfig {
     pub name: String,
     /// Stop after this many epochs without a better fitness.
     pub patience: usize,
+    /// Write TensorBoard event files into the run folder (`tensorboard --logdir <project>`).
+    pub tensorboard: bool,
     /// Confidence threshold (validation 0.001, prediction 0.25 when unset).
     pub conf: Option<f32>,
     /// NMS IoU threshold.
@@ -302,6 +304,7 @@ impl Default for DetectConfig {
             project: "runs/detect".into(),
             name: "train".into(),
             patience: 100,
+            tensorboard: true,
             conf: None,
             iou: 0.7,
             max_det: 300,

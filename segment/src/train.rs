@@ -310,6 +310,7 @@ pub fn train(
         patience: None,
         seed: cfg.train.seed,
         amp: cfg.train.amp && device.is_cuda(),
+        tensorboard: cfg.train.tensorboard,
     };
     let outcome = session.fit(&model.vs, &mut task, &mut opt, &train_cfg)?;
     let last = task.last_evaluation.take();

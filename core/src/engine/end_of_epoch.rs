@@ -111,6 +111,27 @@ impl Fit<'_> {
             // The chart first: every way out of the loop leaves it showing the last epoch.
             #[cfg(feature = "plot")]
             crate::metrics::charts::results_png(&dir.results(), &dir.results_png())?;
+            if let Some(board) = self.board.as_mut() {
+                // results.csv's columns, the epoch as the step; then each group's rate and the
+                // pictures drawn during the epoch.
+                let mut scalars = vec![("train_loss".to_string(), train_loss)];
+                scalars.extend(metrics.iter().cloned());
+                scalars.push(("lr".into(), lr));
+                scalars.push(("seconds".into(), seconds));
+                scalars.extend(
+                    opt.lrs()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("lr/pg{i}"), *v)),
+                );
+                let step = (epoch + 1) as i64;
+                board.scalars(step, &scalars)?;
+                let since = std::time::SystemTime::now() - started.elapsed();
+                for (tag, png) in pictures_since(&dir.0, since)? {
+                    board.png(&tag, step, png)?;
+                }
+                board.flush()?;
+            }
         }
         let stop = |reason| FitOutcome {
             epochs_completed: epoch + 1,
@@ -125,6 +146,33 @@ impl Fit<'_> {
         }
         Ok(None)
     }
+}
+
+/// The PNG files directly in `dir` written at or after `since`, by name (the tag: the file's
+/// stem), in name order.
+fn pictures_since(
+    dir: &std::path::Path,
+    since: std::time::SystemTime,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let fresh = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if fresh && path.extension().is_some_and(|e| e == "png") {
+            let tag = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let png = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            found.push((tag, png));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
 }
 
 /// The model's variables, sorted by name.

@@ -125,6 +125,9 @@ pub struct TrainConfig {
     /// Mixed precision: float16 autocast on CUDA with dynamic loss scaling (as PyTorch's
     /// `autocast` + `GradScaler`). The scaler also runs on the CPU, where autocast does not.
     pub amp: bool,
+    /// Write TensorBoard event files into the run folder: every `results.csv` column with the
+    /// epoch as the step, each parameter group's learning rate, and the pictures the run drew.
+    pub tensorboard: bool,
 }
 
 impl Default for TrainConfig {
@@ -144,6 +147,7 @@ impl Default for TrainConfig {
             patience: None,
             seed: 0,
             amp: false,
+            tensorboard: true,
         }
     }
 }
@@ -241,7 +245,11 @@ fn fit_epochs(
         scaler: cfg.amp.then(LossScaler::default),
         best: None,
         bad_epochs: 0,
+        board: None,
     };
+    if main && cfg.tensorboard {
+        fit.board = Some(crate::tensorboard::EventWriter::create(&fit.dir.0)?);
+    }
     let mut start = 0usize;
     if control.resume {
         let state = ResumeState::load(&fit.dir, vs, opt, fit.ema.as_mut())?;
@@ -287,6 +295,8 @@ struct Fit<'a> {
     scaler: Option<LossScaler>,
     best: Option<(f64, usize)>,
     bad_epochs: usize,
+    /// The run's TensorBoard event file (rank 0, when `tensorboard` is on).
+    board: Option<crate::tensorboard::EventWriter>,
 }
 
 impl Fit<'_> {

@@ -282,6 +282,7 @@ pub fn train(
         patience: Some(cfg.patience),
         seed: cfg.seed,
         amp: false,
+        tensorboard: cfg.tensorboard,
     };
     let mut task = TrainingTask {
         model: &model,

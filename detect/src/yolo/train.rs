@@ -368,6 +368,7 @@ pub fn train(
         patience: Some(cfg.patience),
         seed: cfg.seed,
         amp: device.is_cuda(),
+        tensorboard: cfg.tensorboard,
     };
     let outcome = session.fit(&vs, &mut task, &mut opt, &train_cfg)?;
     println!(

@@ -42,6 +42,8 @@ pub struct FastConfig {
     pub loss: PerceptualLoss,
     /// Seed.
     pub seed: u64,
+    /// Write TensorBoard event files into the run folder (`tensorboard --logdir <project>`).
+    pub tensorboard: bool,
     /// Where runs go.
     pub project: PathBuf,
     /// Run name.
@@ -64,6 +66,7 @@ impl Default for FastConfig {
             lr: 1e-3,
             loss: PerceptualLoss::default(),
             seed: 0,
+            tensorboard: true,
             project: PathBuf::from("runs/style"),
             name: "fast".into(),
         }
@@ -279,6 +282,7 @@ pub fn train_fast(
         seed: cfg.seed,
         // Mixed precision where it pays (CUDA), as Ultralytics and the other tasks do.
         amp: device.is_cuda(),
+        tensorboard: cfg.tensorboard,
         ..TrainConfig::default()
     };
     session.fit(&vs, &mut task, &mut opt, &train_cfg)?;

@@ -115,6 +115,7 @@ fn config(epochs: usize) -> TrainConfig {
         patience: None,
         seed: 42,
         amp: false,
+        tensorboard: true,
     }
 }
 
@@ -598,4 +599,71 @@ fn amp_autocasts_and_trains_on_cuda() {
         after.is_finite() && after < 0.5 * before,
         "{before} -> {after}"
     );
+}
+
+/// The engine's TensorBoard event file, read by TensorBoard's own reader
+/// (`reference/tensorboard_read.py`): every record's CRCs check, every `results.csv` column is a
+/// scalar series with the epoch as the step and the same values, each parameter group's rate is
+/// there, and the chart drawn each epoch is an image; `tensorboard: false` writes no file.
+#[test]
+fn tensorboard_events_hold_every_results_csv_column() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = run(dir.path(), 3, &config(3), false, None, |_| {});
+    out.unwrap();
+    let stdout = ferrovis_tests::run_reference("tensorboard_read.py", &[dir.path().as_os_str()]);
+    let read: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(read["files"].as_array().unwrap().len(), 1, "{read}");
+    assert_eq!(read["crc_ok"], true, "{read}");
+    // The file version, then one event of scalars per epoch and one per picture.
+    assert!(read["records"].as_u64().unwrap() >= 4, "{read}");
+    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    let scalars = &read["scalars"];
+    for (c, name) in header.iter().enumerate().skip(1) {
+        let series = scalars[*name]
+            .as_array()
+            .unwrap_or_else(|| panic!("no scalar '{name}' in {scalars}"));
+        assert_eq!(series.len(), rows.len(), "{name}");
+        for (row, point) in rows.iter().zip(series) {
+            let (step, value) = (point[0].as_f64().unwrap(), point[1].as_f64().unwrap());
+            assert_eq!(step, row[0], "{name}: step");
+            // results.csv keeps 6 decimals (lr 6 significant digits, seconds 4 decimals), the
+            // event a float32.
+            let tolerance = if *name == "seconds" {
+                6e-5
+            } else {
+                1e-6 * row[c].abs().max(1.0)
+            };
+            assert!(
+                (value - row[c]).abs() <= tolerance,
+                "{name} at epoch {step}: {value} in TensorBoard, {} in results.csv",
+                row[c]
+            );
+        }
+        println!("{name}: {} epochs equal results.csv", series.len());
+    }
+    assert_eq!(scalars["lr/pg0"].as_array().unwrap().len(), 3);
+    if dir.path().join("results.png").is_file() {
+        let charts = read["images"]["results"].as_array().unwrap();
+        assert_eq!(charts.len(), 3, "{read}");
+        assert!(charts.iter().all(|c| c[1].as_i64().unwrap() > 100));
+    }
+    // Off by the setting: no event file.
+    let off = tempfile::tempdir().unwrap();
+    let mut cfg = config(1);
+    cfg.tensorboard = false;
+    let (_, out) = run(off.path(), 3, &cfg, false, None, |_| {});
+    out.unwrap();
+    let events = std::fs::read_dir(off.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("events.out"))
+        .count();
+    assert_eq!(events, 0);
 }

@@ -74,6 +74,7 @@ fn train_fast_step_stylize_and_gatys() {
             tv_weight: 1e-3,
         },
         seed: 0,
+        tensorboard: true,
         project: tmp.path().join("runs"),
         name: "fast".into(),
     };

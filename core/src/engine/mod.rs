@@ -37,6 +37,7 @@ mod amp;
 mod control;
 mod end_of_epoch;
 mod epoch;
+pub mod lr_find;
 mod progress;
 mod resume;
 mod session;

@@ -667,3 +667,91 @@ fn tensorboard_events_hold_every_results_csv_column() {
         .count();
     assert_eq!(events, 0);
 }
+
+/// The learning-rate range test on the regression task: the rate sweeps exponentially, the
+/// smoothed loss falls and then diverges (the test stops there), fastai's four suggestions equal
+/// a NumPy transcription of its functions on the recorded curve (`reference/lr_find_suggest.py`),
+/// and the weights, the optimiser's state and its rates are what they were before.
+#[test]
+fn lr_find_suggests_as_fastai_and_restores_the_model() {
+    use ferrovis_core::engine::lr_find::{lr_find, LrFindConfig};
+    let _serial = crate::serial();
+    tch::manual_seed(5);
+    let vs = VarStore::new(Device::Cpu);
+    let mut task = Regression::new(&vs);
+    let groups = param_groups(&vs, &[], &GroupConfig::default());
+    let mut opt = Optimizer::new(OptimizerKind::from_name("sgd", 0.9).unwrap(), groups, 0.05);
+    // Some optimiser state first, so that restoring it is tested too.
+    for step in 0..3 {
+        opt.zero_grad().unwrap();
+        task.train_step(0, step).unwrap().backward();
+        opt.step().unwrap();
+    }
+    let digest = |vs: &VarStore| {
+        let mut v: Vec<(String, String)> = vs
+            .variables()
+            .iter()
+            .map(|(n, t)| (n.clone(), tensor_sha256(t)))
+            .collect();
+        v.sort();
+        v
+    };
+    let state = |opt: &Optimizer| {
+        let mut v: Vec<(String, String)> = opt
+            .state_dict()
+            .iter()
+            .map(|(n, t)| (n.to_string(), tensor_sha256(t)))
+            .collect();
+        v.sort();
+        v
+    };
+    let (weights, opt_state, rates) = (digest(&vs), state(&opt), opt.lrs().to_vec());
+    let cfg = LrFindConfig {
+        num_it: 100,
+        ..LrFindConfig::default()
+    };
+    let curve = lr_find(&vs, &mut task, &mut opt, &cfg).unwrap();
+    assert_eq!(digest(&vs), weights, "weights after lr-find");
+    assert_eq!(state(&opt), opt_state, "optimiser state after lr-find");
+    assert_eq!(opt.lrs(), rates.as_slice());
+    // The rates sweep exponentially from 1e-7; the loss diverges before 10.
+    assert!((curve.lrs[0] - 1e-7).abs() < 1e-20);
+    let ratio = curve.lrs[1] / curve.lrs[0];
+    assert!((ratio - 1e8f64.powf(0.01)).abs() < 1e-9, "{ratio}");
+    assert!(curve.diverged, "{curve:?}");
+    let best = curve.losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(*curve.losses.last().unwrap() > 4.0 * best);
+    println!(
+        "{} iterations, loss {:.4} → best {best:.4} → {:.4} at lr {:.3e}",
+        curve.losses.len(),
+        curve.losses[0],
+        curve.losses.last().unwrap(),
+        curve.lrs.last().unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("curve.json");
+    let json =
+        serde_json::json!({"lrs": curve.lrs, "losses": curve.losses, "num_it": curve.num_it});
+    std::fs::write(&path, json.to_string()).unwrap();
+    let stdout = ferrovis_tests::run_reference("lr_find_suggest.py", &[path.as_os_str()]);
+    let theirs: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let ours = curve.suggestions();
+    for (name, got) in [
+        ("valley", ours.valley),
+        ("minimum", ours.minimum),
+        ("steep", ours.steep),
+        ("slide", ours.slide),
+    ] {
+        let (lr, (at, loss)) = got.unwrap_or_else(|| panic!("no {name} suggestion"));
+        let want = &theirs[name];
+        let close = |a: f64, b: &serde_json::Value| {
+            let b = b.as_f64().unwrap();
+            (a - b).abs() <= 1e-12 * b.abs().max(1e-30)
+        };
+        println!("{name}: {lr:.4e} (point {at:.4e}, loss {loss:.5})");
+        assert!(
+            close(lr, &want[0]) && close(at, &want[1][0]) && close(loss, &want[1][1]),
+            "{name}: ours ({lr}, ({at}, {loss})), the transcription's {want}"
+        );
+    }
+}

@@ -22,14 +22,13 @@ Medians; the ratios are ferrovis / the other (< 1: ferrovis is faster).
 """
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from detect_predict import ensure_ultralytics, random_model  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = "2"
@@ -48,13 +47,7 @@ def cargo_bench(package, bench, env=None):
 
 
 def median_of(runs, step):
-    step()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(step, runs)
 
 
 def main():

@@ -72,7 +72,7 @@ enum Dim {
 }
 
 /// Lists of constant numbers (`prim::ListConstruct` of constants) become constants themselves,
-/// so that an operator reads its sizes as one list.
+/// so that an operator reads its sizes as one list. Run on every trace before it is converted.
 pub(crate) fn fold_constant_lists(trace: &mut Trace) {
     for node in &trace.nodes {
         if node.kind != "prim::ListConstruct" || node.inputs.is_empty() {
@@ -578,40 +578,9 @@ impl<'a> Converter<'a> {
         let scope = self.scope(node);
         match kind {
             "prim::ListConstruct" | "prim::TupleConstruct" => {
-                let constants: Vec<Option<&Constant>> =
-                    i.iter().map(|v| self.constant(*v)).collect();
-                if !i.is_empty()
-                    && constants
-                        .iter()
-                        .all(|c| matches!(c, Some(Constant::Int(_))))
-                {
-                    let list = constants
-                        .iter()
-                        .map(|c| match c {
-                            Some(Constant::Int(x)) => *x,
-                            _ => 0,
-                        })
-                        .collect();
-                    self.trace
-                        .constants
-                        .insert(node.outputs[0].0, Constant::Ints(list));
-                } else if !i.is_empty()
-                    && constants
-                        .iter()
-                        .all(|c| matches!(c, Some(Constant::Float(_) | Constant::Int(_))))
-                {
-                    let list = constants
-                        .iter()
-                        .map(|c| match c {
-                            Some(Constant::Float(x)) => *x,
-                            Some(Constant::Int(x)) => *x as f64,
-                            _ => 0.0,
-                        })
-                        .collect();
-                    self.trace
-                        .constants
-                        .insert(node.outputs[0].0, Constant::Floats(list));
-                } else {
+                // Lists of numbers are constants already (`fold_constant_lists`); any other list
+                // holds tensors.
+                if self.constant(node.outputs[0].0).is_none() {
                     let names = i.iter().map(|v| self.tensor(*v)).collect::<Result<_>>()?;
                     self.values.insert(node.outputs[0].0, Value::Tensors(names));
                 }

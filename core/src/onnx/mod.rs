@@ -305,6 +305,7 @@ where
         .into_iter()
         .map(|(name, t)| (t.data_ptr() as usize, (name, t.size())))
         .collect();
+    aten::fold_constant_lists(&mut traced);
     if options.dynamic == Dynamic::None {
         return convert(&mut traced, None, &names, options);
     }
@@ -323,7 +324,6 @@ where
         ))
     })?;
     dynamic::same_operators(&traced, &twin)?;
-    aten::fold_constant_lists(&mut traced);
     aten::fold_constant_lists(&mut twin);
     let model = convert(&mut traced, Some(&twin), &names, options)?;
     let other = convert(&mut twin, Some(&traced), &names, options)?;

@@ -242,25 +242,34 @@ fn unit_images(size: i64) -> Tensor {
     (real_images(size) * std + mean).clamp(0.0, 1.0)
 }
 
-#[test]
-fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
-    let case = crate::yolo_ultralytics::model_case("yolov8n");
-    let pt = case.join("yolov8n-2cls.pt");
-    let tmp = tempfile::tempdir().unwrap();
-    let ours = tmp.path().join("ours.onnx");
-    let (ok, stdout, stderr) = crate::cli::cli(&[
+/// `detect export --weights pt --format onnx --imgsz 320 --out out` with `extra` flags, which
+/// must succeed; its standard output.
+fn detect_onnx_export(pt: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
         "detect",
         "export",
         "--weights",
         pt.to_str().unwrap(),
         "--format",
         "onnx",
-        "--out",
-        ours.to_str().unwrap(),
         "--imgsz",
         "320",
-    ]);
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = crate::cli::cli(&args);
     assert!(ok, "{stdout}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
+    let case = crate::yolo_ultralytics::model_case("yolov8n");
+    let pt = case.join("yolov8n-2cls.pt");
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours.onnx");
+    let stdout = detect_onnx_export(&pt, &ours, &[]);
     assert!(stdout.contains("ONNX, opset 18"), "{stdout}");
     let theirs = tmp.path().join("theirs.onnx");
     ferrovis_tests::run_reference(
@@ -298,20 +307,7 @@ fn yolov8n_onnx_has_ultralytics_layout_and_equals_ultralytics_own_export() {
     assert!(d <= 1e-4, "{d:.3e}");
     // `--dynamic`: one graph for any batch and any multiple of 32, anchors computed in it.
     let dynamic = tmp.path().join("dynamic.onnx");
-    let (ok, stdout, stderr) = crate::cli::cli(&[
-        "detect",
-        "export",
-        "--weights",
-        pt.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "--dynamic",
-        "--out",
-        dynamic.to_str().unwrap(),
-        "--imgsz",
-        "320",
-    ]);
-    assert!(ok, "{stdout}\n{stderr}");
+    let stdout = detect_onnx_export(&pt, &dynamic, &["--dynamic"]);
     assert!(stdout.contains("free batch, height and width"), "{stdout}");
     let both = unit_images(320);
     let smaller = unit_images(256).narrow(0, 1, 1);
@@ -364,24 +360,7 @@ fn yolov8n_nms_export_equals_detect_predict_and_ultralytics_nms_export() {
     let ours = tmp.path().join("ours-nms.onnx");
     // A low threshold, so that the pictures give many boxes to suppress and keep.
     let conf = "0.01";
-    let (ok, stdout, stderr) = crate::cli::cli(&[
-        "detect",
-        "export",
-        "--weights",
-        pt.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "--dynamic",
-        "batch",
-        "--nms",
-        "--conf",
-        conf,
-        "--out",
-        ours.to_str().unwrap(),
-        "--imgsz",
-        "320",
-    ]);
-    assert!(ok, "{stdout}\n{stderr}");
+    let stdout = detect_onnx_export(&pt, &ours, &["--dynamic", "batch", "--nms", "--conf", conf]);
     assert!(stdout.contains("with NMS"), "{stdout}");
     let theirs = tmp.path().join("theirs-nms.onnx");
     ferrovis_tests::run_reference(
